@@ -1,0 +1,3 @@
+from kstream.cli.app import main
+
+main()

@@ -1,0 +1,102 @@
+"""All kstream exception classes. Library errors are translated into these once,
+where they happen (kubeclient for transport and config, archive for zstd/JSON).
+
+Messages are one line, safe to print: they never carry tokens, keys or kubeconfig
+content.
+"""
+
+from __future__ import annotations
+
+from kstream.exitcodes import ExitCode
+
+
+class KstreamError(Exception):
+    """Base class: a message for the user and the exit code it maps to."""
+
+    exit_code: ExitCode = ExitCode.INTERNAL
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class UsageError(KstreamError):
+    exit_code = ExitCode.USAGE
+
+
+class UnknownResourceError(UsageError):
+    pass
+
+
+class ConfigError(KstreamError):
+    """Kubeconfig missing/invalid, unknown context."""
+
+    exit_code = ExitCode.CONFIG
+
+
+class AuthError(ConfigError):
+    """The server rejected the credentials (401)."""
+
+
+class ConnectionFailed(KstreamError):
+    """The server cannot be reached, or TLS verification failed."""
+
+    exit_code = ExitCode.CONNECTION
+
+
+class TLSError(ConnectionFailed):
+    pass
+
+
+class SnapshotError(KstreamError):
+    """An input snapshot is missing, truncated, corrupted or of unknown format."""
+
+    exit_code = ExitCode.SNAPSHOT
+
+
+class OutputError(KstreamError):
+    exit_code = ExitCode.OUTPUT
+
+
+class ApiError(KstreamError):
+    """A non-success HTTP answer from the server, with its status and reason."""
+
+    exit_code = ExitCode.CONNECTION
+
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        reason: str = "",
+        retry_after: float | None = None,
+        causes: tuple[str, ...] = (),
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.reason = reason
+        self.retry_after = retry_after
+        self.causes = causes
+
+    @property
+    def retriable(self) -> bool:
+        return self.status == 429 or self.status >= 500
+
+
+class TransportError(KstreamError):
+    """The connection broke or stalled in the middle of a request."""
+
+    exit_code = ExitCode.CONNECTION
+
+
+class StreamError(KstreamError):
+    """A watch-list stream misbehaved (ERROR event, ended without the end marker)."""
+
+    exit_code = ExitCode.CONNECTION
+
+    def __init__(self, message: str, status: int = 0, reason: str = "") -> None:
+        super().__init__(message)
+        self.status = status
+        self.reason = reason
