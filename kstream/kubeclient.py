@@ -159,7 +159,8 @@ class Client:
         self.host = cfg.host.rstrip("/")
         self._cfg = cfg
         try:
-            rest = RESTClientObject(cfg, pools_size=s.pool_size, maxsize=s.pool_size)
+            cfg.connection_pool_maxsize = s.pool_size
+            rest = RESTClientObject(cfg)
         except (ssl.SSLError, OSError) as e:
             raise TLSError(f"cannot load TLS material from kubeconfig: {type(e).__name__}") from None
         self.pool: urllib3.PoolManager = rest.pool_manager
@@ -217,8 +218,14 @@ class Client:
             raise err
         return resp
 
-    def get_json(self, path: str, accept: str = "application/json", what: str = "") -> Any:
-        resp = self.open(path, accept=accept, what=what)
+    def get_json(
+        self,
+        path: str,
+        accept: str = "application/json",
+        what: str = "",
+        query: Sequence[tuple[str, str]] = (),
+    ) -> Any:
+        resp = self.open(path, query, accept=accept, what=what)
         try:
             data = b"".join(read_chunks(resp, self.host))
         finally:

@@ -1,0 +1,58 @@
+# kstream: the two commands a new user needs are `make demo` and `make test`.
+# Everything they need is installed here (venv, package, control-plane build).
+
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+# Go builds of the control plane use the machine's Go toolchain, never a download.
+export GOTOOLCHAIN ?= local
+export GOFLAGS ?= -buildvcs=false
+
+.PHONY: help install controlplane test lint typecheck unit demo bench docs completions clean
+
+help:
+	@echo "make demo        set up, start a local control plane, seed it, run kstream on it"
+	@echo "make test        set up and run the whole suite (lint, types, unit, control plane)"
+	@echo "make bench       benchmarks against kubectl and the Python client (docs/benchmarks.md)"
+	@echo "make docs        regenerate docs/cli.md;  make completions: completions/*"
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $@
+
+install: $(VENV)/.installed
+
+# Builds etcd and kube-apiserver on first use (several minutes), then reuses
+# the binaries cached in ~/.cache/kstream/controlplane/<versions>/.
+controlplane: install
+	$(PY) -m tests.controlplane build
+
+lint: install
+	$(VENV)/bin/ruff check kstream tests
+	$(VENV)/bin/ruff format --check kstream tests
+
+typecheck: install
+	$(VENV)/bin/mypy
+
+unit: install
+	$(PY) -m pytest -m "not cluster"
+
+test: install controlplane lint typecheck
+	$(PY) -m pytest
+
+demo: install controlplane
+	$(PY) -m tests.demo
+
+bench: install controlplane
+	$(PY) -m tests.bench $(BENCH_ARGS)
+
+docs: install
+	$(PY) -m tests.gendocs
+
+completions: install
+	$(PY) -m tests.gencompletions
+
+clean:
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache demo-out bench-out

@@ -1,0 +1,224 @@
+"""Options shared by the commands, the two consoles, and connecting."""
+
+from __future__ import annotations
+
+import os
+import sys
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+from rich.console import Console
+
+if TYPE_CHECKING:
+    from kstream.kubeclient import Client
+
+# ------------------------------------------------------------------ consoles
+
+
+class Color(str, Enum):
+    auto = "auto"
+    always = "always"
+    never = "never"
+
+
+@dataclass
+class Consoles:
+    err: Console = field(default_factory=lambda: Console(stderr=True, highlight=False))
+    out: Console = field(default_factory=lambda: Console(highlight=False))
+
+
+consoles = Consoles()
+
+
+def setup_consoles(color: Color) -> None:
+    no_color = "NO_COLOR" in os.environ and os.environ["NO_COLOR"] != ""
+    if color is Color.never or (color is Color.auto and no_color):
+        kw: dict[str, object] = {"no_color": True, "color_system": None}
+    elif color is Color.always:
+        kw = {"force_terminal": True, "color_system": "standard"}
+    else:
+        kw = {}
+    consoles.err = Console(stderr=True, highlight=False, **kw)  # type: ignore[arg-type]
+    consoles.out = Console(highlight=False, **kw)  # type: ignore[arg-type]
+
+
+def note(msg: str) -> None:
+    """A message on stderr; cluster strings are never interpreted as markup."""
+    consoles.err.print(msg, markup=False, highlight=False, soft_wrap=True)
+
+
+# ------------------------------------------------------------------ shared options
+
+HELP_CLUSTER = "Cluster"
+HELP_SELECT = "Selection"
+HELP_OUTPUT = "Output"
+HELP_TUNING = "Tuning"
+
+KubeconfigOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--kubeconfig",
+        help="Kubeconfig file (default: $KUBECONFIG, several files allowed, else ~/.kube/config; in a pod, the in-cluster config).",
+        rich_help_panel=HELP_CLUSTER,
+        show_default=False,
+    ),
+]
+ContextOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--context",
+        help="Kubeconfig context to use (default: the current context).",
+        rich_help_panel=HELP_CLUSTER,
+        show_default=False,
+    ),
+]
+ResourceOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--resource",
+        "-r",
+        help="Resources to read, kubectl-style (plural, singular, short name, kind, resource.group); repeatable or comma-separated. Default: every resource that supports list and watch.",
+        rich_help_panel=HELP_SELECT,
+        show_default=False,
+    ),
+]
+ExcludeOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--exclude",
+        help="Resources to leave out, same names as --resource.",
+        rich_help_panel=HELP_SELECT,
+        show_default=False,
+    ),
+]
+NamespaceOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--namespace",
+        "-n",
+        help="Only these namespaces (repeatable or comma-separated); cluster-scoped resources are then left out unless named with -r. Default: all namespaces.",
+        rich_help_panel=HELP_SELECT,
+        show_default=False,
+    ),
+]
+AllNamespacesOpt = Annotated[
+    bool,
+    typer.Option(
+        "--all-namespaces",
+        "-A",
+        help="All namespaces (the default; accepted for kubectl habits).",
+        rich_help_panel=HELP_SELECT,
+    ),
+]
+SelectorOpt = Annotated[
+    str,
+    typer.Option(
+        "--selector",
+        "-l",
+        help="Label selector, evaluated by the server (e.g. app=web,tier!=db).",
+        rich_help_panel=HELP_SELECT,
+    ),
+]
+FieldSelectorOpt = Annotated[
+    str,
+    typer.Option(
+        "--field-selector",
+        help="Field selector, evaluated by the server (e.g. metadata.name=x).",
+        rich_help_panel=HELP_SELECT,
+    ),
+]
+
+
+class Method(str, Enum):
+    auto = "auto"
+    watch_list = "watch-list"
+    list = "list"
+
+
+MethodOpt = Annotated[
+    Method,
+    typer.Option(
+        "--method",
+        help="How to read: watch-list with LIST fallback (auto), or force one.",
+        rich_help_panel=HELP_TUNING,
+    ),
+]
+ConcurrencyOpt = Annotated[
+    int,
+    typer.Option(
+        "--concurrency",
+        "-c",
+        min=1,
+        max=64,
+        help="Resources streamed at the same time.",
+        rich_help_panel=HELP_TUNING,
+    ),
+]
+TimeoutOpt = Annotated[
+    float,
+    typer.Option(
+        "--timeout",
+        min=1,
+        help="Seconds of silence tolerated inside a stream before it is retried.",
+        rich_help_panel=HELP_TUNING,
+    ),
+]
+RetriesOpt = Annotated[
+    int,
+    typer.Option(
+        "--retries",
+        min=0,
+        max=100,
+        help="Retries per resource on 429, 5xx and broken streams (with backoff).",
+        rich_help_panel=HELP_TUNING,
+    ),
+]
+QuietOpt = Annotated[
+    bool,
+    typer.Option("--quiet", "-q", help="No progress and no summary; errors only."),
+]
+DebugOpt = Annotated[
+    bool,
+    typer.Option("--debug", help="Show tracebacks for errors (never with secrets)."),
+]
+ColorOpt = Annotated[
+    Color,
+    typer.Option("--color", help="Colour on stderr/stdout; NO_COLOR is honoured by auto."),
+]
+
+
+def split(values: list[str] | None) -> list[str]:
+    out: list[str] = []
+    for v in values or []:
+        out.extend(x.strip() for x in v.split(",") if x.strip())
+    return out
+
+
+@dataclass
+class Target:
+    """What to read from the cluster, after the options are checked."""
+
+    resources: list[str]
+    exclude: list[str]
+    namespaces: list[str]
+    selector: str
+    field_selector: str
+
+
+def connect(kubeconfig: str | None, context: str | None, concurrency: int, timeout: float) -> Client:
+    from kstream.kubeclient import Client, ConnectSettings
+
+    return Client(
+        ConnectSettings(
+            kubeconfig=kubeconfig,
+            context=context,
+            read_timeout=timeout,
+            pool_size=max(4, concurrency + 2),
+        )
+    )
+
+
+def stderr_is_terminal() -> bool:
+    return sys.stderr.isatty() and os.environ.get("TERM") != "dumb"

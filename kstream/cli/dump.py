@@ -1,0 +1,310 @@
+"""kstream dump: copy the cluster's objects out, one watch-list stream per resource."""
+
+from __future__ import annotations
+
+import datetime as dt
+import sys
+import threading
+import time
+from enum import Enum
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from kstream import __version__, paths
+from kstream.cli import common as c
+from kstream.cli.render import drive, summary_table
+from kstream.errors import UsageError
+from kstream.exitcodes import ExitCode
+
+
+class Format(str, Enum):
+    auto = "auto"
+    ndjson = "ndjson"
+    zst = "zst"
+    dir = "dir"
+
+
+class Secrets(str, Enum):
+    redact = "redact"
+    include = "include"
+    exclude = "exclude"
+
+
+EXAMPLES = """
+Examples:
+
+  kstream dump -o snap.ndjson.zst            # everything, as a zstd archive
+  kstream dump -o - -r configmaps,secrets | jq .metadata.name
+  kstream dump -o snapdir/ -n prod -l app=web --clean
+"""
+
+
+def dump(
+    output: Annotated[
+        str | None,
+        typer.Option(
+            "--output",
+            "-o",
+            help="Where to write: FILE.ndjson, FILE.ndjson.zst (archive), DIR/ (one file per resource), or - for stdout.",
+            rich_help_panel=c.HELP_OUTPUT,
+            show_default=False,
+        ),
+    ] = None,
+    fmt: Annotated[
+        Format,
+        typer.Option("--format", "-f", help="Output format; auto goes by the name.", rich_help_panel=c.HELP_OUTPUT),
+    ] = Format.auto,
+    force: Annotated[
+        bool,
+        typer.Option("--force", help="Replace an existing output (only once the new dump is written).", rich_help_panel=c.HELP_OUTPUT),
+    ] = False,
+    secrets: Annotated[
+        Secrets,
+        typer.Option(
+            "--secrets",
+            help="Secret values: redact (replace each by its sha256 digest, also inside last-applied-configuration), include as they are, or exclude Secrets.",
+            rich_help_panel=c.HELP_OUTPUT,
+        ),
+    ] = Secrets.redact,
+    secret_key_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--secret-key-file",
+            help="Key file: redact with HMAC-SHA256 under this key instead of plain sha256 (resists guessing short values). Same key, comparable digests.",
+            rich_help_panel=c.HELP_OUTPUT,
+            show_default=False,
+        ),
+    ] = None,
+    clean: Annotated[
+        bool,
+        typer.Option("--clean", help="Drop metadata.managedFields and the last-applied-configuration annotation.", rich_help_panel=c.HELP_OUTPUT),
+    ] = False,
+    strip: Annotated[
+        list[str] | None,
+        typer.Option("--strip", help='Drop a field path from every object (repeatable), e.g. status or metadata.annotations["x/y"].', rich_help_panel=c.HELP_OUTPUT, show_default=False),
+    ] = None,
+    level: Annotated[
+        int, typer.Option("--level", min=1, max=22, help="zstd compression level for archives.", rich_help_panel=c.HELP_OUTPUT)
+    ] = 3,
+    resource: c.ResourceOpt = None,
+    exclude: c.ExcludeOpt = None,
+    namespace: c.NamespaceOpt = None,
+    all_namespaces: c.AllNamespacesOpt = False,
+    selector: c.SelectorOpt = "",
+    field_selector: c.FieldSelectorOpt = "",
+    kubeconfig: c.KubeconfigOpt = None,
+    context: c.ContextOpt = None,
+    method: c.MethodOpt = c.Method.auto,
+    concurrency: c.ConcurrencyOpt = 4,
+    timeout: c.TimeoutOpt = 60.0,
+    retries: c.RetriesOpt = 8,
+    quiet: c.QuietOpt = False,
+    debug: c.DebugOpt = False,
+    color: c.ColorOpt = c.Color.auto,
+) -> None:
+    """Copy every object out of the cluster, streaming, into NDJSON or a zstd archive.
+
+    One watch-list stream per resource (LIST fallback where the server refuses
+    it); each object is written as the bytes the server sent, as it arrives.
+    Secret values are redacted by default.
+    """
+    c.setup_consoles(color)
+    if namespace and all_namespaces:
+        raise UsageError("--namespace and --all-namespaces cannot be used together")
+    if output is None:
+        if sys.stdout.isatty():
+            raise UsageError("say where to write: -o snap.ndjson.zst, -o snap.ndjson, -o DIR/, or -o - for stdout")
+        output = "-"
+    from kstream.archive import detect_format
+
+    f = detect_format(output) if fmt is Format.auto else fmt.value
+    if output == "-" and f != "ndjson":
+        raise UsageError(f"-o - writes NDJSON; --format {f} needs a file or directory")
+    try:
+        strip_paths = tuple(paths.parse(p) for p in c.split(strip))
+    except ValueError as e:
+        raise UsageError(f"--strip: {e}") from None
+    if clean:
+        from kstream.transform import CLEAN_PATHS
+
+        strip_paths += tuple(paths.parse(p) for p in CLEAN_PATHS)
+    key: bytes | None = None
+    if secret_key_file is not None:
+        try:
+            key = secret_key_file.read_bytes().strip()
+        except OSError as e:
+            raise UsageError(f"--secret-key-file: {e.strerror}: {secret_key_file}") from None
+        if not key:
+            raise UsageError(f"--secret-key-file: {secret_key_file} is empty")
+    code = run_dump(
+        output=output,
+        fmt=f,
+        force=force,
+        level=level,
+        secrets=secrets.value,
+        secret_key=key,
+        strip=strip_paths,
+        target=c.Target(c.split(resource), c.split(exclude), c.split(namespace), selector, field_selector),
+        kubeconfig=kubeconfig,
+        context=context,
+        method=method.value,
+        concurrency=concurrency,
+        timeout=timeout,
+        retries=retries,
+        quiet=quiet,
+    )
+    raise typer.Exit(int(code))
+
+
+def run_dump(
+    *,
+    output: str,
+    fmt: str,
+    force: bool,
+    level: int,
+    secrets: str,
+    secret_key: bytes | None,
+    strip: tuple[paths.Path, ...],
+    target: c.Target,
+    kubeconfig: str | None,
+    context: str | None,
+    method: str,
+    concurrency: int,
+    timeout: float,
+    retries: int,
+    quiet: bool,
+) -> ExitCode:
+    from kstream.archive import Entry, Spool, open_writer, unit_file_name
+    from kstream.plan import make_plan
+    from kstream.runner import Run, Terminated
+    from kstream.stream import Reader, StreamOptions, Unit
+    from kstream.transform import TransformOptions, make_transform
+
+    started = dt.datetime.now(dt.timezone.utc)
+    t0 = time.monotonic()
+    client = c.connect(kubeconfig, context, concurrency, timeout)
+    plan = make_plan(
+        client, target.resources, target.exclude, target.namespaces, skip_secrets=secrets == "exclude"
+    )
+    options: dict[str, Any] = {
+        "resources": target.resources,
+        "exclude": target.exclude,
+        "namespaces": target.namespaces,
+        "labelSelector": target.selector,
+        "fieldSelector": target.field_selector,
+        "secrets": secrets,
+        "secretDigest": "hmac-sha256" if secret_key else "sha256",
+        "strip": [paths.render(p) for p in strip],
+        "method": method,
+    }
+    header = {"created": started.isoformat(), "tool": f"kstream {__version__}"}
+    writer = open_writer(output, fmt, force, level, header)
+    topts = TransformOptions(secrets=secrets, secret_key=secret_key, strip=strip)
+    sopts = StreamOptions(
+        label_selector=target.selector,
+        field_selector=target.field_selector,
+        method=method,
+        max_retries=retries,
+    )
+    reader = Reader(client, sopts, threading.Event())
+
+    def make_sink(u: Unit) -> Spool:
+        name = unit_file_name(u.resource.group, u.resource.version, u.resource.resource, u.namespace)
+        return writer.new_spool(name, make_transform(u.resource, topts))
+
+    def entry(u: Unit, sink: Spool | None) -> Entry:
+        r = u.resource
+        return Entry(
+            group=r.group,
+            version=r.version,
+            resource=r.resource,
+            kind=r.kind,
+            namespaced=r.namespaced,
+            namespace=u.namespace,
+            status=u.status or "incomplete",
+            method=u.method,
+            resourceVersion=u.resource_version,
+            objects=sink.objects if sink else 0,
+            bytes=sink.size if sink else 0,
+            duration=round(u.duration, 3),
+            retries=u.retries,
+            error=u.error or None,
+            fallback=u.fallback_reason or None,
+            sha256=sink.sha.hexdigest() if sink else "",
+        )
+
+    def deliver(u: Unit, sink: Spool) -> None:
+        writer.append(entry(u, sink), sink)
+
+    run = Run(reader, plan.units, make_sink, deliver, concurrency, estimate=not quiet and c.stderr_is_terminal())
+    interrupted: ExitCode | None = None
+    try:
+        drive(run.events(), plan.units, quiet, "dump")
+    except KeyboardInterrupt:
+        interrupted = ExitCode.INTERRUPTED
+    except Terminated:
+        interrupted = ExitCode.TERMINATED
+    except BaseException:
+        run.cancel()
+        writer.abort()
+        raise
+    if interrupted is not None:
+        run.cancel()
+        if output == "-":
+            writer.abort()
+            c.note("interrupted: the output on stdout is incomplete")
+            return interrupted
+    written = {e.index for e in plan.units[: run.delivered]}
+    missing = [u for u in plan.units if u.index not in written]
+    status = "complete"
+    if interrupted is not None:
+        status = "interrupted"
+    elif any(u.status != "complete" for u in plan.units) or plan.discovery.failures:
+        status = "partial"
+    manifest = {
+        "format": "kstream-archive",
+        "version": 1,
+        "tool": f"kstream {__version__}",
+        "status": status,
+        "server": {"url": plan.server, "version": plan.server_version},
+        "context": plan.context,
+        "started": started.isoformat(),
+        "finished": dt.datetime.now(dt.timezone.utc).isoformat(),
+        "duration": round(time.monotonic() - t0, 3),
+        "options": options,
+        "excludedByDefault": [r.name for r in plan.selection.excluded_by_default],
+        "discoveryFailures": [{"groupVersion": f.group, "error": f.error} for f in plan.discovery.failures],
+        "notRead": [entry(u, None).to_json() for u in missing],
+    }
+    try:
+        where = writer.finish(manifest, interrupted=interrupted is not None)
+    except BaseException:
+        writer.abort()
+        raise
+    _report(plan, where, status, quiet)
+    if interrupted is not None:
+        c.note(f"interrupted: what was read so far is in {where}, marked incomplete")
+        return interrupted
+    return ExitCode.OK if status == "complete" else ExitCode.PARTIAL
+
+
+def _report(plan: Any, where: str, status: str, quiet: bool) -> None:
+    units = plan.units
+    bad = [u for u in units if u.status != "complete"]
+    for f in plan.discovery.failures:
+        c.note(f"warning: discovery of {f.group} failed, skipped: {f.error}")
+    if quiet:
+        for u in bad:
+            c.note(f"warning: {u.label}: {u.status or 'incomplete'}: {u.error}")
+        return
+    c.consoles.err.print(summary_table(units, f"kstream dump → {where}"))
+    objs = sum(u.objects for u in units)
+    c.note(
+        f"{status}: {len(units) - len(bad)}/{len(units)} resources, {objs:,} objects"
+        + (f", {len(bad)} not read" if bad else "")
+    )
+    if plan.selection.excluded_by_default:
+        names = ", ".join(r.name for r in plan.selection.excluded_by_default)
+        c.note(f"excluded by default: {names} (name them with -r to include)")

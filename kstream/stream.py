@@ -1,0 +1,530 @@
+"""Read one resource (in one namespace, or cluster-wide) out of the server.
+
+Watch-list first: `watch=1&sendInitialEvents=true&allowWatchBookmarks=true&
+resourceVersionMatch=NotOlderThan`, up to the BOOKMARK annotated
+`k8s.io/initial-events-end`. Each ADDED event's object is handed to the sink as
+the exact bytes the server sent; nothing is parsed unless the sink asks for it.
+
+Falls back to a paginated LIST (limit/continue) parsed incrementally with ijson
+when the server refuses watch-list for the resource. Retries 429/5xx with backoff
+(honouring Retry-After) and restarts the resource from scratch, discarding what
+the sink got, when a stream is cut.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from kstream.errors import (
+    ApiError,
+    AuthError,
+    ConnectionFailed,
+    KstreamError,
+    StreamError,
+    TLSError,
+    TransportError,
+)
+from kstream.kubeclient import Client, read_chunks
+from kstream.resources import Resource
+
+WATCH_LIST = "watch-list"
+LIST = "list"
+
+ADDED_PREFIX = b'{"type":"ADDED","object":'
+END_ANNOTATION = "k8s.io/initial-events-end"
+
+
+class Sink(Protocol):
+    """Where a unit's objects go. Called from one worker thread."""
+
+    def write(self, obj: bytes) -> None:
+        """One object: its compact JSON, without a newline."""
+
+    def reset(self) -> None:
+        """Forget everything written so far (the resource is read again)."""
+
+    def fold(self, overrides: dict[tuple[str, str], bytes | None]) -> None:
+        """Apply changes that arrived before the end marker (old servers): the
+        object with that namespace/name is replaced, or dropped when None; keys
+        not yet written are appended."""
+
+
+@dataclass(frozen=True)
+class StreamOptions:
+    label_selector: str = ""
+    field_selector: str = ""
+    resource_version: str = ""  # "" = consistent read; "0" = any cached state
+    method: str = "auto"  # auto | watch-list | list
+    page_size: int = 500
+    max_retries: int = 8
+    watch_timeout: int = 600  # timeoutSeconds: the server ends a stream after this
+    stream_failures_before_fallback: int = 3
+    backoff_base: float = 0.5
+    backoff_max: float = 30.0
+
+
+@dataclass
+class Unit:
+    """One stream: a resource in one namespace (or all). Mutated only by its worker."""
+
+    resource: Resource
+    namespace: str | None = None
+    index: int = 0
+    state: str = "waiting"  # waiting streaming listing retrying done forbidden failed skipped
+    status: str = ""  # complete forbidden failed skipped incomplete (final)
+    method: str = ""
+    fallback_reason: str = ""
+    objects: int = 0
+    bytes: int = 0
+    retries: int = 0
+    resource_version: str = ""
+    estimate: int | None = None
+    error: str = ""
+    started: float = 0.0
+    finished: float = 0.0
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def label(self) -> str:
+        return self.resource.name + (f" -n {self.namespace}" if self.namespace else "")
+
+    @property
+    def duration(self) -> float:
+        if not self.started:
+            return 0.0
+        return (self.finished or time.monotonic()) - self.started
+
+
+class Cancelled(Exception):
+    """The run is being stopped (Ctrl-C, SIGTERM, a fatal error elsewhere)."""
+
+
+Emit = Callable[[Unit], None]
+
+
+# --------------------------------------------------------------------------- JSON helpers
+
+_GO_ESCAPES = str.maketrans(
+    {"<": "\\u003c", ">": "\\u003e", "&": "\\u0026", "\u2028": "\\u2028", "\u2029": "\\u2029"}
+)
+
+
+def go_json(obj: Any) -> bytes:
+    """Compact JSON escaped like Go's encoding/json (the server's encoder), so a
+    re-encoded object matches what the server sends for it."""
+    s = json.dumps(obj, ensure_ascii=False, separators=(",", ":"))
+    return s.translate(_GO_ESCAPES).encode("utf-8")
+
+
+def object_key(obj: dict[str, Any]) -> tuple[str, str]:
+    md = obj.get("metadata") or {}
+    return (str(md.get("namespace") or ""), str(md.get("name") or ""))
+
+
+def iter_lines(chunks: Iterable[bytes]) -> Iterator[bytes]:
+    """Split a byte stream into lines of any length. A trailing partial line (a
+    stream cut mid-event) is not yielded."""
+    buf = bytearray()
+    for chunk in chunks:
+        start = 0
+        if buf:
+            i = chunk.find(b"\n")
+            if i < 0:
+                buf += chunk
+                continue
+            buf += chunk[:i]
+            yield bytes(buf)
+            buf.clear()
+            start = i + 1
+        while True:
+            j = chunk.find(b"\n", start)
+            if j < 0:
+                break
+            yield chunk[start:j]
+            start = j + 1
+        if start < len(chunk):
+            buf += chunk[start:]
+
+
+_WS = " \t\r\n"
+
+
+def parse_list_head(buf: bytes) -> dict[str, Any] | None:
+    """The top-level members of a LIST body that precede "items" (kind,
+    apiVersion, metadata), or None when more bytes are needed."""
+    s = buf.decode("utf-8", "ignore")
+    dec = json.JSONDecoder()
+    out: dict[str, Any] = {}
+    try:
+        i = _skip(s, 0)
+        if s[i] != "{":
+            raise ValueError("not a JSON object")
+        i = _skip(s, i + 1)
+        while True:
+            if s[i] == "}":
+                out["__end__"] = True
+                return out
+            key, i = dec.raw_decode(s, i)
+            i = _skip(s, i)
+            if s[i] != ":":
+                raise ValueError("bad JSON")
+            i = _skip(s, i + 1)
+            if key == "items":
+                return out
+            val, i = dec.raw_decode(s, i)
+            out[key] = val
+            i = _skip(s, i)
+            if s[i] == ",":
+                i = _skip(s, i + 1)
+    except (IndexError, json.JSONDecodeError):
+        return None
+
+
+def _skip(s: str, i: int) -> int:
+    while s[i] in _WS:
+        i += 1
+    return i
+
+
+# --------------------------------------------------------------------------- the reader
+
+
+class Reader:
+    """Reads units; shared by the worker threads of one run."""
+
+    def __init__(self, client: Client, opts: StreamOptions, cancel: threading.Event) -> None:
+        self.client = client
+        self.opts = opts
+        self.cancel = cancel
+        self._open: dict[int, Any] = {}
+        self._lock = threading.Lock()
+
+    # -- cancellation: close every open response so blocked reads return
+    def abort_all(self) -> None:
+        with self._lock:
+            responses = list(self._open.values())
+        for r in responses:
+            try:
+                r.shutdown() if hasattr(r, "shutdown") else r.close()
+            except Exception:
+                pass
+
+    def _track(self, resp: Any) -> None:
+        with self._lock:
+            self._open[threading.get_ident()] = resp
+
+    def _untrack(self, resp: Any) -> None:
+        with self._lock:
+            self._open.pop(threading.get_ident(), None)
+        try:
+            resp.close()
+        except Exception:
+            pass
+        try:
+            resp.release_conn()
+        except Exception:
+            pass
+
+    def _chunks(self, resp: Any) -> Iterator[bytes]:
+        for chunk in read_chunks(resp, self.client.host):
+            if self.cancel.is_set():
+                raise Cancelled()
+            yield chunk
+
+    def _sleep(self, seconds: float) -> None:
+        if self.cancel.wait(seconds):
+            raise Cancelled()
+
+    def _backoff(self, attempt: int, retry_after: float | None) -> float:
+        if retry_after is not None:
+            return min(max(retry_after, 0.1), 120.0)
+        base = min(self.opts.backoff_max, self.opts.backoff_base * (2 ** max(0, attempt - 1)))
+        return base * (0.5 + random.random() / 2)
+
+    def _selectors(self) -> list[tuple[str, str]]:
+        q = []
+        if self.opts.label_selector:
+            q.append(("labelSelector", self.opts.label_selector))
+        if self.opts.field_selector:
+            q.append(("fieldSelector", self.opts.field_selector))
+        return q
+
+    def estimate(self, unit: Unit) -> int | None:
+        """A cheap object count: a LIST with limit=1 and its remainingItemCount
+        (absent with selectors, or when the server does not say)."""
+        if self.opts.label_selector or self.opts.field_selector:
+            return None
+        try:
+            doc = self.client.get_json(
+                unit.resource.path(unit.namespace), query=[("limit", "1")], what="estimate"
+            )
+        except KstreamError:
+            return None
+        md = doc.get("metadata") or {} if isinstance(doc, dict) else {}
+        n = len(doc.get("items") or []) if isinstance(doc, dict) else 0
+        if md.get("continue"):
+            rem = md.get("remainingItemCount")
+            return n + rem if isinstance(rem, int) else None
+        return n
+
+    # -- one unit, with retries and fallback
+    def read(self, unit: Unit, sink: Sink, emit: Emit) -> None:
+        """Fill the sink with the unit's objects; sets unit.status. Raises only
+        AuthError/TLSError (fatal for the run) and Cancelled."""
+        r = unit.resource
+        method = self.opts.method
+        if method == "auto":
+            method = WATCH_LIST if r.watchable else LIST
+        if method == LIST and self.opts.method == "auto" and not r.watchable:
+            unit.fallback_reason = "the resource does not support watch"
+        unit.started = time.monotonic()
+        stream_failures = 0
+        attempt = 0
+        while True:
+            if self.cancel.is_set():
+                raise Cancelled()
+            unit.method = method
+            unit.state = "streaming" if method == WATCH_LIST else "listing"
+            emit(unit)
+            try:
+                if method == WATCH_LIST:
+                    rv = self._watch_list(unit, sink)
+                else:
+                    rv = self._list(unit, sink)
+                unit.resource_version = rv
+                unit.status = "complete"
+                unit.state = "done"
+                unit.finished = time.monotonic()
+                emit(unit)
+                return
+            except (AuthError, TLSError, Cancelled):
+                raise
+            except ApiError as e:
+                self._discard(unit, sink)
+                if method == WATCH_LIST and e.status in (400, 403, 404, 405, 406, 422):
+                    method = self._fall_back(unit, _refusal(e))
+                    continue
+                if e.status == 410 or e.retriable or e.reason == "ResourceVersionTooLarge":
+                    if attempt < self.opts.max_retries:
+                        attempt += 1
+                        self._retry(unit, emit, attempt, e.retry_after, str(e))
+                        continue
+                self._end(unit, emit, "forbidden" if e.status == 403 else "failed", str(e))
+                return
+            except StreamError as e:
+                self._discard(unit, sink)
+                if e.status == 410:
+                    unit.notes.append("resource version expired (410): restarted")
+                elif e.status == 0:
+                    stream_failures += 1
+                elif e.status != 429 and e.status <= 500 and method == WATCH_LIST:
+                    # an ERROR event the server would send again (e.g. 500 from an
+                    # etcd without progress requests): read with LIST instead
+                    method = self._fall_back(unit, f"watch-list ERROR event: {e}")
+                    continue
+                if (
+                    method == WATCH_LIST
+                    and stream_failures >= self.opts.stream_failures_before_fallback
+                ):
+                    method = self._fall_back(
+                        unit, f"{stream_failures} streams ended without the end marker"
+                    )
+                    continue
+                if attempt < self.opts.max_retries:
+                    attempt += 1
+                    self._retry(unit, emit, attempt, None, str(e))
+                    continue
+                self._end(unit, emit, "failed", str(e))
+                return
+            except (TransportError, ConnectionFailed) as e:
+                self._discard(unit, sink)
+                if method == WATCH_LIST and isinstance(e, TransportError):
+                    stream_failures += 1
+                    if stream_failures >= self.opts.stream_failures_before_fallback:
+                        method = self._fall_back(unit, f"{stream_failures} streams broke: {e}")
+                        continue
+                if attempt < self.opts.max_retries:
+                    attempt += 1
+                    self._retry(unit, emit, attempt, None, str(e))
+                    continue
+                self._end(unit, emit, "failed", str(e))
+                return
+            except KstreamError as e:
+                self._discard(unit, sink)
+                self._end(unit, emit, "failed", str(e))
+                return
+
+    def _discard(self, unit: Unit, sink: Sink) -> None:
+        sink.reset()
+        unit.objects = unit.bytes = 0
+        unit.estimate = None
+
+    def _fall_back(self, unit: Unit, reason: str) -> str:
+        unit.fallback_reason = reason
+        return LIST
+
+    def _retry(self, unit: Unit, emit: Emit, attempt: int, after: float | None, why: str) -> None:
+        unit.retries += 1
+        unit.state = "retrying"
+        unit.error = why
+        emit(unit)
+        self._sleep(self._backoff(attempt, after))
+        unit.error = ""
+
+    def _end(self, unit: Unit, emit: Emit, status: str, error: str) -> None:
+        unit.state = unit.status = status
+        unit.error = error
+        unit.finished = time.monotonic()
+        emit(unit)
+
+    # -- watch-list
+    def _watch_list(self, unit: Unit, sink: Sink) -> str:
+        r = unit.resource
+        q = [
+            ("watch", "1"),
+            ("sendInitialEvents", "true"),
+            ("allowWatchBookmarks", "true"),
+            ("resourceVersionMatch", "NotOlderThan"),
+            ("resourceVersion", self.opts.resource_version),
+            ("timeoutSeconds", str(self.opts.watch_timeout)),
+            *self._selectors(),
+        ]
+        resp = self.client.open(r.path(unit.namespace), q, what=f"watch {unit.label}")
+        self._track(resp)
+        folded: dict[tuple[str, str], bytes | None] = {}
+        plen = len(ADDED_PREFIX)
+        write = sink.write
+        try:
+            for line in iter_lines(self._chunks(resp)):
+                if not folded and line.startswith(ADDED_PREFIX) and line.endswith(b"}"):
+                    obj = line[plen:-1]
+                    write(obj)
+                    unit.objects += 1
+                    unit.bytes += len(obj)
+                    continue
+                if not line.strip():
+                    continue
+                try:
+                    ev = json.loads(line)
+                    typ, o = ev["type"], ev["object"]
+                except (ValueError, KeyError, TypeError):
+                    raise StreamError(f"watch {unit.label}: unreadable event") from None
+                if typ == "BOOKMARK":
+                    md = o.get("metadata") or {}
+                    if (md.get("annotations") or {}).get(END_ANNOTATION) == "true":
+                        if folded:
+                            sink.fold(folded)
+                            unit.notes.append(f"{len(folded)} changes folded before the marker")
+                        return str(md.get("resourceVersion", ""))
+                    continue
+                if typ == "ERROR":
+                    raise StreamError(
+                        f"watch {unit.label}: {o.get('message', 'error event')}",
+                        status=int(o.get("code") or 0),
+                        reason=str(o.get("reason") or ""),
+                    )
+                key = object_key(o)
+                if typ == "ADDED" and not folded:
+                    obj = go_json(o)
+                    write(obj)
+                    unit.objects += 1
+                    unit.bytes += len(obj)
+                elif typ == "DELETED":
+                    folded[key] = None
+                elif typ in ("ADDED", "MODIFIED"):
+                    folded[key] = go_json(o)
+            raise StreamError(f"watch {unit.label}: stream ended before the end-of-initial-events marker")
+        finally:
+            self._untrack(resp)
+
+    # -- paginated LIST
+    def _list(self, unit: Unit, sink: Sink) -> str:
+        import ijson
+
+        r = unit.resource
+        kind_prefix = ('{"kind":' + json.dumps(r.kind) + ',"apiVersion":' + json.dumps(r.api_version) + ",").encode()
+        cont = ""
+        rv = ""
+        write = sink.write
+        while True:
+            q = [("limit", str(self.opts.page_size)), *self._selectors()]
+            if cont:
+                q.append(("continue", cont))
+            resp = self.client.open(r.path(unit.namespace), q, what=f"list {unit.label}")
+            self._track(resp)
+            items: list[Any] = []
+            coro = ijson.items_coro(_ListAppender(items), "items.item", use_float=True)
+            head_buf = bytearray()
+            head: dict[str, Any] | None = None
+            try:
+                for chunk in self._chunks(resp):
+                    if head is None:
+                        head_buf += chunk
+                        head = parse_list_head(bytes(head_buf))
+                        if head is None and len(head_buf) > 4 * 1024 * 1024:
+                            raise TransportError(f"list {unit.label}: unreadable list body")
+                    coro.send(chunk)
+                    for item in items:
+                        obj = _encode_item(item, kind_prefix)
+                        write(obj)
+                        unit.objects += 1
+                        unit.bytes += len(obj)
+                    items.clear()
+                coro.close()
+                for item in items:
+                    obj = _encode_item(item, kind_prefix)
+                    write(obj)
+                    unit.objects += 1
+                    unit.bytes += len(obj)
+                items.clear()
+            except ijson.common.IncompleteJSONError:
+                raise TransportError(f"list {unit.label}: the body was cut short") from None
+            except ijson.common.JSONError:
+                raise TransportError(f"list {unit.label}: invalid JSON in the list body") from None
+            finally:
+                self._untrack(resp)
+            if head is None:
+                raise TransportError(f"list {unit.label}: the body was cut short")
+            md = head.get("metadata") or {}
+            rv = rv or str(md.get("resourceVersion") or "")
+            cont = str(md.get("continue") or "")
+            remaining = md.get("remainingItemCount")
+            if isinstance(remaining, int):
+                unit.estimate = unit.objects + remaining
+            if not cont:
+                return rv
+
+
+class _ListAppender:
+    """ijson's push target: collects the items of one chunk."""
+
+    def __init__(self, items: list[Any]) -> None:
+        self.send = items.append
+
+    def close(self) -> None:
+        pass
+
+
+def _encode_item(item: dict[str, Any], kind_prefix: bytes) -> bytes:
+    """A LIST item as the server would send it in a watch event: typed objects
+    get kind and apiVersion first (LIST items of built-in types carry neither)."""
+    if "kind" in item and "apiVersion" in item:
+        return go_json(item)
+    body = go_json(item)
+    if body == b"{}":
+        return kind_prefix[:-1] + b"}"
+    return kind_prefix + body[1:]
+
+
+def _refusal(e: ApiError) -> str:
+    if e.status == 422 or e.status == 400:
+        return f"watch-list refused: {e}"
+    if e.status == 403:
+        return "watch is forbidden (list may be allowed)"
+    return f"watch not served: {e}"
