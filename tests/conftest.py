@@ -1,0 +1,101 @@
+"""Shared fixtures. Tests that need the real control plane use `cluster` (one per
+session, started on first use) and carry the `cluster` marker; the rest never
+start it."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from tests.controlplane import ControlPlane
+from tests.seed import Api, seed_demo
+
+REPO = Path(__file__).resolve().parents[1]
+VENV_BIN = Path(sys.executable).parent
+KUBECTL = str(VENV_BIN / "kubectl")
+
+
+@dataclass
+class Cluster:
+    cp: ControlPlane
+    api: Api
+
+    @property
+    def kubeconfig(self) -> Path:
+        return self.cp.kubeconfig
+
+
+def _start(tmp: Path, gates: str = "") -> ControlPlane:
+    cp = ControlPlane(tmp, feature_gates=gates)
+    cp.start()
+    return cp
+
+
+@pytest.fixture(scope="session")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    """The session's control plane, seeded with the demo objects (3 namespaces,
+    ConfigMaps, Secrets, Deployments, widgets.demo.kstream.dev)."""
+    cp = _start(tmp_path_factory.mktemp("controlplane"))
+    try:
+        api = seed_demo(cp)
+        yield Cluster(cp, api)
+    finally:
+        cp.stop()
+
+
+@pytest.fixture(scope="session")
+def cluster_no_watchlist(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    """A second control plane with the WatchList feature gate off."""
+    cp = _start(tmp_path_factory.mktemp("controlplane-nowl"), "WatchList=false")
+    try:
+        api = seed_demo(cp)
+        yield Cluster(cp, api)
+    finally:
+        cp.stop()
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        uses = {"cluster", "cluster_no_watchlist"} & set(getattr(item, "fixturenames", ()))
+        if uses and item.get_closest_marker("cluster") is None:
+            raise pytest.UsageError(f"{item.nodeid} uses the control plane but lacks @pytest.mark.cluster")
+
+
+@dataclass
+class Result:
+    code: int
+    out: bytes
+    err: str
+
+    @property
+    def text(self) -> str:
+        return self.out.decode()
+
+
+def kstream(*args: str, kubeconfig: Path | None = None, env: dict[str, str] | None = None,
+            input: bytes | None = None, timeout: float = 300) -> Result:
+    """Run the real `kstream` command (a subprocess, as a user would)."""
+    e = {k: v for k, v in os.environ.items() if k not in ("KUBECONFIG", "NO_COLOR")}
+    e["HOME"] = e.get("HOME", "/root")
+    if kubeconfig is not None:
+        e["KUBECONFIG"] = str(kubeconfig)
+    e.update(env or {})
+    p = subprocess.run(
+        [str(VENV_BIN / "kstream"), *args],
+        capture_output=True, env=e, input=input, timeout=timeout,
+    )
+    return Result(p.returncode, p.stdout, p.stderr.decode(errors="replace"))
+
+
+def kubectl_json(kubeconfig: Path, *args: str) -> dict:
+    import json
+
+    p = subprocess.run([KUBECTL, "--kubeconfig", str(kubeconfig), *args, "-o", "json"],
+                       capture_output=True, check=True, timeout=120)
+    return json.loads(p.stdout)
