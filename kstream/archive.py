@@ -166,7 +166,7 @@ def _iter_spool_lines(f: IO[bytes], compressed: bool) -> Iterator[bytes]:
     if compressed:
         import zstandard
 
-        src = zstandard.ZstdDecompressor().stream_reader(f, read_across_frames=True, closefd=False)  # type: ignore[assignment]
+        src = zstandard.ZstdDecompressor().stream_reader(f, read_across_frames=True, closefd=False)
     from kstream.stream import iter_lines
 
     yield from iter_lines(iter(lambda: src.read(COPY_BUF), b""))
@@ -189,7 +189,7 @@ class Entry:
     namespace: str | None
     status: str
     method: str = ""
-    resourceVersion: str = ""  # noqa: N815 - the manifest's field name
+    resourceVersion: str = ""
     objects: int = 0
     bytes: int = 0
     duration: float = 0.0
@@ -271,7 +271,9 @@ def _write_guard(fn: Callable[[], Any], what: str) -> Any:
 class ArchiveWriter(Writer):
     format = "zst"
 
-    def __init__(self, path: str, force: bool, level: int = 3, header: dict[str, Any] | None = None) -> None:
+    def __init__(
+        self, path: str, force: bool, level: int = 3, header: dict[str, Any] | None = None
+    ) -> None:
         super().__init__(path, force)
         self.level = level
         self.target = Path(path)
@@ -279,12 +281,18 @@ class ArchiveWriter(Writer):
         if self.target.is_dir():
             raise OutputError(f"cannot write {self.target}: it is a directory")
         parent = self.target.parent
-        self.spool_dir = Path(_write_guard(
-            lambda: tempfile.mkdtemp(prefix=f".{self.target.name}.", suffix=".kstream-tmp", dir=parent),
-            str(self.target),
-        ))
+        self.spool_dir = Path(
+            _write_guard(
+                lambda: tempfile.mkdtemp(
+                    prefix=f".{self.target.name}.", suffix=".kstream-tmp", dir=parent
+                ),
+                str(self.target),
+            )
+        )
         self.tmp = self.spool_dir / "archive"
-        fd = _write_guard(lambda: os.open(self.tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), str(self.target))
+        fd = _write_guard(
+            lambda: os.open(self.tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), str(self.target)
+        )
         self.out = os.fdopen(fd, "wb")
         head = {"format": FORMAT, "version": FORMAT_VERSION, **(header or {})}
         self._w(skippable(MAGIC_HEADER, json.dumps(head).encode()))
@@ -340,12 +348,21 @@ class NdjsonWriter(Writer):
             _check_target(self.target, force)
             if self.target.is_dir():
                 raise OutputError(f"cannot write {self.target}: it is a directory")
-            self.spool_dir = Path(_write_guard(
-                lambda: tempfile.mkdtemp(prefix=f".{self.target.name}.", suffix=".kstream-tmp", dir=self.target.parent),
+            self.spool_dir = Path(
+                _write_guard(
+                    lambda: tempfile.mkdtemp(
+                        prefix=f".{self.target.name}.",
+                        suffix=".kstream-tmp",
+                        dir=self.target.parent,
+                    ),
+                    str(self.target),
+                )
+            )
+            tmp = self.tmp = self.spool_dir / "out.ndjson"
+            fd = _write_guard(
+                lambda: os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600),
                 str(self.target),
-            ))
-            self.tmp = self.spool_dir / "out.ndjson"
-            fd = _write_guard(lambda: os.open(self.tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), str(self.target))
+            )
             self.out = os.fdopen(fd, "wb")
 
     def append(self, entry: Entry, spool: Spool) -> None:
@@ -403,10 +420,14 @@ class DirectoryWriter(Writer):
         parent = self.target.parent
         if not parent.is_dir() or not os.access(parent, os.W_OK):
             raise OutputError(f"cannot write {self.target}: {parent} is not a writable directory")
-        self.spool_dir = Path(_write_guard(
-            lambda: tempfile.mkdtemp(prefix=f".{self.target.name}.", suffix=".kstream-tmp", dir=parent),
-            str(self.target),
-        ))
+        self.spool_dir = Path(
+            _write_guard(
+                lambda: tempfile.mkdtemp(
+                    prefix=f".{self.target.name}.", suffix=".kstream-tmp", dir=parent
+                ),
+                str(self.target),
+            )
+        )
         os.chmod(self.spool_dir, 0o700)
 
     def append(self, entry: Entry, spool: Spool) -> None:
@@ -418,7 +439,9 @@ class DirectoryWriter(Writer):
     def finish(self, manifest: dict[str, Any], interrupted: bool) -> str:
         manifest = {**manifest, "resources": [e.to_json() for e in self.entries]}
         mpath = self.spool_dir / MANIFEST_NAME
-        fd = _write_guard(lambda: os.open(mpath, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), str(mpath))
+        fd = _write_guard(
+            lambda: os.open(mpath, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), str(mpath)
+        )
         with os.fdopen(fd, "w") as f:
             _write_guard(lambda: json.dump(manifest, f, indent=2), str(mpath))
         for p in self.spool_dir.iterdir():
@@ -491,7 +514,9 @@ class Snapshot:
             assert entry.offset is not None and entry.length is not None
             with open(self.path, "rb") as f:
                 f.seek(entry.offset)
-                yield from _checked(_zstd_frame_lines(f, entry.length, self.path), entry, verify, self.path)
+                yield from _checked(
+                    _zstd_frame_lines(f, entry.length, self.path), entry, verify, self.path
+                )
             return
         raise SnapshotError(f"{self.path}: has no per-resource index")
 
@@ -507,7 +532,7 @@ def _zstd_frame_lines(f: IO[bytes], length: int, path: str) -> Iterator[bytes]:
 
     from kstream.stream import iter_lines
 
-    limited = io.BufferedReader(_Limited(f, length), COPY_BUF)  # type: ignore[arg-type]
+    limited = io.BufferedReader(_Limited(f, length), COPY_BUF)
     reader = zstandard.ZstdDecompressor().stream_reader(limited, read_across_frames=True)
 
     def chunks() -> Iterator[bytes]:
@@ -563,7 +588,11 @@ def _ndjson_lines(path: str, compressed: bool) -> Iterator[bytes]:
 
     f: Any = sys.stdin.buffer if path == "-" else open(path, "rb")  # noqa: SIM115
     try:
-        src = zstandard.ZstdDecompressor().stream_reader(f, read_across_frames=True) if compressed else f
+        src = (
+            zstandard.ZstdDecompressor().stream_reader(f, read_across_frames=True)
+            if compressed
+            else f
+        )
         tail = b""
 
         def chunks() -> Iterator[bytes]:
@@ -651,7 +680,9 @@ def _open_archive(path: str, f: IO[bytes]) -> Snapshot:
     footer = f.read(FOOTER_SIZE)
     magic, fsize = struct.unpack("<II", footer[:8])
     if magic != MAGIC_FOOTER or fsize != 16 or footer[8:16] != FOOTER_TAG:
-        raise SnapshotError(f"{path}: truncated archive (no end marker): the dump was cut short or the copy is incomplete")
+        raise SnapshotError(
+            f"{path}: truncated archive (no end marker): the dump was cut short or the copy is incomplete"
+        )
     (moff,) = struct.unpack("<Q", footer[16:24])
     if moff >= end:
         raise SnapshotError(f"{path}: corrupted archive (bad manifest offset)")

@@ -56,7 +56,9 @@ def _parse_aggregated(doc: dict[str, Any], out: Discovery) -> None:
         preferred = versions[0]  # versions are listed in preference order
         gv = f"{group}/{preferred.get('version')}" if group else str(preferred.get("version"))
         if preferred.get("freshness") == "Stale":
-            out.failures.append(GroupFailure(gv, "discovery is stale (the API service is unavailable)"))
+            out.failures.append(
+                GroupFailure(gv, "discovery is stale (the API service is unavailable)")
+            )
             continue
         for r in preferred.get("resources") or []:
             kind = (r.get("responseKind") or {}).get("kind", "")
@@ -125,4 +127,3 @@ def _discover_legacy(client: Client, core: Any) -> Discovery:
             else:
                 out.resources.extend(res)
     return out
-

@@ -110,15 +110,15 @@ class Client:
             else [str(Path("~/.kube/config").expanduser())]
         )
         in_cluster = (
-            not explicit
-            and not Path(paths[0]).exists()
-            and "KUBERNETES_SERVICE_HOST" in os.environ
+            not explicit and not Path(paths[0]).exists() and "KUBERNETES_SERVICE_HOST" in os.environ
         )
         try:
             if in_cluster:
                 if s.context:
-                    raise ConfigError("--context needs a kubeconfig; running with in-cluster config")
-                kconfig.load_incluster_config(client_configuration=cfg)
+                    raise ConfigError(
+                        "--context needs a kubeconfig; running with in-cluster config"
+                    )
+                kconfig.load_incluster_config(client_configuration=cfg)  # type: ignore[no-untyped-call]
                 self.context = "in-cluster"
             else:
                 existing = [p for p in paths if Path(p).expanduser().exists()]
@@ -129,7 +129,9 @@ class Client:
                     if Path(p).expanduser().is_dir():
                         raise ConfigError(f"kubeconfig is a directory: {p}")
                 config_file = s.kubeconfig if s.kubeconfig else None
-                contexts, current = kconfig.list_kube_config_contexts(config_file=config_file)
+                contexts, current = kconfig.list_kube_config_contexts(  # type: ignore[no-untyped-call]
+                    config_file=config_file
+                )
                 names = [c["name"] for c in contexts or []]
                 if s.context is not None and s.context not in names:
                     avail = ", ".join(names) or "none"
@@ -138,7 +140,7 @@ class Client:
                     )
                 if s.context is None and not current:
                     raise ConfigError("kubeconfig has no current-context; pass --context")
-                kconfig.load_kube_config(
+                kconfig.load_kube_config(  # type: ignore[no-untyped-call]
                     config_file=config_file,
                     context=s.context,
                     client_configuration=cfg,
@@ -162,15 +164,18 @@ class Client:
             cfg.connection_pool_maxsize = s.pool_size
             rest = RESTClientObject(cfg)
         except (ssl.SSLError, OSError) as e:
-            raise TLSError(f"cannot load TLS material from kubeconfig: {type(e).__name__}") from None
+            raise TLSError(
+                f"cannot load TLS material from kubeconfig: {type(e).__name__}"
+            ) from None
         self.pool: urllib3.PoolManager = rest.pool_manager
 
     # --------------------------------------------------------------- requests
     def _headers(self, accept: str) -> dict[str, str]:
         h = {"Accept": accept, "User-Agent": USER_AGENT, "Accept-Encoding": "identity"}
-        for auth in self._cfg.auth_settings().values():
+        settings: dict[str, Any] = dict(self._cfg.auth_settings())
+        for auth in settings.values():
             if auth.get("in") == "header" and auth.get("value"):
-                h[auth["key"]] = auth["value"]
+                h[str(auth["key"])] = str(auth["value"])
         return h
 
     def url(self, path: str, query: Sequence[tuple[str, str]] = ()) -> str:
@@ -214,7 +219,9 @@ class Client:
                 resp.release_conn()
             err = api_error(resp.status, resp.headers, raw, what or path)
             if resp.status == 401:
-                raise AuthError(f"the server rejected the credentials ({what or path}): 401 Unauthorized")
+                raise AuthError(
+                    f"the server rejected the credentials ({what or path}): 401 Unauthorized"
+                )
             raise err
         return resp
 
@@ -264,7 +271,7 @@ def translate(e: BaseException, host: str) -> Exception:
     inner: BaseException = e
     if isinstance(e, ue.MaxRetryError) and e.reason is not None:
         inner = e.reason
-    if isinstance(inner, ue.SSLError) or isinstance(inner, ssl.SSLError):
+    if isinstance(inner, (ue.SSLError, ssl.SSLError)):
         detail = str(inner)
         if "CERTIFICATE_VERIFY_FAILED" in detail:
             detail = "certificate verify failed"
@@ -281,7 +288,9 @@ def translate(e: BaseException, host: str) -> Exception:
         return ConnectionFailed(f"cannot connect to {host}: connection refused or unreachable")
     if isinstance(inner, ue.NameResolutionError):
         return ConnectionFailed(f"cannot connect to {host}: name does not resolve")
-    if isinstance(inner, (ue.ProtocolError, ue.IncompleteRead, ConnectionError, ue.HTTPError, OSError)):
+    if isinstance(
+        inner, (ue.ProtocolError, ue.IncompleteRead, ConnectionError, ue.HTTPError, OSError)
+    ):
         return TransportError(f"connection to {host} broke: {type(inner).__name__}")
     return TransportError(f"request to {host} failed: {type(inner).__name__}")
 

@@ -45,7 +45,7 @@ def matches(path: Path, pattern: Path) -> bool:
     """True when `path` is `pattern` or lies below it (wildcards allowed)."""
     if len(path) < len(pattern):
         return False
-    return all(p == "*" or p == s for s, p in zip(path, pattern))
+    return all(p in ("*", s) for s, p in zip(path, pattern, strict=False))
 
 
 def delete(obj: Any, pattern: Path) -> None:

@@ -243,9 +243,9 @@ class Reader:
 
     def _backoff(self, attempt: int, retry_after: float | None) -> float:
         if retry_after is not None:
-            return min(max(retry_after, 0.1), 120.0)
+            return float(min(max(retry_after, 0.1), 120.0))
         base = min(self.opts.backoff_max, self.opts.backoff_base * (2 ** max(0, attempt - 1)))
-        return base * (0.5 + random.random() / 2)
+        return float(base * (0.5 + random.random() / 2))
 
     def _selectors(self) -> list[tuple[str, str]]:
         q = []
@@ -310,11 +310,11 @@ class Reader:
                 if method == WATCH_LIST and e.status in (400, 403, 404, 405, 406, 422):
                     method = self._fall_back(unit, _refusal(e))
                     continue
-                if e.status == 410 or e.retriable or e.reason == "ResourceVersionTooLarge":
-                    if attempt < self.opts.max_retries:
-                        attempt += 1
-                        self._retry(unit, emit, attempt, e.retry_after, str(e))
-                        continue
+                again = e.status == 410 or e.retriable or e.reason == "ResourceVersionTooLarge"
+                if again and attempt < self.opts.max_retries:
+                    attempt += 1
+                    self._retry(unit, emit, attempt, e.retry_after, str(e))
+                    continue
                 self._end(unit, emit, "forbidden" if e.status == 403 else "failed", str(e))
                 return
             except StreamError as e:
@@ -439,7 +439,9 @@ class Reader:
                     folded[key] = None
                 elif typ in ("ADDED", "MODIFIED"):
                     folded[key] = go_json(o)
-            raise StreamError(f"watch {unit.label}: stream ended before the end-of-initial-events marker")
+            raise StreamError(
+                f"watch {unit.label}: stream ended before the end-of-initial-events marker"
+            )
         finally:
             self._untrack(resp)
 
@@ -448,7 +450,9 @@ class Reader:
         import ijson
 
         r = unit.resource
-        kind_prefix = ('{"kind":' + json.dumps(r.kind) + ',"apiVersion":' + json.dumps(r.api_version) + ",").encode()
+        kind_prefix = (
+            '{"kind":' + json.dumps(r.kind) + ',"apiVersion":' + json.dumps(r.api_version) + ","
+        ).encode()
         cont = ""
         rv = ""
         write = sink.write

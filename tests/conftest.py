@@ -64,7 +64,9 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         uses = {"cluster", "cluster_no_watchlist"} & set(getattr(item, "fixturenames", ()))
         if uses and item.get_closest_marker("cluster") is None:
-            raise pytest.UsageError(f"{item.nodeid} uses the control plane but lacks @pytest.mark.cluster")
+            raise pytest.UsageError(
+                f"{item.nodeid} uses the control plane but lacks @pytest.mark.cluster"
+            )
 
 
 @dataclass
@@ -78,8 +80,13 @@ class Result:
         return self.out.decode()
 
 
-def kstream(*args: str, kubeconfig: Path | None = None, env: dict[str, str] | None = None,
-            input: bytes | None = None, timeout: float = 300) -> Result:
+def kstream(
+    *args: str,
+    kubeconfig: Path | None = None,
+    env: dict[str, str] | None = None,
+    input: bytes | None = None,
+    timeout: float = 300,
+) -> Result:
     """Run the real `kstream` command (a subprocess, as a user would)."""
     e = {k: v for k, v in os.environ.items() if k not in ("KUBECONFIG", "NO_COLOR")}
     e["HOME"] = e.get("HOME", "/root")
@@ -88,7 +95,10 @@ def kstream(*args: str, kubeconfig: Path | None = None, env: dict[str, str] | No
     e.update(env or {})
     p = subprocess.run(
         [str(VENV_BIN / "kstream"), *args],
-        capture_output=True, env=e, input=input, timeout=timeout,
+        capture_output=True,
+        env=e,
+        input=input,
+        timeout=timeout,
     )
     return Result(p.returncode, p.stdout, p.stderr.decode(errors="replace"))
 
@@ -96,6 +106,10 @@ def kstream(*args: str, kubeconfig: Path | None = None, env: dict[str, str] | No
 def kubectl_json(kubeconfig: Path, *args: str) -> dict:
     import json
 
-    p = subprocess.run([KUBECTL, "--kubeconfig", str(kubeconfig), *args, "-o", "json"],
-                       capture_output=True, check=True, timeout=120)
+    p = subprocess.run(
+        [KUBECTL, "--kubeconfig", str(kubeconfig), *args, "-o", "json"],
+        capture_output=True,
+        check=True,
+        timeout=120,
+    )
     return json.loads(p.stdout)

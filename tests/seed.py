@@ -37,7 +37,9 @@ class Api:
             self._local.conn = c
         return c
 
-    def call(self, method: str, path: str, body: Any = None, ok: tuple[int, ...] = (200, 201)) -> Any:
+    def call(
+        self, method: str, path: str, body: Any = None, ok: tuple[int, ...] = (200, 201)
+    ) -> Any:
         data = json.dumps(body).encode() if body is not None else None
         headers = {"Authorization": f"Bearer {self.token}", "Accept": "application/json"}
         if data is not None:
@@ -111,7 +113,9 @@ def namespace(name: str, labels: dict[str, str] | None = None) -> tuple[str, dic
     }
 
 
-def configmap(ns: str, name: str, size: int = 200, labels: dict[str, str] | None = None) -> tuple[str, dict[str, Any]]:
+def configmap(
+    ns: str, name: str, size: int = 200, labels: dict[str, str] | None = None
+) -> tuple[str, dict[str, Any]]:
     payload = ("x" * 61 + "\n") * (size // 62) + "y" * (size % 62)
     return f"/api/v1/namespaces/{ns}/configmaps", {
         "apiVersion": "v1",
@@ -121,7 +125,9 @@ def configmap(ns: str, name: str, size: int = 200, labels: dict[str, str] | None
     }
 
 
-def secret(ns: str, name: str, values: dict[str, str] | None = None, size: int = 0) -> tuple[str, dict[str, Any]]:
+def secret(
+    ns: str, name: str, values: dict[str, str] | None = None, size: int = 0
+) -> tuple[str, dict[str, Any]]:
     vals = dict(values or {"password": f"pw-{name}"})
     if size:
         vals["blob"] = "s" * size
@@ -134,7 +140,9 @@ def secret(ns: str, name: str, values: dict[str, str] | None = None, size: int =
     }
 
 
-def deployment(ns: str, name: str, replicas: int = 2, image: str = "nginx:1.27") -> tuple[str, dict[str, Any]]:
+def deployment(
+    ns: str, name: str, replicas: int = 2, image: str = "nginx:1.27"
+) -> tuple[str, dict[str, Any]]:
     return f"/apis/apps/v1/namespaces/{ns}/deployments", {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
@@ -158,7 +166,12 @@ def widget_crd() -> tuple[str, dict[str, Any]]:
         "spec": {
             "group": CRD_GROUP,
             "scope": "Namespaced",
-            "names": {"plural": "widgets", "singular": "widget", "kind": "Widget", "shortNames": ["wd"]},
+            "names": {
+                "plural": "widgets",
+                "singular": "widget",
+                "kind": "Widget",
+                "shortNames": ["wd"],
+            },
             "versions": [
                 {
                     "name": "v1",
@@ -201,7 +214,9 @@ def demo_objects(namespaces: int = 3, per_ns: int = 5) -> Iterator[tuple[str, di
     for i in range(namespaces):
         ns = f"demo-{i}"
         for j in range(per_ns):
-            yield configmap(ns, f"config-{j}", size=200 + 300 * j, labels={"tier": "web" if j % 2 else "db"})
+            yield configmap(
+                ns, f"config-{j}", size=200 + 300 * j, labels={"tier": "web" if j % 2 else "db"}
+            )
             yield secret(ns, f"secret-{j}")
         yield deployment(ns, "web")
         yield deployment(ns, "api", replicas=3)
@@ -237,17 +252,35 @@ def grant(
     subject = {"kind": "User", "name": user, "apiGroup": "rbac.authorization.k8s.io"}
     rbac = "/apis/rbac.authorization.k8s.io/v1"
     if namespace:
-        api.create(f"{rbac}/namespaces/{namespace}/roles", {"metadata": {"name": name}, "rules": [rule]}, exist_ok=True)
-        api.create(f"{rbac}/namespaces/{namespace}/rolebindings", {
-            "metadata": {"name": name},
-            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": name},
-            "subjects": [subject],
-        }, exist_ok=True)
+        api.create(
+            f"{rbac}/namespaces/{namespace}/roles",
+            {"metadata": {"name": name}, "rules": [rule]},
+            exist_ok=True,
+        )
+        api.create(
+            f"{rbac}/namespaces/{namespace}/rolebindings",
+            {
+                "metadata": {"name": name},
+                "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": name},
+                "subjects": [subject],
+            },
+            exist_ok=True,
+        )
     else:
-        api.create(f"{rbac}/clusterroles", {"metadata": {"name": name}, "rules": [rule]}, exist_ok=True)
-        api.create(f"{rbac}/clusterrolebindings", {
-            "metadata": {"name": name},
-            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": name},
-            "subjects": [subject],
-        }, exist_ok=True)
+        api.create(
+            f"{rbac}/clusterroles", {"metadata": {"name": name}, "rules": [rule]}, exist_ok=True
+        )
+        api.create(
+            f"{rbac}/clusterrolebindings",
+            {
+                "metadata": {"name": name},
+                "roleRef": {
+                    "apiGroup": "rbac.authorization.k8s.io",
+                    "kind": "ClusterRole",
+                    "name": name,
+                },
+                "subjects": [subject],
+            },
+            exist_ok=True,
+        )
     time.sleep(1.0)  # the RBAC authorizer reads through an informer cache

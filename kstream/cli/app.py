@@ -45,7 +45,9 @@ def _version(value: bool) -> None:
 def root(
     version: Annotated[
         bool,
-        typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit."),
+        typer.Option(
+            "--version", callback=_version, is_eager=True, help="Print the version and exit."
+        ),
     ] = False,
 ) -> None:
     """kstream: dump, count and diff Kubernetes clusters, streaming."""
@@ -82,7 +84,9 @@ def main(argv: list[str] | None = None) -> None:
     except typer.Abort:
         code = ExitCode.INTERRUPTED
     except click.UsageError as e:
-        hint = f" (see '{_prog()} {e.ctx.info_name if e.ctx and e.ctx.parent else ''} --help')".replace("  ", " ")
+        hint = f" (see '{_prog()} {e.ctx.info_name if e.ctx and e.ctx.parent else ''} --help')".replace(
+            "  ", " "
+        )
         _error(e.format_message() + hint)
         code = ExitCode.USAGE
     except click.ClickException as e:

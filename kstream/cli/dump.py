@@ -54,11 +54,20 @@ def dump(
     ] = None,
     fmt: Annotated[
         Format,
-        typer.Option("--format", "-f", help="Output format; auto goes by the name.", rich_help_panel=c.HELP_OUTPUT),
+        typer.Option(
+            "--format",
+            "-f",
+            help="Output format; auto goes by the name.",
+            rich_help_panel=c.HELP_OUTPUT,
+        ),
     ] = Format.auto,
     force: Annotated[
         bool,
-        typer.Option("--force", help="Replace an existing output (only once the new dump is written).", rich_help_panel=c.HELP_OUTPUT),
+        typer.Option(
+            "--force",
+            help="Replace an existing output (only once the new dump is written).",
+            rich_help_panel=c.HELP_OUTPUT,
+        ),
     ] = False,
     secrets: Annotated[
         Secrets,
@@ -79,14 +88,30 @@ def dump(
     ] = None,
     clean: Annotated[
         bool,
-        typer.Option("--clean", help="Drop metadata.managedFields and the last-applied-configuration annotation.", rich_help_panel=c.HELP_OUTPUT),
+        typer.Option(
+            "--clean",
+            help="Drop metadata.managedFields and the last-applied-configuration annotation.",
+            rich_help_panel=c.HELP_OUTPUT,
+        ),
     ] = False,
     strip: Annotated[
         list[str] | None,
-        typer.Option("--strip", help='Drop a field path from every object (repeatable), e.g. status or metadata.annotations["x/y"].', rich_help_panel=c.HELP_OUTPUT, show_default=False),
+        typer.Option(
+            "--strip",
+            help='Drop a field path from every object (repeatable), e.g. status or metadata.annotations["x/y"].',
+            rich_help_panel=c.HELP_OUTPUT,
+            show_default=False,
+        ),
     ] = None,
     level: Annotated[
-        int, typer.Option("--level", min=1, max=22, help="zstd compression level for archives.", rich_help_panel=c.HELP_OUTPUT)
+        int,
+        typer.Option(
+            "--level",
+            min=1,
+            max=22,
+            help="zstd compression level for archives.",
+            rich_help_panel=c.HELP_OUTPUT,
+        ),
     ] = 3,
     resource: c.ResourceOpt = None,
     exclude: c.ExcludeOpt = None,
@@ -115,7 +140,9 @@ def dump(
         raise UsageError("--namespace and --all-namespaces cannot be used together")
     if output is None:
         if sys.stdout.isatty():
-            raise UsageError("say where to write: -o snap.ndjson.zst, -o snap.ndjson, -o DIR/, or -o - for stdout")
+            raise UsageError(
+                "say where to write: -o snap.ndjson.zst, -o snap.ndjson, -o DIR/, or -o - for stdout"
+            )
         output = "-"
     from kstream.archive import detect_format
 
@@ -146,7 +173,9 @@ def dump(
         secrets=secrets.value,
         secret_key=key,
         strip=strip_paths,
-        target=c.Target(c.split(resource), c.split(exclude), c.split(namespace), selector, field_selector),
+        target=c.Target(
+            c.split(resource), c.split(exclude), c.split(namespace), selector, field_selector
+        ),
         kubeconfig=kubeconfig,
         context=context,
         method=method.value,
@@ -186,7 +215,11 @@ def run_dump(
     t0 = time.monotonic()
     client = c.connect(kubeconfig, context, concurrency, timeout)
     plan = make_plan(
-        client, target.resources, target.exclude, target.namespaces, skip_secrets=secrets == "exclude"
+        client,
+        target.resources,
+        target.exclude,
+        target.namespaces,
+        skip_secrets=secrets == "exclude",
     )
     options: dict[str, Any] = {
         "resources": target.resources,
@@ -211,7 +244,9 @@ def run_dump(
     reader = Reader(client, sopts, threading.Event())
 
     def make_sink(u: Unit) -> Spool:
-        name = unit_file_name(u.resource.group, u.resource.version, u.resource.resource, u.namespace)
+        name = unit_file_name(
+            u.resource.group, u.resource.version, u.resource.resource, u.namespace
+        )
         return writer.new_spool(name, make_transform(u.resource, topts))
 
     def entry(u: Unit, sink: Spool | None) -> Entry:
@@ -238,7 +273,14 @@ def run_dump(
     def deliver(u: Unit, sink: Spool) -> None:
         writer.append(entry(u, sink), sink)
 
-    run = Run(reader, plan.units, make_sink, deliver, concurrency, estimate=not quiet and c.stderr_is_terminal())
+    run = Run(
+        reader,
+        plan.units,
+        make_sink,
+        deliver,
+        concurrency,
+        estimate=not quiet and c.stderr_is_terminal(),
+    )
     interrupted: ExitCode | None = None
     try:
         drive(run.events(), plan.units, quiet, "dump")
@@ -275,7 +317,9 @@ def run_dump(
         "duration": round(time.monotonic() - t0, 3),
         "options": options,
         "excludedByDefault": [r.name for r in plan.selection.excluded_by_default],
-        "discoveryFailures": [{"groupVersion": f.group, "error": f.error} for f in plan.discovery.failures],
+        "discoveryFailures": [
+            {"groupVersion": f.group, "error": f.error} for f in plan.discovery.failures
+        ],
         "notRead": [entry(u, None).to_json() for u in missing],
     }
     try:
@@ -299,7 +343,10 @@ def _report(plan: Any, where: str, status: str, quiet: bool) -> None:
         for u in bad:
             c.note(f"warning: {u.label}: {u.status or 'incomplete'}: {u.error}")
         return
-    c.consoles.err.print(summary_table(units, f"kstream dump → {where}"))
+    err = c.consoles.err
+    if not err.is_terminal:
+        err.width = max(err.width, 150)  # logs and CI: no wrapping into slivers
+    err.print(summary_table(units, f"kstream dump → {where}"))
     objs = sum(u.objects for u in units)
     c.note(
         f"{status}: {len(units) - len(bad)}/{len(units)} resources, {objs:,} objects"

@@ -106,7 +106,9 @@ class ProgressView:
         return Group(t, self._totals())
 
     def _totals(self) -> Text:
-        done = sum(1 for u in self.units if u.state not in ("waiting", "streaming", "listing", "retrying"))
+        done = sum(
+            1 for u in self.units if u.state not in ("waiting", "streaming", "listing", "retrying")
+        )
         objs = sum(u.objects for u in self.units)
         size = sum(u.bytes for u in self.units)
         el = max(time.monotonic() - self.started, 1e-6)
@@ -123,18 +125,30 @@ class ProgressView:
         return Text(txt, style="bold")
 
 
-def summary_table(units: Iterable[Unit], title: str) -> Table:
-    t = Table(title=title, title_justify="left", box=None, header_style="bold", pad_edge=False)
-    t.add_column("resource", overflow="fold")
-    t.add_column("namespace")
-    t.add_column("status")
-    t.add_column("method")
-    t.add_column("objects", justify="right")
-    t.add_column("bytes", justify="right")
-    t.add_column("time", justify="right")
-    t.add_column("retries", justify="right")
+def summary_table(units: Sequence[Unit], title: str) -> Table:
+    """Resources that hold objects or did not complete; empty complete ones are
+    counted in the caption."""
+    shown = [u for u in units if u.objects or u.status != "complete"]
+    hidden = len(units) - len(shown)
+    t = Table(
+        title=title,
+        title_justify="left",
+        caption=f"{hidden} more resources complete and empty" if hidden else None,
+        caption_justify="left",
+        box=None,
+        header_style="bold",
+        pad_edge=False,
+    )
+    t.add_column("resource", no_wrap=True)
+    t.add_column("namespace", no_wrap=True)
+    t.add_column("status", no_wrap=True)
+    t.add_column("method", no_wrap=True)
+    t.add_column("objects", justify="right", no_wrap=True)
+    t.add_column("bytes", justify="right", no_wrap=True)
+    t.add_column("time", justify="right", no_wrap=True)
+    t.add_column("retries", justify="right", no_wrap=True)
     t.add_column("note", overflow="fold")
-    for u in units:
+    for u in shown:
         status = u.status or "incomplete"
         note = u.error or u.fallback_reason
         t.add_row(
