@@ -1,0 +1,424 @@
+"""Core pieces without a cluster: line splitting, list heads, encoding, name
+matching, redaction, spools and archives, the stream state machine on canned
+server answers (old-server interleaving, errors)."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import threading
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from kstream import paths
+from kstream.archive import ArchiveWriter, DirectoryWriter, Entry, NdjsonWriter, open_snapshot
+from kstream.errors import ApiError, SnapshotError, UnknownResourceError
+from kstream.exitcodes import ExitCode
+from kstream.resources import Resource, match, select
+from kstream.stream import (
+    LIST,
+    WATCH_LIST,
+    Reader,
+    StreamOptions,
+    Unit,
+    _encode_item,
+    go_json,
+    iter_lines,
+    parse_list_head,
+)
+from kstream.transform import TransformOptions, make_transform, redact_secret
+
+
+def test_exit_codes_are_pinned() -> None:
+    assert {c.name: int(c) for c in ExitCode} == {
+        "OK": 0, "DIFFERENCES": 1, "USAGE": 2, "PARTIAL": 3, "CONFIG": 4, "CONNECTION": 5,
+        "SNAPSHOT": 6, "OUTPUT": 7, "INTERNAL": 70, "INTERRUPTED": 130, "TERMINATED": 143,
+    }  # fmt: skip
+
+
+def test_iter_lines_any_length_and_cut_tail() -> None:
+    big = b"x" * 3_000_000
+    data = b'{"a":1}\n' + big + b"\n" + b'{"b":2}\n' + b'{"partial"'
+    chunks = [data[i : i + 7777] for i in range(0, len(data), 7777)]
+    lines = list(iter_lines(chunks))
+    assert lines == [b'{"a":1}', big, b'{"b":2}']
+
+
+def test_parse_list_head() -> None:
+    body = b'{"kind":"ConfigMapList","apiVersion":"v1","metadata":{"resourceVersion":"5","continue":"abc","remainingItemCount":7},"items":[{"metadata":{}}]}'
+    for cut in (10, 40, 100):
+        assert parse_list_head(body[:cut]) is None
+    head = parse_list_head(body[:130])
+    assert head == {
+        "kind": "ConfigMapList",
+        "apiVersion": "v1",
+        "metadata": {"resourceVersion": "5", "continue": "abc", "remainingItemCount": 7},
+    }
+
+
+def test_go_json_escapes_like_go() -> None:
+    assert go_json({"a": "<x> & y", "b": "é\u2028", "c": [1, 2.5, None, True]}) == (
+        b'{"a":"\\u003cx\\u003e \\u0026 y","b":"\xc3\xa9\\u2028","c":[1,2.5,null,true]}'
+    )
+
+
+def test_list_items_get_kind_and_api_version_first() -> None:
+    prefix = b'{"kind":"ConfigMap","apiVersion":"v1",'
+    assert _encode_item({"metadata": {"name": "a"}}, prefix) == (
+        b'{"kind":"ConfigMap","apiVersion":"v1","metadata":{"name":"a"}}'
+    )
+    cr = {"apiVersion": "x/v1", "kind": "W", "metadata": {}}
+    assert _encode_item(cr, prefix) == go_json(cr)
+
+
+RES = [
+    Resource("", "v1", "configmaps", "ConfigMap", True, frozenset({"list", "watch"}), "configmap", ("cm",)),
+    Resource("", "v1", "events", "Event", True, frozenset({"list", "watch"}), "event", ("ev",)),
+    Resource("", "v1", "namespaces", "Namespace", False, frozenset({"list", "watch"}), "namespace", ("ns",)),
+    Resource("apps", "v1", "deployments", "Deployment", True, frozenset({"list", "watch"}), "deployment", ("deploy",)),
+    Resource("events.k8s.io", "v1", "events", "Event", True, frozenset({"list", "watch"}), "event", ("ev",)),
+    Resource("demo.kstream.dev", "v1", "widgets", "Widget", True, frozenset({"list", "watch"}), "widget", ("wd",)),
+    Resource("metrics.k8s.io", "v1beta1", "pods", "PodMetrics", True, frozenset({"get", "list"}), "", ()),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("name", "want"),
+    [
+        ("cm", "configmaps"),
+        ("ConfigMap", "configmaps"),
+        ("configmap", "configmaps"),
+        ("deploy", "deployments.apps"),
+        ("deployments.apps", "deployments.apps"),
+        ("deployments.v1.apps", "deployments.apps"),
+        ("events", "events"),
+        ("events.events.k8s.io", "events.events.k8s.io"),
+        ("wd", "widgets.demo.kstream.dev"),
+    ],
+)
+def test_match_kubectl_names(name: str, want: str) -> None:
+    (r,) = match(name, RES)
+    assert r.name == want
+
+
+def test_select_defaults_and_errors() -> None:
+    sel = select(RES)
+    names = [r.name for r in sel.resources]
+    assert "events" not in names and "events.events.k8s.io" not in names
+    assert [r.name for r in sel.excluded_by_default] == ["events"]
+    assert "pods.metrics.k8s.io" not in names  # no watch
+    assert select(RES, exclude=["deploy"]).resources == [
+        r for r in sel.resources if r.resource != "deployments"
+    ]
+    assert [r.name for r in select(RES, include=["ev", "cm,cm"]).resources] == [
+        "configmaps",
+        "events",
+    ]
+    with pytest.raises(UnknownResourceError, match="nope"):
+        select(RES, include=["nope"])
+    assert not any(not r.namespaced for r in select(RES, namespaced_only=True).resources)
+
+
+def test_paths() -> None:
+    p = paths.parse('metadata.annotations["kubectl.kubernetes.io/last-applied-configuration"]')
+    assert p == ("metadata", "annotations", "kubectl.kubernetes.io/last-applied-configuration")
+    assert (
+        paths.render(p)
+        == 'metadata.annotations["kubectl.kubernetes.io/last-applied-configuration"]'
+    )
+    obj = {"spec": {"containers": [{"image": "a", "name": "x"}, {"image": "b"}]}}
+    paths.delete(obj, paths.parse("spec.containers.*.image"))
+    assert obj == {"spec": {"containers": [{"name": "x"}, {}]}}
+    assert paths.matches(("status", "phase"), ("status",))
+    assert not paths.matches(("spec",), ("status",))
+
+
+def test_redaction_covers_last_applied() -> None:
+    import base64
+
+    last = {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "stringData": {"k": "plain"},
+        "data": {"d": base64.b64encode(b"v").decode()},
+    }
+    obj = {
+        "metadata": {
+            "annotations": {"kubectl.kubernetes.io/last-applied-configuration": json.dumps(last)}
+        },
+        "data": {"k": base64.b64encode(b"plain").decode()},
+    }
+    redact_secret(obj, None)
+    digest = "sha256:" + hashlib.sha256(b"plain").hexdigest()
+    assert obj["data"]["k"] == digest
+    inner = json.loads(
+        obj["metadata"]["annotations"]["kubectl.kubernetes.io/last-applied-configuration"]
+    )
+    assert inner["stringData"]["k"] == digest
+    assert inner["data"]["d"] == "sha256:" + hashlib.sha256(b"v").hexdigest()
+    assert "plain" not in json.dumps(obj).replace(digest, "")
+
+
+def test_transform_passes_untouched_objects_through() -> None:
+    cm = RES[0]
+    assert make_transform(cm, TransformOptions()) is None
+    secret = Resource("", "v1", "secrets", "Secret", True, frozenset({"list"}))
+    t = make_transform(secret, TransformOptions())
+    assert t is not None
+    assert b"sha256:" in t(b'{"kind":"Secret","data":{"a":"Yg=="}}')
+    assert make_transform(secret, TransformOptions(secrets="include")) is None
+
+
+# ------------------------------------------------------------------ archives
+
+
+def _write(writer: Any, units: list[tuple[str, list[bytes]]]) -> str:
+    for i, (name, objs) in enumerate(units):
+        sp = writer.new_spool(f"u{i}.ndjson", None)
+        for o in objs:
+            sp.write(o)
+        e = Entry("", "v1", name, name.title(), True, None, "complete", "watch-list", "1",
+                  sp.objects, sp.size, 0.1, 0, None, None, sp.sha.hexdigest())  # fmt: skip
+        writer.append(e, sp)
+    return str(
+        writer.finish({"format": "kstream-archive", "version": 1, "status": "complete"}, False)
+    )
+
+
+OBJS = [
+    ("configmaps", [b'{"a":%d}' % i for i in range(500)]),
+    ("secrets", []),
+    ("pods", [b'{"p":1}']),
+]
+
+
+def test_archive_round_trip_and_damage(tmp_path: Path) -> None:
+    path = tmp_path / "a.zst"
+    _write(ArchiveWriter(str(path), False, 3, {}), OBJS)
+    snap = open_snapshot(str(path))
+    assert snap.complete and [e.objects for e in snap.entries] == [500, 0, 1]
+    assert list(snap.lines(snap.entries[2])) == [b'{"p":1}']
+    assert len(list(snap.lines())) == 501
+    data = path.read_bytes()
+    # truncated anywhere: refused
+    for cut in (len(data) - 1, len(data) // 2, 30):
+        (tmp_path / "t.zst").write_bytes(data[:cut])
+        with pytest.raises(SnapshotError):
+            s = open_snapshot(str(tmp_path / "t.zst"))
+            list(s.lines())
+    # a flipped byte inside the first resource's frame: refused
+    e0 = snap.entries[0]
+    assert e0.offset is not None
+    bad = bytearray(data)
+    bad[e0.offset + 20] ^= 0xFF
+    (tmp_path / "f.zst").write_bytes(bytes(bad))
+    with pytest.raises(SnapshotError):
+        list(open_snapshot(str(tmp_path / "f.zst")).lines())
+    # unknown format version
+    hdr = json.dumps({"format": "kstream-archive", "version": 99}).encode()
+    import struct
+
+    (tmp_path / "v.zst").write_bytes(struct.pack("<II", 0x184D2A50, len(hdr)) + hdr)
+    with pytest.raises(SnapshotError, match="version 99"):
+        open_snapshot(str(tmp_path / "v.zst"))
+    (tmp_path / "e.zst").write_bytes(b"")
+    with pytest.raises(SnapshotError, match="empty"):
+        open_snapshot(str(tmp_path / "e.zst"))
+    (tmp_path / "n.zst").write_bytes(b"PK\x03\x04 not an archive")
+    with pytest.raises(SnapshotError, match="not a kstream"):
+        open_snapshot(str(tmp_path / "n.zst"))
+
+
+def test_directory_and_ndjson_writers(tmp_path: Path) -> None:
+    d = tmp_path / "d"
+    _write(DirectoryWriter(str(d), False), OBJS)
+    assert len(list(open_snapshot(str(d)).lines())) == 501
+    f = tmp_path / "x.ndjson"
+    _write(NdjsonWriter(str(f), False), OBJS)
+    assert f.read_bytes().count(b"\n") == 501
+    assert oct(f.stat().st_mode & 0o777) == "0o600"
+    assert not [p for p in tmp_path.iterdir() if "kstream-tmp" in p.name]
+
+
+def test_spool_fold_replaces_in_place(tmp_path: Path) -> None:
+    w = ArchiveWriter(str(tmp_path / "f.zst"), False, 3, {})
+    sp = w.new_spool("u", None)
+    for n in ("a", "b", "c"):
+        sp.write(
+            json.dumps(
+                {"metadata": {"namespace": "ns", "name": n}, "v": 1}, separators=(",", ":")
+            ).encode()
+        )
+    sp.fold({
+        ("ns", "b"): b'{"metadata":{"namespace":"ns","name":"b"},"v":2}',
+        ("ns", "c"): None,
+        ("ns", "d"): b'{"metadata":{"namespace":"ns","name":"d"},"v":1}',
+    })  # fmt: skip
+    sp.finish()
+    import zstandard
+
+    sp.file.seek(0)
+    out = zstandard.ZstdDecompressor().stream_reader(sp.file, read_across_frames=True).read()
+    names = [(json.loads(x)["metadata"]["name"], json.loads(x)["v"]) for x in out.splitlines()]
+    assert names == [("a", 1), ("b", 2), ("d", 1)]
+    assert sp.objects == 3
+    w.abort()
+
+
+# ------------------------------------------------------------------ the stream state machine
+
+
+class FakeResponse:
+    def __init__(self, body: bytes) -> None:
+        self.buf = io.BytesIO(body)
+
+    def read1(self, n: int) -> bytes:
+        return self.buf.read(min(n, 1000))
+
+    def close(self) -> None:
+        pass
+
+    def release_conn(self) -> None:
+        pass
+
+
+class FakeClient:
+    """Canned answers per (method) in order; records requests."""
+
+    host = "https://fake"
+
+    def __init__(self, answers: list[bytes | ApiError]) -> None:
+        self.answers = answers
+        self.requests: list[dict[str, str]] = []
+
+    def open(self, path: str, query: Any = (), **kw: Any) -> FakeResponse:
+        self.requests.append(dict(query))
+        a = self.answers.pop(0)
+        if isinstance(a, ApiError):
+            raise a
+        return FakeResponse(a)
+
+
+class ListSink:
+    def __init__(self) -> None:
+        self.objs: list[bytes] = []
+        self.resets = 0
+
+    def write(self, obj: bytes) -> None:
+        self.objs.append(obj)
+
+    def reset(self) -> None:
+        self.objs.clear()
+        self.resets += 1
+
+    def fold(self, overrides: dict[tuple[str, str], bytes | None]) -> None:
+        out = []
+        for o in self.objs:
+            md = json.loads(o)["metadata"]
+            k = (md.get("namespace", ""), md["name"])
+            if k in overrides:
+                v = overrides.pop(k)
+                if v is not None:
+                    out.append(v)
+            else:
+                out.append(o)
+        out.extend(v for v in overrides.values() if v is not None)
+        self.objs = out
+
+
+def ev(t: str, name: str, v: int = 1) -> bytes:
+    o = {
+        "kind": "ConfigMap",
+        "apiVersion": "v1",
+        "metadata": {"name": name, "namespace": "n"},
+        "v": v,
+    }
+    return json.dumps({"type": t, "object": o}, separators=(",", ":")).encode() + b"\n"
+
+
+END = b'{"type":"BOOKMARK","object":{"kind":"ConfigMap","apiVersion":"v1","metadata":{"resourceVersion":"42","annotations":{"k8s.io/initial-events-end":"true"}}}}\n'
+CM = Resource("", "v1", "configmaps", "ConfigMap", True, frozenset({"list", "watch"}))
+
+
+def read(answers: list[bytes | ApiError], **opts: Any) -> tuple[Unit, ListSink, FakeClient]:
+    client = FakeClient(answers)
+    reader = Reader(client, StreamOptions(backoff_base=0.001, **opts), threading.Event())  # type: ignore[arg-type]
+    unit, sink = Unit(CM), ListSink()
+    reader.read(unit, sink, lambda u: None)
+    return unit, sink, client
+
+
+def names(sink: ListSink) -> list[tuple[str, int]]:
+    return [(json.loads(o)["metadata"]["name"], json.loads(o)["v"]) for o in sink.objs]
+
+
+def test_watch_list_folds_interleaved_events_of_old_servers() -> None:
+    body = (
+        ev("ADDED", "a")
+        + ev("ADDED", "b")
+        + ev("MODIFIED", "a", 2)
+        + ev("ADDED", "c")
+        + ev("DELETED", "b")
+        + ev("ADDED", "d")
+        + END
+    )
+    unit, sink, client = read([body])
+    assert unit.status == "complete" and unit.method == WATCH_LIST and unit.resource_version == "42"
+    assert names(sink) == [("a", 2), ("c", 1), ("d", 1)]
+    q = client.requests[0]
+    assert q["sendInitialEvents"] == "true" and q["resourceVersionMatch"] == "NotOlderThan"
+    assert q["allowWatchBookmarks"] == "true" and q["resourceVersion"] == ""
+
+
+def test_watch_list_ignores_plain_bookmarks_and_restarts_on_410() -> None:
+    plain_bm = b'{"type":"BOOKMARK","object":{"metadata":{"resourceVersion":"3"}}}\n'
+    expired = b'{"type":"ERROR","object":{"kind":"Status","code":410,"reason":"Expired","message":"too old"}}\n'
+    unit, sink, _ = read(
+        [ev("ADDED", "a") + expired, ev("ADDED", "a") + plain_bm + ev("ADDED", "b") + END]
+    )
+    assert unit.status == "complete" and unit.retries == 1
+    assert names(sink) == [("a", 1), ("b", 1)]
+
+
+def test_cut_streams_restart_then_fall_back_to_list() -> None:
+    cut = ev("ADDED", "a")  # no end marker: the stream ends early
+    page = b'{"kind":"ConfigMapList","apiVersion":"v1","metadata":{"resourceVersion":"9"},"items":[{"metadata":{"name":"a","namespace":"n"},"v":1}]}'
+    unit, sink, _ = read([cut, cut, cut, page])
+    assert unit.method == LIST and unit.status == "complete"
+    assert "ended without the end marker" in unit.fallback_reason
+    assert names(sink) == [("a", 1)]
+    assert sink.objs[0].startswith(b'{"kind":"ConfigMap","apiVersion":"v1",')
+
+
+def test_422_falls_back_and_list_pages_follow_continue() -> None:
+    refused = ApiError(422, "watch-list refused", "Invalid", causes=("sendInitialEvents",))
+    p1 = b'{"kind":"ConfigMapList","apiVersion":"v1","metadata":{"resourceVersion":"9","continue":"tok","remainingItemCount":1},"items":[{"metadata":{"name":"a","namespace":"n"},"v":1}]}'
+    p2 = b'{"kind":"ConfigMapList","apiVersion":"v1","metadata":{"resourceVersion":"9"},"items":[{"metadata":{"name":"b","namespace":"n"},"v":1}]}'
+    unit, sink, client = read([refused, p1, p2], page_size=1)
+    assert unit.method == LIST and unit.resource_version == "9" and unit.estimate == 2
+    assert names(sink) == [("a", 1), ("b", 1)]
+    assert client.requests[1]["limit"] == "1" and client.requests[2]["continue"] == "tok"
+
+
+def test_expired_continue_restarts_list_from_scratch() -> None:
+    p1 = b'{"kind":"ConfigMapList","apiVersion":"v1","metadata":{"resourceVersion":"9","continue":"tok"},"items":[{"metadata":{"name":"a","namespace":"n"},"v":1}]}'
+    gone = ApiError(410, "expired", "Expired")
+    p_all = b'{"kind":"ConfigMapList","apiVersion":"v1","metadata":{"resourceVersion":"11"},"items":[{"metadata":{"name":"a","namespace":"n"},"v":1},{"metadata":{"name":"b","namespace":"n"},"v":1}]}'
+    unit, sink, client = read([p1, gone, p_all], method="list")
+    assert names(sink) == [("a", 1), ("b", 1)] and sink.resets == 1
+    assert "continue" not in client.requests[2] and unit.resource_version == "11"
+
+
+def test_429_then_success_and_forbidden_and_failure() -> None:
+    busy = ApiError(429, "too many", retry_after=0.01)
+    unit, sink, _ = read([busy, ev("ADDED", "a") + END])
+    assert unit.status == "complete" and unit.retries == 1
+    forbidden = ApiError(403, "forbidden")
+    unit, _, _ = read([forbidden, forbidden])
+    assert unit.status == "forbidden"
+    down = ApiError(503, "unavailable")
+    unit, _, _ = read([down, down, down], max_retries=2)
+    assert unit.status == "failed" and unit.retries == 2
