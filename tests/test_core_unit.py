@@ -415,7 +415,7 @@ def test_expired_continue_restarts_list_from_scratch() -> None:
 def test_429_then_success_and_forbidden_and_failure() -> None:
     busy = ApiError(429, "too many", retry_after=0.01)
     unit, sink, _ = read([busy, ev("ADDED", "a") + END])
-    assert unit.status == "complete" and unit.retries == 1
+    assert unit.status == "complete" and unit.retries == 1 and names(sink) == [("a", 1)]
     forbidden = ApiError(403, "forbidden")
     unit, _, _ = read([forbidden, forbidden])
     assert unit.status == "forbidden"
