@@ -49,6 +49,44 @@ def note(msg: str) -> None:
     consoles.err.print(msg, markup=False, highlight=False, soft_wrap=True)
 
 
+# ------------------------------------------------------------------ completion
+# Values come from kstream.completion: local files only (kubeconfig, discovery
+# cache), so a tab press never waits on the network.
+
+
+def _param(ctx: typer.Context, name: str) -> str | None:
+    value = ctx.params.get(name)
+    return value if isinstance(value, str) and value else None
+
+
+def complete_context(ctx: typer.Context, incomplete: str) -> list[tuple[str, str]]:
+    from kstream.completion import context_names
+
+    return [c for c in context_names(_param(ctx, "kubeconfig")) if c[0].startswith(incomplete)]
+
+
+def complete_resource(ctx: typer.Context, incomplete: str) -> list[tuple[str, str]]:
+    from kstream.completion import comma_list, resource_names
+
+    names = resource_names(_param(ctx, "kubeconfig"), _param(ctx, "context"))
+    return comma_list(incomplete, names)
+
+
+def complete_namespace(ctx: typer.Context, incomplete: str) -> list[tuple[str, str]]:
+    from kstream.completion import comma_list, namespace_names
+
+    names = namespace_names(_param(ctx, "kubeconfig"), _param(ctx, "context"))
+    return comma_list(incomplete, names)
+
+
+def complete_snapshot(incomplete: str) -> list[tuple[str, str]]:
+    """For snapshot arguments (count, diff): directories and *.zst / *.ndjson files.
+    Use as `typer.Argument(..., autocompletion=complete_snapshot)`."""
+    from kstream.completion import snapshot_paths
+
+    return snapshot_paths(incomplete)
+
+
 # ------------------------------------------------------------------ shared options
 
 HELP_CLUSTER = "Cluster"
@@ -63,6 +101,7 @@ KubeconfigOpt = Annotated[
         help="Kubeconfig file (default: $KUBECONFIG, several files allowed, else ~/.kube/config; in a pod, the in-cluster config).",
         rich_help_panel=HELP_CLUSTER,
         show_default=False,
+        metavar="FILE[:FILE...]",
     ),
 ]
 ContextOpt = Annotated[
@@ -72,6 +111,8 @@ ContextOpt = Annotated[
         help="Kubeconfig context to use (default: the current context).",
         rich_help_panel=HELP_CLUSTER,
         show_default=False,
+        metavar="NAME",
+        autocompletion=complete_context,
     ),
 ]
 ResourceOpt = Annotated[
@@ -82,6 +123,8 @@ ResourceOpt = Annotated[
         help="Resources to read, kubectl-style (plural, singular, short name, kind, resource.group); repeatable or comma-separated. Default: every resource that supports list and watch.",
         rich_help_panel=HELP_SELECT,
         show_default=False,
+        metavar="NAME[,NAME...]",
+        autocompletion=complete_resource,
     ),
 ]
 ExcludeOpt = Annotated[
@@ -91,6 +134,8 @@ ExcludeOpt = Annotated[
         help="Resources to leave out, same names as --resource.",
         rich_help_panel=HELP_SELECT,
         show_default=False,
+        metavar="NAME[,NAME...]",
+        autocompletion=complete_resource,
     ),
 ]
 NamespaceOpt = Annotated[
@@ -101,6 +146,8 @@ NamespaceOpt = Annotated[
         help="Only these namespaces (repeatable or comma-separated); cluster-scoped resources are then left out unless named with -r. Default: all namespaces.",
         rich_help_panel=HELP_SELECT,
         show_default=False,
+        metavar="NS[,NS...]",
+        autocompletion=complete_namespace,
     ),
 ]
 AllNamespacesOpt = Annotated[
@@ -119,6 +166,7 @@ SelectorOpt = Annotated[
         "-l",
         help="Label selector, evaluated by the server (e.g. app=web,tier!=db).",
         rich_help_panel=HELP_SELECT,
+        metavar="SELECTOR",
     ),
 ]
 FieldSelectorOpt = Annotated[
@@ -127,6 +175,7 @@ FieldSelectorOpt = Annotated[
         "--field-selector",
         help="Field selector, evaluated by the server (e.g. metadata.name=x).",
         rich_help_panel=HELP_SELECT,
+        metavar="SELECTOR",
     ),
 ]
 
@@ -143,6 +192,7 @@ MethodOpt = Annotated[
         "--method",
         help="How to read: watch-list with LIST fallback (auto), or force one.",
         rich_help_panel=HELP_TUNING,
+        metavar="[auto|watch-list|list]",
     ),
 ]
 ConcurrencyOpt = Annotated[
@@ -154,6 +204,7 @@ ConcurrencyOpt = Annotated[
         max=64,
         help="Resources streamed at the same time.",
         rich_help_panel=HELP_TUNING,
+        metavar="N",
     ),
 ]
 TimeoutOpt = Annotated[
@@ -163,6 +214,7 @@ TimeoutOpt = Annotated[
         min=1,
         help="Seconds of silence tolerated inside a stream before it is retried.",
         rich_help_panel=HELP_TUNING,
+        metavar="SECONDS",
     ),
 ]
 RetriesOpt = Annotated[
@@ -173,6 +225,7 @@ RetriesOpt = Annotated[
         max=100,
         help="Retries per resource on 429, 5xx and broken streams (with backoff).",
         rich_help_panel=HELP_TUNING,
+        metavar="N",
     ),
 ]
 QuietOpt = Annotated[
@@ -185,7 +238,11 @@ DebugOpt = Annotated[
 ]
 ColorOpt = Annotated[
     Color,
-    typer.Option("--color", help="Colour on stderr/stdout; NO_COLOR is honoured by auto."),
+    typer.Option(
+        "--color",
+        metavar="[auto|always|never]",
+        help="Colour on stderr/stdout; NO_COLOR is honoured by auto.",
+    ),
 ]
 
 
@@ -207,7 +264,9 @@ class Target:
     field_selector: str
 
 
-def connect(kubeconfig: str | None, context: str | None, concurrency: int, timeout: float) -> Client:
+def connect(
+    kubeconfig: str | None, context: str | None, concurrency: int, timeout: float
+) -> Client:
     from kstream.kubeclient import Client, ConnectSettings
 
     return Client(
