@@ -1,13 +1,515 @@
-"""kstream diff: what changed between two snapshots."""
+"""kstream diff: what changed between two snapshots, or a snapshot and the cluster."""
 
 from __future__ import annotations
 
+import difflib
+import json
+import os
+import shutil
+import sys
+import tempfile
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, nullcontext
+from enum import Enum
+from pathlib import Path
+from typing import Annotated, Any
+
 import typer
+from rich.table import Table
+from rich.text import Text
 
-EXAMPLES = "Examples:\n\n  kstream diff old.ndjson.zst new.ndjson.zst\n"
+from kstream import paths
+from kstream.cli import common as c
+from kstream.errors import UsageError
+from kstream.exitcodes import ExitCode
+
+EXAMPLES_ONLY = """
+Examples:
+
+\b
+  kstream diff old.ndjson.zst new.ndjson.zst          # what changed, field by field
+  kstream diff old.ndjson.zst new.ndjson.zst --stat   # counts per resource only
+  kstream diff snap.ndjson.zst --live -n prod         # the snapshot against the cluster now
+  kstream diff a/ b/ -o ndjson | jq 'select(.change=="modified") | .fields[].path'
+  kstream diff a.ndjson b.ndjson --ignore 'metadata.labels["pod-template-hash"]' --ignore 'spec.*.image'
+  kstream diff --explain                              # which fields are ignored, and why
+"""
+
+SCHEMA_HELP = """
+\b
+-o ndjson: one record per changed object:
+  {"change": "added|removed|modified|recreated", "group": "apps", "version": "v1",
+   "resource": "deployments", "kind": "Deployment", "namespace": "prod" | null,
+   "name": "web", "fields": [{"path": "spec.replicas", "old": 2, "new": 3}]}
+"fields" only for modified ("old" absent: the field was added; "new" absent: removed);
+"uid": {"old", "new"} only for recreated. "resource" is "" when only plain NDJSON
+snapshots were compared (they do not know it).
+-o json: {"summary": {RESOURCE: {"added", "removed", "modified", "recreated",
+"unchanged"}}, "total": {...}, "skipped": [{"resource", "reason"}], "changes": [records]}.
+Full description: docs/diff.md.
+"""
+EXAMPLES = EXAMPLES_ONLY + SCHEMA_HELP
+
+MAX_VALUE = 300  # characters of a value shown in text output
+MAX_DIFF_LINES = 60  # lines of a multi-line string's diff shown in text output
 
 
-def diff() -> None:
-    """Compare two snapshots (not implemented yet)."""
-    typer.echo("kstream diff: not implemented yet", err=True)
-    raise typer.Exit(70)
+class OutFormat(str, Enum):
+    text = "text"
+    json = "json"
+    ndjson = "ndjson"
+
+
+def diff(
+    old: Annotated[
+        str | None,
+        typer.Argument(
+            help="The older snapshot: archive (.ndjson.zst), NDJSON file, directory, or - for stdin.",
+            metavar="OLD",
+            show_default=False,
+        ),
+    ] = None,
+    new: Annotated[
+        str | None,
+        typer.Argument(
+            help="The newer snapshot (omit with --live / --live-old).",
+            metavar="NEW",
+            show_default=False,
+        ),
+    ] = None,
+    live: Annotated[
+        bool,
+        typer.Option(
+            "--live",
+            help="Compare the snapshot (OLD) with the live cluster (NEW).",
+            rich_help_panel=c.HELP_CLUSTER,
+        ),
+    ] = False,
+    live_old: Annotated[
+        bool,
+        typer.Option(
+            "--live-old",
+            help="The live cluster is OLD and the snapshot NEW.",
+            rich_help_panel=c.HELP_CLUSTER,
+        ),
+    ] = False,
+    output: Annotated[
+        OutFormat,
+        typer.Option(
+            "--output",
+            "-o",
+            metavar="text|json|ndjson",
+            help="text (coloured, on stdout), json or ndjson (schema below).",
+            rich_help_panel=c.HELP_OUTPUT,
+        ),
+    ] = OutFormat.text,
+    stat: Annotated[
+        bool,
+        typer.Option(
+            "--stat",
+            help="Only the summary per resource (with -o json: no changes list).",
+            rich_help_panel=c.HELP_OUTPUT,
+        ),
+    ] = False,
+    ignore: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--ignore",
+            help='Also ignore this field path (repeatable; * matches any key or index), e.g. spec.*.image or metadata.labels["a/b"].',
+            rich_help_panel=c.HELP_OUTPUT,
+            metavar="PATH",
+            show_default=False,
+        ),
+    ] = None,
+    include_status: Annotated[
+        bool,
+        typer.Option(
+            "--include-status",
+            help="Compare status too (ignored by default).",
+            rich_help_panel=c.HELP_OUTPUT,
+        ),
+    ] = False,
+    no_default_ignores: Annotated[
+        bool,
+        typer.Option(
+            "--no-default-ignores",
+            help="Compare every field but status (see --explain), plus --ignore.",
+            rich_help_panel=c.HELP_OUTPUT,
+        ),
+    ] = False,
+    explain: Annotated[
+        bool,
+        typer.Option(
+            "--explain",
+            help="List the ignored field paths with the reason for each, and exit.",
+            rich_help_panel=c.HELP_OUTPUT,
+        ),
+    ] = False,
+    secret_key_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--secret-key-file",
+            help="The key a snapshot's Secrets were HMAC-redacted with: needed by --live for such a snapshot, and to compare it with raw values.",
+            rich_help_panel=c.HELP_OUTPUT,
+            show_default=False,
+        ),
+    ] = None,
+    sort_buffer: Annotated[
+        int,
+        typer.Option(
+            "--sort-buffer", min=1, hidden=True, help="MiB of lines sorted in memory at a time."
+        ),
+    ] = 64,
+    resource: c.ResourceOpt = None,
+    exclude: c.ExcludeOpt = None,
+    namespace: c.NamespaceOpt = None,
+    selector: Annotated[
+        str,
+        typer.Option(
+            "--selector",
+            "-l",
+            metavar="SELECTOR",
+            help="Label selector (a=b,c!=d,e in (x,y),f,!g), applied to both sides.",
+            rich_help_panel=c.HELP_SELECT,
+        ),
+    ] = "",
+    kubeconfig: c.KubeconfigOpt = None,
+    context: c.ContextOpt = None,
+    method: c.MethodOpt = c.Method.auto,
+    concurrency: c.ConcurrencyOpt = 4,
+    timeout: c.TimeoutOpt = 60.0,
+    retries: c.RetriesOpt = 8,
+    quiet: c.QuietOpt = False,
+    debug: c.DebugOpt = False,
+    color: c.ColorOpt = c.Color.auto,
+) -> None:
+    """Compare two snapshots written by dump (or one and the live cluster).
+
+    Objects are matched by API group, kind, namespace and name: only in OLD is
+    removed, only in NEW added, another metadata.uid under the same name
+    recreated, different fields modified. Server-maintained noise
+    (resourceVersion, managedFields, status, ...) is ignored: see --explain.
+    Secrets compare by their redacted digests; raw values are never shown.
+    The --resource/--exclude/-n/-l selection applies to both sides. Memory stays
+    bounded whatever the snapshots' size.
+
+    Exit status as diff(1): 0 no differences, 1 differences, more than 1 trouble
+    (3: some resources were not compared because a snapshot lacks them; 6: a
+    snapshot is truncated, corrupted or incomplete).
+    """
+    from kstream.diff import ignore_list
+
+    c.setup_consoles(color)
+    ignores = ignore_list(ignore or [], include_status, not no_default_ignores)
+    if explain:
+        _explain(ignores)
+        raise typer.Exit(0)
+    if live and live_old:
+        raise UsageError("--live and --live-old cannot be used together")
+    is_live = live or live_old
+    if is_live:
+        if old is None:
+            raise UsageError(
+                "--live needs the snapshot to compare with: kstream diff SNAPSHOT --live"
+            )
+        if new is not None:
+            raise UsageError("with --live give one snapshot, not two")
+    elif old is None or new is None:
+        raise UsageError("give two snapshots (OLD NEW), or one with --live")
+    elif old == "-" and new == "-":
+        raise UsageError("only one side can be read from stdin")
+    key = _read_key(secret_key_file)
+    settings_kw: dict[str, Any] = {
+        "ignore": tuple(ignores),
+        "resources": tuple(c.split(resource)),
+        "exclude": tuple(c.split(exclude)),
+        "namespaces": tuple(c.split(namespace)),
+        "selector": selector,
+        "secret_key": key,
+        "sort_buffer": sort_buffer * 1024 * 1024,
+    }
+    live_dir: str | None = None
+    try:
+        if is_live:
+            assert old is not None
+            live_dir = tempfile.mkdtemp(prefix="kstream-diff-live-")
+            live_path = _dump_live(
+                old,
+                live_dir,
+                settings_kw,
+                key,
+                kubeconfig=kubeconfig,
+                context=context,
+                method=method.value,
+                concurrency=concurrency,
+                timeout=timeout,
+                retries=retries,
+                quiet=quiet,
+            )
+            old, new = (old, live_path) if live else (live_path, old)
+        assert old is not None and new is not None
+        code = run_diff(old, new, settings_kw, output, stat, quiet)
+    finally:
+        if live_dir is not None:
+            shutil.rmtree(live_dir, ignore_errors=True)
+    raise typer.Exit(int(code))
+
+
+def _read_key(path: Path | None) -> bytes | None:
+    if path is None:
+        return None
+    try:
+        key = path.read_bytes().strip()
+    except OSError as e:
+        raise UsageError(f"--secret-key-file: {e.strerror}: {path}") from None
+    if not key:
+        raise UsageError(f"--secret-key-file: {path} is empty")
+    return key
+
+
+def _explain(ignores: list[Any]) -> None:
+    out = c.consoles.out
+    out.print(Text("Field paths ignored when comparing objects (and below them):", style="bold"))
+    for i in ignores:
+        line = Text(i.text, style="bold")
+        if i.kind:
+            line.append(f"  ({i.kind[1]} only)")
+        out.print(line, soft_wrap=True)
+        out.print(Text("    " + i.reason, style="dim"), soft_wrap=True)
+
+
+# --------------------------------------------------------------------------- live
+
+
+def _dump_live(
+    snapshot: str,
+    tmpdir: str,
+    settings_kw: dict[str, Any],
+    key: bytes | None,
+    **conn: Any,
+) -> str:
+    """Dump the cluster like the snapshot was dumped, into a temporary archive."""
+    from kstream.archive import open_snapshot
+    from kstream.cli.dump import run_dump
+
+    snap = open_snapshot(snapshot)
+    if snap.problem:
+        from kstream.errors import SnapshotError
+
+        raise SnapshotError(f"{snapshot}: {snap.problem}")
+    opts: dict[str, Any] = dict((snap.manifest or {}).get("options") or {})
+    secrets = str(opts.get("secrets") or "redact")
+    if secrets == "redact" and opts.get("secretDigest") == "hmac-sha256" and key is None:
+        raise UsageError(
+            f"{snapshot} has HMAC-redacted Secrets: give the same key with --secret-key-file"
+        )
+    if secrets == "redact" and opts.get("secretDigest") != "hmac-sha256":
+        key = None  # plain sha256, like the snapshot
+    # the user's selection, else the snapshot's own
+    inherited = []
+    for k, opt in (
+        ("resources", "resources"),
+        ("exclude", "exclude"),
+        ("namespaces", "namespaces"),
+    ):
+        if not settings_kw[k] and opts.get(opt):
+            settings_kw[k] = tuple(str(x) for x in opts[opt])
+            inherited.append(f"{opt}={','.join(settings_kw[k])}")
+    if not settings_kw["selector"] and opts.get("labelSelector"):
+        settings_kw["selector"] = str(opts["labelSelector"])
+        inherited.append(f"selector={settings_kw['selector']}")
+    field_selector = str(opts.get("fieldSelector") or "")
+    try:
+        strip = tuple(paths.parse(p) for p in opts.get("strip") or [])
+    except ValueError:
+        strip = ()
+    if inherited and not conn["quiet"]:
+        c.note(f"reading the cluster as {snapshot} was dumped: {'; '.join(inherited)}")
+    out = os.path.join(tmpdir, "live.ndjson.zst")
+    code = run_dump(
+        output=out,
+        fmt="zst",
+        force=False,
+        level=1,
+        secrets=secrets,
+        secret_key=key,
+        strip=strip,
+        target=c.Target(
+            list(settings_kw["resources"]),
+            list(settings_kw["exclude"]),
+            list(settings_kw["namespaces"]),
+            settings_kw["selector"],
+            field_selector,
+        ),
+        quiet=True,
+        **conn,
+    )
+    if code not in (ExitCode.OK, ExitCode.PARTIAL):
+        raise typer.Exit(int(code))
+    return out
+
+
+# --------------------------------------------------------------------------- diff
+
+
+def run_diff(
+    old: str, new: str, settings_kw: dict[str, Any], output: OutFormat, stat: bool, quiet: bool
+) -> ExitCode:
+    from kstream.archive import open_snapshot
+    from kstream.diff import Comparison, Settings
+
+    a = open_snapshot(old)
+    b = open_snapshot(new)
+    settings = Settings(**settings_kw)
+    spinner: AbstractContextManager[Any] = nullcontext()
+    if not quiet and c.stderr_is_terminal():
+        spinner = c.consoles.err.status("reading the snapshots")
+    with Comparison(a, b, settings) as cmp:
+        with spinner as status:
+            if status is not None:
+                cmp.progress = lambda msg: status.update(Text(msg))
+            cmp.prepare()
+        for w in cmp.warnings:
+            c.note(f"warning: {w}")
+        for name, why in cmp.skipped:
+            c.note(f"warning: {name} not compared: {why}")
+        changes = cmp.changes()
+        if output is OutFormat.ndjson:
+            _write_ndjson(changes, stat)
+        elif output is OutFormat.json:
+            _write_json(changes, cmp, stat)
+        else:
+            _write_text(changes, cmp, stat, quiet)
+        total = cmp.total
+    if cmp.skipped:
+        return ExitCode.PARTIAL
+    return ExitCode.DIFFERENCES if total.changed else ExitCode.OK
+
+
+def _dumps(v: Any) -> str:
+    return json.dumps(v, ensure_ascii=False, separators=(",", ":"))
+
+
+def _write_ndjson(changes: Iterator[Any], stat: bool) -> None:
+    out = sys.stdout
+    for ch in changes:
+        if not stat:
+            out.write(_dumps(ch.to_json()) + "\n")
+
+
+def _write_json(changes: Iterator[Any], cmp: Any, stat: bool) -> None:
+    # the summary comes first but is known last: spool the records meanwhile
+    with tempfile.TemporaryFile("w+", encoding="utf-8") as spool:
+        for ch in changes:
+            if not stat:
+                spool.write(_dumps(ch.to_json()) + "\n")
+        head = {
+            "summary": {name: cnt.to_json() for name, cnt in cmp.summary.items()},
+            "total": cmp.total.to_json(),
+            "skipped": [{"resource": r, "reason": why} for r, why in cmp.skipped],
+        }
+        out = sys.stdout
+        out.write(_dumps(head)[:-1] + ',"changes":[')
+        spool.seek(0)
+        for i, line in enumerate(spool):
+            out.write(("," if i else "") + line.rstrip("\n"))
+        out.write("]}\n")
+
+
+STYLE = {"added": "green", "removed": "red", "modified": "yellow", "recreated": "magenta"}
+SIGN = {"added": "+", "removed": "-", "modified": "~", "recreated": "±"}
+
+
+def _value(v: Any) -> str:
+    s = _dumps(v)
+    if len(s) > MAX_VALUE:
+        s = s[:MAX_VALUE] + f"… ({len(s):,} chars)"
+    return s
+
+
+def _write_text(changes: Iterator[Any], cmp: Any, stat: bool, quiet: bool) -> None:
+    from kstream.diff import MISSING
+
+    out = c.consoles.out
+    pr: Callable[[Text], None] = lambda t: out.print(t, soft_wrap=True)  # noqa: E731
+    for ch in changes:
+        if stat:
+            continue
+        head = Text(f"{SIGN[ch.change]} ", style=STYLE[ch.change] + " bold")
+        head.append(ch.resource_name, style="bold")
+        head.append(" " + (f"{ch.namespace}/" if ch.namespace else "") + ch.name)
+        head.append(f"  {ch.change}", style=STYLE[ch.change])
+        if ch.change == "recreated":
+            head.append(f" (uid {ch.old_uid} → {ch.new_uid})", style="dim")
+        pr(head)
+        for f in ch.fields:
+            line = Text("    ")
+            if f.old is MISSING:
+                line.append("+ " + f.path + ": ", style="green")
+                line.append(_value(f.new), style="green")
+            elif f.new is MISSING:
+                line.append("- " + f.path + ": ", style="red")
+                line.append(_value(f.old), style="red")
+            elif (
+                isinstance(f.old, str)
+                and isinstance(f.new, str)
+                and ("\n" in f.old or "\n" in f.new)
+            ):
+                line.append(f.path + ":", style="bold")
+                pr(line)
+                _text_diff(f.old, f.new, pr)
+                continue
+            else:
+                line.append(f.path + ": ", style="bold")
+                line.append(_value(f.old), style="red")
+                line.append(" → ")
+                line.append(_value(f.new), style="green")
+            pr(line)
+    rows = [(name, cnt) for name, cnt in cmp.summary.items() if cnt.changed]
+    total = cmp.total
+    if rows:
+        if not stat:
+            out.print()
+        t = Table(box=None, pad_edge=False, header_style="bold")
+        t.add_column("resource")
+        for col in ("added", "removed", "modified", "recreated", "unchanged"):
+            t.add_column(col, justify="right")
+        for name, cnt in rows:
+            t.add_row(
+                Text(name),
+                *(
+                    Text(str(getattr(cnt, k)), style=STYLE[k] if getattr(cnt, k) else "")
+                    for k in ("added", "removed", "modified", "recreated")
+                ),
+                Text(str(cnt.unchanged), style="dim"),
+            )
+        out.print(t)
+    if not quiet or rows:
+        msg = (
+            f"{total.added} added, {total.removed} removed, {total.modified} modified, "
+            f"{total.recreated} recreated, {total.unchanged} unchanged in {len(cmp.summary)} resources"
+        )
+        if rows:
+            out.print(Text(msg))
+        else:
+            c.note(f"no differences ({msg})")
+
+
+def _text_diff(old: str, new: str, pr: Callable[[Text], None]) -> None:
+    lines = list(difflib.unified_diff(old.splitlines(), new.splitlines(), lineterm="", n=1))[2:]
+    for i, ln in enumerate(lines):
+        if i >= MAX_DIFF_LINES:
+            pr(Text(f"      … {len(lines) - i} more lines", style="dim"))
+            return
+        style = (
+            "green"
+            if ln.startswith("+")
+            else "red"
+            if ln.startswith("-")
+            else "cyan"
+            if ln.startswith("@@")
+            else "dim"
+        )
+        if len(ln) > MAX_VALUE:
+            ln = ln[:MAX_VALUE] + "…"
+        pr(Text("      " + ln, style=style))

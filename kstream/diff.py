@@ -1,0 +1,967 @@
+"""What changed between two snapshots: added, removed, modified and recreated
+objects, resource by resource, in bounded memory.
+
+Identity of an object: (API group, kind) for its resource, then namespace and
+name. The same identity with another `metadata.uid` is *recreated*, not
+modified. Kind rather than the plural resource name is the resource key so that
+an archive (whose manifest knows both) compares with a plain NDJSON file (whose
+objects only carry apiVersion and kind).
+
+How memory stays bounded: each side is first *prepared*, resource by resource,
+into a stream of `(key, line)` sorted by `namespace/name` (the server's order):
+
+- archive / directory: the resource's entries are read once to check the order
+  (which also verifies every checksum and count); when in order they are read
+  again for the merge, otherwise they are sorted externally (sorted runs in
+  temporary files, merged with heapq).
+- plain NDJSON (no manifest): one pass partitions the lines into a temporary
+  file per resource, tracking the order; unsorted partitions are sorted
+  externally.
+
+Every input byte is therefore verified before the first change is yielded: a
+truncated or corrupted snapshot raises SnapshotError, never a partial diff.
+Then the two sorted streams of each resource are merged; at most one object of
+each side is held at a time (plus one external-sort buffer while preparing).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import heapq
+import json
+import os
+import re
+import shutil
+import tempfile
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+from kstream import paths
+from kstream.archive import Entry, Snapshot
+from kstream.errors import SnapshotError, UsageError
+
+LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
+
+# (path, why it is not a change). Applied to every object.
+DEFAULT_IGNORES: tuple[tuple[str, str], ...] = (
+    ("metadata.resourceVersion", "changes on every write to the object"),
+    ("metadata.managedFields", "server-side apply bookkeeping (who set which field, when)"),
+    (
+        "metadata.generation",
+        "counted up by the server on each spec change; the change itself is shown",
+    ),
+    (
+        "metadata.creationTimestamp",
+        "differs only when the object was recreated, reported as recreated",
+    ),
+    ("metadata.uid", "identity: another uid under the same name is reported as recreated"),
+    ("metadata.selfLink", "legacy, set by old servers"),
+    (
+        f'metadata.annotations["{LAST_APPLIED}"]',
+        "kubectl's copy of the applied manifest: the applied changes show in the fields themselves",
+    ),
+    (
+        'metadata.annotations["deployment.kubernetes.io/revision"]',
+        "a counter of the deployment controller",
+    ),
+    (
+        'metadata.annotations["endpoints.kubernetes.io/last-change-trigger-time"]',
+        "set by the endpoints controller",
+    ),
+    (
+        'metadata.annotations["control-plane.alpha.kubernetes.io/leader"]',
+        "legacy leader-election heartbeat",
+    ),
+)
+STATUS_IGNORE = ("status", "written by controllers, not users (--include-status compares it)")
+# (group, kind) -> ((path, why), ...): server-maintained fields of one kind only.
+KIND_IGNORES: dict[tuple[str, str], tuple[tuple[str, str], ...]] = {
+    ("coordination.k8s.io", "Lease"): (("spec.renewTime", "leader-election heartbeat"),),
+}
+
+MISSING: Any = type("Missing", (), {"__repr__": lambda self: "MISSING"})()
+HIDDEN = "(changed)"  # what a raw Secret value is shown as
+DIGEST_PREFIXES = ("sha256:", "hmac-sha256:")
+SORT_BUFFER = 64 * 1024 * 1024
+
+ResKey = tuple[str, str]  # (group, kind)
+
+
+# =========================================================================== settings
+
+
+@dataclass(frozen=True)
+class Ignore:
+    path: paths.Path
+    reason: str
+    kind: ResKey | None = None  # only for this (group, kind)
+    text: str = ""  # as written
+
+
+def ignore_list(
+    extra: Iterable[str] = (), include_status: bool = False, defaults: bool = True
+) -> list[Ignore]:
+    """The paths left out of the comparison, with the reason for each."""
+    out: list[Ignore] = []
+    if defaults:
+        out += [Ignore(paths.parse(p), why, None, p) for p, why in DEFAULT_IGNORES]
+        for k, items in KIND_IGNORES.items():
+            out += [Ignore(paths.parse(p), why, k, p) for p, why in items]
+    if not include_status:
+        out.append(Ignore(paths.parse(STATUS_IGNORE[0]), STATUS_IGNORE[1], None, STATUS_IGNORE[0]))
+    for p in extra:
+        try:
+            out.append(Ignore(paths.parse(p), "--ignore", None, p.strip()))
+        except ValueError as e:
+            raise UsageError(f"--ignore: {e}") from None
+    return out
+
+
+@dataclass(frozen=True)
+class Settings:
+    ignore: tuple[Ignore, ...] = ()
+    resources: tuple[str, ...] = ()
+    exclude: tuple[str, ...] = ()
+    namespaces: tuple[str, ...] = ()
+    selector: str = ""
+    secret_key: bytes | None = None  # to redact raw Secret values like an HMAC-keyed side
+    sort_buffer: int = SORT_BUFFER  # bytes of lines sorted in memory at a time
+    tmpdir: str | None = None
+
+
+# =========================================================================== label selectors
+
+
+@dataclass(frozen=True)
+class Requirement:
+    key: str
+    op: str  # = != in notin exists !exists
+    values: frozenset[str] = frozenset()
+
+    def matches(self, labels: dict[str, Any]) -> bool:
+        has = self.key in labels
+        v = labels.get(self.key)
+        if self.op == "exists":
+            return has
+        if self.op == "!exists":
+            return not has
+        if self.op in ("=", "in"):
+            return has and v in self.values
+        return not has or v not in self.values  # != and notin
+
+
+_REQ = re.compile(
+    r"""\s*(?:
+        (?P<not>!)\s*(?P<nkey>[^\s,=!()]+)
+      | (?P<skey>[^\s,=!()]+)\s+(?P<setop>in|notin)\s*\((?P<vals>[^()]*)\)
+      | (?P<key>[^\s,=!()]+)\s*(?P<op>==|=|!=)\s*(?P<val>[^\s,=!()]*)
+      | (?P<ekey>[^\s,=!()]+)
+    )\s*(?:,|$)""",
+    re.VERBOSE,
+)
+
+
+def parse_selector(text: str) -> tuple[Requirement, ...]:
+    """A label selector as kubectl writes it: `a=b,c!=d,e in (x,y),f notin (z),g,!h`."""
+    out: list[Requirement] = []
+    text = text.strip()
+    pos = 0
+    while pos < len(text):
+        m = _REQ.match(text, pos)
+        if m is None or m.end() == pos:
+            raise UsageError(f"--selector: cannot parse {text[pos:]!r}")
+        if m["not"]:
+            out.append(Requirement(m["nkey"], "!exists"))
+        elif m["skey"]:
+            vals = frozenset(v.strip() for v in m["vals"].split(",") if v.strip())
+            out.append(Requirement(m["skey"], m["setop"], vals))
+        elif m["key"]:
+            op = "=" if m["op"] in ("=", "==") else "!="
+            out.append(Requirement(m["key"], op, frozenset([m["val"]])))
+        else:
+            out.append(Requirement(m["ekey"], "exists"))
+        pos = m.end()
+    return tuple(out)
+
+
+# =========================================================================== resources
+
+
+# kubectl short names of common built-in resources (manifests do not record them).
+SHORT_NAMES: dict[str, tuple[str, str]] = {
+    "cm": ("", "configmaps"),
+    "cs": ("", "componentstatuses"),
+    "ep": ("", "endpoints"),
+    "ev": ("", "events"),
+    "limits": ("", "limitranges"),
+    "no": ("", "nodes"),
+    "ns": ("", "namespaces"),
+    "po": ("", "pods"),
+    "pv": ("", "persistentvolumes"),
+    "pvc": ("", "persistentvolumeclaims"),
+    "quota": ("", "resourcequotas"),
+    "rc": ("", "replicationcontrollers"),
+    "sa": ("", "serviceaccounts"),
+    "svc": ("", "services"),
+    "deploy": ("apps", "deployments"),
+    "ds": ("apps", "daemonsets"),
+    "rs": ("apps", "replicasets"),
+    "sts": ("apps", "statefulsets"),
+    "cj": ("batch", "cronjobs"),
+    "hpa": ("autoscaling", "horizontalpodautoscalers"),
+    "ing": ("networking.k8s.io", "ingresses"),
+    "netpol": ("networking.k8s.io", "networkpolicies"),
+    "pdb": ("policy", "poddisruptionbudgets"),
+    "sc": ("storage.k8s.io", "storageclasses"),
+    "crd": ("apiextensions.k8s.io", "customresourcedefinitions"),
+    "crds": ("apiextensions.k8s.io", "customresourcedefinitions"),
+}
+
+
+@dataclass
+class ResInfo:
+    """One resource as the two snapshots know it."""
+
+    group: str
+    kind: str
+    resource: str = ""  # plural, when a manifest says it
+    version: str = ""
+    namespaced: bool | None = None
+    explicit: bool = False  # named with --resource
+
+    @property
+    def key(self) -> ResKey:
+        return (self.group, self.kind)
+
+    @property
+    def name(self) -> str:
+        base = self.resource or self.kind
+        return f"{base}.{self.group}" if self.group else base
+
+    def names(self) -> set[str]:
+        k = self.kind.lower()
+        out = {k}
+        if self.resource:
+            out.add(self.resource.lower())
+        else:  # plain NDJSON: guess the plural the simple way
+            out |= {k + "s", k + "es", (k[:-1] + "ies") if k.endswith("y") else k + "s"}
+        return out
+
+    def matches(self, token: str) -> bool:
+        t = token.strip().lower()
+        if t in SHORT_NAMES:
+            g, r = SHORT_NAMES[t]
+            return self.group == g and (self.resource or "") in (r, "") and r in self.names()
+        if t in self.names():
+            return True
+        if "." in t:
+            head, rest = t.split(".", 1)
+            if head not in self.names():
+                return False
+            g = self.group.lower()
+            if not g:
+                return rest in ("", "core", "v1", self.version.lower())
+            return rest == g or rest == f"{self.version.lower()}.{g}"
+        return False
+
+
+def _group_version(api_version: str) -> tuple[str, str]:
+    if "/" in api_version:
+        g, v = api_version.split("/", 1)
+        return g, v
+    return "", api_version
+
+
+def _sorted_entries(entries: list[Entry]) -> list[Entry]:
+    # "ns/name" order across the per-namespace units of one resource
+    return sorted(entries, key=lambda e: (e.namespace or "") + "/")
+
+
+# =========================================================================== records
+
+
+@dataclass
+class FieldChange:
+    path: str
+    old: Any = MISSING
+    new: Any = MISSING
+
+    def to_json(self) -> dict[str, Any]:
+        d: dict[str, Any] = {"path": self.path}
+        if self.old is not MISSING:
+            d["old"] = self.old
+        if self.new is not MISSING:
+            d["new"] = self.new
+        return d
+
+
+@dataclass
+class Change:
+    change: str  # added | removed | modified | recreated
+    group: str
+    version: str
+    resource: str
+    kind: str
+    namespace: str
+    name: str
+    fields: list[FieldChange] = field(default_factory=list)
+    old_uid: str = ""
+    new_uid: str = ""
+
+    @property
+    def resource_name(self) -> str:
+        base = self.resource or self.kind
+        return f"{base}.{self.group}" if self.group else base
+
+    def to_json(self) -> dict[str, Any]:
+        d: dict[str, Any] = {
+            "change": self.change,
+            "group": self.group,
+            "version": self.version,
+            "resource": self.resource,
+            "kind": self.kind,
+            "namespace": self.namespace or None,
+            "name": self.name,
+        }
+        if self.change == "modified":
+            d["fields"] = [f.to_json() for f in self.fields]
+        if self.change == "recreated":
+            d["uid"] = {"old": self.old_uid, "new": self.new_uid}
+        return d
+
+
+@dataclass
+class Counts:
+    added: int = 0
+    removed: int = 0
+    modified: int = 0
+    recreated: int = 0
+    unchanged: int = 0
+
+    @property
+    def changed(self) -> int:
+        return self.added + self.removed + self.modified + self.recreated
+
+    def add(self, other: Counts) -> None:
+        for k in ("added", "removed", "modified", "recreated", "unchanged"):
+            setattr(self, k, getattr(self, k) + getattr(other, k))
+
+    def to_json(self) -> dict[str, int]:
+        return dict(self.__dict__)
+
+
+# =========================================================================== temp files of (key, line)
+
+
+class _KeyedFile:
+    """A temporary file of `key NUL line` records; read back as (key, line)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        self._f: IO[bytes] | None = os.fdopen(fd, "wb", buffering=64 * 1024)
+        self.count = 0
+        self.last: str | None = None
+        self.ordered = True
+
+    def write(self, key: str, line: bytes) -> None:
+        assert self._f is not None
+        if self.last is not None and key <= self.last:
+            self.ordered = False
+        self.last = key
+        self._f.write(key.encode())
+        self._f.write(b"\0")
+        self._f.write(line)
+        self._f.write(b"\n")
+        self.count += 1
+
+    def close(self) -> None:
+        if self._f is not None:
+            self._f.close()
+            self._f = None
+
+    def read(self) -> Iterator[tuple[str, bytes]]:
+        self.close()
+        with open(self.path, "rb") as f:
+            for rec in f:
+                k, _, line = rec.rstrip(b"\n").partition(b"\0")
+                yield k.decode(), line
+
+
+def _external_sort(
+    items: Iterable[tuple[str, bytes]], tmp: Path, stem: str, buffer: int
+) -> _KeyedFile:
+    """Sort (key, line) pairs with at most `buffer` bytes of lines in memory."""
+    runs: list[_KeyedFile] = []
+    batch: list[tuple[str, bytes]] = []
+    size = 0
+
+    def flush() -> None:
+        nonlocal batch, size
+        batch.sort(key=lambda kl: kl[0])
+        run = _KeyedFile(tmp / f"{stem}.run{len(runs)}")
+        for k, line in batch:
+            run.write(k, line)
+        run.close()
+        runs.append(run)
+        batch, size = [], 0
+
+    for k, line in items:
+        batch.append((k, line))
+        size += len(line) + len(k) + 120  # + the tuple and the two objects
+        if size >= buffer:
+            flush()
+    if batch or not runs:
+        flush()
+    if len(runs) == 1:
+        return runs[0]
+    out = _KeyedFile(tmp / f"{stem}.sorted")
+    for k, line in heapq.merge(*(r.read() for r in runs), key=lambda kl: kl[0]):
+        out.write(k, line)
+    out.close()
+    for r in runs:
+        with contextlib.suppress(OSError):
+            r.path.unlink()
+    return out
+
+
+# =========================================================================== one side
+
+
+def _parse(line: bytes, where: str) -> dict[str, Any]:
+    try:
+        obj = json.loads(line)
+    except ValueError:
+        raise SnapshotError(f"{where}: an object line is not valid JSON (corrupted)") from None
+    if not isinstance(obj, dict):
+        raise SnapshotError(f"{where}: an object line is not a JSON object")
+    return obj
+
+
+def object_key(obj: dict[str, Any]) -> str:
+    """`namespace/name`: the server's (etcd's) order within a resource."""
+    md = obj.get("metadata")
+    if not isinstance(md, dict):
+        md = {}
+    return f"{md.get('namespace') or ''}/{md.get('name') or ''}"
+
+
+Source = Callable[[], Iterator[tuple[str, bytes]]]
+
+
+class Side:
+    """One snapshot, prepared into a sorted (key, line) source per resource."""
+
+    def __init__(self, snap: Snapshot, label: str) -> None:
+        if snap.problem:
+            raise SnapshotError(f"{snap.path}: {snap.problem}")
+        self.snap = snap
+        self.label = label
+        self.where = snap.path
+        self.infos: dict[ResKey, ResInfo] = {}
+        self.entries: dict[ResKey, list[Entry]] = {}
+        self.incomplete: dict[ResKey, str] = {}
+        self.sources: dict[ResKey, Source] = {}
+        self.counts: dict[ResKey, int] = {}
+        options = (snap.manifest or {}).get("options") or {}
+        self.secrets: str | None = options.get("secrets") if snap.manifest else None
+        self.digest: str | None = options.get("secretDigest") if snap.manifest else None
+        for e in snap.entries:
+            k = (e.group, e.kind)
+            self.infos.setdefault(k, ResInfo(e.group, e.kind, e.resource, e.version, e.namespaced))
+            self.entries.setdefault(k, []).append(e)
+            if e.status != "complete":
+                self.incomplete[k] = f"{e.status}{': ' + e.error if e.error else ''}"
+        for d in (snap.manifest or {}).get("notRead") or []:
+            if isinstance(d, dict) and d.get("kind"):
+                k = (str(d.get("group") or ""), str(d["kind"]))
+                self.infos.setdefault(
+                    k,
+                    ResInfo(k[0], k[1], str(d.get("resource") or ""), str(d.get("version") or "")),
+                )
+                self.incomplete[k] = "not read (the dump was partial)"
+
+    @property
+    def indexed(self) -> bool:
+        return self.snap.format in ("zst", "dir")
+
+    def entry_lines(self, k: ResKey) -> Iterator[bytes]:
+        for e in _sorted_entries(self.entries.get(k, [])):
+            yield from self.snap.lines(e)
+
+    def partition(
+        self, tmp: Path, accept: Callable[[ResKey, dict[str, Any]], bool]
+    ) -> dict[ResKey, _KeyedFile]:
+        """Plain NDJSON: one pass, one keyed temp file per resource."""
+        files: dict[ResKey, _KeyedFile] = {}
+        try:
+            for line in self.snap.lines():
+                obj = _parse(line, self.where)
+                kind = obj.get("kind")
+                api = obj.get("apiVersion")
+                if not isinstance(kind, str) or not kind or not isinstance(api, str):
+                    raise SnapshotError(f"{self.where}: an object has no kind/apiVersion")
+                g, v = _group_version(api)
+                k = (g, kind)
+                if k not in self.infos:
+                    ns = (obj.get("metadata") or {}).get("namespace")
+                    self.infos[k] = ResInfo(g, kind, "", v, bool(ns) if ns is not None else None)
+                if not accept(k, obj):
+                    continue
+                f = files.get(k)
+                if f is None:
+                    f = files[k] = _KeyedFile(tmp / f"{self.label}.part{len(files)}")
+                f.write(object_key(obj), line)
+        finally:
+            for f in files.values():
+                f.close()
+        return files
+
+
+# =========================================================================== comparing
+
+
+def _strip(obj: Any, pattern: paths.Path) -> None:
+    """Delete the values at `pattern`, and the maps the deletion left empty."""
+    if not pattern:
+        return
+    head, rest = pattern[0], pattern[1:]
+    if isinstance(obj, dict):
+        keys = list(obj) if head == "*" else ([head] if head in obj else [])
+        for k in keys:
+            if not rest:
+                del obj[k]
+                continue
+            child = obj[k]
+            if isinstance(child, (dict, list)) and child:
+                _strip(child, rest)
+                if not child:
+                    del obj[k]
+    elif isinstance(obj, list):
+        if head == "*":
+            if not rest:
+                obj.clear()
+                return
+            for item in obj:
+                _strip(item, rest)
+        elif head.isdigit() and int(head) < len(obj):
+            if rest:
+                _strip(obj[int(head)], rest)
+            else:
+                del obj[int(head)]
+
+
+def field_changes(old: Any, new: Any, prefix: paths.Path = ()) -> list[tuple[paths.Path, Any, Any]]:
+    """Leaf-level differences: (path, old, new), MISSING for an absent side."""
+    out: list[tuple[paths.Path, Any, Any]] = []
+
+    def walk(a: Any, b: Any, path: paths.Path) -> None:
+        if a == b and type(a) is type(b):
+            return
+        if isinstance(a, dict) and isinstance(b, dict):
+            for k in a:
+                if k in b:
+                    walk(a[k], b[k], (*path, k))
+                else:
+                    out.append(((*path, k), a[k], MISSING))
+            for k in b:
+                if k not in a:
+                    out.append(((*path, k), MISSING, b[k]))
+        elif isinstance(a, list) and isinstance(b, list):
+            for i in range(max(len(a), len(b))):
+                p = (*path, str(i))
+                if i >= len(b):
+                    out.append((p, a[i], MISSING))
+                elif i >= len(a):
+                    out.append((p, MISSING, b[i]))
+                else:
+                    walk(a[i], b[i], p)
+        else:
+            out.append((path, a, b))
+
+    walk(old, new, prefix)
+    return out
+
+
+def _is_secret(k: ResKey) -> bool:
+    return k == ("", "Secret")
+
+
+def _sensitive(path: paths.Path) -> bool:
+    return bool(path) and (
+        path[0] in ("data", "stringData")
+        or (len(path) >= 3 and path[:2] == ("metadata", "annotations") and path[2] == LAST_APPLIED)
+    )
+
+
+def _mask(v: Any) -> Any:
+    if v is MISSING:
+        return v
+    if isinstance(v, str) and v.startswith(DIGEST_PREFIXES):
+        return v
+    if isinstance(v, dict):
+        return {k: _mask(x) for k, x in v.items()}
+    return HIDDEN
+
+
+def _uid(obj: dict[str, Any]) -> str:
+    md = obj.get("metadata")
+    return str(md.get("uid") or "") if isinstance(md, dict) else ""
+
+
+def _redactor(key: bytes | None) -> Callable[[dict[str, Any]], None]:
+    from kstream.transform import redact_secret
+
+    def redact(obj: dict[str, Any]) -> None:
+        data = obj.get("data")
+        if isinstance(data, dict) and all(
+            isinstance(v, str) and v.startswith(DIGEST_PREFIXES) for v in data.values()
+        ):
+            return  # already redacted
+        redact_secret(obj, key)
+
+    return redact
+
+
+class Comparison:
+    """Prepare both sides, then `changes()` yields one Change per differing
+    object; `summary` is complete once `changes()` is exhausted.
+
+    Use as a context manager: temporary files are removed on exit."""
+
+    def __init__(
+        self,
+        old: Snapshot,
+        new: Snapshot,
+        settings: Settings,
+        progress: Callable[[str], None] | None = None,
+    ) -> None:
+        self.settings = settings
+        self.old = Side(old, "old")
+        self.new = Side(new, "new")
+        self.progress = progress or (lambda _msg: None)
+        self.requirements = parse_selector(settings.selector) if settings.selector else ()
+        self.namespaces = frozenset(settings.namespaces)
+        self.resources: list[ResInfo] = []
+        self.skipped: list[tuple[str, str]] = []
+        self.warnings: list[str] = []
+        self.summary: dict[str, Counts] = {}
+        self._tmp: Path | None = None
+        self._prepared = False
+        self._redact: dict[str, Callable[[dict[str, Any]], None]] = {}
+        self._skip_secrets = False
+        self._sel_cache: dict[ResKey, bool] = {}
+
+    # -- lifecycle
+    def __enter__(self) -> Comparison:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        if self._tmp is not None:
+            shutil.rmtree(self._tmp, ignore_errors=True)
+            self._tmp = None
+
+    @property
+    def tmp(self) -> Path:
+        if self._tmp is None:
+            self._tmp = Path(tempfile.mkdtemp(prefix="kstream-diff-", dir=self.settings.tmpdir))
+        return self._tmp
+
+    @property
+    def total(self) -> Counts:
+        t = Counts()
+        for c in self.summary.values():
+            t.add(c)
+        return t
+
+    # -- selection
+    def _merge_infos(self) -> None:
+        """Share what one side's manifest knows (plural, scope) with the other."""
+        for a, b in ((self.old, self.new), (self.new, self.old)):
+            for k, info in a.infos.items():
+                other = b.infos.get(k)
+                if other is None:
+                    continue
+                if not info.resource and other.resource:
+                    info.resource = other.resource
+                if info.namespaced is None:
+                    info.namespaced = other.namespaced
+
+    def _selected(self, info: ResInfo) -> bool:
+        s = self.settings
+        if s.resources:
+            if not any(info.matches(t) for t in s.resources):
+                return False
+            info.explicit = True
+        return not any(info.matches(t) for t in s.exclude)
+
+    def _accept(self, info: ResInfo, obj: dict[str, Any]) -> bool:
+        md = obj.get("metadata")
+        if not isinstance(md, dict):
+            md = {}
+        if self.namespaces:
+            ns = md.get("namespace")
+            if ns:
+                if ns not in self.namespaces:
+                    return False
+            elif not info.explicit:
+                return False  # cluster-scoped: only when named with -r, as dump does
+        if self.requirements:
+            labels = md.get("labels")
+            if not isinstance(labels, dict):
+                labels = {}
+            if not all(r.matches(labels) for r in self.requirements):
+                return False
+        return True
+
+    def _check_names(self) -> None:
+        known = list(self.old.infos.values()) + list(self.new.infos.values())
+        both_indexed = self.old.indexed and self.new.indexed
+        for opt, tokens in (
+            ("--resource", self.settings.resources),
+            ("--exclude", self.settings.exclude),
+        ):
+            for t in tokens:
+                if not any(i.matches(t) for i in known):
+                    msg = f'{opt}: no resource "{t}" in either snapshot'
+                    if both_indexed:
+                        raise UsageError(msg)
+                    self.warnings.append(msg)
+
+    def _secrets_policy(self) -> None:
+        o, n = self.old, self.new
+        if "exclude" in (o.secrets, n.secrets) and o.secrets != n.secrets:
+            self._skip_secrets = True
+            self.warnings.append("Secrets were excluded from one snapshot: not compared")
+            return
+        for side, other in ((o, n), (n, o)):
+            if side.secrets == "include" and other.secrets == "redact":
+                if other.digest == "hmac-sha256" and not self.settings.secret_key:
+                    self.warnings.append(
+                        f"{other.where} has HMAC-keyed Secret digests and {side.where} raw values: "
+                        "give --secret-key-file to compare them"
+                    )
+                    continue
+                key = self.settings.secret_key if other.digest == "hmac-sha256" else None
+                self._redact[side.label] = _redactor(key)
+        if (
+            o.secrets == n.secrets == "redact"
+            and o.digest != n.digest
+            and o.digest is not None
+            and n.digest is not None
+        ):
+            self.warnings.append(
+                f"the snapshots redact Secrets differently ({o.digest} vs {n.digest}): "
+                "every Secret value will differ"
+            )
+
+    # -- preparation
+    def prepare(self) -> None:
+        """Read both snapshots through once: verify them, sort what needs it."""
+        if self._prepared:
+            return
+        self._prepared = True
+        self._secrets_policy()
+        # plain NDJSON sides learn their resources by reading; indexed ones from the manifest
+        self._merge_infos()
+        for side in (self.old, self.new):
+            if not side.indexed:
+                self.progress(f"reading {side.where}")
+
+                def accept(k: ResKey, obj: dict[str, Any], side: Side = side) -> bool:
+                    info = side.infos[k]
+                    if k not in self._sel_cache:
+                        self._merge_infos()
+                        self._sel_cache[k] = self._selected(info)
+                    return self._sel_cache[k] and self._accept(info, obj)
+
+                for k, f in side.partition(self.tmp, accept).items():
+                    side.counts[k] = f.count
+                    if not f.ordered:
+                        self.progress(f"sorting {side.infos[k].name} of {side.where}")
+                        f = _external_sort(
+                            f.read(),
+                            self.tmp,
+                            f"{side.label}.{len(side.sources)}s",
+                            self.settings.sort_buffer,
+                        )
+                    side.sources[k] = f.read
+        self._merge_infos()
+        self._check_names()
+        keys = set(self.old.infos) | set(self.new.infos)
+        infos: list[ResInfo] = []
+        for k in keys:
+            info = self.new.infos.get(k) or self.old.infos[k]
+            other = self.old.infos.get(k)
+            if other is not None and other is not info:
+                info.explicit = info.explicit or other.explicit
+            if not self._selected(info):
+                continue
+            if self._skip_secrets and _is_secret(k):
+                self.skipped.append((info.name, "Secrets excluded from one snapshot"))
+                continue
+            why = self.old.incomplete.get(k) or self.new.incomplete.get(k)
+            if why:
+                which = self.old.where if k in self.old.incomplete else self.new.where
+                self.skipped.append((info.name, f"incomplete in {which}: {why}"))
+                continue
+            infos.append(info)
+        infos.sort(key=lambda i: (i.group, i.resource or i.kind.lower()))
+        for info in infos:
+            for side in (self.old, self.new):
+                if side.indexed and info.key in side.entries:
+                    self.progress(f"checking {info.name} in {side.where}")
+                    self._prepare_indexed(side, info)
+        self.resources = infos
+
+    def _items(self, side: Side, info: ResInfo) -> Iterator[tuple[str, bytes]]:
+        where = f"{side.where} ({info.name})"
+        for line in side.entry_lines(info.key):
+            obj = _parse(line, where)
+            if self._accept(info, obj):
+                yield object_key(obj), line
+
+    def _prepare_indexed(self, side: Side, info: ResInfo) -> None:
+        k = info.key
+        last: str | None = None
+        n = 0
+        ordered = True
+        for key, _ in self._items(side, info):
+            n += 1
+            if last is not None and key <= last:
+                ordered = False  # keep reading: the whole entry is verified here
+            last = key
+        side.counts[k] = n
+        if ordered:
+            side.sources[k] = lambda: self._items(side, info)
+            return
+        self.progress(f"sorting {info.name} of {side.where}")
+        stem = f"{side.label}.{len(side.sources)}"
+        f = _external_sort(self._items(side, info), self.tmp, stem, self.settings.sort_buffer)
+        side.sources[k] = f.read
+
+    # -- merging
+    def changes(self) -> Iterator[Change]:
+        self.prepare()
+        for info in self.resources:
+            counts = self.summary.setdefault(info.name, Counts())
+            yield from self._diff_resource(info, counts)
+
+    def _ignores(self, k: ResKey) -> list[paths.Path]:
+        return [i.path for i in self.settings.ignore if i.kind is None or i.kind == k]
+
+    def _stream(self, side: Side, info: ResInfo) -> Iterator[tuple[str, bytes]]:
+        src = side.sources.get(info.key)
+        if src is None:
+            return
+        last: str | None = None
+        for key, line in src():
+            if last is not None and key <= last:
+                if key == last:
+                    ns, _, name = key.partition("/")
+                    raise SnapshotError(
+                        f"{side.where}: {info.name} {ns + '/' if ns else ''}{name} appears twice"
+                    )
+                raise SnapshotError(f"{side.where}: changed while being compared")
+            last = key
+            yield key, line
+
+    def _diff_resource(self, info: ResInfo, counts: Counts) -> Iterator[Change]:
+        ignores = self._ignores(info.key)
+        secret = _is_secret(info.key)
+        a = self._stream(self.old, info)
+        b = self._stream(self.new, info)
+        ka, la = next(a, (None, b""))
+        kb, lb = next(b, (None, b""))
+        while ka is not None or kb is not None:
+            if kb is None or (ka is not None and ka < kb):
+                assert ka is not None
+                counts.removed += 1
+                yield self._whole("removed", info, _parse(la, self.old.where), ka)
+                ka, la = next(a, (None, b""))
+            elif ka is None or kb < ka:
+                counts.added += 1
+                yield self._whole("added", info, _parse(lb, self.new.where), kb)
+                kb, lb = next(b, (None, b""))
+            else:
+                if la == lb:
+                    counts.unchanged += 1
+                else:
+                    ch = self._compare(info, ka, la, lb, ignores, secret)
+                    if ch is None:
+                        counts.unchanged += 1
+                    else:
+                        setattr(counts, ch.change, getattr(counts, ch.change) + 1)
+                        yield ch
+                ka, la = next(a, (None, b""))
+                kb, lb = next(b, (None, b""))
+
+    def _whole(self, change: str, info: ResInfo, obj: dict[str, Any], key: str) -> Change:
+        ns, _, name = key.partition("/")
+        _, version = _group_version(str(obj.get("apiVersion") or ""))
+        uid = _uid(obj)
+        return Change(
+            change,
+            info.group,
+            version or info.version,
+            info.resource,
+            info.kind,
+            ns,
+            name,
+            old_uid=uid if change == "removed" else "",
+            new_uid=uid if change == "added" else "",
+        )
+
+    def _compare(
+        self, info: ResInfo, key: str, la: bytes, lb: bytes, ignores: list[paths.Path], secret: bool
+    ) -> Change | None:
+        oa = _parse(la, self.old.where)
+        ob = _parse(lb, self.new.where)
+        ns, _, name = key.partition("/")
+        _, version = _group_version(str(ob.get("apiVersion") or ""))
+        ua, ub = _uid(oa), _uid(ob)
+        if ua and ub and ua != ub:
+            return Change(
+                "recreated",
+                info.group,
+                version or info.version,
+                info.resource,
+                info.kind,
+                ns,
+                name,
+                old_uid=ua,
+                new_uid=ub,
+            )
+        if secret:
+            for side, o in (("old", oa), ("new", ob)):
+                r = self._redact.get(side)
+                if r is not None:
+                    r(o)
+        for p in ignores:
+            _strip(oa, p)
+            _strip(ob, p)
+        diffs = field_changes(oa, ob)
+        if not diffs:
+            return None
+        fields = []
+        for path, old, new in diffs:
+            if secret and _sensitive(path):
+                old, new = _mask(old), _mask(new)
+            fields.append(FieldChange(paths.render(path), old, new))
+        return Change(
+            "modified",
+            info.group,
+            version or info.version,
+            info.resource,
+            info.kind,
+            ns,
+            name,
+            fields,
+            ua,
+            ub,
+        )
