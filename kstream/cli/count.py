@@ -1,13 +1,423 @@
-"""kstream count: how many objects and bytes, per resource and namespace."""
+"""kstream count: how many objects and bytes, per resource, namespace or label."""
 
 from __future__ import annotations
 
+import inspect
+import json
+import threading
+from enum import Enum
+from typing import Annotated, Any
+
 import typer
+from rich.table import Table
+from rich.text import Text
 
-EXAMPLES = "Examples:\n\n  kstream count\n"
+from kstream.cli import common as c
+from kstream.count import CountResult, Filters, Grouping, ResKey, Row, sort_rows
+from kstream.errors import OutputError, UsageError
+from kstream.exitcodes import ExitCode
+
+EXAMPLES = """
+Examples:
+
+\b
+  kstream count                                # live, per resource, sorted by count
+  kstream count --by namespace --sort size     # where the bytes are
+  kstream count --by namespace,resource -n prod
+  kstream count -r configmaps --by label:app -o json
+  kstream count --estimate                     # fast: one LIST limit=1 per resource
+  kstream count snap.ndjson.zst                # from a dump (its manifest: instant)
+"""
+
+SCHEMA_HELP = """\b
+-o json prints one document (schema version 1, see docs/count.md):
+  {"kind": "kstream-count", "schemaVersion": 1, "source": "live"|"snapshot",
+   "snapshot": PATH|null, "server": URL|null, "estimate": BOOL, "by": "resource",
+   "complete": BOOL, "problem": STR|null,
+   "rows": [{"group", "version", "resource", "kind",   (when by has resource)
+             "namespace": STR|null,                   (when by has namespace)
+             "label": STR|null,                       (when by has label:KEY)
+             "objects": INT, "bytes": INT|null}],     (bytes null for estimates)
+   "total": {"rows": INT, "objects": INT, "bytes": INT|null},
+   "incomplete": [{"name", "namespace", "status", "error"}],
+   "notEstimated": [STR]}
+-o ndjson prints the rows only, one JSON object per line, in the sort order."""
+
+BAR_WIDTH = 24
+_EIGHTHS = " ▏▎▍▌▋▊▉"
 
 
-def count() -> None:
-    """Count objects and bytes per resource (not implemented yet)."""
-    typer.echo("kstream count: not implemented yet", err=True)
-    raise typer.Exit(70)
+class Sort(str, Enum):
+    by_count = "count"
+    by_size = "size"
+    by_name = "name"
+
+
+class Output(str, Enum):
+    table = "table"
+    json = "json"
+    ndjson = "ndjson"
+
+
+def count(
+    snapshot: Annotated[
+        str | None,
+        typer.Argument(
+            help="Count this snapshot written by dump (archive .zst, NDJSON file, "
+            "zstd-compressed NDJSON, directory, or - for NDJSON on stdin) instead of the cluster.",
+            metavar="SNAPSHOT",
+            show_default=False,
+        ),
+    ] = None,
+    by: Annotated[
+        str,
+        typer.Option(
+            "--by",
+            metavar="resource|namespace|label:KEY[,...]",
+            help="Group the counts: resource, namespace or label:KEY, or several joined by "
+            "commas (namespace,resource).",
+            rich_help_panel=c.HELP_OUTPUT,
+        ),
+    ] = "resource",
+    estimate: Annotated[
+        bool,
+        typer.Option(
+            "--estimate",
+            help="Fast approximate object counts: one LIST limit=1 per resource and the "
+            "server's remainingItemCount; no objects are streamed, no bytes counted.",
+            rich_help_panel=c.HELP_OUTPUT,
+        ),
+    ] = False,
+    sort: Annotated[
+        Sort,
+        typer.Option(
+            "--sort",
+            help="Order of the rows (count and size: biggest first).",
+            rich_help_panel=c.HELP_OUTPUT,
+        ),
+    ] = Sort.by_count,
+    output: Annotated[
+        Output,
+        typer.Option(
+            "--output",
+            "-o",
+            help="table (stdout, with bars), json or ndjson (for scripts).",
+            rich_help_panel=c.HELP_OUTPUT,
+        ),
+    ] = Output.table,
+    resource: c.ResourceOpt = None,
+    exclude: c.ExcludeOpt = None,
+    namespace: c.NamespaceOpt = None,
+    all_namespaces: c.AllNamespacesOpt = False,
+    selector: c.SelectorOpt = "",
+    field_selector: c.FieldSelectorOpt = "",
+    kubeconfig: c.KubeconfigOpt = None,
+    context: c.ContextOpt = None,
+    method: c.MethodOpt = c.Method.auto,
+    concurrency: c.ConcurrencyOpt = 4,
+    timeout: c.TimeoutOpt = 60.0,
+    retries: c.RetriesOpt = 8,
+    quiet: c.QuietOpt = False,
+    debug: c.DebugOpt = False,
+    color: c.ColorOpt = c.Color.auto,
+) -> None:
+    """Count objects and bytes per resource, namespace or label, live or from a snapshot.
+
+    Live, the same streams as dump (watch-list, LIST fallback, retries) count
+    instead of writing: memory does not grow with the number of objects. Bytes
+    are the JSON the server sent (from a snapshot: the JSON in the snapshot,
+    Secret values as dump redacted them). Resource filters also apply to
+    snapshots (-l and --field-selector metadata.name/namespace client-side).
+
+    A snapshot whose dump was interrupted is counted but reported incomplete
+    (exit 6); a truncated archive or NDJSON file is not counted (exit 6); a
+    partial dump or a live count with unreadable resources exits 3.
+    """
+    c.setup_consoles(color)
+    if namespace and all_namespaces:
+        raise UsageError("--namespace and --all-namespaces cannot be used together")
+    grouping = Grouping.parse(by)
+    target = c.Target(
+        c.split(resource), c.split(exclude), c.split(namespace), selector, field_selector
+    )
+    interrupted: ExitCode | None = None
+    if snapshot is not None:
+        if estimate:
+            raise UsageError("--estimate is for live counts; a snapshot is counted exactly")
+        result = count_snapshot_cli(snapshot, grouping, target, quiet)
+    elif estimate:
+        result = run_estimate(
+            grouping=grouping,
+            target=target,
+            kubeconfig=kubeconfig,
+            context=context,
+            concurrency=concurrency,
+            timeout=timeout,
+        )
+    else:
+        result, interrupted = run_count(
+            grouping=grouping,
+            target=target,
+            kubeconfig=kubeconfig,
+            context=context,
+            method=method.value,
+            concurrency=concurrency,
+            timeout=timeout,
+            retries=retries,
+            quiet=quiet,
+        )
+    result.rows = sort_rows(result.rows, sort.value)
+    emit(result, output, sort.value)
+    report(result, quiet)
+    code = interrupted if interrupted is not None else result.exit_code()
+    raise typer.Exit(int(code))
+
+
+count.__doc__ = inspect.cleandoc(count.__doc__ or "") + "\n\n" + SCHEMA_HELP
+
+
+# --------------------------------------------------------------------------- the three modes
+
+
+def count_snapshot_cli(path: str, grouping: Grouping, target: c.Target, quiet: bool) -> CountResult:
+    from kstream.count import count_snapshot
+
+    filters = Filters(
+        target.resources, target.exclude, target.namespaces, target.selector, target.field_selector
+    )
+    if quiet or not c.stderr_is_terminal():
+        return count_snapshot(path, grouping, filters)
+    with c.consoles.err.status(Text(f"counting {path}"), spinner="dots"):
+        return count_snapshot(path, grouping, filters)
+
+
+def run_count(
+    *,
+    grouping: Grouping,
+    target: c.Target,
+    kubeconfig: str | None,
+    context: str | None,
+    method: str,
+    concurrency: int,
+    timeout: float,
+    retries: int,
+    quiet: bool,
+) -> tuple[CountResult, ExitCode | None]:
+    """Stream every unit into a counting sink: dump's machinery, nothing written."""
+    from kstream.cli.render import drive
+    from kstream.count import CountSink, Missing, Tally, recount, sink_for_unit, units_missing
+    from kstream.plan import make_plan
+    from kstream.runner import Run, Terminated
+    from kstream.stream import Reader, StreamOptions, Unit
+
+    client = c.connect(kubeconfig, context, concurrency, timeout)
+    plan = make_plan(client, target.resources, target.exclude, target.namespaces)
+    sopts = StreamOptions(
+        label_selector=target.selector,
+        field_selector=target.field_selector,
+        method=method,
+        max_retries=retries,
+    )
+    reader = Reader(client, sopts, threading.Event())
+    tally = Tally()
+    again: list[Unit] = []
+
+    def make_sink(u: Unit) -> CountSink:
+        return sink_for_unit(grouping, u)
+
+    def deliver(u: Unit, sink: CountSink) -> None:
+        if sink.needs_recount:
+            again.append(u)
+        else:
+            tally.add_sink(sink)
+
+    run = Run(
+        reader,
+        plan.units,
+        make_sink,
+        deliver,
+        concurrency,
+        estimate=not quiet and c.stderr_is_terminal(),
+    )
+    interrupted: ExitCode | None = None
+    try:
+        drive(run.events(), plan.units, quiet, "count")
+        for u in again:
+            tally.add_sink(recount(reader, u, grouping))
+    except KeyboardInterrupt:
+        interrupted = ExitCode.INTERRUPTED
+    except Terminated:
+        interrupted = ExitCode.TERMINATED
+    except BaseException:
+        run.cancel()
+        raise
+    if interrupted is not None:
+        run.cancel()
+    result = CountResult("live", grouping, tally.rows(), server=plan.server)
+    result.interrupted = interrupted is not None
+    result.incomplete = units_missing(plan.units)
+    result.incomplete += [
+        Missing(f.group, None, "discovery-failed", f.error) for f in plan.discovery.failures
+    ]
+    if not quiet and plan.selection.excluded_by_default:
+        names = ", ".join(r.name for r in plan.selection.excluded_by_default)
+        c.note(f"excluded by default: {names} (name them with -r to include)")
+    return result, interrupted
+
+
+def run_estimate(
+    *,
+    grouping: Grouping,
+    target: c.Target,
+    kubeconfig: str | None,
+    context: str | None,
+    concurrency: int,
+    timeout: float,
+) -> CountResult:
+    from kstream.count import Missing, estimate_units
+    from kstream.plan import make_plan
+    from kstream.stream import Reader, StreamOptions
+
+    if target.selector or target.field_selector:
+        raise UsageError(
+            "--estimate cannot use -l/--field-selector: "
+            "the server gives no remaining count with selectors"
+        )
+    client = c.connect(kubeconfig, context, concurrency, timeout)
+    plan = make_plan(client, target.resources, target.exclude, target.namespaces)
+    reader = Reader(client, StreamOptions(), threading.Event())
+    rows, not_estimated = estimate_units(reader, plan.units, grouping, concurrency)
+    result = CountResult("live", grouping, rows, estimate=True, server=plan.server)
+    result.not_estimated = not_estimated
+    result.incomplete = [
+        Missing(f.group, None, "discovery-failed", f.error) for f in plan.discovery.failures
+    ]
+    return result
+
+
+# --------------------------------------------------------------------------- output
+
+
+def emit(result: CountResult, output: Output, sort: str) -> None:
+    try:
+        if output is Output.json:
+            c.consoles.out.file.write(json.dumps(result.to_json(), indent=2) + "\n")
+        elif output is Output.ndjson:
+            f = c.consoles.out.file
+            for line in result.ndjson():
+                f.write(line + "\n")
+        else:
+            out = c.consoles.out
+            t = table(result, sort)
+            if not out.is_terminal:  # a file or a pipe: never fold the rows
+                from rich.measure import Measurement
+
+                out.width = max(
+                    out.width, Measurement.get(out, out.options.update_width(10_000), t).maximum
+                )
+            out.print(t)
+        c.consoles.out.file.flush()
+    except BrokenPipeError:
+        raise OutputError("stdout was closed (broken pipe)") from None
+
+
+def bar(value: float, biggest: float, width: int = BAR_WIDTH) -> str:
+    """A horizontal bar in eighths of a character, proportional to value/biggest."""
+    if biggest <= 0 or value <= 0:
+        return ""
+    eighths = max(1, round(value / biggest * width * 8))
+    full, rest = divmod(eighths, 8)
+    return "█" * full + (_EIGHTHS[rest] if rest else "")
+
+
+def _cell(field: str, v: Any) -> Text:
+    if field == "resource":
+        assert isinstance(v, ResKey)
+        return Text(v.name)
+    if field == "namespace":
+        return Text(v) if v else Text("(cluster)", style="dim")
+    return Text(v) if v is not None else Text("<none>", style="dim")
+
+
+def table(result: CountResult, sort: str) -> Table:
+    from kstream.cli.render import human_bytes, human_count
+
+    g = result.grouping
+    est = result.estimate
+    if result.source == "snapshot":
+        title = f"kstream count: snapshot {result.snapshot}"
+        if result.from_manifest:
+            title += " (from its manifest)"
+    else:
+        title = "kstream count: " + (result.server or "live")
+        if est:
+            title += "  ESTIMATES (remainingItemCount), no bytes"
+    if not result.complete:
+        title += "  [INCOMPLETE]"
+    t = Table(
+        title=Text(title), title_justify="left", box=None, header_style="bold", pad_edge=False
+    )
+    for f in g.fields:
+        t.add_column(f"label {g.label_key}" if f == "label" else f, overflow="fold")
+    t.add_column("~objects" if est else "objects", justify="right")
+    if not est:
+        t.add_column("bytes", justify="right")
+    by_size = sort == "size" and not est
+    t.add_column("share of " + ("bytes" if by_size else "objects"), no_wrap=True)
+    t.add_column("%", justify="right")
+
+    def metric(r: Row) -> int:
+        return (r.bytes or 0) if by_size else r.objects
+
+    total_metric = (result.total_bytes or 0) if by_size else result.total_objects
+    biggest = max((metric(r) for r in result.rows), default=0)
+    empty = 0
+    for r in result.rows:
+        if r.objects == 0:
+            empty += 1
+            continue
+        cells: list[Any] = [_cell(f, v) for f, v in zip(g.fields, r.key, strict=True)]
+        cells.append(("~" if est else "") + human_count(r.objects))
+        if not est:
+            cells.append(human_bytes(r.bytes or 0))
+        share = metric(r) / total_metric if total_metric else 0.0
+        cells.append(Text(bar(metric(r), biggest), style="cyan"))
+        cells.append(f"{share * 100:.1f}")
+        t.add_row(*cells)
+    total: list[Any] = [Text("total", style="bold")] + [""] * (len(g.fields) - 1)
+    total.append(Text(("~" if est else "") + human_count(result.total_objects), style="bold"))
+    if not est:
+        total.append(Text(human_bytes(result.total_bytes or 0), style="bold"))
+    total += ["", ""]
+    t.add_row(*total, end_section=False)
+    captions = []
+    if result.problem:
+        captions.append(f"incomplete snapshot: {result.problem}")
+    if result.incomplete:
+        names = ", ".join(m.label for m in result.incomplete[:10])
+        more = f" and {len(result.incomplete) - 10} more" if len(result.incomplete) > 10 else ""
+        captions.append(f"not counted (incomplete): {names}{more}")
+    if result.interrupted:
+        captions.append("interrupted: counts so far")
+    if empty:
+        captions.append(f"{empty} empty (not shown; -o json lists them)")
+    if result.not_estimated:
+        captions.append("not estimated: " + ", ".join(result.not_estimated))
+    if captions:
+        t.caption = Text("\n".join(captions))
+        t.caption_justify = "left"
+    return t
+
+
+def report(result: CountResult, quiet: bool) -> None:
+    """Messages on stderr: what was not counted, and why."""
+    if result.problem:
+        c.note(f"warning: {result.snapshot}: {result.problem}")
+    for m in result.incomplete:
+        c.note(f"warning: {m.label}: {m.status}" + (f": {m.error}" if m.error else ""))
+    if result.not_estimated and not quiet:
+        c.note(
+            "not estimated (the server gave no remaining count): " + ", ".join(result.not_estimated)
+        )
+    if result.interrupted:
+        c.note("interrupted: the counts shown are incomplete")

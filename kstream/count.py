@@ -1,0 +1,879 @@
+"""Counting objects and bytes, live or from a snapshot, grouped by resource,
+namespace or a label. No objects are written anywhere.
+
+Live: `CountSink` is the `stream.Sink` of each unit; it counts what the reader
+hands it (with `--by resource` it never parses an object) and the main thread
+adds finished sinks into a `Tally`. Memory is the number of groups, not the
+number of objects.
+
+Snapshot: `count_snapshot()` reads an archive's or directory's manifest when the
+grouping and the filters allow it (no decompression at all), otherwise it makes
+one streaming pass over the objects.
+
+Estimate: `estimate_units()` asks for one object per unit (LIST limit=1) and
+reads `remainingItemCount`; nothing is streamed.
+
+Bytes are the compact JSON of each object without the newline: live, the bytes
+the server sent; from a snapshot, the bytes in the snapshot (Secret values
+redacted by dump, so Secrets count a little differently).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+from kstream.errors import SnapshotError, UsageError
+from kstream.exitcodes import ExitCode
+from kstream.resources import Resource, match
+from kstream.stream import Reader, Unit
+
+SCHEMA_VERSION = 1
+FIELDS = ("resource", "namespace", "label")
+SORTS = ("count", "size", "name")
+
+# --------------------------------------------------------------------------- grouping
+
+
+@dataclass(frozen=True)
+class Grouping:
+    """What a row is: a combination of resource, namespace and one label's value."""
+
+    fields: tuple[str, ...] = ("resource",)
+    label_key: str = ""
+
+    @classmethod
+    def parse(cls, text: str) -> Grouping:
+        """`resource`, `namespace`, `label:KEY`, or several joined by commas
+        (`namespace,resource`). Row fields follow the order given."""
+        fields: list[str] = []
+        label_key = ""
+        for part in (p.strip() for p in text.split(",")):
+            if not part:
+                continue
+            if part in ("resource", "namespace"):
+                name = part
+            elif part.startswith("label:") and part[6:].strip():
+                if label_key:
+                    raise UsageError("--by: only one label:KEY at a time")
+                label_key = part[6:].strip()
+                if not _LABEL_KEY.fullmatch(label_key):
+                    raise UsageError(f"--by: {label_key!r} is not a valid label key")
+                name = "label"
+            else:
+                raise UsageError(
+                    f"--by: unknown grouping {part!r} (use resource, namespace or label:KEY)"
+                )
+            if name in fields:
+                raise UsageError(f"--by: {part} given twice")
+            fields.append(name)
+        if not fields:
+            raise UsageError("--by: say how to group: resource, namespace or label:KEY")
+        return cls(tuple(fields), label_key)
+
+    @property
+    def text(self) -> str:
+        return ",".join(f"label:{self.label_key}" if f == "label" else f for f in self.fields)
+
+    def needs_object(self, namespaced: bool, unit_namespace: str | None) -> bool:
+        """Whether an object must be parsed to find its group (the resource and,
+        for a per-namespace unit or a cluster-scoped resource, the namespace are
+        known without looking)."""
+        if "label" in self.fields:
+            return True
+        return "namespace" in self.fields and namespaced and unit_namespace is None
+
+
+_LABEL_KEY = re.compile(r"([A-Za-z0-9.-]{1,253}/)?[A-Za-z0-9]([A-Za-z0-9_.-]{0,61}[A-Za-z0-9])?")
+
+
+@dataclass(frozen=True)
+class ResKey:
+    group: str
+    version: str
+    resource: str
+    kind: str = ""
+
+    @property
+    def name(self) -> str:
+        return f"{self.resource}.{self.group}" if self.group else self.resource
+
+    @classmethod
+    def of(cls, r: Resource) -> ResKey:
+        return cls(r.group, r.version, r.resource, r.kind)
+
+
+# One row's identity: the values of Grouping.fields, in order. A resource is a
+# ResKey, a namespace a str or None (cluster-scoped), a label value str or None.
+Key = tuple[Any, ...]
+
+
+def make_key(
+    grouping: Grouping, res: ResKey, namespace: str | None, labels: dict[str, Any] | None
+) -> Key:
+    out: list[Any] = []
+    for f in grouping.fields:
+        if f == "resource":
+            out.append(res)
+        elif f == "namespace":
+            out.append(namespace or None)
+        else:
+            v = (labels or {}).get(grouping.label_key)
+            out.append(v if isinstance(v, str) else None)
+    return tuple(out)
+
+
+def _meta(doc: Any) -> dict[str, Any]:
+    md = doc.get("metadata") if isinstance(doc, dict) else None
+    return md if isinstance(md, dict) else {}
+
+
+# --------------------------------------------------------------------------- selectors
+
+
+@dataclass(frozen=True)
+class _Req:
+    key: str
+    op: str  # = != in notin exists !exists > <
+    values: tuple[str, ...] = ()
+
+
+class LabelSelector:
+    """A Kubernetes label selector evaluated client-side (for snapshots):
+    `a=b`, `a==b`, `a!=b`, `a`, `!a`, `a in (x,y)`, `a notin (x,y)`, `a>1`, `a<1`,
+    joined by commas (all must hold)."""
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self.reqs = tuple(_parse_label_selector(text))
+
+    def __bool__(self) -> bool:
+        return bool(self.reqs)
+
+    def matches(self, labels: dict[str, Any] | None) -> bool:
+        labels = labels or {}
+        for r in self.reqs:
+            has = r.key in labels
+            v = labels.get(r.key)
+            if r.op == "exists":
+                ok = has
+            elif r.op == "!exists":
+                ok = not has
+            elif r.op in ("=", "in"):
+                ok = has and v in r.values
+            elif r.op in ("!=", "notin"):
+                ok = not has or v not in r.values
+            else:
+                try:
+                    n, lim = int(str(v)), int(r.values[0])
+                except ValueError:
+                    ok = False
+                else:
+                    ok = has and (n > lim if r.op == ">" else n < lim)
+            if not ok:
+                return False
+        return True
+
+
+_SET_RE = re.compile(r"\s*(\S+?)\s+(in|notin)\s*\(([^)]*)\)\s*$")
+_CMP_RE = re.compile(r"\s*([^=!<>\s]+)\s*(==|=|!=|>|<)\s*([^=!<>\s]*)\s*$")
+_VALUE = re.compile(r"(([A-Za-z0-9][-A-Za-z0-9_.]{0,61})?[A-Za-z0-9])?")
+
+
+def _split_terms(text: str) -> list[str]:
+    terms: list[str] = []
+    cur: list[str] = []
+    depth = 0
+    for ch in text:
+        if ch == "(":
+            depth += 1
+        elif ch == ")":
+            depth -= 1
+        if ch == "," and depth == 0:
+            terms.append("".join(cur))
+            cur = []
+        else:
+            cur.append(ch)
+    terms.append("".join(cur))
+    return [t.strip() for t in terms if t.strip()]
+
+
+def _parse_label_selector(text: str) -> Iterator[_Req]:
+    for term in _split_terms(text):
+        bad = UsageError(f"--selector: cannot parse {term!r}")
+        m = _SET_RE.match(term)
+        if m:
+            key, op, vals = m.group(1), m.group(2), m.group(3)
+            values = tuple(v.strip() for v in vals.split(",") if v.strip())
+            if not values or not all(_VALUE.fullmatch(v) for v in values):
+                raise bad
+            _check_key(key, bad)
+            yield _Req(key, op, values)
+            continue
+        m = _CMP_RE.match(term)
+        if m:
+            key, op, val = m.group(1), m.group(2), m.group(3)
+            _check_key(key, bad)
+            if not _VALUE.fullmatch(val) or (op in "<>" and not re.fullmatch(r"-?\d+", val)):
+                raise bad
+            yield _Req(key, "=" if op == "==" else op, (val,))
+            continue
+        if term.startswith("!"):
+            key = term[1:].strip()
+            _check_key(key, bad)
+            yield _Req(key, "!exists")
+            continue
+        _check_key(term, bad)
+        yield _Req(term, "exists")
+
+
+def _check_key(key: str, err: UsageError) -> None:
+    if not _LABEL_KEY.fullmatch(key):
+        raise err
+
+
+class FieldSelector:
+    """The field selectors every resource supports, evaluated client-side (for
+    snapshots): metadata.name and metadata.namespace with =, == or !=."""
+
+    FIELDS = ("metadata.name", "metadata.namespace")
+
+    def __init__(self, text: str) -> None:
+        self.reqs: list[tuple[str, bool, str]] = []
+        for term in (t.strip() for t in text.split(",")):
+            if not term:
+                continue
+            m = re.fullmatch(r"([^=!\s]+)\s*(==|=|!=)\s*(\S*)", term)
+            if not m:
+                raise UsageError(f"--field-selector: cannot parse {term!r}")
+            if m.group(1) not in self.FIELDS:
+                raise UsageError(
+                    f"--field-selector: a snapshot can only be filtered on "
+                    f"{' and '.join(self.FIELDS)}, not {m.group(1)}"
+                )
+            self.reqs.append((m.group(1).split(".")[1], m.group(2) != "!=", m.group(3)))
+
+    def __bool__(self) -> bool:
+        return bool(self.reqs)
+
+    def matches(self, md: dict[str, Any]) -> bool:
+        return all((str(md.get(f) or "") == v) == eq for f, eq, v in self.reqs)
+
+
+@dataclass
+class Filters:
+    """The selection options, for snapshots (live, the server applies them)."""
+
+    include: Sequence[str] = ()
+    exclude: Sequence[str] = ()
+    namespaces: Sequence[str] = ()
+    selector: str = ""
+    field_selector: str = ""
+
+    def __post_init__(self) -> None:
+        self.labels = LabelSelector(self.selector)
+        self.fields = FieldSelector(self.field_selector)
+
+    @property
+    def per_object(self) -> bool:
+        """Whether objects must be looked at whatever the grouping."""
+        return bool(self.labels) or bool(self.fields)
+
+
+# --------------------------------------------------------------------------- the sink
+
+
+class CountSink:
+    """A `stream.Sink` that counts. `write` only adds a length unless the group
+    (or a client-side filter) depends on the object's content."""
+
+    def __init__(
+        self,
+        key: Key | None,
+        key_of: Callable[[dict[str, Any]], Key | None] | None = None,
+    ) -> None:
+        """Either a constant key (nothing parsed), or `key_of(doc)` giving an
+        object's key (None: the object is filtered out)."""
+        if (key is None) == (key_of is None):
+            raise ValueError("CountSink needs a key or a key function")
+        self.key = key
+        self.key_of = key_of
+        self.objects = 0
+        self.bytes = 0
+        self.counts: dict[Key, list[int]] = {}
+        self.needs_recount = False
+
+    def write(self, obj: bytes) -> None:
+        if self.key_of is None:
+            self.objects += 1
+            self.bytes += len(obj)
+            return
+        k = self.key_of(json.loads(obj))
+        if k is None:
+            return
+        self.objects += 1
+        self.bytes += len(obj)
+        c = self.counts.get(k)
+        if c is None:
+            self.counts[k] = [1, len(obj)]
+        else:
+            c[0] += 1
+            c[1] += len(obj)
+
+    def reset(self) -> None:
+        self.objects = self.bytes = 0
+        self.counts.clear()
+        self.needs_recount = False
+
+    def fold(self, overrides: dict[tuple[str, str], bytes | None]) -> None:
+        """Changes that arrived before the end marker (1.27-1.31 servers). Which
+        of these objects were already counted, and how big they were, is not
+        kept (that would grow with the number of objects): the unit is marked
+        to be counted again with a paginated LIST."""
+        self.needs_recount = True
+
+    def items(self) -> Iterator[tuple[Key, int, int]]:
+        if self.key is not None:  # read and known: a row even when empty
+            yield self.key, self.objects, self.bytes
+            return
+        for k, (n, b) in self.counts.items():
+            yield k, n, b
+
+
+def sink_for_unit(grouping: Grouping, unit: Unit) -> CountSink:
+    """The sink for one live unit: parses objects only when the grouping needs to."""
+    r = unit.resource
+    res = ResKey.of(r)
+    ns = unit.namespace if r.namespaced else None
+    if not grouping.needs_object(r.namespaced, unit.namespace):
+        return CountSink(make_key(grouping, res, ns, None))
+
+    def key_of(doc: dict[str, Any]) -> Key:
+        md = _meta(doc)
+        return make_key(grouping, res, ns or md.get("namespace"), md.get("labels"))
+
+    return CountSink(None, key_of)
+
+
+# --------------------------------------------------------------------------- results
+
+
+@dataclass
+class Row:
+    key: Key
+    objects: int
+    bytes: int | None  # None: not known (estimates)
+
+    def to_json(self, grouping: Grouping) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for f, v in zip(grouping.fields, self.key, strict=True):
+            if f == "resource":
+                out.update(group=v.group, version=v.version, resource=v.resource, kind=v.kind)
+            elif f == "namespace":
+                out["namespace"] = v
+            else:
+                out["label"] = v
+        out["objects"] = self.objects
+        out["bytes"] = self.bytes
+        return out
+
+
+@dataclass
+class Missing:
+    """Something that was not (entirely) counted."""
+
+    name: str  # resource name (`deployments.apps`) or group/version
+    namespace: str | None
+    status: str  # forbidden failed incomplete interrupted discovery-failed ...
+    error: str = ""
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "namespace": self.namespace,
+            "status": self.status,
+            "error": self.error or None,
+        }
+
+    @property
+    def label(self) -> str:
+        return self.name + (f" -n {self.namespace}" if self.namespace else "")
+
+
+class Tally:
+    """Adds counts up by key; its size is the number of groups."""
+
+    def __init__(self) -> None:
+        self.counts: dict[Key, list[int]] = {}
+
+    def add(self, key: Key, objects: int, size: int) -> None:
+        c = self.counts.get(key)
+        if c is None:
+            self.counts[key] = [objects, size]
+        else:
+            c[0] += objects
+            c[1] += size
+
+    def add_sink(self, sink: CountSink) -> None:
+        for k, n, b in sink.items():
+            self.add(k, n, b)
+
+    def rows(self) -> list[Row]:
+        return [Row(k, n, b) for k, (n, b) in self.counts.items()]
+
+
+def sort_rows(rows: list[Row], how: str) -> list[Row]:
+    def name(r: Row) -> tuple[Any, ...]:
+        return tuple(
+            (v.group, v.resource) if isinstance(v, ResKey) else ("" if v is None else v)
+            for v in r.key
+        )
+
+    if how == "name":
+        return sorted(rows, key=name)
+    if how == "size":
+        return sorted(rows, key=lambda r: (-(r.bytes or 0), -r.objects, name(r)))
+    return sorted(rows, key=lambda r: (-r.objects, -(r.bytes or 0), name(r)))
+
+
+@dataclass
+class CountResult:
+    """What `count` found; rendered as a table, JSON or NDJSON by the CLI."""
+
+    source: str  # live | snapshot
+    grouping: Grouping
+    rows: list[Row]
+    estimate: bool = False
+    incomplete: list[Missing] = field(default_factory=list)
+    not_estimated: list[str] = field(default_factory=list)
+    problem: str = ""  # snapshot: why it is incomplete (interrupted dump)
+    interrupted: bool = False
+    snapshot: str | None = None
+    snapshot_format: str | None = None
+    server: str | None = None
+    from_manifest: bool = False
+
+    @property
+    def complete(self) -> bool:
+        return not (self.incomplete or self.problem or self.interrupted)
+
+    @property
+    def total_objects(self) -> int:
+        return sum(r.objects for r in self.rows)
+
+    @property
+    def total_bytes(self) -> int | None:
+        if self.estimate:
+            return None
+        return sum(r.bytes or 0 for r in self.rows)
+
+    def exit_code(self) -> ExitCode:
+        """OK; SNAPSHOT for a snapshot whose dump was interrupted (counts of
+        what it holds are still shown); PARTIAL when something could not be
+        read (live) or the snapshot itself is partial."""
+        if self.problem:
+            return ExitCode.SNAPSHOT
+        if self.incomplete:
+            return ExitCode.PARTIAL
+        return ExitCode.OK
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "kind": "kstream-count",
+            "schemaVersion": SCHEMA_VERSION,
+            "source": self.source,
+            "snapshot": self.snapshot,
+            "server": self.server,
+            "estimate": self.estimate,
+            "by": self.grouping.text,
+            "complete": self.complete,
+            "problem": self.problem or None,
+            "rows": [r.to_json(self.grouping) for r in self.rows],
+            "total": {
+                "rows": len(self.rows),
+                "objects": self.total_objects,
+                "bytes": self.total_bytes,
+            },
+            "incomplete": [m.to_json() for m in self.incomplete],
+            "notEstimated": list(self.not_estimated),
+        }
+
+    def ndjson(self) -> Iterator[str]:
+        for r in self.rows:
+            yield json.dumps(r.to_json(self.grouping), separators=(",", ":"))
+
+
+def recount(reader: Reader, unit: Unit, grouping: Grouping) -> CountSink:
+    """Count a unit again with a paginated LIST (after a watch-list stream
+    delivered changes before its end marker; see CountSink.fold)."""
+    from dataclasses import replace
+
+    lister = Reader(reader.client, replace(reader.opts, method="list"), reader.cancel)
+    sink = sink_for_unit(grouping, unit)
+    unit.objects = unit.bytes = 0
+    lister.read(unit, sink, lambda u: None)
+    unit.notes.append("counted again with LIST: changes arrived before the end marker")
+    return sink
+
+
+def units_missing(units: Iterable[Unit]) -> list[Missing]:
+    return [
+        Missing(u.resource.name, u.namespace, u.status or "incomplete", u.error)
+        for u in units
+        if u.status != "complete"
+    ]
+
+
+# --------------------------------------------------------------------------- estimates
+
+
+def estimate_units(
+    reader: Reader, units: Sequence[Unit], grouping: Grouping, concurrency: int = 4
+) -> tuple[list[Row], list[str]]:
+    """Rows of estimated object counts (LIST limit=1 and remainingItemCount),
+    and the units that could not be estimated. Bytes are not estimated."""
+    for u in units:
+        if grouping.needs_object(u.resource.namespaced, u.namespace):
+            what = "a label" if "label" in grouping.fields else "namespace (without -n)"
+            raise UsageError(f"--estimate cannot group by {what}: nothing is read per object")
+    with ThreadPoolExecutor(max_workers=max(1, min(concurrency, len(units) or 1))) as pool:
+        found = list(pool.map(reader.estimate, units))
+    tally = Tally()
+    not_estimated: list[str] = []
+    for u, n in zip(units, found, strict=True):
+        u.estimate = n
+        if n is None:
+            not_estimated.append(u.label)
+            continue
+        ns = u.namespace if u.resource.namespaced else None
+        tally.add(make_key(grouping, ResKey.of(u.resource), ns, None), n, 0)
+    rows = [Row(r.key, r.objects, None) for r in tally.rows()]
+    return rows, not_estimated
+
+
+# --------------------------------------------------------------------------- snapshots
+
+
+# NDJSON carries no discovery data: the short names of built-in kinds, so that
+# `-r cm` works on an NDJSON snapshot too.
+SHORT_NAMES: dict[str, tuple[str, ...]] = {
+    "ConfigMap": ("cm",),
+    "CronJob": ("cj",),
+    "CustomResourceDefinition": ("crd", "crds"),
+    "CertificateSigningRequest": ("csr",),
+    "DaemonSet": ("ds",),
+    "Deployment": ("deploy",),
+    "Endpoints": ("ep",),
+    "Event": ("ev",),
+    "HorizontalPodAutoscaler": ("hpa",),
+    "Ingress": ("ing",),
+    "LimitRange": ("limits",),
+    "Namespace": ("ns",),
+    "NetworkPolicy": ("netpol",),
+    "Node": ("no",),
+    "PersistentVolume": ("pv",),
+    "PersistentVolumeClaim": ("pvc",),
+    "Pod": ("po",),
+    "PodDisruptionBudget": ("pdb",),
+    "PriorityClass": ("pc",),
+    "ReplicaSet": ("rs",),
+    "ReplicationController": ("rc",),
+    "ResourceQuota": ("quota",),
+    "Service": ("svc",),
+    "ServiceAccount": ("sa",),
+    "StatefulSet": ("sts",),
+    "StorageClass": ("sc",),
+}
+IRREGULAR_PLURALS = {"endpoints": "endpoints"}
+_BUILTIN_GROUPS = {
+    "",
+    "apps",
+    "batch",
+    "autoscaling",
+    "policy",
+    "networking.k8s.io",
+    "scheduling.k8s.io",
+    "storage.k8s.io",
+    "apiextensions.k8s.io",
+    "certificates.k8s.io",
+    "events.k8s.io",
+}
+
+
+def guess_resource(kind: str) -> str:
+    """The plural of a kind, as apimachinery's UnsafeGuessKindToResource does
+    (NDJSON files carry no discovery data)."""
+    k = kind.lower()
+    if not k:
+        return ""
+    if k in IRREGULAR_PLURALS:
+        return IRREGULAR_PLURALS[k]
+    if k.endswith("s"):
+        return k + "es"
+    if k.endswith("y"):
+        return k[:-1] + "ies"
+    return k + "s"
+
+
+def _split_api_version(api_version: str) -> tuple[str, str]:
+    if "/" in api_version:
+        g, v = api_version.split("/", 1)
+        return g, v
+    return "", api_version
+
+
+def _entry_resource(e: Any) -> Resource:
+    return Resource(
+        e.group, e.version, e.resource, e.kind, e.namespaced, frozenset({"list", "watch"})
+    )
+
+
+def _chosen(
+    resources: Sequence[Resource], include: Sequence[str], exclude: Sequence[str], strict: bool
+) -> set[Resource]:
+    """-r/--exclude against the resources of a snapshot. Unlike a live dump,
+    nothing is excluded by default: the snapshot is what was dumped."""
+    from kstream.resources import split_names
+
+    out: set[Resource] = set()
+    inc, exc = split_names(include), split_names(exclude)
+    if inc:
+        for name in inc:
+            m = match(name, resources)
+            if not m and strict:
+                raise UsageError(f'the snapshot has no resource type "{name}"')
+            out.update(m)
+    else:
+        out.update(resources)
+    for name in exc:
+        m = match(name, resources)
+        if not m and strict:
+            raise UsageError(f'the snapshot has no resource type "{name}" (--exclude)')
+        out.difference_update(m)
+    return out
+
+
+def count_snapshot(
+    path: str, grouping: Grouping, filters: Filters, force_stream: bool = False
+) -> CountResult:
+    """Count a snapshot written by dump: from its manifest where the grouping
+    and the filters allow, else in one streaming pass (checksums verified)."""
+    from kstream.archive import open_snapshot
+
+    snap = open_snapshot(path)
+    if snap.manifest is None:
+        return _count_plain(snap, grouping, filters)
+    result = CountResult(
+        "snapshot",
+        grouping,
+        [],
+        snapshot=path,
+        snapshot_format=snap.format,
+        problem=snap.problem,
+    )
+    m = snap.manifest
+    server = m.get("server")
+    result.server = server.get("url") if isinstance(server, dict) else None
+    resources = {id(e): _entry_resource(e) for e in snap.entries}
+    chosen = _chosen(list(resources.values()), filters.include, filters.exclude, strict=False)
+    wanted_ns = set(filters.namespaces)
+    explicit = bool(filters.include)
+    entries = []
+    for e in snap.entries:
+        r = resources[id(e)]
+        if r not in chosen:
+            continue
+        if wanted_ns:
+            if not e.namespaced and not explicit:
+                continue
+            if e.namespace is not None and e.namespace not in wanted_ns:
+                continue
+        entries.append(e)
+    if m.get("status") == "partial" or any(e.status != "complete" for e in snap.entries):
+        for e in entries:
+            if e.status != "complete":
+                result.incomplete.append(Missing(e.name, e.namespace, e.status, e.error or ""))
+        for d in m.get("notRead") or []:
+            if isinstance(d, dict):
+                name = (
+                    f"{d.get('resource')}.{d.get('group')}"
+                    if d.get("group")
+                    else str(d.get("resource"))
+                )
+                result.incomplete.append(
+                    Missing(
+                        name,
+                        d.get("namespace"),
+                        str(d.get("status") or "incomplete"),
+                        str(d.get("error") or ""),
+                    )
+                )
+        for f in m.get("discoveryFailures") or []:
+            if isinstance(f, dict):
+                result.incomplete.append(
+                    Missing(
+                        str(f.get("groupVersion")),
+                        None,
+                        "discovery-failed",
+                        str(f.get("error") or ""),
+                    )
+                )
+        if m.get("status") == "partial" and not result.incomplete:
+            result.incomplete.append(Missing("(snapshot)", None, "partial", "the dump was partial"))
+    tally = Tally()
+
+    def needs_objects(e: Any) -> bool:
+        ns_known = e.namespace is not None or not e.namespaced
+        return grouping.needs_object(e.namespaced, e.namespace) or (
+            bool(wanted_ns) and not ns_known
+        )
+
+    fast = not force_stream and not filters.per_object and not any(map(needs_objects, entries))
+    result.from_manifest = fast
+    for e in entries:
+        res = ResKey(e.group, e.version, e.resource, e.kind)
+        ns = e.namespace if e.namespaced else None
+        if fast:
+            tally.add(make_key(grouping, res, ns, None), e.objects, max(0, e.bytes - e.objects))
+            continue
+        sink = _snapshot_sink(grouping, filters, res, e.namespaced, ns, wanted_ns)
+        for line in snap.lines(e):
+            sink.write(line)
+        tally.add_sink(sink)
+    result.rows = tally.rows()
+    return result
+
+
+def _snapshot_sink(
+    grouping: Grouping,
+    filters: Filters,
+    res: ResKey,
+    namespaced: bool,
+    ns: str | None,
+    wanted_ns: set[str],
+) -> CountSink:
+    check_ns = bool(wanted_ns) and namespaced and ns is None
+    if not (filters.per_object or check_ns or grouping.needs_object(namespaced, ns)):
+        return CountSink(make_key(grouping, res, ns, None))
+    labels, fields = filters.labels, filters.fields
+
+    def key_of(doc: dict[str, Any]) -> Key | None:
+        md = _meta(doc)
+        obj_ns = ns or md.get("namespace") or None
+        if check_ns and obj_ns not in wanted_ns:
+            return None
+        if labels and not labels.matches(md.get("labels")):
+            return None
+        if fields and not fields.matches(md):
+            return None
+        return make_key(grouping, res, obj_ns, md.get("labels"))
+
+    return CountSink(None, key_of)
+
+
+def _count_plain(snap: Any, grouping: Grouping, filters: Filters) -> CountResult:
+    """NDJSON (plain or zstd-compressed) without a manifest: one pass, every
+    object parsed for its apiVersion and kind."""
+    result = CountResult("snapshot", grouping, [], snapshot=snap.path, snapshot_format=snap.format)
+    tally = Tally()
+    wanted_ns = set(filters.namespaces)
+    explicit = bool(filters.include)
+    decided: dict[tuple[str, str], ResKey | None] = {}
+    labels, fields = filters.labels, filters.fields
+    for line in _plain_lines(snap):
+        try:
+            doc = json.loads(line)
+        except ValueError:
+            raise SnapshotError(f"{snap.path}: a line is not valid JSON (corrupted)") from None
+        if not isinstance(doc, dict):
+            raise SnapshotError(f"{snap.path}: a line is not a JSON object")
+        av, kind = str(doc.get("apiVersion") or ""), str(doc.get("kind") or "")
+        md = _meta(doc)
+        if (av, kind) not in decided:
+            g, v = _split_api_version(av)
+            r = Resource(
+                g,
+                v,
+                guess_resource(kind) or "(no kind)",
+                kind,
+                True,
+                frozenset({"list", "watch"}),
+                singular=kind.lower(),
+                short_names=SHORT_NAMES.get(kind, ()) if g in _BUILTIN_GROUPS else (),
+            )
+            ok = r in _chosen([r], filters.include, filters.exclude, strict=False)
+            decided[(av, kind)] = ResKey(g, v, r.resource, kind) if ok else None
+        res = decided[(av, kind)]
+        if res is None:
+            continue
+        ns = md.get("namespace") or None
+        if wanted_ns and (ns not in wanted_ns if ns is not None else not explicit):
+            continue
+        if labels and not labels.matches(md.get("labels")):
+            continue
+        if fields and not fields.matches(md):
+            continue
+        tally.add(make_key(grouping, res, ns, md.get("labels")), 1, len(line))
+    result.rows = tally.rows()
+    return result
+
+
+def _plain_lines(snap: Any) -> Iterator[bytes]:
+    """The lines of an NDJSON snapshot. Compressed NDJSON is decompressed here,
+    frame by frame, so that a file cut inside a zstd frame is reported
+    (archive.Snapshot.lines() reads such a file as if it were whole)."""
+    if snap.format != "ndjson.zst":
+        yield from snap.lines()
+        return
+    from kstream.stream import iter_lines
+
+    tail = b""
+
+    def chunks() -> Iterator[bytes]:
+        nonlocal tail
+        for c in _zstd_chunks(snap.path):
+            tail = c[-1:]
+            yield c
+
+    for n, line in enumerate(iter_lines(chunks()), 1):
+        if not line.strip():
+            continue
+        if line[:1] != b"{":
+            raise SnapshotError(f"{snap.path}: line {n} is not a JSON object")
+        yield line
+    if tail and tail != b"\n":
+        raise SnapshotError(f"{snap.path}: the last line is cut short (truncated)")
+
+
+def _zstd_chunks(path: str, size: int = 1 << 20) -> Iterator[bytes]:
+    import zstandard
+
+    try:
+        f = open(path, "rb")  # noqa: SIM115
+    except OSError as e:
+        raise SnapshotError(f"{path}: {e.strerror}") from None
+    with f:
+        dctx = zstandard.ZstdDecompressor()
+        d = dctx.decompressobj()
+        in_frame = False
+        try:
+            while data := f.read(size):
+                while data:
+                    in_frame = True
+                    out = d.decompress(data)
+                    if out:
+                        yield out
+                    if d.eof:
+                        data = d.unused_data
+                        d = dctx.decompressobj()
+                        in_frame = False
+                    else:
+                        data = b""
+        except zstandard.ZstdError as e:
+            raise SnapshotError(f"{path}: corrupted zstd data ({e})") from None
+    if in_frame:
+        raise SnapshotError(f"{path}: truncated: the file ends inside a zstd frame (cut short)")
