@@ -22,7 +22,8 @@ BIN = Path(sys.executable).parent
 
 
 def step(title: str) -> None:
-    print(f"\n\033[1m== {title}\033[0m", flush=True)
+    bold, off = ("\033[1m", "\033[0m") if sys.stdout.isatty() and "NO_COLOR" not in os.environ else ("", "")
+    print(f"\n{bold}== {title}{off}", flush=True)
 
 
 def run(*args: str, check_codes: tuple[int, ...] = (0,)) -> int:
