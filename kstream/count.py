@@ -626,10 +626,25 @@ def _split_api_version(api_version: str) -> tuple[str, str]:
     return "", api_version
 
 
-def _entry_resource(e: Any) -> Resource:
+def _snapshot_resource(
+    group: str, version: str, resource: str, kind: str, namespaced: bool
+) -> Resource:
+    """A Resource for name matching (-r/--exclude) in a snapshot: plural, kind,
+    singular and, for built-in kinds, the usual short names."""
     return Resource(
-        e.group, e.version, e.resource, e.kind, e.namespaced, frozenset({"list", "watch"})
+        group,
+        version,
+        resource,
+        kind,
+        namespaced,
+        frozenset({"list", "watch"}),
+        singular=kind.lower(),
+        short_names=SHORT_NAMES.get(kind, ()) if group in _BUILTIN_GROUPS else (),
     )
+
+
+def _entry_resource(e: Any) -> Resource:
+    return _snapshot_resource(e.group, e.version, e.resource, e.kind, e.namespaced)
 
 
 def _chosen(
@@ -795,16 +810,7 @@ def _count_plain(snap: Any, grouping: Grouping, filters: Filters) -> CountResult
         md = _meta(doc)
         if (av, kind) not in decided:
             g, v = _split_api_version(av)
-            r = Resource(
-                g,
-                v,
-                guess_resource(kind) or "(no kind)",
-                kind,
-                True,
-                frozenset({"list", "watch"}),
-                singular=kind.lower(),
-                short_names=SHORT_NAMES.get(kind, ()) if g in _BUILTIN_GROUPS else (),
-            )
+            r = _snapshot_resource(g, v, guess_resource(kind) or "(no kind)", kind, True)
             ok = r in _chosen([r], filters.include, filters.exclude, strict=False)
             decided[(av, kind)] = ResKey(g, v, r.resource, kind) if ok else None
         res = decided[(av, kind)]

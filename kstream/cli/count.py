@@ -315,6 +315,7 @@ def emit(result: CountResult, output: Output, sort: str) -> None:
                 out.width = max(
                     out.width, Measurement.get(out, out.options.update_width(10_000), t).maximum
                 )
+            out.print(title(result), soft_wrap=True)
             out.print(t)
         c.consoles.out.file.flush()
     except BrokenPipeError:
@@ -339,24 +340,26 @@ def _cell(field: str, v: Any) -> Text:
     return Text(v) if v is not None else Text("<none>", style="dim")
 
 
+def title(result: CountResult) -> Text:
+    if result.source == "snapshot":
+        text = f"kstream count: snapshot {result.snapshot}"
+        if result.from_manifest:
+            text += " (from its manifest)"
+    else:
+        text = "kstream count: " + (result.server or "live")
+        if result.estimate:
+            text += "  ESTIMATES (remainingItemCount), no bytes"
+    if not result.complete:
+        text += "  [INCOMPLETE]"
+    return Text(text, style="bold")
+
+
 def table(result: CountResult, sort: str) -> Table:
     from kstream.cli.render import human_bytes, human_count
 
     g = result.grouping
     est = result.estimate
-    if result.source == "snapshot":
-        title = f"kstream count: snapshot {result.snapshot}"
-        if result.from_manifest:
-            title += " (from its manifest)"
-    else:
-        title = "kstream count: " + (result.server or "live")
-        if est:
-            title += "  ESTIMATES (remainingItemCount), no bytes"
-    if not result.complete:
-        title += "  [INCOMPLETE]"
-    t = Table(
-        title=Text(title), title_justify="left", box=None, header_style="bold", pad_edge=False
-    )
+    t = Table(box=None, header_style="bold", pad_edge=False)
     for f in g.fields:
         t.add_column(f"label {g.label_key}" if f == "label" else f, overflow="fold")
     t.add_column("~objects" if est else "objects", justify="right")
