@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import ssl
+import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -232,11 +233,24 @@ class Client:
         what: str = "",
         query: Sequence[tuple[str, str]] = (),
     ) -> Any:
-        resp = self.open(path, query, accept=accept, what=what)
-        try:
-            data = b"".join(read_chunks(resp, self.host))
-        finally:
-            resp.release_conn()
+        """A small JSON document (discovery, version), retried on 429, 5xx and
+        broken connections (3 attempts, honouring Retry-After)."""
+        for attempt in range(1, 4):
+            try:
+                resp = self.open(path, query, accept=accept, what=what)
+                try:
+                    data = b"".join(read_chunks(resp, self.host))
+                finally:
+                    resp.release_conn()
+                break
+            except ApiError as e:
+                if not e.retriable or attempt == 3:
+                    raise
+                time.sleep(min(e.retry_after if e.retry_after is not None else attempt, 10.0))
+            except TransportError:
+                if attempt == 3:
+                    raise
+                time.sleep(attempt * 0.5)
         try:
             return json.loads(data)
         except ValueError:
