@@ -440,24 +440,28 @@ def test_apiserver_killed_and_restarted_during_dump(own_cp: ControlPlane, tmp_pa
     api.create_many(configmap("faults-kill", f"k-{i:03d}", size=1000) for i in range(200))
     expected = {("configmaps", f"k-{i:03d}") for i in range(200)}
     with FaultProxy(own_cp, tmp_path) as px:
-        px.add(Fault("slow", match="/configmaps", times=-1, delay=0.1, chunk=4096))
+        # the first stream stalls after 20 kB; the server is killed meanwhile, so
+        # the retries meet a dead server until it is back
+        px.add(Fault("stall", match="/configmaps", watch_only=True, after_bytes=20_000, stall_for=60))
         out = tmp_path / "snap.zst"
         env_kc = px.kubeconfig(tmp_path / "kc")
         p = subprocess.Popen(
-            [str(VENV_BIN / "kstream"), "dump", "-o", str(out), "-q", "-n", "faults-kill", "-r", "configmaps"],
+            [str(VENV_BIN / "kstream"), "dump", "-o", str(out), "-q", "-n", "faults-kill", "-r", "configmaps",
+             "--timeout", "3"],
             env={"KUBECONFIG": str(env_kc), "PATH": "/usr/bin:/bin", "HOME": "/root"},
             stdout=subprocess.PIPE, stderr=subprocess.PIPE,
         )  # fmt: skip
         try:
-            px.wait_for(lambda q: "/configmaps" in q.path and q.body_bytes > 20_000, timeout=60)
+            px.wait_for(lambda q: "/configmaps" in q.path and q.body_bytes >= 20_000, timeout=60)
             own_cp.kill_apiserver()
-            time.sleep(1.0)
+            time.sleep(4.0)  # kstream's stream times out and its retries fail
             own_cp.start_apiserver_again()
             _, err_b = p.communicate(timeout=240)
         finally:
             if p.poll() is None:
                 p.kill()
                 p.wait(10)
+        failed_while_down = len(px.requests(lambda q: "/configmaps" in q.path and q.status == 502))
     err = err_b.decode()
     assert "Traceback" not in err
     if p.returncode == 0:
@@ -466,7 +470,8 @@ def test_apiserver_killed_and_restarted_during_dump(own_cp: ControlPlane, tmp_pa
         tally("apiserver-killed", faults=1, runs=1, objects=len(rows), lost=lost, duplicates=dups)
         assert (lost, dups) == (0, 0) and len(rows) == 200
         assert manifest["status"] == "complete"
-        assert entry(manifest, "configmaps")["retries"] >= 1
+        assert entry(manifest, "configmaps")["retries"] >= 1 + failed_while_down
+        assert failed_while_down >= 1
     else:
         # never a silently short file: partial, and it says so
         assert p.returncode == 3, err
