@@ -404,6 +404,15 @@ def test_truncated_ndjson_is_not_counted(tmp_path: Path) -> None:
         count_snapshot(str(tmp_path / "cut.zst"), Grouping(), Filters())
 
 
+def test_cut_file_in_a_directory_is_reported(tmp_path: Path) -> None:
+    p = write_snapshot(tmp_path / "snapdir", DEMO)
+    f = p / unit_file_name("", "v1", "configmaps", None)
+    f.write_bytes(f.read_bytes()[:-10])
+    for grouping in ("resource", "namespace"):  # from the manifest, and streaming
+        with pytest.raises(SnapshotError):
+            count_snapshot(str(p), Grouping.parse(grouping), Filters())
+
+
 def test_corrupted_archive_data_is_reported(tmp_path: Path) -> None:
     p = write_snapshot(tmp_path / "snap.ndjson.zst", DEMO)
     data = bytearray(p.read_bytes())
