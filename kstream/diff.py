@@ -553,13 +553,25 @@ def _strip(obj: Any, pattern: paths.Path) -> None:
                 del obj[int(head)]
 
 
+def _same_leaf(a: Any, b: Any) -> bool:
+    """JSON equality: 1 == 1.0, but true != 1 and a map never equals a list."""
+    if type(a) is type(b):
+        return bool(a == b)
+    num = (int, float)
+    return (
+        isinstance(a, num)
+        and isinstance(b, num)
+        and not isinstance(a, bool)
+        and not isinstance(b, bool)
+        and a == b
+    )
+
+
 def field_changes(old: Any, new: Any, prefix: paths.Path = ()) -> list[tuple[paths.Path, Any, Any]]:
     """Leaf-level differences: (path, old, new), MISSING for an absent side."""
     out: list[tuple[paths.Path, Any, Any]] = []
 
     def walk(a: Any, b: Any, path: paths.Path) -> None:
-        if a == b and type(a) is type(b):
-            return
         if isinstance(a, dict) and isinstance(b, dict):
             for k in a:
                 if k in b:
@@ -578,7 +590,7 @@ def field_changes(old: Any, new: Any, prefix: paths.Path = ()) -> list[tuple[pat
                     out.append((p, MISSING, b[i]))
                 else:
                     walk(a[i], b[i], p)
-        else:
+        elif not _same_leaf(a, b):
             out.append((path, a, b))
 
     walk(old, new, prefix)

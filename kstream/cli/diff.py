@@ -289,6 +289,7 @@ def _dump_live(
     **conn: Any,
 ) -> str:
     """Dump the cluster like the snapshot was dumped, into a temporary archive."""
+    quiet = bool(conn.pop("quiet"))
     from kstream.archive import open_snapshot
     from kstream.cli.dump import run_dump
 
@@ -323,7 +324,7 @@ def _dump_live(
         strip = tuple(paths.parse(p) for p in opts.get("strip") or [])
     except ValueError:
         strip = ()
-    if inherited and not conn["quiet"]:
+    if inherited and not quiet:
         c.note(f"reading the cluster as {snapshot} was dumped: {'; '.join(inherited)}")
     out = os.path.join(tmpdir, "live.ndjson.zst")
     code = run_dump(
