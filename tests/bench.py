@@ -1,0 +1,541 @@
+"""`make bench`: kstream against kubectl, the official Python client and a raw
+socket reader, on a local control plane seeded with ConfigMaps and Secrets.
+
+    python -m tests.bench                        # N = 1k and 10k
+    python -m tests.bench --large                # also N = 100k (seeding takes minutes)
+    python -m tests.bench --sizes 1000 --repeat 1 --out /tmp/b.md
+
+Each contender runs as its own process, measured from outside (tests/bench_measure.py):
+wall time, CPU time (user+sys) and peak RSS. Everything runs in one invocation on
+the same data: the control plane is seeded up to each N in turn (object i is the
+same object at every N, tests/bench_data.py), the contenders run round-robin
+`--repeat` times and the run with the median wall time is reported. The LIST-
+fallback rows come from the same etcd, served by kube-apiserver restarted with
+--feature-gates=WatchList=false. The server-side scenario (kube-apiserver memory
+while K clients read the same Secrets at once) uses a second, fresh control plane.
+
+Results go to --out (docs/benchmarks.md) and, raw, to bench-out/results.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import datetime as dt
+import json
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import psutil
+
+from tests import bench_data as data
+from tests.bench_measure import Measured, measure
+from tests.controlplane import ControlPlane
+from tests.controlplane.versions import ETCD_VERSION, KUBE_VERSION
+from tests.seed import Api
+
+REPO = Path(__file__).resolve().parents[1]
+VENV_BIN = Path(sys.executable).parent
+KSTREAM = str(VENV_BIN / "kstream")
+KUBECTL = str(VENV_BIN / "kubectl")
+PY = sys.executable
+RESOURCES = "configmaps,secrets"
+# Contenders run with bytecode caching on, as after any `pip install`: this sandbox
+# sets PYTHONDONTWRITEBYTECODE, which would make every run of an editable install
+# unmarshal-and-compile from source.
+CHILD_ENV = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+
+
+# --------------------------------------------------------------------------- contenders
+
+
+@dataclass
+class Contender:
+    name: str
+    path: str  # how it reads: watch-list | LIST | ...
+    output: str  # what it writes
+    cmd: Callable[[Path], list[str] | str]  # work dir -> command
+    out_name: str = ""  # output file name in the work dir ("" = none)
+    stdout: bool = False  # the command writes its output to stdout
+    shell: bool = False
+    kind: str = "dump"  # dump | count | limit
+    kstream: bool = False
+    per_object: bool = True
+
+
+@dataclass
+class Row:
+    name: str
+    path: str
+    output: str
+    kind: str
+    kstream: bool
+    server: str
+    runs: list[dict[str, Any]] = field(default_factory=list)
+    chosen: dict[str, Any] = field(default_factory=dict)
+
+
+def kstream_dump(cp: ControlPlane, out: str, *extra: str) -> Callable[[Path], list[str]]:
+    def cmd(work: Path) -> list[str]:
+        return [KSTREAM, "dump", "--kubeconfig", str(cp.kubeconfig), "-r", RESOURCES,
+                "-o", str(work / out), "--force", "-q", *extra]  # fmt: skip
+
+    return cmd
+
+
+def contenders_watchlist_server(cp: ControlPlane) -> list[Contender]:
+    kc = str(cp.kubeconfig)
+    url = cp.url
+    ca = str(cp.ca_file)
+    token = cp.admin_token
+    include = ("--secrets", "include")
+    return [
+        Contender("raw socket reader (the limit)", "watch-list", "/dev/null",
+                  lambda w: [PY, str(REPO / "tests" / "bench_reader.py"), url, ca, token,
+                             "/api/v1/configmaps", "/api/v1/secrets"],
+                  kind="limit"),
+        Contender("kstream dump, Secrets redacted (default)", "watch-list", "NDJSON",
+                  kstream_dump(cp, "ks.ndjson"), "ks.ndjson", kstream=True),
+        Contender("kstream dump --secrets include", "watch-list", "NDJSON",
+                  kstream_dump(cp, "ks-inc.ndjson", *include), "ks-inc.ndjson", kstream=True),
+        Contender("kstream dump, Secrets redacted (default)", "watch-list", ".zst archive",
+                  kstream_dump(cp, "ks.ndjson.zst"), "ks.ndjson.zst", kstream=True),
+        Contender("kstream dump --secrets include", "watch-list", ".zst archive",
+                  kstream_dump(cp, "ks-inc.ndjson.zst", *include), "ks-inc.ndjson.zst", kstream=True),
+        Contender("kstream dump --method list --secrets include", "LIST (limit=500)", "NDJSON",
+                  kstream_dump(cp, "ks-list.ndjson", "--method", "list", *include),
+                  "ks-list.ndjson", kstream=True),
+        Contender("kubectl get configmaps,secrets -A -o json", "LIST (chunks of 500)", "JSON (stdout)",
+                  lambda w: [KUBECTL, "--kubeconfig", kc, "get", RESOURCES, "-A", "-o", "json"],
+                  "kubectl.json", stdout=True),
+        Contender("Python client, models", "LIST (one page)", "NDJSON",
+                  lambda w: [PY, str(REPO / "tests" / "bench_pyclient.py"), "models", kc,
+                             str(w / "py-models.ndjson")], "py-models.ndjson"),
+        Contender("Python client, _preload_content=False + json.loads", "LIST (one page)", "NDJSON",
+                  lambda w: [PY, str(REPO / "tests" / "bench_pyclient.py"), "raw", kc,
+                             str(w / "py-raw.ndjson")], "py-raw.ndjson"),
+        Contender("kstream count", "watch-list", "counts",
+                  lambda w: [KSTREAM, "count", "--kubeconfig", kc, "-r", RESOURCES],
+                  kind="count", kstream=True),
+        Contender("kstream count --estimate", "LIST limit=1 (remainingItemCount)", "counts",
+                  lambda w: [KSTREAM, "count", "--kubeconfig", kc, "-r", RESOURCES, "--estimate"],
+                  kind="count", kstream=True),
+        Contender("kubectl get -A --no-headers | wc -l", "LIST (chunks of 500)", "a number",
+                  lambda w: f"'{KUBECTL}' --kubeconfig '{kc}' get {RESOURCES} -A --no-headers | wc -l",
+                  shell=True, kind="count"),
+    ]  # fmt: skip
+
+
+def contenders_list_server(cp: ControlPlane) -> list[Contender]:
+    return [
+        Contender("kstream dump, Secrets redacted (default)", "LIST fallback (WatchList off)", "NDJSON",
+                  kstream_dump(cp, "ks-fb.ndjson"), "ks-fb.ndjson", kstream=True),
+        Contender("kstream dump --secrets include", "LIST fallback (WatchList off)", "NDJSON",
+                  kstream_dump(cp, "ks-fb-inc.ndjson", "--secrets", "include"), "ks-fb-inc.ndjson",
+                  kstream=True),
+        Contender("kstream dump --secrets include", "LIST fallback (WatchList off)", ".zst archive",
+                  kstream_dump(cp, "ks-fb-inc.ndjson.zst", "--secrets", "include"),
+                  "ks-fb-inc.ndjson.zst", kstream=True),
+    ]  # fmt: skip
+
+
+def run_contenders(
+    contenders: list[Contender],
+    server: str,
+    work: Path,
+    repeat: int,
+    timeout: float,
+    log: Callable[[str], None],
+) -> list[Row]:
+    rows = [Row(c.name, c.path, c.output, c.kind, c.kstream, server) for c in contenders]
+    for r in range(repeat):
+        for c, row in zip(contenders, rows, strict=True):
+            out = work / c.out_name if c.out_name else None
+            m = measure(
+                c.cmd(work),
+                stdout=out if c.stdout else None,
+                out_file=out,
+                shell=c.shell,
+                timeout=timeout,
+                env=CHILD_ENV,
+            )
+            row.runs.append(asdict(m))
+            log(
+                f"  [{r + 1}/{repeat}] {c.name} | {c.path} | {c.output}: wall {m.wall:.2f}s "
+                f"cpu {m.cpu:.2f}s rss {m.rss / 2**20:.0f}MB out {m.out_bytes / 2**20:.1f}MB"
+                + (f" ERROR {m.error}" if m.error else "")
+            )
+            if out is not None:
+                with contextlib.suppress(OSError):
+                    out.unlink()
+    for row in rows:
+        ok = [x for x in row.runs if not x["error"]] or row.runs
+        walls = sorted(x["wall"] for x in ok)
+        median = walls[(len(walls) - 1) // 2]
+        row.chosen = next(x for x in ok if x["wall"] == median)
+    return rows
+
+
+# --------------------------------------------------------------------------- control plane
+
+
+def set_feature_gates(cp: ControlPlane, gates: str) -> None:
+    """Restart kube-apiserver (same etcd, same port) with other feature gates."""
+    state = json.loads(cp.state_file.read_text())
+    args = [a for a in state["apiserver_args"] if not a.startswith("--feature-gates=")]
+    if gates:
+        args.append(f"--feature-gates={gates}")
+    cp.kill_apiserver()
+    state["apiserver_args"] = args
+    cp.state_file.write_text(json.dumps(state, indent=2))
+    cp.start_apiserver_again()
+
+
+def apiserver_pid(cp: ControlPlane) -> int:
+    return int(json.loads(cp.state_file.read_text())["pids"]["kube-apiserver"])
+
+
+def warm_up(cp: ControlPlane, timeout: float = 600) -> None:
+    """Read both resources once through watch-list or LIST so that caches are filled."""
+    subprocess.run(
+        [KSTREAM, "dump", "--kubeconfig", str(cp.kubeconfig), "-r", RESOURCES, "-o", "-",
+         "-q", "--secrets", "include"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=timeout, check=False, env=CHILD_ENV,
+    )  # fmt: skip
+
+
+# --------------------------------------------------------------------------- server side
+
+
+def _hwm(pid: int) -> int:
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
+    return 0
+
+
+def _reset_hwm(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/clear_refs", "w") as f:
+            f.write("5")
+        return True
+    except OSError:
+        return False
+
+
+class RssSampler:
+    """Samples a process's RSS on a thread until stop(); returns the peak."""
+
+    def __init__(self, proc: psutil.Process, start: int) -> None:
+        self.proc = proc
+        self.peak = start
+        self._stop = threading.Event()
+        self._t = threading.Thread(target=self._run, daemon=True)
+        self._t.start()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            with contextlib.suppress(psutil.Error):
+                self.peak = max(self.peak, self.proc.memory_info().rss)
+            time.sleep(0.005)
+
+    def stop(self) -> int:
+        self._stop.set()
+        self._t.join()
+        return self.peak
+
+
+def server_side(
+    work: Path, k: int, count: int, size: int, rounds: int, log: Callable[[str], None]
+) -> dict[str, Any]:
+    """kube-apiserver peak RSS while K kstream processes read the same Secrets at once,
+    with watch-list and with LIST. The apiserver is restarted before each method so
+    neither inherits the other's Go heap."""
+    cp = ControlPlane(work / "cp-server-side")
+    result: dict[str, Any] = {
+        "k": k,
+        "secrets": count,
+        "secret_bytes": size,
+        "rounds": rounds,
+        "rows": [],
+    }
+    try:
+        cp.start()
+        api = Api(cp)
+        data_iter = data.server_secrets(count, size)
+        api.create(*next(data_iter), exist_ok=True)
+        api.create_many(data_iter, threads=8)
+        for method in ("watch-list", "list"):
+            cp.kill_apiserver()
+            cp.start_apiserver_again()
+            pid = apiserver_pid(cp)
+            proc = psutil.Process(pid)
+            # one read to fill caches, then let the Go heap settle
+            cmd0 = [KSTREAM, "dump", "--kubeconfig", str(cp.kubeconfig), "-n", data.SRV_NS, "-r", "secrets",
+                    "--secrets", "include", "-q", "--force", "-o", "-", "--method", method]  # fmt: skip
+            subprocess.run(
+                cmd0,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+                check=False,
+                env=CHILD_ENV,
+            )
+            time.sleep(5)
+            base = proc.memory_info().rss
+            reset = _reset_hwm(pid)
+            walls: list[float] = []
+            failures = 0
+            sampler = RssSampler(proc, base)
+            for r in range(rounds):
+                t0 = time.perf_counter()
+                procs = [
+                    subprocess.Popen(
+                        [*cmd0[:-4], "-o", str(work / f"srv-{i}.ndjson"), "--method", method],
+                        stdout=subprocess.DEVNULL,
+                        stderr=subprocess.DEVNULL,
+                        env=CHILD_ENV,
+                    )
+                    for i in range(k)
+                ]
+                failures += sum(1 for p in procs if p.wait() != 0)
+                walls.append(time.perf_counter() - t0)
+                log(
+                    f"  server-side {method} round {r + 1}: {walls[-1]:.2f}s, rss now {proc.memory_info().rss / 2**20:.0f}MB"
+                )
+            peak_sampled = sampler.stop()
+            peak = max(_hwm(pid), peak_sampled) if reset else peak_sampled
+            row = {
+                "method": method,
+                "baseline": base,
+                "peak": peak,
+                "growth": peak - base,
+                "wall_max": max(walls),
+                "failures": failures,
+                "hwm_exact": reset,
+            }
+            result["rows"].append(row)
+            log(f"  server-side {method}: baseline {base / 2**20:.0f}MB peak {peak / 2**20:.0f}MB")
+            for i in range(k):
+                with contextlib.suppress(OSError):
+                    (work / f"srv-{i}.ndjson").unlink()
+    finally:
+        cp.stop()
+        shutil.rmtree(cp.dir, ignore_errors=True)
+    return result
+
+
+# --------------------------------------------------------------------------- misc measurements
+
+
+def help_time(runs: int) -> dict[str, Any]:
+    measure([KSTREAM, "--help"], env=CHILD_ENV)  # warm-up: bytecode caches, page cache
+    runs_m = [measure([KSTREAM, "--help"], env=CHILD_ENV) for _ in range(runs)]
+    walls = [m.wall for m in runs_m]
+    probe = subprocess.run(
+        [PY, "-c", "import sys; sys.argv=['kstream','--help']\n"
+         "import kstream.cli.app as a\n"
+         "try:\n a.main()\nexcept SystemExit: pass\n"
+         "print('kubernetes' in sys.modules, file=sys.stderr)"],
+        capture_output=True, text=True, check=False, env=CHILD_ENV,
+    )  # fmt: skip
+    imports_k8s = probe.stderr.strip().splitlines()[-1:] == ["True"]
+    return {
+        "median": statistics.median(walls),
+        "runs": walls,
+        "cpu_median": statistics.median(m.cpu for m in runs_m),
+        "rss": max(m.rss for m in runs_m),
+        "imports_kubernetes": imports_k8s,
+    }
+
+
+def machine() -> dict[str, Any]:
+    model = ""
+    with contextlib.suppress(OSError), open("/proc/cpuinfo") as f:
+        for line in f:
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+
+    def ver(pkg: str) -> str:
+        try:
+            return metadata.version(pkg)
+        except metadata.PackageNotFoundError:
+            return "-"
+
+    kubectl = subprocess.run(
+        [KUBECTL, "version", "--client", "-o", "json"], capture_output=True, text=True
+    )
+    try:
+        kubectl_v = json.loads(kubectl.stdout)["clientVersion"]["gitVersion"]
+    except (ValueError, KeyError):
+        kubectl_v = "?"
+    commit = subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True
+    )
+    return {
+        "cpu_model": model,
+        "nproc": os.cpu_count(),
+        "ram_gb": round(psutil.virtual_memory().total / 2**30, 1),
+        "kernel": platform.release(),
+        "python": platform.python_version(),
+        "kstream": ver("kstream"),
+        "commit": commit.stdout.strip(),
+        "kubectl": kubectl_v,
+        "kubernetes_py": ver("kubernetes"),
+        "urllib3": ver("urllib3"),
+        "zstandard": ver("zstandard"),
+        "ijson": ver("ijson"),
+        "kube_apiserver": KUBE_VERSION,
+        "etcd": ETCD_VERSION,
+    }
+
+
+# --------------------------------------------------------------------------- main
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(prog="python -m tests.bench", description=__doc__.split("\n\n")[0])
+    ap.add_argument(
+        "--sizes", default="1000,10000", help="object counts, comma-separated (default 1000,10000)"
+    )
+    ap.add_argument(
+        "--large", action="store_true", help="add N=100000 (seeding takes several minutes)"
+    )
+    ap.add_argument("--out", default=str(REPO / "docs" / "benchmarks.md"), help="markdown output")
+    ap.add_argument(
+        "--work", default=str(REPO / "bench-out"), help="work directory (control planes, outputs)"
+    )
+    ap.add_argument(
+        "--repeat", type=int, default=3, help="runs per contender at N <= 10k (median reported)"
+    )
+    ap.add_argument("--repeat-large", type=int, default=1, help="runs per contender at N > 10k")
+    ap.add_argument(
+        "--timeout", type=float, default=1800, help="seconds before a contender is killed"
+    )
+    ap.add_argument("--skip-models-above", type=int, default=10_000,
+                    help="skip the Python client's model contender above this N (minutes of CPU, GBs)")  # fmt: skip
+    ap.add_argument("-k", "--clients", type=int, default=8, help="server side: concurrent clients")
+    ap.add_argument(
+        "--server-secrets", type=int, default=100, help="server side: number of Secrets"
+    )
+    ap.add_argument(
+        "--server-secret-kb", type=int, default=80, help="server side: size of each Secret (KB)"
+    )
+    ap.add_argument("--server-rounds", type=int, default=3, help="server side: rounds of K clients")
+    ap.add_argument("--no-server-side", action="store_true", help="skip the server-side scenario")
+    ap.add_argument("--help-runs", type=int, default=9, help="runs of `kstream --help` (median)")
+    args = ap.parse_args(argv)
+
+    sizes = sorted({int(s) for s in args.sizes.split(",") if s.strip()})
+    if args.large and 100_000 not in sizes:
+        sizes.append(100_000)
+    work = Path(args.work).resolve()
+    work.mkdir(parents=True, exist_ok=True)
+    out_md = Path(args.out)
+    results: dict[str, Any] = {
+        "started": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "machine": machine(),
+        "args": vars(args),
+        "load": {"start": os.getloadavg()},
+        "sizes": [],
+        "notes": [],
+    }
+    logf = open(work / "bench.log", "a")  # noqa: SIM115
+
+    def log(msg: str) -> None:
+        line = f"{time.strftime('%H:%M:%S')} {msg}"
+        print(line, file=sys.stderr, flush=True)
+        logf.write(line + "\n")
+        logf.flush()
+
+    def publish() -> None:
+        results["load"]["end"] = os.getloadavg()
+        (work / "results.json").write_text(json.dumps(results, indent=2))
+        from tests.bench_report import render
+
+        previous = out_md.read_text() if out_md.exists() else ""
+        out_md.write_text(render(results, previous))
+        log(f"wrote {out_md}")
+
+    log(f"machine: {results['machine']}")
+    results["help"] = help_time(args.help_runs)
+    log(f"kstream --help: median {results['help']['median']:.3f}s")
+
+    if not args.no_server_side:
+        log(
+            f"server side: K={args.clients}, {args.server_secrets} Secrets of {args.server_secret_kb} KB"
+        )
+        results["server_side"] = server_side(
+            work,
+            args.clients,
+            args.server_secrets,
+            args.server_secret_kb * 1024,
+            args.server_rounds,
+            log,
+        )
+        publish()
+
+    cp = ControlPlane(work / "cp")
+    if cp.state_file.exists():
+        cp.stop()
+    shutil.rmtree(work / "cp", ignore_errors=True)
+    try:
+        cp.start()
+        api = Api(cp)
+        seeded = 0
+        for n in sizes:
+            t0 = time.monotonic()
+            data.seed_range(api, seeded, n)
+            rate = (n - seeded) / (time.monotonic() - t0)
+            log(f"seeded objects {seeded}..{n} at {rate:.0f}/s")
+            seeded = n
+            entry: dict[str, Any] = {"n": n, "shape": data.shape(n), "seed_rate": rate, "load": {}}
+            results["sizes"].append(entry)
+            repeat = args.repeat if n <= 10_000 else args.repeat_large
+            with tempfile.TemporaryDirectory(dir=work, prefix=f"out-{n}-") as tmp:
+                tw = Path(tmp)
+                warm_up(cp)
+                cs = contenders_watchlist_server(cp)
+                if n > args.skip_models_above:
+                    cs = [c for c in cs if c.name != "Python client, models"]
+                    entry["skipped"] = [f"Python client, models (N > {args.skip_models_above})"]
+                entry["load"]["before"] = os.getloadavg()
+                log(f"N={n}: WatchList on, {len(cs)} contenders x {repeat}")
+                rows = run_contenders(cs, "WatchList on", tw, repeat, args.timeout, log)
+                log(f"N={n}: restarting kube-apiserver with WatchList=false")
+                set_feature_gates(cp, "WatchList=false")
+                try:
+                    warm_up(cp)
+                    rows += run_contenders(
+                        contenders_list_server(cp), "WatchList off", tw, repeat, args.timeout, log
+                    )
+                finally:
+                    set_feature_gates(cp, "")
+                entry["load"]["after"] = os.getloadavg()
+            entry["rows"] = [asdict(r) for r in rows]
+            publish()
+    finally:
+        cp.stop()
+    results["finished"] = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+    publish()
+    shutil.rmtree(work / "cp", ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
+
+
+__all__ = ["Measured", "main"]

@@ -1,0 +1,121 @@
+"""Measure one command as a whole process: wall time, CPU time, peak RSS.
+
+The command runs as a child; a psutil poller samples the RSS of the child and
+all its descendants (summed: a shell pipeline counts whole) every SAMPLE
+seconds. When the child ends it is reaped with os.wait4, whose rusage gives the
+exact CPU time (user + system, including descendants it waited for) and the
+kernel's high-water mark of the largest single process (ru_maxrss). Peak RSS
+is the larger of the sampled sum and that high-water mark.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import psutil
+
+SAMPLE = 0.01
+
+
+@dataclass
+class Measured:
+    wall: float = 0.0  # seconds, spawn to exit
+    cpu: float = 0.0  # seconds, user + system
+    rss: int = 0  # peak bytes
+    rc: int = 0
+    out_bytes: int = 0  # size of the output file, when there is one
+    error: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return self.rc == 0 and not self.error
+
+
+def _tree_rss(p: psutil.Process) -> int:
+    total = 0
+    try:
+        procs = [p, *p.children(recursive=True)]
+    except psutil.Error:
+        return 0
+    for q in procs:
+        try:
+            total += q.memory_info().rss
+        except psutil.Error:
+            pass
+    return total
+
+
+def measure(
+    cmd: list[str] | str,
+    *,
+    stdout: Path | None = None,
+    env: dict[str, str] | None = None,
+    timeout: float = 1800.0,
+    shell: bool = False,
+    out_file: Path | None = None,
+) -> Measured:
+    """Run cmd to completion and measure it. stdout goes to the file `stdout`
+    (else /dev/null); out_file (or stdout) is the output whose size is reported."""
+    out = open(stdout, "wb") if stdout else open(os.devnull, "wb")  # noqa: SIM115
+    err = tempfile.TemporaryFile()  # noqa: SIM115
+    t0 = time.perf_counter()
+    try:
+        proc = subprocess.Popen(
+            cmd, stdout=out, stderr=err, stdin=subprocess.DEVNULL, env=env, shell=shell
+        )
+    finally:
+        out.close()
+    ps = psutil.Process(proc.pid)
+    peak = 0
+    status = 0
+    ru = None
+    deadline = t0 + timeout
+    killed = False
+    try:
+        while True:
+            pid, status, ru = os.wait4(proc.pid, os.WNOHANG)
+            if pid == proc.pid:
+                break
+            peak = max(peak, _tree_rss(ps))
+            if time.perf_counter() > deadline and not killed:
+                killed = True
+                for q in [ps, *ps.children(recursive=True)]:
+                    try:
+                        q.kill()
+                    except psutil.Error:
+                        pass
+            time.sleep(SAMPLE)
+    finally:
+        proc.returncode = os.waitstatus_to_exitcode(status) if ru is not None else -9
+    wall = time.perf_counter() - t0
+    err.seek(0)
+    stderr = err.read().decode("utf-8", "replace")
+    err.close()
+    m = Measured(wall=wall, rc=proc.returncode)
+    if ru is not None:
+        m.cpu = ru.ru_utime + ru.ru_stime
+        m.rss = max(peak, ru.ru_maxrss * 1024)
+    else:
+        m.rss = peak
+    if killed:
+        m.error = f"killed after {timeout:.0f}s"
+    elif m.rc != 0:
+        last = stderr.strip().splitlines()[-1:] or [""]
+        m.error = f"exit {m.rc}: {last[0][:200]}"
+    target = out_file or stdout
+    if target is not None:
+        try:
+            p = Path(target)
+            m.out_bytes = (
+                sum(f.stat().st_size for f in p.rglob("*") if f.is_file())
+                if p.is_dir()
+                else p.stat().st_size
+            )
+        except OSError:
+            pass
+    return m

@@ -1,0 +1,69 @@
+"""The benchmark's lower bound: read watch-list streams with a raw TLS socket.
+
+    python tests/bench_reader.py SERVER CAFILE TOKEN PATH [PATH ...]
+
+One thread per path (the streams run concurrently, as kstream's do), HTTP/1.0 so
+the body has no chunk framing, bytes to /dev/null, stop at the end-of-initial-
+events bookmark. No JSON parsing, no output format: the cost of moving the bytes.
+Deliberately imports nothing but the standard library's socket/ssl/threading.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import ssl
+import sys
+import threading
+from urllib.parse import urlparse
+
+QUERY = (
+    "watch=1&sendInitialEvents=true&allowWatchBookmarks=true"
+    "&resourceVersionMatch=NotOlderThan&timeoutSeconds=600"
+)
+MARKER = b'"k8s.io/initial-events-end":"true"'
+
+
+def read(server: str, ctx: ssl.SSLContext, token: str, path: str, out: list[int]) -> None:
+    u = urlparse(server)
+    host, port = u.hostname or "127.0.0.1", u.port or 443
+    with (
+        socket.create_connection((host, port)) as raw,
+        ctx.wrap_socket(raw, server_hostname=host) as s,
+    ):
+        s.sendall(
+            f"GET {path}?{QUERY} HTTP/1.0\r\nHost: {host}\r\nAuthorization: Bearer {token}\r\n"
+            "Accept: application/json\r\nAccept-Encoding: identity\r\n\r\n".encode()
+        )
+        sink = os.open(os.devnull, os.O_WRONLY)
+        tail = b""
+        n = 0
+        while True:
+            data = s.recv(256 * 1024)
+            if not data:
+                raise SystemExit(f"{path}: stream ended before the end marker")
+            os.write(sink, data)
+            n += len(data)
+            if MARKER in tail + data[:64] or MARKER in data:
+                break
+            tail = data[-64:]
+        os.close(sink)
+        out.append(n)
+
+
+def main(argv: list[str]) -> None:
+    server, cafile, token, *paths = argv
+    ctx = ssl.create_default_context(cafile=cafile)
+    sizes: list[int] = []
+    threads = [threading.Thread(target=read, args=(server, ctx, token, p, sizes)) for p in paths]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    if len(sizes) != len(paths):
+        raise SystemExit("a stream failed")
+    print(sum(sizes))
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

