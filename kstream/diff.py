@@ -745,6 +745,20 @@ class Comparison:
                         raise UsageError(msg)
                     self.warnings.append(msg)
 
+    def _dump_options(self) -> None:
+        """Warn when the two dumps selected or stripped differently."""
+        o = (self.old.snap.manifest or {}).get("options")
+        n = (self.new.snap.manifest or {}).get("options")
+        if not isinstance(o, dict) or not isinstance(n, dict):
+            return
+        keys = ("resources", "exclude", "namespaces", "labelSelector", "fieldSelector", "strip")
+        differ = [k for k in keys if (o.get(k) or None) != (n.get(k) or None)]
+        if differ:
+            self.warnings.append(
+                f"the snapshots were dumped with different {', '.join(differ)}: "
+                "some differences may come from that"
+            )
+
     def _secrets_policy(self) -> None:
         o, n = self.old, self.new
         if "exclude" in (o.secrets, n.secrets) and o.secrets != n.secrets:
@@ -778,6 +792,7 @@ class Comparison:
         if self._prepared:
             return
         self._prepared = True
+        self._dump_options()
         self._secrets_policy()
         # plain NDJSON sides learn their resources by reading; indexed ones from the manifest
         self._merge_infos()
