@@ -13,6 +13,7 @@ background refresh off.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import importlib
 import json
@@ -168,9 +169,10 @@ def save_discovery_cache(
     server_url: str,
     resources: Iterable[Resource],
     namespaces: Iterable[str] | None = None,
-) -> Path:
+) -> Path | None:
     """Write the discovery cache for this server (atomically). Namespaces already
-    cached are kept when none are given. Returns the file written."""
+    cached are kept when none are given. Returns the file written, or None when the
+    cache cannot be written (never raises for that: it is only a cache)."""
     path = cache_file(server_url)
     old = load_cache(server_url) or {}
     doc = {
@@ -191,10 +193,15 @@ def save_discovery_cache(
         ],
         "namespaces": sorted(namespaces) if namespaces is not None else old.get("namespaces", []),
     }
-    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(f".{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(doc, indent=0, sort_keys=True))
-    os.replace(tmp, path)
+    try:
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        tmp.write_text(json.dumps(doc, indent=0, sort_keys=True))
+        os.replace(tmp, path)
+    except OSError:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        return None
     return path
 
 
@@ -300,7 +307,7 @@ NAMESPACE_LIST_ACCEPT = (
 )
 
 
-def refresh(kubeconfig: str | None, context: str | None, timeout: float = 15.0) -> Path:
+def refresh(kubeconfig: str | None, context: str | None, timeout: float = 15.0) -> Path | None:
     """Discover the server's resources and namespaces and write the cache (blocking;
     run by the background process, or by hand)."""
     from kstream.discovery import discover
@@ -386,12 +393,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     r.add_argument("--timeout", type=float, default=15.0)
     args = p.parse_args(argv)
     from kstream.errors import KstreamError
+    from kstream.exitcodes import ExitCode
 
     try:
         path = refresh(args.kubeconfig, args.context, args.timeout)
     except KstreamError as e:
         print(f"kstream.completion: {e.message}", file=sys.stderr)
         return int(e.exit_code)
+    if path is None:
+        print(f"kstream.completion: cannot write the cache in {cache_dir()}", file=sys.stderr)
+        return int(ExitCode.OUTPUT)
     print(path)
     return 0
 

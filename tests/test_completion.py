@@ -458,6 +458,7 @@ def test_stale_cache_refreshes_in_background_once(
     assert len(started) == 1
     # a stale cache is still used while it is refreshed
     path = completion.save_discovery_cache(SERVER_A, resources(), ["ns1"])
+    assert path is not None
     doc = json.loads(path.read_text())
     doc["written"] -= completion.CACHE_TTL + 1
     path.write_text(json.dumps(doc))
@@ -484,6 +485,9 @@ def test_save_keeps_namespaces(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
     doc = completion.load_cache(SERVER_A)
     assert doc is not None and doc["namespaces"] == ["a", "b"]
     assert list(tmp_path.glob("kstream/discovery/*.tmp")) == []
+    (tmp_path / "file").write_text("")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "file"))  # unwritable
+    assert completion.save_discovery_cache(SERVER_A, resources()) is None
 
 
 @pytest.mark.cluster
