@@ -34,7 +34,7 @@ def parse(text: str) -> Path:
 def render(path: Path) -> str:
     out = ""
     for seg in path:
-        if re.fullmatch(r"[A-Za-z0-9_\-]+", seg):
+        if seg == "*" or re.fullmatch(r"[A-Za-z0-9_\-]+", seg):
             out += ("." if out else "") + seg
         else:
             out += '["' + seg.replace('"', '\\"') + '"]'
