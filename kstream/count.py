@@ -27,7 +27,14 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
-from kstream.errors import SnapshotError, UsageError
+from kstream.errors import (
+    ApiError,
+    AuthError,
+    KstreamError,
+    SnapshotError,
+    TLSError,
+    UsageError,
+)
 from kstream.exitcodes import ExitCode
 from kstream.resources import Resource, match
 from kstream.stream import Reader, Unit
@@ -531,28 +538,60 @@ def units_missing(units: Iterable[Unit]) -> list[Missing]:
 # --------------------------------------------------------------------------- estimates
 
 
+def estimate_one(reader: Reader, unit: Unit) -> tuple[int | None, Missing | None]:
+    """One unit's estimate: LIST limit=1, the item plus remainingItemCount.
+    (count, None); (None, None) when the server gives no remaining count;
+    (None, Missing) when the LIST is refused or fails. Bad credentials and TLS
+    errors are raised (fatal, as for dump)."""
+    try:
+        doc = reader.client.get_json(
+            unit.resource.path(unit.namespace),
+            query=[("limit", "1")],
+            what=f"list {unit.label}",
+        )
+    except (AuthError, TLSError):
+        raise
+    except ApiError as e:
+        status = "forbidden" if e.status == 403 else "failed"
+        return None, Missing(unit.resource.name, unit.namespace, status, str(e))
+    except KstreamError as e:
+        return None, Missing(unit.resource.name, unit.namespace, "failed", str(e))
+    if not isinstance(doc, dict):
+        return None, None
+    md = _meta(doc)
+    n = len(doc.get("items") or [])
+    if not md.get("continue"):
+        return n, None
+    rem = md.get("remainingItemCount")
+    return (n + rem, None) if isinstance(rem, int) else (None, None)
+
+
 def estimate_units(
     reader: Reader, units: Sequence[Unit], grouping: Grouping, concurrency: int = 4
-) -> tuple[list[Row], list[str]]:
+) -> tuple[list[Row], list[str], list[Missing]]:
     """Rows of estimated object counts (LIST limit=1 and remainingItemCount),
-    and the units that could not be estimated. Bytes are not estimated."""
+    the units the server gave no remaining count for, and the units that could
+    not be listed at all. Bytes are not estimated."""
     for u in units:
         if grouping.needs_object(u.resource.namespaced, u.namespace):
             what = "a label" if "label" in grouping.fields else "namespace (without -n)"
             raise UsageError(f"--estimate cannot group by {what}: nothing is read per object")
     with ThreadPoolExecutor(max_workers=max(1, min(concurrency, len(units) or 1))) as pool:
-        found = list(pool.map(reader.estimate, units))
+        found = list(pool.map(lambda u: estimate_one(reader, u), units))
     tally = Tally()
     not_estimated: list[str] = []
-    for u, n in zip(units, found, strict=True):
+    failed: list[Missing] = []
+    for u, (n, missing) in zip(units, found, strict=True):
         u.estimate = n
-        if n is None:
+        if missing is not None:
+            failed.append(missing)
+        elif n is None:
             not_estimated.append(u.label)
-            continue
-        ns = u.namespace if u.resource.namespaced else None
-        tally.add(make_key(grouping, ResKey.of(u.resource), ns, None), n, 0)
+        else:
+            ns = u.namespace if u.resource.namespaced else None
+            tally.add(make_key(grouping, ResKey.of(u.resource), ns, None), n, 0)
     rows = [Row(r.key, r.objects, None) for r in tally.rows()]
-    return rows, not_estimated
+    return rows, not_estimated, failed
 
 
 # --------------------------------------------------------------------------- snapshots

@@ -238,3 +238,27 @@ def test_live_count_memory_is_flat(many: tuple[Path, str], method: str) -> None:
     assert totals == [200, 200, 2000]
     assert peaks[2] < peaks[1] + 2 * 1024 * 1024, peaks  # measured: ~0.2 MiB both
     assert peaks[2] < 4 * 1024 * 1024, peaks
+
+
+def test_forbidden_resources_are_partial(cluster: Cluster) -> None:
+    """A user who may list ConfigMaps in demo-0 only: what it can read is
+    counted, the rest is named, exit 3 (live and estimate)."""
+    from tests.seed import grant
+
+    kc = cluster.cp.add_user("count-limited")
+    grant(
+        cluster.api, "count-limited", ["configmaps"], ["get", "list", "watch"], namespace="demo-0"
+    )
+    args = ["-r", "configmaps,secrets", "-n", "demo-0,demo-1", "-o", "json", "--retries", "0"]
+    for extra in ([], ["--estimate"]):
+        res = kstream("count", *args, *extra, kubeconfig=kc)
+        assert res.code == 3, res.err
+        doc = json.loads(res.out)
+        assert doc["complete"] is False
+        assert [(r["resource"], r["objects"]) for r in doc["rows"]] == [("configmaps", 5)]
+        assert sorted((m["name"], m["namespace"], m["status"]) for m in doc["incomplete"]) == [
+            ("configmaps", "demo-1", "forbidden"),
+            ("secrets", "demo-0", "forbidden"),
+            ("secrets", "demo-1", "forbidden"),
+        ]
+        assert "forbidden" in res.err

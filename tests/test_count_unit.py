@@ -195,22 +195,58 @@ def test_tally_and_sort() -> None:
 # --------------------------------------------------------------------------- estimates
 
 
-class FakeReader:
-    def __init__(self, answers: dict[str, int | None]) -> None:
+class FakeClient:
+    """Answers LIST limit=1 like the server: items, continue, remainingItemCount."""
+
+    def __init__(self, answers: dict[str, Any]) -> None:
         self.answers = answers
+
+    def get_json(self, path: str, query: Any = (), what: str = "") -> Any:
+        a = self.answers[path]
+        if isinstance(a, Exception):
+            raise a
+        return a
+
+
+class FakeReader:
+    def __init__(self, answers: dict[str, Any]) -> None:
+        self.client = FakeClient(answers)
         self.cancel = threading.Event()
 
-    def estimate(self, unit: Unit) -> int | None:
-        return self.answers[unit.label]
+
+def page(n_items: int, remaining: int | None = None) -> dict[str, Any]:
+    md: dict[str, Any] = {"resourceVersion": "1"}
+    if remaining is not None:
+        md["continue"] = "token"
+        md["remainingItemCount"] = remaining
+    return {"metadata": md, "items": [{}] * n_items}
 
 
 def test_estimate_units_names_what_it_cannot_estimate() -> None:
-    units = [Unit(CM, None, 0), Unit(DEPLOY, None, 1), Unit(NS, None, 2)]
-    reader = FakeReader({"configmaps": 40, "deployments.apps": None, "namespaces": 3})
-    rows, missing = estimate_units(reader, units, Grouping.parse("resource"))  # type: ignore[arg-type]
-    assert {r.key[0].name: r.objects for r in rows} == {"configmaps": 40, "namespaces": 3}
+    from kstream.errors import ApiError, AuthError
+
+    units = [Unit(CM, None, 0), Unit(DEPLOY, None, 1), Unit(NS, None, 2), Unit(CM, "x", 3)]
+    no_remaining = page(1)
+    no_remaining["metadata"]["continue"] = "token"
+    reader = FakeReader(
+        {
+            "/api/v1/configmaps": page(1, 39),
+            "/apis/apps/v1/deployments": no_remaining,
+            "/api/v1/namespaces": page(0),
+            "/api/v1/namespaces/x/configmaps": ApiError(403, "forbidden"),
+        }
+    )
+    rows, not_estimated, failed = estimate_units(reader, units, Grouping.parse("resource"))  # type: ignore[arg-type]
+    assert {r.key[0].name: r.objects for r in rows} == {"configmaps": 40, "namespaces": 0}
     assert all(r.bytes is None for r in rows)
-    assert missing == ["deployments.apps"]
+    assert not_estimated == ["deployments.apps"]
+    assert [(m.label, m.status) for m in failed] == [("configmaps -n x", "forbidden")]
+    with pytest.raises(AuthError):
+        estimate_units(
+            FakeReader({"/api/v1/configmaps": AuthError("401")}),  # type: ignore[arg-type]
+            [Unit(CM, None)],
+            Grouping(),
+        )
 
 
 def test_estimate_refuses_groupings_that_need_objects() -> None:
@@ -219,8 +255,8 @@ def test_estimate_refuses_groupings_that_need_objects() -> None:
         estimate_units(reader, [Unit(CM, None)], Grouping.parse("label:x"))  # type: ignore[arg-type]
     with pytest.raises(UsageError):
         estimate_units(reader, [Unit(CM, None)], Grouping.parse("namespace"))  # type: ignore[arg-type]
-    rows, _ = estimate_units(
-        FakeReader({"configmaps -n a": 2}),  # type: ignore[arg-type]
+    rows, _, _ = estimate_units(
+        FakeReader({"/api/v1/namespaces/a/configmaps": page(1, 1)}),  # type: ignore[arg-type]
         [Unit(CM, "a")],
         Grouping.parse("namespace"),
     )

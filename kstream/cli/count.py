@@ -226,6 +226,8 @@ def run_count(
         return sink_for_unit(grouping, u)
 
     def deliver(u: Unit, sink: CountSink) -> None:
+        if u.status != "complete":  # not read: no row (it is listed as incomplete)
+            return
         if sink.needs_recount:
             again.append(u)
         else:
@@ -243,7 +245,9 @@ def run_count(
     try:
         drive(run.events(), plan.units, quiet, "count")
         for u in again:
-            tally.add_sink(recount(reader, u, grouping))
+            sink = recount(reader, u, grouping)
+            if u.status == "complete":
+                tally.add_sink(sink)
     except KeyboardInterrupt:
         interrupted = ExitCode.INTERRUPTED
     except Terminated:
@@ -286,10 +290,10 @@ def run_estimate(
     client = c.connect(kubeconfig, context, concurrency, timeout)
     plan = make_plan(client, target.resources, target.exclude, target.namespaces)
     reader = Reader(client, StreamOptions(), threading.Event())
-    rows, not_estimated = estimate_units(reader, plan.units, grouping, concurrency)
+    rows, not_estimated, failed = estimate_units(reader, plan.units, grouping, concurrency)
     result = CountResult("live", grouping, rows, estimate=True, server=plan.server)
     result.not_estimated = not_estimated
-    result.incomplete = [
+    result.incomplete = failed + [
         Missing(f.group, None, "discovery-failed", f.error) for f in plan.discovery.failures
     ]
     return result
@@ -308,7 +312,7 @@ def emit(result: CountResult, output: Output, sort: str) -> None:
                 f.write(line + "\n")
         else:
             out = c.consoles.out
-            t = table(result, sort)
+            t, notes = table(result, sort)
             if not out.is_terminal:  # a file or a pipe: never fold the rows
                 from rich.measure import Measurement
 
@@ -317,6 +321,8 @@ def emit(result: CountResult, output: Output, sort: str) -> None:
                 )
             out.print(title(result), soft_wrap=True)
             out.print(t)
+            for line in notes:
+                out.print(Text(line), soft_wrap=True)
         c.consoles.out.file.flush()
     except BrokenPipeError:
         raise OutputError("stdout was closed (broken pipe)") from None
@@ -354,7 +360,7 @@ def title(result: CountResult) -> Text:
     return Text(text, style="bold")
 
 
-def table(result: CountResult, sort: str) -> Table:
+def table(result: CountResult, sort: str) -> tuple[Table, list[str]]:
     from kstream.cli.render import human_bytes, human_count
 
     g = result.grouping
@@ -393,7 +399,7 @@ def table(result: CountResult, sort: str) -> Table:
         total.append(Text(human_bytes(result.total_bytes or 0), style="bold"))
     total += ["", ""]
     t.add_row(*total, end_section=False)
-    captions = []
+    captions: list[str] = []
     if result.problem:
         captions.append(f"incomplete snapshot: {result.problem}")
     if result.incomplete:
@@ -406,10 +412,7 @@ def table(result: CountResult, sort: str) -> Table:
         captions.append(f"{empty} empty (not shown; -o json lists them)")
     if result.not_estimated:
         captions.append("not estimated: " + ", ".join(result.not_estimated))
-    if captions:
-        t.caption = Text("\n".join(captions))
-        t.caption_justify = "left"
-    return t
+    return t, captions
 
 
 def report(result: CountResult, quiet: bool) -> None:
