@@ -8,7 +8,7 @@ PY     := $(VENV)/bin/python
 export GOTOOLCHAIN ?= local
 export GOFLAGS ?= -buildvcs=false
 
-.PHONY: help install controlplane test lint typecheck unit demo bench docs completions clean
+.PHONY: help install controlplane shells test lint typecheck unit demo bench docs completions clean
 
 help:
 	@echo "make demo        set up, start a local control plane, seed it, run kstream on it"
@@ -29,6 +29,11 @@ install: $(VENV)/.installed
 controlplane: install
 	$(PY) -m tests.controlplane build
 
+# bash, zsh, fish and bash-completion for the completion tests (Debian packages;
+# skipped when present, or when not root).
+shells:
+	sh scripts/install-shells.sh
+
 lint: install
 	$(VENV)/bin/ruff check kstream tests
 	$(VENV)/bin/ruff format --check kstream tests
@@ -39,7 +44,7 @@ typecheck: install
 unit: install
 	$(PY) -m pytest -m "not cluster"
 
-test: install controlplane lint typecheck
+test: install controlplane shells lint typecheck
 	$(PY) -m pytest
 
 demo: install controlplane

@@ -129,11 +129,14 @@ class Client:
                 for p in existing:
                     if Path(p).expanduser().is_dir():
                         raise ConfigError(f"kubeconfig is a directory: {p}")
-                config_file = s.kubeconfig if s.kubeconfig else None
-                contexts, current = kconfig.list_kube_config_contexts(  # type: ignore[no-untyped-call]
-                    config_file=config_file
-                )
-                names = [c["name"] for c in contexts or []]
+                # Name the files explicitly: the client's default location is the
+                # KUBECONFIG it saw when it was imported.
+                config_file = os.pathsep.join(existing)
+                from kubernetes.config.kube_config import KubeConfigMerger
+
+                merged = KubeConfigMerger(config_file).config  # type: ignore[no-untyped-call]
+                names = [str(c["name"]) for c in merged.safe_get("contexts") or []]
+                current = merged.safe_get("current-context") or ""
                 if s.context is not None and s.context not in names:
                     avail = ", ".join(names) or "none"
                     raise ConfigError(
@@ -147,7 +150,7 @@ class Client:
                     client_configuration=cfg,
                     persist_config=False,
                 )
-                self.context = s.context or (current or {}).get("name", "")
+                self.context = s.context or str(current)
         except ConfigException as e:
             raise ConfigError(f"invalid kubeconfig: {_safe(str(e))}") from None
         except ConfigError:

@@ -85,11 +85,6 @@ def test_usage_errors_are_one_line_and_exit_2(args: tuple[str, ...], needle: str
     assert r.out == b""
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="app.py: no_args_is_help raises click's NoArgsIsHelpError, a UsageError, so main() "
-    "prints the help prefixed by 'kstream: error:' and exits 2",
-)
 def test_no_arguments_shows_help() -> None:
     r = kstream()
     assert "kstream: error" not in r.err
@@ -177,11 +172,6 @@ def test_kubeconfig_env_with_several_files(kubeconfigs: tuple[Path, Path]) -> No
     assert _client_in_subprocess(env, "", "") == ["alpha", "https://192.0.2.20:6443"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="kubeclient.py: list_kube_config_contexts() raises when no file sets "
-    "current-context, even though --context names one (kubectl accepts this)",
-)
 def test_context_flag_without_current_context(kubeconfigs: tuple[Path, Path]) -> None:
     _, b = kubeconfigs  # b sets no current-context
     assert _client_in_subprocess({}, str(b), "beta") == ["beta", "https://192.0.2.20:6443"]
@@ -195,11 +185,6 @@ def test_kubeconfig_flag_with_several_files(kubeconfigs: tuple[Path, Path]) -> N
     assert (c.context, c.host) == ("beta", "https://192.0.2.20:6443")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="kubeclient.py passes config_file=None when only KUBECONFIG is set, so the "
-    "kubernetes client uses the KUBECONFIG it saw at import time (stale in a long-lived process)",
-)
 def test_kubeconfig_env_read_when_connecting(
     kubeconfigs: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
 ) -> None:

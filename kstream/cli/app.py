@@ -83,6 +83,9 @@ def main(argv: list[str] | None = None) -> None:
         code = e.exit_code
     except typer.Abort:
         code = ExitCode.INTERRUPTED
+    except click.NoArgsIsHelpError as e:
+        print(e.ctx.get_help())  # like kubectl: bare `kstream` shows the help
+        code = ExitCode.OK
     except click.UsageError as e:
         hint = f" (see '{_prog()} {e.ctx.info_name if e.ctx and e.ctx.parent else ''} --help')".replace(
             "  ", " "

@@ -67,6 +67,7 @@ def diff(
             help="The older snapshot: archive (.ndjson.zst), NDJSON file, directory, or - for stdin.",
             metavar="OLD",
             show_default=False,
+            autocompletion=c.complete_snapshot,
         ),
     ] = None,
     new: Annotated[
@@ -75,6 +76,7 @@ def diff(
             help="The newer snapshot (omit with --live / --live-old).",
             metavar="NEW",
             show_default=False,
+            autocompletion=c.complete_snapshot,
         ),
     ] = None,
     live: Annotated[
@@ -150,6 +152,7 @@ def diff(
         typer.Option(
             "--secret-key-file",
             help="The key a snapshot's Secrets were HMAC-redacted with: needed by --live for such a snapshot, and to compare it with raw values.",
+            metavar="FILE",
             rich_help_panel=c.HELP_OUTPUT,
             show_default=False,
         ),

@@ -35,6 +35,7 @@ class Secrets(str, Enum):
 EXAMPLES = """
 Examples:
 
+\b
   kstream dump -o snap.ndjson.zst            # everything, as a zstd archive
   kstream dump -o - -r configmaps,secrets | jq .metadata.name
   kstream dump -o snapdir/ -n prod -l app=web --clean
@@ -48,6 +49,7 @@ def dump(
             "--output",
             "-o",
             help="Where to write: FILE.ndjson, FILE.ndjson.zst (archive), DIR/ (one file per resource), or - for stdout.",
+            metavar="PATH",
             rich_help_panel=c.HELP_OUTPUT,
             show_default=False,
         ),
@@ -82,6 +84,7 @@ def dump(
         typer.Option(
             "--secret-key-file",
             help="Key file: redact with HMAC-SHA256 under this key instead of plain sha256 (resists guessing short values). Same key, comparable digests.",
+            metavar="FILE",
             rich_help_panel=c.HELP_OUTPUT,
             show_default=False,
         ),
@@ -99,6 +102,7 @@ def dump(
         typer.Option(
             "--strip",
             help='Drop a field path from every object (repeatable), e.g. status or metadata.annotations["x/y"].',
+            metavar="PATH",
             rich_help_panel=c.HELP_OUTPUT,
             show_default=False,
         ),
@@ -109,6 +113,7 @@ def dump(
             "--level",
             min=1,
             max=22,
+            metavar="1-22",
             help="zstd compression level for archives.",
             rich_help_panel=c.HELP_OUTPUT,
         ),
@@ -221,6 +226,9 @@ def run_dump(
         target.namespaces,
         skip_secrets=secrets == "exclude",
     )
+    from kstream.completion import save_discovery_cache
+
+    save_discovery_cache(plan.server, plan.discovery.resources)  # for shell completion
     options: dict[str, Any] = {
         "resources": target.resources,
         "exclude": target.exclude,
