@@ -146,11 +146,14 @@ class Spool:
         os.replace(tmp, self.path)
 
     def finish(self) -> None:
-        if self._w is not self.file:
-            import zstandard
+        try:
+            if self._w is not self.file:
+                import zstandard
 
-            self._w.flush(zstandard.FLUSH_FRAME)
-        self.file.flush()
+                self._w.flush(zstandard.FLUSH_FRAME)
+            self.file.flush()
+        except OSError as e:  # disk full, file size limit: the last buffered bytes
+            raise OutputError(f"cannot write: {e.strerror or e}") from None
 
     def close(self, delete: bool = True) -> None:
         with contextlib.suppress(Exception):
