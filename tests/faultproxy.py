@@ -90,6 +90,7 @@ class Record:
     status: int = 0
     body_bytes: int = 0
     active: bool = True  # still sending
+    marker: bool = False  # the end-of-initial-events marker went through
 
     @property
     def watch(self) -> bool:
@@ -237,7 +238,7 @@ class FaultProxy:
         while not self._stop.is_set():
             try:
                 conn, _ = self._sock.accept()
-            except (TimeoutError, socket.timeout):
+            except TimeoutError:
                 continue
             except OSError:
                 return
@@ -346,6 +347,8 @@ class FaultProxy:
             if data:
                 conn.sendall(b"%x\r\n%s\r\n" % (len(data), data))
                 sent += len(data)
+                if END_MARKER in data:
+                    rec.marker = True
                 rec.body_bytes = sent
 
         def hold(seconds: float) -> None:
@@ -356,7 +359,7 @@ class FaultProxy:
                 try:
                     if conn.recv(1) == b"":
                         return
-                except (TimeoutError, socket.timeout, ssl.SSLWantReadError):
+                except (TimeoutError, ssl.SSLWantReadError):
                     continue
                 except OSError:
                     return

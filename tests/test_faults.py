@@ -8,6 +8,7 @@ each object exactly once, the manifest telling what happened, the exit code."""
 
 from __future__ import annotations
 
+import itertools
 import json
 import subprocess
 import threading
@@ -217,7 +218,7 @@ def test_429_with_retry_after_is_honoured(objects: Cluster, proxy: FaultProxy, t
     assert (lost, dups) == (0, 0) and len(rows) == N_CM
     reqs = proxy.requests(lambda q: "/configmaps" in q.path and q.watch)
     assert len(reqs) == 3  # no hot loop
-    gaps = [b.t - a.t for a, b in zip(reqs, reqs[1:])]
+    gaps = [b.t - a.t for a, b in itertools.pairwise(reqs)]
     assert all(g >= 1.9 for g in gaps), gaps
     assert entry(manifest, "configmaps")["retries"] == 2
 
@@ -233,13 +234,13 @@ def test_5xx_burst_backs_off(objects: Cluster, proxy: FaultProxy, tmp_path: Path
     out = tmp_path / "snap.zst"
     r = dump(proxy.kubeconfig(tmp_path / "kc"), out, "-n", NS, "-r", "secrets")
     assert r.code == 0, r.err
-    manifest, rows = load(out)
+    _manifest, rows = load(out)
     lost, dups = exactly_once(rows, {k for k in expected_main() if k[0] == "secrets"})
     tally("5xx", faults=4, runs=1, objects=len(rows), lost=lost, duplicates=dups)
     assert (lost, dups) == (0, 0) and len(rows) == N_SECRETS
     reqs = proxy.requests(lambda q: "/secrets" in q.path)
     assert len(reqs) == 5
-    gaps = [b.t - a.t for a, b in zip(reqs, reqs[1:])]
+    gaps = [b.t - a.t for a, b in itertools.pairwise(reqs)]
     assert all(g >= 0.2 for g in gaps), gaps
     assert sum(gaps) >= 3.0, gaps  # 0.5+1+2+4 with jitter of at most half
 
@@ -313,7 +314,7 @@ def test_expired_continue_token_restarts_the_list(paged: str, proxy: FaultProxy,
     out = tmp_path / "snap.zst"
     r = dump(proxy.kubeconfig(tmp_path / "kc"), out, "-n", paged, "-r", "configmaps", "--method", "list")
     assert r.code == 0, r.err
-    manifest, rows = load(out)
+    _manifest, rows = load(out)
     expected = {("configmaps", f"p-{i:03d}") for i in range(N_PAGED)}
     lost, dups = exactly_once([x for x in rows if x[2].startswith("p-")], expected)
     tally("410-continue", faults=1, runs=1, objects=len(rows), lost=lost, duplicates=dups)
@@ -494,7 +495,7 @@ def test_broken_apiservice_fails_only_its_group(own_cp: ControlPlane, tmp_path: 
     })  # fmt: skip
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:  # until the aggregator has noticed the APIService
-        st, body = own_cp.request("/apis/broken.example.com/v1")
+        st, _body = own_cp.request("/apis/broken.example.com/v1")
         if st in (503, 404) and b"broken" in own_cp.request("/apis")[1]:
             break
         time.sleep(0.3)
