@@ -454,13 +454,19 @@ def test_corrupted_archive_data_is_reported(tmp_path: Path) -> None:
     data = bytearray(p.read_bytes())
     entry = json.loads(json.dumps(count_snapshot(str(p), Grouping(), Filters()).to_json()))
     assert entry["complete"]
-    mid = 60  # inside the first resource's frame, after the header
-    data[mid] ^= 0xFF
+    from kstream.archive import open_snapshot
+
+    e = open_snapshot(str(p)).entries[1]  # configmaps: inside its zstd frame
+    assert e.offset is not None and e.length is not None
+    data[e.offset + e.length // 2] ^= 0xFF
     bad = tmp_path / "bad.ndjson.zst"
     bad.write_bytes(bytes(data))
     # the manifest alone cannot see it; a pass over the objects does
     with pytest.raises(SnapshotError):
         count_snapshot(str(bad), Grouping.parse("namespace"), Filters())
+    assert count_snapshot(str(bad), Grouping(), Filters()).from_manifest
+    res = kstream("count", str(bad), "--verify")
+    assert res.code == ExitCode.SNAPSHOT and res.out == b"", res.err
 
 
 def test_json_and_ndjson_schema(tmp_path: Path) -> None:
@@ -519,6 +525,7 @@ def run_main(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, 
 
 def test_usage_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     p = str(write_snapshot(tmp_path / "snap.ndjson.zst", DEMO))
+    assert run_main(capsys, "count", "--verify")[0] == ExitCode.USAGE
     for args in (
         ["--by", "kind"],
         ["--estimate"],

@@ -67,6 +67,7 @@ def count(
             "zstd-compressed NDJSON, directory, or - for NDJSON on stdin) instead of the cluster.",
             metavar="SNAPSHOT",
             show_default=False,
+            autocompletion=c.complete_snapshot,
         ),
     ] = None,
     by: Annotated[
@@ -85,6 +86,15 @@ def count(
             "--estimate",
             help="Fast approximate object counts: one LIST limit=1 per resource and the "
             "server's remainingItemCount; no objects are streamed, no bytes counted.",
+            rich_help_panel=c.HELP_OUTPUT,
+        ),
+    ] = False,
+    verify: Annotated[
+        bool,
+        typer.Option(
+            "--verify",
+            help="Snapshot: read every object and check the checksums, even where the "
+            "manifest alone would give the counts.",
             rich_help_panel=c.HELP_OUTPUT,
         ),
     ] = False,
@@ -141,10 +151,12 @@ def count(
         c.split(resource), c.split(exclude), c.split(namespace), selector, field_selector
     )
     interrupted: ExitCode | None = None
+    if snapshot is None and verify:
+        raise UsageError("--verify is for snapshots (live counts read every object)")
     if snapshot is not None:
         if estimate:
             raise UsageError("--estimate is for live counts; a snapshot is counted exactly")
-        result = count_snapshot_cli(snapshot, grouping, target, quiet)
+        result = count_snapshot_cli(snapshot, grouping, target, quiet, verify)
     elif estimate:
         result = run_estimate(
             grouping=grouping,
@@ -179,16 +191,18 @@ count.__doc__ = inspect.cleandoc(count.__doc__ or "") + "\n\n" + SCHEMA_HELP
 # --------------------------------------------------------------------------- the three modes
 
 
-def count_snapshot_cli(path: str, grouping: Grouping, target: c.Target, quiet: bool) -> CountResult:
+def count_snapshot_cli(
+    path: str, grouping: Grouping, target: c.Target, quiet: bool, verify: bool = False
+) -> CountResult:
     from kstream.count import count_snapshot
 
     filters = Filters(
         target.resources, target.exclude, target.namespaces, target.selector, target.field_selector
     )
     if quiet or not c.stderr_is_terminal():
-        return count_snapshot(path, grouping, filters)
+        return count_snapshot(path, grouping, filters, force_stream=verify)
     with c.consoles.err.status(Text(f"counting {path}"), spinner="dots"):
-        return count_snapshot(path, grouping, filters)
+        return count_snapshot(path, grouping, filters, force_stream=verify)
 
 
 def run_count(
