@@ -687,27 +687,22 @@ def _entry_resource(e: Any) -> Resource:
 
 
 def _chosen(
-    resources: Sequence[Resource], include: Sequence[str], exclude: Sequence[str], strict: bool
+    resources: Sequence[Resource], include: Sequence[str], exclude: Sequence[str]
 ) -> set[Resource]:
     """-r/--exclude against the resources of a snapshot. Unlike a live dump,
-    nothing is excluded by default: the snapshot is what was dumped."""
+    nothing is excluded by default (the snapshot is what was dumped), and a
+    name that matches nothing selects nothing."""
     from kstream.resources import split_names
 
-    out: set[Resource] = set()
     inc, exc = split_names(include), split_names(exclude)
+    out: set[Resource] = set()
     if inc:
         for name in inc:
-            m = match(name, resources)
-            if not m and strict:
-                raise UsageError(f'the snapshot has no resource type "{name}"')
-            out.update(m)
+            out.update(match(name, resources))
     else:
         out.update(resources)
     for name in exc:
-        m = match(name, resources)
-        if not m and strict:
-            raise UsageError(f'the snapshot has no resource type "{name}" (--exclude)')
-        out.difference_update(m)
+        out.difference_update(match(name, resources))
     return out
 
 
@@ -733,7 +728,7 @@ def count_snapshot(
     server = m.get("server")
     result.server = server.get("url") if isinstance(server, dict) else None
     resources = {id(e): _entry_resource(e) for e in snap.entries}
-    chosen = _chosen(list(resources.values()), filters.include, filters.exclude, strict=False)
+    chosen = _chosen(list(resources.values()), filters.include, filters.exclude)
     wanted_ns = set(filters.namespaces)
     explicit = bool(filters.include)
     entries = []
@@ -868,7 +863,7 @@ def _count_plain(snap: Any, grouping: Grouping, filters: Filters) -> CountResult
         if (av, kind) not in decided:
             g, v = _split_api_version(av)
             r = _snapshot_resource(g, v, guess_resource(kind) or "(no kind)", kind, True)
-            ok = r in _chosen([r], filters.include, filters.exclude, strict=False)
+            ok = r in _chosen([r], filters.include, filters.exclude)
             decided[(av, kind)] = ResKey(g, v, r.resource, kind) if ok else None
         res = decided[(av, kind)]
         if res is None:
