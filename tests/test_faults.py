@@ -512,3 +512,69 @@ def test_broken_apiservice_fails_only_its_group(own_cp: ControlPlane, tmp_path: 
     assert names == {f"a-{i}" for i in range(10)}
     assert any(e["resource"] == "namespaces" for e in manifest["resources"])
     tally("broken-apiservice", faults=1, runs=1, objects=len(rows))
+
+
+def test_apiserver_killed_for_good_ends_partial(own_cp: ControlPlane, tmp_path: Path) -> None:
+    """The server dies mid-stream and does not come back: after bounded
+    retries the dump ends partial (exit 3) and says so, never a short file
+    that looks complete."""
+    api = Api(own_cp)
+    api.create(*namespace("faults-dead"))
+    api.create_many(configmap("faults-dead", f"d-{i:03d}", size=1000) for i in range(100))
+    api.create_many(secret("faults-dead", f"s-{i}") for i in range(5))
+    with FaultProxy(own_cp, tmp_path) as px:
+        px.add(Fault("stall", match="/configmaps", watch_only=True, after_bytes=20_000, stall_for=60))
+        out = tmp_path / "snap.zst"
+        p = subprocess.Popen(
+            [str(VENV_BIN / "kstream"), "dump", "-o", str(out), "-q", "-n", "faults-dead",
+             "-r", "secrets,configmaps", "--timeout", "2", "--retries", "2"],
+            env={"KUBECONFIG": str(px.kubeconfig(tmp_path / "kc")), "PATH": "/usr/bin:/bin", "HOME": "/root"},
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        )  # fmt: skip
+        try:
+            px.wait_for(lambda q: "/configmaps" in q.path and q.body_bytes >= 20_000, timeout=60)
+            own_cp.kill_apiserver()
+            _, err_b = p.communicate(timeout=120)
+        finally:
+            if p.poll() is None:
+                p.kill()
+                p.wait(10)
+    err = err_b.decode()
+    assert p.returncode == 3, err
+    assert "Traceback" not in err and "configmaps" in err
+    manifest, rows = load(out)
+    assert manifest["status"] == "partial"
+    cm = entry(manifest, "configmaps")
+    assert cm["status"] == "failed" and cm["objects"] == 0 and cm["error"]
+    assert entry(manifest, "secrets")["status"] == "complete"
+    assert {n for r, _, n, _ in rows} == {f"s-{i}" for i in range(5)}
+    tally("apiserver-dead", faults=1, runs=1, objects=len(rows))
+
+
+def test_live_count_through_cuts_counts_each_object_once(objects: Cluster, proxy: FaultProxy, tmp_path: Path) -> None:
+    for off in random_offsets(2, N_CM * CM_SIZE, 11):
+        proxy.add(Fault("cut", match="/configmaps", watch_only=True, after_bytes=off))
+    proxy.add(Fault("status", match="/secrets", status=429, body=APF_BODY, headers={"Retry-After": "1"}))
+    r = kstream("count", "-n", NS, "-r", "configmaps,secrets", "-o", "json", "-q",
+                kubeconfig=proxy.kubeconfig(tmp_path / "kc"))  # fmt: skip
+    assert r.code == 0, r.err
+    doc = json.loads(r.out)
+    by = {row["resource"]: row["objects"] for row in doc["rows"]}
+    tally("count-live-cuts", faults=3, runs=1, objects=sum(by.values()),
+          lost=max(0, N_CM - by.get("configmaps", 0)) + max(0, N_SECRETS - by.get("secrets", 0)),
+          duplicates=max(0, by.get("configmaps", 0) - N_CM) + max(0, by.get("secrets", 0) - N_SECRETS))  # fmt: skip
+    assert by == {"configmaps": N_CM, "secrets": N_SECRETS}
+    assert proxy.injected["cut"] == 2
+
+
+def test_live_diff_through_faults_sees_no_difference(objects: Cluster, proxy: FaultProxy, tmp_path: Path) -> None:
+    out = tmp_path / "snap.zst"
+    r = dump(objects.kubeconfig, out, "-n", NS, "-r", "configmaps,secrets")
+    assert r.code == 0, r.err
+    proxy.add(Fault("cut", match="/configmaps", watch_only=True, after_bytes=33_333))
+    proxy.add(Fault("error_event", match="/secrets", watch_only=True, after_lines=5))
+    r = kstream("diff", "--live", str(out), "-n", NS, "-r", "configmaps,secrets",
+                kubeconfig=proxy.kubeconfig(tmp_path / "kc"))  # fmt: skip
+    tally("diff-live-faults", faults=2, runs=1)
+    assert r.code == 0, (r.code, r.err, r.out[-2000:])
+    assert sum(proxy.injected.values()) == 2
