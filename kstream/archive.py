@@ -584,6 +584,28 @@ def _checked(lines: Iterator[bytes], entry: Entry, verify: bool, where: str) -> 
         raise SnapshotError(f"{where}: {entry.name} has {n} objects, manifest says {entry.objects}")
 
 
+def _zstd_frames(data: Iterator[bytes], path: str) -> Iterator[bytes]:
+    """Decompress concatenated zstd frames; a last frame cut short is an error
+    (a stream reader would quietly return what it had)."""
+    import zstandard
+
+    dctx = zstandard.ZstdDecompressor()
+    obj = dctx.decompressobj()
+    in_frame = False
+    for chunk in data:
+        while chunk:
+            yield obj.decompress(chunk)
+            in_frame = True
+            if obj.eof:
+                chunk = obj.unused_data
+                obj = dctx.decompressobj()
+                in_frame = False
+            else:
+                chunk = b""
+    if in_frame:
+        raise SnapshotError(f"{path}: the compressed data is cut short (truncated)")
+
+
 def _ndjson_lines(path: str, compressed: bool) -> Iterator[bytes]:
     import zstandard
 
@@ -591,22 +613,18 @@ def _ndjson_lines(path: str, compressed: bool) -> Iterator[bytes]:
 
     f: Any = sys.stdin.buffer if path == "-" else open(path, "rb")  # noqa: SIM115
     try:
-        src = (
-            zstandard.ZstdDecompressor().stream_reader(f, read_across_frames=True)
-            if compressed
-            else f
-        )
         tail = b""
+
+        def raw() -> Iterator[bytes]:
+            return iter(lambda: f.read(COPY_BUF), b"")
 
         def chunks() -> Iterator[bytes]:
             nonlocal tail
             try:
-                while True:
-                    c = src.read(COPY_BUF)
-                    if not c:
-                        return
-                    tail = c[-1:]
-                    yield c
+                for c in _zstd_frames(raw(), path) if compressed else raw():
+                    if c:
+                        tail = c[-1:]
+                        yield c
             except zstandard.ZstdError as e:
                 raise SnapshotError(f"{path}: corrupted zstd data ({e})") from None
 

@@ -422,3 +422,19 @@ def test_429_then_success_and_forbidden_and_failure() -> None:
     down = ApiError(503, "unavailable")
     unit, _, _ = read([down, down, down], max_retries=2)
     assert unit.status == "failed" and unit.retries == 2
+
+
+def test_cut_compressed_ndjson_is_refused(tmp_path: Path) -> None:
+    import zstandard
+
+    data = b"".join(b'{"a":%d}\n' % i for i in range(20000))
+    z = zstandard.ZstdCompressor()
+    blob = z.compress(data[:50000]) + z.compress(data[50000:])
+    whole = tmp_path / "w.ndjson.zst"
+    whole.write_bytes(blob)
+    assert len(list(open_snapshot(str(whole)).lines())) == 20000
+    for cut in (len(blob) - 1, len(blob) // 2, 20):
+        part = tmp_path / f"c{cut}.ndjson.zst"
+        part.write_bytes(blob[:cut])
+        with pytest.raises(SnapshotError, match="cut short"):
+            list(open_snapshot(str(part)).lines())
