@@ -52,6 +52,7 @@ KSTREAM = str(VENV_BIN / "kstream")
 KUBECTL = str(VENV_BIN / "kubectl")
 PY = sys.executable
 RESOURCES = "configmaps,secrets"
+MB = 2**20
 # Contenders run with bytecode caching on, as after any `pip install`: this sandbox
 # sets PYTHONDONTWRITEBYTECODE, which would make every run of an editable install
 # unmarshal-and-compile from source.
@@ -261,9 +262,10 @@ class RssSampler:
 def server_side(
     work: Path, k: int, count: int, size: int, rounds: int, log: Callable[[str], None]
 ) -> dict[str, Any]:
-    """kube-apiserver peak RSS while K kstream processes read the same Secrets at once,
-    with watch-list and with LIST. The apiserver is restarted before each method so
-    neither inherits the other's Go heap."""
+    """kube-apiserver peak RSS while K clients (kstream processes, or raw socket
+    readers that take the bytes as fast as they come) read the same Secrets at
+    once, with watch-list and with LIST. The apiserver is restarted before each
+    case so none inherits another's Go heap."""
     cp = ControlPlane(work / "cp-server-side")
     result: dict[str, Any] = {
         "k": k,
@@ -278,16 +280,36 @@ def server_side(
         data_iter = data.server_secrets(count, size)
         api.create(*next(data_iter), exist_ok=True)
         api.create_many(data_iter, threads=8)
-        for method in ("watch-list", "list"):
+        path = f"/api/v1/namespaces/{data.SRV_NS}/secrets"
+        raw = [PY, str(REPO / "tests" / "bench_reader.py")]
+        creds = [cp.url, str(cp.ca_file), cp.admin_token, path]
+
+        def ks(method: str, out: str) -> list[str]:
+            return [KSTREAM, "dump", "--kubeconfig", str(cp.kubeconfig), "-n", data.SRV_NS, "-r", "secrets",
+                    "--secrets", "include", "-q", "--force", "-o", out, "--method", method]  # fmt: skip
+
+        clients: list[tuple[str, str, Callable[[int], list[str]]]] = [
+            (
+                "kstream dump",
+                "watch-list",
+                lambda i: ks("watch-list", str(work / f"srv-{i}.ndjson")),
+            ),
+            (
+                "kstream dump",
+                "LIST (limit=500)",
+                lambda i: ks("list", str(work / f"srv-{i}.ndjson")),
+            ),
+            ("raw socket reader", "watch-list", lambda i: [*raw, *creds]),
+            ("raw socket reader", "LIST (one page)", lambda i: [*raw, "--list", *creds]),
+        ]
+        for client, method, cmd in clients:
             cp.kill_apiserver()
             cp.start_apiserver_again()
             pid = apiserver_pid(cp)
             proc = psutil.Process(pid)
             # one read to fill caches, then let the Go heap settle
-            cmd0 = [KSTREAM, "dump", "--kubeconfig", str(cp.kubeconfig), "-n", data.SRV_NS, "-r", "secrets",
-                    "--secrets", "include", "-q", "--force", "-o", "-", "--method", method]  # fmt: skip
             subprocess.run(
-                cmd0,
+                cmd(0),
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.DEVNULL,
                 check=False,
@@ -303,21 +325,17 @@ def server_side(
                 t0 = time.perf_counter()
                 procs = [
                     subprocess.Popen(
-                        [*cmd0[:-4], "-o", str(work / f"srv-{i}.ndjson"), "--method", method],
-                        stdout=subprocess.DEVNULL,
-                        stderr=subprocess.DEVNULL,
-                        env=CHILD_ENV,
+                        cmd(i), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=CHILD_ENV
                     )
                     for i in range(k)
                 ]
                 failures += sum(1 for p in procs if p.wait() != 0)
                 walls.append(time.perf_counter() - t0)
-                log(
-                    f"  server-side {method} round {r + 1}: {walls[-1]:.2f}s, rss now {proc.memory_info().rss / 2**20:.0f}MB"
-                )
+                log(f"  server-side {client} {method} round {r + 1}: {walls[-1]:.2f}s")
             peak_sampled = sampler.stop()
             peak = max(_hwm(pid), peak_sampled) if reset else peak_sampled
             row = {
+                "client": client,
                 "method": method,
                 "baseline": base,
                 "peak": peak,
@@ -327,7 +345,9 @@ def server_side(
                 "hwm_exact": reset,
             }
             result["rows"].append(row)
-            log(f"  server-side {method}: baseline {base / 2**20:.0f}MB peak {peak / 2**20:.0f}MB")
+            log(
+                f"  server-side {client} {method}: baseline {base / MB:.0f}MB peak {peak / MB:.0f}MB"
+            )
             for i in range(k):
                 with contextlib.suppress(OSError):
                     (work / f"srv-{i}.ndjson").unlink()
@@ -425,14 +445,14 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument(
         "--timeout", type=float, default=1800, help="seconds before a contender is killed"
     )
-    ap.add_argument("--skip-models-above", type=int, default=10_000,
+    ap.add_argument("--skip-models-above", type=int, default=100_000,
                     help="skip the Python client's model contender above this N (minutes of CPU, GBs)")  # fmt: skip
     ap.add_argument("-k", "--clients", type=int, default=8, help="server side: concurrent clients")
     ap.add_argument(
-        "--server-secrets", type=int, default=100, help="server side: number of Secrets"
+        "--server-secrets", type=int, default=200, help="server side: number of Secrets"
     )
     ap.add_argument(
-        "--server-secret-kb", type=int, default=80, help="server side: size of each Secret (KB)"
+        "--server-secret-kb", type=int, default=100, help="server side: size of each Secret (KB)"
     )
     ap.add_argument("--server-rounds", type=int, default=3, help="server side: rounds of K clients")
     ap.add_argument("--no-server-side", action="store_true", help="skip the server-side scenario")
@@ -488,6 +508,10 @@ def main(argv: list[str] | None = None) -> None:
         )
         publish()
 
+    if not sizes:
+        results["finished"] = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+        publish()
+        return
     cp = ControlPlane(work / "cp")
     if cp.state_file.exists():
         cp.stop()
@@ -498,7 +522,9 @@ def main(argv: list[str] | None = None) -> None:
         seeded = 0
         for n in sizes:
             t0 = time.monotonic()
-            data.seed_range(api, seeded, n)
+            for a in range(seeded, n, 10_000):
+                data.seed_range(api, a, min(n, a + 10_000))
+                log(f"  seeded {min(n, a + 10_000):,} objects")
             rate = (n - seeded) / (time.monotonic() - t0)
             log(f"seeded objects {seeded}..{n} at {rate:.0f}/s")
             seeded = n

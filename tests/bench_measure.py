@@ -1,11 +1,14 @@
 """Measure one command as a whole process: wall time, CPU time, peak RSS.
 
-The command runs as a child; a psutil poller samples the RSS of the child and
-all its descendants (summed: a shell pipeline counts whole) every SAMPLE
-seconds. When the child ends it is reaped with os.wait4, whose rusage gives the
-exact CPU time (user + system, including descendants it waited for) and the
-kernel's high-water mark of the largest single process (ru_maxrss). Peak RSS
-is the larger of the sampled sum and that high-water mark.
+The command runs as a child; a poller (psutil for the process tree) reads every
+SAMPLE seconds the kernel's RSS high-water mark (VmHWM in /proc/PID/status) of
+the child and all its descendants and sums them (a shell pipeline counts whole).
+VmHWM is monotonic for the life of a program image, so a peak between two
+samples is not missed. (rusage's ru_maxrss is not used: Linux carries the
+parent's high-water mark across fork+exec, so it would report the benchmark
+process's own size for small children.) When the child ends it is reaped with
+os.wait4, whose rusage gives the exact CPU time (user + system, including
+descendants it waited for).
 """
 
 from __future__ import annotations
@@ -36,18 +39,29 @@ class Measured:
         return self.rc == 0 and not self.error
 
 
-def _tree_rss(p: psutil.Process) -> int:
-    total = 0
+def _hwm(pid: int) -> int:
+    try:
+        with open(f"/proc/{pid}/status", "rb") as f:
+            for line in f:
+                if line.startswith(b"VmHWM:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError):
+        pass
+    return 0
+
+
+def _tree_hwm(p: psutil.Process, seen: dict[int, int]) -> int:
+    """Sum over the tree of each process's high-water mark; processes that have
+    exited keep the last value seen for them."""
     try:
         procs = [p, *p.children(recursive=True)]
     except psutil.Error:
-        return 0
+        procs = []
     for q in procs:
-        try:
-            total += q.memory_info().rss
-        except psutil.Error:
-            pass
-    return total
+        v = _hwm(q.pid)
+        if v:
+            seen[q.pid] = max(seen.get(q.pid, 0), v)
+    return sum(seen.values())
 
 
 def measure(
@@ -72,6 +86,7 @@ def measure(
         out.close()
     ps = psutil.Process(proc.pid)
     peak = 0
+    seen: dict[int, int] = {}
     status = 0
     ru = None
     deadline = t0 + timeout
@@ -81,7 +96,7 @@ def measure(
             pid, status, ru = os.wait4(proc.pid, os.WNOHANG)
             if pid == proc.pid:
                 break
-            peak = max(peak, _tree_rss(ps))
+            peak = max(peak, _tree_hwm(ps, seen))
             if time.perf_counter() > deadline and not killed:
                 killed = True
                 for q in [ps, *ps.children(recursive=True)]:
@@ -99,9 +114,7 @@ def measure(
     m = Measured(wall=wall, rc=proc.returncode)
     if ru is not None:
         m.cpu = ru.ru_utime + ru.ru_stime
-        m.rss = max(peak, ru.ru_maxrss * 1024)
-    else:
-        m.rss = peak
+    m.rss = peak
     if killed:
         m.error = f"killed after {timeout:.0f}s"
     elif m.rc != 0:

@@ -1,10 +1,11 @@
 """The benchmark's lower bound: read watch-list streams with a raw TLS socket.
 
-    python tests/bench_reader.py SERVER CAFILE TOKEN PATH [PATH ...]
+    python tests/bench_reader.py [--list] SERVER CAFILE TOKEN PATH [PATH ...]
 
 One thread per path (the streams run concurrently, as kstream's do), HTTP/1.0 so
 the body has no chunk framing, bytes to /dev/null, stop at the end-of-initial-
 events bookmark. No JSON parsing, no output format: the cost of moving the bytes.
+--list: a plain LIST (one page, no limit) read to its end instead.
 Deliberately imports nothing but the standard library's socket/ssl/threading.
 """
 
@@ -24,7 +25,9 @@ QUERY = (
 MARKER = b'"k8s.io/initial-events-end":"true"'
 
 
-def read(server: str, ctx: ssl.SSLContext, token: str, path: str, out: list[int]) -> None:
+def read(
+    server: str, ctx: ssl.SSLContext, token: str, path: str, out: list[int], watch: bool = True
+) -> None:
     u = urlparse(server)
     host, port = u.hostname or "127.0.0.1", u.port or 443
     with (
@@ -32,7 +35,7 @@ def read(server: str, ctx: ssl.SSLContext, token: str, path: str, out: list[int]
         ctx.wrap_socket(raw, server_hostname=host) as s,
     ):
         s.sendall(
-            f"GET {path}?{QUERY} HTTP/1.0\r\nHost: {host}\r\nAuthorization: Bearer {token}\r\n"
+            f"GET {path}{'?' + QUERY if watch else ''} HTTP/1.0\r\nHost: {host}\r\nAuthorization: Bearer {token}\r\n"
             "Accept: application/json\r\nAccept-Encoding: identity\r\n\r\n".encode()
         )
         sink = os.open(os.devnull, os.O_WRONLY)
@@ -41,10 +44,12 @@ def read(server: str, ctx: ssl.SSLContext, token: str, path: str, out: list[int]
         while True:
             data = s.recv(256 * 1024)
             if not data:
-                raise SystemExit(f"{path}: stream ended before the end marker")
+                if watch:
+                    raise SystemExit(f"{path}: stream ended before the end marker")
+                break
             os.write(sink, data)
             n += len(data)
-            if MARKER in tail + data[:64] or MARKER in data:
+            if watch and (MARKER in tail + data[:64] or MARKER in data):
                 break
             tail = data[-64:]
         os.close(sink)
@@ -52,10 +57,13 @@ def read(server: str, ctx: ssl.SSLContext, token: str, path: str, out: list[int]
 
 
 def main(argv: list[str]) -> None:
-    server, cafile, token, *paths = argv
+    watch = argv[:1] != ["--list"]
+    server, cafile, token, *paths = argv if watch else argv[1:]
     ctx = ssl.create_default_context(cafile=cafile)
     sizes: list[int] = []
-    threads = [threading.Thread(target=read, args=(server, ctx, token, p, sizes)) for p in paths]
+    threads = [
+        threading.Thread(target=read, args=(server, ctx, token, p, sizes, watch)) for p in paths
+    ]
     for t in threads:
         t.start()
     for t in threads:
