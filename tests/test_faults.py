@@ -362,8 +362,10 @@ def test_objects_changing_during_the_dump_give_a_consistent_cut(
             ops["update"] += 1
             if i % 3 == 0:
                 churner.call("DELETE", f"{base}/configmaps/new-{i - 1:04d}", ok=(200, 202, 404))
+                churner.create(*secret(ns, f"t-{i:04d}"))
                 churner.call("DELETE", f"{base}/secrets/s-{(i // 3) % 30:03d}", ok=(200, 202, 404))
-                ops["delete"] += 2
+                churner.call("DELETE", f"{base}/secrets/t-{i - 6:04d}", ok=(200, 202, 404))
+                ops["delete"] += 3
             time.sleep(0.01)
 
     t = threading.Thread(target=churn, daemon=True)
@@ -373,18 +375,21 @@ def test_objects_changing_during_the_dump_give_a_consistent_cut(
         proxy.add(Fault("slow", match="/configmaps", times=-1, delay=0.05, chunk=8192))
         proxy.add(Fault("cut", match="/secrets", after_bytes=1500))
         out = tmp_path / "snap.zst"
+        before = ops["update"]
         r = dump(proxy.kubeconfig(tmp_path / "kc"), out, "-n", ns, "-r", "configmaps,secrets",
                  "--method", method, "--secrets", "include")  # fmt: skip
+        during = ops["update"] - before
     finally:
         stop.set()
         t.join(30)
     assert r.code == 0, r.err
-    assert ops["update"] > 5, ops  # the dump really overlapped the changes
+    assert during >= 5, ops  # the dump really overlapped the changes
     manifest, rows = load(out)
     for res in ("configmaps", "secrets"):
         rv = entry(manifest, res)["resourceVersion"]
         assert rv
         got = [(n, v) for rr, _, n, v in rows if rr == res]
+        assert got  # something to compare (the churn keeps at least two new Secrets)
         assert len(got) == len(set(got))
         want = _exact_list(cluster.cp, f"/api/v1/namespaces/{ns}/{res}", rv)
         lost, extra = len(want - set(got)), len(set(got) - want)
