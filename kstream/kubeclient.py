@@ -17,7 +17,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-from urllib.parse import quote, urlencode
+from urllib.parse import quote, urlencode, urlsplit
 
 from kstream import __version__
 from kstream.errors import (
@@ -157,11 +157,23 @@ class Client:
             raise
         except (ValueError, TypeError, KeyError, AttributeError, OSError) as e:
             # yaml errors, bad base64 and the like: say what kind, never the content.
-            raise ConfigError(f"invalid kubeconfig: {type(e).__name__}") from None
+            import binascii
+
+            if isinstance(e, binascii.Error):
+                what = "bad base64 data"
+            elif isinstance(e, (TypeError, AttributeError)):
+                what = "unexpected structure"
+            elif isinstance(e, KeyError):
+                what = "a required field is missing"
+            else:
+                what = type(e).__name__
+            raise ConfigError(f"invalid kubeconfig: {what}") from None
         except Exception as e:  # yaml.YAMLError and friends
             raise ConfigError(f"invalid kubeconfig: cannot parse ({type(e).__name__})") from None
         if not cfg.host:
             raise ConfigError("kubeconfig names no server for this context")
+        if urlsplit(cfg.host).scheme not in ("https", "http") or not urlsplit(cfg.host).hostname:
+            raise ConfigError(f"invalid kubeconfig: server {cfg.host[:100]!r} is not an https:// URL")
         self.host = cfg.host.rstrip("/")
         self._cfg = cfg
         try:
@@ -299,12 +311,13 @@ def translate(e: BaseException, host: str) -> Exception:
         return TLSError(f"TLS error talking to {host}: {detail}")
     if isinstance(inner, (ue.ReadTimeoutError, TimeoutError)):
         return TransportError(f"no data from {host} within the read timeout")
-    if isinstance(inner, ue.ConnectTimeoutError):
-        return ConnectionFailed(f"cannot connect to {host}: timed out")
-    if isinstance(inner, (ue.NewConnectionError, ConnectionRefusedError)):
-        return ConnectionFailed(f"cannot connect to {host}: connection refused or unreachable")
+    # urllib3 2: NameResolutionError < NewConnectionError < ConnectTimeoutError
     if isinstance(inner, ue.NameResolutionError):
         return ConnectionFailed(f"cannot connect to {host}: name does not resolve")
+    if isinstance(inner, (ue.NewConnectionError, ConnectionRefusedError)):
+        return ConnectionFailed(f"cannot connect to {host}: connection refused or unreachable")
+    if isinstance(inner, ue.ConnectTimeoutError):
+        return ConnectionFailed(f"cannot connect to {host}: timed out")
     if isinstance(
         inner, (ue.ProtocolError, ue.IncompleteRead, ConnectionError, ue.HTTPError, OSError)
     ):
