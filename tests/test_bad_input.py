@@ -523,3 +523,31 @@ def test_flipped_manifest_value_is_detected(good: Path, tmp_path: Path) -> None:
         snap = open_snapshot(str(p))
         for _ in snap.lines():
             pass
+
+
+@pytest.mark.parametrize(("sig", "codes"), [(signal.SIGINT, (130,)), (signal.SIGTERM, (143, -signal.SIGTERM))])
+def test_signal_during_discovery(proxy: FaultProxy, tmp_path: Path, good: Path, sig: int, codes: tuple[int, ...]) -> None:
+    """A signal before any object is read (discovery stalls): the right exit
+    status, no output at all, the good snapshot untouched."""
+    target = tmp_path / "out.zst"
+    shutil.copy(good, target)
+    proxy.add(Fault("stall", match=lambda m, p, q: p == "/apis", after_bytes=0, stall_for=60))
+    env = {"KUBECONFIG": str(proxy.kubeconfig(tmp_path / "kc")), "PATH": "/usr/bin:/bin", "HOME": "/root"}
+    p = subprocess.Popen([str(VENV_BIN / "kstream"), *dump_args(target, "--force", "--timeout", "30")],
+                         env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)  # fmt: skip
+    try:
+        proxy.wait_for(lambda q: q.action == "stall", timeout=60)
+        time.sleep(0.3)
+        p.send_signal(sig)
+        _, err_b = p.communicate(timeout=30)
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait(10)
+    err = err_b.decode()
+    assert p.returncode in codes, (p.returncode, err)
+    assert "Traceback" not in err and len(lines(err)) <= 1, err
+    assert digest(target) == digest(good)
+    assert sorted(x.name for x in tmp_path.iterdir() if x.name.startswith("out")) == ["out.zst"]
+    assert leftovers(tmp_path) == []
+    tally(f"signal-discovery-{sig}", faults=1, runs=1, bad_inputs=1)
