@@ -8,11 +8,13 @@ zstd *skippable* frames, which those tools ignore:
     [zstd frame: the objects of resource 1, one per line]      (checksummed)
     [zstd frame: the objects of resource 2, ...]
     [skippable 0x184D2A51: manifest JSON, with each resource's offset and length]
-    [skippable 0x184D2A52: footer: b"KSTREAM1" + manifest offset (u64 LE)]
+    [skippable 0x184D2A52: footer: b"KSTREAM1" + sha256(header + manifest JSON)
+                                   + manifest offset (u64 LE)]
 
-The footer is the last 24 bytes: a reader seeks there, finds the manifest, and can
-read one resource without decompressing the others. A file without the footer
-was cut short.
+The footer is the last 56 bytes: a reader seeks there, finds the manifest, checks
+it and the header against the footer's digest, and can read one resource without
+decompressing the others. A file without the footer was cut short; each
+resource's data is covered by its sha256 in the manifest and zstd's checksums.
 
 Directory: one NDJSON file per resource plus `manifest.json`.
 NDJSON: one file (or stdout), objects only.
@@ -47,7 +49,8 @@ MAGIC_MANIFEST = 0x184D2A51
 MAGIC_FOOTER = 0x184D2A52
 ZSTD_MAGIC = 0xFD2FB528
 FOOTER_TAG = b"KSTREAM1"
-FOOTER_SIZE = 8 + 16
+FOOTER_PAYLOAD = 8 + 32 + 8
+FOOTER_SIZE = 8 + FOOTER_PAYLOAD
 MANIFEST_NAME = "manifest.json"
 COPY_BUF = 1024 * 1024
 
@@ -298,7 +301,8 @@ class ArchiveWriter(Writer):
         )
         self.out = os.fdopen(fd, "wb")
         head = {"format": FORMAT, "version": FORMAT_VERSION, **(header or {})}
-        self._w(skippable(MAGIC_HEADER, json.dumps(head).encode()))
+        self.header = json.dumps(head).encode()
+        self._w(skippable(MAGIC_HEADER, self.header))
 
     def _w(self, data: bytes) -> None:
         _write_guard(lambda: self.out.write(data), str(self.target))
@@ -318,8 +322,10 @@ class ArchiveWriter(Writer):
     def finish(self, manifest: dict[str, Any], interrupted: bool) -> str:
         manifest = {**manifest, "resources": [e.to_json() for e in self.entries]}
         off = self.out.tell()
-        self._w(skippable(MAGIC_MANIFEST, json.dumps(manifest, indent=None).encode()))
-        self._w(skippable(MAGIC_FOOTER, FOOTER_TAG + struct.pack("<Q", off)))
+        body = json.dumps(manifest, indent=None).encode()
+        self._w(skippable(MAGIC_MANIFEST, body))
+        digest = hashlib.sha256(self.header + body).digest()
+        self._w(skippable(MAGIC_FOOTER, FOOTER_TAG + digest + struct.pack("<Q", off)))
         _write_guard(self.out.flush, str(self.target))
         _write_guard(lambda: os.fsync(self.out.fileno()), str(self.target))
         self.out.close()
@@ -683,8 +689,9 @@ def _open_archive(path: str, f: IO[bytes]) -> Snapshot:
     size = struct.unpack("<I", hdr[4:8])[0] if len(hdr) == 8 else 0
     if size > 1 << 20:
         raise SnapshotError(f"{path}: corrupted archive header")
+    header_bytes = f.read(size)
     try:
-        header = json.loads(f.read(size))
+        header = json.loads(header_bytes)
     except ValueError:
         raise SnapshotError(f"{path}: corrupted archive header") from None
     if header.get("format") != FORMAT:
@@ -700,11 +707,12 @@ def _open_archive(path: str, f: IO[bytes]) -> Snapshot:
     f.seek(end - FOOTER_SIZE)
     footer = f.read(FOOTER_SIZE)
     magic, fsize = struct.unpack("<II", footer[:8])
-    if magic != MAGIC_FOOTER or fsize != 16 or footer[8:16] != FOOTER_TAG:
+    if magic != MAGIC_FOOTER or fsize != FOOTER_PAYLOAD or footer[8:16] != FOOTER_TAG:
         raise SnapshotError(
             f"{path}: truncated archive (no end marker): the dump was cut short or the copy is incomplete"
         )
-    (moff,) = struct.unpack("<Q", footer[16:24])
+    digest = footer[16:48]
+    (moff,) = struct.unpack("<Q", footer[48:56])
     if moff >= end:
         raise SnapshotError(f"{path}: corrupted archive (bad manifest offset)")
     f.seek(moff)
@@ -714,8 +722,11 @@ def _open_archive(path: str, f: IO[bytes]) -> Snapshot:
     mmagic, msize = struct.unpack("<II", mh)
     if mmagic != MAGIC_MANIFEST or moff + 8 + msize + FOOTER_SIZE != end:
         raise SnapshotError(f"{path}: corrupted archive (manifest)")
+    body = f.read(msize)
+    if hashlib.sha256(header_bytes + body).digest() != digest:
+        raise SnapshotError(f"{path}: corrupted archive (header or manifest checksum mismatch)")
     try:
-        manifest = json.loads(f.read(msize))
+        manifest = json.loads(body)
     except ValueError:
         raise SnapshotError(f"{path}: corrupted archive (manifest is not JSON)") from None
     snap = _from_manifest(path, "zst", manifest)
