@@ -133,6 +133,7 @@ class FaultProxy:
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self._sock: socket.socket | None = None
+        self._upstreams: set[http.client.HTTPSConnection] = set()
         self.port = 0
 
     # ------------------------------------------------------------ lifecycle
@@ -163,6 +164,14 @@ class FaultProxy:
         self._stop.set()
         if self._sock is not None:
             self._sock.close()
+        with self._lock:
+            ups = list(self._upstreams)
+        for up in ups:  # wake threads blocked reading an open watch
+            try:
+                if up.sock is not None:
+                    up.sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
         for t in list(self._threads):
             t.join(5)
 
@@ -316,6 +325,8 @@ class FaultProxy:
         fault: Fault | None,
     ) -> None:
         up = http.client.HTTPSConnection(*self.upstream, context=self._client_ctx, timeout=60)
+        with self._lock:
+            self._upstreams.add(up)
         try:
             fwd = {k: v for k, v in headers.items()
                    if k.lower() not in ("host", "connection", "accept-encoding", "content-length")}
@@ -334,6 +345,8 @@ class FaultProxy:
             conn.sendall(head.encode("latin-1"))
             self._pump(conn, rec, resp, fault if resp.status < 300 else None)
         finally:
+            with self._lock:
+                self._upstreams.discard(up)
             up.close()
 
     def _pump(self, conn: ssl.SSLSocket, rec: Record, resp: http.client.HTTPResponse, fault: Fault | None) -> None:

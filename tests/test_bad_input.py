@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pytest
 
-from kstream.archive import open_snapshot
+from kstream.archive import FOOTER_SIZE, open_snapshot
 from kstream.errors import SnapshotError
 from tests.conftest import VENV_BIN, Cluster, Result, kstream
 from tests.faultproxy import Fault, FaultProxy, make_server_cert, tally
@@ -385,7 +385,7 @@ def _flip(data: bytes, at: int) -> bytes:
 def _frames(data: bytes) -> list[tuple[int, int, int]]:
     """(offset, length, magic) of each frame, from the archive's own manifest."""
     (moff,) = struct.unpack("<Q", data[-8:])
-    manifest = json.loads(data[moff + 8 : len(data) - 24])
+    manifest = json.loads(data[moff + 8 : len(data) - FOOTER_SIZE])
     return [(e["offset"], e["length"], 0) for e in manifest["resources"]] + [(moff, len(data) - moff, 1)]
 
 
@@ -417,6 +417,9 @@ def bad_snapshots(good: Path, d: Path) -> dict[str, Path]:
         off, length, _ = frames[i % (len(frames) - 1)]
         put(f"flipped-data-{i}", _flip(data, off + rnd.randrange(length)))
     put("flipped-manifest-offset", _flip(data, len(data) - 3))
+    put("flipped-header", _flip(data, 8 + head_len // 2))
+    moff = frames[-1][0]
+    put("flipped-manifest", _flip(data, moff + 8 + (len(data) - FOOTER_SIZE - moff - 8) // 2))
     return out
 
 
@@ -459,7 +462,7 @@ def bad_files(good: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str,
 
 BAD_CASES = ["empty", "truncated-half", "truncated-footer", "truncated-one-byte", "not-an-archive", "text",
              "json-not-objects", "ndjson-cut", "unknown-version", "flipped-data-0", "flipped-data-1",
-             "flipped-manifest-offset"]  # fmt: skip
+             "flipped-manifest-offset", "flipped-header", "flipped-manifest"]  # fmt: skip
 COUNT_TRUSTS_MANIFEST = pytest.mark.xfail(
     strict=False, reason="bug: count of an archive sums its manifest and never reads (verifies) the object data"
 )
@@ -506,10 +509,9 @@ def test_credentials_rejected_mid_dump(proxy: FaultProxy, tmp_path: Path, good: 
     tally("401-mid-dump", faults=1, runs=1, bad_inputs=1)
 
 
-@pytest.mark.xfail(strict=False, reason="format gap: the archive's header and manifest carry no checksum")
 def test_flipped_manifest_value_is_detected(good: Path, tmp_path: Path) -> None:
-    """A flipped digit inside the manifest (a resourceVersion) changes what the
-    archive claims without any error."""
+    """A flipped digit inside the manifest (a resourceVersion) would change what
+    the archive claims: the footer's digest of header and manifest catches it."""
     data = good.read_bytes()
     (moff,) = struct.unpack("<Q", data[-8:])
     manifest = data[moff:]
