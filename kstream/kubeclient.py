@@ -173,7 +173,9 @@ class Client:
         if not cfg.host:
             raise ConfigError("kubeconfig names no server for this context")
         if urlsplit(cfg.host).scheme not in ("https", "http") or not urlsplit(cfg.host).hostname:
-            raise ConfigError(f"invalid kubeconfig: server {cfg.host[:100]!r} is not an https:// URL")
+            raise ConfigError(
+                f"invalid kubeconfig: server {cfg.host[:100]!r} is not an https:// URL"
+            )
         self.host = cfg.host.rstrip("/")
         self._cfg = cfg
         try:

@@ -118,7 +118,9 @@ def make_server_cert(cp: ControlPlane, d: Path) -> tuple[Path, Path]:
 
 
 class FaultProxy:
-    def __init__(self, cp: ControlPlane, workdir: Path, cert: tuple[Path, Path] | None = None) -> None:
+    def __init__(
+        self, cp: ControlPlane, workdir: Path, cert: tuple[Path, Path] | None = None
+    ) -> None:
         self.cp = cp
         self.workdir = workdir
         u = urlparse(cp.url)
@@ -306,12 +308,22 @@ class FaultProxy:
         finally:
             rec.active = False
 
-    def _answer(self, conn: ssl.SSLSocket, rec: Record, status: int, headers: dict[str, str], body: bytes) -> None:
+    def _answer(
+        self, conn: ssl.SSLSocket, rec: Record, status: int, headers: dict[str, str], body: bytes
+    ) -> None:
         rec.status = status
         reason = http.client.responses.get(status, "Error")
-        hs = {"Content-Type": "text/plain; charset=utf-8", **headers,
-              "Content-Length": str(len(body)), "Connection": "close"}
-        head = f"HTTP/1.1 {status} {reason}\r\n" + "".join(f"{k}: {v}\r\n" for k, v in hs.items()) + "\r\n"
+        hs = {
+            "Content-Type": "text/plain; charset=utf-8",
+            **headers,
+            "Content-Length": str(len(body)),
+            "Connection": "close",
+        }
+        head = (
+            f"HTTP/1.1 {status} {reason}\r\n"
+            + "".join(f"{k}: {v}\r\n" for k, v in hs.items())
+            + "\r\n"
+        )
         conn.sendall(head.encode("latin-1") + body)
 
     def _forward(
@@ -328,8 +340,11 @@ class FaultProxy:
         with self._lock:
             self._upstreams.add(up)
         try:
-            fwd = {k: v for k, v in headers.items()
-                   if k.lower() not in ("host", "connection", "accept-encoding", "content-length")}
+            fwd = {
+                k: v
+                for k, v in headers.items()
+                if k.lower() not in ("host", "connection", "accept-encoding", "content-length")
+            }
             fwd["Accept-Encoding"] = "identity"
             try:
                 up.request(method, target, body=body or None, headers=fwd)
@@ -338,10 +353,17 @@ class FaultProxy:
                 self._answer(conn, rec, 502, {}, b"upstream unreachable\n")
                 return
             rec.status = resp.status
-            hs = [(k, v) for k, v in resp.getheaders()
-                  if k.lower() not in ("transfer-encoding", "content-length", "connection")]
+            hs = [
+                (k, v)
+                for k, v in resp.getheaders()
+                if k.lower() not in ("transfer-encoding", "content-length", "connection")
+            ]
             hs += [("Transfer-Encoding", "chunked"), ("Connection", "close")]
-            head = f"HTTP/1.1 {resp.status} {resp.reason}\r\n" + "".join(f"{k}: {v}\r\n" for k, v in hs) + "\r\n"
+            head = (
+                f"HTTP/1.1 {resp.status} {resp.reason}\r\n"
+                + "".join(f"{k}: {v}\r\n" for k, v in hs)
+                + "\r\n"
+            )
             conn.sendall(head.encode("latin-1"))
             self._pump(conn, rec, resp, fault if resp.status < 300 else None)
         finally:
@@ -349,7 +371,9 @@ class FaultProxy:
                 self._upstreams.discard(up)
             up.close()
 
-    def _pump(self, conn: ssl.SSLSocket, rec: Record, resp: http.client.HTTPResponse, fault: Fault | None) -> None:
+    def _pump(
+        self, conn: ssl.SSLSocket, rec: Record, resp: http.client.HTTPResponse, fault: Fault | None
+    ) -> None:
         action = fault.action if fault else ""
         sent = 0
         lines = 0
@@ -443,8 +467,15 @@ def random_offsets(n: int, size: int, seed: int) -> list[int]:
     return [rnd.randrange(1, max(2, size)) for _ in range(n)]
 
 
-def tally(test: str, faults: int = 0, runs: int = 0, objects: int = 0, lost: int = 0,
-          duplicates: int = 0, bad_inputs: int = 0) -> None:
+def tally(
+    test: str,
+    faults: int = 0,
+    runs: int = 0,
+    objects: int = 0,
+    lost: int = 0,
+    duplicates: int = 0,
+    bad_inputs: int = 0,
+) -> None:
     """Append one test's figures to $KSTREAM_RELIABILITY_LOG (JSON lines), when
     set; docs/reliability.md sums them."""
     import os

@@ -68,7 +68,17 @@ def _random_cm(i: int) -> tuple[str, dict]:
 def good(objects: Cluster, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A good archive of the namespace, made once."""
     out = tmp_path_factory.mktemp("good") / "good.zst"
-    r = kstream("dump", "-o", str(out), "-q", "-n", NS, "-r", "configmaps,secrets", kubeconfig=objects.kubeconfig)
+    r = kstream(
+        "dump",
+        "-o",
+        str(out),
+        "-q",
+        "-n",
+        NS,
+        "-r",
+        "configmaps,secrets",
+        kubeconfig=objects.kubeconfig,
+    )
     assert r.code == 0, r.err
     return out
 
@@ -90,7 +100,12 @@ def leftovers(d: Path) -> list[str]:
 # ------------------------------------------------------------------ kubeconfig and credentials
 
 
-def _kc(cluster: Cluster, tmp: Path, mutate: Callable[[dict], None] | None = None, text: str | None = None) -> Path:
+def _kc(
+    cluster: Cluster,
+    tmp: Path,
+    mutate: Callable[[dict], None] | None = None,
+    text: str | None = None,
+) -> Path:
     p = tmp / "kubeconfig"
     if text is not None:
         p.write_text(text)
@@ -112,6 +127,7 @@ def _set(path: str, value: object) -> Callable[[dict], None]:
             node[int(keys[-1])] = value
         else:
             node[keys[-1]] = value
+
     return f
 
 
@@ -123,10 +139,17 @@ MALFORMED: dict[str, tuple[str | None, Callable[[dict], None] | None]] = {
     "no-clusters": (None, _set("clusters", [])),
     "no-users-entry": (None, _set("users", [])),
     "current-context-missing": (None, _set("current-context", "nowhere")),
-    "bad-ca-base64": (None, _set("clusters.0.cluster.certificate-authority-data", "!!not base64!!")),
-    "ca-file-missing": (None, lambda c: (c["clusters"][0]["cluster"].pop("certificate-authority-data"),
-                                         c["clusters"][0]["cluster"].update(
-                                             {"certificate-authority": "/nonexistent/ca.crt"}))),
+    "bad-ca-base64": (
+        None,
+        _set("clusters.0.cluster.certificate-authority-data", "!!not base64!!"),
+    ),
+    "ca-file-missing": (
+        None,
+        lambda c: (
+            c["clusters"][0]["cluster"].pop("certificate-authority-data"),
+            c["clusters"][0]["cluster"].update({"certificate-authority": "/nonexistent/ca.crt"}),
+        ),
+    ),
     "no-server": (None, lambda c: c["clusters"][0]["cluster"].pop("server")),
     "server-not-a-url": (None, _set("clusters.0.cluster.server", "::not a url::")),
 }
@@ -161,7 +184,10 @@ def test_missing_and_directory_kubeconfig(tmp_path: Path) -> None:
 
 
 def test_unknown_context(objects: Cluster, tmp_path: Path) -> None:
-    r = kstream(*dump_args(tmp_path / "x.zst", "--context", "no-such-context"), kubeconfig=objects.kubeconfig)
+    r = kstream(
+        *dump_args(tmp_path / "x.zst", "--context", "no-such-context"),
+        kubeconfig=objects.kubeconfig,
+    )
     clear_error(r, 4, "no-such-context", "kstream-local")
     assert not (tmp_path / "x.zst").exists()
     tally("unknown-context", bad_inputs=1)
@@ -224,7 +250,9 @@ def test_wrong_ca_is_a_tls_error(objects: Cluster, tmp_path: Path, good: Path) -
 def test_unreachable_server(objects: Cluster, tmp_path: Path) -> None:
     from tests.controlplane import free_port
 
-    kc = _kc(objects, tmp_path, _set("clusters.0.cluster.server", f"https://127.0.0.1:{free_port()}"))
+    kc = _kc(
+        objects, tmp_path, _set("clusters.0.cluster.server", f"https://127.0.0.1:{free_port()}")
+    )
     r = kstream(*dump_args(tmp_path / "x.zst"), kubeconfig=kc, timeout=120)
     clear_error(r, 5, "connect", "refused")
     tally("unreachable", bad_inputs=1)
@@ -241,7 +269,9 @@ def test_unknown_resource(objects: Cluster, tmp_path: Path, name: str) -> None:
     tally(f"unknown-resource-{name}", bad_inputs=1)
 
 
-@pytest.mark.parametrize("where", ["missing-dir", "parent-is-file", "proc", "exists-no-force", "dir-over-file"])
+@pytest.mark.parametrize(
+    "where", ["missing-dir", "parent-is-file", "proc", "exists-no-force", "dir-over-file"]
+)
 def test_unwritable_output(objects: Cluster, tmp_path: Path, good: Path, where: str) -> None:
     target = {
         "missing-dir": tmp_path / "no" / "such" / "out.zst",
@@ -270,6 +300,7 @@ def _fsize_limit(n: int) -> Callable[[], None]:
     def pre() -> None:
         signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
         resource.setrlimit(resource.RLIMIT_FSIZE, (n, n))
+
     return pre
 
 
@@ -315,7 +346,9 @@ def proxy(objects: Cluster, proxy_cert: tuple[Path, Path], tmp_path: Path) -> It
 
 @pytest.mark.parametrize(("sig", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
 @pytest.mark.parametrize("fmt", ["snap.zst", "snap.ndjson", "snapdir"])
-def test_interrupted_dump(proxy: FaultProxy, tmp_path: Path, good: Path, sig: int, code: int, fmt: str) -> None:
+def test_interrupted_dump(
+    proxy: FaultProxy, tmp_path: Path, good: Path, sig: int, code: int, fmt: str
+) -> None:
     """The Secrets stream stalls; kstream gets the signal while it waits. The
     good snapshot at the name stays, what was read goes to NAME.partial with
     status interrupted, the exit code says which signal."""
@@ -328,7 +361,11 @@ def test_interrupted_dump(proxy: FaultProxy, tmp_path: Path, good: Path, sig: in
         shutil.copy(good, target)
     before = digest(target)
     proxy.add(Fault("stall", match="/secrets", after_bytes=500, stall_for=60))
-    env = {"KUBECONFIG": str(proxy.kubeconfig(tmp_path / "kc")), "PATH": "/usr/bin:/bin", "HOME": "/root"}
+    env = {
+        "KUBECONFIG": str(proxy.kubeconfig(tmp_path / "kc")),
+        "PATH": "/usr/bin:/bin",
+        "HOME": "/root",
+    }
     p = subprocess.Popen(
         [str(VENV_BIN / "kstream"), "dump", "-o", str(target) + ("/" if fmt == "snapdir" else ""), "--force",
          "-q", "-n", NS, "-r", "configmaps,secrets", "--timeout", "60"],
@@ -356,7 +393,13 @@ def test_interrupted_dump(proxy: FaultProxy, tmp_path: Path, good: Path, sig: in
     if fmt == "snap.ndjson":
         names = [json.loads(ln)["metadata"]["name"] for ln in partial.read_text().splitlines()]
         assert len(names) == len(set(names))
-        tally(f"signal-{sig}-{fmt}", faults=1, runs=1, objects=len(names), duplicates=len(names) - len(set(names)))
+        tally(
+            f"signal-{sig}-{fmt}",
+            faults=1,
+            runs=1,
+            objects=len(names),
+            duplicates=len(names) - len(set(names)),
+        )
         return
     snap = open_snapshot(str(partial))
     assert snap.manifest is not None
@@ -370,7 +413,13 @@ def test_interrupted_dump(proxy: FaultProxy, tmp_path: Path, good: Path, sig: in
     assert len(names) == len(set(names))
     if "configmaps" in read:
         assert {n for n in names if n.startswith("cm-")} == {f"cm-{i:02d}" for i in range(N_CM)}
-    tally(f"signal-{sig}-{fmt}", faults=1, runs=1, objects=len(names), duplicates=len(names) - len(set(names)))
+    tally(
+        f"signal-{sig}-{fmt}",
+        faults=1,
+        runs=1,
+        objects=len(names),
+        duplicates=len(names) - len(set(names)),
+    )
 
 
 # ------------------------------------------------------------------ bad snapshots: reader, count, diff
@@ -386,7 +435,9 @@ def _frames(data: bytes) -> list[tuple[int, int, int]]:
     """(offset, length, magic) of each frame, from the archive's own manifest."""
     (moff,) = struct.unpack("<Q", data[-8:])
     manifest = json.loads(data[moff + 8 : len(data) - FOOTER_SIZE])
-    return [(e["offset"], e["length"], 0) for e in manifest["resources"]] + [(moff, len(data) - moff, 1)]
+    return [(e["offset"], e["length"], 0) for e in manifest["resources"]] + [
+        (moff, len(data) - moff, 1)
+    ]
 
 
 def bad_snapshots(good: Path, d: Path) -> dict[str, Path]:
@@ -464,12 +515,17 @@ BAD_CASES = ["empty", "truncated-half", "truncated-footer", "truncated-one-byte"
              "json-not-objects", "ndjson-cut", "unknown-version", "flipped-data-0", "flipped-data-1",
              "flipped-manifest-offset", "flipped-header", "flipped-manifest"]  # fmt: skip
 COUNT_TRUSTS_MANIFEST = pytest.mark.xfail(
-    strict=False, reason="bug: count of an archive sums its manifest and never reads (verifies) the object data"
+    strict=False,
+    reason="bug: count of an archive sums its manifest and never reads (verifies) the object data",
 )
 
 
 @pytest.mark.parametrize(
-    "case", [pytest.param(c, marks=COUNT_TRUSTS_MANIFEST) if c.startswith("flipped-data") else c for c in BAD_CASES]
+    "case",
+    [
+        pytest.param(c, marks=COUNT_TRUSTS_MANIFEST) if c.startswith("flipped-data") else c
+        for c in BAD_CASES
+    ],
 )
 def test_count_rejects_bad_snapshots(bad_files: dict[str, Path], case: str) -> None:
     p = bad_files[case]
@@ -527,14 +583,22 @@ def test_flipped_manifest_value_is_detected(good: Path, tmp_path: Path) -> None:
             pass
 
 
-@pytest.mark.parametrize(("sig", "codes"), [(signal.SIGINT, (130,)), (signal.SIGTERM, (143, -signal.SIGTERM))])
-def test_signal_during_discovery(proxy: FaultProxy, tmp_path: Path, good: Path, sig: int, codes: tuple[int, ...]) -> None:
+@pytest.mark.parametrize(
+    ("sig", "codes"), [(signal.SIGINT, (130,)), (signal.SIGTERM, (143, -signal.SIGTERM))]
+)
+def test_signal_during_discovery(
+    proxy: FaultProxy, tmp_path: Path, good: Path, sig: int, codes: tuple[int, ...]
+) -> None:
     """A signal before any object is read (discovery stalls): the right exit
     status, no output at all, the good snapshot untouched."""
     target = tmp_path / "out.zst"
     shutil.copy(good, target)
     proxy.add(Fault("stall", match=lambda m, p, q: p == "/apis", after_bytes=0, stall_for=60))
-    env = {"KUBECONFIG": str(proxy.kubeconfig(tmp_path / "kc")), "PATH": "/usr/bin:/bin", "HOME": "/root"}
+    env = {
+        "KUBECONFIG": str(proxy.kubeconfig(tmp_path / "kc")),
+        "PATH": "/usr/bin:/bin",
+        "HOME": "/root",
+    }
     p = subprocess.Popen([str(VENV_BIN / "kstream"), *dump_args(target, "--force", "--timeout", "30")],
                          env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)  # fmt: skip
     try:

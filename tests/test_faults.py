@@ -83,7 +83,9 @@ def load(out: Path) -> tuple[dict[str, Any], list[tuple[str, str, str, str]]]:
     return snap.manifest, rows
 
 
-def exactly_once(rows: list[tuple[str, str, str, str]], expected: set[tuple[str, str]]) -> tuple[int, int]:
+def exactly_once(
+    rows: list[tuple[str, str, str, str]], expected: set[tuple[str, str]]
+) -> tuple[int, int]:
     """(lost, duplicates) against the expected (resource, name) pairs."""
     seen = Counter((r, n) for r, _, n, _ in rows)
     lost = len(expected - set(seen))
@@ -110,13 +112,19 @@ def one_line(err: str) -> None:
 
 
 @pytest.mark.parametrize("seed", [1, 2, 3, 4])
-def test_watch_stream_cut_at_random_points(objects: Cluster, proxy: FaultProxy, tmp_path: Path, seed: int) -> None:
+def test_watch_stream_cut_at_random_points(
+    objects: Cluster, proxy: FaultProxy, tmp_path: Path, seed: int
+) -> None:
     """Two cuts at random offsets of the ConfigMaps stream and one of the Secrets
     stream (below the fallback threshold): each object exactly once."""
     size = N_CM * (CM_SIZE + 300)
     for off in random_offsets(2, size, seed):
         proxy.add(Fault("cut", match="/configmaps", watch_only=True, after_bytes=off))
-    proxy.add(Fault("cut", match="/secrets", watch_only=True, after_bytes=random_offsets(1, 5000, seed)[0]))
+    proxy.add(
+        Fault(
+            "cut", match="/secrets", watch_only=True, after_bytes=random_offsets(1, 5000, seed)[0]
+        )
+    )
     out = tmp_path / "snap.zst"
     r = dump(proxy.kubeconfig(tmp_path / "kc"), out, "-n", NS, "-r", "configmaps,secrets")
     assert r.code == 0, r.err
@@ -132,7 +140,9 @@ def test_watch_stream_cut_at_random_points(objects: Cluster, proxy: FaultProxy, 
     assert entry(manifest, "configmaps")["method"] == "watch-list"
 
 
-def test_repeated_cuts_fall_back_to_list_and_cuts_in_list(objects: Cluster, proxy: FaultProxy, tmp_path: Path) -> None:
+def test_repeated_cuts_fall_back_to_list_and_cuts_in_list(
+    objects: Cluster, proxy: FaultProxy, tmp_path: Path
+) -> None:
     """Every watch of ConfigMaps is cut: after three broken streams kstream reads
     them with LIST, whose first body is cut too; the fallback is reported."""
     proxy.add(Fault("cut", match="/configmaps", watch_only=True, times=-1, after_bytes=20_000))
@@ -156,7 +166,9 @@ def test_cut_list_pages(objects: Cluster, proxy: FaultProxy, tmp_path: Path) -> 
     for off in random_offsets(2, N_CM * CM_SIZE, 7):
         proxy.add(Fault("cut", match="/configmaps", after_bytes=off))
     out = tmp_path / "snap.zst"
-    r = dump(proxy.kubeconfig(tmp_path / "kc"), out, "-n", NS, "-r", "configmaps", "--method", "list")
+    r = dump(
+        proxy.kubeconfig(tmp_path / "kc"), out, "-n", NS, "-r", "configmaps", "--method", "list"
+    )
     assert r.code == 0, r.err
     manifest, rows = load(out)
     lost, dups = exactly_once(rows, {k for k in expected_main() if k[0] == "configmaps"})
@@ -168,10 +180,24 @@ def test_cut_list_pages(objects: Cluster, proxy: FaultProxy, tmp_path: Path) -> 
 # ------------------------------------------------------------------ stalls and a missing end marker
 
 
-def test_stalled_stream_is_retried_after_the_timeout(objects: Cluster, proxy: FaultProxy, tmp_path: Path) -> None:
-    proxy.add(Fault("stall", match="/configmaps", watch_only=True, after_bytes=30_000, stall_for=60))
+def test_stalled_stream_is_retried_after_the_timeout(
+    objects: Cluster, proxy: FaultProxy, tmp_path: Path
+) -> None:
+    proxy.add(
+        Fault("stall", match="/configmaps", watch_only=True, after_bytes=30_000, stall_for=60)
+    )
     out = tmp_path / "snap.zst"
-    r = dump(proxy.kubeconfig(tmp_path / "kc"), out, "-n", NS, "-r", "configmaps", "--timeout", "2", timeout=120)
+    r = dump(
+        proxy.kubeconfig(tmp_path / "kc"),
+        out,
+        "-n",
+        NS,
+        "-r",
+        "configmaps",
+        "--timeout",
+        "2",
+        timeout=120,
+    )
     assert r.code == 0, r.err
     manifest, rows = load(out)
     lost, dups = exactly_once(rows, {k for k in expected_main() if k[0] == "configmaps"})
@@ -183,12 +209,24 @@ def test_stalled_stream_is_retried_after_the_timeout(objects: Cluster, proxy: Fa
     assert watches[1].t - watches[0].t >= 2.0  # waited for the timeout, not hot
 
 
-def test_stream_without_end_marker_falls_back(objects: Cluster, proxy: FaultProxy, tmp_path: Path) -> None:
+def test_stream_without_end_marker_falls_back(
+    objects: Cluster, proxy: FaultProxy, tmp_path: Path
+) -> None:
     """The server's stream never carries the end marker (an aggregated server
     that does not implement it): bounded wait, retries, then LIST, reported."""
     proxy.add(Fault("drop_marker", match="/configmaps", watch_only=True, times=-1, stall_for=60))
     out = tmp_path / "snap.zst"
-    r = dump(proxy.kubeconfig(tmp_path / "kc"), out, "-n", NS, "-r", "configmaps", "--timeout", "2", timeout=120)
+    r = dump(
+        proxy.kubeconfig(tmp_path / "kc"),
+        out,
+        "-n",
+        NS,
+        "-r",
+        "configmaps",
+        "--timeout",
+        "2",
+        timeout=120,
+    )
     assert r.code == 0, r.err
     manifest, rows = load(out)
     lost, dups = exactly_once(rows, {k for k in expected_main() if k[0] == "configmaps"})
@@ -204,7 +242,9 @@ def test_stream_without_end_marker_falls_back(objects: Cluster, proxy: FaultProx
 # ------------------------------------------------------------------ throttling and server errors
 
 
-def test_429_with_retry_after_is_honoured(objects: Cluster, proxy: FaultProxy, tmp_path: Path) -> None:
+def test_429_with_retry_after_is_honoured(
+    objects: Cluster, proxy: FaultProxy, tmp_path: Path
+) -> None:
     """APF's 429: plain-text body, Retry-After: 2. Two in a row, then success."""
     proxy.add(Fault("status", match="/configmaps", times=2, status=429, body=APF_BODY,
                     headers={"Retry-After": "2", "X-Kubernetes-PF-FlowSchema-UID": "x",
@@ -229,7 +269,12 @@ def test_5xx_burst_backs_off(objects: Cluster, proxy: FaultProxy, tmp_path: Path
     status_503 = json.dumps({"kind": "Status", "apiVersion": "v1", "status": "Failure",
                              "message": "service unavailable", "reason": "ServiceUnavailable",
                              "code": 503}).encode()  # fmt: skip
-    for code, body in ((500, b"internal error\n"), (503, status_503), (502, b""), (504, b"timeout\n")):
+    for code, body in (
+        (500, b"internal error\n"),
+        (503, status_503),
+        (502, b""),
+        (504, b"timeout\n"),
+    ):
         proxy.add(Fault("status", match="/secrets", status=code, body=body))
     out = tmp_path / "snap.zst"
     r = dump(proxy.kubeconfig(tmp_path / "kc"), out, "-n", NS, "-r", "secrets")
@@ -245,12 +290,23 @@ def test_5xx_burst_backs_off(objects: Cluster, proxy: FaultProxy, tmp_path: Path
     assert sum(gaps) >= 3.0, gaps  # 0.5+1+2+4 with jitter of at most half
 
 
-def test_server_that_keeps_failing_ends_partial(objects: Cluster, proxy: FaultProxy, tmp_path: Path) -> None:
+def test_server_that_keeps_failing_ends_partial(
+    objects: Cluster, proxy: FaultProxy, tmp_path: Path
+) -> None:
     """Every request for Secrets gets 503: bounded retries, then the Secrets are
     reported not read (exit 3), the ConfigMaps are all there."""
     proxy.add(Fault("status", match="/secrets", times=-1, status=503, body=b"unavailable\n"))
     out = tmp_path / "snap.zst"
-    r = dump(proxy.kubeconfig(tmp_path / "kc"), out, "-n", NS, "-r", "configmaps,secrets", "--retries", "3")
+    r = dump(
+        proxy.kubeconfig(tmp_path / "kc"),
+        out,
+        "-n",
+        NS,
+        "-r",
+        "configmaps,secrets",
+        "--retries",
+        "3",
+    )
     assert r.code == 3, r.err
     one_line(r.err)
     manifest, rows = load(out)
@@ -259,7 +315,14 @@ def test_server_that_keeps_failing_ends_partial(objects: Cluster, proxy: FaultPr
     assert "503" in entry(manifest, "secrets")["error"]
     assert len(proxy.requests(lambda q: "/secrets" in q.path)) == 4
     lost, dups = exactly_once(rows, {k for k in expected_main() if k[0] == "configmaps"})
-    tally("503-forever", faults=proxy.injected["status"], runs=1, objects=len(rows), lost=lost, duplicates=dups)
+    tally(
+        "503-forever",
+        faults=proxy.injected["status"],
+        runs=1,
+        objects=len(rows),
+        lost=lost,
+        duplicates=dups,
+    )
     assert (lost, dups) == (0, 0)
     assert "secrets" in r.err
 
@@ -306,13 +369,17 @@ def paged(cluster: Cluster) -> str:
     return ns
 
 
-def test_expired_continue_token_restarts_the_list(paged: str, proxy: FaultProxy, tmp_path: Path) -> None:
+def test_expired_continue_token_restarts_the_list(
+    paged: str, proxy: FaultProxy, tmp_path: Path
+) -> None:
     """The second page's continue token has expired (410, with the server's
     inconsistent new token): the LIST starts again, never mixing snapshots."""
     proxy.add(Fault("status", match=lambda m, p, q: "continue" in q, status=410,
                     body=expired_list_status(), headers={"Content-Type": "application/json"}))  # fmt: skip
     out = tmp_path / "snap.zst"
-    r = dump(proxy.kubeconfig(tmp_path / "kc"), out, "-n", paged, "-r", "configmaps", "--method", "list")
+    r = dump(
+        proxy.kubeconfig(tmp_path / "kc"), out, "-n", paged, "-r", "configmaps", "--method", "list"
+    )
     assert r.code == 0, r.err
     _manifest, rows = load(out)
     expected = {("configmaps", f"p-{i:03d}") for i in range(N_PAGED)}
@@ -329,9 +396,13 @@ def test_expired_continue_token_restarts_the_list(paged: str, proxy: FaultProxy,
 
 
 def _exact_list(cp: ControlPlane, path: str, rv: str) -> set[tuple[str, str]]:
-    status, body = cp.request(f"{path}?resourceVersion={rv}&resourceVersionMatch=Exact&limit=5000", timeout=30)
+    status, body = cp.request(
+        f"{path}?resourceVersion={rv}&resourceVersionMatch=Exact&limit=5000", timeout=30
+    )
     assert status == 200, body[:300]
-    return {(i["metadata"]["name"], i["metadata"]["resourceVersion"]) for i in json.loads(body)["items"]}
+    return {
+        (i["metadata"]["name"], i["metadata"]["resourceVersion"]) for i in json.loads(body)["items"]
+    }
 
 
 @pytest.mark.parametrize("method", ["watch-list", "list"])
@@ -448,7 +519,9 @@ def test_apiserver_killed_and_restarted_during_dump(own_cp: ControlPlane, tmp_pa
     with FaultProxy(own_cp, tmp_path) as px:
         # the first stream stalls after 20 kB; the server is killed meanwhile, so
         # the retries meet a dead server until it is back
-        px.add(Fault("stall", match="/configmaps", watch_only=True, after_bytes=20_000, stall_for=60))
+        px.add(
+            Fault("stall", match="/configmaps", watch_only=True, after_bytes=20_000, stall_for=60)
+        )
         out = tmp_path / "snap.zst"
         env_kc = px.kubeconfig(tmp_path / "kc")
         p = subprocess.Popen(
@@ -528,7 +601,9 @@ def test_apiserver_killed_for_good_ends_partial(own_cp: ControlPlane, tmp_path: 
     api.create_many(configmap("faults-dead", f"d-{i:03d}", size=1000) for i in range(100))
     api.create_many(secret("faults-dead", f"s-{i}") for i in range(5))
     with FaultProxy(own_cp, tmp_path) as px:
-        px.add(Fault("stall", match="/configmaps", watch_only=True, after_bytes=20_000, stall_for=60))
+        px.add(
+            Fault("stall", match="/configmaps", watch_only=True, after_bytes=20_000, stall_for=60)
+        )
         out = tmp_path / "snap.zst"
         p = subprocess.Popen(
             [str(VENV_BIN / "kstream"), "dump", "-o", str(out), "-q", "-n", "faults-dead",
@@ -556,10 +631,14 @@ def test_apiserver_killed_for_good_ends_partial(own_cp: ControlPlane, tmp_path: 
     tally("apiserver-dead", faults=1, runs=1, objects=len(rows))
 
 
-def test_live_count_through_cuts_counts_each_object_once(objects: Cluster, proxy: FaultProxy, tmp_path: Path) -> None:
+def test_live_count_through_cuts_counts_each_object_once(
+    objects: Cluster, proxy: FaultProxy, tmp_path: Path
+) -> None:
     for off in random_offsets(2, N_CM * CM_SIZE, 11):
         proxy.add(Fault("cut", match="/configmaps", watch_only=True, after_bytes=off))
-    proxy.add(Fault("status", match="/secrets", status=429, body=APF_BODY, headers={"Retry-After": "1"}))
+    proxy.add(
+        Fault("status", match="/secrets", status=429, body=APF_BODY, headers={"Retry-After": "1"})
+    )
     r = kstream("count", "-n", NS, "-r", "configmaps,secrets", "-o", "json", "-q",
                 kubeconfig=proxy.kubeconfig(tmp_path / "kc"))  # fmt: skip
     assert r.code == 0, r.err
@@ -572,7 +651,9 @@ def test_live_count_through_cuts_counts_each_object_once(objects: Cluster, proxy
     assert proxy.injected["cut"] == 2
 
 
-def test_live_diff_through_faults_sees_no_difference(objects: Cluster, proxy: FaultProxy, tmp_path: Path) -> None:
+def test_live_diff_through_faults_sees_no_difference(
+    objects: Cluster, proxy: FaultProxy, tmp_path: Path
+) -> None:
     out = tmp_path / "snap.zst"
     r = dump(objects.kubeconfig, out, "-n", NS, "-r", "configmaps,secrets")
     assert r.code == 0, r.err

@@ -63,7 +63,9 @@ def every_byte_written(paths: list[Path]) -> bytes:
         out += raw
         if raw[:4] in (b"\x28\xb5\x2f\xfd", b"\x50\x2a\x4d\x18"):
             try:
-                out += zstandard.ZstdDecompressor().stream_reader(raw, read_across_frames=True).read()
+                out += (
+                    zstandard.ZstdDecompressor().stream_reader(raw, read_across_frames=True).read()
+                )
             except zstandard.ZstdError:
                 pass
     return bytes(out)
@@ -72,7 +74,12 @@ def every_byte_written(paths: list[Path]) -> bytes:
 def forms(value: str) -> list[bytes]:
     """A value as it could appear: plain, base64, JSON-escaped."""
     v = value.encode()
-    return [v, base64.b64encode(v), base64.b64encode(v).rstrip(b"="), json.dumps(value)[1:-1].encode()]
+    return [
+        v,
+        base64.b64encode(v),
+        base64.b64encode(v).rstrip(b"="),
+        json.dumps(value)[1:-1].encode(),
+    ]
 
 
 # ------------------------------------------------------------------ file modes
@@ -83,7 +90,17 @@ def test_outputs_are_private(objects: Cluster, tmp_path: Path, out: str) -> None
     target = tmp_path / out
     old = os.umask(0o022)
     try:
-        r = kstream("dump", "-o", str(target), "-q", "-n", NS, "-r", "configmaps,secrets", kubeconfig=objects.kubeconfig)
+        r = kstream(
+            "dump",
+            "-o",
+            str(target),
+            "-q",
+            "-n",
+            NS,
+            "-r",
+            "configmaps,secrets",
+            kubeconfig=objects.kubeconfig,
+        )
     finally:
         os.umask(old)
     assert r.code == 0, r.err
@@ -142,14 +159,28 @@ def test_token_and_key_never_written(objects: Cluster, tmp_path: Path) -> None:
 
     sel = ("-n", NS, "-r", "configmaps,secrets")
     assert run("dump", "-o", str(outs / "a.zst"), *sel, kc=objects.kubeconfig).code == 0
-    assert run("dump", "-o", str(outs / "b.ndjson"), "--debug", *sel, kc=objects.kubeconfig).code == 0
+    assert (
+        run("dump", "-o", str(outs / "b.ndjson"), "--debug", *sel, kc=objects.kubeconfig).code == 0
+    )
     assert run("dump", "-o", str(outs / "c") + "/", *sel, kc=objects.kubeconfig).code == 0
     assert run("dump", "-o", "-", *sel, kc=objects.kubeconfig).code == 0
     assert run("dump", "-o", str(outs / "k.zst"), "--debug", *sel, kc=key_kc).code == 3  # no rights
     assert run("dump", "-o", str(outs / "x.zst"), "--debug", *sel, kc=bad_kc).code == 4
     assert run("dump", "-o", str(outs / "y.zst"), "--debug", *sel, kc=broken_kc).code == 4
     assert run("dump", "-o", str(outs / "z.zst"), "--debug", *sel, kc=noctx_kc).code == 4
-    assert run("dump", "-o", str(outs / "w.zst"), "--debug", "--context", "nope", *sel, kc=objects.kubeconfig).code == 4
+    assert (
+        run(
+            "dump",
+            "-o",
+            str(outs / "w.zst"),
+            "--debug",
+            "--context",
+            "nope",
+            *sel,
+            kc=objects.kubeconfig,
+        ).code
+        == 4
+    )
     run("count", *sel, kc=objects.kubeconfig)
     run("count", "--debug", *sel, kc=bad_kc)
     run("count", str(outs / "a.zst"), kc=objects.kubeconfig)
@@ -173,7 +204,9 @@ def test_token_and_key_never_written(objects: Cluster, tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("out", ["snap.zst", "snap.ndjson", "snapdir/", "-"])
-def test_redacted_values_are_not_in_the_snapshot(objects: Cluster, tmp_path: Path, out: str) -> None:
+def test_redacted_values_are_not_in_the_snapshot(
+    objects: Cluster, tmp_path: Path, out: str
+) -> None:
     target = tmp_path / out
     r = kstream("dump", "-o", "-" if out == "-" else str(target), "-q", "-n", NS, "-r", "secrets",
                 kubeconfig=objects.kubeconfig)  # fmt: skip
@@ -189,8 +222,12 @@ def test_redacted_values_are_not_in_the_snapshot(objects: Cluster, tmp_path: Pat
     if out == "-":
         obj = next(json.loads(ln) for ln in lines if b'"creds"' in ln)
         assert set(obj["data"]) == set(ALL_VALUES)
-        assert all(v != base64.b64encode(ALL_VALUES[k].encode()).decode() for k, v in obj["data"].items())
-        inner = json.loads(obj["metadata"]["annotations"]["kubectl.kubernetes.io/last-applied-configuration"])
+        assert all(
+            v != base64.b64encode(ALL_VALUES[k].encode()).decode() for k, v in obj["data"].items()
+        )
+        inner = json.loads(
+            obj["metadata"]["annotations"]["kubectl.kubernetes.io/last-applied-configuration"]
+        )
         assert inner["data"] != {k: base64.b64encode(v.encode()).decode() for k, v in PLAIN.items()}
     tally(f"redaction-{out}", runs=1, bad_inputs=0)
 
@@ -206,7 +243,10 @@ def test_hmac_redaction_resists_guessing(objects: Cluster, tmp_path: Path) -> No
     written = r.out
     for value in ALL_VALUES.values():
         v = value.encode()
-        for guess in (hashlib.sha256(v).hexdigest(), hashlib.sha256(base64.b64encode(v)).hexdigest()):
+        for guess in (
+            hashlib.sha256(v).hexdigest(),
+            hashlib.sha256(base64.b64encode(v)).hexdigest(),
+        ):
             assert guess.encode() not in written
     assert set(obj["data"]) == set(ALL_VALUES)
     tally("redaction-hmac", runs=1)
@@ -229,7 +269,11 @@ def impostor(objects: Cluster, tmp_path: Path) -> Iterator[tuple[FaultProxy, Fau
     crt, key = make_server_cert(objects.cp, wrong_name)
     # re-issue for another name only
     ext = wrong_name / "proxy.ext"
-    ext.write_text(ext.read_text().replace("subjectAltName=IP:127.0.0.1,DNS:localhost", "subjectAltName=DNS:other.example"))
+    ext.write_text(
+        ext.read_text().replace(
+            "subjectAltName=IP:127.0.0.1,DNS:localhost", "subjectAltName=DNS:other.example"
+        )
+    )
     subprocess.run(["openssl", "x509", "-req", "-in", str(wrong_name / "proxy.csr"), "-CA", str(objects.cp.ca_file),
                     "-CAkey", str(objects.cp.certs / "ca.key"), "-CAserial", str(wrong_name / "ca.srl"),
                     "-days", "1", "-extfile", str(ext), "-out", str(crt)], check=True, capture_output=True)  # fmt: skip
@@ -238,12 +282,26 @@ def impostor(objects: Cluster, tmp_path: Path) -> Iterator[tuple[FaultProxy, Fau
         yield a, b
 
 
-def test_tls_verification_stays_on(objects: Cluster, impostor: tuple[FaultProxy, FaultProxy], tmp_path: Path) -> None:
+def test_tls_verification_stays_on(
+    objects: Cluster, impostor: tuple[FaultProxy, FaultProxy], tmp_path: Path
+) -> None:
     self_signed, wrong_name = impostor
     sel = ("-q", "-n", NS, "-r", "configmaps")
-    r = kstream("dump", "-o", str(tmp_path / "a.zst"), *sel, kubeconfig=self_signed.kubeconfig(tmp_path / "kc1"))
+    r = kstream(
+        "dump",
+        "-o",
+        str(tmp_path / "a.zst"),
+        *sel,
+        kubeconfig=self_signed.kubeconfig(tmp_path / "kc1"),
+    )
     assert r.code == 5 and "verify" in r.err and "Traceback" not in r.err, r.err
-    r = kstream("dump", "-o", str(tmp_path / "b.zst"), *sel, kubeconfig=wrong_name.kubeconfig(tmp_path / "kc2"))
+    r = kstream(
+        "dump",
+        "-o",
+        str(tmp_path / "b.zst"),
+        *sel,
+        kubeconfig=wrong_name.kubeconfig(tmp_path / "kc2"),
+    )
     assert r.code == 5 and "TLS" in r.err and "Traceback" not in r.err, r.err
     assert not (tmp_path / "a.zst").exists() and not (tmp_path / "b.zst").exists()
     # no request got through to be answered with the token
@@ -267,6 +325,8 @@ def test_no_ca_in_kubeconfig_uses_system_store(objects: Cluster, tmp_path: Path)
     cfg["clusters"][0]["cluster"].pop("certificate-authority-data")
     kc = tmp_path / "kc"
     kc.write_text(json.dumps(cfg))
-    r = kstream("dump", "-o", str(tmp_path / "a.zst"), "-q", "-n", NS, "-r", "configmaps", kubeconfig=kc)
+    r = kstream(
+        "dump", "-o", str(tmp_path / "a.zst"), "-q", "-n", NS, "-r", "configmaps", kubeconfig=kc
+    )
     assert r.code == 5 and "TLS" in r.err, r.err
     tally("tls-no-ca", runs=1, bad_inputs=1)
