@@ -45,7 +45,7 @@ END_MARKER = b"k8s.io/initial-events-end"
 #   drop_marker  forward the stream without the end-of-initial-events bookmark
 #                (and hold the stream open, as a server would)
 #   error_event  forward `after_lines` event lines, then an ERROR event with a
-#                410 Expired Status, then end the stream cleanly
+#                Status (`event_code`: 410 Expired by default), then end the stream cleanly
 #   slow         forward, sleeping `delay` seconds between body chunks of
 #                `chunk` bytes
 ACTIONS = ("status", "cut", "stall", "drop_marker", "error_event", "slow")
@@ -62,6 +62,7 @@ class Fault:
     headers: dict[str, str] = field(default_factory=dict)
     after_bytes: int = 0
     after_lines: int = 0
+    event_code: int = 410  # error_event: 410 Expired, or e.g. 500 (etcd without progress notify)
     stall_for: float = 120.0
     delay: float = 0.05
     chunk: int = 4096
@@ -429,7 +430,7 @@ class FaultProxy:
                         return
                     if action == "error_event" and lines >= fault.after_lines:
                         send(b"".join(x + b"\n" for x in out))
-                        send(_expired_event())
+                        send(_error_event(fault.event_code))
                         conn.sendall(b"0\r\n\r\n")
                         return
                     out.append(ln)
@@ -443,10 +444,14 @@ class FaultProxy:
         conn.sendall(b"0\r\n\r\n")
 
 
-def _expired_event() -> bytes:
+def _error_event(code: int = 410) -> bytes:
+    if code == 410:
+        message, reason = "too old resource version: 1 (2)", "Expired"
+    else:
+        message, reason = "etcdserver: no progress notification support", "InternalError"
     status = {
         "kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
-        "message": "too old resource version: 1 (2)", "reason": "Expired", "code": 410,
+        "message": message, "reason": reason, "code": code,
     }  # fmt: skip
     return json.dumps({"type": "ERROR", "object": status}, separators=(",", ":")).encode() + b"\n"
 

@@ -664,3 +664,23 @@ def test_live_diff_through_faults_sees_no_difference(
     tally("diff-live-faults", faults=2, runs=1)
     assert r.code == 0, (r.code, r.err, r.out[-2000:])
     assert sum(proxy.injected.values()) == 2
+
+
+def test_error_event_500_falls_back_to_list(
+    objects: Cluster, proxy: FaultProxy, tmp_path: Path
+) -> None:
+    """An ERROR event with a 500 Status right at the start (what a server on an
+    etcd without progress notifications sends): read with LIST, reported."""
+    proxy.add(
+        Fault("error_event", match="/configmaps", watch_only=True, after_lines=0, event_code=500)
+    )
+    out = tmp_path / "snap.zst"
+    r = dump(proxy.kubeconfig(tmp_path / "kc"), out, "-n", NS, "-r", "configmaps")
+    assert r.code == 0, r.err
+    manifest, rows = load(out)
+    lost, dups = exactly_once(rows, {k for k in expected_main() if k[0] == "configmaps"})
+    tally("500-event", faults=1, runs=1, objects=len(rows), lost=lost, duplicates=dups)
+    assert (lost, dups) == (0, 0) and len(rows) == N_CM
+    e = entry(manifest, "configmaps")
+    assert e["method"] == "list"
+    assert "ERROR event" in (e.get("fallback") or "")
