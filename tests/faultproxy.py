@@ -380,13 +380,16 @@ class FaultProxy:
         lines = 0
         pending = b""  # for line-based actions: an incomplete line held back
 
+        tail = b""  # the end of what was sent, for a marker split between reads
+
         def send(data: bytes) -> None:
-            nonlocal sent
+            nonlocal sent, tail
             if data:
                 conn.sendall(b"%x\r\n%s\r\n" % (len(data), data))
                 sent += len(data)
-                if END_MARKER in data:
+                if END_MARKER in tail + data:
                     rec.marker = True
+                tail = (tail + data)[-len(END_MARKER) :]
                 rec.body_bytes = sent
 
         def hold(seconds: float) -> None:
