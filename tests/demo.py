@@ -22,14 +22,20 @@ BIN = Path(sys.executable).parent
 
 
 def step(title: str) -> None:
-    bold, off = ("\033[1m", "\033[0m") if sys.stdout.isatty() and "NO_COLOR" not in os.environ else ("", "")
+    bold, off = (
+        ("\033[1m", "\033[0m") if sys.stdout.isatty() and "NO_COLOR" not in os.environ else ("", "")
+    )
     print(f"\n{bold}== {title}{off}", flush=True)
 
 
 def run(*args: str, check_codes: tuple[int, ...] = (0,)) -> int:
     shown = " ".join(shlex.quote(a) for a in args)
     print(f"$ {shown}", flush=True)
-    env = {**os.environ, "KUBECONFIG": str(OUT / "cp" / "kubeconfig"), "PATH": f"{BIN}:{os.environ['PATH']}"}
+    env = {
+        **os.environ,
+        "KUBECONFIG": str(OUT / "cp" / "kubeconfig"),
+        "PATH": f"{BIN}:{os.environ['PATH']}",
+    }
     code = subprocess.run(list(args), env=env, cwd=OUT).returncode
     if code not in check_codes:
         raise SystemExit(f"demo: `{shown}` exited {code}")
@@ -60,8 +66,14 @@ def main() -> int:
         run("kstream", "count", "before.ndjson.zst")
 
         step("change the cluster: modify, delete, recreate, add")
-        api.call("PATCH", "/api/v1/namespaces/demo-1/configmaps/config-2", {"data": {"note": "changed"}})
-        api.call("PATCH", "/api/v1/namespaces/demo-1/secrets/secret-1", {"stringData": {"password": "rotated"}})
+        api.call(
+            "PATCH", "/api/v1/namespaces/demo-1/configmaps/config-2", {"data": {"note": "changed"}}
+        )
+        api.call(
+            "PATCH",
+            "/api/v1/namespaces/demo-1/secrets/secret-1",
+            {"stringData": {"password": "rotated"}},
+        )
         api.call("DELETE", "/api/v1/namespaces/demo-2/configmaps/config-3")
         api.call("DELETE", f"/apis/{CRD_GROUP}/v1/namespaces/demo-0/widgets/widget-1")
         api.create(*widget("demo-0", "widget-1", color="purple"))
