@@ -8,7 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
-from kstream.errors import ApiError, AuthError, TransportError
+from kstream.errors import ApiError, AuthError, ConfigError, TransportError
 from kstream.kubeclient import Client
 from kstream.resources import Resource
 
@@ -33,6 +33,15 @@ class Discovery:
 
 
 def discover(client: Client) -> Discovery:
+    try:
+        return _discover(client)
+    except ApiError as e:
+        if e.status == 403:  # anonymous, or an identity without system:discovery
+            raise ConfigError(f"these credentials may not read API discovery: {e}") from None
+        raise
+
+
+def _discover(client: Client) -> Discovery:
     core = client.get_json("/api", accept=AGGREGATED_ACCEPT, what="discovery /api")
     if _is_aggregated(core):
         apis = client.get_json("/apis", accept=AGGREGATED_ACCEPT, what="discovery /apis")

@@ -71,8 +71,15 @@ def _prog() -> str:
 
 def main(argv: list[str] | None = None) -> None:
     """Entry point of `kstream` and `kubectl-kstream`."""
-    from kstream.errors import KstreamError
+    import signal
 
+    from kstream.errors import KstreamError
+    from kstream.runner import Terminated
+
+    def on_term(signum: int, frame: object) -> None:
+        raise Terminated()
+
+    signal.signal(signal.SIGTERM, on_term)
     args = sys.argv[1:] if argv is None else argv
     debug = "--debug" in args
     command = typer.main.get_command(app)
@@ -105,6 +112,9 @@ def main(argv: list[str] | None = None) -> None:
     except KeyboardInterrupt:
         _error("interrupted")
         code = ExitCode.INTERRUPTED
+    except Terminated:
+        _error("terminated")
+        code = ExitCode.TERMINATED
     except BrokenPipeError:
         code = ExitCode.OUTPUT
     except Exception as e:
