@@ -31,6 +31,11 @@ class Terminated(BaseException):
     """SIGTERM, turned into an exception in the main thread."""
 
 
+class Interrupted(BaseException):
+    """SIGINT (Ctrl-C), raised instead of KeyboardInterrupt so that no library
+    in between (click turns KeyboardInterrupt into a silent exit) swallows it."""
+
+
 @dataclass
 class _Done(Generic[S]):
     unit: Unit

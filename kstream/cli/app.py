@@ -6,6 +6,7 @@ main() maps every expected error to one line on stderr and its exit code
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 from typing import Annotated
@@ -74,12 +75,17 @@ def main(argv: list[str] | None = None) -> None:
     import signal
 
     from kstream.errors import KstreamError
-    from kstream.runner import Terminated
+    from kstream.runner import Interrupted, Terminated
 
     def on_term(signum: int, frame: object) -> None:
         raise Terminated()
 
-    signal.signal(signal.SIGTERM, on_term)
+    def on_int(signum: int, frame: object) -> None:
+        raise Interrupted()
+
+    with contextlib.suppress(ValueError):  # not the main thread (embedded use)
+        signal.signal(signal.SIGTERM, on_term)
+        signal.signal(signal.SIGINT, on_int)
     args = sys.argv[1:] if argv is None else argv
     debug = "--debug" in args
     command = typer.main.get_command(app)
@@ -88,7 +94,8 @@ def main(argv: list[str] | None = None) -> None:
         code = int(rc) if isinstance(rc, int) else 0
     except typer.Exit as e:
         code = e.exit_code
-    except typer.Abort:
+    except typer.Abort:  # click turns KeyboardInterrupt into Abort
+        _error("interrupted")
         code = ExitCode.INTERRUPTED
     except click.NoArgsIsHelpError as e:
         print(e.ctx.get_help())  # like kubectl: bare `kstream` shows the help
@@ -109,7 +116,7 @@ def main(argv: list[str] | None = None) -> None:
             traceback.print_exc()
         _error(e.message)
         code = e.exit_code
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, Interrupted):
         _error("interrupted")
         code = ExitCode.INTERRUPTED
     except Terminated:

@@ -221,7 +221,7 @@ def run_count(
     from kstream.cli.render import drive
     from kstream.count import CountSink, Missing, Tally, recount, sink_for_unit, units_missing
     from kstream.plan import make_plan
-    from kstream.runner import Run, Terminated
+    from kstream.runner import Interrupted, Run, Terminated
     from kstream.stream import Reader, StreamOptions, Unit
 
     client = c.connect(kubeconfig, context, concurrency, timeout)
@@ -262,7 +262,7 @@ def run_count(
             sink = recount(reader, u, grouping)
             if u.status == "complete":
                 tally.add_sink(sink)
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, Interrupted):
         interrupted = ExitCode.INTERRUPTED
     except Terminated:
         interrupted = ExitCode.TERMINATED

@@ -212,7 +212,7 @@ def run_dump(
 ) -> ExitCode:
     from kstream.archive import Entry, Spool, open_writer, unit_file_name
     from kstream.plan import make_plan
-    from kstream.runner import Run, Terminated
+    from kstream.runner import Interrupted, Run, Terminated
     from kstream.stream import Reader, StreamOptions, Unit
     from kstream.transform import TransformOptions, make_transform
 
@@ -292,7 +292,7 @@ def run_dump(
     interrupted: ExitCode | None = None
     try:
         drive(run.events(), plan.units, quiet, "dump")
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, Interrupted):
         interrupted = ExitCode.INTERRUPTED
     except Terminated:
         interrupted = ExitCode.TERMINATED
