@@ -153,6 +153,17 @@ def contenders_list_server(cp: ControlPlane) -> list[Contender]:
     ]  # fmt: skip
 
 
+def _proc_cpu(pid: int | None) -> float:
+    """CPU seconds (user + system) a process has used so far; 0 when unknown."""
+    if pid is None:
+        return 0.0
+    try:
+        t = psutil.Process(pid).cpu_times()
+        return float(t.user + t.system)
+    except psutil.Error:
+        return 0.0
+
+
 def run_contenders(
     contenders: list[Contender],
     server: str,
@@ -161,6 +172,7 @@ def run_contenders(
     timeout: float,
     log: Callable[[str], None],
     core_repeat: int = 0,
+    server_pid: int | None = None,
 ) -> list[Row]:
     """Run the contenders round-robin, `repeat` times (core ones at least
     `core_repeat` times); each row reports its run with the median wall time."""
@@ -171,6 +183,7 @@ def run_contenders(
             if r >= times:
                 continue
             out = work / c.out_name if c.out_name else None
+            s0 = _proc_cpu(server_pid)
             m = measure(
                 c.cmd(work),
                 stdout=out if c.stdout else None,
@@ -179,10 +192,12 @@ def run_contenders(
                 timeout=timeout,
                 env=CHILD_ENV,
             )
-            row.runs.append(asdict(m))
+            run = asdict(m)
+            run["server_cpu"] = _proc_cpu(server_pid) - s0
+            row.runs.append(run)
             log(
                 f"  [{r + 1}/{times}] {c.name} | {c.path} | {c.output}: wall {m.wall:.2f}s "
-                f"cpu {m.cpu:.2f}s rss {m.rss / 2**20:.0f}MB out {m.out_bytes / 2**20:.1f}MB"
+                f"cpu {m.cpu:.2f}s apiserver cpu {run['server_cpu']:.2f}s rss {m.rss / 2**20:.0f}MB out {m.out_bytes / 2**20:.1f}MB"
                 + (f" ERROR {m.error}" if m.error else "")
             )
             if out is not None:
@@ -554,14 +569,27 @@ def main(argv: list[str] | None = None) -> None:
                 entry["load"]["before"] = os.getloadavg()
                 log(f"N={n}: WatchList on, {len(cs)} contenders x {repeat}")
                 rows = run_contenders(
-                    cs, "WatchList on", tw, repeat, args.timeout, log, core_repeat=args.repeat_core
+                    cs,
+                    "WatchList on",
+                    tw,
+                    repeat,
+                    args.timeout,
+                    log,
+                    core_repeat=args.repeat_core,
+                    server_pid=apiserver_pid(cp),
                 )
                 log(f"N={n}: restarting kube-apiserver with WatchList=false")
                 set_feature_gates(cp, "WatchList=false")
                 try:
                     warm_up(cp)
                     rows += run_contenders(
-                        contenders_list_server(cp), "WatchList off", tw, repeat, args.timeout, log
+                        contenders_list_server(cp),
+                        "WatchList off",
+                        tw,
+                        repeat,
+                        args.timeout,
+                        log,
+                        server_pid=apiserver_pid(cp),
                     )
                 finally:
                     set_feature_gates(cp, "")

@@ -60,8 +60,9 @@ def dump_table(entry: dict[str, Any]) -> list[str]:
     n = entry["n"]
     limit = _find(entry, *LIMIT)
     out = [
-        "| contender | reads via | writes | wall s | × limit | CPU s | CPU µs/object | peak RSS MB | output MB |",
-        "|---|---|---|--:|--:|--:|--:|--:|--:|",
+        "| contender | reads via | writes | wall s | × limit | CPU s | CPU µs/object | peak RSS MB | output MB "
+        "| kube-apiserver CPU s |",
+        "|---|---|---|--:|--:|--:|--:|--:|--:|--:|",
     ]
     for r in _rows(entry, "dump"):
         c = r["chosen"]
@@ -74,10 +75,11 @@ def dump_table(entry: dict[str, Any]) -> list[str]:
         ratio = f"{c['wall'] / limit['wall']:.2f}" if limit else "-"
         out.append(
             f"| {name} | {r['path']} | {r['output']} | {_s(c['wall'])} | {ratio} | {_s(c['cpu'])} | "
-            f"{c['cpu'] / n * 1e6:,.0f} | {_mb(c['rss'])} | {_mb(c['out_bytes']) if c['out_bytes'] else '-'} |"
+            f"{c['cpu'] / n * 1e6:,.0f} | {_mb(c['rss'])} | {_mb(c['out_bytes']) if c['out_bytes'] else '-'} | "
+            f"{_s(c['server_cpu']) if 'server_cpu' in c else '-'} |"
         )
     for s in entry.get("skipped", []):
-        out.append(f"| {s}: not run | | | | | | | | |")
+        out.append(f"| {s}: not run | | | | | | | | | |")
     return out
 
 
