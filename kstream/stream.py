@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import random
+import re
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -36,6 +37,7 @@ from kstream.resources import Resource
 WATCH_LIST = "watch-list"
 LIST = "list"
 
+_NS_FIELD = re.compile(r"metadata\.namespace==?([a-z0-9]([-a-z0-9]*[a-z0-9])?)")
 ADDED_PREFIX = b'{"type":"ADDED","object":'
 END_ANNOTATION = "k8s.io/initial-events-end"
 
@@ -247,13 +249,28 @@ class Reader:
         base = min(self.opts.backoff_max, self.opts.backoff_base * (2 ** max(0, attempt - 1)))
         return float(base * (0.5 + random.random() / 2))
 
-    def _selectors(self) -> list[tuple[str, str]]:
+    def _target(self, unit: Unit) -> tuple[str, list[tuple[str, str]]]:
+        """The URL path and selector parameters for a unit. A field selector
+        `metadata.namespace=X` on a namespaced resource becomes the namespaced
+        path: kube-apiserver 1.36 pages such a cluster-wide LIST wrongly (the
+        continue token loses the namespace, so pages are skipped)."""
+        ns = unit.namespace
+        fs = self.opts.field_selector
+        if ns is None and unit.resource.namespaced and fs:
+            terms = [t.strip() for t in fs.split(",")]
+            for t in terms:
+                m = _NS_FIELD.fullmatch(t)
+                if m:
+                    ns = m.group(1)
+                    terms.remove(t)
+                    break
+            fs = ",".join(terms)
         q = []
         if self.opts.label_selector:
             q.append(("labelSelector", self.opts.label_selector))
-        if self.opts.field_selector:
-            q.append(("fieldSelector", self.opts.field_selector))
-        return q
+        if fs:
+            q.append(("fieldSelector", fs))
+        return unit.resource.path(ns), q
 
     def estimate(self, unit: Unit) -> int | None:
         """A cheap object count: a LIST with limit=1 and its remainingItemCount
@@ -262,7 +279,7 @@ class Reader:
             return None
         try:
             doc = self.client.get_json(
-                unit.resource.path(unit.namespace), query=[("limit", "1")], what="estimate"
+                self._target(unit)[0], query=[("limit", "1")], what="estimate"
             )
         except KstreamError:
             return None
@@ -385,7 +402,7 @@ class Reader:
 
     # -- watch-list
     def _watch_list(self, unit: Unit, sink: Sink) -> str:
-        r = unit.resource
+        path, selectors = self._target(unit)
         q = [
             ("watch", "1"),
             ("sendInitialEvents", "true"),
@@ -393,9 +410,9 @@ class Reader:
             ("resourceVersionMatch", "NotOlderThan"),
             ("resourceVersion", self.opts.resource_version),
             ("timeoutSeconds", str(self.opts.watch_timeout)),
-            *self._selectors(),
+            *selectors,
         ]
-        resp = self.client.open(r.path(unit.namespace), q, what=f"watch {unit.label}")
+        resp = self.client.open(path, q, what=f"watch {unit.label}")
         self._track(resp)
         folded: dict[tuple[str, str], bytes | None] = {}
         plen = len(ADDED_PREFIX)
@@ -450,6 +467,7 @@ class Reader:
         import ijson
 
         r = unit.resource
+        path, selectors = self._target(unit)
         kind_prefix = (
             '{"kind":' + json.dumps(r.kind) + ',"apiVersion":' + json.dumps(r.api_version) + ","
         ).encode()
@@ -457,10 +475,10 @@ class Reader:
         rv = ""
         write = sink.write
         while True:
-            q = [("limit", str(self.opts.page_size)), *self._selectors()]
+            q = [("limit", str(self.opts.page_size)), *selectors]
             if cont:
                 q.append(("continue", cont))
-            resp = self.client.open(r.path(unit.namespace), q, what=f"list {unit.label}")
+            resp = self.client.open(path, q, what=f"list {unit.label}")
             self._track(resp)
             items: list[Any] = []
             coro = ijson.items_coro(_ListAppender(items), "items.item", use_float=True)

@@ -438,3 +438,24 @@ def test_cut_compressed_ndjson_is_refused(tmp_path: Path) -> None:
         part.write_bytes(blob[:cut])
         with pytest.raises(SnapshotError, match="cut short"):
             list(open_snapshot(str(part)).lines())
+
+
+def test_namespace_field_selector_becomes_the_namespaced_path() -> None:
+    """kube-apiserver 1.36 loses pages of a cluster-wide LIST filtered by
+    metadata.namespace: the reader asks the namespaced path instead."""
+    page = (
+        b'{"kind":"ConfigMapList","apiVersion":"v1","metadata":{"resourceVersion":"9"},"items":[]}'
+    )
+    paths_seen: list[str] = []
+
+    class PathClient(FakeClient):
+        def open(self, path: str, query: Any = (), **kw: Any) -> FakeResponse:
+            paths_seen.append(path)
+            return super().open(path, query, **kw)
+
+    client = PathClient([page])
+    opts = StreamOptions(method="list", field_selector="metadata.namespace=shop,metadata.name!=x")
+    reader = Reader(client, opts, threading.Event())  # type: ignore[arg-type]
+    reader.read(Unit(CM), ListSink(), lambda u: None)
+    assert paths_seen == ["/api/v1/namespaces/shop/configmaps"]
+    assert client.requests[0]["fieldSelector"] == "metadata.name!=x"
