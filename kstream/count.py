@@ -851,7 +851,7 @@ def _count_plain(snap: Any, grouping: Grouping, filters: Filters) -> CountResult
     explicit = bool(filters.include)
     decided: dict[tuple[str, str], ResKey | None] = {}
     labels, fields = filters.labels, filters.fields
-    for line in _plain_lines(snap):
+    for line in snap.lines():
         try:
             doc = json.loads(line)
         except ValueError:
@@ -878,60 +878,3 @@ def _count_plain(snap: Any, grouping: Grouping, filters: Filters) -> CountResult
         tally.add(make_key(grouping, res, ns, md.get("labels")), 1, len(line))
     result.rows = tally.rows()
     return result
-
-
-def _plain_lines(snap: Any) -> Iterator[bytes]:
-    """The lines of an NDJSON snapshot. Compressed NDJSON is decompressed here,
-    frame by frame, so that a file cut inside a zstd frame is reported
-    (archive.Snapshot.lines() reads such a file as if it were whole)."""
-    if snap.format != "ndjson.zst":
-        yield from snap.lines()
-        return
-    from kstream.stream import iter_lines
-
-    tail = b""
-
-    def chunks() -> Iterator[bytes]:
-        nonlocal tail
-        for c in _zstd_chunks(snap.path):
-            tail = c[-1:]
-            yield c
-
-    for n, line in enumerate(iter_lines(chunks()), 1):
-        if not line.strip():
-            continue
-        if line[:1] != b"{":
-            raise SnapshotError(f"{snap.path}: line {n} is not a JSON object")
-        yield line
-    if tail and tail != b"\n":
-        raise SnapshotError(f"{snap.path}: the last line is cut short (truncated)")
-
-
-def _zstd_chunks(path: str, size: int = 1 << 20) -> Iterator[bytes]:
-    import zstandard
-
-    try:
-        f = open(path, "rb")  # noqa: SIM115
-    except OSError as e:
-        raise SnapshotError(f"{path}: {e.strerror}") from None
-    with f:
-        dctx = zstandard.ZstdDecompressor()
-        d = dctx.decompressobj()
-        in_frame = False
-        try:
-            while data := f.read(size):
-                while data:
-                    in_frame = True
-                    out = d.decompress(data)
-                    if out:
-                        yield out
-                    if d.eof:
-                        data = d.unused_data
-                        d = dctx.decompressobj()
-                        in_frame = False
-                    else:
-                        data = b""
-        except zstandard.ZstdError as e:
-            raise SnapshotError(f"{path}: corrupted zstd data ({e})") from None
-    if in_frame:
-        raise SnapshotError(f"{path}: truncated: the file ends inside a zstd frame (cut short)")
