@@ -274,6 +274,7 @@ def test_spool_fold_replaces_in_place(tmp_path: Path) -> None:
 class FakeResponse:
     def __init__(self, body: bytes) -> None:
         self.buf = io.BytesIO(body)
+        self.headers: dict[str, str] = {}
 
     def read1(self, n: int) -> bytes:
         return self.buf.read(min(n, 1000))
