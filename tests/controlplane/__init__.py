@@ -289,18 +289,6 @@ class ControlPlane:
         if self.state_file.exists():
             self.state_file.unlink()
 
-    def restart_apiserver(self) -> None:
-        """Kill kube-apiserver hard and start it again on the same port and data."""
-        state = json.loads(self.state_file.read_text())
-        proc = self._procs.get("kube-apiserver")
-        pid = state["pids"]["kube-apiserver"]
-        os.kill(pid, signal.SIGKILL)
-        if proc is not None:
-            proc.wait(10)
-        self._spawn("kube-apiserver", state["apiserver_args"])
-        self._write_state()
-        self._wait_ready()
-
     def kill_apiserver(self) -> None:
         pid = json.loads(self.state_file.read_text())["pids"]["kube-apiserver"]
         os.kill(pid, signal.SIGKILL)
@@ -330,10 +318,6 @@ class ControlPlane:
         )  # fmt: skip
         path = self.dir / f"kubeconfig-{name}"
         self._write_kubeconfig(path, name, cert=crt, key=key)
-        return path
-
-    def kubeconfig_with_token(self, path: Path, token: str, user: str = "token-user") -> Path:
-        self._write_kubeconfig(path, user, token=token)
         return path
 
     # internals -----------------------------------------------------------
