@@ -13,6 +13,8 @@ from rich.console import Console
 
 if TYPE_CHECKING:
     from kstream.kubeclient import Client
+    from kstream.plan import Plan
+    from kstream.stream import Reader
 
 # ------------------------------------------------------------------ consoles
 
@@ -281,3 +283,32 @@ def connect(
 
 def stderr_is_terminal() -> bool:
     return sys.stderr.isatty() and os.environ.get("TERM") != "dumb"
+
+
+def open_live(
+    target: Target,
+    kubeconfig: str | None,
+    context: str | None,
+    method: str,
+    concurrency: int,
+    timeout: float,
+    retries: int,
+    skip_secrets: bool = False,
+) -> tuple[Plan, Reader]:
+    """Connect, discover and plan the units; the reader that streams them."""
+    import threading
+
+    from kstream.plan import make_plan
+    from kstream.stream import Reader, StreamOptions
+
+    client = connect(kubeconfig, context, concurrency, timeout)
+    plan = make_plan(
+        client, target.resources, target.exclude, target.namespaces, skip_secrets=skip_secrets
+    )
+    opts = StreamOptions(
+        label_selector=target.selector,
+        field_selector=target.field_selector,
+        method=method,
+        max_retries=retries,
+    )
+    return plan, Reader(client, opts, threading.Event())

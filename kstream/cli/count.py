@@ -220,19 +220,10 @@ def run_count(
     """Stream every unit into a counting sink: dump's machinery, nothing written."""
     from kstream.cli.render import drive
     from kstream.count import CountSink, Missing, Tally, recount, sink_for_unit, units_missing
-    from kstream.plan import make_plan
-    from kstream.runner import Interrupted, Run, Terminated
-    from kstream.stream import Reader, StreamOptions, Unit
+    from kstream.runner import Run
+    from kstream.stream import Unit
 
-    client = c.connect(kubeconfig, context, concurrency, timeout)
-    plan = make_plan(client, target.resources, target.exclude, target.namespaces)
-    sopts = StreamOptions(
-        label_selector=target.selector,
-        field_selector=target.field_selector,
-        method=method,
-        max_retries=retries,
-    )
-    reader = Reader(client, sopts, threading.Event())
+    plan, reader = c.open_live(target, kubeconfig, context, method, concurrency, timeout, retries)
     tally = Tally()
     again: list[Unit] = []
 
@@ -255,22 +246,12 @@ def run_count(
         concurrency,
         estimate=not quiet and c.stderr_is_terminal(),
     )
-    interrupted: ExitCode | None = None
-    try:
-        drive(run.events(), plan.units, quiet, "count")
-        for u in again:
+    interrupted = drive(run, quiet)
+    if interrupted is None:
+        for u in again:  # interrupted here: main() reports it (exit 130/143)
             sink = recount(reader, u, grouping)
             if u.status == "complete":
                 tally.add_sink(sink)
-    except (KeyboardInterrupt, Interrupted):
-        interrupted = ExitCode.INTERRUPTED
-    except Terminated:
-        interrupted = ExitCode.TERMINATED
-    except BaseException:
-        run.cancel()
-        raise
-    if interrupted is not None:
-        run.cancel()
     result = CountResult("live", grouping, tally.rows(), server=plan.server)
     result.interrupted = interrupted is not None
     result.incomplete = units_missing(plan.units)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import datetime as dt
 import sys
-import threading
 import time
 from enum import Enum
 from pathlib import Path
@@ -211,19 +210,20 @@ def run_dump(
     quiet: bool,
 ) -> ExitCode:
     from kstream.archive import Entry, Spool, open_writer, unit_file_name
-    from kstream.plan import make_plan
-    from kstream.runner import Interrupted, Run, Terminated
-    from kstream.stream import Reader, StreamOptions, Unit
+    from kstream.runner import Run
+    from kstream.stream import Unit
     from kstream.transform import TransformOptions, make_transform
 
     started = dt.datetime.now(dt.timezone.utc)
     t0 = time.monotonic()
-    client = c.connect(kubeconfig, context, concurrency, timeout)
-    plan = make_plan(
-        client,
-        target.resources,
-        target.exclude,
-        target.namespaces,
+    plan, reader = c.open_live(
+        target,
+        kubeconfig,
+        context,
+        method,
+        concurrency,
+        timeout,
+        retries,
         skip_secrets=secrets == "exclude",
     )
     from kstream.completion import save_discovery_cache
@@ -243,13 +243,6 @@ def run_dump(
     header = {"created": started.isoformat(), "tool": f"kstream {__version__}"}
     writer = open_writer(output, fmt, force, level, header)
     topts = TransformOptions(secrets=secrets, secret_key=secret_key, strip=strip)
-    sopts = StreamOptions(
-        label_selector=target.selector,
-        field_selector=target.field_selector,
-        method=method,
-        max_retries=retries,
-    )
-    reader = Reader(client, sopts, threading.Event())
 
     def make_sink(u: Unit) -> Spool:
         name = unit_file_name(
@@ -289,23 +282,15 @@ def run_dump(
         concurrency,
         estimate=not quiet and c.stderr_is_terminal(),
     )
-    interrupted: ExitCode | None = None
     try:
-        drive(run.events(), plan.units, quiet, "dump")
-    except (KeyboardInterrupt, Interrupted):
-        interrupted = ExitCode.INTERRUPTED
-    except Terminated:
-        interrupted = ExitCode.TERMINATED
+        interrupted = drive(run, quiet)
     except BaseException:
-        run.cancel()
         writer.abort()
         raise
-    if interrupted is not None:
-        run.cancel()
-        if output == "-":
-            writer.abort()
-            c.note("interrupted: the output on stdout is incomplete")
-            return interrupted
+    if interrupted is not None and output == "-":
+        writer.abort()
+        c.note("interrupted: the output on stdout is incomplete")
+        return interrupted
     written = {e.index for e in plan.units[: run.delivered]}
     missing = [u for u in plan.units if u.index not in written]
     status = "complete"

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Sequence
-from typing import Any
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Group
 from rich.live import Live
@@ -12,7 +12,11 @@ from rich.table import Table
 from rich.text import Text
 
 from kstream.cli.common import consoles, stderr_is_terminal
+from kstream.exitcodes import ExitCode
 from kstream.stream import Unit
+
+if TYPE_CHECKING:
+    from kstream.runner import Run
 
 STATE_STYLE = {
     "waiting": "dim",
@@ -52,9 +56,8 @@ def _state(u: Unit) -> str:
 class ProgressView:
     """Driven by unit events; draws a live table only when stderr is a terminal."""
 
-    def __init__(self, units: Sequence[Unit], enabled: bool, verb: str = "dump") -> None:
+    def __init__(self, units: Sequence[Unit], enabled: bool) -> None:
         self.units = units
-        self.verb = verb
         self.started = time.monotonic()
         self.live: Live | None = None
         self.touched: dict[int, float] = {}
@@ -165,19 +168,23 @@ def summary_table(units: Sequence[Unit], title: str) -> Table:
     return t
 
 
-def drive(events: Iterable[Unit | None], units: Sequence[Unit], quiet: bool, verb: str) -> None:
-    """Consume a run's events, drawing progress; SIGTERM becomes Terminated."""
-    import signal
+def drive(run: Run[Any], quiet: bool) -> ExitCode | None:
+    """Consume a run's events, drawing progress. Ctrl-C and SIGTERM (turned into
+    exceptions by main()) cancel the run and come back as their exit code; any
+    other error cancels it and propagates."""
+    from kstream.runner import Interrupted, Terminated
 
-    from kstream.runner import Terminated
-
-    def on_term(signum: int, frame: Any) -> None:
-        raise Terminated()
-
-    old = signal.signal(signal.SIGTERM, on_term)
     try:
-        with ProgressView(units, enabled=not quiet, verb=verb) as view:
-            for ev in events:
+        with ProgressView(run.units, enabled=not quiet) as view:
+            for ev in run.events():
                 view.update(ev)
-    finally:
-        signal.signal(signal.SIGTERM, old)
+    except (KeyboardInterrupt, Interrupted):
+        run.cancel()
+        return ExitCode.INTERRUPTED
+    except Terminated:
+        run.cancel()
+        return ExitCode.TERMINATED
+    except BaseException:
+        run.cancel()
+        raise
+    return None
