@@ -523,36 +523,6 @@ class Side:
 # =========================================================================== comparing
 
 
-def _strip(obj: Any, pattern: paths.Path) -> None:
-    """Delete the values at `pattern`, and the maps the deletion left empty."""
-    if not pattern:
-        return
-    head, rest = pattern[0], pattern[1:]
-    if isinstance(obj, dict):
-        keys = list(obj) if head == "*" else ([head] if head in obj else [])
-        for k in keys:
-            if not rest:
-                del obj[k]
-                continue
-            child = obj[k]
-            if isinstance(child, (dict, list)) and child:
-                _strip(child, rest)
-                if not child:
-                    del obj[k]
-    elif isinstance(obj, list):
-        if head == "*":
-            if not rest:
-                obj.clear()
-                return
-            for item in obj:
-                _strip(item, rest)
-        elif head.isdigit() and int(head) < len(obj):
-            if rest:
-                _strip(obj[int(head)], rest)
-            else:
-                del obj[int(head)]
-
-
 def _same_leaf(a: Any, b: Any) -> bool:
     """JSON equality: 1 == 1.0, but true != 1 and a map never equals a list."""
     if type(a) is type(b):
@@ -970,8 +940,8 @@ class Comparison:
                 if r is not None:
                     r(o)
         for p in ignores:
-            _strip(oa, p)
-            _strip(ob, p)
+            paths.delete(oa, p, prune=True)
+            paths.delete(ob, p, prune=True)
         diffs = field_changes(oa, ob)
         if not diffs:
             return None

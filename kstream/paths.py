@@ -48,26 +48,32 @@ def matches(path: Path, pattern: Path) -> bool:
     return all(p in ("*", s) for s, p in zip(path, pattern, strict=False))
 
 
-def delete(obj: Any, pattern: Path) -> None:
-    """Remove every value at `pattern` from obj (in place)."""
+def delete(obj: Any, pattern: Path, prune: bool = False) -> None:
+    """Remove every value at `pattern` from obj (in place). With prune, maps and
+    lists the deletion left empty are removed too."""
     if not pattern:
         return
     head, rest = pattern[0], pattern[1:]
     if isinstance(obj, dict):
         keys = list(obj) if head == "*" else ([head] if head in obj else [])
         for k in keys:
-            if rest:
-                delete(obj[k], rest)
-            else:
+            if not rest:
                 del obj[k]
-        if not rest:
-            return
+                continue
+            child = obj[k]
+            if isinstance(child, (dict, list)) and child:
+                delete(child, rest, prune)
+                if prune and not child:
+                    del obj[k]
     elif isinstance(obj, list):
         if head == "*":
+            if not rest:
+                obj.clear()
+                return
             for item in obj:
-                delete(item, rest)
+                delete(item, rest, prune)
         elif head.isdigit() and int(head) < len(obj):
             if rest:
-                delete(obj[int(head)], rest)
+                delete(obj[int(head)], rest, prune)
             else:
                 del obj[int(head)]
