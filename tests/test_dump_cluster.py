@@ -15,6 +15,7 @@ import pytest
 
 from kstream.archive import open_snapshot
 from tests.conftest import KUBECTL, Cluster, kstream, kubectl_json
+from tests.controlplane.versions import KUBE_VERSION
 from tests.seed import CRD_GROUP, configmap, deployment, grant, namespace, secret, widget
 
 pytestmark = pytest.mark.cluster
@@ -257,7 +258,7 @@ def test_archive_round_trip_and_layout(seeded: Cluster, tmp_path: Path) -> None:
     assert snap.complete and snap.manifest is not None
     m = snap.manifest
     assert m["status"] == "complete"
-    assert m["server"]["version"] == "v1.36.3"
+    assert m["server"]["version"] == KUBE_VERSION
     assert m["server"]["url"].startswith("https://127.0.0.1:")
     # zstdcat sees exactly the objects, in the manifest's order
     plain = subprocess.run(["zstdcat", str(out)], capture_output=True, check=True).stdout
