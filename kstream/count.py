@@ -544,11 +544,7 @@ def estimate_one(reader: Reader, unit: Unit) -> tuple[int | None, Missing | None
     (None, Missing) when the LIST is refused or fails. Bad credentials and TLS
     errors are raised (fatal, as for dump)."""
     try:
-        doc = reader.client.get_json(
-            unit.resource.path(unit.namespace),
-            query=[("limit", "1")],
-            what=f"list {unit.label}",
-        )
+        return reader.estimate_count(unit), None
     except (AuthError, TLSError):
         raise
     except ApiError as e:
@@ -556,14 +552,6 @@ def estimate_one(reader: Reader, unit: Unit) -> tuple[int | None, Missing | None
         return None, Missing(unit.resource.name, unit.namespace, status, str(e))
     except KstreamError as e:
         return None, Missing(unit.resource.name, unit.namespace, "failed", str(e))
-    if not isinstance(doc, dict):
-        return None, None
-    md = _meta(doc)
-    n = len(doc.get("items") or [])
-    if not md.get("continue"):
-        return n, None
-    rem = md.get("remainingItemCount")
-    return (n + rem, None) if isinstance(rem, int) else (None, None)
 
 
 def estimate_units(

@@ -5,8 +5,10 @@ resourceVersionMatch=NotOlderThan`, up to the BOOKMARK annotated
 `k8s.io/initial-events-end`. Each ADDED event's object is handed to the sink as
 the exact bytes the server sent; nothing is parsed unless the sink asks for it.
 
-Falls back to a paginated LIST (limit/continue) parsed incrementally with ijson
-when the server refuses watch-list for the resource. Retries 429/5xx with backoff
+Falls back to a paginated LIST (limit/continue) when the server refuses
+watch-list for the resource; `listpage.PageReader` cuts each item out of the
+page as the bytes the server sent, with kind/apiVersion added where the server
+leaves them out, so both paths write the same bytes for the same object. Retries 429/5xx with backoff
 (honouring Retry-After) and restarts the resource from scratch, discarding what
 the sink got, when a stream is cut.
 """
@@ -32,10 +34,27 @@ from kstream.errors import (
     TransportError,
 )
 from kstream.kubeclient import Client, read_chunks
+from kstream.listpage import HAS_API_VERSION, HAS_KIND, NOT_OBJECT, PageError, PageReader, compact
 from kstream.resources import Resource
 
 WATCH_LIST = "watch-list"
 LIST = "list"
+
+# Short reasons for reading by LIST, as the summary shows them: `list (watch-list off)`.
+WATCH_LIST_OFF = "watch-list off"  # 422/400: the server does not serve watch-list
+WATCH_FORBIDDEN = "watch forbidden"  # 403 on watch (RBAC grants list without watch)
+NO_WATCH_VERB = "no watch verb"  # discovery lists no watch verb for the resource
+WATCH_NOT_SERVED = "watch not served"  # 404/405/406 on watch
+ERROR_EVENT = "ERROR event"  # the stream sent an ERROR event it would send again
+STREAMS_BROKE = "streams broke"  # streams broke or ended without the end marker
+FALLBACKS = (
+    WATCH_LIST_OFF,
+    WATCH_FORBIDDEN,
+    NO_WATCH_VERB,
+    WATCH_NOT_SERVED,
+    ERROR_EVENT,
+    STREAMS_BROKE,
+)
 
 _NS_FIELD = re.compile(r"metadata\.namespace==?([a-z0-9]([-a-z0-9]*[a-z0-9])?)")
 ADDED_PREFIX = b'{"type":"ADDED","object":'
@@ -81,7 +100,8 @@ class Unit:
     state: str = "waiting"  # waiting streaming listing retrying done forbidden failed skipped
     status: str = ""  # complete forbidden failed skipped incomplete (final)
     method: str = ""
-    fallback_reason: str = ""
+    fallback: str = ""  # short reason for a LIST read (FALLBACKS), "" when none
+    fallback_reason: str = ""  # the full explanation, server text included
     objects: int = 0
     bytes: int = 0
     retries: int = 0
@@ -152,46 +172,6 @@ def iter_lines(chunks: Iterable[bytes]) -> Iterator[bytes]:
             start = j + 1
         if start < len(chunk):
             buf += chunk[start:]
-
-
-_WS = " \t\r\n"
-
-
-def parse_list_head(buf: bytes) -> dict[str, Any] | None:
-    """The top-level members of a LIST body that precede "items" (kind,
-    apiVersion, metadata), or None when more bytes are needed."""
-    s = buf.decode("utf-8", "ignore")
-    dec = json.JSONDecoder()
-    out: dict[str, Any] = {}
-    try:
-        i = _skip(s, 0)
-        if s[i] != "{":
-            raise ValueError("not a JSON object")
-        i = _skip(s, i + 1)
-        while True:
-            if s[i] == "}":
-                out["__end__"] = True
-                return out
-            key, i = dec.raw_decode(s, i)
-            i = _skip(s, i)
-            if s[i] != ":":
-                raise ValueError("bad JSON")
-            i = _skip(s, i + 1)
-            if key == "items":
-                return out
-            val, i = dec.raw_decode(s, i)
-            out[key] = val
-            i = _skip(s, i)
-            if s[i] == ",":
-                i = _skip(s, i + 1)
-    except (IndexError, json.JSONDecodeError):
-        return None
-
-
-def _skip(s: str, i: int) -> int:
-    while s[i] in _WS:
-        i += 1
-    return i
 
 
 # --------------------------------------------------------------------------- the reader
@@ -273,34 +253,58 @@ class Reader:
         return unit.resource.path(ns), q
 
     def estimate(self, unit: Unit) -> int | None:
-        """A cheap object count: a LIST with limit=1 and its remainingItemCount
-        (absent with selectors, or when the server does not say)."""
-        if self.opts.label_selector or self.opts.field_selector:
-            return None
+        """A cheap object count for the progress display (None when unknown)."""
         try:
-            doc = self.client.get_json(
-                self._target(unit)[0], query=[("limit", "1")], what="estimate"
-            )
+            return self.estimate_count(unit)
         except KstreamError:
             return None
-        md = doc.get("metadata") or {} if isinstance(doc, dict) else {}
-        n = len(doc.get("items") or []) if isinstance(doc, dict) else 0
-        if md.get("continue"):
-            rem = md.get("remainingItemCount")
-            return n + rem if isinstance(rem, int) else None
-        return n
+
+    def estimate_count(self, unit: Unit) -> int | None:
+        """Objects in a unit from one LIST with limit=1: the item plus the
+        server's remainingItemCount; None when the server does not say (it
+        never does with selectors). Errors are raised."""
+        path, selectors = self._target(unit)
+        resp = self.client.open(path, [("limit", "1"), *selectors], what=f"list {unit.label}")
+        self._track(resp)
+        page = PageReader()
+        n = 0
+        try:
+            for chunk in self._chunks(resp):
+                n += len(page.feed(chunk))
+            n += len(page.close())
+        except PageError as e:
+            raise _page_error(unit, e) from None
+        finally:
+            self._untrack(resp)
+        if not page.continue_token:
+            return n
+        rem = page.remaining
+        return None if rem is None else n + rem
 
     # -- one unit, with retries and fallback
     def read(self, unit: Unit, sink: Sink, emit: Emit) -> None:
         """Fill the sink with the unit's objects; sets unit.status. Raises only
-        AuthError/TLSError (fatal for the run) and Cancelled."""
+        AuthError/TLSError (fatal for the run) and Cancelled.
+
+        With `method="watch-list"` (forced) nothing falls back to LIST: what
+        would have made `auto` fall back ends the unit as failed (forbidden
+        for a 403), with the reason."""
+        unit.started = time.monotonic()
+        try:
+            self._read(unit, sink, emit)
+        except _NoFallback as e:
+            status = "forbidden" if e.code == WATCH_FORBIDDEN else "failed"
+            self._end(unit, emit, status, f"--method watch-list: {e.code}: {e.reason}")
+
+    def _read(self, unit: Unit, sink: Sink, emit: Emit) -> None:
         r = unit.resource
         method = self.opts.method
         if method == "auto":
             method = WATCH_LIST if r.watchable else LIST
-        if method == LIST and self.opts.method == "auto" and not r.watchable:
-            unit.fallback_reason = "the resource does not support watch"
-        unit.started = time.monotonic()
+        if not r.watchable and self.opts.method != LIST:
+            method = self._fall_back(
+                unit, NO_WATCH_VERB, "the server lists no watch verb for the resource"
+            )
         stream_failures = 0
         attempt = 0
         while True:
@@ -325,7 +329,7 @@ class Reader:
             except ApiError as e:
                 self._discard(unit, sink)
                 if method == WATCH_LIST and e.status in (400, 403, 404, 405, 406, 422):
-                    method = self._fall_back(unit, _refusal(e))
+                    method = self._fall_back(unit, *_refusal(e))
                     continue
                 again = e.status == 410 or e.retriable or e.reason == "ResourceVersionTooLarge"
                 if again and attempt < self.opts.max_retries:
@@ -343,14 +347,16 @@ class Reader:
                 elif e.status != 429 and e.status <= 500 and method == WATCH_LIST:
                     # an ERROR event the server would send again (e.g. 500 from an
                     # etcd without progress requests): read with LIST instead
-                    method = self._fall_back(unit, f"watch-list ERROR event: {e}")
+                    method = self._fall_back(unit, ERROR_EVENT, f"watch-list ERROR event: {e}")
                     continue
                 if (
                     method == WATCH_LIST
                     and stream_failures >= self.opts.stream_failures_before_fallback
                 ):
                     method = self._fall_back(
-                        unit, f"{stream_failures} streams ended without the end marker"
+                        unit,
+                        STREAMS_BROKE,
+                        f"{stream_failures} streams ended without the end marker",
                     )
                     continue
                 if attempt < self.opts.max_retries:
@@ -364,7 +370,9 @@ class Reader:
                 if method == WATCH_LIST and isinstance(e, TransportError):
                     stream_failures += 1
                     if stream_failures >= self.opts.stream_failures_before_fallback:
-                        method = self._fall_back(unit, f"{stream_failures} streams broke: {e}")
+                        method = self._fall_back(
+                            unit, STREAMS_BROKE, f"{stream_failures} streams broke: {e}"
+                        )
                         continue
                 if attempt < self.opts.max_retries:
                     attempt += 1
@@ -382,7 +390,10 @@ class Reader:
         unit.objects = unit.bytes = 0
         unit.estimate = None
 
-    def _fall_back(self, unit: Unit, reason: str) -> str:
+    def _fall_back(self, unit: Unit, code: str, reason: str) -> str:
+        if self.opts.method == WATCH_LIST:
+            raise _NoFallback(code, reason)
+        unit.fallback = code
         unit.fallback_reason = reason
         return LIST
 
@@ -464,13 +475,16 @@ class Reader:
 
     # -- paginated LIST
     def _list(self, unit: Unit, sink: Sink) -> str:
-        import ijson
-
         r = unit.resource
         path, selectors = self._target(unit)
-        kind_prefix = (
-            '{"kind":' + json.dumps(r.kind) + ',"apiVersion":' + json.dumps(r.api_version) + ","
-        ).encode()
+        kind, api = json.dumps(r.kind), json.dumps(r.api_version)
+        # what goes before an item's own members, by the TypeMeta it lacks
+        heads = {
+            0: f'{{"kind":{kind},"apiVersion":{api}'.encode(),
+            HAS_KIND: f'{{"apiVersion":{api}'.encode(),
+            HAS_API_VERSION: f'{{"kind":{kind}'.encode(),
+        }
+        typed = HAS_KIND | HAS_API_VERSION
         cont = ""
         rv = ""
         write = sink.write
@@ -480,73 +494,77 @@ class Reader:
                 q.append(("continue", cont))
             resp = self.client.open(path, q, what=f"list {unit.label}")
             self._track(resp)
-            items: list[Any] = []
-            coro = ijson.items_coro(_ListAppender(items), "items.item", use_float=True)
-            head_buf = bytearray()
-            head: dict[str, Any] | None = None
+            page = PageReader()
+            objects = size = 0
             try:
                 for chunk in self._chunks(resp):
-                    if head is None:
-                        head_buf += chunk
-                        head = parse_list_head(bytes(head_buf))
-                        if head is None and len(head_buf) > 4 * 1024 * 1024:
-                            raise TransportError(f"list {unit.label}: unreadable list body")
-                    coro.send(chunk)
-                    for item in items:
-                        obj = _encode_item(item, kind_prefix)
-                        write(obj)
-                        unit.objects += 1
-                        unit.bytes += len(obj)
-                    items.clear()
-                coro.close()
-                for item in items:
-                    obj = _encode_item(item, kind_prefix)
-                    write(obj)
+                    for item, flags in page.feed(chunk):
+                        if flags != typed:
+                            item = _typed(item, flags, heads, unit)
+                        elif b"\n" in item or b"\r" in item:
+                            item = compact(item)
+                        write(item)
+                        objects += 1
+                        size += len(item)
+                    unit.objects += objects
+                    unit.bytes += size
+                    objects = size = 0
+                for item, flags in page.close():
+                    if flags != typed:
+                        item = _typed(item, flags, heads, unit)
+                    elif b"\n" in item or b"\r" in item:
+                        item = compact(item)
+                    write(item)
                     unit.objects += 1
-                    unit.bytes += len(obj)
-                items.clear()
-            except ijson.common.IncompleteJSONError:
-                raise TransportError(f"list {unit.label}: the body was cut short") from None
-            except ijson.common.JSONError:
-                raise TransportError(f"list {unit.label}: invalid JSON in the list body") from None
+                    unit.bytes += len(item)
+            except PageError as e:
+                raise _page_error(unit, e) from None
             finally:
                 self._untrack(resp)
-            if head is None:
-                raise TransportError(f"list {unit.label}: the body was cut short")
-            md = head.get("metadata") or {}
-            rv = rv or str(md.get("resourceVersion") or "")
-            cont = str(md.get("continue") or "")
-            remaining = md.get("remainingItemCount")
-            if isinstance(remaining, int):
+            if not page.items_seen:
+                raise TransportError(f"list {unit.label}: the server sent a list without items")
+            # all pages are one snapshot at the first page's resourceVersion
+            rv = rv or page.resource_version
+            cont = page.continue_token
+            remaining = page.remaining
+            if remaining is not None:
                 unit.estimate = unit.objects + remaining
             if not cont:
                 return rv
 
 
-class _ListAppender:
-    """ijson's push target: collects the items of one chunk."""
-
-    def __init__(self, items: list[Any]) -> None:
-        self.send = items.append
-
-    def close(self) -> None:
-        pass
-
-
-def _encode_item(item: dict[str, Any], kind_prefix: bytes) -> bytes:
-    """A LIST item as the server would send it in a watch event: typed objects
-    get kind and apiVersion first (LIST items of built-in types carry neither)."""
-    if "kind" in item and "apiVersion" in item:
-        return go_json(item)
-    body = go_json(item)
-    if body == b"{}":
-        return kind_prefix[:-1] + b"}"
-    return kind_prefix + body[1:]
+def _typed(item: bytes, flags: int, heads: dict[int, bytes], unit: Unit) -> bytes:
+    """A LIST item as a watch event carries it: kind and apiVersion first
+    (LIST items of built-in types carry neither), compact."""
+    if flags == NOT_OBJECT:
+        raise TransportError(f"list {unit.label}: an item of the list is not an object")
+    if b"\n" in item or b"\r" in item:
+        item = compact(item)
+    rest = item[1:].lstrip(b" \t")
+    if rest.startswith(b"}"):
+        return heads[flags] + b"}"
+    return heads[flags] + b"," + rest
 
 
-def _refusal(e: ApiError) -> str:
+def _page_error(unit: Unit, e: PageError) -> TransportError:
+    if e.truncated:
+        return TransportError(f"list {unit.label}: the body was cut short ({e})")
+    return TransportError(f"list {unit.label}: the server sent invalid JSON ({e})")
+
+
+def _refusal(e: ApiError) -> tuple[str, str]:
+    """The short and the full reason for falling back after a refused watch."""
     if e.status == 422 or e.status == 400:
-        return f"watch-list refused: {e}"
+        return WATCH_LIST_OFF, f"watch-list refused: {e}"
     if e.status == 403:
-        return "watch is forbidden (list may be allowed)"
-    return f"watch not served: {e}"
+        return WATCH_FORBIDDEN, "watch is forbidden (list may be allowed)"
+    return WATCH_NOT_SERVED, f"watch not served: {e}"
+
+
+class _NoFallback(Exception):
+    """`--method watch-list` was forced where auto would have fallen back."""
+
+    def __init__(self, code: str, reason: str) -> None:
+        super().__init__(reason)
+        self.code = code
+        self.reason = reason

@@ -24,10 +24,8 @@ from kstream.stream import (
     Reader,
     StreamOptions,
     Unit,
-    _encode_item,
     go_json,
     iter_lines,
-    parse_list_head,
 )
 from kstream.transform import TransformOptions, make_transform, redact_secret
 
@@ -47,31 +45,10 @@ def test_iter_lines_any_length_and_cut_tail() -> None:
     assert lines == [b'{"a":1}', big, b'{"b":2}']
 
 
-def test_parse_list_head() -> None:
-    body = b'{"kind":"ConfigMapList","apiVersion":"v1","metadata":{"resourceVersion":"5","continue":"abc","remainingItemCount":7},"items":[{"metadata":{}}]}'
-    for cut in (10, 40, 100):
-        assert parse_list_head(body[:cut]) is None
-    head = parse_list_head(body[:130])
-    assert head == {
-        "kind": "ConfigMapList",
-        "apiVersion": "v1",
-        "metadata": {"resourceVersion": "5", "continue": "abc", "remainingItemCount": 7},
-    }
-
-
 def test_go_json_escapes_like_go() -> None:
     assert go_json({"a": "<x> & y", "b": "é\u2028", "c": [1, 2.5, None, True]}) == (
         b'{"a":"\\u003cx\\u003e \\u0026 y","b":"\xc3\xa9\\u2028","c":[1,2.5,null,true]}'
     )
-
-
-def test_list_items_get_kind_and_api_version_first() -> None:
-    prefix = b'{"kind":"ConfigMap","apiVersion":"v1",'
-    assert _encode_item({"metadata": {"name": "a"}}, prefix) == (
-        b'{"kind":"ConfigMap","apiVersion":"v1","metadata":{"name":"a"}}'
-    )
-    cr = {"apiVersion": "x/v1", "kind": "W", "metadata": {}}
-    assert _encode_item(cr, prefix) == go_json(cr)
 
 
 RES = [
@@ -460,3 +437,68 @@ def test_namespace_field_selector_becomes_the_namespaced_path() -> None:
     reader.read(Unit(CM), ListSink(), lambda u: None)
     assert paths_seen == ["/api/v1/namespaces/shop/configmaps"]
     assert client.requests[0]["fieldSelector"] == "metadata.name!=x"
+
+
+def test_list_reads_metadata_after_items_as_custom_resources_send_it() -> None:
+    """Custom-resource LIST bodies sort their keys: metadata (and the continue
+    token) comes after items. Every page must still be read."""
+    p1 = b'{"apiVersion":"demo/v1","items":[{"apiVersion":"demo/v1","kind":"W","metadata":{"name":"a","namespace":"n"},"v":1}],"kind":"WList","metadata":{"continue":"tok","remainingItemCount":1,"resourceVersion":"9"}}'
+    p2 = b'{"apiVersion":"demo/v1","items":[{"apiVersion":"demo/v1","kind":"W","metadata":{"name":"b","namespace":"n"},"v":1}],"kind":"WList","metadata":{"resourceVersion":"9"}}'
+    unit, sink, client = read([p1, p2], method="list", page_size=1)
+    assert unit.status == "complete" and unit.resource_version == "9"
+    assert names(sink) == [("a", 1), ("b", 1)] and client.requests[1]["continue"] == "tok"
+    # a custom resource keeps its own kind/apiVersion, byte for byte
+    assert sink.objs[0] == p1[p1.index(b"[") + 1 : p1.index(b"]")]
+
+
+def test_list_keeps_numbers_exactly_as_sent() -> None:
+    big = b'{"metadata":{"name":"a","namespace":"n"},"v":1,"n":[12345678901234567000,18446744073709551616,1e300,1e-7,0.1,-0.0,9007199254740993]}'
+    page = (
+        b'{"kind":"ConfigMapList","apiVersion":"v1","metadata":{"resourceVersion":"9"},"items":['
+        + big
+        + b"]}"
+    )
+    unit, sink, _ = read([page], method="list")
+    assert unit.status == "complete" and unit.retries == 0
+    assert sink.objs == [b'{"kind":"ConfigMap","apiVersion":"v1",' + big[1:]]
+
+
+def test_list_body_cut_short_is_retried_and_said_so() -> None:
+    page = b'{"kind":"ConfigMapList","apiVersion":"v1","metadata":{"resourceVersion":"9"},"items":[{"metadata":{"name":"a","namespace":"n"},"v":1},{"metadata":{"name":"b"'
+    whole = page + b',"namespace":"n"},"v":1}]}'
+    unit, sink, _ = read([page, whole], method="list")
+    assert unit.status == "complete" and unit.retries == 1 and names(sink) == [("a", 1), ("b", 1)]
+    unit, sink, _ = read([page, page], method="list", max_retries=1)
+    assert unit.status == "failed" and "cut short" in unit.error and sink.objs == []
+    bad = page.replace(b'"v":1}', b'"v":1}}', 1)
+    unit, _, _ = read([bad], method="list", max_retries=0)
+    assert unit.status == "failed" and "invalid JSON" in unit.error
+
+
+def test_fallback_has_a_short_reason_and_the_full_text() -> None:
+    refused = ApiError(422, "watch-list refused: " + "x" * 500, "Invalid")
+    page = (
+        b'{"kind":"ConfigMapList","apiVersion":"v1","metadata":{"resourceVersion":"9"},"items":[]}'
+    )
+    unit, _, _ = read([refused, page])
+    assert unit.fallback == "watch-list off" and "x" * 500 in unit.fallback_reason
+    unit, _, _ = read([ApiError(403, "forbidden"), page])
+    assert unit.fallback == "watch forbidden" and unit.status == "complete"
+
+
+def test_forced_watch_list_never_falls_back() -> None:
+    refused = ApiError(422, "watch-list refused", "Invalid")
+    unit, sink, client = read([refused], method="watch-list")
+    assert unit.status == "failed" and unit.method == WATCH_LIST and len(client.requests) == 1
+    assert "--method watch-list" in unit.error and "watch-list off" in unit.error
+    unit, _, _ = read([ApiError(403, "forbidden")], method="watch-list")
+    assert unit.status == "forbidden"
+    cut = ev("ADDED", "a")
+    unit, sink, client = read([cut, cut, cut], method="watch-list")
+    assert unit.status == "failed" and "streams broke" in unit.error and sink.objs == []
+    # a resource without the watch verb: failed at once, nothing asked
+    client = FakeClient([])
+    reader = Reader(client, StreamOptions(method="watch-list"), threading.Event())  # type: ignore[arg-type]
+    unit = Unit(Resource("", "v1", "bindings", "Binding", True, frozenset({"list"})))
+    reader.read(unit, ListSink(), lambda u: None)
+    assert unit.status == "failed" and "no watch verb" in unit.error and client.requests == []

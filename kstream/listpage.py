@@ -1,0 +1,396 @@
+"""Cut the items out of a JSON List document as the bytes that were sent.
+
+A LIST page is `{"kind":..,"apiVersion":..,"metadata":{..},"items":[..]}` with its
+members in any order: built-in types put `metadata` first, custom resources
+(unstructured, keys sorted) put it after `items`, and `kubectl get -o json`
+pretty-prints the whole document. `PageReader` takes the body in chunks of any
+size and hands back each item as soon as its last byte has arrived, exactly as
+the server wrote it (nothing is re-encoded, no number is interpreted), together
+with which of `kind`/`apiVersion` the item carries at its top level. The other
+members (`metadata` with `continue`, `resourceVersion`, `remainingItemCount`)
+are parsed as they pass, wherever they stand.
+
+Memory: the reader holds at most one unfinished item plus the chunk being read.
+
+Speed: an item is delimited by the C JSON decoder (`raw_decode`, whose result is
+used only for the top-level keys); an item it refuses (nesting deeper than the
+interpreter's recursion limit, an integer with more digits than `int()` takes,
+or simply not complete yet) is delimited by an exact iterative scanner, which
+also tells "not complete yet" from "malformed".
+
+Errors: `PageError` with `truncated=True` when the body ends before the
+document does ("cut short" means cut short) and `truncated=False` for anything
+that is not JSON.
+"""
+
+from __future__ import annotations
+
+import codecs
+import json
+import re
+from typing import Any
+
+__all__ = ["HAS_API_VERSION", "HAS_KIND", "NOT_OBJECT", "PageError", "PageReader", "compact"]
+
+# flags of an item: which TypeMeta members it has at its top level
+HAS_KIND = 1
+HAS_API_VERSION = 2
+NOT_OBJECT = -1
+
+_WS = " \t\n\r"
+# an unfinished value shorter than this is simply waited for; a longer one is
+# scanned (to tell unfinished from malformed) each time what is pending doubles
+_SCAN_AFTER = 256 * 1024
+# the C scanner behind json.loads, called directly: (value, end) or StopIteration
+_scan_once = json.JSONDecoder().scan_once  # type: ignore[attr-defined]
+
+# one token of JSON, after optional whitespace
+_TOKEN = re.compile(
+    r"""[ \t\n\r]*(?:
+      ("(?:[^"\\\x00-\x1f]|\\(?:["\\/bfnrt]|u[0-9a-fA-F]{4}))*")      # 1 string
+    | (-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?)          # 2 number
+    | (true|false|null)                                              # 3 literal
+    | ([{}\[\]:,])                                                   # 4 punctuation
+    )""",
+    re.VERBOSE,
+)
+# what a token cut off by the end of the buffer may look like
+_PARTIAL = re.compile(
+    r"""[ \t\n\r]*(?:
+      "(?:[^"\\\x00-\x1f]|\\(?:["\\/bfnrt]|u[0-9a-fA-F]{4}))*(?:\\(?:u[0-9a-fA-F]{0,3})?)?
+    | -?(?:0|[1-9][0-9]*)?(?:\.[0-9]*)?(?:[eE][+-]?[0-9]*)?
+    | t(?:r(?:u)?)? | f(?:a(?:l(?:s)?)?)? | n(?:u(?:l)?)?
+    )""",
+    re.VERBOSE,
+)
+
+
+class PageError(ValueError):
+    """The body is not a whole JSON object: cut short, or not JSON at all."""
+
+    def __init__(self, message: str, truncated: bool) -> None:
+        super().__init__(message)
+        self.truncated = truncated
+
+
+class _Incomplete(Exception):
+    """More bytes are needed to finish the value."""
+
+
+def _scan(s: str, i: int, eof: bool) -> tuple[int, int]:
+    """The end of the JSON value at s[i:] and its TypeMeta flags, without
+    recursion (any depth). Raises _Incomplete or PageError(truncated=False)."""
+    n = len(s)
+    stack: list[str] = []  # "{" or "["
+    # what may come next: 0 a value, 1 a value or "]", 2 a key or "}", 3 a key,
+    # 4 ":", 5 "," or the closing bracket of stack[-1]
+    expect = 0
+    flags = NOT_OBJECT
+    top_key = False  # the key being read is a key of the top-level object
+    match = _TOKEN.match
+    while True:
+        m = match(s, i)
+        if m is None or m.end() == i:
+            rest = s[i:]
+            if not rest.strip(_WS) or _PARTIAL.fullmatch(rest):
+                if eof:
+                    raise PageError("the document ends inside a value", truncated=True)
+                raise _Incomplete()
+            raise PageError(
+                f"invalid JSON at offset {i + len(rest) - len(rest.lstrip(_WS))}", False
+            )
+        j = m.end()
+        string, number, _literal, punct = m.group(1, 2, 3, 4)
+        if number is not None and j == n and not eof:
+            raise _Incomplete()  # "12" may be the start of "123"
+        value_done = False
+        if expect in (0, 1):
+            if punct == "{":
+                stack.append("{")
+                if len(stack) == 1:
+                    flags = 0
+                expect = 2
+            elif punct == "[":
+                stack.append("[")
+                expect = 1
+            elif punct == "]" and expect == 1:
+                stack.pop()
+                value_done = True
+            elif punct is None:
+                value_done = True
+            else:
+                raise PageError(f"invalid JSON at offset {j - 1}", False)
+        elif expect in (2, 3):
+            if string is not None:
+                top_key = len(stack) == 1
+                if top_key:
+                    if string == '"kind"':
+                        flags |= HAS_KIND
+                    elif string == '"apiVersion"':
+                        flags |= HAS_API_VERSION
+                expect = 4
+            elif punct == "}" and expect == 2:
+                stack.pop()
+                value_done = True
+            else:
+                raise PageError(f"invalid JSON at offset {j - 1}", False)
+        elif expect == 4:
+            if punct != ":":
+                raise PageError(f"invalid JSON at offset {j - 1}", False)
+            expect = 0
+        else:  # 5
+            if punct == ",":
+                expect = 3 if stack[-1] == "{" else 0
+            elif (punct == "}" and stack[-1] == "{") or (punct == "]" and stack[-1] == "["):
+                stack.pop()
+                value_done = True
+            else:
+                raise PageError(f"invalid JSON at offset {j - 1}", False)
+        i = j
+        if value_done:
+            if not stack:
+                return i, flags
+            expect = 5
+
+
+def _value(s: str, i: int, eof: bool) -> tuple[Any, int, int]:
+    """(parsed value or None, end, flags) of the value at s[i:]; the parsed
+    value is None when only the scanner could delimit it."""
+    try:
+        v, end = _scan_once(s, i)
+    except (StopIteration, ValueError, RecursionError):
+        if not eof and len(s) - i < _SCAN_AFTER:
+            raise _Incomplete() from None  # most likely; the scanner decides later
+        end, flags = _scan(s, i, eof)
+        return None, end, flags
+    if end == len(s) and not eof and not isinstance(v, (dict, list, str)):
+        raise _Incomplete()  # a number or literal may go on in the next chunk
+    if isinstance(v, dict):
+        flags = (HAS_KIND if "kind" in v else 0) | (HAS_API_VERSION if "apiVersion" in v else 0)
+    else:
+        flags = NOT_OBJECT
+    return v, end, flags
+
+
+# top-level states
+_START, _KEY_OR_END, _KEY, _COLON, _MEMBER, _ITEMS_OPEN, _ITEM_OR_END, _ITEM, _ITEM_SEP = range(9)
+_MEMBER_SEP, _DONE = 9, 10
+
+
+class PageReader:
+    """Feed the body chunk by chunk; `feed()` and `close()` return the items
+    finished so far as (bytes, flags). `members` holds the other top-level
+    members (parsed; a member only the scanner could delimit is left out)."""
+
+    def __init__(self) -> None:
+        self._utf8 = codecs.getincrementaldecoder("utf-8")("surrogateescape")
+        self._buf = ""
+        self._pos = 0
+        self._state = _START
+        self._key = ""
+        self._wait = 0  # don't retry an unfinished value before the buffer has this size
+        self._offset = 0  # characters dropped from the front of the buffer
+        self.members: dict[str, Any] = {}
+        self.items_seen = False
+
+    # -- the top-level members of a Kubernetes list
+    @property
+    def metadata(self) -> dict[str, Any]:
+        md = self.members.get("metadata")
+        return md if isinstance(md, dict) else {}
+
+    @property
+    def continue_token(self) -> str:
+        c = self.metadata.get("continue")
+        return c if isinstance(c, str) else ""
+
+    @property
+    def resource_version(self) -> str:
+        rv = self.metadata.get("resourceVersion")
+        return rv if isinstance(rv, str) else ""
+
+    @property
+    def remaining(self) -> int | None:
+        r = self.metadata.get("remainingItemCount")
+        return r if isinstance(r, int) and not isinstance(r, bool) else None
+
+    @property
+    def done(self) -> bool:
+        return self._state == _DONE
+
+    # -- input
+    def feed(self, chunk: bytes) -> list[tuple[bytes, int]]:
+        text = self._utf8.decode(chunk)
+        if self._pos:
+            self._offset += self._pos
+            self._buf = self._buf[self._pos :] + text
+            self._pos = 0
+        else:
+            self._buf += text
+        if len(self._buf) < self._wait:
+            return []
+        return self._run(eof=False)
+
+    def close(self) -> list[tuple[bytes, int]]:
+        """The end of the body: the rest of the items, or PageError."""
+        self._buf = self._buf[self._pos :] + self._utf8.decode(b"", final=True)
+        self._offset += self._pos
+        self._pos = 0
+        out = self._run(eof=True)
+        if self._state != _DONE:
+            raise PageError("the body ends before the document does", truncated=True)
+        return out
+
+    def _skip(self) -> int:
+        s, i, n = self._buf, self._pos, len(self._buf)
+        while i < n and s[i] in _WS:
+            i += 1
+        return i
+
+    def _bad(self, i: int, what: str) -> PageError:
+        return PageError(f"{what} at offset {self._offset + i}", truncated=False)
+
+    def _again(self, e: PageError, i: int) -> PageError:
+        """An error from a value that starts at i, with the body's offset."""
+        if e.truncated:
+            return e
+        return self._bad(i, str(e).split(" at offset")[0] + " in a value")
+
+    def _run(self, eof: bool) -> list[tuple[bytes, int]]:
+        out: list[tuple[bytes, int]] = []
+        s = self._buf
+        n = len(s)
+        self._wait = 0
+        while True:
+            state = self._state
+            if state in (_ITEM_OR_END, _ITEM):
+                # the hot loop: one item after another
+                i = self._pos
+                while True:
+                    if i < n and s[i] in _WS:
+                        while i < n and s[i] in _WS:
+                            i += 1
+                    if i >= n:
+                        self._pos = i
+                        self._state = state
+                        return out
+                    if state == _ITEM_OR_END and s[i] == "]":
+                        self._pos = i + 1
+                        self._state = _MEMBER_SEP
+                        break
+                    try:
+                        _, end, flags = _value(s, i, eof)
+                    except _Incomplete:
+                        self._pos = i
+                        self._wait = 2 * (n - i)  # retry once what is pending has doubled
+                        self._state = state
+                        return out
+                    except PageError as e:
+                        raise self._again(e, i) from None
+                    out.append((s[i:end].encode("utf-8", "surrogateescape"), flags))
+                    i = end
+                    while i < n and s[i] in _WS:
+                        i += 1
+                    if i >= n:
+                        self._pos = i
+                        self._state = _ITEM_SEP
+                        return out
+                    c = s[i]
+                    if c == ",":
+                        i += 1
+                        state = _ITEM
+                    elif c == "]":
+                        self._pos = i + 1
+                        self._state = _MEMBER_SEP
+                        break
+                    else:
+                        raise self._bad(i, "expected ',' or ']' after an item")
+                continue
+            i = self._skip()
+            if i >= n:
+                self._pos = i
+                if state == _DONE or not eof:
+                    return out
+                raise PageError("the body ends before the document does", truncated=True)
+            c = s[i]
+            if state == _START:
+                if c != "{":
+                    raise self._bad(i, "the body is not a JSON object")
+                self._pos, self._state = i + 1, _KEY_OR_END
+            elif state in (_KEY_OR_END, _KEY):
+                if c == "}" and state == _KEY_OR_END:
+                    self._pos, self._state = i + 1, _DONE
+                    continue
+                if c != '"':
+                    raise self._bad(i, "expected a member name")
+                try:
+                    key, end, _ = _value(s, i, eof)
+                except _Incomplete:
+                    self._pos = i
+                    return out
+                except PageError as e:
+                    raise self._again(e, i) from None
+                self._key = key if isinstance(key, str) else ""
+                self._pos, self._state = end, _COLON
+            elif state == _COLON:
+                if c != ":":
+                    raise self._bad(i, "expected ':'")
+                self._pos = i + 1
+                self._state = _ITEMS_OPEN if self._key == "items" else _MEMBER
+            elif state == _ITEMS_OPEN:
+                if self.items_seen:
+                    raise self._bad(i, "two 'items' members")
+                if c == "n":
+                    # "items":null (how Go writes an empty list it never filled)
+                    if n - i < 4 and not eof and "null".startswith(s[i:]):
+                        self._pos = i
+                        return out
+                    if not s.startswith("null", i):
+                        raise self._bad(i, "'items' is not an array")
+                    self.items_seen = True
+                    self._pos, self._state = i + 4, _MEMBER_SEP
+                    continue
+                if c != "[":
+                    raise self._bad(i, "'items' is not an array")
+                self.items_seen = True
+                self._pos, self._state = i + 1, _ITEM_OR_END
+            elif state == _ITEM_SEP:
+                if c == ",":
+                    self._pos, self._state = i + 1, _ITEM
+                elif c == "]":
+                    self._pos, self._state = i + 1, _MEMBER_SEP
+                else:
+                    raise self._bad(i, "expected ',' or ']' after an item")
+            elif state == _MEMBER:
+                try:
+                    v, end, _ = _value(s, i, eof)
+                except _Incomplete:
+                    self._pos = i
+                    self._wait = 2 * (n - i)
+                    return out
+                except PageError as e:
+                    raise self._again(e, i) from None
+                if v is not None:
+                    self.members[self._key] = v
+                self._pos, self._state = end, _MEMBER_SEP
+            elif state == _MEMBER_SEP:
+                if c == ",":
+                    self._pos, self._state = i + 1, _KEY
+                elif c == "}":
+                    self._pos, self._state = i + 1, _DONE
+                else:
+                    raise self._bad(i, "expected ',' or '}' after a member")
+            else:  # _DONE: only whitespace may follow
+                raise self._bad(i, "data after the end of the document")
+
+
+# --------------------------------------------------------------------------- compaction
+
+_STRING_OR_WS = re.compile(rb'("(?:[^"\\]|\\.)*")|[ \t\n\r]+', re.DOTALL)
+
+
+def compact(item: bytes) -> bytes:
+    """The item without whitespace outside strings: what Go's encoder writes
+    for a value that was pretty-printed (json.MarshalIndent = Marshal + Indent),
+    strings and numbers untouched. Used only when an item holds a line break."""
+    return _STRING_OR_WS.sub(lambda m: m.group(1) or b"", item)
