@@ -201,7 +201,8 @@ class Entry:
     duration: float = 0.0
     retries: int = 0
     error: str | None = None
-    fallback: str | None = None
+    fallback: str | None = None  # why LIST was used: the full text, server's words included
+    fallbackCode: str | None = None  # the same in a few words (stream.FALLBACKS)
     sha256: str = ""
     offset: int | None = None
     length: int | None = None
@@ -491,7 +492,7 @@ class Snapshot:
     a way to read each unit's lines, or all lines."""
 
     path: str
-    format: str  # zst | dir | ndjson | ndjson.zst
+    format: str  # zst | dir | ndjson | ndjson.zst | json (a List document, e.g. kubectl -o json)
     manifest: dict[str, Any] | None
     entries: list[Entry] = field(default_factory=list)
     problem: str = ""  # why this snapshot is not complete ("" when it is)
@@ -506,6 +507,9 @@ class Snapshot:
             if self.format in ("zst", "dir"):
                 for e in self.entries:
                     yield from self.lines(e, verify)
+                return
+            if self.format == "json":
+                yield from _json_list_lines(self.path)
                 return
             yield from _ndjson_lines(self.path, self.format == "ndjson.zst")
             return
@@ -612,6 +616,58 @@ def _zstd_frames(data: Iterator[bytes], path: str) -> Iterator[bytes]:
         raise SnapshotError(f"{path}: the compressed data is cut short (truncated)")
 
 
+# how much of a file tells a JSON List document from NDJSON
+JSON_LIST_PEEK = 64 * 1024
+
+
+def _is_json_list(head: bytes) -> bool:
+    """A JSON document whose top level has an `items` array (`kubectl get -o
+    json`, compact or pretty-printed), as opposed to NDJSON, whose first line is
+    an object: no Kubernetes object has a top-level `items`."""
+    from kstream.listpage import PageError, PageReader
+
+    r = PageReader()
+    try:
+        r.feed(head)
+    except PageError:
+        return False
+    return r.items_seen
+
+
+def _json_list_lines(path: str) -> Iterator[bytes]:
+    """The items of a JSON List document as compact lines, streamed: the same
+    page reader as the LIST path, so numbers and strings stay as written."""
+    from kstream.listpage import HAS_API_VERSION, HAS_KIND, PageError, PageReader, compact
+
+    typed = HAS_KIND | HAS_API_VERSION
+    page = PageReader()
+    n = 0
+    try:
+        with open(path, "rb") as f:
+            for chunk in iter(lambda: f.read(COPY_BUF), b""):
+                for item, flags in page.feed(chunk):
+                    n += 1
+                    yield _list_item(path, n, item, flags, typed, compact)
+            for item, flags in page.close():
+                n += 1
+                yield _list_item(path, n, item, flags, typed, compact)
+    except PageError as e:
+        what = "cut short (truncated)" if e.truncated else f"not valid JSON ({e})"
+        raise SnapshotError(f"{path}: the JSON document is {what}") from None
+    except OSError as e:
+        raise SnapshotError(f"{path}: {e.strerror}") from None
+
+
+def _list_item(
+    path: str, n: int, item: bytes, flags: int, typed: int, compact: Callable[[bytes], bytes]
+) -> bytes:
+    if flags != typed:
+        raise SnapshotError(f"{path}: item {n} of the list has no kind and apiVersion")
+    if b"\n" in item or b"\r" in item:
+        return compact(item)
+    return item
+
+
 def _ndjson_lines(path: str, compressed: bool) -> Iterator[bytes]:
     import zstandard
 
@@ -679,6 +735,9 @@ def open_snapshot(path: str) -> Snapshot:
         if 0x184D2A50 <= magic <= 0x184D2A5F:
             raise SnapshotError(f"{path}: not a kstream archive (unknown zstd skippable frame)")
         if head.lstrip()[:1] == b"{":
+            f.seek(0)
+            if _is_json_list(f.read(JSON_LIST_PEEK)):
+                return Snapshot(path, "json", None)
             return Snapshot(path, "ndjson", None)
         raise SnapshotError(f"{path}: not a kstream snapshot (neither an archive nor NDJSON)")
 

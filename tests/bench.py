@@ -439,7 +439,6 @@ def machine() -> dict[str, Any]:
         "kubernetes_py": ver("kubernetes"),
         "urllib3": ver("urllib3"),
         "zstandard": ver("zstandard"),
-        "ijson": ver("ijson"),
         "kube_apiserver": KUBE_VERSION,
         "etcd": ETCD_VERSION,
     }

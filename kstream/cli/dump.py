@@ -268,6 +268,7 @@ def run_dump(
             retries=u.retries,
             error=u.error or None,
             fallback=u.fallback_reason or None,
+            fallbackCode=u.fallback or None,
             sha256=sink.sha.hexdigest() if sink else "",
         )
 
