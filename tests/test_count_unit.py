@@ -31,7 +31,7 @@ from kstream.count import (
 from kstream.errors import SnapshotError, UsageError
 from kstream.exitcodes import ExitCode
 from kstream.resources import Resource
-from kstream.stream import Unit, go_json
+from kstream.stream import Reader, StreamOptions, Unit, go_json
 from tests.conftest import kstream
 
 V = frozenset({"list", "watch"})
@@ -195,23 +195,41 @@ def test_tally_and_sort() -> None:
 # --------------------------------------------------------------------------- estimates
 
 
+class FakeResponse:
+    def __init__(self, body: bytes) -> None:
+        self.body = body
+        self.headers: dict[str, str] = {}
+
+    def read1(self, n: int) -> bytes:
+        out, self.body = self.body[:n], self.body[n:]
+        return out
+
+    def close(self) -> None:
+        pass
+
+    def release_conn(self) -> None:
+        pass
+
+
 class FakeClient:
     """Answers LIST limit=1 like the server: items, continue, remainingItemCount."""
+
+    host = "https://fake"
 
     def __init__(self, answers: dict[str, Any]) -> None:
         self.answers = answers
 
-    def get_json(self, path: str, query: Any = (), what: str = "") -> Any:
+    def open(self, path: str, query: Any = (), **kw: Any) -> FakeResponse:
         a = self.answers[path]
         if isinstance(a, Exception):
             raise a
-        return a
+        assert dict(query)["limit"] == "1"
+        return FakeResponse(json.dumps(a).encode())
 
 
-class FakeReader:
-    def __init__(self, answers: dict[str, Any]) -> None:
-        self.client = FakeClient(answers)
-        self.cancel = threading.Event()
+def FakeReader(answers: dict[str, Any]) -> Reader:
+    """The real reader (the one dump uses) over canned LIST pages."""
+    return Reader(FakeClient(answers), StreamOptions(), threading.Event())  # type: ignore[arg-type]
 
 
 def page(n_items: int, remaining: int | None = None) -> dict[str, Any]:
