@@ -38,6 +38,8 @@ HAS_API_VERSION = 2
 NOT_OBJECT = -1
 
 _WS = " \t\n\r"
+# what may still follow a number at the end of the buffer
+_NUMBER_TAIL = "0123456789+-.eE"
 # an unfinished value shorter than this is simply waited for; a longer one is
 # scanned (to tell unfinished from malformed) each time what is pending doubles
 _SCAN_AFTER = 256 * 1024
@@ -101,8 +103,12 @@ def _scan(s: str, i: int, eof: bool) -> tuple[int, int]:
             )
         j = m.end()
         string, number, _literal, punct = m.group(1, 2, 3, 4)
-        if number is not None and j == n and not eof:
-            raise _Incomplete()  # "12" may be the start of "123"
+        if number is not None and not s[j:].strip(_NUMBER_TAIL):
+            # "1.5" may be the start of "1.5e+16"
+            if not eof:
+                raise _Incomplete()
+            if j < n:
+                raise PageError("the document ends inside a number", truncated=True)
         value_done = False
         if expect in (0, 1):
             if punct == "{":
@@ -163,8 +169,12 @@ def _value(s: str, i: int, eof: bool) -> tuple[Any, int, int]:
             raise _Incomplete() from None  # most likely; the scanner decides later
         end, flags = _scan(s, i, eof)
         return None, end, flags
-    if end == len(s) and not eof and not isinstance(v, (dict, list, str)):
-        raise _Incomplete()  # a number or literal may go on in the next chunk
+    if not isinstance(v, (dict, list, str)) and not s[end:].strip(_NUMBER_TAIL):
+        # "1.5" may be the start of "1.5e+16"
+        if not eof:
+            raise _Incomplete()
+        if end < len(s):
+            raise PageError("the document ends inside a number", truncated=True)
     if isinstance(v, dict):
         flags = (HAS_KIND if "kind" in v else 0) | (HAS_API_VERSION if "apiVersion" in v else 0)
     else:
