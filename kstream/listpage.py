@@ -41,15 +41,16 @@ _WS = " \t\n\r"
 # what may still follow a number at the end of the buffer
 _NUMBER_TAIL = "0123456789+-.eE"
 # an unfinished value shorter than this is simply waited for; a longer one is
-# scanned (to tell unfinished from malformed) each time what is pending doubles
-_SCAN_AFTER = 256 * 1024
+# scanned (to tell unfinished from malformed) each time what is pending doubles.
+# etcd stores no object over 1.5 MiB, so only a malformed body gets that far.
+_SCAN_AFTER = 8 * 1024 * 1024
 # the C scanner behind json.loads, called directly: (value, end) or StopIteration
 _scan_once = json.JSONDecoder().scan_once  # type: ignore[attr-defined]
 
 # one token of JSON, after optional whitespace
 _TOKEN = re.compile(
     r"""[ \t\n\r]*(?:
-      ("(?:[^"\\\x00-\x1f]|\\(?:["\\/bfnrt]|u[0-9a-fA-F]{4}))*")      # 1 string
+      ("[^"\\\x00-\x1f]*(?:\\(?:["\\/bfnrt]|u[0-9a-fA-F]{4})[^"\\\x00-\x1f]*)*")  # 1 string
     | (-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?)          # 2 number
     | (true|false|null)                                              # 3 literal
     | ([{}\[\]:,])                                                   # 4 punctuation
@@ -59,7 +60,7 @@ _TOKEN = re.compile(
 # what a token cut off by the end of the buffer may look like
 _PARTIAL = re.compile(
     r"""[ \t\n\r]*(?:
-      "(?:[^"\\\x00-\x1f]|\\(?:["\\/bfnrt]|u[0-9a-fA-F]{4}))*(?:\\(?:u[0-9a-fA-F]{0,3})?)?
+      "[^"\\\x00-\x1f]*(?:\\(?:["\\/bfnrt]|u[0-9a-fA-F]{4})[^"\\\x00-\x1f]*)*(?:\\(?:u[0-9a-fA-F]{0,3})?)?
     | -?(?:0|[1-9][0-9]*)?(?:\.[0-9]*)?(?:[eE][+-]?[0-9]*)?
     | t(?:r(?:u)?)? | f(?:a(?:l(?:s)?)?)? | n(?:u(?:l)?)?
     )""",
@@ -164,9 +165,15 @@ def _value(s: str, i: int, eof: bool) -> tuple[Any, int, int]:
     value is None when only the scanner could delimit it."""
     try:
         v, end = _scan_once(s, i)
-    except (StopIteration, ValueError, RecursionError):
+    except (StopIteration, json.JSONDecodeError):
+        # most likely not all there yet: the scanner decides at the end of the
+        # body, or once what is pending is larger than any Kubernetes object
         if not eof and len(s) - i < _SCAN_AFTER:
-            raise _Incomplete() from None  # most likely; the scanner decides later
+            raise _Incomplete() from None
+        end, flags = _scan(s, i, eof)
+        return None, end, flags
+    except (RecursionError, ValueError):
+        # deeper than the C decoder goes, or an integer longer than int() takes
         end, flags = _scan(s, i, eof)
         return None, end, flags
     if not isinstance(v, (dict, list, str)) and not s[end:].strip(_NUMBER_TAIL):
@@ -396,7 +403,7 @@ class PageReader:
 
 # --------------------------------------------------------------------------- compaction
 
-_STRING_OR_WS = re.compile(rb'("(?:[^"\\]|\\.)*")|[ \t\n\r]+', re.DOTALL)
+_STRING_OR_WS = re.compile(rb'("[^"\\]*(?:\\.[^"\\]*)*")|[ \t\n\r]+', re.DOTALL)
 
 
 def compact(item: bytes) -> bytes:
