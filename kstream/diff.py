@@ -749,7 +749,7 @@ class Comparison:
         self.selection_note = ""
         self._filters: list[tuple[str, Callable[[dict[str, Any], dict[str, Any]], bool]]] = []
         self._left_objects: dict[str, int] = {}
-        self._left_resources: dict[str, tuple[str, str]] = {}  # name -> (where, why)
+        self._left_resources: dict[ResKey, tuple[ResInfo, str, str]] = {}  # (info, where, why)
         self._strip_ignores: list[paths.Path] = []
         self._strip_note = ""
         self._differ: list[str] = []
@@ -805,7 +805,7 @@ class Comparison:
             if why:
                 if not (self.namespaces and info.namespaced is False and not info.explicit):
                     # (else this command's own -n leaves it out anyway: nothing to say)
-                    self._left_resources[info.name] = (side.where, why)
+                    self._left_resources[info.key] = (info, side.where, why)
                 return False
         return True
 
@@ -944,8 +944,8 @@ class Comparison:
         """One line: what the dumps' different selections left out, and why."""
         left: list[str] = []
         by_why: dict[tuple[str, str], list[str]] = {}
-        for name, (where, why) in sorted(self._left_resources.items()):
-            by_why.setdefault((where, why), []).append(name)
+        for info, where, why in sorted(self._left_resources.values(), key=lambda x: x[0].name):
+            by_why.setdefault((where, why), []).append(info.name)
         for (where, why), names in by_why.items():
             left.append(f"{', '.join(names)} (not selected by {where}: {why})")
         for what, count in self._left_objects.items():
