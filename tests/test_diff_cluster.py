@@ -118,6 +118,8 @@ def check_golden(recs: list[dict[str, Any]]) -> None:
     assert fields["w-modify"] == {"spec.color": ("red", "green"), "spec.size": (3, 4)}
     assert by["w-recreate"]["group"] == CRD_GROUP and by["w-recreate"]["resource"] == "widgets"
     assert by["w-recreate"]["uid"]["old"] != by["w-recreate"]["uid"]["new"]
+    # recreated with the same content: no field changes, listed all the same (17.6)
+    assert by["cm-recreate"]["fields"] == [] and by["w-recreate"]["fields"] == []
 
 
 def test_golden_changes_ndjson(golden: dict[str, Path]) -> None:
@@ -245,6 +247,14 @@ def test_watch_list_and_list_fallback_diff_identical(
     assert r.code == 0, r.err + r.text
     r = kstream("diff", str(a), str(b), "--include-status", "-o", "ndjson")
     assert r.code in (0, 1), r.err
+
+
+def test_manifest_lists_resources_that_cannot_be_watched(golden: dict[str, Path]) -> None:
+    from kstream.archive import open_snapshot
+
+    manifest = open_snapshot(str(golden["old"])).manifest or {}
+    # componentstatuses: list and get, no watch; left out unless named with -r
+    assert "componentstatuses" in manifest["notWatchable"]
 
 
 def test_live_compares_only_what_the_snapshot_selected(
