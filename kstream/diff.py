@@ -129,6 +129,7 @@ class Settings:
     secret_key: bytes | None = None  # to redact raw Secret values like an HMAC-keyed side
     sort_buffer: int = SORT_BUFFER  # bytes of lines sorted in memory at a time
     tmpdir: str | None = None
+    show_api_version_changes: bool = False  # else a change of apiVersion alone is no change
 
 
 # =========================================================================== label selectors
@@ -184,6 +185,103 @@ def parse_selector(text: str) -> tuple[Requirement, ...]:
             out.append(Requirement(m["ekey"], "exists"))
         pos = m.end()
     return tuple(out)
+
+
+def parse_field_selector(text: str) -> tuple[tuple[paths.Path, bool, str], ...]:
+    """A field selector (`a.b=x,c!=y`, `\\` escapes) as (path, equal, value)."""
+    out: list[tuple[paths.Path, bool, str]] = []
+    terms: list[str] = []
+    cur = ""
+    esc = False
+    for ch in text:
+        if esc:
+            cur += ch
+            esc = False
+        elif ch == "\\":
+            cur += ch
+            esc = True
+        elif ch == ",":
+            terms.append(cur)
+            cur = ""
+        else:
+            cur += ch
+    terms.append(cur)
+    for term in (t.strip() for t in terms):
+        if not term:
+            continue
+        m = re.fullmatch(r"([^=!\s]+)\s*(==|=|!=)\s*(.*)", term)
+        if m is None:
+            raise UsageError(f"field selector: cannot parse {term!r}")
+        value = re.sub(r"\\(.)", r"\1", m[3])
+        out.append((tuple(m[1].split(".")), m[2] != "!=", value))
+    return tuple(out)
+
+
+def field_selector_matches(reqs: Iterable[tuple[paths.Path, bool, str]], obj: Any) -> bool:
+    """Evaluated on the object's own fields, as the server does for the fields
+    it supports: an absent field is "", booleans are true/false."""
+    for path, equal, value in reqs:
+        v: Any = obj
+        for seg in path:
+            v = v.get(seg) if isinstance(v, dict) else None
+        if v is None:
+            text = ""
+        elif isinstance(v, bool):
+            text = "true" if v else "false"
+        elif isinstance(v, (dict, list)):
+            text = json.dumps(v)
+        else:
+            text = str(v)
+        if (text == value) != equal:
+            return False
+    return True
+
+
+# manifest option -> the dump option that sets it
+DUMP_OPTIONS: tuple[tuple[str, str], ...] = (
+    ("resources", "-r"),
+    ("exclude", "--exclude"),
+    ("namespaces", "-n"),
+    ("labelSelector", "-l"),
+    ("fieldSelector", "--field-selector"),
+    ("secrets", "--secrets"),
+    ("strip", "--strip"),
+)
+
+
+@dataclass(frozen=True)
+class DumpSelection:
+    """What a snapshot's dump selected, from its manifest."""
+
+    options: dict[str, Any]  # manifest option -> comparable value
+    by_default: tuple[str, ...] = ()  # resources excluded by default (no -r)
+    not_watchable: tuple[str, ...] = ()  # left out without -r (manifests since 0.x; may lack it)
+
+    @classmethod
+    def of(cls, manifest: dict[str, Any] | None) -> DumpSelection | None:
+        if not manifest:
+            return None
+        raw = manifest.get("options")
+        raw = raw if isinstance(raw, dict) else {}
+
+        def strs(v: Any) -> tuple[str, ...]:
+            return tuple(str(x) for x in v) if isinstance(v, list) else ()
+
+        opts: dict[str, Any] = {
+            "resources": tuple(sorted(set(strs(raw.get("resources"))))),
+            "exclude": tuple(sorted(set(strs(raw.get("exclude"))))),
+            "namespaces": tuple(sorted(set(strs(raw.get("namespaces"))))),
+            "labelSelector": str(raw.get("labelSelector") or "").strip(),
+            "fieldSelector": str(raw.get("fieldSelector") or "").strip(),
+            "secrets": str(raw.get("secrets") or "redact"),
+            "strip": tuple(sorted(set(strs(raw.get("strip"))))),
+        }
+        return cls(
+            opts, strs(manifest.get("excludedByDefault")), strs(manifest.get("notWatchable"))
+        )
+
+    def __getitem__(self, key: str) -> Any:
+        return self.options[key]
 
 
 # =========================================================================== resources
@@ -274,6 +372,12 @@ def _group_version(api_version: str) -> tuple[str, str]:
     return "", api_version
 
 
+def _is_named(info: ResInfo, qualified: str) -> bool:
+    """`resource.group` (bare `resource` for the core group), as manifests list them."""
+    resource, _, group = qualified.partition(".")
+    return info.group == group and resource.lower() in info.names()
+
+
 def _sorted_entries(entries: list[Entry]) -> list[Entry]:
     # "ns/name" order across the per-namespace units of one resource
     return sorted(entries, key=lambda e: (e.namespace or "") + "/")
@@ -325,7 +429,7 @@ class Change:
             "namespace": self.namespace or None,
             "name": self.name,
         }
-        if self.change == "modified":
+        if self.change in ("modified", "recreated"):
             d["fields"] = [f.to_json() for f in self.fields]
         if self.change == "recreated":
             d["uid"] = {"old": self.old_uid, "new": self.new_uid}
@@ -468,6 +572,7 @@ class Side:
         options = (snap.manifest or {}).get("options") or {}
         self.secrets: str | None = options.get("secrets") if snap.manifest else None
         self.digest: str | None = options.get("secretDigest") if snap.manifest else None
+        self.selection = DumpSelection.of(snap.manifest)  # None: unknown (no manifest)
         for e in snap.entries:
             k = (e.group, e.kind)
             self.infos.setdefault(k, ResInfo(e.group, e.kind, e.resource, e.version, e.namespaced))
@@ -507,7 +612,8 @@ class Side:
                 k = (g, kind)
                 if k not in self.infos:
                     ns = (obj.get("metadata") or {}).get("namespace")
-                    self.infos[k] = ResInfo(g, kind, "", v, bool(ns) if ns is not None else None)
+                    # the server always sets metadata.namespace on namespaced objects
+                    self.infos[k] = ResInfo(g, kind, "", v, bool(ns))
                 if not accept(k, obj):
                     continue
                 f = files.get(k)
@@ -619,10 +725,13 @@ class Comparison:
         new: Snapshot,
         settings: Settings,
         progress: Callable[[str], None] | None = None,
+        live: str = "",
     ) -> None:
         self.settings = settings
         self.old = Side(old, "old")
         self.new = Side(new, "new")
+        if live:  # "old" or "new": that side is a dump of the cluster just made
+            (self.old if live == "old" else self.new).where = "the live cluster"
         self.progress = progress or (lambda _msg: None)
         self.requirements = parse_selector(settings.selector) if settings.selector else ()
         self.namespaces = frozenset(settings.namespaces)
@@ -630,11 +739,20 @@ class Comparison:
         self.skipped: list[tuple[str, str]] = []
         self.warnings: list[str] = []
         self.summary: dict[str, Counts] = {}
+        # resource -> objects unchanged but for apiVersion (counted as unchanged)
+        self.api_version_only: dict[str, int] = {}
         self._tmp: Path | None = None
         self._prepared = False
         self._redact: dict[str, Callable[[dict[str, Any]], None]] = {}
-        self._skip_secrets = False
         self._sel_cache: dict[ResKey, bool] = {}
+        # what the two dumps' selections leave out (see _selections)
+        self.selection_note = ""
+        self._filters: list[tuple[str, Callable[[dict[str, Any], dict[str, Any]], bool]]] = []
+        self._left_objects: dict[str, int] = {}
+        self._left_resources: dict[ResKey, tuple[ResInfo, str, str]] = {}  # (info, where, why)
+        self._strip_ignores: list[paths.Path] = []
+        self._strip_note = ""
+        self._differ: list[str] = []
 
     # -- lifecycle
     def __enter__(self) -> Comparison:
@@ -680,9 +798,38 @@ class Comparison:
             if not any(info.matches(t) for t in s.resources):
                 return False
             info.explicit = True
-        return not any(info.matches(t) for t in s.exclude)
+        if any(info.matches(t) for t in s.exclude):
+            return False
+        for side in (self.old, self.new):
+            why = self._outside(side, info)
+            if why:
+                if not (self.namespaces and info.namespaced is False and not info.explicit):
+                    # (else this command's own -n leaves it out anyway: nothing to say)
+                    self._left_resources[info.key] = (info, side.where, why)
+                return False
+        return True
 
-    def _accept(self, info: ResInfo, obj: dict[str, Any]) -> bool:
+    def _outside(self, side: Side, info: ResInfo) -> str:
+        """Why `info` was not selected by `side`'s dump ("" when it was, or
+        when it simply did not exist then: a real addition or removal)."""
+        sel = side.selection
+        if sel is None or info.key in side.infos:
+            return ""
+        if sel["resources"]:
+            return f"-r {','.join(sel['resources'])}"
+        if any(info.matches(t) for t in sel["exclude"]):
+            return f"--exclude {','.join(sel['exclude'])}"
+        if any(_is_named(info, n) for n in sel.by_default):
+            return "excluded by default"
+        if any(_is_named(info, n) for n in sel.not_watchable):
+            return "cannot be watched, read only when named with -r"
+        if sel["namespaces"] and info.namespaced is False:
+            return "-n leaves cluster-scoped resources out"
+        if _is_secret(info.key) and sel["secrets"] == "exclude":
+            return "--secrets exclude"
+        return ""
+
+    def _accept(self, info: ResInfo, obj: dict[str, Any], tally: bool = False) -> bool:
         md = obj.get("metadata")
         if not isinstance(md, dict):
             md = {}
@@ -698,6 +845,11 @@ class Comparison:
             if not isinstance(labels, dict):
                 labels = {}
             if not all(r.matches(labels) for r in self.requirements):
+                return False
+        for what, keep in self._filters:
+            if not keep(md, obj):
+                if tally:
+                    self._left_objects[what] = self._left_objects.get(what, 0) + 1
                 return False
         return True
 
@@ -715,26 +867,107 @@ class Comparison:
                         raise UsageError(msg)
                     self.warnings.append(msg)
 
-    def _dump_options(self) -> None:
-        """Warn when the two dumps selected or stripped differently."""
-        o = (self.old.snap.manifest or {}).get("options")
-        n = (self.new.snap.manifest or {}).get("options")
-        if not isinstance(o, dict) or not isinstance(n, dict):
-            return
-        keys = ("resources", "exclude", "namespaces", "labelSelector", "fieldSelector", "strip")
-        differ = [k for k in keys if (o.get(k) or None) != (n.get(k) or None)]
-        if differ:
-            self.warnings.append(
-                f"the snapshots were dumped with different {', '.join(differ)}: "
-                "some differences may come from that"
+    def _selections(self) -> None:
+        """When the two dumps selected differently, compare only what both
+        selected: each known side's -n, -l and --field-selector filter the
+        objects of both, its --strip paths are ignored, and a resource only one
+        side has is left out when the other's selection did not include it
+        (`_outside`)."""
+        for side, other in ((self.old, self.new), (self.new, self.old)):
+            sel = side.selection
+            if sel is None:
+                continue
+            osel = other.selection
+
+            def differs(key: str, sel: DumpSelection = sel, osel: Any = osel) -> bool:
+                return bool(sel[key]) and (osel is None or osel[key] != sel[key])
+
+            if differs("namespaces"):
+
+                def in_namespaces(
+                    md: dict[str, Any], _o: Any, nss: frozenset[str] = frozenset(sel["namespaces"])
+                ) -> bool:
+                    return not md.get("namespace") or md["namespace"] in nss
+
+                self._filters.append(
+                    (f"outside {side.where}'s -n {','.join(sel['namespaces'])}", in_namespaces)
+                )
+            if differs("labelSelector"):
+                try:
+                    reqs = parse_selector(sel["labelSelector"])
+                except UsageError:
+                    self.warnings.append(
+                        f"cannot evaluate {side.where}'s label selector {sel['labelSelector']!r}"
+                    )
+                else:
+
+                    def by_labels(md: dict[str, Any], _o: Any, reqs: Any = reqs) -> bool:
+                        labels = md.get("labels")
+                        labels = labels if isinstance(labels, dict) else {}
+                        return all(r.matches(labels) for r in reqs)
+
+                    self._filters.append(
+                        (f"outside {side.where}'s -l {sel['labelSelector']}", by_labels)
+                    )
+            if differs("fieldSelector"):
+                try:
+                    freqs = parse_field_selector(sel["fieldSelector"])
+                except UsageError:
+                    self.warnings.append(
+                        f"cannot evaluate {side.where}'s field selector {sel['fieldSelector']!r}"
+                    )
+                else:
+
+                    def by_fields(_md: Any, o: dict[str, Any], freqs: Any = freqs) -> bool:
+                        return field_selector_matches(freqs, o)
+
+                    self._filters.append(
+                        (
+                            f"outside {side.where}'s --field-selector {sel['fieldSelector']}",
+                            by_fields,
+                        )
+                    )
+            stripped = [p for p in sel["strip"] if osel is None or p not in osel["strip"]]
+            for p in stripped:
+                with contextlib.suppress(ValueError):
+                    self._strip_ignores.append(paths.parse(p))
+            if stripped and osel is not None:
+                self._strip_note += (
+                    f"{'; ' if self._strip_note else ''}fields {', '.join(stripped)} "
+                    f"(--strip of {side.where})"
+                )
+        o, n = self.old.selection, self.new.selection
+        if o is not None and n is not None:
+            self._differ = [opt for key, opt in DUMP_OPTIONS if o[key] != n[key]]
+
+    def _selection_note(self) -> str:
+        """One line: what the dumps' different selections left out, and why."""
+        left: list[str] = []
+        by_why: dict[tuple[str, str], list[str]] = {}
+        for info, where, why in sorted(self._left_resources.values(), key=lambda x: x[0].name):
+            by_why.setdefault((where, why), []).append(info.name)
+        for (where, why), names in by_why.items():
+            left.append(f"{', '.join(names)} (not selected by {where}: {why})")
+        for what, count in self._left_objects.items():
+            left.append(f"{count} object{'s' if count != 1 else ''} {what}")
+        if self._strip_note:
+            left.append(self._strip_note)
+        unknown = [s for s in (self.old, self.new) if s.selection is None]
+        tail = f"left out: {'; '.join(left)}" if left else "nothing left out"
+        if len(unknown) == 1:
+            return (
+                f"{unknown[0].where} has no manifest, so what its dump selected is unknown: "
+                "only this command line's selection applies to it" + (f"; {tail}" if left else "")
             )
+        if self._differ:
+            return (
+                f"the snapshots were dumped with different {', '.join(self._differ)}: "
+                f"only what both selected is compared; {tail}"
+            )
+        return tail if left else ""
 
     def _secrets_policy(self) -> None:
         o, n = self.old, self.new
-        if "exclude" in (o.secrets, n.secrets) and o.secrets != n.secrets:
-            self._skip_secrets = True
-            self.warnings.append("Secrets were excluded from one snapshot: not compared")
-            return
         for side, other in ((o, n), (n, o)):
             if side.secrets == "include" and other.secrets == "redact":
                 if other.digest == "hmac-sha256" and not self.settings.secret_key:
@@ -762,7 +995,7 @@ class Comparison:
         if self._prepared:
             return
         self._prepared = True
-        self._dump_options()
+        self._selections()
         self._secrets_policy()
         # plain NDJSON sides learn their resources by reading; indexed ones from the manifest
         self._merge_infos()
@@ -775,7 +1008,7 @@ class Comparison:
                     if k not in self._sel_cache:
                         self._merge_infos()
                         self._sel_cache[k] = self._selected(info)
-                    return self._sel_cache[k] and self._accept(info, obj)
+                    return self._sel_cache[k] and self._accept(info, obj, tally=True)
 
                 for k, f in side.partition(self.tmp, accept).items():
                     side.counts[k] = f.count
@@ -799,9 +1032,6 @@ class Comparison:
                 info.explicit = info.explicit or other.explicit
             if not self._selected(info):
                 continue
-            if self._skip_secrets and _is_secret(k):
-                self.skipped.append((info.name, "Secrets excluded from one snapshot"))
-                continue
             why = self.old.incomplete.get(k) or self.new.incomplete.get(k)
             if why:
                 which = self.old.where if k in self.old.incomplete else self.new.where
@@ -815,12 +1045,13 @@ class Comparison:
                     self.progress(f"checking {info.name} in {side.where}")
                     self._prepare_indexed(side, info)
         self.resources = infos
+        self.selection_note = self._selection_note()
 
-    def _items(self, side: Side, info: ResInfo) -> Iterator[tuple[str, bytes]]:
+    def _items(self, side: Side, info: ResInfo, tally: bool = False) -> Iterator[tuple[str, bytes]]:
         where = f"{side.where} ({info.name})"
         for line in side.entry_lines(info.key):
             obj = _parse(line, where)
-            if self._accept(info, obj):
+            if self._accept(info, obj, tally):
                 yield object_key(obj), line
 
     def _prepare_indexed(self, side: Side, info: ResInfo) -> None:
@@ -828,7 +1059,7 @@ class Comparison:
         last: str | None = None
         n = 0
         ordered = True
-        for key, _ in self._items(side, info):
+        for key, _ in self._items(side, info, tally=True):
             n += 1
             if last is not None and key <= last:
                 ordered = False  # keep reading: the whole entry is verified here
@@ -850,7 +1081,8 @@ class Comparison:
             yield from self._diff_resource(info, counts)
 
     def _ignores(self, k: ResKey) -> list[paths.Path]:
-        return [i.path for i in self.settings.ignore if i.kind is None or i.kind == k]
+        out = [i.path for i in self.settings.ignore if i.kind is None or i.kind == k]
+        return out + self._strip_ignores
 
     def _stream(self, side: Side, info: ResInfo) -> Iterator[tuple[str, bytes]]:
         src = side.sources.get(info.key)
@@ -922,18 +1154,7 @@ class Comparison:
         ns, _, name = key.partition("/")
         _, version = _group_version(str(ob.get("apiVersion") or ""))
         ua, ub = _uid(oa), _uid(ob)
-        if ua and ub and ua != ub:
-            return Change(
-                "recreated",
-                info.group,
-                version or info.version,
-                info.resource,
-                info.kind,
-                ns,
-                name,
-                old_uid=ua,
-                new_uid=ub,
-            )
+        change = "recreated" if ua and ub and ua != ub else "modified"
         if secret:
             for side, o in (("old", oa), ("new", ob)):
                 r = self._redact.get(side)
@@ -943,7 +1164,17 @@ class Comparison:
             paths.delete(oa, p, prune=True)
             paths.delete(ob, p, prune=True)
         diffs = field_changes(oa, ob)
-        if not diffs:
+        if (
+            not self.settings.show_api_version_changes
+            and diffs
+            and all(path == ("apiVersion",) for path, _, _ in diffs)
+        ):
+            # the same object read through another version (a CRD's preferred
+            # version changed): no content change
+            diffs = []
+            if change == "modified":
+                self.api_version_only[info.name] = self.api_version_only.get(info.name, 0) + 1
+        if not diffs and change == "modified":
             return None
         fields = []
         for path, old, new in diffs:
@@ -951,7 +1182,7 @@ class Comparison:
                 old, new = _mask(old), _mask(new)
             fields.append(FieldChange(paths.render(path), old, new))
         return Change(
-            "modified",
+            change,
             info.group,
             version or info.version,
             info.resource,

@@ -6,13 +6,14 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tests.conftest import Cluster, kstream
-from tests.seed import CRD_GROUP, Api, configmap, namespace, secret, widget
+from tests.seed import CRD_GROUP, Api, configmap, namespace, secret, wait_for_resource, widget
 
 pytestmark = pytest.mark.cluster
 
@@ -117,6 +118,8 @@ def check_golden(recs: list[dict[str, Any]]) -> None:
     assert fields["w-modify"] == {"spec.color": ("red", "green"), "spec.size": (3, 4)}
     assert by["w-recreate"]["group"] == CRD_GROUP and by["w-recreate"]["resource"] == "widgets"
     assert by["w-recreate"]["uid"]["old"] != by["w-recreate"]["uid"]["new"]
+    # recreated with the same content: no field changes, listed all the same (17.6)
+    assert by["cm-recreate"]["fields"] == [] and by["w-recreate"]["fields"] == []
 
 
 def test_golden_changes_ndjson(golden: dict[str, Path]) -> None:
@@ -244,3 +247,110 @@ def test_watch_list_and_list_fallback_diff_identical(
     assert r.code == 0, r.err + r.text
     r = kstream("diff", str(a), str(b), "--include-status", "-o", "ndjson")
     assert r.code in (0, 1), r.err
+
+
+def test_manifest_lists_resources_that_cannot_be_watched(golden: dict[str, Path]) -> None:
+    from kstream.archive import open_snapshot
+
+    manifest = open_snapshot(str(golden["old"])).manifest or {}
+    # componentstatuses: list and get, no watch; left out unless named with -r
+    assert "componentstatuses" in manifest["notWatchable"]
+
+
+def test_live_compares_only_what_the_snapshot_selected(
+    cluster: Cluster, golden: dict[str, Path]
+) -> None:
+    """The snapshot was dumped with -n NS: reading NS and another namespace live
+    must not report the other namespace's objects as added (issue 17.8)."""
+    other = "diff-selection"
+    cluster.api.create(*namespace(other), exist_ok=True)
+    cluster.api.create(*configmap(other, "elsewhere", size=10), exist_ok=True)
+    r = kstream(
+        "diff",
+        str(golden["new"]),
+        "--live",
+        "-n",
+        f"{NS},{other}",
+        "-o",
+        "ndjson",
+        kubeconfig=cluster.kubeconfig,
+    )
+    assert r.code == 0, r.err
+    assert r.out == b""
+    assert "dumped with different -n" in r.err
+    assert f"outside {golden['new']}'s -n {NS}" in r.err
+    # the same through a snapshot without a manifest: its selection is unknown,
+    # this command line's applies
+    r = kstream("diff", str(golden["ndjson"]), "--live", "-n", NS, kubeconfig=cluster.kubeconfig)
+    assert r.code == 0, r.err
+    assert f"{golden['ndjson']} has no manifest, so what its dump selected is unknown" in r.err
+
+
+GADGETS = "diffver.kstream.dev"
+GADGET_CRD = f"/apis/apiextensions.k8s.io/v1/customresourcedefinitions/gadgets.{GADGETS}"
+
+
+def _gadget_version(name: str, storage: bool) -> dict[str, Any]:
+    schema = {"openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": True}}
+    return {"name": name, "served": True, "storage": storage, "schema": schema}
+
+
+def test_crd_preferred_version_change_is_no_content_change(
+    cluster: Cluster, tmp_path: Path
+) -> None:
+    """A CRD gains v2 as its storage and preferred version: its objects are read
+    through v2 and differ only in apiVersion (issue 17.10)."""
+    from kstream.archive import open_snapshot
+
+    api, ns = cluster.api, "diff-versions"
+    api.create(*namespace(ns), exist_ok=True)
+    crd = {
+        "apiVersion": "apiextensions.k8s.io/v1",
+        "kind": "CustomResourceDefinition",
+        "metadata": {"name": f"gadgets.{GADGETS}"},
+        "spec": {
+            "group": GADGETS,
+            "scope": "Namespaced",
+            "names": {"plural": "gadgets", "singular": "gadget", "kind": "Gadget"},
+            "versions": [_gadget_version("v1", True)],
+        },
+    }
+    api.create("/apis/apiextensions.k8s.io/v1/customresourcedefinitions", crd, exist_ok=True)
+    wait_for_resource(api, f"/apis/{GADGETS}/v1/gadgets")
+    for name, size in (("g1", 1), ("g2", 2)):
+        api.create(
+            f"/apis/{GADGETS}/v1/namespaces/{ns}/gadgets",
+            {
+                "apiVersion": f"{GADGETS}/v1",
+                "kind": "Gadget",
+                "metadata": {"name": name, "namespace": ns},
+                "spec": {"size": size},
+            },
+            exist_ok=True,
+        )
+    old = tmp_path / "v1.ndjson.zst"
+    dump(cluster, old, "-n", ns, "-r", "gadgets")
+    current = api.call("GET", GADGET_CRD)
+    current["spec"]["versions"] = [_gadget_version("v1", False), _gadget_version("v2", True)]
+    api.call("PUT", GADGET_CRD, current)
+    api.call("PATCH", f"/apis/{GADGETS}/v1/namespaces/{ns}/gadgets/g2", {"spec": {"size": 3}})
+    new = tmp_path / "v2.ndjson.zst"
+    deadline = time.monotonic() + 60  # until discovery prefers v2
+    while True:
+        dump(cluster, new, "-n", ns, "-r", "gadgets", "--force")
+        versions = {e.version for e in open_snapshot(str(new)).entries}
+        if versions == {"v2"} or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
+    assert versions == {"v2"}
+    r = kstream("diff", str(old), str(new), "-o", "ndjson")
+    assert r.code == 1, r.err
+    [rec] = records(r.out)  # g1 differs only in apiVersion: hidden
+    assert (rec["change"], rec["name"], rec["version"]) == ("modified", "g2", "v2")
+    assert {f["path"] for f in rec["fields"]} == {"apiVersion", "spec.size"}
+    assert "1 object differs only in apiVersion, hidden" in r.err
+    r = kstream("diff", str(old), str(new), "-o", "ndjson", "--show-api-version-changes")
+    by = {x["name"]: x for x in records(r.out)}
+    assert by["g1"]["fields"] == [
+        {"path": "apiVersion", "old": f"{GADGETS}/v1", "new": f"{GADGETS}/v2"}
+    ]

@@ -78,6 +78,7 @@ RES = {
     "Secret": ("", "v1", "secrets", True),
     "Namespace": ("", "v1", "namespaces", False),
     "Deployment": ("apps", "v1", "deployments", True),
+    "Widget": ("demo.kstream.dev", "v1", "widgets", True),
 }
 
 
@@ -89,6 +90,7 @@ def write_snapshot(
     options: dict[str, Any] | None = None,
     unit_status: dict[str, str] | None = None,
     per_namespace: bool = False,
+    manifest_extra: dict[str, Any] | None = None,
 ) -> Path:
     """An archive or directory as dump writes it: one unit per resource (or
     per resource and namespace), in the order given (not sorted here)."""
@@ -102,7 +104,8 @@ def write_snapshot(
     for (kind, ns), items in sorted(
         units.items(), key=lambda kv: (RES[kv[0][0]][2], kv[0][1] or "")
     ):
-        g, v, r, namespaced = RES[kind]
+        g, _, r, namespaced = RES[kind]
+        v = items[0]["apiVersion"].rpartition("/")[2]  # the version the objects were read at
         spool = w.new_spool(unit_file_name(g, v, r, ns), None)
         for o in items:
             spool.write(line(o))
@@ -123,6 +126,7 @@ def write_snapshot(
         "version": 1,
         "status": status,
         "options": {"secrets": "redact", "secretDigest": "sha256", **(options or {})},
+        **(manifest_extra or {}),
     }
     w.finish(manifest, interrupted=False)
     return path
@@ -575,3 +579,263 @@ def test_memory_stays_bounded_on_large_snapshots(tmp_path: Path) -> None:
     # ten times the objects (~40 MiB per side), nearly the same peak
     assert results[200_000] < results[20_000] + 25, results
     assert results[200_000] < 200, results
+
+
+# ---------------------------------------------------------------- recreated objects (issue 17.6)
+
+
+def test_recreated_shows_its_field_changes(tmp_path: Path) -> None:
+    o = cm("b", "again", uid="u1", k="v", same="s")
+    n = cm("b", "again", uid="u2", k="w", same="s")
+    n["metadata"]["creationTimestamp"] = "2026-01-01T00:00:00Z"
+    a = write_snapshot(tmp_path / "a.zst", [o])
+    b = write_snapshot(tmp_path / "b.zst", [n])
+    changes, c = compare(a, b)
+    [ch] = changes
+    assert (ch.change, ch.old_uid, ch.new_uid) == ("recreated", "u1", "u2")
+    assert [(f.path, f.old, f.new) for f in ch.fields] == [("data.k", "v", "w")]
+    assert c.summary["configmaps"].recreated == 1
+    r = _cli(str(a), str(b), "-o", "ndjson")
+    assert r.code == 1
+    [rec] = [json.loads(x) for x in r.out.splitlines()]
+    assert rec["change"] == "recreated" and rec["uid"] == {"old": "u1", "new": "u2"}
+    assert rec["fields"] == [{"path": "data.k", "old": "v", "new": "w"}]
+    r = _cli(str(a), str(b), "-o", "json")
+    assert json.loads(r.out)["changes"][0]["fields"] == rec["fields"]
+    r = _cli(str(a), str(b), "--color", "never")
+    assert "± configmaps b/again  recreated (uid u1 → u2)" in r.text
+    assert 'data.k: "v" → "w"' in r.text
+    # recreated with the same content: still recreated, no fields
+    same = write_snapshot(tmp_path / "c.zst", [cm("b", "again", uid="u3", k="v", same="s")])
+    [ch] = compare(a, same)[0]
+    assert ch.change == "recreated" and ch.fields == []
+
+
+def test_recreated_secret_values_stay_hidden(tmp_path: Path) -> None:
+    o, n = secret_obj("s", pw="b2xk"), secret_obj("s", pw="bmV3")
+    n["metadata"]["uid"] = "other"
+    opts = {"secrets": "include"}
+    a = write_snapshot(tmp_path / "a.zst", [o], options=opts)
+    b = write_snapshot(tmp_path / "b.zst", [n], options=opts)
+    [ch] = compare(a, b)[0]
+    assert ch.change == "recreated"
+    assert [(f.path, f.old, f.new) for f in ch.fields] == [("data.pw", d.HIDDEN, d.HIDDEN)]
+    r = _cli(str(a), str(b), "--color", "never")
+    assert "bmV3" not in r.text and "b2xk" not in r.text and "(changed)" in r.text
+
+
+# ---------------------------------------------------------------- different selections (17.8)
+
+
+def _note(err: str) -> str:
+    lines = [x for x in err.splitlines() if x.startswith("note: ")]
+    assert len(lines) == 1, err
+    return lines[0]
+
+
+def test_different_namespaces_compare_only_what_both_selected(tmp_path: Path) -> None:
+    old = [cm("a", "x"), cm("a", "y")]
+    new = [cm("a", "x"), cm("a", "y", k="2"), cm("b", "z"), cm("b", "w")]
+    a = write_snapshot(tmp_path / "a.zst", old, options={"namespaces": ["a"]})
+    b = write_snapshot(tmp_path / "b.zst", new, options={"namespaces": ["a", "b"]})
+    changes, c = compare(a, b)
+    assert summary(changes) == {("modified", "ConfigMap", "a/y")}
+    assert "-n" in c.selection_note and "2 objects outside" in c.selection_note
+    r = _cli(str(a), str(b), "-o", "ndjson")
+    assert r.code == 1 and len(r.out.splitlines()) == 1
+    note = _note(r.err)
+    assert "different -n" in note and f"2 objects outside {a}'s -n a" in note
+    # the other way round too (removed instead of added before)
+    assert summary(compare(b, a)[0]) == {("modified", "ConfigMap", "a/y")}
+
+
+def test_namespaced_dump_against_full_dump(tmp_path: Path) -> None:
+    # -n a (no -r): cluster-scoped resources are not in the dump at all
+    a = write_snapshot(tmp_path / "a.zst", [cm("a", "x")], options={"namespaces": ["a"]})
+    b = write_snapshot(tmp_path / "b.zst", [cm("a", "x"), cm("b", "y"), ns_obj("a")])
+    changes, c = compare(a, b)
+    assert changes == []
+    assert "namespaces (not selected by" in c.selection_note
+    assert "cluster-scoped" in c.selection_note and "1 object outside" in c.selection_note
+    assert set(c.summary) == {"configmaps"}
+
+
+def test_different_resources(tmp_path: Path) -> None:
+    a = write_snapshot(tmp_path / "a.zst", [cm("a", "x")], options={"resources": ["cm"]})
+    b = write_snapshot(tmp_path / "b.zst", [cm("a", "x"), deploy("a", "web"), ns_obj("a")])
+    changes, c = compare(a, b)
+    assert changes == []
+    note = c.selection_note
+    assert "different -r" in note
+    assert "deployments.apps, namespaces (not selected by" in note and "-r cm" in note
+    r = _cli(str(a), str(b))
+    assert r.code == 0 and r.out == b"" and "different -r" in r.err
+
+
+def test_resource_new_in_the_cluster_is_still_added(tmp_path: Path) -> None:
+    # same selection (everything): a resource only in NEW is really new
+    a = write_snapshot(tmp_path / "a.zst", [cm("a", "x")])
+    b = write_snapshot(tmp_path / "b.zst", [cm("a", "x"), deploy("a", "web")])
+    changes, c = compare(a, b)
+    assert summary(changes) == {("added", "Deployment", "a/web")}
+    assert c.selection_note == ""
+    # excluded by default in OLD, named with -r in NEW: not selected by OLD
+    a2 = write_snapshot(
+        tmp_path / "a2.zst",
+        [cm("a", "x")],
+        manifest_extra={"excludedByDefault": ["deployments.apps"]},
+    )
+    b2 = write_snapshot(
+        tmp_path / "b2.zst",
+        [cm("a", "x"), deploy("a", "web")],
+        options={"resources": ["cm", "deploy"]},
+    )
+    changes, c = compare(a2, b2)
+    assert changes == [] and "excluded by default" in c.selection_note
+    # not watchable: read only when named (a manifest without the list still diffs)
+    a3 = write_snapshot(
+        tmp_path / "a3.zst", [cm("a", "x")], manifest_extra={"notWatchable": ["deployments.apps"]}
+    )
+    changes, c = compare(a3, b2)
+    assert changes == [] and "cannot be watched" in c.selection_note
+    # this command's own -n leaves the cluster-scoped resource out: not reported
+    a4 = write_snapshot(tmp_path / "a4.zst", [cm("a", "x")], options={"namespaces": ["a"]})
+    b4 = write_snapshot(tmp_path / "b4.zst", [cm("a", "x"), ns_obj("a")], options={})
+    changes, c = compare(a4, b4, namespaces=("a",))
+    assert changes == [] and "namespaces" not in c.selection_note
+
+
+def test_different_label_and_field_selectors(tmp_path: Path) -> None:
+    objs = [cm("a", "x"), cm("a", "y"), cm("b", "z")]
+    a = write_snapshot(tmp_path / "a.zst", objs)
+    b = write_snapshot(
+        tmp_path / "b.zst", [cm("a", "x", k="2")], options={"labelSelector": "app=x"}
+    )
+    c_ = write_snapshot(
+        tmp_path / "c.zst",
+        [cm("a", "x", k="2")],
+        options={"fieldSelector": "metadata.namespace=a,metadata.name!=y"},
+    )
+    for other, opt in ((b, "-l app=x"), (c_, "--field-selector")):
+        changes, c = compare(a, other)
+        assert summary(changes) == {("modified", "ConfigMap", "a/x")}, opt
+        assert opt in c.selection_note and "2 objects outside" in c.selection_note
+
+
+def test_field_selector_evaluation() -> None:
+    reqs = d.parse_field_selector(r"status.phase=Running,spec.nodeName!=,metadata.name=a\,b")
+    pod = {"metadata": {"name": "a,b"}, "spec": {"nodeName": "n1"}, "status": {"phase": "Running"}}
+    assert d.field_selector_matches(reqs, pod)
+    assert not d.field_selector_matches(reqs, {**pod, "spec": {}})
+    assert d.field_selector_matches(
+        d.parse_field_selector("spec.unschedulable=true"), {"spec": {"unschedulable": True}}
+    )
+    with pytest.raises(UsageError):
+        d.parse_field_selector("nonsense")
+
+
+def test_different_strip_and_secrets(tmp_path: Path) -> None:
+    o = [cm("a", "x"), secret_obj("s", pw="sha256:00")]
+    n = [cm("a", "x"), secret_obj("s", pw="sha256:00")]
+    for x in n:
+        x["metadata"]["annotations"] = {"team": "blue"}
+    a = write_snapshot(
+        tmp_path / "a.zst",
+        [x for x in o if x["kind"] != "Secret"],
+        options={"strip": ["metadata.annotations"], "secrets": "exclude"},
+    )
+    b = write_snapshot(tmp_path / "b.zst", n)
+    changes, c = compare(a, b)
+    assert changes == [] and c.skipped == []
+    note = c.selection_note
+    assert "different --secrets, --strip" in note
+    assert "secrets (not selected by" in note and "--secrets exclude" in note
+    assert "fields metadata.annotations (--strip of" in note
+    r = _cli(str(a), str(b))
+    assert r.code == 0, r.err  # left out by selection, not a partial comparison (3)
+
+
+def test_plain_ndjson_side_has_an_unknown_selection(tmp_path: Path) -> None:
+    a = write_snapshot(tmp_path / "a.zst", [cm("a", "x")], options={"namespaces": ["a"]})
+    b = write_ndjson(tmp_path / "b.ndjson", [cm("a", "x"), cm("b", "y"), ns_obj("a")])
+    changes, c = compare(a, b)
+    assert changes == []
+    note = c.selection_note
+    assert note.startswith(f"{b} has no manifest, so what its dump selected is unknown")
+    assert "1 object outside" in note and "Namespace (not selected by" in note
+    # both plain: nothing known, nothing left out, nothing said
+    changes, c = compare(write_ndjson(tmp_path / "c", [cm("a", "x")]), b)
+    assert len(changes) == 2 and c.selection_note == ""
+
+
+# ---------------------------------------------------------------- apiVersion only (17.10)
+
+
+def widget_obj(version: str, name: str, color: str = "blue") -> dict[str, Any]:
+    return {
+        "apiVersion": f"demo.kstream.dev/{version}",
+        "kind": "Widget",
+        "metadata": {"name": name, "namespace": "a", "uid": f"uid-{name}"},
+        "spec": {"color": color},
+    }
+
+
+@pytest.mark.parametrize("new_fmt", ["zst", "ndjson"])
+def test_api_version_only_change_is_hidden(tmp_path: Path, new_fmt: str) -> None:
+    a = write_snapshot(tmp_path / "a.zst", [widget_obj("v1", "same"), widget_obj("v1", "painted")])
+    new = [widget_obj("v2", "same"), widget_obj("v2", "painted", color="red")]
+    b = (
+        write_snapshot(tmp_path / "b.zst", new)
+        if new_fmt == "zst"
+        else write_ndjson(tmp_path / "b.ndjson", new)
+    )
+    changes, c = compare(a, b)
+    [ch] = changes  # matched across versions, the pure apiVersion change hidden
+    assert (ch.change, ch.name, ch.version) == ("modified", "painted", "v2")
+    assert {f.path for f in ch.fields} == {"spec.color", "apiVersion"}
+    assert sum(c.api_version_only.values()) == 1 and c.total.unchanged == 1
+    changes, c = compare(a, b, show_api_version_changes=True)
+    assert summary(changes) == {
+        ("modified", "Widget", "a/same"),
+        ("modified", "Widget", "a/painted"),
+    }
+    same = next(ch for ch in changes if ch.name == "same")
+    assert [(f.path, f.old, f.new) for f in same.fields] == [
+        ("apiVersion", "demo.kstream.dev/v1", "demo.kstream.dev/v2")
+    ]
+    r = _cli(str(a), str(b), "--color", "never")
+    assert r.code == 1 and "a/same" not in r.text
+    assert "1 object differs only in apiVersion, hidden" in r.text
+    r = _cli(str(a), str(b), "-o", "json")
+    assert json.loads(r.out)["apiVersionOnly"] == 1
+    r = _cli(str(a), str(b), "-o", "ndjson", "--show-api-version-changes")
+    assert {json.loads(x)["name"] for x in r.out.splitlines()} == {"same", "painted"}
+    # only the version changed: no differences at all
+    b2 = write_snapshot(tmp_path / "b2.zst", [widget_obj("v2", "same")])
+    a2 = write_snapshot(tmp_path / "a2.zst", [widget_obj("v1", "same")])
+    r = _cli(str(a2), str(b2))
+    assert r.code == 0 and r.out == b"" and "differs only in apiVersion" in r.err
+
+
+# ---------------------------------------------------------------- long values (17.12)
+
+
+def test_long_values_show_where_they_differ(tmp_path: Path) -> None:
+    old_v = "a" * 4000 + "B" + "a" * 999
+    new_v = "a" * 4000 + "C" + "a" * 999
+    assert len(old_v) == len(new_v) == 5000
+    text_old = "line one\n" + "b" * 4000 + "OLD" + "b" * 1000 + "\nlast\n"
+    text_new = "line one\n" + "b" * 4000 + "NEW" + "b" * 1000 + "\nlast\n"
+    a = write_snapshot(tmp_path / "a.zst", [cm("a", "x", big=old_v, text=text_old)])
+    b = write_snapshot(tmp_path / "b.zst", [cm("a", "x", big=new_v, text=text_new)])
+    r = _cli(str(a), str(b), "--color", "never")
+    assert r.code == 1
+    out = r.text
+    assert "data.big: 5,000 → 5,000 chars, first difference at offset 4,000" in out
+    minus = next(x for x in out.splitlines() if x.strip().startswith("- …"))
+    plus = next(x for x in out.splitlines() if x.strip().startswith("+ …"))
+    assert "aaaB" in minus and "C" not in minus
+    assert "aaaC" in plus and "B" not in plus
+    # a long line of a multi-line value: the unified diff shows its change too
+    assert any("bbbOLD" in x and "column 4,000" in x for x in out.splitlines())
+    assert any("bbbNEW" in x and "column 4,000" in x for x in out.splitlines())

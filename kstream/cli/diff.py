@@ -41,16 +41,18 @@ SCHEMA_HELP = """
   {"change": "added|removed|modified|recreated", "group": "apps", "version": "v1",
    "resource": "deployments", "kind": "Deployment", "namespace": "prod" | null,
    "name": "web", "fields": [{"path": "spec.replicas", "old": 2, "new": 3}]}
-"fields" only for modified ("old" absent: the field was added; "new" absent: removed);
-"uid": {"old", "new"} only for recreated. "resource" is "" when only plain NDJSON
+"fields" for modified and recreated ("old" absent: the field was added; "new" absent:
+removed); "uid": {"old", "new"} only for recreated. "resource" is "" when only plain NDJSON
 snapshots were compared (they do not know it).
 -o json: {"summary": {RESOURCE: {"added", "removed", "modified", "recreated",
-"unchanged"}}, "total": {...}, "skipped": [{"resource", "reason"}], "changes": [records]}.
+"unchanged"}}, "total": {...}, "skipped": [{"resource", "reason"}], "apiVersionOnly": N,
+"notes": [...], "changes": [records]}.
 Full description: docs/diff.md.
 """
 EXAMPLES = EXAMPLES_ONLY + SCHEMA_HELP
 
 MAX_VALUE = 300  # characters of a value shown in text output
+CONTEXT = 60  # characters shown before the first difference of two long values
 MAX_DIFF_LINES = 60  # lines of a multi-line string's diff shown in text output
 
 
@@ -157,6 +159,14 @@ def diff(
             show_default=False,
         ),
     ] = None,
+    show_api_version_changes: Annotated[
+        bool,
+        typer.Option(
+            "--show-api-version-changes",
+            help="Report objects that differ only in apiVersion (same group and kind, e.g. after a CRD's preferred version changed) as modified; by default they count as unchanged.",
+            rich_help_panel=c.HELP_OUTPUT,
+        ),
+    ] = False,
     sort_buffer: Annotated[
         int,
         typer.Option(
@@ -193,8 +203,11 @@ def diff(
     recreated, different fields modified. Server-maintained noise
     (resourceVersion, managedFields, status, ...) is ignored: see --explain.
     Secrets compare by their redacted digests; raw values are never shown.
-    The --resource/--exclude/-n/-l selection applies to both sides. Memory stays
-    bounded whatever the snapshots' size.
+    The --resource/--exclude/-n/-l selection applies to both sides; when the
+    two dumps selected differently (see their manifests), only what both
+    selected is compared, and a note says what was left out. A change of
+    apiVersion alone (a CRD's new preferred version) is not a change unless
+    --show-api-version-changes. Memory stays bounded whatever the snapshots' size.
 
     Exit status as diff(1): 0 no differences, 1 differences, more than 1 trouble
     (3: some resources were not compared because a snapshot lacks them; 6: a
@@ -230,6 +243,7 @@ def diff(
         "selector": selector,
         "secret_key": key,
         "sort_buffer": sort_buffer * 1024 * 1024,
+        "show_api_version_changes": show_api_version_changes,
     }
     live_dir: str | None = None
     try:
@@ -251,7 +265,9 @@ def diff(
             )
             old, new = (old, live_path) if live else (live_path, old)
         assert old is not None and new is not None
-        code = run_diff(old, new, settings_kw, output, stat, quiet)
+        code = run_diff(
+            old, new, settings_kw, output, stat, quiet, "new" if live else "old" if live_old else ""
+        )
     finally:
         if live_dir is not None:
             shutil.rmtree(live_dir, ignore_errors=True)
@@ -357,7 +373,13 @@ def _dump_live(
 
 
 def run_diff(
-    old: str, new: str, settings_kw: dict[str, Any], output: OutFormat, stat: bool, quiet: bool
+    old: str,
+    new: str,
+    settings_kw: dict[str, Any],
+    output: OutFormat,
+    stat: bool,
+    quiet: bool,
+    live: str = "",
 ) -> ExitCode:
     from kstream.archive import open_snapshot
     from kstream.diff import Comparison, Settings
@@ -368,7 +390,7 @@ def run_diff(
     spinner: AbstractContextManager[Any] = nullcontext()
     if not quiet and c.stderr_is_terminal():
         spinner = c.consoles.err.status("reading the snapshots")
-    with Comparison(a, b, settings) as cmp:
+    with Comparison(a, b, settings, live=live) as cmp:
         with spinner as status:
             if status is not None:
                 cmp.progress = lambda msg: status.update(Text(msg))
@@ -377,6 +399,8 @@ def run_diff(
             c.note(f"warning: {w}")
         for name, why in cmp.skipped:
             c.note(f"warning: {name} not compared: {why}")
+        if cmp.selection_note:
+            c.note(f"note: {cmp.selection_note}")
         changes = cmp.changes()
         if output is OutFormat.ndjson:
             _write_ndjson(changes, stat)
@@ -385,6 +409,9 @@ def run_diff(
         else:
             _write_text(changes, cmp, stat, quiet)
         total = cmp.total
+        hidden = _api_version_note(cmp)
+        if hidden and output is not OutFormat.text and not quiet:
+            c.note(f"note: {hidden}")
     if cmp.skipped:
         return ExitCode.PARTIAL
     return ExitCode.DIFFERENCES if total.changed else ExitCode.OK
@@ -411,6 +438,8 @@ def _write_json(changes: Iterator[Any], cmp: Any, stat: bool) -> None:
             "summary": {name: cnt.to_json() for name, cnt in cmp.summary.items()},
             "total": cmp.total.to_json(),
             "skipped": [{"resource": r, "reason": why} for r, why in cmp.skipped],
+            "apiVersionOnly": sum(cmp.api_version_only.values()),
+            "notes": [n for n in (cmp.selection_note, _api_version_note(cmp)) if n],
         }
         out = sys.stdout
         out.write(_dumps(head)[:-1] + ',"changes":[')
@@ -424,11 +453,59 @@ STYLE = {"added": "green", "removed": "red", "modified": "yellow", "recreated": 
 SIGN = {"added": "+", "removed": "-", "modified": "~", "recreated": "±"}
 
 
+def _api_version_note(cmp: Any) -> str:
+    n = sum(cmp.api_version_only.values())
+    if not n:
+        return ""
+    return (
+        f"{n} object{'s differ' if n != 1 else ' differs'} only in apiVersion, hidden "
+        "(--show-api-version-changes shows them)"
+    )
+
+
 def _value(v: Any) -> str:
     s = _dumps(v)
     if len(s) > MAX_VALUE:
         s = s[:MAX_VALUE] + f"… ({len(s):,} chars)"
     return s
+
+
+def _common_prefix(a: str, b: str) -> int:
+    lo, hi = 0, min(len(a), len(b))  # a[:lo] == b[:lo]; binary search, C-speed compares
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        if a[lo:mid] == b[lo:mid]:
+            lo = mid
+        else:
+            hi = mid - 1
+    return lo
+
+
+def _where_they_differ(a: str, b: str) -> tuple[int, str, str]:
+    """Offset of the first difference of two long strings, and an excerpt of
+    each around it (JSON-quoted, … where cut)."""
+    start = _common_prefix(a, b)
+    tail = _common_prefix(a[start:][::-1], b[start:][::-1])
+
+    def excerpt(s: str) -> str:
+        lo = max(0, start - CONTEXT)
+        hi = min(len(s), max(len(s) - tail, start) + CONTEXT, lo + MAX_VALUE)
+        return ("…" if lo else "") + _dumps(s[lo:hi]) + ("…" if hi < len(s) else "")
+
+    return start, excerpt(a), excerpt(b)
+
+
+def _long_change(path: str, old: Any, new: Any, pr: Callable[[Text], None]) -> None:
+    """A change between values too long to show whole: where they first differ."""
+    both_str = isinstance(old, str) and isinstance(new, str)
+    a, b = (old, new) if both_str else (_dumps(old), _dumps(new))
+    at, ea, eb = _where_they_differ(a, b)
+    what = "chars" if both_str else "chars of JSON"
+    head = Text("    " + path + ": ", style="bold")
+    head.append(f"{len(a):,} → {len(b):,} {what}, first difference at offset {at:,}", style="dim")
+    pr(head)
+    pr(Text("      - " + ea, style="red"))
+    pr(Text("      + " + eb, style="green"))
 
 
 def _write_text(changes: Iterator[Any], cmp: Any, stat: bool, quiet: bool) -> None:
@@ -463,6 +540,9 @@ def _write_text(changes: Iterator[Any], cmp: Any, stat: bool, quiet: bool) -> No
                 pr(line)
                 _text_diff(f.old, f.new, pr)
                 continue
+            elif len(_dumps(f.old)) > MAX_VALUE or len(_dumps(f.new)) > MAX_VALUE:
+                _long_change(f.path, f.old, f.new, pr)
+                continue
             else:
                 line.append(f.path + ": ", style="bold")
                 line.append(_value(f.old), style="red")
@@ -493,17 +573,40 @@ def _write_text(changes: Iterator[Any], cmp: Any, stat: bool, quiet: bool) -> No
             f"{total.added} added, {total.removed} removed, {total.modified} modified, "
             f"{total.recreated} recreated, {total.unchanged} unchanged in {len(cmp.summary)} resources"
         )
+        hidden = _api_version_note(cmp)
         if rows:
             out.print(Text(msg))
+            if hidden:
+                out.print(Text(hidden))
         else:
             c.note(f"no differences ({msg})")
+            if hidden:
+                c.note(hidden)
 
 
 def _text_diff(old: str, new: str, pr: Callable[[Text], None]) -> None:
     lines = list(difflib.unified_diff(old.splitlines(), new.splitlines(), lineterm="", n=1))[2:]
-    for i, ln in enumerate(lines):
+    # a long line cut at MAX_VALUE could hide its change: show a removed and an
+    # added line paired in a hunk around their first difference instead
+    shown = list(lines)
+    i = 0
+    while i < len(lines):
+        j = i
+        while j < len(lines) and lines[j].startswith("-"):
+            j += 1
+        k = j
+        while k < len(lines) and lines[k].startswith("+"):
+            k += 1
+        for m in range(min(j - i, k - j)):
+            a, b = lines[i + m][1:], lines[j + m][1:]
+            if len(a) > MAX_VALUE or len(b) > MAX_VALUE:
+                at, ea, eb = _where_they_differ(a, b)
+                shown[i + m] = f"-{ea}  (column {at:,})"
+                shown[j + m] = f"+{eb}  (column {at:,})"
+        i = max(k, i + 1)
+    for i, ln in enumerate(shown):
         if i >= MAX_DIFF_LINES:
-            pr(Text(f"      … {len(lines) - i} more lines", style="dim"))
+            pr(Text(f"      … {len(shown) - i} more lines", style="dim"))
             return
         style = (
             "green"
@@ -514,6 +617,6 @@ def _text_diff(old: str, new: str, pr: Callable[[Text], None]) -> None:
             if ln.startswith("@@")
             else "dim"
         )
-        if len(ln) > MAX_VALUE:
-            ln = ln[:MAX_VALUE] + "…"
+        if len(ln) > MAX_VALUE and ln == lines[i]:
+            ln = ln[:MAX_VALUE] + f"… ({len(ln) - 1:,} chars)"
         pr(Text("      " + ln, style=style))

@@ -311,6 +311,8 @@ def run_dump(
         "duration": round(time.monotonic() - t0, 3),
         "options": options,
         "excludedByDefault": [r.name for r in plan.selection.excluded_by_default],
+        # left out because they cannot be watched (read only when named with -r)
+        "notWatchable": [r.name for r in plan.selection.not_watchable],
         "discoveryFailures": [
             {"groupVersion": f.group, "error": f.error} for f in plan.discovery.failures
         ],
