@@ -228,6 +228,8 @@ class FitTable:
         cells: list[list[Text]] = [list(name.wrap(console, max(1, name_w), overflow="fold"))]
         for i in keep:
             t = row[i]
+            if self.cols[i].flex and cell_len(t.plain) > widths[i] and " (" in t.plain:
+                t = Text(t.plain.replace(" (", "\n(", 1), style=t.style)  # list / (why)
             lines = list(t.wrap(console, widths[i], overflow="fold")) if self.cols[i].flex else [t]
             cells.append(lines)
         height = max(len(c) for c in cells)
