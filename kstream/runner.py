@@ -94,6 +94,7 @@ class Run(Generic[S]):
         self._finished: dict[int, _Done[S]] = {}
         self.delivered = 0  # units delivered in order
         self.written: set[int] = set()  # indices of every unit delivered
+        self.at_cancel: dict[int, tuple[int, int]] = {}  # index: (objects, retries)
 
     def _deliver(self, d: _Done[S]) -> None:
         with _signals_held():  # a signal now takes effect once this is recorded
@@ -120,6 +121,8 @@ class Run(Generic[S]):
                 _close(d.sink)
 
     def cancel(self) -> None:
+        if not self.cancelled.is_set():  # before the aborted reads reset them
+            self.at_cancel = {u.index: (u.objects, u.retries) for u in self.units}
         self.cancelled.set()
         self.reader.abort_all()
 

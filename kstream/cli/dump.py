@@ -300,7 +300,7 @@ def run_dump(
     # the summary and the manifest say what the output holds: a unit an
     # interrupt cut off is not in it (its objects so far are dropped, like a
     # cut stream's), whatever it had read
-    shown = [_as_written(u, written.get(u.index), interrupted is not None) for u in plan.units]
+    shown = [_as_written(u, written.get(u.index), interrupted, run.at_cancel) for u in plan.units]
     missing = [u for u in shown if u.index not in written]
     status = "complete"
     if interrupted is not None:
@@ -336,25 +336,25 @@ def run_dump(
     return ExitCode.OK if status == "complete" else ExitCode.PARTIAL
 
 
-def _as_written(u: Any, e: Any, interrupted: bool) -> Any:
+def _as_written(u: Any, e: Any, interrupted: Any, at_cancel: dict[int, tuple[int, int]]) -> Any:
     """A copy of a unit for the summary and the manifest, with the objects and
     bytes the output holds for it; one that an interrupt cut off is
-    "interrupted", with what it had read in its error."""
+    "interrupted", with what it had read (when the run was stopped) in its error."""
     from dataclasses import replace
 
     if e is not None:
         return replace(u, objects=e.objects, bytes=e.bytes, status=e.status)
-    status, error = u.status or "incomplete", u.error
-    if interrupted and u.status in ("", "complete"):
+    status, error, retries = u.status or "incomplete", u.error, u.retries
+    if interrupted is not None and u.status in ("", "complete"):
         status = "interrupted"
-        read = u.objects
+        read, retries = at_cancel.get(u.index, (u.objects, u.retries))
         if u.status == "complete":
             error = f"read ({read:,} objects) but not written before the interrupt"
         elif u.started:
             error = f"interrupted after reading {read:,} objects; none written"
         else:
             error = "interrupted before it started"
-    return replace(u, objects=0, bytes=0, status=status, error=error)
+    return replace(u, objects=0, bytes=0, status=status, error=error, retries=retries)
 
 
 def _report(plan: Any, units: Any, where: str, status: str, quiet: bool, debug: bool) -> None:
