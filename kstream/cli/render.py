@@ -349,13 +349,15 @@ def summary(units: Sequence[Unit], title: str) -> RenderableType:
     shown = [u for u in units if u.objects or u.status != "complete"]
     hidden = len(units) - len(shown)
     any_retries = any(u.retries for u in shown)
+    methods = {method_cell(u) for u in shown}
+    same = methods.pop() if len(methods) == 1 else None  # then said once, below
     rows = []
     for u in shown:
         status = u.status or "incomplete"
         row: list[Text | str] = [
             Text(u.label),
             Text(status, style=STATE_STYLE.get(status, "")),
-            method_cell(u),
+            *([] if same is not None else [method_cell(u)]),
             human_count(u.objects),
             human_bytes(u.bytes),
             f"{u.duration:.1f}s",
@@ -366,7 +368,7 @@ def summary(units: Sequence[Unit], title: str) -> RenderableType:
     cols = [
         Col("resource"),
         Col("status"),
-        Col("method", flex=True),
+        *([] if same is not None else [Col("method", flex=True)]),
         Col("objects", "right"),
         Col("bytes", "right"),
         Col("time", "right", optional=True),
@@ -376,6 +378,8 @@ def summary(units: Sequence[Unit], title: str) -> RenderableType:
     parts: list[RenderableType] = [Text(title, style="bold")]
     parts.append(FitTable(cols, rows))
     notes = []
+    if same:
+        notes.append(f"method: {same} for all of them")
     if hidden:
         notes.append(f"{hidden} more resources complete and empty")
     notes += fallback_notes(shown)
