@@ -260,3 +260,23 @@ def test_a_signal_never_cuts_a_delivery_in_half(sigint_raises: None) -> None:
             pass
     assert done == ["configmaps:start", "configmaps:end"]
     assert run.written == {0}
+
+
+@pytest.mark.parametrize("width", [80, 120])
+def test_count_table_fits_and_keeps_every_number(width: int) -> None:
+    from kstream.cli.count import table
+    from kstream.count import CountResult, Grouping, ResKey, Row
+
+    g = Grouping.parse("namespace,resource")
+    vapb = ResKey("admissionregistration.k8s.io", "v1", "validatingadmissionpolicybindings")
+    rows = [
+        Row((LONG_NS, vapb), 10_000_000, 987_654_321_000),
+        Row(("kube-system", ResKey("", "v1", "configmaps")), 1_234_567, 5_000_000),
+        Row((None, ResKey("", "v1", "namespaces")), 7, 500),
+    ]
+    result = CountResult("live", g, rows, server="https://127.0.0.1:6443")
+    t, _ = table(result, "count", width)
+    text = draw(t, width)
+    assert_fits(text, width)
+    for n in ("10,000,000", "1,234,567", "11,234,574", "919.8 GiB", "4.8 MiB", "89.0", "11.0"):
+        assert n in text, text
