@@ -101,8 +101,10 @@ def live_units() -> list[Unit]:
     return units
 
 
-def draw(renderable: Any, width: int) -> str:
-    con = Console(width=width, file=io.StringIO(), color_system=None, force_terminal=False)
+def draw(renderable: Any, width: int, height: int = 200) -> str:
+    con = Console(
+        width=width, height=height, file=io.StringIO(), color_system=None, force_terminal=False
+    )
     con.print(renderable)
     out = con.file.getvalue()  # type: ignore[attr-defined]
     assert isinstance(out, str)
@@ -280,3 +282,15 @@ def test_count_table_fits_and_keeps_every_number(width: int) -> None:
     assert_fits(text, width)
     for n in ("10,000,000", "1,234,567", "11,234,574", "919.8 GiB", "4.8 MiB", "89.0", "11.0"):
         assert n in text, text
+
+
+def test_live_view_never_taller_than_the_terminal() -> None:
+    """rich cuts a live display taller than the screen (the totals would go):
+    rows that do not fit are counted instead."""
+    view = ProgressView(live_units(), enabled=False)
+    text = draw(view._render(), 80, height=15)
+    lines = text.splitlines()
+    assert len(lines) <= 15, text
+    assert re.search(r"^\+\d+ more$", text, re.M), text
+    assert lines[-1].startswith("4/12 resources") or lines[-2].startswith("4/12 resources")
+    assert "10,000,000/10,000,000" in text  # the active streams come first

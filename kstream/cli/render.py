@@ -156,9 +156,18 @@ class FitTable:
 
     MIN_NAME = 12  # narrower than this, every name gets its own line
 
-    def __init__(self, cols: Sequence[Col], rows: Sequence[Sequence[Text | str]]) -> None:
+    def __init__(
+        self,
+        cols: Sequence[Col],
+        rows: Sequence[Sequence[Text | str]],
+        reserve_lines: int | None = None,
+    ) -> None:
+        """With reserve_lines, the table leaves that many lines of the terminal
+        free (a live view taller than the screen is cut by rich): the rows that
+        do not fit are counted in a last line."""
         self.cols = list(cols)
         self.rows = [[c if isinstance(c, Text) else Text(c) for c in r] for r in rows]
+        self.reserve_lines = reserve_lines
 
     def layout(self, width: int) -> tuple[list[int], dict[int, int], int]:
         """(kept columns after the first, their widths, the gap)."""
@@ -202,12 +211,19 @@ class FitTable:
         name_w = max(0, width - rest)
         if name_w < self.MIN_NAME:
             name_w = 0
+        limit = None
+        if self.reserve_lines is not None:
+            limit = max(3, (options.height or console.height) - self.reserve_lines)
         header = [Text(c.header, style="bold") for c in self.cols]
-        for ln in self._row(console, header, keep, widths, gap, name_w, width):
-            yield ln
-        for r in self.rows:
-            for ln in self._row(console, r, keep, widths, gap, name_w, width):
-                yield ln
+        out = list(self._row(console, header, keep, widths, gap, name_w, width))
+        for n, r in enumerate(self.rows):
+            lines = list(self._row(console, r, keep, widths, gap, name_w, width))
+            last = n == len(self.rows) - 1
+            if limit is not None and len(out) + len(lines) + (0 if last else 1) > limit:
+                out.append(Text(f"+{len(self.rows) - n} more", style="dim"))
+                break
+            out += lines
+        yield from out
 
     def _row(
         self,
@@ -314,7 +330,7 @@ class ProgressView:
             Col("bytes", "right"),
             Col("rate", "right", optional=True),
         ]
-        return Group(FitTable(cols, rows), self._totals())
+        return Group(FitTable(cols, rows, reserve_lines=3), self._totals())
 
     def _totals(self) -> Text:
         done = sum(
