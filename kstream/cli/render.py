@@ -63,7 +63,7 @@ def short_fallback(unit: Unit) -> str:
     "streams broke". Uses Unit.fallback where the reader sets it, else derives
     it from the full text in Unit.fallback_reason."""
     code = getattr(unit, "fallback", None)
-    if isinstance(code, str):
+    if isinstance(code, str) and code:
         return code
     reason = unit.fallback_reason
     if not reason:
