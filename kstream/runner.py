@@ -112,6 +112,8 @@ class Run(Generic[S]):
             if isinstance(ev, _Done):
                 self._finished[ev.unit.index] = ev
         finished, self._finished = self._finished, {}
+        for i in self.written & finished.keys():
+            del finished[i]
         try:
             for i in sorted(finished):
                 d = finished.pop(i)
@@ -174,8 +176,10 @@ class Run(Generic[S]):
                 if isinstance(ev, _Done):
                     finished[ev.unit.index] = ev
                     while self.delivered in finished:
-                        d = finished.pop(self.delivered)
-                        self._deliver(d)
+                        # popped only once delivered: a signal in between leaves
+                        # it to salvage(), which skips what is already written
+                        self._deliver(finished[self.delivered])
+                        del finished[self.delivered]
                         self.delivered += 1
                     yield ev.unit
                     continue

@@ -294,3 +294,43 @@ def test_live_view_never_taller_than_the_terminal() -> None:
     assert re.search(r"^\+\d+ more$", text, re.M), text
     assert lines[-1].startswith("4/12 resources") or lines[-2].startswith("4/12 resources")
     assert "10,000,000/10,000,000" in text  # the active streams come first
+
+
+class _StallFirst(_FakeReader):
+    """Unit 0 blocks until the run is cancelled; the others finish at once."""
+
+    def read(self, unit: Unit, sink: Any, emit: Any) -> None:
+        from kstream.stream import Cancelled
+
+        if unit.index == 0:
+            self.cancel.wait(30)
+            raise Cancelled()
+        unit.status = "complete"
+
+
+def test_units_finished_behind_a_stalled_one_are_salvaged() -> None:
+    """Units are delivered in order, so finished ones wait behind a stalled
+    earlier one; when the run is stopped they are delivered all the same, and
+    `written` says exactly which units reached the output."""
+    units = [Unit(res(r), None) for r in ("configmaps", "secrets", "services")]
+    for i, u in enumerate(units):
+        u.index = i
+    delivered: list[str] = []
+    run: Run[Any] = Run(
+        _StallFirst(),  # type: ignore[arg-type]
+        units,
+        lambda u: object(),
+        lambda u, sink: delivered.append(u.resource.name),
+        3,
+    )
+    done = set()
+    for ev in run.events():  # the reader emits nothing: a unit here has finished
+        if ev is not None:
+            done.add(ev.index)
+        if done == {1, 2}:
+            break
+    assert delivered == []  # in order: they wait for configmaps
+    run.cancel()
+    run.salvage()
+    assert delivered == ["secrets", "services"]
+    assert run.written == {1, 2}
