@@ -7,12 +7,17 @@
 
 Workers are daemon threads, so a stuck socket never keeps the process alive.
 A fatal error in any worker (credentials rejected, TLS, disk full) stops the run
-and is raised from events(). cancel() stops it from outside (Ctrl-C, SIGTERM).
+and is raised from events(). cancel() stops it from outside (Ctrl-C, SIGTERM);
+salvage() then delivers the units that had finished but were waiting for an
+earlier one, so that `written` says exactly which units reached the output.
+A delivery is never cut in half by SIGINT/SIGTERM: the signal waits for it.
 """
 
 from __future__ import annotations
 
+import contextlib
 import queue
+import signal
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -86,9 +91,40 @@ class Run(Generic[S]):
         self.cancelled = reader.cancel
         self._todo: queue.Queue[Unit | None] = queue.Queue()
         self._events: queue.Queue[Unit | _Done[S] | _Fatal] = queue.Queue()
-        self.delivered = 0
+        self._finished: dict[int, _Done[S]] = {}
+        self.delivered = 0  # units delivered in order
+        self.written: set[int] = set()  # indices of every unit delivered
+        self.at_cancel: dict[int, tuple[int, int]] = {}  # index: (objects, retries)
+
+    def _deliver(self, d: _Done[S]) -> None:
+        with _signals_held():  # a signal now takes effect once this is recorded
+            self.deliver(d.unit, d.sink)
+            self.written.add(d.unit.index)
+
+    def salvage(self) -> None:
+        """After cancel(): deliver, in index order, the units that finished but
+        were waiting for an earlier unit; drop the sinks of everything else."""
+        while True:
+            try:
+                ev = self._events.get_nowait()
+            except queue.Empty:
+                break
+            if isinstance(ev, _Done):
+                self._finished[ev.unit.index] = ev
+        finished, self._finished = self._finished, {}
+        for i in self.written & finished.keys():
+            del finished[i]
+        try:
+            for i in sorted(finished):
+                d = finished.pop(i)
+                self._deliver(d)
+        finally:
+            for d in finished.values():
+                _close(d.sink)
 
     def cancel(self) -> None:
+        if not self.cancelled.is_set():  # before the aborted reads reset them
+            self.at_cancel = {u.index: (u.objects, u.retries) for u in self.units}
         self.cancelled.set()
         self.reader.abort_all()
 
@@ -127,7 +163,7 @@ class Run(Generic[S]):
         ]
         for t in threads:
             t.start()
-        finished: dict[int, _Done[S]] = {}
+        finished = self._finished
         try:
             while self.delivered < len(self.units):
                 try:
@@ -140,17 +176,49 @@ class Run(Generic[S]):
                 if isinstance(ev, _Done):
                     finished[ev.unit.index] = ev
                     while self.delivered in finished:
-                        d = finished.pop(self.delivered)
-                        self.deliver(d.unit, d.sink)
+                        # popped only once delivered: a signal in between leaves
+                        # it to salvage(), which skips what is already written
+                        self._deliver(finished[self.delivered])
+                        del finished[self.delivered]
                         self.delivered += 1
                     yield ev.unit
                     continue
                 yield ev
         finally:
             if self.delivered < len(self.units):
-                self.cancel()
-                for d in finished.values():
-                    _close(d.sink)
+                self.cancel()  # the finished sinks wait for salvage() or close()
+
+    def close(self) -> None:
+        """After a failed run: drop the sinks of finished, undelivered units."""
+        finished, self._finished = self._finished, {}
+        for d in finished.values():
+            _close(d.sink)
+
+
+@contextlib.contextmanager
+def _signals_held() -> Iterator[None]:
+    """SIGINT and SIGTERM wait until the block is done, then take effect (the
+    main thread only; elsewhere the block runs as is)."""
+    got: list[int] = []
+    sigs = (signal.SIGINT, signal.SIGTERM)
+    try:
+        old = {s: signal.signal(s, lambda signum, frame: got.append(signum)) for s in sigs}
+    except ValueError:  # not the main thread
+        yield
+        return
+    try:
+        yield
+    finally:
+        for s, h in old.items():
+            signal.signal(s, h)
+    if got:
+        h = old[signal.Signals(got[0])]
+        if callable(h):
+            h(got[0], None)
+        elif h == signal.SIG_DFL and got[0] == signal.SIGINT:
+            raise KeyboardInterrupt
+        elif h == signal.SIG_DFL:
+            signal.raise_signal(got[0])
 
 
 def _close(sink: Sink) -> None:

@@ -307,7 +307,7 @@ def emit(result: CountResult, output: Output, sort: str) -> None:
                 f.write(line + "\n")
         else:
             out = c.consoles.out
-            t, notes = table(result, sort)
+            t, notes = table(result, sort, None if not out.is_terminal else out.width)
             if not out.is_terminal:  # a file or a pipe: never fold the rows
                 from rich.measure import Measurement
 
@@ -355,20 +355,32 @@ def title(result: CountResult) -> Text:
     return Text(text, style="bold")
 
 
-def table(result: CountResult, sort: str) -> tuple[Table, list[str]]:
+def table(result: CountResult, sort: str, width: int | None = None) -> tuple[Table, list[str]]:
+    """The rows as a table; at a given terminal width the bars shrink before
+    the names fold, and numbers are never cut."""
     from kstream.cli.render import human_bytes, human_count
 
     g = result.grouping
     est = result.estimate
+    bar_width = BAR_WIDTH
+    if width is not None:
+        name_width = sum(
+            max([len(f) + 6] + [_cell(f, r.key[i]).cell_len for r in result.rows])
+            for i, f in enumerate(g.fields)
+        )
+        numbers = 2 * len(human_count(result.total_objects)) + 10 + 5
+        gaps = 2 * (len(g.fields) + 3)
+        bar_width = max(8, min(BAR_WIDTH, width - name_width - numbers - gaps))
     t = Table(box=None, header_style="bold", pad_edge=False)
     for f in g.fields:
         t.add_column(f"label {g.label_key}" if f == "label" else f, overflow="fold")
-    t.add_column("~objects" if est else "objects", justify="right")
+    t.add_column("~objects" if est else "objects", justify="right", no_wrap=True)
     if not est:
-        t.add_column("bytes", justify="right")
+        t.add_column("bytes", justify="right", no_wrap=True)
     by_size = sort == "size" and not est
-    t.add_column("share of " + ("bytes" if by_size else "objects"), no_wrap=True)
-    t.add_column("%", justify="right")
+    header = "share of " + ("bytes" if by_size else "objects")
+    t.add_column(header if bar_width >= len(header) else "share", no_wrap=True)
+    t.add_column("%", justify="right", no_wrap=True)
 
     def metric(r: Row) -> int:
         return (r.bytes or 0) if by_size else r.objects
@@ -385,7 +397,7 @@ def table(result: CountResult, sort: str) -> tuple[Table, list[str]]:
         if not est:
             cells.append(human_bytes(r.bytes or 0))
         share = metric(r) / total_metric if total_metric else 0.0
-        cells.append(Text(bar(metric(r), biggest), style="cyan"))
+        cells.append(Text(bar(metric(r), biggest, bar_width), style="cyan"))
         cells.append(f"{share * 100:.1f}")
         t.add_row(*cells)
     total: list[Any] = [Text("total", style="bold")] + [""] * (len(g.fields) - 1)

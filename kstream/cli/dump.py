@@ -13,7 +13,7 @@ import typer
 
 from kstream import __version__, paths
 from kstream.cli import common as c
-from kstream.cli.render import drive, summary_table
+from kstream.cli.render import drive, plain_layout, summary, summary_lines
 from kstream.errors import UsageError
 from kstream.exitcodes import ExitCode
 
@@ -187,6 +187,7 @@ def dump(
         timeout=timeout,
         retries=retries,
         quiet=quiet,
+        debug=debug,
     )
     raise typer.Exit(int(code))
 
@@ -208,6 +209,7 @@ def run_dump(
     timeout: float,
     retries: int,
     quiet: bool,
+    debug: bool = False,
 ) -> ExitCode:
     from kstream.archive import Entry, Spool, open_writer, unit_file_name
     from kstream.runner import Run
@@ -272,8 +274,12 @@ def run_dump(
             sha256=sink.sha.hexdigest() if sink else "",
         )
 
+    written: dict[int, Entry] = {}  # what reached the output, by unit index
+
     def deliver(u: Unit, sink: Spool) -> None:
-        writer.append(entry(u, sink), sink)
+        e = entry(u, sink)
+        writer.append(e, sink)
+        written[u.index] = e
 
     run = Run(
         reader,
@@ -292,8 +298,11 @@ def run_dump(
         writer.abort()
         c.note("interrupted: the output on stdout is incomplete")
         return interrupted
-    written = {e.index for e in plan.units[: run.delivered]}
-    missing = [u for u in plan.units if u.index not in written]
+    # the summary and the manifest say what the output holds: a unit an
+    # interrupt cut off is not in it (its objects so far are dropped, like a
+    # cut stream's), whatever it had read
+    shown = [_as_written(u, written.get(u.index), interrupted, run.at_cancel) for u in plan.units]
+    missing = [u for u in shown if u.index not in written]
     status = "complete"
     if interrupted is not None:
         status = "interrupted"
@@ -323,26 +332,54 @@ def run_dump(
     except BaseException:
         writer.abort()
         raise
-    _report(plan, where, status, quiet)
+    _report(plan, shown, where, status, quiet, debug)
     if interrupted is not None:
         c.note(f"interrupted: what was read so far is in {where}, marked incomplete")
         return interrupted
     return ExitCode.OK if status == "complete" else ExitCode.PARTIAL
 
 
-def _report(plan: Any, where: str, status: str, quiet: bool) -> None:
-    units = plan.units
+def _as_written(u: Any, e: Any, interrupted: Any, at_cancel: dict[int, tuple[int, int]]) -> Any:
+    """A copy of a unit for the summary and the manifest, with the objects and
+    bytes the output holds for it; one that an interrupt cut off is
+    "interrupted", with what it had read (when the run was stopped) in its error."""
+    from dataclasses import replace
+
+    if e is not None:
+        return replace(u, objects=e.objects, bytes=e.bytes, status=e.status)
+    status, error, retries = u.status or "incomplete", u.error, u.retries
+    if interrupted is not None and u.status in ("", "complete"):
+        status = "interrupted"
+        read, retries = at_cancel.get(u.index, (u.objects, u.retries))
+        if u.status == "complete":
+            error = f"read ({read:,} objects) but not written before the interrupt"
+        elif u.started:
+            error = f"interrupted after reading {read:,} objects; none written"
+        else:
+            error = "interrupted before it started"
+    return replace(u, objects=0, bytes=0, status=status, error=error, retries=retries)
+
+
+def _report(plan: Any, units: Any, where: str, status: str, quiet: bool, debug: bool) -> None:
     bad = [u for u in units if u.status != "complete"]
     for f in plan.discovery.failures:
         c.note(f"warning: discovery of {f.group} failed, skipped: {f.error}")
+    if debug:
+        for u in units:
+            if u.fallback_reason:
+                c.note(f"debug: {u.label}: read with LIST: {u.fallback_reason}")
     if quiet:
         for u in bad:
+            if u.status == "interrupted":  # the closing note says so, once
+                continue
             c.note(f"warning: {u.label}: {u.status or 'incomplete'}: {u.error}")
         return
-    err = c.consoles.err
-    if not err.is_terminal:
-        err.width = max(err.width, 150)  # logs and CI: no wrapping into slivers
-    err.print(summary_table(units, f"kstream dump → {where}"))
+    title = f"kstream dump → {where}"
+    if plain_layout():
+        for line in summary_lines(units, title):
+            c.note(line)
+    else:
+        c.consoles.err.print(summary(units, title))
     objs = sum(u.objects for u in units)
     c.note(
         f"{status}: {len(units) - len(bad)}/{len(units)} resources, {objs:,} objects"

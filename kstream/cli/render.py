@@ -1,14 +1,24 @@
-"""The live progress display and the summary table (stderr, rich)."""
+"""The live progress display and the summary table (stderr, rich).
+
+Both fit the terminal: numbers and states are never cut; names wrap instead,
+and columns nobody needs (retries when nobody retried, time at very narrow
+widths) are left out. With CI set or stderr not a terminal, the summary is
+plain text, one `key=value` line per resource (logs, grep), never cut.
+"""
 
 from __future__ import annotations
 
+import json
+import os
+import re
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from rich.console import Group
+from rich.cells import cell_len
+from rich.console import Console, ConsoleOptions, Group, RenderableType, RenderResult
 from rich.live import Live
-from rich.table import Table
 from rich.text import Text
 
 from kstream.cli.common import consoles, stderr_is_terminal
@@ -29,8 +39,72 @@ STATE_STYLE = {
     "failed": "red",
     "skipped": "dim",
     "incomplete": "red",
+    "interrupted": "red",
 }
 MAX_ROWS = 14
+
+# --------------------------------------------------------------------------- fallbacks
+
+FALLBACK_EXPLAINED = {
+    "watch-list off": "the server refused watch-list streams (feature off or not served); "
+    "read with paginated LIST instead",
+    "watch forbidden": "this identity may list but not watch; read with LIST",
+    "no watch verb": "the resource cannot be watched; read with LIST",
+    "ERROR event": "the watch-list stream sent an ERROR event; read with LIST",
+    "streams broke": "watch-list streams kept breaking or ended without their end marker; "
+    "read with LIST",
+    "fallback": "read with LIST instead of watch-list",
+}
+
+
+def short_fallback(unit: Unit) -> str:
+    """Why a unit was read with LIST, in a few words ("" when it was not):
+    "watch-list off", "watch forbidden", "no watch verb", "ERROR event" or
+    "streams broke". Uses Unit.fallback where the reader sets it, else derives
+    it from the full text in Unit.fallback_reason."""
+    code = getattr(unit, "fallback", None)
+    if isinstance(code, str) and code:
+        return code
+    reason = unit.fallback_reason
+    if not reason:
+        return ""
+    if reason.startswith("watch-list refused"):
+        return "watch-list off"
+    if reason.startswith("watch is forbidden"):
+        return "watch forbidden"
+    if reason.startswith(("the resource does not support watch", "watch not served")):
+        return "no watch verb"
+    if "ERROR event" in reason:
+        return "ERROR event"
+    if "streams broke" in reason or "without the end marker" in reason:
+        return "streams broke"
+    return "fallback"
+
+
+def method_cell(unit: Unit) -> str:
+    """`watch-list`, `list`, or `list (watch-list off)` when it fell back."""
+    code = short_fallback(unit)
+    method = unit.method or ("list" if code else "")
+    return f"{method} ({code})" if code and method == "list" else method
+
+
+def fallback_notes(units: Sequence[Unit]) -> list[str]:
+    """One line per kind of fallback, under the table (never per resource)."""
+    seen: dict[str, int] = {}
+    for u in units:
+        code = short_fallback(u)
+        if code:
+            seen[code] = seen.get(code, 0) + 1
+    out = []
+    for code, n in seen.items():
+        what = FALLBACK_EXPLAINED.get(code, FALLBACK_EXPLAINED["fallback"])
+        out.append(f"list ({code}): {what} ({n} resource{'s' if n != 1 else ''})")
+    if out:
+        out.append("the server's own words: in the manifest, and on stderr with --debug")
+    return out
+
+
+# --------------------------------------------------------------------------- numbers
 
 
 def human_bytes(n: float) -> str:
@@ -45,11 +119,158 @@ def human_count(n: float) -> str:
     return f"{n:,.0f}"
 
 
+def plain_layout() -> bool:
+    """Logs rather than a terminal: CI set, or stderr not a terminal."""
+    return bool(os.environ.get("CI")) or not consoles.err.is_terminal
+
+
+# --------------------------------------------------------------------------- fitting
+
+
+@dataclass
+class Col:
+    header: str
+    justify: str = "left"
+    flex: bool = False  # may wrap at spaces (the method); numbers and states never
+    optional: bool = False  # left out when nothing else makes room
+
+
+def _width(cell: Text | str) -> int:
+    s = cell.plain if isinstance(cell, Text) else cell
+    return max((cell_len(line) for line in s.splitlines()), default=0)
+
+
+def _longest_word(cell: Text | str) -> int:
+    """The narrowest a cell wraps to: its longest word, or "(group of words)"."""
+    s = cell.plain if isinstance(cell, Text) else cell
+    parts = re.findall(r"\([^)]*\)|\S+", s)
+    return max((cell_len(w) for w in parts), default=0)
+
+
+class FitTable:
+    """A borderless table that fits the width it is drawn at: the first column
+    holds names, the others (numbers, states) are never cut. Flexible columns
+    wrap at spaces, the gap narrows, optional columns go; a name wider than
+    what is left for it goes on a line of its own above its row, so names are
+    never folded into slivers."""
+
+    MIN_NAME = 12  # narrower than this, every name gets its own line
+
+    def __init__(
+        self,
+        cols: Sequence[Col],
+        rows: Sequence[Sequence[Text | str]],
+        reserve_lines: int | None = None,
+    ) -> None:
+        """With reserve_lines, the table leaves that many lines of the terminal
+        free (a live view taller than the screen is cut by rich): the rows that
+        do not fit are counted in a last line."""
+        self.cols = list(cols)
+        self.rows = [[c if isinstance(c, Text) else Text(c) for c in r] for r in rows]
+        self.reserve_lines = reserve_lines
+
+    def layout(self, width: int) -> tuple[list[int], dict[int, int], int]:
+        """(kept columns after the first, their widths, the gap)."""
+        cols, rows = self.cols, self.rows
+        natural = {
+            i: max([cell_len(cols[i].header)] + [_width(r[i]) for r in rows])
+            for i in range(1, len(cols))
+        }
+        floor = {
+            i: max([_longest_word(cols[i].header)] + [_longest_word(r[i]) for r in rows])
+            if cols[i].flex
+            else natural[i]
+            for i in natural
+        }
+        name = max([cell_len(cols[0].header)] + [_width(r[0]) for r in rows])
+        want = min(name, 24)  # names this wide (or all of them) on the row itself
+        keep = list(natural)
+        for gap in (2, 1):
+            widths = dict(natural)
+            room = width - sum(widths.values()) - gap * len(keep)
+            for i in sorted(keep, key=lambda i: -widths[i]):
+                if room >= want:
+                    break
+                if cols[i].flex:
+                    give = min(widths[i] - floor[i], want - room)
+                    widths[i] -= give
+                    room += give
+            if room >= want:
+                return keep, widths, gap
+        while sum(floor[i] for i in keep) + len(keep) > width and any(
+            cols[i].optional for i in keep
+        ):
+            keep.remove([i for i in keep if cols[i].optional][-1])
+        widths = {i: floor[i] for i in keep}
+        return keep, widths, 1
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        width = options.max_width
+        keep, widths, gap = self.layout(width)
+        rest = sum(widths[i] for i in keep) + gap * len(keep)
+        name_w = max(0, width - rest)
+        if name_w < self.MIN_NAME:
+            name_w = 0
+        limit = None
+        if self.reserve_lines is not None:
+            limit = max(3, (options.height or console.height) - self.reserve_lines)
+        header = [Text(c.header, style="bold") for c in self.cols]
+        out = list(self._row(console, header, keep, widths, gap, name_w, width))
+        for n, r in enumerate(self.rows):
+            lines = list(self._row(console, r, keep, widths, gap, name_w, width))
+            last = n == len(self.rows) - 1
+            if limit is not None and len(out) + len(lines) + (0 if last else 1) > limit:
+                out.append(Text(f"+{len(self.rows) - n} more", style="dim"))
+                break
+            out += lines
+        yield from out
+
+    def _row(
+        self,
+        console: Console,
+        row: Sequence[Text],
+        keep: list[int],
+        widths: dict[int, int],
+        gap: int,
+        name_w: int,
+        width: int,
+    ) -> Iterator[Text]:
+        name = row[0]
+        if cell_len(name.plain) > name_w:  # a line of its own, above the numbers
+            for part in name.wrap(console, max(1, width), overflow="fold"):
+                part.no_wrap = True
+                yield part
+            name = Text("")
+        cells: list[list[Text]] = [list(name.wrap(console, max(1, name_w), overflow="fold"))]
+        for i in keep:
+            t = row[i]
+            if self.cols[i].flex and cell_len(t.plain) > widths[i] and " (" in t.plain:
+                t = Text(t.plain.replace(" (", "\n(", 1), style=t.style)  # list / (why)
+            lines = list(t.wrap(console, widths[i], overflow="fold")) if self.cols[i].flex else [t]
+            cells.append(lines)
+        height = max(len(c) for c in cells)
+        for k in range(height):
+            line = Text(no_wrap=True, end="\n")
+            for j, c in enumerate(cells):
+                w = name_w if j == 0 else widths[keep[j - 1]]
+                part = c[k].copy() if k < len(c) else Text("")
+                part.end = ""
+                just = "left" if j == 0 else self.cols[keep[j - 1]].justify
+                part.align("right" if just == "right" else "left", w)
+                if j > 0 and (name_w or j > 1):
+                    line.append(" " * gap)
+                line.append_text(part)
+            line.rstrip()
+            yield line
+
+
+# --------------------------------------------------------------------------- live progress
+
+
 def _state(u: Unit) -> str:
-    if u.state == "streaming":
-        return "streaming"
     if u.state == "listing":
-        return "fallback list" if u.fallback_reason else "listing"
+        code = short_fallback(u)
+        return f"list ({code})" if code else "listing"
     return u.state
 
 
@@ -87,26 +308,29 @@ class ProgressView:
             (u for u in self.units if u.state not in ("waiting",) and u not in active),
             key=lambda u: -self.touched.get(u.index, 0),
         )
-        rows = (active + recent)[:MAX_ROWS]
-        t = Table(box=None, pad_edge=False, show_header=True, header_style="bold")
-        t.add_column("resource", overflow="fold")
-        t.add_column("state")
-        t.add_column("objects", justify="right")
-        t.add_column("bytes", justify="right")
-        t.add_column("rate", justify="right")
-        for u in rows:
+        rows: list[list[Text | str]] = []
+        for u in (active + recent)[:MAX_ROWS]:
             dur = max(u.duration, 1e-6)
             obj = human_count(u.objects)
             if u.estimate and u.state not in ("done",):
                 obj += f"/{human_count(u.estimate)}"
-            t.add_row(
-                Text(u.label),
-                Text(_state(u), style=STATE_STYLE.get(u.state, "")),
-                obj,
-                human_bytes(u.bytes),
-                f"{u.objects / dur:,.0f}/s" if u.objects else "",
+            rows.append(
+                [
+                    Text(u.label),
+                    Text(_state(u), style=STATE_STYLE.get(u.state, "")),
+                    obj,
+                    human_bytes(u.bytes),
+                    f"{u.objects / dur:,.0f}/s" if u.objects else "",
+                ]
             )
-        return Group(t, self._totals())
+        cols = [
+            Col("resource"),
+            Col("state", flex=True),
+            Col("objects", "right"),
+            Col("bytes", "right"),
+            Col("rate", "right", optional=True),
+        ]
+        return Group(FitTable(cols, rows, reserve_lines=3), self._totals())
 
     def _totals(self) -> Text:
         done = sum(
@@ -128,44 +352,91 @@ class ProgressView:
         return Text(txt, style="bold")
 
 
-def summary_table(units: Sequence[Unit], title: str) -> Table:
-    """Resources that hold objects or did not complete; empty complete ones are
-    counted in the caption."""
+# --------------------------------------------------------------------------- summary
+
+
+def summary(units: Sequence[Unit], title: str) -> RenderableType:
+    """The table after a dump, fitted to the width it is drawn at:
+    resources that hold objects or did not complete, one row each; empty
+    complete ones, fallbacks and errors are explained once under it.
+
+    `units` should report what was written (see dump.py): objects and bytes as
+    in the output, status "interrupted" for what an interrupt cut off."""
     shown = [u for u in units if u.objects or u.status != "complete"]
     hidden = len(units) - len(shown)
-    t = Table(
-        title=title,
-        title_justify="left",
-        caption=f"{hidden} more resources complete and empty" if hidden else None,
-        caption_justify="left",
-        box=None,
-        header_style="bold",
-        pad_edge=False,
-    )
-    t.add_column("resource", no_wrap=True)
-    t.add_column("namespace", no_wrap=True)
-    t.add_column("status", no_wrap=True)
-    t.add_column("method", no_wrap=True)
-    t.add_column("objects", justify="right", no_wrap=True)
-    t.add_column("bytes", justify="right", no_wrap=True)
-    t.add_column("time", justify="right", no_wrap=True)
-    t.add_column("retries", justify="right", no_wrap=True)
-    t.add_column("note", overflow="fold")
+    any_retries = any(u.retries for u in shown)
+    methods = {method_cell(u) for u in shown}
+    same = methods.pop() if len(methods) == 1 else None  # then said once, below
+    rows = []
     for u in shown:
         status = u.status or "incomplete"
-        note = u.error or u.fallback_reason
-        t.add_row(
-            Text(u.resource.name),
-            Text(u.namespace or ""),
+        row: list[Text | str] = [
+            Text(u.label),
             Text(status, style=STATE_STYLE.get(status, "")),
-            u.method,
+            *([] if same is not None else [method_cell(u)]),
             human_count(u.objects),
             human_bytes(u.bytes),
             f"{u.duration:.1f}s",
-            str(u.retries) if u.retries else "",
-            Text(note or ""),
-        )
-    return t
+        ]
+        if any_retries:
+            row.append(str(u.retries) if u.retries else "")
+        rows.append(row)
+    cols = [
+        Col("resource"),
+        Col("status"),
+        *([] if same is not None else [Col("method", flex=True)]),
+        Col("objects", "right"),
+        Col("bytes", "right"),
+        Col("time", "right", optional=True),
+    ]
+    if any_retries:
+        cols.append(Col("retries", "right"))
+    parts: list[RenderableType] = [Text(title, style="bold")]
+    parts.append(FitTable(cols, rows))
+    notes = []
+    if same:
+        notes.append(f"method: {same} for all of them")
+    if hidden:
+        notes.append(f"{hidden} more resources complete and empty")
+    notes += fallback_notes(shown)
+    for u in shown:
+        if u.error:
+            notes.append(f"{u.label}: {u.status or 'incomplete'}: {u.error}")
+    parts += [Text(n) for n in notes]
+    return Group(*parts)
+
+
+def _logfmt(value: object) -> str:
+    s = str(value)
+    if s and all(ch.isalnum() or ch in "-._/:~" for ch in s):
+        return s
+    return json.dumps(s, ensure_ascii=False)
+
+
+def summary_lines(units: Sequence[Unit], title: str) -> list[str]:
+    """The summary for logs: every resource on one `key=value` line, exact
+    numbers, nothing cut; fallback explanations once at the end."""
+    out = [title]
+    for u in units:
+        fields: list[tuple[str, object]] = [
+            ("resource", u.resource.name),
+            ("namespace", u.namespace or ""),
+            ("status", u.status or "incomplete"),
+            ("method", u.method),
+            ("objects", u.objects),
+            ("bytes", u.bytes),
+            ("time", f"{u.duration:.1f}s"),
+        ]
+        if u.retries:
+            fields.append(("retries", u.retries))
+        code = short_fallback(u)
+        if code:
+            fields.append(("fallback", code))
+        if u.error:
+            fields.append(("error", u.error))
+        out.append(" ".join(f"{k}={_logfmt(v)}" for k, v in fields if v != "" or k == "method"))
+    out += fallback_notes(units)
+    return out
 
 
 def drive(run: Run[Any], quiet: bool) -> ExitCode | None:
@@ -180,11 +451,14 @@ def drive(run: Run[Any], quiet: bool) -> ExitCode | None:
                 view.update(ev)
     except (KeyboardInterrupt, Interrupted):
         run.cancel()
+        run.salvage()  # finished units reach the output; run.written says which
         return ExitCode.INTERRUPTED
     except Terminated:
         run.cancel()
+        run.salvage()
         return ExitCode.TERMINATED
     except BaseException:
         run.cancel()
+        run.close()
         raise
     return None
