@@ -44,6 +44,8 @@ _NUMBER_TAIL = "0123456789+-.eE"
 # scanned (to tell unfinished from malformed) each time what is pending doubles.
 # etcd stores no object over 1.5 MiB, so only a malformed body gets that far.
 _SCAN_AFTER = 8 * 1024 * 1024
+# bytes gathered before they are decoded and cut
+BATCH = 64 * 1024
 # the C scanner behind json.loads, called directly: (value, end) or StopIteration
 _scan_once = json.JSONDecoder().scan_once  # type: ignore[attr-defined]
 
@@ -206,6 +208,8 @@ class PageReader:
         self._state = _START
         self._key = ""
         self._wait = 0  # don't retry an unfinished value before the buffer has this size
+        self._raw: list[bytes] = []  # chunks not decoded yet
+        self._raw_size = 0
         self._offset = 0  # characters dropped from the front of the buffer
         self.members: dict[str, Any] = {}
         self.items_seen = False
@@ -237,26 +241,31 @@ class PageReader:
 
     # -- input
     def feed(self, chunk: bytes) -> list[tuple[bytes, int]]:
-        text = self._utf8.decode(chunk)
-        if self._pos:
-            self._offset += self._pos
-            self._buf = self._buf[self._pos :] + text
-            self._pos = 0
-        else:
-            self._buf += text
-        if len(self._buf) < self._wait:
+        # Servers send a page in small HTTP chunks (about one per item): gather
+        # BATCH bytes before decoding, so an item is seldom tried unfinished.
+        self._raw.append(chunk)
+        self._raw_size += len(chunk)
+        if self._raw_size < BATCH or len(self._buf) - self._pos + self._raw_size < self._wait:
             return []
+        self._take(final=False)
         return self._run(eof=False)
 
     def close(self) -> list[tuple[bytes, int]]:
         """The end of the body: the rest of the items, or PageError."""
-        self._buf = self._buf[self._pos :] + self._utf8.decode(b"", final=True)
-        self._offset += self._pos
-        self._pos = 0
+        self._take(final=True)
         out = self._run(eof=True)
         if self._state != _DONE:
             raise PageError("the body ends before the document does", truncated=True)
         return out
+
+    def _take(self, final: bool) -> None:
+        """Move the gathered bytes into the text buffer, dropping what is read."""
+        text = self._utf8.decode(b"".join(self._raw), final=final)
+        self._raw.clear()
+        self._raw_size = 0
+        self._offset += self._pos
+        self._buf = self._buf[self._pos :] + text if self._pos < len(self._buf) else text
+        self._pos = 0
 
     def _skip(self) -> int:
         s, i, n = self._buf, self._pos, len(self._buf)
