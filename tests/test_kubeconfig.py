@@ -336,7 +336,7 @@ def test_kubeconfig_flag_replaces_the_environment(tmp_path: Path) -> None:
 def test_missing_file_named_by_kubeconfig_flag_is_an_error(tmp_path: Path) -> None:
     (tmp_path / "a").write_text(A_ONLY)
     files = kubeconfig_files(f"{tmp_path / 'a'}{os.pathsep}{tmp_path / 'missing'}")
-    with pytest.raises(ConfigError, match="kubeconfig not found: .*missing"):
+    with pytest.raises(ConfigError, match=r"kubeconfig not found: .*missing"):
         resolve(files)
     # the same list in KUBECONFIG: the missing file is skipped
     env = {"KUBECONFIG": f"{tmp_path / 'missing'}{os.pathsep}{tmp_path / 'a'}"}
