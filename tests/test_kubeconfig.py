@@ -294,13 +294,6 @@ def test_resolve_matches_kubectl(
             assert ours_user["exec"]["command"] == os.path.normpath(origin.parent / cmd)
 
 
-def test_table_exercises_the_rules() -> None:
-    """The cases where the old merge (last current-context wins) differed from
-    kubectl are in the table: a:b with two current-contexts."""
-    assert CASES["conflicting-current-context"].kubeconfig == "a:b"
-    assert '"current-context": "ctx-a"' in A_ONLY and '"current-context": "ctx-b"' in B_ONLY
-
-
 @pytest.mark.parametrize("name", ["conflicting-current-context", "same-names-first-file-wins"])
 def test_client_connects_where_kubectl_would(
     name: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
