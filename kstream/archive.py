@@ -40,7 +40,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
-from kstream.errors import OutputError, SnapshotError
+from kstream.errors import OutputError, SnapshotError, UsageError
 
 FORMAT = "kstream-archive"
 FORMAT_VERSION = 1
@@ -59,17 +59,143 @@ def skippable(magic: int, payload: bytes) -> bytes:
     return struct.pack("<II", magic, len(payload)) + payload
 
 
-def detect_format(path: str) -> str:
-    """ndjson | zst | dir, from the output name (`-` is NDJSON to stdout)."""
+OUTPUT_NAMES = (
+    "NAME.ndjson (or .jsonl, .json: NDJSON), NAME.ndjson.zst (or .zst, .zstd: zstd archive), "
+    "DIR/ (a directory snapshot) or - (NDJSON on stdout)"
+)
+_EXTENSIONS = {
+    ".zst": "zst",
+    ".zstd": "zst",
+    ".ndjson": "ndjson",
+    ".jsonl": "ndjson",
+    ".json": "ndjson",
+}
+
+
+def _format_of_name(path: str) -> str | None:
+    """The format a name says (by its extension, or a trailing slash), or None."""
     if path == "-":
         return "ndjson"
-    if path.endswith((".zst", ".zstd")):
-        return "zst"
-    if path.endswith((".ndjson", ".jsonl", ".json")):
-        return "ndjson"
-    if path.endswith(("/", os.sep)) or Path(path).is_dir():
+    if path.endswith(("/", os.sep)):
         return "dir"
-    return "ndjson"
+    for ext, fmt in _EXTENSIONS.items():
+        if path.lower().endswith(ext):
+            return fmt
+    return None
+
+
+def detect_format(path: str) -> str:
+    """ndjson | zst | dir, from the output name (`-` is NDJSON to stdout; an
+    existing directory is a directory snapshot). A name that says nothing kstream
+    writes is refused (UsageError) rather than written as something it is not."""
+    if not path.strip():
+        raise UsageError("-o '': no output name (an unset shell variable?)")
+    fmt = _format_of_name(path)
+    if fmt is not None:
+        return fmt
+    if Path(path).is_dir():
+        return "dir"
+    suffix = Path(path).suffix
+    if suffix:
+        raise UsageError(
+            f"-o {path}: kstream does not write {suffix} files; it writes {OUTPUT_NAMES}"
+        )
+    raise UsageError(
+        f"-o {path}: the name does not say what to write: {path}/ for a directory "
+        f"snapshot, {path}.ndjson.zst for an archive, {path}.ndjson for NDJSON"
+    )
+
+
+def output_format(path: str, fmt: str) -> str:
+    """The format to write: `fmt` (ndjson | zst | dir) or, for "auto", the name's.
+    An explicit format that contradicts the name's extension is refused."""
+    if fmt == "auto" or not path.strip():
+        return detect_format(path)
+    said = _format_of_name(path)
+    if said is not None and said != fmt and path != "-":
+        raise UsageError(f"-o {path} names a {_WHAT[said]}, but --format is {fmt}")
+    return fmt
+
+
+_WHAT = {"ndjson": "NDJSON file", "zst": "zstd archive", "dir": "directory"}
+
+
+def check_output(path: str, fmt: str, force: bool) -> None:
+    """Refuse an output that cannot or must not be written, before any work:
+    UsageError (exit 2) for a name that can never work, OutputError (exit 7) for
+    one that exists without --force or cannot be written. The writers check again
+    when they open the output."""
+    if path == "-":
+        return
+    if fmt == "dir":
+        _check_directory_target(_dir_target(path), force)
+    else:
+        target = Path(path)
+        if target.is_dir():
+            raise OutputError(f"cannot write {target}: it is a directory")
+        _check_target(target, force)
+
+
+def _dir_target(path: str) -> Path:
+    return Path(path.rstrip("/" + os.sep) or "/")
+
+
+def _snapshot_dir_problem(target: Path) -> str:
+    """Why the directory is not a kstream snapshot that may be replaced ("" if it
+    is one, or is empty): a manifest.json written by kstream, and nothing but the
+    files it lists."""
+    try:
+        entries = sorted(p.name for p in target.iterdir())
+    except OSError as e:
+        return f"cannot be read ({e.strerror or type(e).__name__})"
+    if not entries:
+        return ""
+    if MANIFEST_NAME not in entries:
+        shown = ", ".join(entries[:3]) + (", ..." if len(entries) > 3 else "")
+        return f"has no kstream {MANIFEST_NAME} (it holds {shown})"
+    try:
+        manifest = json.loads((target / MANIFEST_NAME).read_bytes())
+    except (OSError, ValueError):
+        return f"has a {MANIFEST_NAME} that kstream did not write"
+    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
+        return f"has a {MANIFEST_NAME} that kstream did not write"
+    listed = {MANIFEST_NAME}
+    for r in manifest.get("resources") or []:
+        if isinstance(r, dict) and isinstance(r.get("file"), str):
+            listed.add(r["file"])
+    foreign = [
+        n
+        for n in entries
+        if n not in listed or not (target / n).is_file() or (target / n).is_symlink()
+    ]
+    if foreign:
+        shown = ", ".join(foreign[:3]) + (", ..." if len(foreign) > 3 else "")
+        return f"holds files its manifest does not list ({shown})"
+    return ""
+
+
+def _check_directory_target(target: Path, force: bool) -> None:
+    here = Path.cwd()
+    absolute = Path(os.path.abspath(target))
+    if absolute == here or absolute in here.parents:
+        raise UsageError(
+            f"-o {target}: cannot write a snapshot over the current directory or one "
+            "above it; name a new directory, e.g. -o snap/"
+        )
+    if target.is_symlink() or (target.exists() and not target.is_dir()):
+        raise OutputError(f"cannot write directory {target}: a file is in the way")
+    if target.is_dir():
+        problem = _snapshot_dir_problem(target)
+        if problem:
+            raise UsageError(
+                f"{target} is not a kstream snapshot directory: it {problem}; kstream "
+                "replaces only its own snapshots, even with --force: choose another name"
+            )
+        if any(target.iterdir()) and not force:
+            raise OutputError(f"{target} holds a kstream snapshot; use --force to replace it")
+    parent = target.parent
+    if not parent.is_dir() or not os.access(parent, os.W_OK):
+        raise OutputError(f"cannot write {target}: {parent} is not a writable directory")
 
 
 # =========================================================================== writing
@@ -418,18 +544,17 @@ def unit_file_name(entry_group: str, version: str, resource: str, namespace: str
 
 
 class DirectoryWriter(Writer):
+    """One NDJSON file per unit and manifest.json, written in a temporary sibling
+    directory; an existing snapshot at the name is swapped out only once the new
+    one is complete, and only if it is a kstream snapshot (see check_output)."""
+
     format = "dir"
 
     def __init__(self, path: str, force: bool) -> None:
         super().__init__(path, force)
-        self.target = Path(path.rstrip("/") or "/")
-        if self.target.exists() and not self.target.is_dir():
-            raise OutputError(f"cannot write directory {self.target}: a file is in the way")
-        if self.target.exists() and any(self.target.iterdir()) and not force:
-            raise OutputError(f"{self.target} exists and is not empty; use --force to replace it")
+        self.target = _dir_target(path)
+        _check_directory_target(self.target, force)
         parent = self.target.parent
-        if not parent.is_dir() or not os.access(parent, os.W_OK):
-            raise OutputError(f"cannot write {self.target}: {parent} is not a writable directory")
         self.spool_dir = Path(
             _write_guard(
                 lambda: tempfile.mkdtemp(
@@ -461,14 +586,35 @@ class DirectoryWriter(Writer):
             dest = _partial_name(self.target)
             os.replace(self.spool_dir, dest)
             return str(dest)
-        if self.target.exists():
-            old = self.target.with_name(f".{self.target.name}.kstream-old")
-            shutil.rmtree(old, ignore_errors=True)
-            os.replace(self.target, old)
+        if not self.target.exists():
             os.replace(self.spool_dir, self.target)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
+            return str(self.target)
+        # The new snapshot is complete: swap it in. Check the old one again (it
+        # may have changed during the dump); what is not a kstream snapshot stays.
+        problem = "" if self.target.is_dir() else "is no longer a directory"
+        problem = problem or _snapshot_dir_problem(self.target)
+        if problem:
+            dest = _partial_name(self.target)
+            os.replace(self.spool_dir, dest)
+            raise OutputError(
+                f"{self.target} changed during the dump: it {problem}; it is left "
+                f"alone and the new snapshot is in {dest}"
+            )
+        old = Path(
+            _write_guard(
+                lambda: tempfile.mkdtemp(
+                    prefix=f".{self.target.name}.", suffix=".kstream-old", dir=self.target.parent
+                ),
+                str(self.target),
+            )
+        )
+        _write_guard(lambda: os.replace(self.target, old), str(self.target))
+        try:
             os.replace(self.spool_dir, self.target)
+        except OSError as e:
+            os.replace(old, self.target)  # put the old snapshot back
+            raise OutputError(f"cannot write {self.target}: {e.strerror or e}") from None
+        shutil.rmtree(old, ignore_errors=True)
         return str(self.target)
 
     def abort(self) -> None:

@@ -14,7 +14,7 @@ import os
 import ssl
 import time
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from http.client import HTTPException
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -89,6 +89,221 @@ def api_error(status: int, headers: Mapping[str, str], raw: bytes, what: str) ->
     )
 
 
+# --------------------------------------------------------------- kubeconfig
+# Which files, how they merge and which context, cluster and user win: client-go's
+# rules (tools/clientcmd/loader.go, ClientConfigLoadingRules.Load), so kstream talks
+# to the cluster kubectl talks to:
+#   - --kubeconfig replaces $KUBECONFIG; its files must exist. kstream also accepts
+#     several files there, joined like $KUBECONFIG (kubectl takes one name).
+#   - $KUBECONFIG: os.pathsep-separated; empty entries and missing files are
+#     skipped, a file named twice is read once. Neither is set: ~/.kube/config.
+#   - clusters, users, contexts: the FIRST file that defines a name wins, with its
+#     whole entry (nothing of a later entry of the same name is used); a name twice
+#     in one file is an error.
+#   - current-context: from the first file that sets a non-empty one.
+#   - relative file references (certificate-authority, client-certificate,
+#     client-key, tokenFile, an exec command with a path separator) are resolved
+#     against the directory of the file the entry came from.
+#   - --context (when not empty) overrides current-context.
+# Paths are used as written: like kubectl, no `~` expansion.
+
+_CLUSTER_FILES = ("certificate-authority",)
+_USER_FILES = ("client-certificate", "client-key", "tokenFile")
+_SECTIONS = (("clusters", "cluster"), ("users", "user"), ("contexts", "context"))
+
+
+@dataclass(frozen=True)
+class KubeconfigFiles:
+    """The kubeconfig files to merge, in order of precedence."""
+
+    paths: tuple[str, ...]
+    explicit: bool = False  # from --kubeconfig: a missing file is an error
+
+
+def kubeconfig_files(
+    kubeconfig: str | None = None, environ: Mapping[str, str] | None = None
+) -> KubeconfigFiles:
+    env = os.environ if environ is None else environ
+    if kubeconfig:
+        names, explicit = kubeconfig.split(os.pathsep), True
+    elif env.get("KUBECONFIG"):
+        names, explicit = env["KUBECONFIG"].split(os.pathsep), False
+    else:
+        names, explicit = [str(Path.home() / ".kube" / "config")], False
+    return KubeconfigFiles(tuple(dict.fromkeys(n for n in names if n)), explicit)
+
+
+@dataclass
+class MergedKubeconfig:
+    """The merged kubeconfig: each entry with the file it came from."""
+
+    clusters: dict[str, tuple[dict[str, Any], str]] = field(default_factory=dict)
+    users: dict[str, tuple[dict[str, Any], str]] = field(default_factory=dict)
+    contexts: dict[str, tuple[dict[str, Any], str]] = field(default_factory=dict)
+    current_context: str = ""
+    read: list[str] = field(default_factory=list)  # the files that were read
+    missing: list[str] = field(default_factory=list)
+
+
+def _read_kubeconfig_file(path: str) -> dict[str, Any] | None:
+    """One file's YAML (None if it does not exist); ConfigError if unusable."""
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+    except FileNotFoundError:
+        return None
+    except IsADirectoryError:
+        raise ConfigError(f"kubeconfig is a directory: {path}") from None
+    except OSError as e:
+        raise ConfigError(
+            f"cannot read kubeconfig {path}: {e.strerror or type(e).__name__}"
+        ) from None
+    if not data.strip():
+        return {}  # an empty file is an empty config, as in kubectl
+    import importlib
+
+    yaml: Any = importlib.import_module("yaml")
+    try:
+        doc = yaml.load(data, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+    except Exception as e:  # yaml.YAMLError, decoding errors: never show the content
+        raise ConfigError(f"invalid kubeconfig {path}: cannot parse ({type(e).__name__})") from None
+    if doc is None:
+        return {}
+    if not isinstance(doc, dict):
+        raise ConfigError(f"invalid kubeconfig {path}: not a mapping of settings")
+    return doc
+
+
+def _entries(
+    doc: dict[str, Any], section: str, body_key: str, path: str
+) -> dict[str, dict[str, Any]]:
+    items = doc.get(section)
+    if items is None:
+        return {}
+    if not isinstance(items, list):
+        raise ConfigError(f"invalid kubeconfig {path}: {section} is not a list")
+    out: dict[str, dict[str, Any]] = {}
+    for item in items:
+        if not isinstance(item, dict) or not isinstance(item.get("name"), str):
+            raise ConfigError(f"invalid kubeconfig {path}: an entry of {section} has no name")
+        name = item["name"]
+        if name in out:
+            raise ConfigError(f'invalid kubeconfig {path}: duplicate name "{name}" in {section}')
+        body = item.get(body_key)
+        if body is None:
+            body = {}
+        if not isinstance(body, dict):
+            raise ConfigError(f'invalid kubeconfig {path}: {section} "{name}" is not a mapping')
+        out[name] = body
+    return out
+
+
+def _resolve_files(body: dict[str, Any], keys: Sequence[str], origin: str) -> dict[str, Any]:
+    """A copy of body with its relative file references made absolute against the
+    directory of the file it came from."""
+    import copy
+
+    base = os.path.abspath(os.path.dirname(origin))
+    out = copy.deepcopy(body)
+    for k in keys:
+        v = out.get(k)
+        if isinstance(v, str) and v and not os.path.isabs(v):
+            out[k] = os.path.normpath(os.path.join(base, v))
+    ex = out.get("exec")
+    if isinstance(ex, dict):
+        cmd = ex.get("command")
+        if isinstance(cmd, str) and os.sep in cmd and not os.path.isabs(cmd):
+            ex["command"] = os.path.normpath(os.path.join(base, cmd))
+    return out
+
+
+def merge_kubeconfigs(files: KubeconfigFiles) -> MergedKubeconfig:
+    """Read and merge the files by client-go's rules (see above)."""
+    m = MergedKubeconfig()
+    for path in files.paths:
+        doc = _read_kubeconfig_file(path)
+        if doc is None:
+            if files.explicit:
+                raise ConfigError(f"kubeconfig not found: {path}")
+            m.missing.append(path)
+            continue
+        m.read.append(path)
+        for section, body_key in _SECTIONS:
+            target: dict[str, tuple[dict[str, Any], str]] = getattr(m, section)
+            for name, body in _entries(doc, section, body_key, path).items():
+                target.setdefault(name, (body, path))
+        current = doc.get("current-context")
+        if not m.current_context and isinstance(current, str) and current:
+            m.current_context = current
+    return m
+
+
+@dataclass(frozen=True)
+class ResolvedConfig:
+    """Where a kubeconfig points for a context: what kubectl would connect to."""
+
+    context: str
+    cluster: str
+    user: str  # "" when the context names none (anonymous)
+    server: str
+    namespace: str  # the context's namespace, "default" when it sets none
+    # the minified config (one context, cluster, user; absolute file references),
+    # for the client library. Holds credentials: never printed.
+    config: dict[str, Any] = field(repr=False, compare=False)
+
+
+def resolve(
+    files: KubeconfigFiles, context: str | None = None, merged: MergedKubeconfig | None = None
+) -> ResolvedConfig:
+    """The context, cluster, user and namespace kubectl would use for these files
+    and --context (None or "" for the current context). Raises ConfigError."""
+    m = merge_kubeconfigs(files) if merged is None else merged
+    if not m.read:
+        raise ConfigError(f"kubeconfig not found: {os.pathsep.join(files.paths) or '(none)'}")
+    name = context or m.current_context
+    if not name:
+        raise ConfigError("kubeconfig has no current-context; pass --context")
+    if name not in m.contexts:
+        avail = ", ".join(m.contexts) or "none"
+        raise ConfigError(f'context "{name}" not found in kubeconfig (available: {avail})')
+    ctx, _ = m.contexts[name]
+    cluster_name = ctx.get("cluster")
+    if not isinstance(cluster_name, str) or not cluster_name:
+        raise ConfigError(f'invalid kubeconfig: context "{name}" names no cluster')
+    if cluster_name not in m.clusters:
+        raise ConfigError(
+            f'invalid kubeconfig: context "{name}" names cluster "{cluster_name}", '
+            "which no kubeconfig file defines"
+        )
+    cbody, corigin = m.clusters[cluster_name]
+    cluster = _resolve_files(cbody, _CLUSTER_FILES, corigin)
+    user_name = ctx.get("user") if isinstance(ctx.get("user"), str) else ""
+    users: list[dict[str, Any]] = []
+    if user_name and user_name in m.users:
+        ubody, uorigin = m.users[user_name]
+        users = [{"name": user_name, "user": _resolve_files(ubody, _USER_FILES, uorigin)}]
+    server = cluster.get("server")
+    if not isinstance(server, str) or not server:
+        raise ConfigError("kubeconfig names no server for this context")
+    namespace = ctx.get("namespace")
+    config = {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "current-context": name,
+        "contexts": [{"name": name, "context": dict(ctx)}],
+        "clusters": [{"name": cluster_name, "cluster": cluster}],
+        "users": users,
+    }
+    return ResolvedConfig(
+        context=name,
+        cluster=cluster_name,
+        user=str(user_name or ""),
+        server=server,
+        namespace=namespace if isinstance(namespace, str) and namespace else "default",
+        config=config,
+    )
+
+
 class Client:
     """One cluster connection, shared by all streams (thread-safe pool)."""
 
@@ -105,17 +320,13 @@ class Client:
         from kubernetes.config.config_exception import ConfigException
 
         cfg = Configuration()
-        explicit = s.kubeconfig or os.environ.get("KUBECONFIG")
-        paths = (
-            [p for p in explicit.split(os.pathsep) if p]
-            if explicit
-            else [str(Path("~/.kube/config").expanduser())]
-        )
-        in_cluster = (
-            not explicit and not Path(paths[0]).exists() and "KUBERNETES_SERVICE_HOST" in os.environ
-        )
+        files = kubeconfig_files(s.kubeconfig)
         try:
-            if in_cluster:
+            merged = merge_kubeconfigs(files)
+            in_cluster = (
+                not files.explicit and not merged.read and "KUBERNETES_SERVICE_HOST" in os.environ
+            )
+            if in_cluster:  # no kubeconfig file at all, inside a pod
                 if s.context:
                     raise ConfigError(
                         "--context needs a kubeconfig; running with in-cluster config"
@@ -123,35 +334,14 @@ class Client:
                 kconfig.load_incluster_config(client_configuration=cfg)  # type: ignore[no-untyped-call]
                 self.context = "in-cluster"
             else:
-                existing = [p for p in paths if Path(p).expanduser().exists()]
-                if not existing:
-                    where = s.kubeconfig or explicit or paths[0]
-                    raise ConfigError(f"kubeconfig not found: {where}")
-                for p in existing:
-                    if Path(p).expanduser().is_dir():
-                        raise ConfigError(f"kubeconfig is a directory: {p}")
-                # Name the files explicitly: the client's default location is the
-                # KUBECONFIG it saw when it was imported.
-                config_file = os.pathsep.join(existing)
-                from kubernetes.config.kube_config import KubeConfigMerger
-
-                merged = KubeConfigMerger(config_file).config  # type: ignore[no-untyped-call]
-                names = [str(c["name"]) for c in merged.safe_get("contexts") or []]
-                current = merged.safe_get("current-context") or ""
-                if s.context is not None and s.context not in names:
-                    avail = ", ".join(names) or "none"
-                    raise ConfigError(
-                        f'context "{s.context}" not found in kubeconfig (available: {avail})'
-                    )
-                if s.context is None and not current:
-                    raise ConfigError("kubeconfig has no current-context; pass --context")
-                kconfig.load_kube_config(  # type: ignore[no-untyped-call]
-                    config_file=config_file,
-                    context=s.context,
+                resolved = resolve(files, s.context, merged)
+                kconfig.load_kube_config_from_dict(  # type: ignore[no-untyped-call]
+                    config_dict=resolved.config,
+                    context=resolved.context,
                     client_configuration=cfg,
                     persist_config=False,
                 )
-                self.context = s.context or str(current)
+                self.context = resolved.context
         except ConfigException as e:
             raise ConfigError(f"invalid kubeconfig: {_safe(str(e))}") from None
         except ConfigError:

@@ -8,27 +8,75 @@ import re
 from typing import Any
 
 _SEG = re.compile(r'\["((?:[^"\\]|\\.)*)"\]|([^.\[\]]+)')
+_BRACKET = re.compile(r'\["(?:[^"\\]|\\.)*"\]')
 
 Path = tuple[str, ...]
 
 
 def parse(text: str) -> Path:
-    """Split a dotted path; bracketed segments keep dots and slashes."""
-    text = text.strip()
-    if not text:
+    """Split a dotted path; bracketed segments keep dots and slashes.
+
+    Grammar: an optional leading `.` (kubectl's jsonpath habit), then segments
+    joined by `.`; a `["key"]` segment may also follow the previous one directly.
+    An empty path, an empty segment (`a..b`, `a.`) or an empty key (`[""]`) is an
+    error: such a path would quietly match something else or nothing."""
+    s = text.strip()
+    if not s:
         raise ValueError("empty path")
     segs: list[str] = []
-    pos = 0
-    while pos < len(text):
-        if text[pos] == ".":
+    pos = 1 if s.startswith(".") else 0
+    want_segment = True
+    while pos < len(s) or want_segment:
+        if want_segment:
+            m = _SEG.match(s, pos) if pos < len(s) else None
+            if m is None:
+                if pos >= len(s) or s[pos] == ".":
+                    raise ValueError(f"bad path {s!r}: empty segment at position {pos + 1}")
+                raise ValueError(f"bad path {s!r} at position {pos + 1}")
+            if m.group(1) is not None:
+                if not m.group(1):
+                    raise ValueError(f'bad path {s!r}: empty key [""] at position {pos + 1}')
+                segs.append(m.group(1).replace('\\"', '"'))
+            else:
+                segs.append(m.group(2))
+            pos = m.end()
+            want_segment = False
+        elif s[pos] == ".":
             pos += 1
-            continue
-        m = _SEG.match(text, pos)
-        if m is None:
-            raise ValueError(f"bad path {text!r}")
-        segs.append(m.group(1).replace('\\"', '"') if m.group(1) is not None else m.group(2))
-        pos = m.end()
+            want_segment = True
+        elif s[pos] == "[":
+            want_segment = True
+        else:
+            raise ValueError(f"bad path {s!r} at position {pos + 1}")
     return tuple(segs)
+
+
+def parse_list(values: list[str] | tuple[str, ...]) -> list[Path]:
+    """Paths from repeated options, each of which may hold several joined by
+    commas (a comma inside ["..."] belongs to the key). Empty entries are errors."""
+    out: list[Path] = []
+    for value in values:
+        parts: list[str] = []
+        cur = ""
+        pos = 0
+        while pos < len(value):
+            m = _BRACKET.match(value, pos)
+            if m is not None:
+                cur += m.group(0)
+                pos = m.end()
+            elif value[pos] == ",":
+                parts.append(cur)
+                cur = ""
+                pos += 1
+            else:
+                cur += value[pos]
+                pos += 1
+        parts.append(cur)
+        for part in parts:
+            if not part.strip():
+                raise ValueError(f"empty path in {value!r}" if value.strip() else "empty path")
+            out.append(parse(part))
+    return out
 
 
 def render(path: Path) -> str:

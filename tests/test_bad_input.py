@@ -309,8 +309,13 @@ def test_disk_full(objects: Cluster, tmp_path: Path, good: Path, fmt: str) -> No
     good snapshot at the name untouched, no temporary files left."""
     target = tmp_path / fmt.rstrip("/")
     if fmt.endswith("/"):
-        target.mkdir()
+        target.mkdir()  # a kstream snapshot: --force may replace only that
         (target / "keep.ndjson").write_text('{"kept":true}\n')
+        (target / "manifest.json").write_text(
+            json.dumps(
+                {"format": "kstream-archive", "version": 1, "resources": [{"file": "keep.ndjson"}]}
+            )
+        )
     else:
         shutil.copy(good, target)
     before = digest(target)

@@ -160,7 +160,7 @@ def test_snapshots_count_like_the_server(cluster: Cluster, tmp_path: Path) -> No
     want = kubectl_counts(kc)
     sel = ["-n", ",".join(DEMO_NS), "-r", ",".join(RESOURCES)]
     for out in ("snap.ndjson.zst", "snap.ndjson", "snapdir/"):
-        target = str(tmp_path / out)
+        target = f"{tmp_path}/{out}"  # keeps the slash of snapdir/
         res = kstream("dump", "-q", "-o", target, *sel, kubeconfig=kc)
         assert res.code == 0, res.err
         doc = json.loads(

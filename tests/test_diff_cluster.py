@@ -75,6 +75,7 @@ def golden(cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> dict[s
     api.create(*widget(NS, "w-new"))
 
     dump(cluster, d / "new.ndjson.zst", "-n", NS)
+    (d / "new-dir").mkdir()  # an existing directory: a directory snapshot (a bare name is refused)
     dump(cluster, d / "new-dir", "-n", NS)
     dump(cluster, d / "new.ndjson", "-n", NS)
     return {

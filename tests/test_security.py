@@ -93,7 +93,7 @@ def test_outputs_are_private(objects: Cluster, tmp_path: Path, out: str) -> None
         r = kstream(
             "dump",
             "-o",
-            str(target),
+            f"{tmp_path}/{out}",  # keeps the slash of snapdir/
             "-q",
             "-n",
             NS,
@@ -208,7 +208,7 @@ def test_redacted_values_are_not_in_the_snapshot(
     objects: Cluster, tmp_path: Path, out: str
 ) -> None:
     target = tmp_path / out
-    r = kstream("dump", "-o", "-" if out == "-" else str(target), "-q", "-n", NS, "-r", "secrets",
+    r = kstream("dump", "-o", "-" if out == "-" else f"{tmp_path}/{out}", "-q", "-n", NS, "-r", "secrets",
                 kubeconfig=objects.kubeconfig)  # fmt: skip
     assert r.code == 0, r.err
     written = r.out + every_byte_written([Path(str(target).rstrip("/"))]) if out != "-" else r.out

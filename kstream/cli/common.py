@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
+import re
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import TYPE_CHECKING, Annotated
@@ -89,6 +91,68 @@ def complete_snapshot(incomplete: str) -> list[tuple[str, str]]:
     return snapshot_paths(incomplete)
 
 
+# ------------------------------------------------------------------ checking names
+# -r, --exclude and -n are checked when they are parsed, for every command: an empty
+# value (an unset shell variable) would quietly select everything, a repeated
+# namespace would be read twice, an invalid namespace name can match nothing.
+
+DNS1123_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
+
+
+def names(values: list[str] | None, option: str, if_left_out: str) -> list[str]:
+    """Comma-separated names from a repeatable option, in order, each once.
+    Raises UsageError for an empty name."""
+    from kstream.errors import UsageError
+
+    out: list[str] = []
+    for v in values or []:
+        items = [x.strip() for x in v.split(",")]
+        if not any(items):
+            raise UsageError(
+                f"{option} {v!r}: no name given (an unset shell variable?); {if_left_out}"
+            )
+        if not all(items):
+            raise UsageError(f"{option} {v!r}: empty name in the list")
+        out.extend(items)
+    return list(dict.fromkeys(out))
+
+
+def namespace_names(values: list[str] | None) -> list[str]:
+    """-n: names as `names()` gives them, each a valid namespace name (a DNS-1123
+    label, as the API server validates it)."""
+    from kstream.errors import UsageError
+
+    out = names(values, "-n/--namespace", "leave -n out for all namespaces")
+    for ns in out:
+        if len(ns) > 63 or not DNS1123_LABEL.fullmatch(ns):
+            raise UsageError(
+                f"-n {ns!r}: not a valid namespace name (a lowercase RFC 1123 label: "
+                "a-z, 0-9 and '-', starting and ending with a letter or digit, "
+                "at most 63 characters)"
+            )
+    return out
+
+
+def _checked(
+    check: Callable[[list[str] | None], list[str]],
+) -> Callable[[typer.Context, list[str] | None], list[str] | None]:
+    def callback(ctx: typer.Context, value: list[str] | None) -> list[str] | None:
+        if ctx.resilient_parsing or not value:  # shell completion: never fail
+            return value
+        return check(value)
+
+    return callback
+
+
+_resources_checked = _checked(
+    lambda v: names(v, "-r/--resource", "leave -r out to read every resource")
+)
+_exclude_checked = _checked(
+    lambda v: names(v, "--exclude", "leave --exclude out to exclude nothing")
+)
+_namespaces_checked = _checked(namespace_names)
+
+
 # ------------------------------------------------------------------ shared options
 
 HELP_CLUSTER = "Cluster"
@@ -127,6 +191,7 @@ ResourceOpt = Annotated[
         show_default=False,
         metavar="NAME[,NAME...]",
         autocompletion=complete_resource,
+        callback=_resources_checked,
     ),
 ]
 ExcludeOpt = Annotated[
@@ -138,6 +203,7 @@ ExcludeOpt = Annotated[
         show_default=False,
         metavar="NAME[,NAME...]",
         autocompletion=complete_resource,
+        callback=_exclude_checked,
     ),
 ]
 NamespaceOpt = Annotated[
@@ -150,6 +216,7 @@ NamespaceOpt = Annotated[
         show_default=False,
         metavar="NS[,NS...]",
         autocompletion=complete_namespace,
+        callback=_namespaces_checked,
     ),
 ]
 AllNamespacesOpt = Annotated[
@@ -249,10 +316,11 @@ ColorOpt = Annotated[
 
 
 def split(values: list[str] | None) -> list[str]:
+    """Comma-separated values of a repeatable option, in order, each once."""
     out: list[str] = []
     for v in values or []:
         out.extend(x.strip() for x in v.split(",") if x.strip())
-    return out
+    return list(dict.fromkeys(out))
 
 
 @dataclass
@@ -281,6 +349,22 @@ def connect(
     )
 
 
+def warn_missing_namespaces(client: Client, namespaces: list[str]) -> None:
+    """One line on stderr for each namespace of -n that the server says does not
+    exist (a GET of it is 404). Reading it selects nothing, which is not an error;
+    when the GET is forbidden or fails, nothing is said."""
+    from kstream.errors import ApiError, KstreamError
+
+    for ns in namespaces:
+        try:
+            client.get_json(f"/api/v1/namespaces/{ns}", what=f"namespace {ns}")
+        except ApiError as e:
+            if e.status == 404:
+                note(f'warning: namespace "{ns}" does not exist')
+        except KstreamError:
+            pass
+
+
 def stderr_is_terminal() -> bool:
     return sys.stderr.isatty() and os.environ.get("TERM") != "dumb"
 
@@ -302,6 +386,7 @@ def open_live(
     from kstream.stream import Reader, StreamOptions
 
     client = connect(kubeconfig, context, concurrency, timeout)
+    warn_missing_namespaces(client, target.namespaces)
     plan = make_plan(
         client, target.resources, target.exclude, target.namespaces, skip_secrets=skip_secrets
     )

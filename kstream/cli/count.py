@@ -283,6 +283,7 @@ def run_estimate(
             "the server gives no remaining count with selectors"
         )
     client = c.connect(kubeconfig, context, concurrency, timeout)
+    c.warn_missing_namespaces(client, target.namespaces)
     plan = make_plan(client, target.resources, target.exclude, target.namespaces)
     reader = Reader(client, StreamOptions(), threading.Event())
     rows, not_estimated, failed = estimate_units(reader, plan.units, grouping, concurrency)

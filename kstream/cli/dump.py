@@ -47,7 +47,7 @@ def dump(
         typer.Option(
             "--output",
             "-o",
-            help="Where to write: FILE.ndjson, FILE.ndjson.zst (archive), DIR/ (one file per resource), or - for stdout.",
+            help="Where to write: FILE.ndjson (or .jsonl, .json), FILE.ndjson.zst (archive; or .zst, .zstd), DIR/ (one file per resource), or - for stdout. Other names are refused: a name without an extension needs the slash of DIR/ (or --format).",
             metavar="PATH",
             rich_help_panel=c.HELP_OUTPUT,
             show_default=False,
@@ -66,7 +66,7 @@ def dump(
         bool,
         typer.Option(
             "--force",
-            help="Replace an existing output (only once the new dump is written).",
+            help="Replace an existing output file, or a directory holding a kstream snapshot (never a directory with anything else in it), once the new dump is complete.",
             rich_help_panel=c.HELP_OUTPUT,
         ),
     ] = False,
@@ -148,13 +148,13 @@ def dump(
                 "say where to write: -o snap.ndjson.zst, -o snap.ndjson, -o DIR/, or -o - for stdout"
             )
         output = "-"
-    from kstream.archive import detect_format
+    from kstream.archive import check_output, output_format
 
-    f = detect_format(output) if fmt is Format.auto else fmt.value
+    f = output_format(output, fmt.value)
     if output == "-" and f != "ndjson":
         raise UsageError(f"-o - writes NDJSON; --format {f} needs a file or directory")
     try:
-        strip_paths = tuple(paths.parse(p) for p in c.split(strip))
+        strip_paths = tuple(paths.parse_list(strip or []))
     except ValueError as e:
         raise UsageError(f"--strip: {e}") from None
     if clean:
@@ -169,6 +169,7 @@ def dump(
             raise UsageError(f"--secret-key-file: {e.strerror}: {secret_key_file}") from None
         if not key:
             raise UsageError(f"--secret-key-file: {secret_key_file} is empty")
+    check_output(output, f, force)  # before connecting: a bad name costs no cluster work
     code = run_dump(
         output=output,
         fmt=f,
