@@ -60,7 +60,7 @@ def skippable(magic: int, payload: bytes) -> bytes:
 
 
 OUTPUT_NAMES = (
-    "NAME.ndjson (or .jsonl, .json: NDJSON), NAME.ndjson.zst (or .zst, .zstd: zstd archive), "
+    "NAME.ndjson (or .jsonl: NDJSON), NAME.ndjson.zst (or .zst, .zstd: zstd archive), "
     "DIR/ (a directory snapshot) or - (NDJSON on stdout)"
 )
 _EXTENSIONS = {
@@ -68,7 +68,6 @@ _EXTENSIONS = {
     ".zstd": "zst",
     ".ndjson": "ndjson",
     ".jsonl": "ndjson",
-    ".json": "ndjson",
 }
 
 
@@ -96,6 +95,12 @@ def detect_format(path: str) -> str:
     if Path(path).is_dir():
         return "dir"
     suffix = Path(path).suffix
+    if suffix.lower() == ".json":
+        stem = path[: -len(suffix)]
+        raise UsageError(
+            f"-o {path}: kstream writes NDJSON (one object per line), not one JSON "
+            f"document: use {stem}.ndjson or {stem}.jsonl"
+        )
     if suffix:
         raise UsageError(
             f"-o {path}: kstream does not write {suffix} files; it writes {OUTPUT_NAMES}"

@@ -259,7 +259,7 @@ MethodOpt = Annotated[
     Method,
     typer.Option(
         "--method",
-        help="How to read: watch-list with LIST fallback (auto), or force one.",
+        help="How to read: watch-list with LIST fallback (auto), or force one (a forced method never falls back: a resource it cannot read fails, with the reason).",
         rich_help_panel=HELP_TUNING,
         metavar="[auto|watch-list|list]",
     ),

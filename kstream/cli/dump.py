@@ -47,7 +47,7 @@ def dump(
         typer.Option(
             "--output",
             "-o",
-            help="Where to write: FILE.ndjson (or .jsonl, .json), FILE.ndjson.zst (archive; or .zst, .zstd), DIR/ (one file per resource), or - for stdout. Other names are refused: a name without an extension needs the slash of DIR/ (or --format).",
+            help="Where to write: FILE.ndjson (or .jsonl), FILE.ndjson.zst (archive; or .zst, .zstd), DIR/ (one file per resource), or - for stdout. Other names are refused: a name without an extension needs the slash of DIR/ (or --format).",
             metavar="PATH",
             rich_help_panel=c.HELP_OUTPUT,
             show_default=False,
