@@ -27,6 +27,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
+from kstream import deepjson
 from kstream.errors import (
     ApiError,
     AuthError,
@@ -319,7 +320,7 @@ class CountSink:
             self.objects += 1
             self.bytes += len(obj)
             return
-        k = self.key_of(json.loads(obj))
+        k = self.key_of(deepjson.loads(obj))
         if k is None:
             return
         self.objects += 1
@@ -853,7 +854,7 @@ def _count_plain(snap: Any, grouping: Grouping, filters: Filters) -> CountResult
     labels, fields = filters.labels, filters.fields
     for line in snap.lines():
         try:
-            doc = json.loads(line)
+            doc = deepjson.loads(line)
         except ValueError:
             raise SnapshotError(f"{snap.path}: a line is not valid JSON (corrupted)") from None
         if not isinstance(doc, dict):

@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import contextlib
 import heapq
-import json
 import os
 import re
 import shutil
@@ -38,7 +37,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
-from kstream import paths
+from kstream import deepjson, paths
 from kstream.archive import Entry, Snapshot
 from kstream.errors import SnapshotError, UsageError
 
@@ -432,7 +431,7 @@ def _external_sort(
 
 def _parse(line: bytes, where: str) -> dict[str, Any]:
     try:
-        obj = json.loads(line)
+        obj = deepjson.loads(line)
     except ValueError:
         raise SnapshotError(f"{where}: an object line is not valid JSON (corrupted)") from None
     if not isinstance(obj, dict):
@@ -537,33 +536,65 @@ def _same_leaf(a: Any, b: Any) -> bool:
     )
 
 
+# A path while walking: (parent, segment), () at the top. Made into a tuple only
+# for a difference, so that walking down N levels costs N, not N*N.
+_Trail = tuple[Any, ...]
+
+
+def _path(trail: _Trail) -> paths.Path:
+    segs: list[str] = []
+    while trail:
+        trail, seg = trail
+        segs.append(seg)
+    segs.reverse()
+    return tuple(segs)
+
+
+def _pairs(
+    a: Any, b: Any, trail: _Trail, out: list[tuple[paths.Path, Any, Any]]
+) -> Iterator[tuple[Any, Any, _Trail]]:
+    """The children of two maps or two lists to compare; what only one side
+    has goes straight to out, in order."""
+    if isinstance(a, dict):
+        for k in a:
+            if k in b:
+                yield a[k], b[k], (trail, k)
+            else:
+                out.append((_path((trail, k)), a[k], MISSING))
+        for k in b:
+            if k not in a:
+                out.append((_path((trail, k)), MISSING, b[k]))
+    else:
+        for i in range(max(len(a), len(b))):
+            t = (trail, str(i))
+            if i >= len(b):
+                out.append((_path(t), a[i], MISSING))
+            elif i >= len(a):
+                out.append((_path(t), MISSING, b[i]))
+            else:
+                yield a[i], b[i], t
+
+
 def field_changes(old: Any, new: Any, prefix: paths.Path = ()) -> list[tuple[paths.Path, Any, Any]]:
-    """Leaf-level differences: (path, old, new), MISSING for an absent side."""
+    """Leaf-level differences: (path, old, new), MISSING for an absent side.
+    Depth first, in document order; no recursion (objects may be 10,000 deep)."""
     out: list[tuple[paths.Path, Any, Any]] = []
-
-    def walk(a: Any, b: Any, path: paths.Path) -> None:
-        if isinstance(a, dict) and isinstance(b, dict):
-            for k in a:
-                if k in b:
-                    walk(a[k], b[k], (*path, k))
-                else:
-                    out.append(((*path, k), a[k], MISSING))
-            for k in b:
-                if k not in a:
-                    out.append(((*path, k), MISSING, b[k]))
-        elif isinstance(a, list) and isinstance(b, list):
-            for i in range(max(len(a), len(b))):
-                p = (*path, str(i))
-                if i >= len(b):
-                    out.append((p, a[i], MISSING))
-                elif i >= len(a):
-                    out.append((p, MISSING, b[i]))
-                else:
-                    walk(a[i], b[i], p)
+    top: _Trail = ()
+    for seg in prefix:
+        top = (top, seg)
+    stack: list[Iterator[tuple[Any, Any, _Trail]]] = [iter([(old, new, top)])]
+    while stack:
+        nxt = next(stack[-1], None)
+        if nxt is None:
+            stack.pop()
+            continue
+        a, b, trail = nxt
+        if (isinstance(a, dict) and isinstance(b, dict)) or (
+            isinstance(a, list) and isinstance(b, list)
+        ):
+            stack.append(_pairs(a, b, trail, out))
         elif not _same_leaf(a, b):
-            out.append((path, a, b))
-
-    walk(old, new, prefix)
+            out.append((_path(trail), a, b))
     return out
 
 
@@ -579,13 +610,27 @@ def _sensitive(path: paths.Path) -> bool:
 
 
 def _mask(v: Any) -> Any:
-    if v is MISSING:
-        return v
-    if isinstance(v, str) and v.startswith(DIGEST_PREFIXES):
-        return v
-    if isinstance(v, dict):
-        return {k: _mask(x) for k, x in v.items()}
-    return HIDDEN
+    """A Secret value as shown: digests as they are, anything else hidden, maps
+    (of any depth) masked member by member."""
+
+    def leaf(x: Any) -> Any:
+        if x is MISSING or (isinstance(x, str) and x.startswith(DIGEST_PREFIXES)):
+            return x
+        return HIDDEN
+
+    if not isinstance(v, dict):
+        return leaf(v)
+    top: dict[str, Any] = {}
+    stack = [(v, top)]
+    while stack:
+        src, dst = stack.pop()
+        for k, x in src.items():
+            if isinstance(x, dict):
+                dst[k] = {}
+                stack.append((x, dst[k]))
+            else:
+                dst[k] = leaf(x)
+    return top
 
 
 def _uid(obj: dict[str, Any]) -> str:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import difflib
-import json
 import os
 import shutil
 import sys
@@ -18,7 +17,7 @@ import typer
 from rich.table import Table
 from rich.text import Text
 
-from kstream import paths
+from kstream import deepjson, paths
 from kstream.cli import common as c
 from kstream.errors import UsageError
 from kstream.exitcodes import ExitCode
@@ -391,7 +390,7 @@ def run_diff(
 
 
 def _dumps(v: Any) -> str:
-    return json.dumps(v, ensure_ascii=False, separators=(",", ":"))
+    return deepjson.dumps(v, ensure_ascii=False, separators=(",", ":"))
 
 
 def _write_ndjson(changes: Iterator[Any], stat: bool) -> None:
