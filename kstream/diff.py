@@ -29,7 +29,6 @@ from __future__ import annotations
 import contextlib
 import heapq
 import os
-import re
 import shutil
 import tempfile
 from collections.abc import Callable, Iterable, Iterator
@@ -40,6 +39,7 @@ from typing import IO, Any
 from kstream import deepjson, paths
 from kstream.archive import Entry, Snapshot
 from kstream.errors import SnapshotError, UsageError
+from kstream.selector import LabelSelector
 
 LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
 
@@ -128,61 +128,6 @@ class Settings:
     secret_key: bytes | None = None  # to redact raw Secret values like an HMAC-keyed side
     sort_buffer: int = SORT_BUFFER  # bytes of lines sorted in memory at a time
     tmpdir: str | None = None
-
-
-# =========================================================================== label selectors
-
-
-@dataclass(frozen=True)
-class Requirement:
-    key: str
-    op: str  # = != in notin exists !exists
-    values: frozenset[str] = frozenset()
-
-    def matches(self, labels: dict[str, Any]) -> bool:
-        has = self.key in labels
-        v = labels.get(self.key)
-        if self.op == "exists":
-            return has
-        if self.op == "!exists":
-            return not has
-        if self.op in ("=", "in"):
-            return has and v in self.values
-        return not has or v not in self.values  # != and notin
-
-
-_REQ = re.compile(
-    r"""\s*(?:
-        (?P<not>!)\s*(?P<nkey>[^\s,=!()]+)
-      | (?P<skey>[^\s,=!()]+)\s+(?P<setop>in|notin)\s*\((?P<vals>[^()]*)\)
-      | (?P<key>[^\s,=!()]+)\s*(?P<op>==|=|!=)\s*(?P<val>[^\s,=!()]*)
-      | (?P<ekey>[^\s,=!()]+)
-    )\s*(?:,|$)""",
-    re.VERBOSE,
-)
-
-
-def parse_selector(text: str) -> tuple[Requirement, ...]:
-    """A label selector as kubectl writes it: `a=b,c!=d,e in (x,y),f notin (z),g,!h`."""
-    out: list[Requirement] = []
-    text = text.strip()
-    pos = 0
-    while pos < len(text):
-        m = _REQ.match(text, pos)
-        if m is None or m.end() == pos:
-            raise UsageError(f"--selector: cannot parse {text[pos:]!r}")
-        if m["not"]:
-            out.append(Requirement(m["nkey"], "!exists"))
-        elif m["skey"]:
-            vals = frozenset(v.strip() for v in m["vals"].split(",") if v.strip())
-            out.append(Requirement(m["skey"], m["setop"], vals))
-        elif m["key"]:
-            op = "=" if m["op"] in ("=", "==") else "!="
-            out.append(Requirement(m["key"], op, frozenset([m["val"]])))
-        else:
-            out.append(Requirement(m["ekey"], "exists"))
-        pos = m.end()
-    return tuple(out)
 
 
 # =========================================================================== resources
@@ -669,7 +614,7 @@ class Comparison:
         self.old = Side(old, "old")
         self.new = Side(new, "new")
         self.progress = progress or (lambda _msg: None)
-        self.requirements = parse_selector(settings.selector) if settings.selector else ()
+        self.labels = LabelSelector(settings.selector)
         self.namespaces = frozenset(settings.namespaces)
         self.resources: list[ResInfo] = []
         self.skipped: list[tuple[str, str]] = []
@@ -738,13 +683,7 @@ class Comparison:
                     return False
             elif not info.explicit:
                 return False  # cluster-scoped: only when named with -r, as dump does
-        if self.requirements:
-            labels = md.get("labels")
-            if not isinstance(labels, dict):
-                labels = {}
-            if not all(r.matches(labels) for r in self.requirements):
-                return False
-        return True
+        return self.labels.matches(md.get("labels"))
 
     def _check_names(self) -> None:
         known = list(self.old.infos.values()) + list(self.new.infos.values())
