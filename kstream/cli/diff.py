@@ -21,6 +21,7 @@ from kstream import deepjson, paths
 from kstream.cli import common as c
 from kstream.errors import UsageError
 from kstream.exitcodes import ExitCode
+from kstream.selector import check as check_selectors
 
 EXAMPLES_ONLY = """
 Examples:
@@ -220,6 +221,7 @@ def diff(
         raise UsageError("give two snapshots (OLD NEW), or one with --live")
     elif old == "-" and new == "-":
         raise UsageError("only one side can be read from stdin")
+    check_selectors(selector, "")  # before reading anything: exit 2, one line
     key = _read_key(secret_key_file)
     settings_kw: dict[str, Any] = {
         "ignore": tuple(ignores),
