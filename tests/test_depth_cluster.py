@@ -126,7 +126,9 @@ def deep(request: pytest.FixtureRequest) -> Iterator[Deep]:
         names = [i["metadata"]["name"] for i in deepjson.loads(body)["items"]]
         print(f"{request.param}: deepest object accepted: {limit} containers; tried {tried}")
         yield Deep(cluster, limit, names)
-    finally:
+    finally:  # no namespace controller here: delete the objects themselves
+        raw(api, "DELETE", BASE)  # the answer lists deep objects: not for the seed client
+        api.call("DELETE", f"/api/v1/namespaces/{NS}/secrets", ok=(200, 404))
         api.call("DELETE", f"/api/v1/namespaces/{NS}", ok=(200, 202, 404))
         api.call(
             "DELETE",

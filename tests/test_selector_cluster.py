@@ -94,7 +94,8 @@ def labelled(cluster: Cluster) -> Iterator[Labelled]:
         stored = {i["metadata"]["name"]: i["metadata"].get("labels") or {} for i in items}
         assert stored == LABELS
         yield Labelled(cluster, stored)
-    finally:
+    finally:  # no namespace controller here: delete the objects themselves
+        api.call("DELETE", f"/api/v1/namespaces/{NS}/configmaps", ok=(200, 404))
         api.call("DELETE", f"/api/v1/namespaces/{NS}", ok=(200, 202, 404))
 
 
