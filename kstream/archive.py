@@ -40,6 +40,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
+from kstream import deepjson
 from kstream.errors import OutputError, SnapshotError, UsageError
 
 FORMAT = "kstream-archive"
@@ -310,7 +311,7 @@ def _iter_spool_lines(f: IO[bytes], compressed: bool) -> Iterator[bytes]:
 
 
 def _key(line: bytes) -> tuple[str, str]:
-    md = json.loads(line).get("metadata") or {}
+    md = deepjson.loads(line).get("metadata") or {}
     return (str(md.get("namespace") or ""), str(md.get("name") or ""))
 
 

@@ -21,12 +21,12 @@ redacted by dump, so Secrets count a little differently).
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
+from kstream import deepjson
 from kstream.errors import (
     ApiError,
     AuthError,
@@ -37,6 +37,7 @@ from kstream.errors import (
 )
 from kstream.exitcodes import ExitCode
 from kstream.resources import Resource, match
+from kstream.selector import LabelSelector, SelectorError, key_problem, parse_fields
 from kstream.stream import Reader, Unit
 
 SCHEMA_VERSION = 1
@@ -68,7 +69,7 @@ class Grouping:
                 if label_key:
                     raise UsageError("--by: only one label:KEY at a time")
                 label_key = part[6:].strip()
-                if not _LABEL_KEY.fullmatch(label_key):
+                if key_problem(label_key):
                     raise UsageError(f"--by: {label_key!r} is not a valid label key")
                 name = "label"
             else:
@@ -93,9 +94,6 @@ class Grouping:
         if "label" in self.fields:
             return True
         return "namespace" in self.fields and namespaced and unit_namespace is None
-
-
-_LABEL_KEY = re.compile(r"([A-Za-z0-9.-]{1,253}/)?[A-Za-z0-9]([A-Za-z0-9_.-]{0,61}[A-Za-z0-9])?")
 
 
 @dataclass(frozen=True)
@@ -142,107 +140,6 @@ def _meta(doc: Any) -> dict[str, Any]:
 # --------------------------------------------------------------------------- selectors
 
 
-@dataclass(frozen=True)
-class _Req:
-    key: str
-    op: str  # = != in notin exists !exists > <
-    values: tuple[str, ...] = ()
-
-
-class LabelSelector:
-    """A Kubernetes label selector evaluated client-side (for snapshots):
-    `a=b`, `a==b`, `a!=b`, `a`, `!a`, `a in (x,y)`, `a notin (x,y)`, `a>1`, `a<1`,
-    joined by commas (all must hold)."""
-
-    def __init__(self, text: str) -> None:
-        self.text = text
-        self.reqs = tuple(_parse_label_selector(text))
-
-    def __bool__(self) -> bool:
-        return bool(self.reqs)
-
-    def matches(self, labels: dict[str, Any] | None) -> bool:
-        labels = labels or {}
-        for r in self.reqs:
-            has = r.key in labels
-            v = labels.get(r.key)
-            if r.op == "exists":
-                ok = has
-            elif r.op == "!exists":
-                ok = not has
-            elif r.op in ("=", "in"):
-                ok = has and v in r.values
-            elif r.op in ("!=", "notin"):
-                ok = not has or v not in r.values
-            else:
-                try:
-                    n, lim = int(str(v)), int(r.values[0])
-                except ValueError:
-                    ok = False
-                else:
-                    ok = has and (n > lim if r.op == ">" else n < lim)
-            if not ok:
-                return False
-        return True
-
-
-_SET_RE = re.compile(r"\s*(\S+?)\s+(in|notin)\s*\(([^)]*)\)\s*$")
-_CMP_RE = re.compile(r"\s*([^=!<>\s]+)\s*(==|=|!=|>|<)\s*([^=!<>\s]*)\s*$")
-_VALUE = re.compile(r"(([A-Za-z0-9][-A-Za-z0-9_.]{0,61})?[A-Za-z0-9])?")
-
-
-def _split_terms(text: str) -> list[str]:
-    terms: list[str] = []
-    cur: list[str] = []
-    depth = 0
-    for ch in text:
-        if ch == "(":
-            depth += 1
-        elif ch == ")":
-            depth -= 1
-        if ch == "," and depth == 0:
-            terms.append("".join(cur))
-            cur = []
-        else:
-            cur.append(ch)
-    terms.append("".join(cur))
-    return [t.strip() for t in terms if t.strip()]
-
-
-def _parse_label_selector(text: str) -> Iterator[_Req]:
-    for term in _split_terms(text):
-        bad = UsageError(f"--selector: cannot parse {term!r}")
-        m = _SET_RE.match(term)
-        if m:
-            key, op, vals = m.group(1), m.group(2), m.group(3)
-            values = tuple(v.strip() for v in vals.split(",") if v.strip())
-            if not values or not all(_VALUE.fullmatch(v) for v in values):
-                raise bad
-            _check_key(key, bad)
-            yield _Req(key, op, values)
-            continue
-        m = _CMP_RE.match(term)
-        if m:
-            key, op, val = m.group(1), m.group(2), m.group(3)
-            _check_key(key, bad)
-            if not _VALUE.fullmatch(val) or (op in "<>" and not re.fullmatch(r"-?\d+", val)):
-                raise bad
-            yield _Req(key, "=" if op == "==" else op, (val,))
-            continue
-        if term.startswith("!"):
-            key = term[1:].strip()
-            _check_key(key, bad)
-            yield _Req(key, "!exists")
-            continue
-        _check_key(term, bad)
-        yield _Req(term, "exists")
-
-
-def _check_key(key: str, err: UsageError) -> None:
-    if not _LABEL_KEY.fullmatch(key):
-        raise err
-
-
 class FieldSelector:
     """The field selectors every resource supports, evaluated client-side (for
     snapshots): metadata.name and metadata.namespace with =, == or !=."""
@@ -251,18 +148,17 @@ class FieldSelector:
 
     def __init__(self, text: str) -> None:
         self.reqs: list[tuple[str, bool, str]] = []
-        for term in (t.strip() for t in text.split(",")):
-            if not term:
-                continue
-            m = re.fullmatch(r"([^=!\s]+)\s*(==|=|!=)\s*(\S*)", term)
-            if not m:
-                raise UsageError(f"--field-selector: cannot parse {term!r}")
-            if m.group(1) not in self.FIELDS:
+        try:
+            terms = parse_fields(text)
+        except SelectorError as e:
+            raise UsageError(f"--field-selector: {e}") from None
+        for t in terms:
+            if t.field not in self.FIELDS:
                 raise UsageError(
                     f"--field-selector: a snapshot can only be filtered on "
-                    f"{' and '.join(self.FIELDS)}, not {m.group(1)}"
+                    f"{' and '.join(self.FIELDS)}, not {t.field}"
                 )
-            self.reqs.append((m.group(1).split(".")[1], m.group(2) != "!=", m.group(3)))
+            self.reqs.append((t.field.split(".")[1], t.op != "!=", t.value))
 
     def __bool__(self) -> bool:
         return bool(self.reqs)
@@ -319,7 +215,7 @@ class CountSink:
             self.objects += 1
             self.bytes += len(obj)
             return
-        k = self.key_of(json.loads(obj))
+        k = self.key_of(deepjson.loads(obj))
         if k is None:
             return
         self.objects += 1
@@ -841,7 +737,7 @@ def _count_plain(snap: Any, grouping: Grouping, filters: Filters) -> CountResult
     labels, fields = filters.labels, filters.fields
     for line in snap.lines():
         try:
-            doc = json.loads(line)
+            doc = deepjson.loads(line)
         except ValueError:
             raise SnapshotError(f"{snap.path}: a line is not valid JSON (corrupted)") from None
         if not isinstance(doc, dict):

@@ -28,9 +28,7 @@ from __future__ import annotations
 
 import contextlib
 import heapq
-import json
 import os
-import re
 import shutil
 import tempfile
 from collections.abc import Callable, Iterable, Iterator
@@ -38,9 +36,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
-from kstream import paths
+from kstream import deepjson, paths
 from kstream.archive import Entry, Snapshot
 from kstream.errors import SnapshotError, UsageError
+from kstream.selector import LabelSelector, SelectorError, parse_fields
 
 LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
 
@@ -132,89 +131,13 @@ class Settings:
     show_api_version_changes: bool = False  # else a change of apiVersion alone is no change
 
 
-# =========================================================================== label selectors
-
-
-@dataclass(frozen=True)
-class Requirement:
-    key: str
-    op: str  # = != in notin exists !exists
-    values: frozenset[str] = frozenset()
-
-    def matches(self, labels: dict[str, Any]) -> bool:
-        has = self.key in labels
-        v = labels.get(self.key)
-        if self.op == "exists":
-            return has
-        if self.op == "!exists":
-            return not has
-        if self.op in ("=", "in"):
-            return has and v in self.values
-        return not has or v not in self.values  # != and notin
-
-
-_REQ = re.compile(
-    r"""\s*(?:
-        (?P<not>!)\s*(?P<nkey>[^\s,=!()]+)
-      | (?P<skey>[^\s,=!()]+)\s+(?P<setop>in|notin)\s*\((?P<vals>[^()]*)\)
-      | (?P<key>[^\s,=!()]+)\s*(?P<op>==|=|!=)\s*(?P<val>[^\s,=!()]*)
-      | (?P<ekey>[^\s,=!()]+)
-    )\s*(?:,|$)""",
-    re.VERBOSE,
-)
-
-
-def parse_selector(text: str) -> tuple[Requirement, ...]:
-    """A label selector as kubectl writes it: `a=b,c!=d,e in (x,y),f notin (z),g,!h`."""
-    out: list[Requirement] = []
-    text = text.strip()
-    pos = 0
-    while pos < len(text):
-        m = _REQ.match(text, pos)
-        if m is None or m.end() == pos:
-            raise UsageError(f"--selector: cannot parse {text[pos:]!r}")
-        if m["not"]:
-            out.append(Requirement(m["nkey"], "!exists"))
-        elif m["skey"]:
-            vals = frozenset(v.strip() for v in m["vals"].split(",") if v.strip())
-            out.append(Requirement(m["skey"], m["setop"], vals))
-        elif m["key"]:
-            op = "=" if m["op"] in ("=", "==") else "!="
-            out.append(Requirement(m["key"], op, frozenset([m["val"]])))
-        else:
-            out.append(Requirement(m["ekey"], "exists"))
-        pos = m.end()
-    return tuple(out)
-
-
 def parse_field_selector(text: str) -> tuple[tuple[paths.Path, bool, str], ...]:
-    """A field selector (`a.b=x,c!=y`, `\\` escapes) as (path, equal, value)."""
-    out: list[tuple[paths.Path, bool, str]] = []
-    terms: list[str] = []
-    cur = ""
-    esc = False
-    for ch in text:
-        if esc:
-            cur += ch
-            esc = False
-        elif ch == "\\":
-            cur += ch
-            esc = True
-        elif ch == ",":
-            terms.append(cur)
-            cur = ""
-        else:
-            cur += ch
-    terms.append(cur)
-    for term in (t.strip() for t in terms):
-        if not term:
-            continue
-        m = re.fullmatch(r"([^=!\s]+)\s*(==|=|!=)\s*(.*)", term)
-        if m is None:
-            raise UsageError(f"field selector: cannot parse {term!r}")
-        value = re.sub(r"\\(.)", r"\1", m[3])
-        out.append((tuple(m[1].split(".")), m[2] != "!=", value))
-    return tuple(out)
+    """A field selector in the server's grammar (kstream.selector) as (path, equal, value)."""
+    try:
+        reqs = parse_fields(text)
+    except SelectorError as e:
+        raise UsageError(f"field selector: {e}") from None
+    return tuple((tuple(r.field.split(".")), r.op != "!=", r.value) for r in reqs)
 
 
 def field_selector_matches(reqs: Iterable[tuple[paths.Path, bool, str]], obj: Any) -> bool:
@@ -229,7 +152,7 @@ def field_selector_matches(reqs: Iterable[tuple[paths.Path, bool, str]], obj: An
         elif isinstance(v, bool):
             text = "true" if v else "false"
         elif isinstance(v, (dict, list)):
-            text = json.dumps(v)
+            text = deepjson.dumps(v)
         else:
             text = str(v)
         if (text == value) != equal:
@@ -536,7 +459,7 @@ def _external_sort(
 
 def _parse(line: bytes, where: str) -> dict[str, Any]:
     try:
-        obj = json.loads(line)
+        obj = deepjson.loads(line)
     except ValueError:
         raise SnapshotError(f"{where}: an object line is not valid JSON (corrupted)") from None
     if not isinstance(obj, dict):
@@ -643,33 +566,65 @@ def _same_leaf(a: Any, b: Any) -> bool:
     )
 
 
+# A path while walking: (parent, segment), () at the top. Made into a tuple only
+# for a difference, so that walking down N levels costs N, not N*N.
+_Trail = tuple[Any, ...]
+
+
+def _path(trail: _Trail) -> paths.Path:
+    segs: list[str] = []
+    while trail:
+        trail, seg = trail
+        segs.append(seg)
+    segs.reverse()
+    return tuple(segs)
+
+
+def _pairs(
+    a: Any, b: Any, trail: _Trail, out: list[tuple[paths.Path, Any, Any]]
+) -> Iterator[tuple[Any, Any, _Trail]]:
+    """The children of two maps or two lists to compare; what only one side
+    has goes straight to out, in order."""
+    if isinstance(a, dict):
+        for k in a:
+            if k in b:
+                yield a[k], b[k], (trail, k)
+            else:
+                out.append((_path((trail, k)), a[k], MISSING))
+        for k in b:
+            if k not in a:
+                out.append((_path((trail, k)), MISSING, b[k]))
+    else:
+        for i in range(max(len(a), len(b))):
+            t = (trail, str(i))
+            if i >= len(b):
+                out.append((_path(t), a[i], MISSING))
+            elif i >= len(a):
+                out.append((_path(t), MISSING, b[i]))
+            else:
+                yield a[i], b[i], t
+
+
 def field_changes(old: Any, new: Any, prefix: paths.Path = ()) -> list[tuple[paths.Path, Any, Any]]:
-    """Leaf-level differences: (path, old, new), MISSING for an absent side."""
+    """Leaf-level differences: (path, old, new), MISSING for an absent side.
+    Depth first, in document order; no recursion (objects may be 10,000 deep)."""
     out: list[tuple[paths.Path, Any, Any]] = []
-
-    def walk(a: Any, b: Any, path: paths.Path) -> None:
-        if isinstance(a, dict) and isinstance(b, dict):
-            for k in a:
-                if k in b:
-                    walk(a[k], b[k], (*path, k))
-                else:
-                    out.append(((*path, k), a[k], MISSING))
-            for k in b:
-                if k not in a:
-                    out.append(((*path, k), MISSING, b[k]))
-        elif isinstance(a, list) and isinstance(b, list):
-            for i in range(max(len(a), len(b))):
-                p = (*path, str(i))
-                if i >= len(b):
-                    out.append((p, a[i], MISSING))
-                elif i >= len(a):
-                    out.append((p, MISSING, b[i]))
-                else:
-                    walk(a[i], b[i], p)
+    top: _Trail = ()
+    for seg in prefix:
+        top = (top, seg)
+    stack: list[Iterator[tuple[Any, Any, _Trail]]] = [iter([(old, new, top)])]
+    while stack:
+        nxt = next(stack[-1], None)
+        if nxt is None:
+            stack.pop()
+            continue
+        a, b, trail = nxt
+        if (isinstance(a, dict) and isinstance(b, dict)) or (
+            isinstance(a, list) and isinstance(b, list)
+        ):
+            stack.append(_pairs(a, b, trail, out))
         elif not _same_leaf(a, b):
-            out.append((path, a, b))
-
-    walk(old, new, prefix)
+            out.append((_path(trail), a, b))
     return out
 
 
@@ -685,13 +640,27 @@ def _sensitive(path: paths.Path) -> bool:
 
 
 def _mask(v: Any) -> Any:
-    if v is MISSING:
-        return v
-    if isinstance(v, str) and v.startswith(DIGEST_PREFIXES):
-        return v
-    if isinstance(v, dict):
-        return {k: _mask(x) for k, x in v.items()}
-    return HIDDEN
+    """A Secret value as shown: digests as they are, anything else hidden, maps
+    (of any depth) masked member by member."""
+
+    def leaf(x: Any) -> Any:
+        if x is MISSING or (isinstance(x, str) and x.startswith(DIGEST_PREFIXES)):
+            return x
+        return HIDDEN
+
+    if not isinstance(v, dict):
+        return leaf(v)
+    top: dict[str, Any] = {}
+    stack = [(v, top)]
+    while stack:
+        src, dst = stack.pop()
+        for k, x in src.items():
+            if isinstance(x, dict):
+                dst[k] = {}
+                stack.append((x, dst[k]))
+            else:
+                dst[k] = leaf(x)
+    return top
 
 
 def _uid(obj: dict[str, Any]) -> str:
@@ -733,7 +702,7 @@ class Comparison:
         if live:  # "old" or "new": that side is a dump of the cluster just made
             (self.old if live == "old" else self.new).where = "the live cluster"
         self.progress = progress or (lambda _msg: None)
-        self.requirements = parse_selector(settings.selector) if settings.selector else ()
+        self.labels = LabelSelector(settings.selector)
         self.namespaces = frozenset(settings.namespaces)
         self.resources: list[ResInfo] = []
         self.skipped: list[tuple[str, str]] = []
@@ -840,12 +809,8 @@ class Comparison:
                     return False
             elif not info.explicit:
                 return False  # cluster-scoped: only when named with -r, as dump does
-        if self.requirements:
-            labels = md.get("labels")
-            if not isinstance(labels, dict):
-                labels = {}
-            if not all(r.matches(labels) for r in self.requirements):
-                return False
+        if not self.labels.matches(md.get("labels")):
+            return False
         for what, keep in self._filters:
             if not keep(md, obj):
                 if tally:
@@ -894,7 +859,7 @@ class Comparison:
                 )
             if differs("labelSelector"):
                 try:
-                    reqs = parse_selector(sel["labelSelector"])
+                    reqs = LabelSelector(sel["labelSelector"])
                 except UsageError:
                     self.warnings.append(
                         f"cannot evaluate {side.where}'s label selector {sel['labelSelector']!r}"
@@ -902,9 +867,7 @@ class Comparison:
                 else:
 
                     def by_labels(md: dict[str, Any], _o: Any, reqs: Any = reqs) -> bool:
-                        labels = md.get("labels")
-                        labels = labels if isinstance(labels, dict) else {}
-                        return all(r.matches(labels) for r in reqs)
+                        return bool(reqs.matches(md.get("labels")))
 
                     self._filters.append(
                         (f"outside {side.where}'s -l {sel['labelSelector']}", by_labels)

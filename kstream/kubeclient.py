@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlencode, urlsplit
 
-from kstream import __version__
+from kstream import __version__, deepjson
 from kstream.errors import (
     ApiError,
     AuthError,
@@ -460,7 +460,7 @@ class Client:
                     raise
                 time.sleep(attempt * 0.5)
         try:
-            return json.loads(data)
+            return deepjson.loads(data)
         except ValueError:
             raise TransportError(f"{what or path}: the server sent invalid JSON") from None
 

@@ -96,32 +96,61 @@ def matches(path: Path, pattern: Path) -> bool:
     return all(p in ("*", s) for s, p in zip(path, pattern, strict=False))
 
 
-def delete(obj: Any, pattern: Path, prune: bool = False) -> None:
-    """Remove every value at `pattern` from obj (in place). With prune, maps and
-    lists the deletion left empty are removed too."""
-    if not pattern:
-        return
-    head, rest = pattern[0], pattern[1:]
+def _delete_here(obj: Any, head: str) -> None:
+    """The last segment: remove what it names."""
     if isinstance(obj, dict):
-        keys = list(obj) if head == "*" else ([head] if head in obj else [])
-        for k in keys:
-            if not rest:
-                del obj[k]
-                continue
-            child = obj[k]
-            if isinstance(child, (dict, list)) and child:
-                delete(child, rest, prune)
-                if prune and not child:
-                    del obj[k]
+        if head == "*":
+            obj.clear()
+        elif head in obj:
+            del obj[head]
     elif isinstance(obj, list):
         if head == "*":
-            if not rest:
-                obj.clear()
-                return
-            for item in obj:
-                delete(item, rest, prune)
+            obj.clear()
         elif head.isdigit() and int(head) < len(obj):
-            if rest:
-                delete(obj[int(head)], rest, prune)
-            else:
-                del obj[int(head)]
+            del obj[int(head)]
+
+
+def _below(obj: Any, head: str) -> list[Any]:
+    """The keys or indexes a segment leads to (before the last one)."""
+    if isinstance(obj, dict):
+        if head == "*":
+            return [k for k, v in obj.items() if isinstance(v, (dict, list)) and v]
+        v = obj.get(head)
+        return [head] if isinstance(v, (dict, list)) and v else []
+    if isinstance(obj, list):
+        if head == "*":
+            return list(range(len(obj)))
+        if head.isdigit() and int(head) < len(obj):
+            return [int(head)]
+    return []
+
+
+def delete(obj: Any, pattern: Path, prune: bool = False) -> None:
+    """Remove every value at `pattern` from obj (in place). With prune, maps
+    the deletion left empty are removed from their parent map too. No
+    recursion: a pattern may be as long as an object is deep."""
+    if not pattern:
+        return
+    last = len(pattern) - 1
+    # [container, depth, keys still to visit, key of a map child being visited]
+    stack: list[list[Any]] = [[obj, 0, None, None]]
+    while stack:
+        frame = stack[-1]
+        node, depth, todo, visiting = frame
+        if visiting is not None:
+            frame[3] = None
+            if prune and not node[visiting]:
+                del node[visiting]
+        if todo is None:
+            if depth == last:
+                _delete_here(node, pattern[depth])
+                stack.pop()
+                continue
+            todo = frame[2] = iter(_below(node, pattern[depth]))
+        k = next(todo, None)
+        if k is None:
+            stack.pop()
+            continue
+        if isinstance(node, dict):
+            frame[3] = k
+        stack.append([node[k], depth + 1, None, None])

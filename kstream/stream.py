@@ -24,6 +24,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from kstream import deepjson
 from kstream.errors import (
     ApiError,
     AuthError,
@@ -140,7 +141,7 @@ _GO_ESCAPES = str.maketrans(
 def go_json(obj: Any) -> bytes:
     """Compact JSON escaped like Go's encoding/json (the server's encoder), so a
     re-encoded object matches what the server sends for it."""
-    s = json.dumps(obj, ensure_ascii=False, separators=(",", ":"))
+    s = deepjson.dumps(obj, ensure_ascii=False, separators=(",", ":"))
     return s.translate(_GO_ESCAPES).encode("utf-8")
 
 
@@ -439,7 +440,7 @@ class Reader:
                 if not line.strip():
                     continue
                 try:
-                    ev = json.loads(line)
+                    ev = deepjson.loads(line)
                     typ, o = ev["type"], ev["object"]
                 except (ValueError, KeyError, TypeError):
                     raise StreamError(f"watch {unit.label}: unreadable event") from None

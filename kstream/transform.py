@@ -8,12 +8,11 @@ import base64
 import binascii
 import hashlib
 import hmac
-import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from kstream import paths
+from kstream import deepjson, paths
 from kstream.resources import Resource
 from kstream.stream import go_json
 
@@ -62,11 +61,11 @@ def redact_secret(obj: dict[str, Any], key: bytes | None) -> None:
     ann = (obj.get("metadata") or {}).get("annotations")
     if isinstance(ann, dict) and isinstance(ann.get(LAST_APPLIED), str):
         try:
-            inner = json.loads(ann[LAST_APPLIED])
+            inner = deepjson.loads(ann[LAST_APPLIED])
             if not isinstance(inner, dict):
                 raise ValueError
             _redact_values(inner, key)
-            ann[LAST_APPLIED] = json.dumps(inner, separators=(",", ":"), sort_keys=True) + "\n"
+            ann[LAST_APPLIED] = deepjson.dumps(inner, separators=(",", ":"), sort_keys=True) + "\n"
         except ValueError:
             ann[LAST_APPLIED] = digest(ann[LAST_APPLIED].encode(), key)
 
@@ -79,7 +78,7 @@ def make_transform(r: Resource, opts: TransformOptions) -> Callable[[bytes], byt
     key, strip = opts.secret_key, opts.strip
 
     def transform(raw: bytes) -> bytes:
-        obj = json.loads(raw)
+        obj = deepjson.loads(raw)
         if redact:
             redact_secret(obj, key)
         for p in strip:

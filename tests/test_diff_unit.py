@@ -23,6 +23,7 @@ from kstream.archive import (
     unit_file_name,
 )
 from kstream.errors import SnapshotError, UsageError
+from kstream.selector import LabelSelector
 from tests.conftest import VENV_BIN, kstream
 
 # ---------------------------------------------------------------- builders
@@ -272,23 +273,25 @@ def test_field_changes_lists_and_types() -> None:
 
 
 def test_parse_selector() -> None:
-    reqs = d.parse_selector("app=web, tier!=db,env in (a, b),x notin (c),has,!gone,k==v")
-    got = [(r.key, r.op, sorted(r.values)) for r in reqs]
+    """diff uses the one selector grammar (kstream.selector), as count does."""
+    sel = LabelSelector("app=web, tier!=db,env in (a, b),x notin (c),has,!gone,k==v,n>1")
+    got = [(r.key, r.op, list(r.values)) for r in sel.reqs]
     assert got == [
         ("app", "=", ["web"]),
-        ("tier", "!=", ["db"]),
         ("env", "in", ["a", "b"]),
-        ("x", "notin", ["c"]),
+        ("gone", "!", []),
         ("has", "exists", []),
-        ("gone", "!exists", []),
-        ("k", "=", ["v"]),
+        ("k", "==", ["v"]),
+        ("n", ">", ["1"]),
+        ("tier", "!=", ["db"]),
+        ("x", "notin", ["c"]),
     ]
-    labels = {"app": "web", "env": "b", "has": "", "k": "v"}
-    assert all(r.matches(labels) for r in reqs)
-    assert not d.parse_selector("tier!=db")[0].matches({"tier": "db"})
-    assert d.parse_selector("tier!=db")[0].matches({})
+    assert sel.matches({"app": "web", "env": "b", "has": "", "k": "v", "n": "2"})
+    assert not sel.matches({"app": "web", "env": "b", "has": "", "k": "v", "n": "1"})
+    assert not LabelSelector("tier!=db").matches({"tier": "db"})
+    assert LabelSelector("tier!=db").matches({})
     with pytest.raises(UsageError):
-        d.parse_selector("a in (b")
+        LabelSelector("a in (b")
 
 
 def test_selection_applies_to_both_sides(tmp_path: Path) -> None:

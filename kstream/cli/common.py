@@ -333,6 +333,11 @@ class Target:
     selector: str
     field_selector: str
 
+    def __post_init__(self) -> None:
+        from kstream.selector import check
+
+        check(self.selector, self.field_selector)  # before any request: exit 2, one line
+
 
 def connect(
     kubeconfig: str | None, context: str | None, concurrency: int, timeout: float

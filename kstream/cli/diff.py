@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import difflib
-import json
 import os
 import shutil
 import sys
@@ -18,10 +17,11 @@ import typer
 from rich.table import Table
 from rich.text import Text
 
-from kstream import paths
+from kstream import deepjson, paths
 from kstream.cli import common as c
 from kstream.errors import UsageError
 from kstream.exitcodes import ExitCode
+from kstream.selector import check as check_selectors
 
 EXAMPLES_ONLY = """
 Examples:
@@ -234,6 +234,7 @@ def diff(
         raise UsageError("give two snapshots (OLD NEW), or one with --live")
     elif old == "-" and new == "-":
         raise UsageError("only one side can be read from stdin")
+    check_selectors(selector, "")  # before reading anything: exit 2, one line
     key = _read_key(secret_key_file)
     settings_kw: dict[str, Any] = {
         "ignore": tuple(ignores),
@@ -418,7 +419,7 @@ def run_diff(
 
 
 def _dumps(v: Any) -> str:
-    return json.dumps(v, ensure_ascii=False, separators=(",", ":"))
+    return deepjson.dumps(v, ensure_ascii=False, separators=(",", ":"))
 
 
 def _write_ndjson(changes: Iterator[Any], stat: bool) -> None:
