@@ -15,13 +15,7 @@ from typing import Any
 
 import pytest
 
-from kstream.discovery import (
-    AGGREGATED_ACCEPT,
-    ApiGroup,
-    Discovery,
-    discover,
-    preferred_resources,
-)
+from kstream.discovery import AGGREGATED_ACCEPT, Discovery, discover
 from kstream.errors import ApiError, UnknownResourceError
 from kstream.resources import Resource, match, select
 
@@ -152,6 +146,8 @@ def res(group: str, version: str, name: str) -> Resource:
 def test_preferred_version_overrides_an_earlier_one() -> None:
     """client-go: a later version replaces an earlier pick only when it is the
     group's preferred version (legacy /apis may name any version preferred)."""
+    from kstream.discovery import ApiGroup, preferred_resources
+
     g = ApiGroup(
         "x.dev",
         ["v1beta1", "v1", "v1alpha1"],
@@ -172,6 +168,8 @@ def test_preferred_version_overrides_an_earlier_one() -> None:
 
 
 def test_unread_version_is_skipped() -> None:
+    from kstream.discovery import ApiGroup, preferred_resources
+
     g = ApiGroup("x.dev", ["v2", "v1"], "v2", {"v1": [res("x.dev", "v1", "a")]})
     best, others = preferred_resources([g])
     assert gvr(best) == {("x.dev", "v1", "a")} and others == []
