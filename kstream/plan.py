@@ -31,7 +31,13 @@ def make_plan(
 ) -> Plan:
     version = client.server_version()
     disc = discover(client)
-    sel = select(disc.resources, include, exclude, namespaced_only=bool(namespaces) and not include)
+    sel = select(
+        disc.resources,
+        include,
+        exclude,
+        namespaced_only=bool(namespaces) and not include,
+        other_versions=disc.other_versions,
+    )
     resources = sel.resources
     if skip_secrets:
         resources = [r for r in resources if not (r.group == "" and r.resource == "secrets")]

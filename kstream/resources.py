@@ -63,12 +63,16 @@ ALIASES: dict[tuple[str, str], tuple[str, str]] = {
 DEFAULT_EXCLUDED: tuple[tuple[str, str], ...] = (("", "events"), ("events.k8s.io", "events"))
 
 
-def match(token: str, resources: Sequence[Resource]) -> list[Resource]:
+def match(
+    token: str, resources: Sequence[Resource], other_versions: Sequence[Resource] = ()
+) -> list[Resource]:
     """Resources matching one kubectl-style name, best first.
 
     Accepts plural, singular, short name, kind, `resource.group` and
     `resource.version.group`, case-insensitively. A bare name that exists in
     several groups resolves like kubectl: the first in discovery (priority) order.
+    `resource.version.group` means exactly that version (kubectl tries it first),
+    also when it is not the preferred one: `other_versions` holds those.
     """
     t = token.strip().lower()
     if not t:
@@ -78,10 +82,13 @@ def match(token: str, resources: Sequence[Resource]) -> list[Resource]:
         return found[:1]
     if "." in t:
         head, rest = t.split(".", 1)
+        if "." in rest:
+            version, group = rest.split(".", 1)
+            for r in (*resources, *other_versions):
+                if head in r.names() and r.version == version and r.group == group:
+                    return [r]
         for r in resources:
-            if head not in r.names():
-                continue
-            if rest == r.group or rest == f"{r.version}.{r.group}":
+            if head in r.names() and rest == r.group:
                 return [r]
         # core group spelled explicitly: "configmaps.v1" or "pods." style
         for r in resources:
@@ -109,16 +116,18 @@ def select(
     include: Sequence[str] = (),
     exclude: Sequence[str] = (),
     namespaced_only: bool = False,
+    other_versions: Sequence[Resource] = (),
 ) -> Selection:
     """Turn --resource/--exclude into the list of resources to read, sorted.
 
     Without --resource: everything that supports list and watch, minus aliases
-    and the default exclusions (reported). With --resource: exactly those.
+    and the default exclusions (reported). With --resource: exactly those
+    (`resource.version.group` may name a version in `other_versions`).
     """
     include, exclude = split_names(include), split_names(exclude)
     excluded: set[Resource] = set()
     for name in exclude:
-        m = match(name, available)
+        m = match(name, available, other_versions)
         if not m:
             raise UnknownResourceError(f'unknown resource type "{name}" in --exclude')
         excluded.update(m)
@@ -127,7 +136,7 @@ def select(
     chosen: list[Resource] = []
     if include:
         for name in include:
-            m = match(name, available)
+            m = match(name, available, other_versions)
             if not m:
                 raise UnknownResourceError(f'the server has no resource type "{name}"')
             r = m[0]
