@@ -186,7 +186,7 @@ ResourceOpt = Annotated[
     typer.Option(
         "--resource",
         "-r",
-        help="Resources to read, kubectl-style (plural, singular, short name, kind, resource.group); repeatable or comma-separated. Default: every resource that supports list and watch.",
+        help="Resources to read, kubectl-style (plural, singular, short name, kind, resource.group, resource.version.group for a version other than the preferred one); repeatable or comma-separated. Default: every resource that supports list and watch.",
         rich_help_panel=HELP_SELECT,
         show_default=False,
         metavar="NAME[,NAME...]",
