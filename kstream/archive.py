@@ -305,7 +305,7 @@ def _iter_spool_lines(f: IO[bytes], compressed: bool) -> Iterator[bytes]:
         import zstandard
 
         src = zstandard.ZstdDecompressor().stream_reader(f, read_across_frames=True, closefd=False)
-    from kstream.stream import iter_lines
+    from kstream.jsonlines import iter_lines
 
     yield from iter_lines(iter(lambda: src.read(COPY_BUF), b""))
 
@@ -687,7 +687,7 @@ class Snapshot:
 
 
 def _lines_of(f: IO[bytes]) -> Iterator[bytes]:
-    from kstream.stream import iter_lines
+    from kstream.jsonlines import iter_lines
 
     yield from iter_lines(iter(lambda: f.read(COPY_BUF), b""))
 
@@ -695,7 +695,7 @@ def _lines_of(f: IO[bytes]) -> Iterator[bytes]:
 def _zstd_frame_lines(f: IO[bytes], length: int, path: str) -> Iterator[bytes]:
     import zstandard
 
-    from kstream.stream import iter_lines
+    from kstream.jsonlines import iter_lines
 
     limited = io.BufferedReader(_Limited(f, length), COPY_BUF)
     reader = zstandard.ZstdDecompressor().stream_reader(limited, read_across_frames=True)
@@ -823,7 +823,7 @@ def _list_item(
 def _ndjson_lines(path: str, compressed: bool) -> Iterator[bytes]:
     import zstandard
 
-    from kstream.stream import iter_lines
+    from kstream.jsonlines import iter_lines
 
     f: Any = sys.stdin.buffer if path == "-" else open(path, "rb")  # noqa: SIM115
     try:

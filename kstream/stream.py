@@ -20,7 +20,7 @@ import random
 import re
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -34,6 +34,7 @@ from kstream.errors import (
     TLSError,
     TransportError,
 )
+from kstream.jsonlines import go_json, iter_lines, object_key
 from kstream.kubeclient import Client, read_chunks
 from kstream.listpage import HAS_API_VERSION, HAS_KIND, NOT_OBJECT, PageError, PageReader, compact
 from kstream.resources import Resource
@@ -129,50 +130,6 @@ class Cancelled(Exception):
 
 
 Emit = Callable[[Unit], None]
-
-
-# --------------------------------------------------------------------------- JSON helpers
-
-_GO_ESCAPES = str.maketrans(
-    {"<": "\\u003c", ">": "\\u003e", "&": "\\u0026", "\u2028": "\\u2028", "\u2029": "\\u2029"}
-)
-
-
-def go_json(obj: Any) -> bytes:
-    """Compact JSON escaped like Go's encoding/json (the server's encoder), so a
-    re-encoded object matches what the server sends for it."""
-    s = deepjson.dumps(obj, ensure_ascii=False, separators=(",", ":"))
-    return s.translate(_GO_ESCAPES).encode("utf-8")
-
-
-def object_key(obj: dict[str, Any]) -> tuple[str, str]:
-    md = obj.get("metadata") or {}
-    return (str(md.get("namespace") or ""), str(md.get("name") or ""))
-
-
-def iter_lines(chunks: Iterable[bytes]) -> Iterator[bytes]:
-    """Split a byte stream into lines of any length. A trailing partial line (a
-    stream cut mid-event) is not yielded."""
-    buf = bytearray()
-    for chunk in chunks:
-        start = 0
-        if buf:
-            i = chunk.find(b"\n")
-            if i < 0:
-                buf += chunk
-                continue
-            buf += chunk[:i]
-            yield bytes(buf)
-            buf.clear()
-            start = i + 1
-        while True:
-            j = chunk.find(b"\n", start)
-            if j < 0:
-                break
-            yield chunk[start:j]
-            start = j + 1
-        if start < len(chunk):
-            buf += chunk[start:]
 
 
 # --------------------------------------------------------------------------- the reader

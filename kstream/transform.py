@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from kstream import deepjson, paths
+from kstream.jsonlines import go_json
 from kstream.resources import Resource
-from kstream.stream import go_json
 
 LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
 CLEAN_PATHS = ("metadata.managedFields", f'metadata.annotations["{LAST_APPLIED}"]')

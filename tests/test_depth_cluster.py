@@ -15,7 +15,7 @@ import pytest
 
 from kstream import deepjson, paths
 from kstream.exitcodes import ExitCode
-from kstream.stream import go_json
+from kstream.jsonlines import go_json
 from kstream.transform import CLEAN_PATHS, LAST_APPLIED, digest
 from tests.conftest import Cluster, kstream
 from tests.seed import Api, wait_for_resource
