@@ -1,4 +1,4 @@
-"""Snapshot formats: writing them incrementally and reading them back.
+"""Snapshot formats: writing them incrementally (reading is `kstream/snapshot.py`).
 
 Archive (`.zst`): a sequence of zstd frames that any zstd tool decompresses to the
 NDJSON of the dump (`zstdcat snap.ndjson.zst | jq`), with kstream's own data in
@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import io
 import json
 import os
 import shutil
@@ -36,23 +35,22 @@ import struct
 import sys
 import tempfile
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
 from kstream import deepjson
-from kstream.errors import OutputError, SnapshotError, UsageError
+from kstream.errors import OutputError, UsageError
+from kstream.snapshot import (  # the format's constants and its manifest record
+    FOOTER_TAG,
+    FORMAT,
+    FORMAT_VERSION,
+    MAGIC_FOOTER,
+    MAGIC_HEADER,
+    MAGIC_MANIFEST,
+    MANIFEST_NAME,
+    Entry,
+)
 
-FORMAT = "kstream-archive"
-FORMAT_VERSION = 1
-MAGIC_HEADER = 0x184D2A50
-MAGIC_MANIFEST = 0x184D2A51
-MAGIC_FOOTER = 0x184D2A52
-ZSTD_MAGIC = 0xFD2FB528
-FOOTER_TAG = b"KSTREAM1"
-FOOTER_PAYLOAD = 8 + 32 + 8
-FOOTER_SIZE = 8 + FOOTER_PAYLOAD
-MANIFEST_NAME = "manifest.json"
 COPY_BUF = 1024 * 1024
 
 
@@ -313,45 +311,6 @@ def _iter_spool_lines(f: IO[bytes], compressed: bool) -> Iterator[bytes]:
 def _key(line: bytes) -> tuple[str, str]:
     md = deepjson.loads(line).get("metadata") or {}
     return (str(md.get("namespace") or ""), str(md.get("name") or ""))
-
-
-@dataclass
-class Entry:
-    """A unit's record in the manifest."""
-
-    group: str
-    version: str
-    resource: str
-    kind: str
-    namespaced: bool
-    namespace: str | None
-    status: str
-    method: str = ""
-    resourceVersion: str = ""
-    objects: int = 0
-    bytes: int = 0
-    duration: float = 0.0
-    retries: int = 0
-    error: str | None = None
-    fallback: str | None = None  # why LIST was used: the full text, server's words included
-    fallbackCode: str | None = None  # the same in a few words (stream.FALLBACKS)
-    sha256: str = ""
-    offset: int | None = None
-    length: int | None = None
-    file: str | None = None
-
-    @property
-    def name(self) -> str:
-        return f"{self.resource}.{self.group}" if self.group else self.resource
-
-    def to_json(self) -> dict[str, Any]:
-        d = dict(self.__dict__)
-        return {k: v for k, v in d.items() if v is not None or k in ("namespace", "error")}
-
-    @classmethod
-    def from_json(cls, d: dict[str, Any]) -> Entry:
-        known = {k: d[k] for k in cls.__dataclass_fields__ if k in d}
-        return cls(**known)
 
 
 class Writer:
@@ -633,331 +592,3 @@ def open_writer(path: str, fmt: str, force: bool, level: int, header: dict[str, 
     if fmt == "dir":
         return DirectoryWriter(path, force)
     return NdjsonWriter(path, force)
-
-
-# =========================================================================== reading
-
-
-@dataclass
-class Snapshot:
-    """A snapshot opened for reading: the manifest (when the format has one) and
-    a way to read each unit's lines, or all lines."""
-
-    path: str
-    format: str  # zst | dir | ndjson | ndjson.zst | json (a List document, e.g. kubectl -o json)
-    manifest: dict[str, Any] | None
-    entries: list[Entry] = field(default_factory=list)
-    problem: str = ""  # why this snapshot is not complete ("" when it is)
-
-    @property
-    def complete(self) -> bool:
-        return not self.problem
-
-    def lines(self, entry: Entry | None = None, verify: bool = True) -> Iterator[bytes]:
-        """The object lines of one entry (or of the whole snapshot), streamed."""
-        if entry is None:
-            if self.format in ("zst", "dir"):
-                for e in self.entries:
-                    yield from self.lines(e, verify)
-                return
-            if self.format == "json":
-                yield from _json_list_lines(self.path)
-                return
-            yield from _ndjson_lines(self.path, self.format == "ndjson.zst")
-            return
-        if self.format == "dir":
-            assert entry.file is not None
-            path = Path(self.path) / entry.file
-            try:
-                f = open(path, "rb")  # noqa: SIM115
-            except OSError as e:
-                raise SnapshotError(f"{path}: {e.strerror}") from None
-            with f:
-                yield from _checked(_lines_of(f), entry, verify, str(path))
-            return
-        if self.format == "zst":
-            assert entry.offset is not None and entry.length is not None
-            with open(self.path, "rb") as f:
-                f.seek(entry.offset)
-                yield from _checked(
-                    _zstd_frame_lines(f, entry.length, self.path), entry, verify, self.path
-                )
-            return
-        raise SnapshotError(f"{self.path}: has no per-resource index")
-
-
-def _lines_of(f: IO[bytes]) -> Iterator[bytes]:
-    from kstream.jsonlines import iter_lines
-
-    yield from iter_lines(iter(lambda: f.read(COPY_BUF), b""))
-
-
-def _zstd_frame_lines(f: IO[bytes], length: int, path: str) -> Iterator[bytes]:
-    import zstandard
-
-    from kstream.jsonlines import iter_lines
-
-    limited = io.BufferedReader(_Limited(f, length), COPY_BUF)
-    reader = zstandard.ZstdDecompressor().stream_reader(limited, read_across_frames=True)
-
-    def chunks() -> Iterator[bytes]:
-        try:
-            while True:
-                c = reader.read(COPY_BUF)
-                if not c:
-                    return
-                yield c
-        except zstandard.ZstdError as e:
-            raise SnapshotError(f"{path}: corrupted data ({e})") from None
-
-    yield from iter_lines(chunks())
-
-
-class _Limited(io.RawIOBase):
-    def __init__(self, f: IO[bytes], n: int) -> None:
-        self.f, self.n = f, n
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, b: Any) -> int:
-        if self.n <= 0:
-            return 0
-        data = self.f.read(min(len(b), self.n))
-        if not data:
-            raise SnapshotError("archive ends inside a resource's data (truncated)")
-        b[: len(data)] = data
-        self.n -= len(data)
-        return len(data)
-
-
-def _checked(lines: Iterator[bytes], entry: Entry, verify: bool, where: str) -> Iterator[bytes]:
-    sha = hashlib.sha256()
-    n = 0
-    for line in lines:
-        if verify:
-            sha.update(line)
-            sha.update(b"\n")
-        n += 1
-        yield line
-    if verify and entry.sha256 and sha.hexdigest() != entry.sha256:
-        raise SnapshotError(f"{where}: checksum mismatch in {entry.name} (corrupted)")
-    if n != entry.objects:
-        raise SnapshotError(f"{where}: {entry.name} has {n} objects, manifest says {entry.objects}")
-
-
-def _zstd_frames(data: Iterator[bytes], path: str) -> Iterator[bytes]:
-    """Decompress concatenated zstd frames; a last frame cut short is an error
-    (a stream reader would quietly return what it had)."""
-    import zstandard
-
-    dctx = zstandard.ZstdDecompressor()
-    obj = dctx.decompressobj()
-    in_frame = False
-    for chunk in data:
-        while chunk:
-            yield obj.decompress(chunk)
-            in_frame = True
-            if obj.eof:
-                chunk = obj.unused_data
-                obj = dctx.decompressobj()
-                in_frame = False
-            else:
-                chunk = b""
-    if in_frame:
-        raise SnapshotError(f"{path}: the compressed data is cut short (truncated)")
-
-
-# how much of a file tells a JSON List document from NDJSON
-JSON_LIST_PEEK = 64 * 1024
-
-
-def _is_json_list(head: bytes) -> bool:
-    """A JSON document whose top level has an `items` array (`kubectl get -o
-    json`, compact or pretty-printed), as opposed to NDJSON, whose first line is
-    an object: no Kubernetes object has a top-level `items`."""
-    from kstream.listpage import PageError, PageReader
-
-    r = PageReader()
-    try:
-        r.feed(head)
-    except PageError:
-        return False
-    return r.items_seen
-
-
-def _json_list_lines(path: str) -> Iterator[bytes]:
-    """The items of a JSON List document as compact lines, streamed: the same
-    page reader as the LIST path, so numbers and strings stay as written."""
-    from kstream.listpage import HAS_API_VERSION, HAS_KIND, PageError, PageReader, compact
-
-    typed = HAS_KIND | HAS_API_VERSION
-    page = PageReader()
-    n = 0
-    try:
-        with open(path, "rb") as f:
-            for chunk in iter(lambda: f.read(COPY_BUF), b""):
-                for item, flags in page.feed(chunk):
-                    n += 1
-                    yield _list_item(path, n, item, flags, typed, compact)
-            for item, flags in page.close():
-                n += 1
-                yield _list_item(path, n, item, flags, typed, compact)
-    except PageError as e:
-        what = "cut short (truncated)" if e.truncated else f"not valid JSON ({e})"
-        raise SnapshotError(f"{path}: the JSON document is {what}") from None
-    except OSError as e:
-        raise SnapshotError(f"{path}: {e.strerror}") from None
-
-
-def _list_item(
-    path: str, n: int, item: bytes, flags: int, typed: int, compact: Callable[[bytes], bytes]
-) -> bytes:
-    if flags != typed:
-        raise SnapshotError(f"{path}: item {n} of the list has no kind and apiVersion")
-    if b"\n" in item or b"\r" in item:
-        return compact(item)
-    return item
-
-
-def _ndjson_lines(path: str, compressed: bool) -> Iterator[bytes]:
-    import zstandard
-
-    from kstream.jsonlines import iter_lines
-
-    f: Any = sys.stdin.buffer if path == "-" else open(path, "rb")  # noqa: SIM115
-    try:
-        tail = b""
-
-        def raw() -> Iterator[bytes]:
-            return iter(lambda: f.read(COPY_BUF), b"")
-
-        def chunks() -> Iterator[bytes]:
-            nonlocal tail
-            try:
-                for c in _zstd_frames(raw(), path) if compressed else raw():
-                    if c:
-                        tail = c[-1:]
-                        yield c
-            except zstandard.ZstdError as e:
-                raise SnapshotError(f"{path}: corrupted zstd data ({e})") from None
-
-        for n, line in enumerate(iter_lines(chunks()), 1):
-            if not line.strip():
-                continue
-            if line[:1] != b"{":
-                raise SnapshotError(f"{path}: line {n} is not a JSON object")
-            yield line
-        if tail and tail != b"\n":
-            raise SnapshotError(f"{path}: the last line is cut short (truncated)")
-    finally:
-        if f is not sys.stdin.buffer:
-            f.close()
-
-
-def open_snapshot(path: str) -> Snapshot:
-    """Open any snapshot kstream writes; raise SnapshotError for what is not one."""
-    if path == "-":
-        return Snapshot(path, "ndjson", None)
-    p = Path(path)
-    if not p.exists():
-        raise SnapshotError(f"{path}: no such file or directory")
-    if p.is_dir():
-        mpath = p / MANIFEST_NAME
-        if not mpath.exists():
-            raise SnapshotError(f"{path}: not a kstream snapshot directory (no {MANIFEST_NAME})")
-        try:
-            manifest = json.loads(mpath.read_text())
-        except (ValueError, OSError) as e:
-            raise SnapshotError(f"{mpath}: unreadable manifest ({type(e).__name__})") from None
-        return _from_manifest(path, "dir", manifest)
-    try:
-        f = open(p, "rb")  # noqa: SIM115
-    except OSError as e:
-        raise SnapshotError(f"{path}: {e.strerror}") from None
-    with f:
-        head = f.read(8)
-        if not head:
-            raise SnapshotError(f"{path}: empty file")
-        magic = struct.unpack("<I", head[:4])[0] if len(head) >= 4 else 0
-        if magic == ZSTD_MAGIC:
-            return Snapshot(path, "ndjson.zst", None)
-        if magic == MAGIC_HEADER:
-            return _open_archive(path, f)
-        if 0x184D2A50 <= magic <= 0x184D2A5F:
-            raise SnapshotError(f"{path}: not a kstream archive (unknown zstd skippable frame)")
-        if head.lstrip()[:1] == b"{":
-            f.seek(0)
-            if _is_json_list(f.read(JSON_LIST_PEEK)):
-                return Snapshot(path, "json", None)
-            return Snapshot(path, "ndjson", None)
-        raise SnapshotError(f"{path}: not a kstream snapshot (neither an archive nor NDJSON)")
-
-
-def _open_archive(path: str, f: IO[bytes]) -> Snapshot:
-    f.seek(0)
-    hdr = f.read(8)
-    size = struct.unpack("<I", hdr[4:8])[0] if len(hdr) == 8 else 0
-    if size > 1 << 20:
-        raise SnapshotError(f"{path}: corrupted archive header")
-    header_bytes = f.read(size)
-    try:
-        header = json.loads(header_bytes)
-    except ValueError:
-        raise SnapshotError(f"{path}: corrupted archive header") from None
-    if header.get("format") != FORMAT:
-        raise SnapshotError(f"{path}: not a kstream archive")
-    if header.get("version") != FORMAT_VERSION:
-        raise SnapshotError(
-            f"{path}: archive format version {header.get('version')} is not supported "
-            f"(this kstream reads version {FORMAT_VERSION})"
-        )
-    end = f.seek(0, os.SEEK_END)
-    if end < FOOTER_SIZE:
-        raise SnapshotError(f"{path}: truncated archive (no end marker)")
-    f.seek(end - FOOTER_SIZE)
-    footer = f.read(FOOTER_SIZE)
-    magic, fsize = struct.unpack("<II", footer[:8])
-    if magic != MAGIC_FOOTER or fsize != FOOTER_PAYLOAD or footer[8:16] != FOOTER_TAG:
-        raise SnapshotError(
-            f"{path}: truncated archive (no end marker): the dump was cut short or the copy is incomplete"
-        )
-    digest = footer[16:48]
-    (moff,) = struct.unpack("<Q", footer[48:56])
-    if moff >= end:
-        raise SnapshotError(f"{path}: corrupted archive (bad manifest offset)")
-    f.seek(moff)
-    mh = f.read(8)
-    if len(mh) < 8:
-        raise SnapshotError(f"{path}: corrupted archive (bad manifest offset)")
-    mmagic, msize = struct.unpack("<II", mh)
-    if mmagic != MAGIC_MANIFEST or moff + 8 + msize + FOOTER_SIZE != end:
-        raise SnapshotError(f"{path}: corrupted archive (manifest)")
-    body = f.read(msize)
-    if hashlib.sha256(header_bytes + body).digest() != digest:
-        raise SnapshotError(f"{path}: corrupted archive (header or manifest checksum mismatch)")
-    try:
-        manifest = json.loads(body)
-    except ValueError:
-        raise SnapshotError(f"{path}: corrupted archive (manifest is not JSON)") from None
-    snap = _from_manifest(path, "zst", manifest)
-    for e in snap.entries:
-        if e.offset is None or e.length is None or e.offset + e.length > moff:
-            raise SnapshotError(f"{path}: corrupted archive (bad index for {e.name})")
-    return snap
-
-
-def _from_manifest(path: str, fmt: str, manifest: Any) -> Snapshot:
-    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
-        raise SnapshotError(f"{path}: not a kstream manifest")
-    if manifest.get("version") != FORMAT_VERSION:
-        raise SnapshotError(f"{path}: manifest version {manifest.get('version')} is not supported")
-    try:
-        entries = [Entry.from_json(d) for d in manifest.get("resources") or []]
-    except TypeError:
-        raise SnapshotError(f"{path}: corrupted manifest") from None
-    problem = ""
-    status = manifest.get("status")
-    if status == "interrupted":
-        problem = "the dump was interrupted: this snapshot is incomplete"
-    return Snapshot(path, fmt, manifest, entries, problem)

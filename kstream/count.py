@@ -595,7 +595,7 @@ def count_snapshot(
 ) -> CountResult:
     """Count a snapshot written by dump: from its manifest where the grouping
     and the filters allow, else in one streaming pass (checksums verified)."""
-    from kstream.archive import open_snapshot
+    from kstream.snapshot import open_snapshot
 
     snap = open_snapshot(path)
     if snap.manifest is None:
@@ -609,8 +609,7 @@ def count_snapshot(
         problem=snap.problem,
     )
     m = snap.manifest
-    server = m.get("server")
-    result.server = server.get("url") if isinstance(server, dict) else None
+    result.server = m.server_url
     resources = {id(e): _entry_resource(e) for e in snap.entries}
     chosen = _chosen(list(resources.values()), filters.include, filters.exclude)
     wanted_ns = set(filters.namespaces)
@@ -626,36 +625,15 @@ def count_snapshot(
             if e.namespace is not None and e.namespace not in wanted_ns:
                 continue
         entries.append(e)
-    if m.get("status") == "partial" or any(e.status != "complete" for e in snap.entries):
+    if m.status == "partial" or any(e.status != "complete" for e in snap.entries):
         for e in entries:
             if e.status != "complete":
                 result.incomplete.append(Missing(e.name, e.namespace, e.status, e.error or ""))
-        for d in m.get("notRead") or []:
-            if isinstance(d, dict):
-                name = (
-                    f"{d.get('resource')}.{d.get('group')}"
-                    if d.get("group")
-                    else str(d.get("resource"))
-                )
-                result.incomplete.append(
-                    Missing(
-                        name,
-                        d.get("namespace"),
-                        str(d.get("status") or "incomplete"),
-                        str(d.get("error") or ""),
-                    )
-                )
-        for f in m.get("discoveryFailures") or []:
-            if isinstance(f, dict):
-                result.incomplete.append(
-                    Missing(
-                        str(f.get("groupVersion")),
-                        None,
-                        "discovery-failed",
-                        str(f.get("error") or ""),
-                    )
-                )
-        if m.get("status") == "partial" and not result.incomplete:
+        for nr in m.not_read:
+            result.incomplete.append(Missing(nr.name, nr.namespace, nr.status, nr.error or ""))
+        for f in m.discovery_failures:
+            result.incomplete.append(Missing(f.group_version, None, "discovery-failed", f.error))
+        if m.status == "partial" and not result.incomplete:
             result.incomplete.append(Missing("(snapshot)", None, "partial", "the dump was partial"))
     tally = Tally()
 

@@ -37,9 +37,9 @@ from pathlib import Path
 from typing import IO, Any
 
 from kstream import deepjson, paths
-from kstream.archive import Entry, Snapshot
 from kstream.errors import SnapshotError, UsageError
 from kstream.selector import LabelSelector, SelectorError, parse_fields
+from kstream.snapshot import DumpOptions, Entry, Manifest, Snapshot
 
 LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
 
@@ -181,27 +181,20 @@ class DumpSelection:
     not_watchable: tuple[str, ...] = ()  # left out without -r (manifests since 0.x; may lack it)
 
     @classmethod
-    def of(cls, manifest: dict[str, Any] | None) -> DumpSelection | None:
-        if not manifest:
+    def of(cls, manifest: Manifest | None) -> DumpSelection | None:
+        if manifest is None:
             return None
-        raw = manifest.get("options")
-        raw = raw if isinstance(raw, dict) else {}
-
-        def strs(v: Any) -> tuple[str, ...]:
-            return tuple(str(x) for x in v) if isinstance(v, list) else ()
-
+        raw = manifest.options or DumpOptions()
         opts: dict[str, Any] = {
-            "resources": tuple(sorted(set(strs(raw.get("resources"))))),
-            "exclude": tuple(sorted(set(strs(raw.get("exclude"))))),
-            "namespaces": tuple(sorted(set(strs(raw.get("namespaces"))))),
-            "labelSelector": str(raw.get("labelSelector") or "").strip(),
-            "fieldSelector": str(raw.get("fieldSelector") or "").strip(),
-            "secrets": str(raw.get("secrets") or "redact"),
-            "strip": tuple(sorted(set(strs(raw.get("strip"))))),
+            "resources": tuple(sorted(set(raw.resources))),
+            "exclude": tuple(sorted(set(raw.exclude))),
+            "namespaces": tuple(sorted(set(raw.namespaces))),
+            "labelSelector": raw.label_selector.strip(),
+            "fieldSelector": raw.field_selector.strip(),
+            "secrets": raw.secrets or "redact",
+            "strip": tuple(sorted(set(raw.strip))),
         }
-        return cls(
-            opts, strs(manifest.get("excludedByDefault")), strs(manifest.get("notWatchable"))
-        )
+        return cls(opts, manifest.excluded_by_default, manifest.not_watchable)
 
     def __getitem__(self, key: str) -> Any:
         return self.options[key]
@@ -492,9 +485,9 @@ class Side:
         self.incomplete: dict[ResKey, str] = {}
         self.sources: dict[ResKey, Source] = {}
         self.counts: dict[ResKey, int] = {}
-        options = (snap.manifest or {}).get("options") or {}
-        self.secrets: str | None = options.get("secrets") if snap.manifest else None
-        self.digest: str | None = options.get("secretDigest") if snap.manifest else None
+        options = snap.manifest.options if snap.manifest else None
+        self.secrets: str | None = options.secrets if options else None
+        self.digest: str | None = options.secret_digest if options else None
         self.selection = DumpSelection.of(snap.manifest)  # None: unknown (no manifest)
         for e in snap.entries:
             k = (e.group, e.kind)
@@ -502,13 +495,10 @@ class Side:
             self.entries.setdefault(k, []).append(e)
             if e.status != "complete":
                 self.incomplete[k] = f"{e.status}{': ' + e.error if e.error else ''}"
-        for d in (snap.manifest or {}).get("notRead") or []:
-            if isinstance(d, dict) and d.get("kind"):
-                k = (str(d.get("group") or ""), str(d["kind"]))
-                self.infos.setdefault(
-                    k,
-                    ResInfo(k[0], k[1], str(d.get("resource") or ""), str(d.get("version") or "")),
-                )
+        for nr in snap.manifest.not_read if snap.manifest else ():
+            if nr.kind:
+                k = (nr.group, nr.kind)
+                self.infos.setdefault(k, ResInfo(nr.group, nr.kind, nr.resource, nr.version))
                 self.incomplete[k] = "not read (the dump was partial)"
 
     @property

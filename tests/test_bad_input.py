@@ -23,8 +23,8 @@ from pathlib import Path
 
 import pytest
 
-from kstream.archive import FOOTER_SIZE, open_snapshot
 from kstream.errors import SnapshotError
+from kstream.snapshot import FOOTER_SIZE, open_snapshot
 from tests.conftest import VENV_BIN, Cluster, Result, kstream
 from tests.faultproxy import Fault, FaultProxy, make_server_cert, tally
 from tests.seed import configmap, namespace, secret
@@ -407,10 +407,10 @@ def test_interrupted_dump(
         return
     snap = open_snapshot(str(partial))
     assert snap.manifest is not None
-    assert snap.manifest["status"] == "interrupted"
+    assert snap.manifest.status == "interrupted"
     assert not snap.complete
     read = {e.resource for e in snap.entries}
-    not_read = {e["resource"] for e in snap.manifest["notRead"]}
+    not_read = {e.resource for e in snap.manifest.not_read}
     assert "secrets" in not_read and "secrets" not in read
     assert read | not_read == {"configmaps", "secrets"}
     names = [json.loads(ln)["metadata"]["name"] for ln in snap.lines()]

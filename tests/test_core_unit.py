@@ -14,10 +14,11 @@ from typing import Any
 import pytest
 
 from kstream import paths
-from kstream.archive import ArchiveWriter, DirectoryWriter, Entry, NdjsonWriter, open_snapshot
+from kstream.archive import ArchiveWriter, DirectoryWriter, NdjsonWriter
 from kstream.errors import ApiError, SnapshotError, UnknownResourceError
 from kstream.exitcodes import ExitCode
 from kstream.resources import Resource, match, select
+from kstream.snapshot import Entry, open_snapshot
 from kstream.stream import (
     LIST,
     WATCH_LIST,
@@ -502,3 +503,60 @@ def test_forced_watch_list_never_falls_back() -> None:
     unit = Unit(Resource("", "v1", "bindings", "Binding", True, frozenset({"list"})))
     reader.read(unit, ListSink(), lambda u: None)
     assert unit.status == "failed" and "no watch verb" in unit.error and client.requests == []
+
+
+def test_manifest_json_round_trip_keeps_the_on_disk_layout() -> None:
+    """The typed Manifest reads what dump writes and writes it back key for key,
+    in the same order (archives digest the manifest's bytes)."""
+    from kstream.snapshot import Manifest
+
+    on_disk: dict[str, Any] = {
+        "format": "kstream-archive",
+        "version": 1,
+        "tool": "kstream 0.1.0",
+        "status": "partial",
+        "server": {"url": "https://127.0.0.1:6443", "version": "v1.36.3"},
+        "context": "kind",
+        "started": "2026-01-01T00:00:00+00:00",
+        "finished": "2026-01-01T00:00:01+00:00",
+        "duration": 1.5,
+        "options": {
+            "resources": ["cm"],
+            "exclude": [],
+            "namespaces": ["a"],
+            "labelSelector": "app=web",
+            "fieldSelector": "",
+            "secrets": "redact",
+            "secretDigest": "sha256",
+            "strip": ["status"],
+            "method": "auto",
+        },
+        "excludedByDefault": ["events"],
+        "notWatchable": ["componentstatuses"],
+        "discoveryFailures": [{"groupVersion": "x.example/v1", "error": "503"}],
+        "notRead": [
+            {
+                "group": "",
+                "version": "v1",
+                "resource": "secrets",
+                "kind": "Secret",
+                "namespaced": True,
+                "namespace": "a",
+                "status": "failed",
+                "method": "",
+                "resourceVersion": "",
+                "objects": 0,
+                "bytes": 0,
+                "duration": 0.0,
+                "retries": 2,
+                "error": "503",
+                "sha256": "",
+            }
+        ],
+        "resources": [],
+    }
+    m = Manifest.from_json(on_disk)
+    assert m.status == "partial" and m.server_url == "https://127.0.0.1:6443"
+    assert m.options is not None and m.options.label_selector == "app=web"
+    assert [e.name for e in m.not_read] == ["secrets"]
+    assert json.dumps(m.to_json()) == json.dumps(on_disk)

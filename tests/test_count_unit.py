@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 import zstandard
 
-from kstream.archive import Entry, open_writer, unit_file_name
+from kstream.archive import open_writer, unit_file_name
 from kstream.count import (
     CountSink,
     FieldSelector,
@@ -31,6 +31,7 @@ from kstream.count import (
 from kstream.errors import SnapshotError, UsageError
 from kstream.exitcodes import ExitCode
 from kstream.resources import Resource
+from kstream.snapshot import Entry
 from kstream.stream import Reader, StreamOptions, Unit, go_json
 from tests.conftest import kstream
 
@@ -472,7 +473,7 @@ def test_corrupted_archive_data_is_reported(tmp_path: Path) -> None:
     data = bytearray(p.read_bytes())
     entry = json.loads(json.dumps(count_snapshot(str(p), Grouping(), Filters()).to_json()))
     assert entry["complete"]
-    from kstream.archive import open_snapshot
+    from kstream.snapshot import open_snapshot
 
     e = open_snapshot(str(p)).entries[1]  # configmaps: inside its zstd frame
     assert e.offset is not None and e.length is not None

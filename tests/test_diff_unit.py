@@ -17,13 +17,12 @@ from kstream import diff as d
 from kstream.archive import (
     ArchiveWriter,
     DirectoryWriter,
-    Entry,
     Writer,
-    open_snapshot,
     unit_file_name,
 )
 from kstream.errors import SnapshotError, UsageError
 from kstream.selector import LabelSelector
+from kstream.snapshot import Entry, open_snapshot
 from tests.conftest import VENV_BIN, kstream
 
 # ---------------------------------------------------------------- builders

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from kstream.archive import open_snapshot
+from kstream.snapshot import open_snapshot
 from tests.conftest import KUBECTL, Cluster, kstream, kubectl_json
 from tests.controlplane.versions import KUBE_VERSION
 from tests.seed import CRD_GROUP, configmap, deployment, grant, namespace, secret, widget
@@ -258,9 +258,9 @@ def test_archive_round_trip_and_layout(seeded: Cluster, tmp_path: Path) -> None:
     snap = open_snapshot(str(out))
     assert snap.complete and snap.manifest is not None
     m = snap.manifest
-    assert m["status"] == "complete"
-    assert m["server"]["version"] == KUBE_VERSION
-    assert m["server"]["url"].startswith("https://127.0.0.1:")
+    assert m.status == "complete"
+    assert m.server_version == KUBE_VERSION
+    assert m.server_url is not None and m.server_url.startswith("https://127.0.0.1:")
     # zstdcat sees exactly the objects, in the manifest's order
     plain = subprocess.run(["zstdcat", str(out)], capture_output=True, check=True).stdout
     assert plain == b"".join(line + b"\n" for line in snap.lines())
@@ -326,7 +326,7 @@ def test_limited_identity_gets_partial_dump(seeded: Cluster, tmp_path: Path) -> 
     assert st["configmaps"].status == "complete" and st["configmaps"].method == "watch-list"
     assert st["secrets"].status == "complete" and st["secrets"].method == "list"
     assert st["deployments"].status == "forbidden"
-    assert snap.manifest is not None and snap.manifest["status"] == "partial"
+    assert snap.manifest is not None and snap.manifest.status == "partial"
 
 
 def test_bad_input_one_line(seeded: Cluster, tmp_path: Path) -> None:

@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from kstream.archive import open_snapshot
+from kstream.snapshot import open_snapshot
 from tests.conftest import KUBECTL, Cluster, kstream
 from tests.seed import Api, configmap, namespace, wait_for_resource
 

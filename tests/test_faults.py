@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 
-from kstream.archive import open_snapshot
+from kstream.snapshot import open_snapshot
 from tests.conftest import VENV_BIN, Cluster, Result, kstream
 from tests.controlplane import ControlPlane
 from tests.faultproxy import (
@@ -80,7 +80,7 @@ def load(out: Path) -> tuple[dict[str, Any], list[tuple[str, str, str, str]]]:
         for line in snap.lines(e):
             md = json.loads(line)["metadata"]
             rows.append((e.resource, md.get("namespace", ""), md["name"], md["resourceVersion"]))
-    return snap.manifest, rows
+    return snap.manifest.to_json(), rows
 
 
 def exactly_once(

@@ -19,13 +19,12 @@ import pytest
 
 from kstream.archive import (
     DirectoryWriter,
-    Entry,
     check_output,
     detect_format,
-    open_snapshot,
     output_format,
 )
 from kstream.errors import OutputError, UsageError
+from kstream.snapshot import Entry, open_snapshot
 from tests.conftest import VENV_BIN, Cluster, Result, kstream
 
 NOWHERE = {"KUBECONFIG": "/nonexistent/kubeconfig"}  # checks must come before connecting

@@ -20,9 +20,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from kstream import paths
-from kstream.archive import open_snapshot
 from kstream.cli.common import names, namespace_names
 from kstream.errors import UsageError
+from kstream.snapshot import open_snapshot
 from tests.conftest import KUBECTL, Cluster, Result, kstream
 from tests.seed import grant
 
@@ -177,7 +177,8 @@ def test_repeated_namespace_is_read_once(
         (e.resource, e.namespace) for e in s1.entries
     ]
     assert sorted(s2.lines()) == sorted(s1.lines())
-    assert s2.manifest is not None and s2.manifest["options"]["namespaces"] == ["demo-0"]
+    assert s2.manifest is not None and s2.manifest.options is not None
+    assert s2.manifest.options.namespaces == ("demo-0",)
     # count, live and from the snapshot
     for src in ([], [str(twice)]):
         r = kstream("count", *src, "-q", "-o", "json", *spelling, *sel, kubeconfig=kc)

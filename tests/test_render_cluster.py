@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from kstream.archive import open_snapshot
+from kstream.snapshot import open_snapshot
 from tests.conftest import VENV_BIN, Cluster, kstream
 from tests.faultproxy import Fault, FaultProxy, make_server_cert
 from tests.seed import configmap, namespace, secret
@@ -128,11 +128,11 @@ def test_interrupted_summary_matches_the_partial_file(
     assert f"{N_SECRETS + summary['serviceaccounts'][1]:,} objects" in err
     if fmt != "ndjson":  # the manifest says the same
         snap = open_snapshot(str(partial))
-        assert snap.manifest is not None and snap.manifest["status"] == "interrupted"
+        assert snap.manifest is not None and snap.manifest.status == "interrupted"
         assert {e.resource: e.objects for e in snap.entries} == dict(in_file)
-        (cm,) = snap.manifest["notRead"]
-        assert (cm["resource"], cm["status"], cm["objects"]) == ("configmaps", "interrupted", 0)
-        assert "none written" in cm["error"]
+        (cm,) = snap.manifest.not_read
+        assert (cm.resource, cm.status, cm.objects) == ("configmaps", "interrupted", 0)
+        assert cm.error is not None and "none written" in cm.error
 
 
 def test_no_watchlist_summary_fits_80_columns(

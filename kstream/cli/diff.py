@@ -310,38 +310,38 @@ def _dump_live(
 ) -> str:
     """Dump the cluster like the snapshot was dumped, into a temporary archive."""
     quiet = bool(conn.pop("quiet"))
-    from kstream.archive import open_snapshot
     from kstream.cli.dump import run_dump
+    from kstream.snapshot import DumpOptions, open_snapshot
 
     snap = open_snapshot(snapshot)
     if snap.problem:
         from kstream.errors import SnapshotError
 
         raise SnapshotError(f"{snapshot}: {snap.problem}")
-    opts: dict[str, Any] = dict((snap.manifest or {}).get("options") or {})
-    secrets = str(opts.get("secrets") or "redact")
-    if secrets == "redact" and opts.get("secretDigest") == "hmac-sha256" and key is None:
+    opts = (snap.manifest.options if snap.manifest else None) or DumpOptions()
+    secrets = opts.secrets or "redact"
+    if secrets == "redact" and opts.secret_digest == "hmac-sha256" and key is None:
         raise UsageError(
             f"{snapshot} has HMAC-redacted Secrets: give the same key with --secret-key-file"
         )
-    if secrets == "redact" and opts.get("secretDigest") != "hmac-sha256":
+    if secrets == "redact" and opts.secret_digest != "hmac-sha256":
         key = None  # plain sha256, like the snapshot
     # the user's selection, else the snapshot's own
     inherited = []
-    for k, opt in (
-        ("resources", "resources"),
-        ("exclude", "exclude"),
-        ("namespaces", "namespaces"),
+    for k, values in (
+        ("resources", opts.resources),
+        ("exclude", opts.exclude),
+        ("namespaces", opts.namespaces),
     ):
-        if not settings_kw[k] and opts.get(opt):
-            settings_kw[k] = tuple(str(x) for x in opts[opt])
-            inherited.append(f"{opt}={','.join(settings_kw[k])}")
-    if not settings_kw["selector"] and opts.get("labelSelector"):
-        settings_kw["selector"] = str(opts["labelSelector"])
+        if not settings_kw[k] and values:
+            settings_kw[k] = values
+            inherited.append(f"{k}={','.join(settings_kw[k])}")
+    if not settings_kw["selector"] and opts.label_selector:
+        settings_kw["selector"] = opts.label_selector
         inherited.append(f"selector={settings_kw['selector']}")
-    field_selector = str(opts.get("fieldSelector") or "")
+    field_selector = opts.field_selector
     try:
-        strip = tuple(paths.parse(p) for p in opts.get("strip") or [])
+        strip = tuple(paths.parse(p) for p in opts.strip)
     except ValueError:
         strip = ()
     if inherited and not quiet:
@@ -382,8 +382,8 @@ def run_diff(
     quiet: bool,
     live: str = "",
 ) -> ExitCode:
-    from kstream.archive import open_snapshot
     from kstream.diff import Comparison, Settings
+    from kstream.snapshot import open_snapshot
 
     a = open_snapshot(old)
     b = open_snapshot(new)

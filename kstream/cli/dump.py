@@ -212,8 +212,9 @@ def run_dump(
     quiet: bool,
     debug: bool = False,
 ) -> ExitCode:
-    from kstream.archive import Entry, Spool, open_writer, unit_file_name
+    from kstream.archive import Spool, open_writer, unit_file_name
     from kstream.runner import Run
+    from kstream.snapshot import DiscoveryFailure, DumpOptions, Entry, Manifest
     from kstream.stream import Unit
     from kstream.transform import TransformOptions, make_transform
 
@@ -232,17 +233,17 @@ def run_dump(
     from kstream.completion import save_discovery_cache
 
     save_discovery_cache(plan.server, plan.discovery.resources)  # for shell completion
-    options: dict[str, Any] = {
-        "resources": target.resources,
-        "exclude": target.exclude,
-        "namespaces": target.namespaces,
-        "labelSelector": target.selector,
-        "fieldSelector": target.field_selector,
-        "secrets": secrets,
-        "secretDigest": "hmac-sha256" if secret_key else "sha256",
-        "strip": [paths.render(p) for p in strip],
-        "method": method,
-    }
+    options = DumpOptions(
+        resources=tuple(target.resources),
+        exclude=tuple(target.exclude),
+        namespaces=tuple(target.namespaces),
+        label_selector=target.selector,
+        field_selector=target.field_selector,
+        secrets=secrets,
+        secret_digest="hmac-sha256" if secret_key else "sha256",
+        strip=tuple(paths.render(p) for p in strip),
+        method=method,
+    )
     header = {"created": started.isoformat(), "tool": f"kstream {__version__}"}
     writer = open_writer(output, fmt, force, level, header)
     topts = TransformOptions(secrets=secrets, secret_key=secret_key, strip=strip)
@@ -309,27 +310,26 @@ def run_dump(
         status = "interrupted"
     elif any(u.status != "complete" for u in plan.units) or plan.discovery.failures:
         status = "partial"
-    manifest = {
-        "format": "kstream-archive",
-        "version": 1,
-        "tool": f"kstream {__version__}",
-        "status": status,
-        "server": {"url": plan.server, "version": plan.server_version},
-        "context": plan.context,
-        "started": started.isoformat(),
-        "finished": dt.datetime.now(dt.timezone.utc).isoformat(),
-        "duration": round(time.monotonic() - t0, 3),
-        "options": options,
-        "excludedByDefault": [r.name for r in plan.selection.excluded_by_default],
+    manifest = Manifest(
+        tool=f"kstream {__version__}",
+        status=status,
+        server_url=plan.server,
+        server_version=plan.server_version,
+        context=plan.context,
+        started=started.isoformat(),
+        finished=dt.datetime.now(dt.timezone.utc).isoformat(),
+        duration=round(time.monotonic() - t0, 3),
+        options=options,
+        excluded_by_default=tuple(r.name for r in plan.selection.excluded_by_default),
         # left out because they cannot be watched (read only when named with -r)
-        "notWatchable": [r.name for r in plan.selection.not_watchable],
-        "discoveryFailures": [
-            {"groupVersion": f.group, "error": f.error} for f in plan.discovery.failures
-        ],
-        "notRead": [entry(u, None).to_json() for u in missing],
-    }
+        not_watchable=tuple(r.name for r in plan.selection.not_watchable),
+        discovery_failures=tuple(
+            DiscoveryFailure(f.group, f.error) for f in plan.discovery.failures
+        ),
+        not_read=tuple(entry(u, None) for u in missing),
+    )
     try:
-        where = writer.finish(manifest, interrupted=interrupted is not None)
+        where = writer.finish(manifest.to_json(), interrupted=interrupted is not None)
     except BaseException:
         writer.abort()
         raise

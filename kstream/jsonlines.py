@@ -1,0 +1,51 @@
+"""JSON-lines helpers shared by the readers and writers: split a byte stream
+into lines, encode an object as the server does, and an object's (namespace,
+name) key."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+from kstream import deepjson
+
+_GO_ESCAPES = str.maketrans(
+    {"<": "\\u003c", ">": "\\u003e", "&": "\\u0026", "\u2028": "\\u2028", "\u2029": "\\u2029"}
+)
+
+
+def go_json(obj: Any) -> bytes:
+    """Compact JSON escaped like Go's encoding/json (the server's encoder), so a
+    re-encoded object matches what the server sends for it."""
+    s = deepjson.dumps(obj, ensure_ascii=False, separators=(",", ":"))
+    return s.translate(_GO_ESCAPES).encode("utf-8")
+
+
+def object_key(obj: dict[str, Any]) -> tuple[str, str]:
+    md = obj.get("metadata") or {}
+    return (str(md.get("namespace") or ""), str(md.get("name") or ""))
+
+
+def iter_lines(chunks: Iterable[bytes]) -> Iterator[bytes]:
+    """Split a byte stream into lines of any length. A trailing partial line (a
+    stream cut mid-event) is not yielded."""
+    buf = bytearray()
+    for chunk in chunks:
+        start = 0
+        if buf:
+            i = chunk.find(b"\n")
+            if i < 0:
+                buf += chunk
+                continue
+            buf += chunk[:i]
+            yield bytes(buf)
+            buf.clear()
+            start = i + 1
+        while True:
+            j = chunk.find(b"\n", start)
+            if j < 0:
+                break
+            yield chunk[start:j]
+            start = j + 1
+        if start < len(chunk):
+            buf += chunk[start:]
