@@ -36,7 +36,7 @@ from kstream.errors import (
     UsageError,
 )
 from kstream.exitcodes import ExitCode
-from kstream.resources import Resource, match
+from kstream.resources import Resource, guess_plural, match, snapshot_resource, split_api_version
 from kstream.selector import LabelSelector, SelectorError, key_problem, parse_fields
 from kstream.stream import Reader, Unit
 
@@ -481,93 +481,8 @@ def estimate_units(
 # --------------------------------------------------------------------------- snapshots
 
 
-# NDJSON carries no discovery data: the short names of built-in kinds, so that
-# `-r cm` works on an NDJSON snapshot too.
-SHORT_NAMES: dict[str, tuple[str, ...]] = {
-    "ConfigMap": ("cm",),
-    "CronJob": ("cj",),
-    "CustomResourceDefinition": ("crd", "crds"),
-    "CertificateSigningRequest": ("csr",),
-    "DaemonSet": ("ds",),
-    "Deployment": ("deploy",),
-    "Endpoints": ("ep",),
-    "Event": ("ev",),
-    "HorizontalPodAutoscaler": ("hpa",),
-    "Ingress": ("ing",),
-    "LimitRange": ("limits",),
-    "Namespace": ("ns",),
-    "NetworkPolicy": ("netpol",),
-    "Node": ("no",),
-    "PersistentVolume": ("pv",),
-    "PersistentVolumeClaim": ("pvc",),
-    "Pod": ("po",),
-    "PodDisruptionBudget": ("pdb",),
-    "PriorityClass": ("pc",),
-    "ReplicaSet": ("rs",),
-    "ReplicationController": ("rc",),
-    "ResourceQuota": ("quota",),
-    "Service": ("svc",),
-    "ServiceAccount": ("sa",),
-    "StatefulSet": ("sts",),
-    "StorageClass": ("sc",),
-}
-IRREGULAR_PLURALS = {"endpoints": "endpoints"}
-_BUILTIN_GROUPS = {
-    "",
-    "apps",
-    "batch",
-    "autoscaling",
-    "policy",
-    "networking.k8s.io",
-    "scheduling.k8s.io",
-    "storage.k8s.io",
-    "apiextensions.k8s.io",
-    "certificates.k8s.io",
-    "events.k8s.io",
-}
-
-
-def guess_resource(kind: str) -> str:
-    """The plural of a kind, as apimachinery's UnsafeGuessKindToResource does
-    (NDJSON files carry no discovery data)."""
-    k = kind.lower()
-    if not k:
-        return ""
-    if k in IRREGULAR_PLURALS:
-        return IRREGULAR_PLURALS[k]
-    if k.endswith("s"):
-        return k + "es"
-    if k.endswith("y"):
-        return k[:-1] + "ies"
-    return k + "s"
-
-
-def _split_api_version(api_version: str) -> tuple[str, str]:
-    if "/" in api_version:
-        g, v = api_version.split("/", 1)
-        return g, v
-    return "", api_version
-
-
-def _snapshot_resource(
-    group: str, version: str, resource: str, kind: str, namespaced: bool
-) -> Resource:
-    """A Resource for name matching (-r/--exclude) in a snapshot: plural, kind,
-    singular and, for built-in kinds, the usual short names."""
-    return Resource(
-        group,
-        version,
-        resource,
-        kind,
-        namespaced,
-        frozenset({"list", "watch"}),
-        singular=kind.lower(),
-        short_names=SHORT_NAMES.get(kind, ()) if group in _BUILTIN_GROUPS else (),
-    )
-
-
 def _entry_resource(e: Any) -> Resource:
-    return _snapshot_resource(e.group, e.version, e.resource, e.kind, e.namespaced)
+    return snapshot_resource(e.group, e.version, e.resource, e.kind, e.namespaced)
 
 
 def _chosen(
@@ -723,8 +638,8 @@ def _count_plain(snap: Any, grouping: Grouping, filters: Filters) -> CountResult
         av, kind = str(doc.get("apiVersion") or ""), str(doc.get("kind") or "")
         md = _meta(doc)
         if (av, kind) not in decided:
-            g, v = _split_api_version(av)
-            r = _snapshot_resource(g, v, guess_resource(kind) or "(no kind)", kind, True)
+            g, v = split_api_version(av)
+            r = snapshot_resource(g, v, guess_plural(kind) or "(no kind)", kind, True)
             ok = r in _chosen([r], filters.include, filters.exclude)
             decided[(av, kind)] = ResKey(g, v, r.resource, kind) if ok else None
         res = decided[(av, kind)]

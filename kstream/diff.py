@@ -38,6 +38,7 @@ from typing import IO, Any
 
 from kstream import deepjson, paths
 from kstream.errors import SnapshotError, UsageError
+from kstream.resources import Resource, guess_plural, snapshot_resource, split_api_version
 from kstream.selector import LabelSelector, SelectorError, parse_fields
 from kstream.snapshot import DumpOptions, Entry, Manifest, Snapshot
 
@@ -203,37 +204,6 @@ class DumpSelection:
 # =========================================================================== resources
 
 
-# kubectl short names of common built-in resources (manifests do not record them).
-SHORT_NAMES: dict[str, tuple[str, str]] = {
-    "cm": ("", "configmaps"),
-    "cs": ("", "componentstatuses"),
-    "ep": ("", "endpoints"),
-    "ev": ("", "events"),
-    "limits": ("", "limitranges"),
-    "no": ("", "nodes"),
-    "ns": ("", "namespaces"),
-    "po": ("", "pods"),
-    "pv": ("", "persistentvolumes"),
-    "pvc": ("", "persistentvolumeclaims"),
-    "quota": ("", "resourcequotas"),
-    "rc": ("", "replicationcontrollers"),
-    "sa": ("", "serviceaccounts"),
-    "svc": ("", "services"),
-    "deploy": ("apps", "deployments"),
-    "ds": ("apps", "daemonsets"),
-    "rs": ("apps", "replicasets"),
-    "sts": ("apps", "statefulsets"),
-    "cj": ("batch", "cronjobs"),
-    "hpa": ("autoscaling", "horizontalpodautoscalers"),
-    "ing": ("networking.k8s.io", "ingresses"),
-    "netpol": ("networking.k8s.io", "networkpolicies"),
-    "pdb": ("policy", "poddisruptionbudgets"),
-    "sc": ("storage.k8s.io", "storageclasses"),
-    "crd": ("apiextensions.k8s.io", "customresourcedefinitions"),
-    "crds": ("apiextensions.k8s.io", "customresourcedefinitions"),
-}
-
-
 @dataclass
 class ResInfo:
     """One resource as the two snapshots know it."""
@@ -254,38 +224,16 @@ class ResInfo:
         base = self.resource or self.kind
         return f"{base}.{self.group}" if self.group else base
 
+    def as_resource(self) -> Resource:
+        """For name matching; plain NDJSON has no plural: the guessed one."""
+        plural = self.resource or guess_plural(self.kind)
+        return snapshot_resource(self.group, self.version, plural, self.kind, bool(self.namespaced))
+
     def names(self) -> set[str]:
-        k = self.kind.lower()
-        out = {k}
-        if self.resource:
-            out.add(self.resource.lower())
-        else:  # plain NDJSON: guess the plural the simple way
-            out |= {k + "s", k + "es", (k[:-1] + "ies") if k.endswith("y") else k + "s"}
-        return out
+        return self.as_resource().names()
 
     def matches(self, token: str) -> bool:
-        t = token.strip().lower()
-        if t in SHORT_NAMES:
-            g, r = SHORT_NAMES[t]
-            return self.group == g and (self.resource or "") in (r, "") and r in self.names()
-        if t in self.names():
-            return True
-        if "." in t:
-            head, rest = t.split(".", 1)
-            if head not in self.names():
-                return False
-            g = self.group.lower()
-            if not g:
-                return rest in ("", "core", "v1", self.version.lower())
-            return rest == g or rest == f"{self.version.lower()}.{g}"
-        return False
-
-
-def _group_version(api_version: str) -> tuple[str, str]:
-    if "/" in api_version:
-        g, v = api_version.split("/", 1)
-        return g, v
-    return "", api_version
+        return self.as_resource().answers_to(token)
 
 
 def _is_named(info: ResInfo, qualified: str) -> bool:
@@ -521,7 +469,7 @@ class Side:
                 api = obj.get("apiVersion")
                 if not isinstance(kind, str) or not kind or not isinstance(api, str):
                     raise SnapshotError(f"{self.where}: an object has no kind/apiVersion")
-                g, v = _group_version(api)
+                g, v = split_api_version(api)
                 k = (g, kind)
                 if k not in self.infos:
                     ns = (obj.get("metadata") or {}).get("namespace")
@@ -1085,7 +1033,7 @@ class Comparison:
 
     def _whole(self, change: str, info: ResInfo, obj: dict[str, Any], key: str) -> Change:
         ns, _, name = key.partition("/")
-        _, version = _group_version(str(obj.get("apiVersion") or ""))
+        _, version = split_api_version(str(obj.get("apiVersion") or ""))
         uid = _uid(obj)
         return Change(
             change,
@@ -1105,7 +1053,7 @@ class Comparison:
         oa = _parse(la, self.old.where)
         ob = _parse(lb, self.new.where)
         ns, _, name = key.partition("/")
-        _, version = _group_version(str(ob.get("apiVersion") or ""))
+        _, version = split_api_version(str(ob.get("apiVersion") or ""))
         ua, ub = _uid(oa), _uid(ob)
         change = "recreated" if ua and ub and ua != ub else "modified"
         if secret:

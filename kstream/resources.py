@@ -1,4 +1,6 @@
-"""What a resource is, and how kubectl-style names select resources."""
+"""What a resource is, and how kubectl-style names select resources: the one
+table of resource identity (short names, plurals, group/version) that the live
+plan, count and diff share."""
 
 from __future__ import annotations
 
@@ -50,8 +52,103 @@ class Resource:
         out.update(s.lower() for s in self.short_names)
         return out
 
+    def answers_to(self, token: str) -> bool:
+        """Whether one kubectl-style name names this resource: plural, singular,
+        short name or kind, alone or as `NAME.GROUP` or `NAME.VERSION.GROUP` (the
+        core group: `NAME.`, `NAME.v1`, `NAME.core`), case-insensitively."""
+        t = token.strip().lower()
+        if not t:
+            return False
+        names = self.names()
+        if t in names:
+            return True
+        if "." not in t:
+            return False
+        head, rest = t.split(".", 1)
+        if head not in names:
+            return False
+        g, v = self.group.lower(), self.version.lower()
+        if not g:
+            return rest in ("", "core", "v1", v)
+        return rest in (g, f"{v}.{g}")
+
     def sort_key(self) -> tuple[str, str]:
         return (self.group, self.resource)
+
+
+# kubectl's short names of built-in resources, by (group, plural): snapshots
+# carry no discovery data, so that `-r cm` works on them too.
+SHORT_NAMES: dict[tuple[str, str], tuple[str, ...]] = {
+    ("", "componentstatuses"): ("cs",),
+    ("", "configmaps"): ("cm",),
+    ("", "endpoints"): ("ep",),
+    ("", "events"): ("ev",),
+    ("", "limitranges"): ("limits",),
+    ("", "namespaces"): ("ns",),
+    ("", "nodes"): ("no",),
+    ("", "persistentvolumeclaims"): ("pvc",),
+    ("", "persistentvolumes"): ("pv",),
+    ("", "pods"): ("po",),
+    ("", "replicationcontrollers"): ("rc",),
+    ("", "resourcequotas"): ("quota",),
+    ("", "serviceaccounts"): ("sa",),
+    ("", "services"): ("svc",),
+    ("apiextensions.k8s.io", "customresourcedefinitions"): ("crd", "crds"),
+    ("apps", "daemonsets"): ("ds",),
+    ("apps", "deployments"): ("deploy",),
+    ("apps", "replicasets"): ("rs",),
+    ("apps", "statefulsets"): ("sts",),
+    ("autoscaling", "horizontalpodautoscalers"): ("hpa",),
+    ("batch", "cronjobs"): ("cj",),
+    ("certificates.k8s.io", "certificatesigningrequests"): ("csr",),
+    ("events.k8s.io", "events"): ("ev",),
+    ("networking.k8s.io", "ingresses"): ("ing",),
+    ("networking.k8s.io", "networkpolicies"): ("netpol",),
+    ("policy", "poddisruptionbudgets"): ("pdb",),
+    ("scheduling.k8s.io", "priorityclasses"): ("pc",),
+    ("storage.k8s.io", "storageclasses"): ("sc",),
+}
+IRREGULAR_PLURALS = {"endpoints": "endpoints"}
+
+
+def guess_plural(kind: str) -> str:
+    """The plural of a kind, as apimachinery's UnsafeGuessKindToResource does
+    (for objects read without discovery data)."""
+    k = kind.lower()
+    if not k:
+        return ""
+    if k in IRREGULAR_PLURALS:
+        return IRREGULAR_PLURALS[k]
+    if k.endswith("s"):
+        return k + "es"
+    if k.endswith("y"):
+        return k[:-1] + "ies"
+    return k + "s"
+
+
+def split_api_version(api_version: str) -> tuple[str, str]:
+    """`apps/v1` -> ("apps", "v1"); `v1` -> ("", "v1")."""
+    if "/" in api_version:
+        g, v = api_version.split("/", 1)
+        return g, v
+    return "", api_version
+
+
+def snapshot_resource(
+    group: str, version: str, resource: str, kind: str, namespaced: bool
+) -> Resource:
+    """A Resource as a snapshot knows it (no discovery data), for name matching:
+    plural, kind, singular and, for built-in resources, kubectl's short names."""
+    return Resource(
+        group,
+        version,
+        resource,
+        kind,
+        namespaced,
+        frozenset({"list", "watch"}),
+        singular=kind.lower(),
+        short_names=SHORT_NAMES.get((group, resource), ()),
+    )
 
 
 # Served twice under two groups: read only the first (the core group's).

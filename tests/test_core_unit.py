@@ -560,3 +560,43 @@ def test_manifest_json_round_trip_keeps_the_on_disk_layout() -> None:
     assert m.options is not None and m.options.label_selector == "app=web"
     assert [e.name for e in m.not_read] == ["secrets"]
     assert json.dumps(m.to_json()) == json.dumps(on_disk)
+
+
+@pytest.mark.parametrize(
+    ("token", "expected"),
+    [
+        ("cm", True),
+        ("CM", True),
+        ("configmap", True),
+        ("configmaps", True),
+        ("ConfigMap", True),
+        ("configmaps.", True),
+        ("configmaps.v1", True),
+        ("configmaps.core", True),
+        ("cm.v1", True),
+        ("configmaps.apps", False),
+        ("secrets", False),
+        ("", False),
+    ],
+)
+def test_one_name_table_for_snapshots(token: str, expected: bool) -> None:
+    """count and diff name snapshot resources through the one table in
+    kstream.resources: the live matcher and the per-resource test agree."""
+    from kstream.resources import match, snapshot_resource
+
+    cm = snapshot_resource("", "v1", "configmaps", "ConfigMap", True)
+    assert cm.answers_to(token) is expected
+    assert (match(token, [cm]) == [cm]) is expected
+
+
+def test_short_names_by_group_and_plural() -> None:
+    from kstream.resources import guess_plural, snapshot_resource, split_api_version
+
+    assert split_api_version("apps/v1") == ("apps", "v1")
+    assert split_api_version("v1") == ("", "v1")
+    dep = snapshot_resource("apps", "v1", guess_plural("Deployment"), "Deployment", True)
+    assert dep.answers_to("deploy") and dep.answers_to("deploy.apps")
+    assert dep.answers_to("deployments.v1.apps") and not dep.answers_to("deployments.v2.apps")
+    # a custom resource that happens to share a built-in kind gets no short name
+    own = snapshot_resource("example.com", "v1", "deployments", "Deployment", True)
+    assert not own.answers_to("deploy") and own.answers_to("deployments.example.com")

@@ -24,13 +24,12 @@ from kstream.count import (
     Tally,
     count_snapshot,
     estimate_units,
-    guess_resource,
     sink_for_unit,
     sort_rows,
 )
 from kstream.errors import SnapshotError, UsageError
 from kstream.exitcodes import ExitCode
-from kstream.resources import Resource
+from kstream.resources import Resource, guess_plural
 from kstream.snapshot import Entry
 from kstream.stream import Reader, StreamOptions, Unit, go_json
 from tests.conftest import kstream
@@ -123,11 +122,11 @@ def test_field_selector() -> None:
         FieldSelector("status.phase=Running")
 
 
-def test_guess_resource() -> None:
-    assert guess_resource("ConfigMap") == "configmaps"
-    assert guess_resource("Ingress") == "ingresses"
-    assert guess_resource("NetworkPolicy") == "networkpolicies"
-    assert guess_resource("Endpoints") == "endpoints"
+def test_guess_plural() -> None:
+    assert guess_plural("ConfigMap") == "configmaps"
+    assert guess_plural("Ingress") == "ingresses"
+    assert guess_plural("NetworkPolicy") == "networkpolicies"
+    assert guess_plural("Endpoints") == "endpoints"
 
 
 # --------------------------------------------------------------------------- the sink
