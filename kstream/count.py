@@ -24,7 +24,7 @@ import json
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from kstream import deepjson
 from kstream.errors import (
@@ -37,8 +37,12 @@ from kstream.errors import (
 )
 from kstream.exitcodes import ExitCode
 from kstream.resources import Resource, guess_plural, match, snapshot_resource, split_api_version
-from kstream.selector import LabelSelector, SelectorError, key_problem, parse_fields
+from kstream.selector import LabelSelector, Scope, SelectorError, key_problem, parse_fields
 from kstream.stream import Reader, Unit
+
+if TYPE_CHECKING:
+    from kstream.plan import LiveOptions
+    from kstream.runner import Run
 
 SCHEMA_VERSION = 1
 FIELDS = ("resource", "namespace", "label")
@@ -167,19 +171,15 @@ class FieldSelector:
         return all((str(md.get(f) or "") == v) == eq for f, eq, v in self.reqs)
 
 
-@dataclass
 class Filters:
-    """The selection options, for snapshots (live, the server applies them)."""
+    """A Scope applied to a snapshot (live, the server applies it)."""
 
-    include: Sequence[str] = ()
-    exclude: Sequence[str] = ()
-    namespaces: Sequence[str] = ()
-    selector: str = ""
-    field_selector: str = ""
-
-    def __post_init__(self) -> None:
-        self.labels = LabelSelector(self.selector)
-        self.fields = FieldSelector(self.field_selector)
+    def __init__(self, scope: Scope) -> None:
+        self.include = scope.resources
+        self.exclude = scope.exclude
+        self.namespaces = scope.namespaces
+        self.labels = LabelSelector(scope.label_selector)
+        self.fields = FieldSelector(scope.field_selector)
 
     @property
     def per_object(self) -> bool:
@@ -359,6 +359,7 @@ class CountResult:
     snapshot_format: str | None = None
     server: str | None = None
     from_manifest: bool = False
+    excluded_by_default: list[str] = field(default_factory=list)  # live: left out (no -r)
 
     @property
     def complete(self) -> bool:
@@ -506,12 +507,13 @@ def _chosen(
 
 
 def count_snapshot(
-    path: str, grouping: Grouping, filters: Filters, force_stream: bool = False
+    path: str, grouping: Grouping, scope: Scope | None = None, force_stream: bool = False
 ) -> CountResult:
     """Count a snapshot written by dump: from its manifest where the grouping
-    and the filters allow, else in one streaming pass (checksums verified)."""
+    and the scope allow, else in one streaming pass (checksums verified)."""
     from kstream.snapshot import open_snapshot
 
+    filters = Filters(scope or Scope())
     snap = open_snapshot(path)
     if snap.manifest is None:
         return _count_plain(snap, grouping, filters)
@@ -654,4 +656,88 @@ def _count_plain(snap: Any, grouping: Grouping, filters: Filters) -> CountResult
             continue
         tally.add(make_key(grouping, res, ns, md.get("labels")), 1, len(line))
     result.rows = tally.rows()
+    return result
+
+
+# --------------------------------------------------------------------------- live
+
+
+def count_live(
+    scope: Scope,
+    live: LiveOptions,
+    grouping: Grouping,
+    drive: Callable[[Run[CountSink]], ExitCode | None] | None = None,
+    warn: Callable[[str], None] = lambda msg: None,
+    estimate: bool = False,
+) -> tuple[CountResult, ExitCode | None]:
+    """Stream every unit into a counting sink: dump's machinery, nothing
+    written. `drive` consumes the run's events (progress, Ctrl-C) and returns
+    the exit code of an interrupt (by default: the events, unseen); `warn`
+    hears of namespaces that do not exist; `estimate`: count each unit first
+    for the progress display."""
+    from kstream.plan import open_live
+    from kstream.runner import Run
+
+    plan, reader = open_live(scope, live, warn)
+    tally = Tally()
+    again: list[Unit] = []
+
+    def make_sink(u: Unit) -> CountSink:
+        return sink_for_unit(grouping, u)
+
+    def deliver(u: Unit, sink: CountSink) -> None:
+        if u.status != "complete":  # not read: no row (it is listed as incomplete)
+            return
+        if sink.needs_recount:
+            again.append(u)
+        else:
+            tally.add_sink(sink)
+
+    run = Run(reader, plan.units, make_sink, deliver, live.concurrency, estimate=estimate)
+    interrupted = drive(run) if drive is not None else _consume(run)
+    if interrupted is None:
+        for u in again:  # interrupted here: main() reports it (exit 130/143)
+            sink = recount(reader, u, grouping)
+            if u.status == "complete":
+                tally.add_sink(sink)
+    result = CountResult("live", grouping, tally.rows(), server=plan.server)
+    result.interrupted = interrupted is not None
+    result.incomplete = units_missing(plan.units)
+    result.incomplete += [
+        Missing(f.group, None, "discovery-failed", f.error) for f in plan.discovery.failures
+    ]
+    result.excluded_by_default = [r.name for r in plan.selection.excluded_by_default]
+    return result, interrupted
+
+
+def _consume(run: Run[CountSink]) -> ExitCode | None:
+    for _ in run.events():
+        pass
+    return None
+
+
+def estimate_live(
+    scope: Scope, live: LiveOptions, grouping: Grouping, warn: Callable[[str], None]
+) -> CountResult:
+    """`count --estimate`: a LIST limit=1 per unit, no object read."""
+    import threading
+
+    from kstream.plan import connect, make_plan, warn_missing_namespaces
+    from kstream.stream import StreamOptions
+
+    if scope.label_selector or scope.field_selector:
+        raise UsageError(
+            "--estimate cannot use -l/--field-selector: "
+            "the server gives no remaining count with selectors"
+        )
+    client = connect(live)
+    warn_missing_namespaces(client, scope.namespaces, warn)
+    plan = make_plan(client, scope.resources, scope.exclude, scope.namespaces)
+    reader = Reader(client, StreamOptions(), threading.Event())
+    rows, not_estimated, failed = estimate_units(reader, plan.units, grouping, live.concurrency)
+    result = CountResult("live", grouping, rows, estimate=True, server=plan.server)
+    result.not_estimated = not_estimated
+    result.incomplete = failed + [
+        Missing(f.group, None, "discovery-failed", f.error) for f in plan.discovery.failures
+    ]
     return result

@@ -39,7 +39,7 @@ from typing import IO, Any
 from kstream import deepjson, paths
 from kstream.errors import SnapshotError, UsageError
 from kstream.resources import Resource, guess_plural, snapshot_resource, split_api_version
-from kstream.selector import LabelSelector, SelectorError, parse_fields
+from kstream.selector import LabelSelector, Scope, SelectorError, parse_fields
 from kstream.snapshot import DumpOptions, Entry, Manifest, Snapshot
 
 LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
@@ -122,10 +122,7 @@ def ignore_list(
 @dataclass(frozen=True)
 class Settings:
     ignore: tuple[Ignore, ...] = ()
-    resources: tuple[str, ...] = ()
-    exclude: tuple[str, ...] = ()
-    namespaces: tuple[str, ...] = ()
-    selector: str = ""
+    scope: Scope = field(default_factory=Scope)  # the selection (diff has no --field-selector)
     secret_key: bytes | None = None  # to redact raw Secret values like an HMAC-keyed side
     sort_buffer: int = SORT_BUFFER  # bytes of lines sorted in memory at a time
     tmpdir: str | None = None
@@ -640,8 +637,8 @@ class Comparison:
         if live:  # "old" or "new": that side is a dump of the cluster just made
             (self.old if live == "old" else self.new).where = "the live cluster"
         self.progress = progress or (lambda _msg: None)
-        self.labels = LabelSelector(settings.selector)
-        self.namespaces = frozenset(settings.namespaces)
+        self.labels = LabelSelector(settings.scope.label_selector)
+        self.namespaces = frozenset(settings.scope.namespaces)
         self.resources: list[ResInfo] = []
         self.skipped: list[tuple[str, str]] = []
         self.warnings: list[str] = []
@@ -700,7 +697,7 @@ class Comparison:
                     info.namespaced = other.namespaced
 
     def _selected(self, info: ResInfo) -> bool:
-        s = self.settings
+        s = self.settings.scope
         if s.resources:
             if not any(info.matches(t) for t in s.resources):
                 return False
@@ -760,8 +757,8 @@ class Comparison:
         known = list(self.old.infos.values()) + list(self.new.infos.values())
         both_indexed = self.old.indexed and self.new.indexed
         for opt, tokens in (
-            ("--resource", self.settings.resources),
-            ("--exclude", self.settings.exclude),
+            ("--resource", self.settings.scope.resources),
+            ("--exclude", self.settings.scope.exclude),
         ):
             for t in tokens:
                 if not any(i.matches(t) for i in known):

@@ -24,7 +24,6 @@ from dataclasses import dataclass
 from typing import Generic, TypeVar
 
 from kstream.errors import AuthError, KstreamError, OutputError, TLSError
-from kstream.resources import Resource
 from kstream.stream import Cancelled, Reader, Sink, Unit
 
 S = TypeVar("S", bound=Sink)
@@ -50,26 +49,6 @@ class _Done(Generic[S]):
 @dataclass
 class _Fatal:
     error: BaseException
-
-
-def plan_units(
-    resources: Sequence[Resource],
-    namespaces: Sequence[str],
-    explicit: bool = False,
-) -> list[Unit]:
-    """One unit per resource, or per resource and namespace when -n is given.
-    With namespaces, cluster-scoped resources are read only when named."""
-    units: list[Unit] = []
-    for r in resources:
-        if not namespaces:
-            units.append(Unit(r, None))
-        elif r.namespaced:
-            units.extend(Unit(r, ns) for ns in namespaces)
-        elif explicit:
-            units.append(Unit(r, None))
-    for i, u in enumerate(units):
-        u.index = i
-    return units
 
 
 class Run(Generic[S]):

@@ -10,6 +10,9 @@ optional DNS-subdomain prefix and `/`, then a name of at most 63 characters
 ([A-Za-z0-9] at both ends, `-_.` inside); a value is empty or like a name.
 Spaces, tabs and newlines may stand between tokens.
 
+`Scope` is the whole selection of a command (resources, exclusions,
+namespaces and the two selectors), used by the live plan, count and diff.
+
 Field selectors: `field=value`, `field==value` or `field!=value`, joined by
 commas; `\\`, `,` and `=` in a value are escaped with a backslash. Nothing is
 trimmed. Which fields exist depends on the resource: the server checks that;
@@ -29,6 +32,7 @@ __all__ = [
     "FieldRequirement",
     "LabelSelector",
     "Requirement",
+    "Scope",
     "SelectorError",
     "check",
     "parse_fields",
@@ -392,3 +396,20 @@ def check(label_selector: str, field_selector: str) -> None:
         parse_fields(field_selector)
     except SelectorError as e:
         raise UsageError(f"--field-selector: {e}") from None
+
+
+@dataclass(frozen=True)
+class Scope:
+    """What a command reads: resources (-r), exclusions (--exclude), namespaces
+    (-n), label (-l) and field (--field-selector) selectors. Live, the plan and
+    the server apply it; on a snapshot, count and diff do. The selectors are
+    checked when it is made (exit 2, before any request)."""
+
+    resources: tuple[str, ...] = ()
+    exclude: tuple[str, ...] = ()
+    namespaces: tuple[str, ...] = ()
+    label_selector: str = ""
+    field_selector: str = ""
+
+    def __post_init__(self) -> None:
+        check(self.label_selector, self.field_selector)

@@ -10,11 +10,14 @@ import hashlib
 import hmac
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from kstream import deepjson, paths
 from kstream.jsonlines import go_json
 from kstream.resources import Resource
+
+# what dump does with Secret values (--secrets)
+SecretsMode = Literal["redact", "include", "exclude"]
 
 LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
 CLEAN_PATHS = ("metadata.managedFields", f'metadata.annotations["{LAST_APPLIED}"]')
@@ -22,7 +25,7 @@ CLEAN_PATHS = ("metadata.managedFields", f'metadata.annotations["{LAST_APPLIED}"
 
 @dataclass(frozen=True)
 class TransformOptions:
-    secrets: str = "redact"  # redact | include | exclude
+    secrets: SecretsMode = "redact"
     secret_key: bytes | None = None  # HMAC key; None = plain sha256
     strip: tuple[paths.Path, ...] = ()
 

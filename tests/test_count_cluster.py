@@ -211,24 +211,18 @@ def test_live_count_memory_is_flat(many: tuple[Path, str], method: str) -> None:
     JSON): the peak does not follow the data."""
     import tracemalloc
 
-    from kstream.cli import common as c
-    from kstream.cli.count import run_count
-    from kstream.count import Grouping
+    from kstream.count import Grouping, count_live
+    from kstream.plan import LiveOptions
+    from kstream.selector import Scope
 
     kc, ns = many
     peaks, totals = [], []
     for selector in ("batch=a", "batch=a", ""):  # the first run warms up (imports)
         tracemalloc.start()
-        result, interrupted = run_count(
-            grouping=Grouping.parse("namespace,label:batch"),
-            target=c.Target(["configmaps"], [], [ns], selector, ""),
-            kubeconfig=str(kc),
-            context=None,
-            method=method,
-            concurrency=2,
-            timeout=60,
-            retries=2,
-            quiet=True,
+        result, interrupted = count_live(
+            Scope(("configmaps",), (), (ns,), selector, ""),
+            LiveOptions(str(kc), None, method, concurrency=2, timeout=60, retries=2),
+            Grouping.parse("namespace,label:batch"),
         )
         peaks.append(tracemalloc.get_traced_memory()[1])
         tracemalloc.stop()

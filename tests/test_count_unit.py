@@ -17,7 +17,6 @@ from kstream.archive import open_writer, unit_file_name
 from kstream.count import (
     CountSink,
     FieldSelector,
-    Filters,
     Grouping,
     LabelSelector,
     ResKey,
@@ -30,6 +29,7 @@ from kstream.count import (
 from kstream.errors import SnapshotError, UsageError
 from kstream.exitcodes import ExitCode
 from kstream.resources import Resource, guess_plural
+from kstream.selector import Scope
 from kstream.snapshot import Entry
 from kstream.stream import Reader, StreamOptions, Unit, go_json
 from tests.conftest import kstream
@@ -359,18 +359,18 @@ def snapshot(request: pytest.FixtureRequest, tmp_path: Path) -> Path:
 
 
 def test_snapshot_by_resource(snapshot: Path) -> None:
-    r = count_snapshot(str(snapshot), Grouping(), Filters())
+    r = count_snapshot(str(snapshot), Grouping(), Scope())
     assert counts(r) == expected_by_resource()
     assert r.complete and r.exit_code() is ExitCode.OK
     assert r.from_manifest is (snapshot.suffix != ".ndjson")
     if r.from_manifest:  # the manifest and a full pass agree
-        streamed = count_snapshot(str(snapshot), Grouping(), Filters(), force_stream=True)
+        streamed = count_snapshot(str(snapshot), Grouping(), Scope(), force_stream=True)
         assert counts(streamed) == counts(r)
 
 
 def test_snapshot_by_namespace_label_and_filters(snapshot: Path) -> None:
     s = str(snapshot)
-    r = count_snapshot(s, Grouping.parse("namespace"), Filters())
+    r = count_snapshot(s, Grouping.parse("namespace"), Scope())
     assert not r.from_manifest
     assert {k: n for k, (n, _) in counts(r).items()} == {
         (None,): 3,
@@ -378,29 +378,29 @@ def test_snapshot_by_namespace_label_and_filters(snapshot: Path) -> None:
         ("demo-1",): 7,
         ("demo-2",): 7,
     }
-    r = count_snapshot(s, Grouping.parse("label:tier"), Filters(include=["cm"]))
+    r = count_snapshot(s, Grouping.parse("label:tier"), Scope(resources=("cm",)))
     assert {k: n for k, (n, _) in counts(r).items()} == {("db",): 9, ("web",): 6}
     r = count_snapshot(
         s,
         Grouping.parse("resource,namespace"),
-        Filters(namespaces=["demo-1"], selector="tier in (web)"),
+        Scope(namespaces=("demo-1",), label_selector="tier in (web)"),
     )
     assert {k: n for k, (n, _) in counts(r).items()} == {("configmaps", "demo-1"): 2}
-    r = count_snapshot(s, Grouping(), Filters(exclude=["configmaps"], namespaces=["demo-2"]))
+    r = count_snapshot(s, Grouping(), Scope(exclude=("configmaps",), namespaces=("demo-2",)))
     assert {k: n for k, (n, _) in counts(r).items()} == {("deployments.apps",): 2}
-    r = count_snapshot(s, Grouping(), Filters(include=["ns", "deploy"], namespaces=["demo-2"]))
+    r = count_snapshot(s, Grouping(), Scope(resources=("ns", "deploy"), namespaces=("demo-2",)))
     assert {k: n for k, (n, _) in counts(r).items()} == {
         ("namespaces",): 3,
         ("deployments.apps",): 2,
     }
-    r = count_snapshot(s, Grouping(), Filters(field_selector="metadata.name=web"))
+    r = count_snapshot(s, Grouping(), Scope(field_selector="metadata.name=web"))
     assert {k: n for k, (n, _) in counts(r).items() if n} == {("deployments.apps",): 3}
 
 
 def test_snapshot_per_namespace_units_from_manifest(tmp_path: Path) -> None:
     units = [(CM, ns, [obj(CM, "a", ns), obj(CM, "b", ns)]) for ns in ("demo-0", "demo-1")]
     p = write_snapshot(tmp_path / "ns.ndjson.zst", units)
-    r = count_snapshot(str(p), Grouping.parse("namespace"), Filters(namespaces=["demo-1"]))
+    r = count_snapshot(str(p), Grouping.parse("namespace"), Scope(namespaces=("demo-1",)))
     assert r.from_manifest
     assert {k: n for k, (n, _) in counts(r).items()} == {("demo-1",): 2}
 
@@ -408,7 +408,7 @@ def test_snapshot_per_namespace_units_from_manifest(tmp_path: Path) -> None:
 def test_interrupted_snapshot_is_counted_but_incomplete(tmp_path: Path) -> None:
     p = write_snapshot(tmp_path / "snap.ndjson.zst", DEMO[:2], status="interrupted")
     assert p.name.endswith(".partial")
-    r = count_snapshot(str(p), Grouping(), Filters())
+    r = count_snapshot(str(p), Grouping(), Scope())
     assert not r.complete and r.problem
     assert r.exit_code() is ExitCode.SNAPSHOT
     assert r.to_json()["complete"] is False
@@ -422,7 +422,7 @@ def test_interrupted_snapshot_is_counted_but_incomplete(tmp_path: Path) -> None:
 
 def test_partial_snapshot_names_what_is_missing(tmp_path: Path) -> None:
     p = write_snapshot(tmp_path / "snapdir", DEMO, status="partial", bad=["deployments.apps"])
-    r = count_snapshot(str(p), Grouping(), Filters())
+    r = count_snapshot(str(p), Grouping(), Scope())
     assert r.exit_code() is ExitCode.PARTIAL
     assert [(m.name, m.status) for m in r.incomplete] == [("deployments.apps", "failed")]
     res = kstream("count", str(p))
@@ -435,7 +435,7 @@ def test_truncated_archive_is_not_counted(tmp_path: Path) -> None:
     cut = tmp_path / "cut.ndjson.zst"
     cut.write_bytes(p.read_bytes()[:-40])
     with pytest.raises(SnapshotError):
-        count_snapshot(str(cut), Grouping(), Filters())
+        count_snapshot(str(cut), Grouping(), Scope())
     res = kstream("count", str(cut), "-o", "json")
     assert res.code == ExitCode.SNAPSHOT
     assert res.out == b""
@@ -452,10 +452,10 @@ def test_truncated_ndjson_is_not_counted(tmp_path: Path) -> None:
     z = zstandard.ZstdCompressor().compress(data)
     (tmp_path / "whole.zst").write_bytes(z + z)
     (tmp_path / "cut.zst").write_bytes(z + z[: len(z) - 7])
-    whole = count_snapshot(str(tmp_path / "whole.zst"), Grouping(), Filters())
+    whole = count_snapshot(str(tmp_path / "whole.zst"), Grouping(), Scope())
     assert whole.total_objects == 2 * sum(len(o) for _, _, o in DEMO)
     with pytest.raises(SnapshotError, match="truncated"):
-        count_snapshot(str(tmp_path / "cut.zst"), Grouping(), Filters())
+        count_snapshot(str(tmp_path / "cut.zst"), Grouping(), Scope())
 
 
 def test_cut_file_in_a_directory_is_reported(tmp_path: Path) -> None:
@@ -464,13 +464,13 @@ def test_cut_file_in_a_directory_is_reported(tmp_path: Path) -> None:
     f.write_bytes(f.read_bytes()[:-10])
     for grouping in ("resource", "namespace"):  # from the manifest, and streaming
         with pytest.raises(SnapshotError):
-            count_snapshot(str(p), Grouping.parse(grouping), Filters())
+            count_snapshot(str(p), Grouping.parse(grouping), Scope())
 
 
 def test_corrupted_archive_data_is_reported(tmp_path: Path) -> None:
     p = write_snapshot(tmp_path / "snap.ndjson.zst", DEMO)
     data = bytearray(p.read_bytes())
-    entry = json.loads(json.dumps(count_snapshot(str(p), Grouping(), Filters()).to_json()))
+    entry = json.loads(json.dumps(count_snapshot(str(p), Grouping(), Scope()).to_json()))
     assert entry["complete"]
     from kstream.snapshot import open_snapshot
 
@@ -481,8 +481,8 @@ def test_corrupted_archive_data_is_reported(tmp_path: Path) -> None:
     bad.write_bytes(bytes(data))
     # the manifest alone cannot see it; a pass over the objects does
     with pytest.raises(SnapshotError):
-        count_snapshot(str(bad), Grouping.parse("namespace"), Filters())
-    assert count_snapshot(str(bad), Grouping(), Filters()).from_manifest
+        count_snapshot(str(bad), Grouping.parse("namespace"), Scope())
+    assert count_snapshot(str(bad), Grouping(), Scope()).from_manifest
     res = kstream("count", str(bad), "--verify")
     assert res.code == ExitCode.SNAPSHOT and res.out == b"", res.err
 
@@ -576,7 +576,7 @@ def test_counting_a_snapshot_is_flat_in_its_size(tmp_path: Path) -> None:
     for n in (2_000, 20_000):
         p = write_snapshot(tmp_path / f"m{n}.ndjson.zst", many(n))
         tracemalloc.start()
-        r = count_snapshot(str(p), Grouping.parse("namespace,label:k"), Filters())
+        r = count_snapshot(str(p), Grouping.parse("namespace,label:k"), Scope())
         peaks.append(tracemalloc.get_traced_memory()[1])
         tracemalloc.stop()
         assert r.total_objects == n and len(r.rows) == 21

@@ -21,7 +21,7 @@ from kstream.archive import (
     unit_file_name,
 )
 from kstream.errors import SnapshotError, UsageError
-from kstream.selector import LabelSelector
+from kstream.selector import LabelSelector, Scope
 from kstream.snapshot import Entry, open_snapshot
 from tests.conftest import VENV_BIN, kstream
 
@@ -134,6 +134,10 @@ def write_snapshot(
 
 def compare(old: Path, new: Path, **kw: Any) -> tuple[list[d.Change], d.Comparison]:
     kw.setdefault("ignore", tuple(d.ignore_list()))
+    scope = {k: kw.pop(k) for k in ("resources", "exclude", "namespaces") if k in kw}
+    if "selector" in kw:
+        scope["label_selector"] = kw.pop("selector")
+    kw["scope"] = Scope(**scope)
     with d.Comparison(open_snapshot(str(old)), open_snapshot(str(new)), d.Settings(**kw)) as c:
         return list(c.changes()), c
 

@@ -14,9 +14,7 @@ import typer
 from rich.console import Console
 
 if TYPE_CHECKING:
-    from kstream.kubeclient import Client
-    from kstream.plan import Plan
-    from kstream.stream import Reader
+    pass
 
 # ------------------------------------------------------------------ consoles
 
@@ -323,82 +321,5 @@ def split(values: list[str] | None) -> list[str]:
     return list(dict.fromkeys(out))
 
 
-@dataclass
-class Target:
-    """What to read from the cluster, after the options are checked."""
-
-    resources: list[str]
-    exclude: list[str]
-    namespaces: list[str]
-    selector: str
-    field_selector: str
-
-    def __post_init__(self) -> None:
-        from kstream.selector import check
-
-        check(self.selector, self.field_selector)  # before any request: exit 2, one line
-
-
-def connect(
-    kubeconfig: str | None, context: str | None, concurrency: int, timeout: float
-) -> Client:
-    from kstream.kubeclient import Client, ConnectSettings
-
-    return Client(
-        ConnectSettings(
-            kubeconfig=kubeconfig,
-            context=context,
-            read_timeout=timeout,
-            pool_size=max(4, concurrency + 2),
-        )
-    )
-
-
-def warn_missing_namespaces(client: Client, namespaces: list[str]) -> None:
-    """One line on stderr for each namespace of -n that the server says does not
-    exist (a GET of it is 404). Reading it selects nothing, which is not an error;
-    when the GET is forbidden or fails, nothing is said."""
-    from kstream.errors import ApiError, KstreamError
-
-    for ns in namespaces:
-        try:
-            client.get_json(f"/api/v1/namespaces/{ns}", what=f"namespace {ns}")
-        except ApiError as e:
-            if e.status == 404:
-                note(f'warning: namespace "{ns}" does not exist')
-        except KstreamError:
-            pass
-
-
 def stderr_is_terminal() -> bool:
     return sys.stderr.isatty() and os.environ.get("TERM") != "dumb"
-
-
-def open_live(
-    target: Target,
-    kubeconfig: str | None,
-    context: str | None,
-    method: str,
-    concurrency: int,
-    timeout: float,
-    retries: int,
-    skip_secrets: bool = False,
-) -> tuple[Plan, Reader]:
-    """Connect, discover and plan the units; the reader that streams them."""
-    import threading
-
-    from kstream.plan import make_plan
-    from kstream.stream import Reader, StreamOptions
-
-    client = connect(kubeconfig, context, concurrency, timeout)
-    warn_missing_namespaces(client, target.namespaces)
-    plan = make_plan(
-        client, target.resources, target.exclude, target.namespaces, skip_secrets=skip_secrets
-    )
-    opts = StreamOptions(
-        label_selector=target.selector,
-        field_selector=target.field_selector,
-        method=method,
-        max_retries=retries,
-    )
-    return plan, Reader(client, opts, threading.Event())

@@ -4,18 +4,21 @@ from __future__ import annotations
 
 import inspect
 import json
-import threading
 from enum import Enum
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.table import Table
 from rich.text import Text
 
 from kstream.cli import common as c
-from kstream.count import CountResult, Filters, Grouping, ResKey, Row, sort_rows
+from kstream.count import CountResult, Grouping, ResKey, Row, sort_rows
 from kstream.errors import OutputError, UsageError
 from kstream.exitcodes import ExitCode
+
+if TYPE_CHECKING:
+    from kstream.plan import LiveOptions
+    from kstream.selector import Scope
 
 EXAMPLES = """
 Examples:
@@ -147,37 +150,30 @@ def count(
     if namespace and all_namespaces:
         raise UsageError("--namespace and --all-namespaces cannot be used together")
     grouping = Grouping.parse(by)
-    target = c.Target(
-        c.split(resource), c.split(exclude), c.split(namespace), selector, field_selector
+    from kstream.plan import LiveOptions
+    from kstream.selector import Scope
+
+    scope = Scope(
+        tuple(c.split(resource)),
+        tuple(c.split(exclude)),
+        tuple(c.split(namespace)),
+        selector,
+        field_selector,
     )
+    live = LiveOptions(kubeconfig, context, method.value, concurrency, timeout, retries)
     interrupted: ExitCode | None = None
     if snapshot is None and verify:
         raise UsageError("--verify is for snapshots (live counts read every object)")
     if snapshot is not None:
         if estimate:
             raise UsageError("--estimate is for live counts; a snapshot is counted exactly")
-        result = count_snapshot_cli(snapshot, grouping, target, quiet, verify)
+        result = count_snapshot_cli(snapshot, grouping, scope, quiet, verify)
     elif estimate:
-        result = run_estimate(
-            grouping=grouping,
-            target=target,
-            kubeconfig=kubeconfig,
-            context=context,
-            concurrency=concurrency,
-            timeout=timeout,
-        )
+        from kstream.count import estimate_live
+
+        result = estimate_live(scope, live, grouping, c.note)
     else:
-        result, interrupted = run_count(
-            grouping=grouping,
-            target=target,
-            kubeconfig=kubeconfig,
-            context=context,
-            method=method.value,
-            concurrency=concurrency,
-            timeout=timeout,
-            retries=retries,
-            quiet=quiet,
-        )
+        result, interrupted = run_count(grouping, scope, live, quiet)
     result.rows = sort_rows(result.rows, sort.value)
     emit(result, output, sort.value)
     report(result, quiet)
@@ -192,107 +188,35 @@ count.__doc__ = inspect.cleandoc(count.__doc__ or "") + "\n\n" + SCHEMA_HELP
 
 
 def count_snapshot_cli(
-    path: str, grouping: Grouping, target: c.Target, quiet: bool, verify: bool = False
+    path: str, grouping: Grouping, scope: Scope, quiet: bool, verify: bool = False
 ) -> CountResult:
     from kstream.count import count_snapshot
 
-    filters = Filters(
-        target.resources, target.exclude, target.namespaces, target.selector, target.field_selector
-    )
     if quiet or not c.stderr_is_terminal():
-        return count_snapshot(path, grouping, filters, force_stream=verify)
+        return count_snapshot(path, grouping, scope, force_stream=verify)
     with c.consoles.err.status(Text(f"counting {path}"), spinner="dots"):
-        return count_snapshot(path, grouping, filters, force_stream=verify)
+        return count_snapshot(path, grouping, scope, force_stream=verify)
 
 
 def run_count(
-    *,
-    grouping: Grouping,
-    target: c.Target,
-    kubeconfig: str | None,
-    context: str | None,
-    method: str,
-    concurrency: int,
-    timeout: float,
-    retries: int,
-    quiet: bool,
+    grouping: Grouping, scope: Scope, live: LiveOptions, quiet: bool
 ) -> tuple[CountResult, ExitCode | None]:
-    """Stream every unit into a counting sink: dump's machinery, nothing written."""
+    """The live count (`kstream.count.count_live`), driven with progress on stderr."""
     from kstream.cli.render import drive
-    from kstream.count import CountSink, Missing, Tally, recount, sink_for_unit, units_missing
-    from kstream.runner import Run
-    from kstream.stream import Unit
+    from kstream.count import count_live
 
-    plan, reader = c.open_live(target, kubeconfig, context, method, concurrency, timeout, retries)
-    tally = Tally()
-    again: list[Unit] = []
-
-    def make_sink(u: Unit) -> CountSink:
-        return sink_for_unit(grouping, u)
-
-    def deliver(u: Unit, sink: CountSink) -> None:
-        if u.status != "complete":  # not read: no row (it is listed as incomplete)
-            return
-        if sink.needs_recount:
-            again.append(u)
-        else:
-            tally.add_sink(sink)
-
-    run = Run(
-        reader,
-        plan.units,
-        make_sink,
-        deliver,
-        concurrency,
+    result, interrupted = count_live(
+        scope,
+        live,
+        grouping,
+        lambda run: drive(run, quiet),
+        c.note,
         estimate=not quiet and c.stderr_is_terminal(),
     )
-    interrupted = drive(run, quiet)
-    if interrupted is None:
-        for u in again:  # interrupted here: main() reports it (exit 130/143)
-            sink = recount(reader, u, grouping)
-            if u.status == "complete":
-                tally.add_sink(sink)
-    result = CountResult("live", grouping, tally.rows(), server=plan.server)
-    result.interrupted = interrupted is not None
-    result.incomplete = units_missing(plan.units)
-    result.incomplete += [
-        Missing(f.group, None, "discovery-failed", f.error) for f in plan.discovery.failures
-    ]
-    if not quiet and plan.selection.excluded_by_default:
-        names = ", ".join(r.name for r in plan.selection.excluded_by_default)
+    if not quiet and result.excluded_by_default:
+        names = ", ".join(result.excluded_by_default)
         c.note(f"excluded by default: {names} (name them with -r to include)")
     return result, interrupted
-
-
-def run_estimate(
-    *,
-    grouping: Grouping,
-    target: c.Target,
-    kubeconfig: str | None,
-    context: str | None,
-    concurrency: int,
-    timeout: float,
-) -> CountResult:
-    from kstream.count import Missing, estimate_units
-    from kstream.plan import make_plan
-    from kstream.stream import Reader, StreamOptions
-
-    if target.selector or target.field_selector:
-        raise UsageError(
-            "--estimate cannot use -l/--field-selector: "
-            "the server gives no remaining count with selectors"
-        )
-    client = c.connect(kubeconfig, context, concurrency, timeout)
-    c.warn_missing_namespaces(client, target.namespaces)
-    plan = make_plan(client, target.resources, target.exclude, target.namespaces)
-    reader = Reader(client, StreamOptions(), threading.Event())
-    rows, not_estimated, failed = estimate_units(reader, plan.units, grouping, concurrency)
-    result = CountResult("live", grouping, rows, estimate=True, server=plan.server)
-    result.not_estimated = not_estimated
-    result.incomplete = failed + [
-        Missing(f.group, None, "discovery-failed", f.error) for f in plan.discovery.failures
-    ]
-    return result
 
 
 # --------------------------------------------------------------------------- output

@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, nullcontext
 from enum import Enum
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, cast
 
 import typer
 from rich.table import Table
@@ -21,7 +21,12 @@ from kstream import deepjson, paths
 from kstream.cli import common as c
 from kstream.errors import UsageError
 from kstream.exitcodes import ExitCode
-from kstream.selector import check as check_selectors
+from kstream.selector import Scope
+
+if TYPE_CHECKING:
+    from kstream.diff import Settings
+    from kstream.plan import LiveOptions
+    from kstream.transform import SecretsMode
 
 EXAMPLES_ONLY = """
 Examples:
@@ -213,7 +218,7 @@ def diff(
     (3: some resources were not compared because a snapshot lacks them; 6: a
     snapshot is truncated, corrupted or incomplete).
     """
-    from kstream.diff import ignore_list
+    from kstream.diff import Settings, ignore_list
 
     c.setup_consoles(color)
     ignores = ignore_list(ignore or [], include_status, not no_default_ignores)
@@ -234,40 +239,33 @@ def diff(
         raise UsageError("give two snapshots (OLD NEW), or one with --live")
     elif old == "-" and new == "-":
         raise UsageError("only one side can be read from stdin")
-    check_selectors(selector, "")  # before reading anything: exit 2, one line
+    # the selectors are checked here, before reading anything: exit 2, one line
+    scope = Scope(
+        tuple(c.split(resource)), tuple(c.split(exclude)), tuple(c.split(namespace)), selector
+    )
     key = _read_key(secret_key_file)
-    settings_kw: dict[str, Any] = {
-        "ignore": tuple(ignores),
-        "resources": tuple(c.split(resource)),
-        "exclude": tuple(c.split(exclude)),
-        "namespaces": tuple(c.split(namespace)),
-        "selector": selector,
-        "secret_key": key,
-        "sort_buffer": sort_buffer * 1024 * 1024,
-        "show_api_version_changes": show_api_version_changes,
-    }
+    settings = Settings(
+        ignore=tuple(ignores),
+        scope=scope,
+        secret_key=key,
+        sort_buffer=sort_buffer * 1024 * 1024,
+        show_api_version_changes=show_api_version_changes,
+    )
     live_dir: str | None = None
     try:
         if is_live:
             assert old is not None
             live_dir = tempfile.mkdtemp(prefix="kstream-diff-live-")
-            live_path = _dump_live(
-                old,
-                live_dir,
-                settings_kw,
-                key,
-                kubeconfig=kubeconfig,
-                context=context,
-                method=method.value,
-                concurrency=concurrency,
-                timeout=timeout,
-                retries=retries,
-                quiet=quiet,
+            from kstream.plan import LiveOptions
+
+            live_opts = LiveOptions(
+                kubeconfig, context, method.value, concurrency, timeout, retries
             )
+            live_path, settings = _dump_live(old, live_dir, settings, live_opts, quiet)
             old, new = (old, live_path) if live else (live_path, old)
         assert old is not None and new is not None
         code = run_diff(
-            old, new, settings_kw, output, stat, quiet, "new" if live else "old" if live_old else ""
+            old, new, settings, output, stat, quiet, "new" if live else "old" if live_old else ""
         )
     finally:
         if live_dir is not None:
@@ -302,16 +300,18 @@ def _explain(ignores: list[Any]) -> None:
 
 
 def _dump_live(
-    snapshot: str,
-    tmpdir: str,
-    settings_kw: dict[str, Any],
-    key: bytes | None,
-    **conn: Any,
-) -> str:
-    """Dump the cluster like the snapshot was dumped, into a temporary archive."""
-    quiet = bool(conn.pop("quiet"))
-    from kstream.cli.dump import run_dump
+    snapshot: str, tmpdir: str, settings: Settings, live: LiveOptions, quiet: bool
+) -> tuple[str, Settings]:
+    """Dump the cluster like the snapshot was dumped, into a temporary archive;
+    the settings with the selection the snapshot's dump made, where the user
+    made none."""
+    from dataclasses import replace
+
+    from kstream.cli.render import run_dump
+    from kstream.dump import DumpSettings
     from kstream.snapshot import DumpOptions, open_snapshot
+
+    key = settings.secret_key
 
     snap = open_snapshot(snapshot)
     if snap.problem:
@@ -328,18 +328,19 @@ def _dump_live(
         key = None  # plain sha256, like the snapshot
     # the user's selection, else the snapshot's own
     inherited = []
+    chosen: dict[str, Any] = {}
     for k, values in (
         ("resources", opts.resources),
         ("exclude", opts.exclude),
         ("namespaces", opts.namespaces),
     ):
-        if not settings_kw[k] and values:
-            settings_kw[k] = values
-            inherited.append(f"{k}={','.join(settings_kw[k])}")
-    if not settings_kw["selector"] and opts.label_selector:
-        settings_kw["selector"] = opts.label_selector
-        inherited.append(f"selector={settings_kw['selector']}")
-    field_selector = opts.field_selector
+        if not getattr(settings.scope, k) and values:
+            chosen[k] = values
+            inherited.append(f"{k}={','.join(values)}")
+    if not settings.scope.label_selector and opts.label_selector:
+        chosen["label_selector"] = opts.label_selector
+        inherited.append(f"selector={opts.label_selector}")
+    scope = replace(settings.scope, **chosen)
     try:
         strip = tuple(paths.parse(p) for p in opts.strip)
     except ValueError:
@@ -347,27 +348,21 @@ def _dump_live(
     if inherited and not quiet:
         c.note(f"reading the cluster as {snapshot} was dumped: {'; '.join(inherited)}")
     out = os.path.join(tmpdir, "live.ndjson.zst")
-    code = run_dump(
+    dump = DumpSettings(
         output=out,
         fmt="zst",
+        scope=replace(scope, field_selector=opts.field_selector),
+        live=live,
         force=False,
         level=1,
-        secrets=secrets,
+        secrets=cast("SecretsMode", secrets),  # as the snapshot's manifest says
         secret_key=key,
         strip=strip,
-        target=c.Target(
-            list(settings_kw["resources"]),
-            list(settings_kw["exclude"]),
-            list(settings_kw["namespaces"]),
-            settings_kw["selector"],
-            field_selector,
-        ),
-        quiet=True,
-        **conn,
     )
+    code = run_dump(dump, quiet=True)
     if code not in (ExitCode.OK, ExitCode.PARTIAL):
         raise typer.Exit(int(code))
-    return out
+    return out, replace(settings, scope=scope)
 
 
 # --------------------------------------------------------------------------- diff
@@ -376,18 +371,17 @@ def _dump_live(
 def run_diff(
     old: str,
     new: str,
-    settings_kw: dict[str, Any],
+    settings: Settings,
     output: OutFormat,
     stat: bool,
     quiet: bool,
     live: str = "",
 ) -> ExitCode:
-    from kstream.diff import Comparison, Settings
+    from kstream.diff import Comparison
     from kstream.snapshot import open_snapshot
 
     a = open_snapshot(old)
     b = open_snapshot(new)
-    settings = Settings(**settings_kw)
     spinner: AbstractContextManager[Any] = nullcontext()
     if not quiet and c.stderr_is_terminal():
         spinner = c.consoles.err.status("reading the snapshots")

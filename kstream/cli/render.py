@@ -26,6 +26,7 @@ from kstream.exitcodes import ExitCode
 from kstream.stream import Unit
 
 if TYPE_CHECKING:
+    from kstream.dump import DumpResult, DumpSettings
     from kstream.runner import Run
 
 STATE_STYLE = {
@@ -462,3 +463,59 @@ def drive(run: Run[Any], quiet: bool) -> ExitCode | None:
         run.close()
         raise
     return None
+
+
+def run_dump(settings: DumpSettings, quiet: bool, debug: bool = False) -> ExitCode:
+    """The dump job (`kstream.dump`), driven with progress on stderr, then its
+    summary; for `dump`, and for `diff --live` (quiet)."""
+    from kstream.cli.common import note
+    from kstream.dump import DumpJob
+
+    job = DumpJob(settings, note, estimate=not quiet and stderr_is_terminal())
+    try:
+        interrupted = drive(job.run, quiet)
+    except BaseException:
+        job.abort()
+        raise
+    result = job.finish(interrupted)
+    if result.manifest is None:
+        note("interrupted: the output on stdout is incomplete")
+        return result.exit_code
+    report_dump(result, quiet, debug)
+    if interrupted is not None:
+        note(f"interrupted: what was read so far is in {result.destination}, marked incomplete")
+    return result.exit_code
+
+
+def report_dump(result: DumpResult, quiet: bool, debug: bool) -> None:
+    """What a dump did, on stderr: warnings, the summary table, the totals."""
+    from kstream.cli.common import note
+
+    plan, units = result.plan, result.units
+    bad = [u for u in units if u.status != "complete"]
+    for f in plan.discovery.failures:
+        note(f"warning: discovery of {f.group} failed, skipped: {f.error}")
+    if debug:
+        for u in units:
+            if u.fallback_reason:
+                note(f"debug: {u.label}: read with LIST: {u.fallback_reason}")
+    if quiet:
+        for u in bad:
+            if u.status == "interrupted":  # the closing note says so, once
+                continue
+            note(f"warning: {u.label}: {u.status or 'incomplete'}: {u.error}")
+        return
+    title = f"kstream dump → {result.destination}"
+    if plain_layout():
+        for line in summary_lines(units, title):
+            note(line)
+    else:
+        consoles.err.print(summary(units, title))
+    objs = sum(u.objects for u in units)
+    note(
+        f"{result.status}: {len(units) - len(bad)}/{len(units)} resources, {objs:,} objects"
+        + (f", {len(bad)} not read" if bad else "")
+    )
+    if plan.selection.excluded_by_default:
+        names = ", ".join(r.name for r in plan.selection.excluded_by_default)
+        note(f"excluded by default: {names} (name them with -r to include)")
