@@ -40,6 +40,7 @@ from typing import IO, Any
 
 from kstream import deepjson
 from kstream.errors import OutputError, UsageError
+from kstream.jsonlines import object_key
 from kstream.snapshot import (  # the format's constants and its manifest record
     FOOTER_TAG,
     FORMAT,
@@ -309,8 +310,7 @@ def _iter_spool_lines(f: IO[bytes], compressed: bool) -> Iterator[bytes]:
 
 
 def _key(line: bytes) -> tuple[str, str]:
-    md = deepjson.loads(line).get("metadata") or {}
-    return (str(md.get("namespace") or ""), str(md.get("name") or ""))
+    return object_key(deepjson.loads(line))
 
 
 class Writer:

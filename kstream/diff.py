@@ -34,7 +34,7 @@ import tempfile
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, Literal
 
 from kstream import deepjson, paths
 from kstream.errors import SnapshotError, UsageError
@@ -86,7 +86,8 @@ HIDDEN = "(changed)"  # what a raw Secret value is shown as
 DIGEST_PREFIXES = ("sha256:", "hmac-sha256:")
 SORT_BUFFER = 64 * 1024 * 1024
 
-ResKey = tuple[str, str]  # (group, kind)
+KindKey = tuple[str, str]  # (group, kind): a resource as both snapshot kinds know it
+ChangeKind = Literal["added", "removed", "modified", "recreated"]
 
 
 # =========================================================================== settings
@@ -94,9 +95,9 @@ ResKey = tuple[str, str]  # (group, kind)
 
 @dataclass(frozen=True)
 class Ignore:
-    path: paths.Path
+    path: paths.FieldPath
     reason: str
-    kind: ResKey | None = None  # only for this (group, kind)
+    kind: KindKey | None = None  # only for this (group, kind)
     text: str = ""  # as written
 
 
@@ -129,7 +130,7 @@ class Settings:
     show_api_version_changes: bool = False  # else a change of apiVersion alone is no change
 
 
-def parse_field_selector(text: str) -> tuple[tuple[paths.Path, bool, str], ...]:
+def parse_field_selector(text: str) -> tuple[tuple[paths.FieldPath, bool, str], ...]:
     """A field selector in the server's grammar (kstream.selector) as (path, equal, value)."""
     try:
         reqs = parse_fields(text)
@@ -138,7 +139,7 @@ def parse_field_selector(text: str) -> tuple[tuple[paths.Path, bool, str], ...]:
     return tuple((tuple(r.field.split(".")), r.op != "!=", r.value) for r in reqs)
 
 
-def field_selector_matches(reqs: Iterable[tuple[paths.Path, bool, str]], obj: Any) -> bool:
+def field_selector_matches(reqs: Iterable[tuple[paths.FieldPath, bool, str]], obj: Any) -> bool:
     """Evaluated on the object's own fields, as the server does for the fields
     it supports: an absent field is "", booleans are true/false."""
     for path, equal, value in reqs:
@@ -213,7 +214,7 @@ class ResInfo:
     explicit: bool = False  # named with --resource
 
     @property
-    def key(self) -> ResKey:
+    def key(self) -> KindKey:
         return (self.group, self.kind)
 
     @property
@@ -264,7 +265,7 @@ class FieldChange:
 
 @dataclass
 class Change:
-    change: str  # added | removed | modified | recreated
+    change: ChangeKind
     group: str
     version: str
     resource: str
@@ -405,7 +406,7 @@ def _parse(line: bytes, where: str) -> dict[str, Any]:
     return obj
 
 
-def object_key(obj: dict[str, Any]) -> str:
+def name_key(obj: dict[str, Any]) -> str:
     """`namespace/name`: the server's (etcd's) order within a resource."""
     md = obj.get("metadata")
     if not isinstance(md, dict):
@@ -425,11 +426,11 @@ class Side:
         self.snap = snap
         self.label = label
         self.where = snap.path
-        self.infos: dict[ResKey, ResInfo] = {}
-        self.entries: dict[ResKey, list[Entry]] = {}
-        self.incomplete: dict[ResKey, str] = {}
-        self.sources: dict[ResKey, Source] = {}
-        self.counts: dict[ResKey, int] = {}
+        self.infos: dict[KindKey, ResInfo] = {}
+        self.entries: dict[KindKey, list[Entry]] = {}
+        self.incomplete: dict[KindKey, str] = {}
+        self.sources: dict[KindKey, Source] = {}
+        self.counts: dict[KindKey, int] = {}
         options = snap.manifest.options if snap.manifest else None
         self.secrets: str | None = options.secrets if options else None
         self.digest: str | None = options.secret_digest if options else None
@@ -450,15 +451,15 @@ class Side:
     def indexed(self) -> bool:
         return self.snap.format in ("zst", "dir")
 
-    def entry_lines(self, k: ResKey) -> Iterator[bytes]:
+    def entry_lines(self, k: KindKey) -> Iterator[bytes]:
         for e in _sorted_entries(self.entries.get(k, [])):
             yield from self.snap.lines(e)
 
     def partition(
-        self, tmp: Path, accept: Callable[[ResKey, dict[str, Any]], bool]
-    ) -> dict[ResKey, _KeyedFile]:
+        self, tmp: Path, accept: Callable[[KindKey, dict[str, Any]], bool]
+    ) -> dict[KindKey, _KeyedFile]:
         """Plain NDJSON: one pass, one keyed temp file per resource."""
-        files: dict[ResKey, _KeyedFile] = {}
+        files: dict[KindKey, _KeyedFile] = {}
         try:
             for line in self.snap.lines():
                 obj = _parse(line, self.where)
@@ -477,7 +478,7 @@ class Side:
                 f = files.get(k)
                 if f is None:
                     f = files[k] = _KeyedFile(tmp / f"{self.label}.part{len(files)}")
-                f.write(object_key(obj), line)
+                f.write(name_key(obj), line)
         finally:
             for f in files.values():
                 f.close()
@@ -506,7 +507,7 @@ def _same_leaf(a: Any, b: Any) -> bool:
 _Trail = tuple[Any, ...]
 
 
-def _path(trail: _Trail) -> paths.Path:
+def _path(trail: _Trail) -> paths.FieldPath:
     segs: list[str] = []
     while trail:
         trail, seg = trail
@@ -516,7 +517,7 @@ def _path(trail: _Trail) -> paths.Path:
 
 
 def _pairs(
-    a: Any, b: Any, trail: _Trail, out: list[tuple[paths.Path, Any, Any]]
+    a: Any, b: Any, trail: _Trail, out: list[tuple[paths.FieldPath, Any, Any]]
 ) -> Iterator[tuple[Any, Any, _Trail]]:
     """The children of two maps or two lists to compare; what only one side
     has goes straight to out, in order."""
@@ -540,10 +541,12 @@ def _pairs(
                 yield a[i], b[i], t
 
 
-def field_changes(old: Any, new: Any, prefix: paths.Path = ()) -> list[tuple[paths.Path, Any, Any]]:
+def field_changes(
+    old: Any, new: Any, prefix: paths.FieldPath = ()
+) -> list[tuple[paths.FieldPath, Any, Any]]:
     """Leaf-level differences: (path, old, new), MISSING for an absent side.
     Depth first, in document order; no recursion (objects may be 10,000 deep)."""
-    out: list[tuple[paths.Path, Any, Any]] = []
+    out: list[tuple[paths.FieldPath, Any, Any]] = []
     top: _Trail = ()
     for seg in prefix:
         top = (top, seg)
@@ -563,11 +566,11 @@ def field_changes(old: Any, new: Any, prefix: paths.Path = ()) -> list[tuple[pat
     return out
 
 
-def _is_secret(k: ResKey) -> bool:
+def _is_secret(k: KindKey) -> bool:
     return k == ("", "Secret")
 
 
-def _sensitive(path: paths.Path) -> bool:
+def _sensitive(path: paths.FieldPath) -> bool:
     return bool(path) and (
         path[0] in ("data", "stringData")
         or (len(path) >= 3 and path[:2] == ("metadata", "annotations") and path[2] == LAST_APPLIED)
@@ -648,13 +651,13 @@ class Comparison:
         self._tmp: Path | None = None
         self._prepared = False
         self._redact: dict[str, Callable[[dict[str, Any]], None]] = {}
-        self._sel_cache: dict[ResKey, bool] = {}
+        self._sel_cache: dict[KindKey, bool] = {}
         # what the two dumps' selections leave out (see _selections)
         self.selection_note = ""
         self._filters: list[tuple[str, Callable[[dict[str, Any], dict[str, Any]], bool]]] = []
         self._left_objects: dict[str, int] = {}
-        self._left_resources: dict[ResKey, tuple[ResInfo, str, str]] = {}  # (info, where, why)
-        self._strip_ignores: list[paths.Path] = []
+        self._left_resources: dict[KindKey, tuple[ResInfo, str, str]] = {}  # (info, where, why)
+        self._strip_ignores: list[paths.FieldPath] = []
         self._strip_note = ""
         self._differ: list[str] = []
 
@@ -901,7 +904,7 @@ class Comparison:
             if not side.indexed:
                 self.progress(f"reading {side.where}")
 
-                def accept(k: ResKey, obj: dict[str, Any], side: Side = side) -> bool:
+                def accept(k: KindKey, obj: dict[str, Any], side: Side = side) -> bool:
                     info = side.infos[k]
                     if k not in self._sel_cache:
                         self._merge_infos()
@@ -950,7 +953,7 @@ class Comparison:
         for line in side.entry_lines(info.key):
             obj = _parse(line, where)
             if self._accept(info, obj, tally):
-                yield object_key(obj), line
+                yield name_key(obj), line
 
     def _prepare_indexed(self, side: Side, info: ResInfo) -> None:
         k = info.key
@@ -978,7 +981,7 @@ class Comparison:
             counts = self.summary.setdefault(info.name, Counts())
             yield from self._diff_resource(info, counts)
 
-    def _ignores(self, k: ResKey) -> list[paths.Path]:
+    def _ignores(self, k: KindKey) -> list[paths.FieldPath]:
         out = [i.path for i in self.settings.ignore if i.kind is None or i.kind == k]
         return out + self._strip_ignores
 
@@ -1028,7 +1031,7 @@ class Comparison:
                 ka, la = next(a, (None, b""))
                 kb, lb = next(b, (None, b""))
 
-    def _whole(self, change: str, info: ResInfo, obj: dict[str, Any], key: str) -> Change:
+    def _whole(self, change: ChangeKind, info: ResInfo, obj: dict[str, Any], key: str) -> Change:
         ns, _, name = key.partition("/")
         _, version = split_api_version(str(obj.get("apiVersion") or ""))
         uid = _uid(obj)
@@ -1045,14 +1048,20 @@ class Comparison:
         )
 
     def _compare(
-        self, info: ResInfo, key: str, la: bytes, lb: bytes, ignores: list[paths.Path], secret: bool
+        self,
+        info: ResInfo,
+        key: str,
+        la: bytes,
+        lb: bytes,
+        ignores: list[paths.FieldPath],
+        secret: bool,
     ) -> Change | None:
         oa = _parse(la, self.old.where)
         ob = _parse(lb, self.new.where)
         ns, _, name = key.partition("/")
         _, version = split_api_version(str(ob.get("apiVersion") or ""))
         ua, ub = _uid(oa), _uid(ob)
-        change = "recreated" if ua and ub and ua != ub else "modified"
+        change: ChangeKind = "recreated" if ua and ub and ua != ub else "modified"
         if secret:
             for side, o in (("old", oa), ("new", ob)):
                 r = self._redact.get(side)

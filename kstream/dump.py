@@ -34,7 +34,7 @@ class DumpSettings:
     level: int = 3
     secrets: SecretsMode = "redact"
     secret_key: bytes | None = None
-    strip: tuple[paths.Path, ...] = ()
+    strip: tuple[paths.FieldPath, ...] = ()
 
 
 @dataclass

@@ -10,10 +10,10 @@ from typing import Any
 _SEG = re.compile(r'\["((?:[^"\\]|\\.)*)"\]|([^.\[\]]+)')
 _BRACKET = re.compile(r'\["(?:[^"\\]|\\.)*"\]')
 
-Path = tuple[str, ...]
+FieldPath = tuple[str, ...]  # one field path, e.g. ("metadata", "annotations", "x/y")
 
 
-def parse(text: str) -> Path:
+def parse(text: str) -> FieldPath:
     """Split a dotted path; bracketed segments keep dots and slashes.
 
     Grammar: an optional leading `.` (kubectl's jsonpath habit), then segments
@@ -51,10 +51,10 @@ def parse(text: str) -> Path:
     return tuple(segs)
 
 
-def parse_list(values: list[str] | tuple[str, ...]) -> list[Path]:
+def parse_list(values: list[str] | tuple[str, ...]) -> list[FieldPath]:
     """Paths from repeated options, each of which may hold several joined by
     commas (a comma inside ["..."] belongs to the key). Empty entries are errors."""
-    out: list[Path] = []
+    out: list[FieldPath] = []
     for value in values:
         parts: list[str] = []
         cur = ""
@@ -79,7 +79,7 @@ def parse_list(values: list[str] | tuple[str, ...]) -> list[Path]:
     return out
 
 
-def render(path: Path) -> str:
+def render(path: FieldPath) -> str:
     out = ""
     for seg in path:
         if seg == "*" or re.fullmatch(r"[A-Za-z0-9_\-]+", seg):
@@ -89,7 +89,7 @@ def render(path: Path) -> str:
     return out
 
 
-def matches(path: Path, pattern: Path) -> bool:
+def matches(path: FieldPath, pattern: FieldPath) -> bool:
     """True when `path` is `pattern` or lies below it (wildcards allowed)."""
     if len(path) < len(pattern):
         return False
@@ -125,7 +125,7 @@ def _below(obj: Any, head: str) -> list[Any]:
     return []
 
 
-def delete(obj: Any, pattern: Path, prune: bool = False) -> None:
+def delete(obj: Any, pattern: FieldPath, prune: bool = False) -> None:
     """Remove every value at `pattern` from obj (in place). With prune, maps
     the deletion left empty are removed from their parent map too. No
     recursion: a pattern may be as long as an object is deep."""

@@ -7,16 +7,12 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Literal
 
 from kstream.discovery import Discovery, discover
 from kstream.kubeclient import Client
 from kstream.resources import Resource, Selection, select
 from kstream.selector import Scope
-from kstream.stream import Reader, Unit
-
-# how objects are read: watch-list with LIST fallback, or one of them only
-Method = Literal["auto", "watch-list", "list"]
+from kstream.stream import Method, Reader, Unit
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 from kstream import deepjson
 from kstream.errors import (
@@ -78,12 +78,20 @@ class Sink(Protocol):
         not yet written are appended."""
 
 
+# how objects are read: watch-list with LIST fallback, or one of them only
+Method = Literal["auto", "watch-list", "list"]
+# how a unit ends when it does not complete (Reader._end)
+EndStatus = Literal["forbidden", "failed", "skipped"]
+# what a unit is doing, for the progress display; it ends as its status
+UnitPhase = Literal["waiting", "streaming", "listing", "retrying", "done", EndStatus]
+
+
 @dataclass(frozen=True)
 class StreamOptions:
     label_selector: str = ""
     field_selector: str = ""
     resource_version: str = ""  # "" = consistent read; "0" = any cached state
-    method: str = "auto"  # auto | watch-list | list
+    method: Method = "auto"
     page_size: int = 500
     max_retries: int = 8
     watch_timeout: int = 600  # timeoutSeconds: the server ends a stream after this
@@ -99,9 +107,9 @@ class Unit:
     resource: Resource
     namespace: str | None = None
     index: int = 0
-    state: str = "waiting"  # waiting streaming listing retrying done forbidden failed skipped
-    status: str = ""  # complete forbidden failed skipped incomplete (final)
-    method: str = ""
+    phase: UnitPhase = "waiting"  # live, for the progress display
+    status: str = ""  # final: complete forbidden failed skipped incomplete (interrupted)
+    method: str = ""  # what read it: watch-list | list
     fallback: str = ""  # short reason for a LIST read (FALLBACKS), "" when none
     fallback_reason: str = ""  # the full explanation, server text included
     objects: int = 0
@@ -251,12 +259,12 @@ class Reader:
         try:
             self._read(unit, sink, emit)
         except _NoFallback as e:
-            status = "forbidden" if e.code == WATCH_FORBIDDEN else "failed"
+            status: EndStatus = "forbidden" if e.code == WATCH_FORBIDDEN else "failed"
             self._end(unit, emit, status, f"--method watch-list: {e.code}: {e.reason}")
 
     def _read(self, unit: Unit, sink: Sink, emit: Emit) -> None:
         r = unit.resource
-        method = self.opts.method
+        method: str = self.opts.method
         if method == "auto":
             method = WATCH_LIST if r.watchable else LIST
         if not r.watchable and self.opts.method != LIST:
@@ -269,7 +277,7 @@ class Reader:
             if self.cancel.is_set():
                 raise Cancelled()
             unit.method = method
-            unit.state = "streaming" if method == WATCH_LIST else "listing"
+            unit.phase = "streaming" if method == WATCH_LIST else "listing"
             emit(unit)
             try:
                 if method == WATCH_LIST:
@@ -278,7 +286,7 @@ class Reader:
                     rv = self._list(unit, sink)
                 unit.resource_version = rv
                 unit.status = "complete"
-                unit.state = "done"
+                unit.phase = "done"
                 unit.finished = time.monotonic()
                 emit(unit)
                 return
@@ -357,14 +365,14 @@ class Reader:
 
     def _retry(self, unit: Unit, emit: Emit, attempt: int, after: float | None, why: str) -> None:
         unit.retries += 1
-        unit.state = "retrying"
+        unit.phase = "retrying"
         unit.error = why
         emit(unit)
         self._sleep(self._backoff(attempt, after))
         unit.error = ""
 
-    def _end(self, unit: Unit, emit: Emit, status: str, error: str) -> None:
-        unit.state = unit.status = status
+    def _end(self, unit: Unit, emit: Emit, status: EndStatus, error: str) -> None:
+        unit.phase = unit.status = status
         unit.error = error
         unit.finished = time.monotonic()
         emit(unit)

@@ -27,7 +27,7 @@ CLEAN_PATHS = ("metadata.managedFields", f'metadata.annotations["{LAST_APPLIED}"
 class TransformOptions:
     secrets: SecretsMode = "redact"
     secret_key: bytes | None = None  # HMAC key; None = plain sha256
-    strip: tuple[paths.Path, ...] = ()
+    strip: tuple[paths.FieldPath, ...] = ()
 
 
 def is_secret(r: Resource) -> bool:

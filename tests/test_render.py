@@ -39,7 +39,7 @@ def unit(
     ns: str | None,
     *,
     status: str = "complete",
-    state: str = "done",
+    phase: str = "done",
     method: str = "watch-list",
     objects: int = 0,
     size: int = 0,
@@ -50,7 +50,7 @@ def unit(
     group: str = "",
 ) -> Unit:
     u = Unit(res(resource, group), ns)
-    u.status, u.state, u.method = status, state, method
+    u.status, u.phase, u.method = status, phase, method
     u.objects, u.bytes, u.retries = objects, size, retries
     u.fallback_reason, u.error, u.estimate = reason, error, estimate
     u.started, u.finished = 1000.0, 1123.4
@@ -72,14 +72,14 @@ def realistic() -> list[Unit]:
              reason="watch-list ERROR event: etcd progress request failed", retries=12),
         unit("leases", "kube-node-lease", objects=4_321, size=1_000, method="list",
              reason="3 streams broke: connection reset by peer"),
-        unit("secrets", LONG_NS, status="forbidden", state="forbidden",
+        unit("secrets", LONG_NS, status="forbidden", phase="forbidden",
              error='secrets is forbidden: User "system:serviceaccount:ci:reader" cannot watch '
              'resource "secrets" in API group "" in the namespace "some-long-namespace-name"'),
-        unit("widgets", "demo-0", group="demo.kstream.dev", status="failed", state="failed",
+        unit("widgets", "demo-0", group="demo.kstream.dev", status="failed", phase="failed",
              error="HTTP 500: Internal error occurred: conversion webhook unreachable", retries=8),
-        unit("bindings", None, status="skipped", state="skipped"),
-        unit("pods", "default", status="", state="streaming", objects=3_456_789, size=77_777_777),
-        unit("deployments", LONG_NS, group="apps", status="interrupted", state="done",
+        unit("bindings", None, status="skipped", phase="skipped"),
+        unit("pods", "default", status="", phase="streaming", objects=3_456_789, size=77_777_777),
+        unit("deployments", LONG_NS, group="apps", status="interrupted", phase="done",
              error="interrupted after reading 8,765,432 objects; none written"),
         unit("serviceaccounts", "default", objects=0),
     ]  # fmt: skip
@@ -93,7 +93,7 @@ def live_units() -> list[Unit]:
     states = ["streaming", "listing", "listing", "listing", "retrying", "listing", "done",
               "failed", "skipped", "streaming", "waiting", "done"]  # fmt: skip
     for u, s in zip(units, states, strict=True):
-        u.state = s
+        u.phase = s
         u.finished = 0.0
         u.started = 1e-3  # long ago: rates stay small but present
     units[0].estimate = 10_000_000
@@ -154,10 +154,10 @@ def test_live_view_fits_and_keeps_every_number(width: int) -> None:
     text = draw(view._render(), width)
     assert_fits(text, width)
     for u in units:
-        if u.state == "waiting":
+        if u.phase == "waiting":
             continue
         assert human_count(u.objects) in text
-        if u.estimate and u.state != "done":
+        if u.estimate and u.phase != "done":
             assert f"{human_count(u.objects)}/{human_count(u.estimate)}" in text
     assert "list (watch-list off)" in text.replace("\n", " ") or "(watch-list" in text
     assert "sendInitialEvents" not in text

@@ -269,10 +269,10 @@ class FitTable:
 
 
 def _state(u: Unit) -> str:
-    if u.state == "listing":
+    if u.phase == "listing":
         code = short_fallback(u)
         return f"list ({code})" if code else "listing"
-    return u.state
+    return u.phase
 
 
 class ProgressView:
@@ -304,21 +304,21 @@ class ProgressView:
             self.live.update(self._render())
 
     def _render(self) -> Group:
-        active = [u for u in self.units if u.state in ("streaming", "listing", "retrying")]
+        active = [u for u in self.units if u.phase in ("streaming", "listing", "retrying")]
         recent = sorted(
-            (u for u in self.units if u.state not in ("waiting",) and u not in active),
+            (u for u in self.units if u.phase not in ("waiting",) and u not in active),
             key=lambda u: -self.touched.get(u.index, 0),
         )
         rows: list[list[Text | str]] = []
         for u in (active + recent)[:MAX_ROWS]:
             dur = max(u.duration, 1e-6)
             obj = human_count(u.objects)
-            if u.estimate and u.state not in ("done",):
+            if u.estimate and u.phase not in ("done",):
                 obj += f"/{human_count(u.estimate)}"
             rows.append(
                 [
                     Text(u.label),
-                    Text(_state(u), style=STATE_STYLE.get(u.state, "")),
+                    Text(_state(u), style=STATE_STYLE.get(u.phase, "")),
                     obj,
                     human_bytes(u.bytes),
                     f"{u.objects / dur:,.0f}/s" if u.objects else "",
@@ -335,7 +335,7 @@ class ProgressView:
 
     def _totals(self) -> Text:
         done = sum(
-            1 for u in self.units if u.state not in ("waiting", "streaming", "listing", "retrying")
+            1 for u in self.units if u.phase not in ("waiting", "streaming", "listing", "retrying")
         )
         objs = sum(u.objects for u in self.units)
         size = sum(u.bytes for u in self.units)
