@@ -35,8 +35,8 @@ shells:
 	sh scripts/install-shells.sh
 
 lint: install
-	$(VENV)/bin/ruff check kstream tests
-	$(VENV)/bin/ruff format --check kstream tests
+	$(VENV)/bin/ruff check kstream tests tools
+	$(VENV)/bin/ruff format --check kstream tests tools
 
 typecheck: install
 	$(VENV)/bin/mypy
@@ -48,16 +48,16 @@ test: install controlplane shells lint typecheck
 	$(PY) -m pytest
 
 demo: install controlplane
-	$(PY) -m tests.demo
+	$(PY) -m tools.demo
 
 bench: install controlplane
-	$(PY) -m tests.bench $(BENCH_ARGS)
+	$(PY) -m tools.bench $(BENCH_ARGS)
 
 docs: install
-	$(PY) -m tests.gendocs
+	$(PY) -m tools.gendocs
 
 completions: install
-	$(PY) -m tests.gencompletions
+	$(PY) -m tools.gencompletions
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache demo-out bench-out

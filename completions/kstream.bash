@@ -1,5 +1,5 @@
 # bash completion for kstream. Generated from the Typer app by `make completions`
-# (tests/gencompletions.py): do not edit. Installation: completions/README.md
+# (tools/gencompletions.py): do not edit. Installation: completions/README.md
 _kstream_completion() {
     local IFS=$'\n'
     COMPREPLY=( $( env COMP_WORDS="${COMP_WORDS[*]}" \

@@ -16,8 +16,8 @@ from typer._click import Command, Context  # typer >= 0.29 vendors click
 from typer.core import TyperGroup, TyperOption
 
 from kstream.cli.app import app
-from tests import gencompletions, gendocs
 from tests.conftest import REPO
+from tools import gencompletions, gendocs
 
 
 def commands() -> Iterator[tuple[str, Command, Context]]:

@@ -1,6 +1,6 @@
 """The benchmark's lower bound: read watch-list streams with a raw TLS socket.
 
-    python tests/bench_reader.py [--list] SERVER CAFILE TOKEN PATH [PATH ...]
+    python tools/bench_reader.py [--list] SERVER CAFILE TOKEN PATH [PATH ...]
 
 One thread per path (the streams run concurrently, as kstream's do), HTTP/1.0 so
 the body has no chunk framing, bytes to /dev/null, stop at the end-of-initial-

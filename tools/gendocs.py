@@ -2,7 +2,7 @@
 
 The help is taken from the real command (a subprocess, 100 columns, no colour), so
 the reference cannot drift from what users see; tests/test_docs.py fails when the
-checked-in file differs. `python -m tests.gendocs --check` exits 1 when it is stale.
+checked-in file differs. `python -m tools.gendocs --check` exits 1 when it is stale.
 """
 
 from __future__ import annotations
@@ -60,7 +60,7 @@ def render() -> str:
     parts = [
         "# kstream command reference",
         "",
-        "<!-- Generated from `kstream --help` by `make docs` (tests/gendocs.py); do not edit.",
+        "<!-- Generated from `kstream --help` by `make docs` (tools/gendocs.py); do not edit.",
         "     tests/test_docs.py fails when this file is stale. -->",
         "",
         "Commands: " + ", ".join(f"[`kstream {n}`](#kstream-{n})" for n in names) + ".",

@@ -1,6 +1,6 @@
 """The official Python client as a dump contender (run as a separate process).
 
-    python tests/bench_pyclient.py models|raw KUBECONFIG OUT.ndjson
+    python tools/bench_pyclient.py models|raw KUBECONFIG OUT.ndjson
 
 models: list_config_map_for_all_namespaces() and list_secret_for_all_namespaces()
         (one un-paginated LIST each, deserialised into model objects), each item

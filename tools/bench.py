@@ -1,14 +1,14 @@
 """`make bench`: kstream against kubectl, the official Python client and a raw
 socket reader, on a local control plane seeded with ConfigMaps and Secrets.
 
-    python -m tests.bench                        # N = 1k and 10k
-    python -m tests.bench --large                # also N = 100k (seeding takes minutes)
-    python -m tests.bench --sizes 1000 --repeat 1 --out /tmp/b.md
+    python -m tools.bench                        # N = 1k and 10k
+    python -m tools.bench --large                # also N = 100k (seeding takes minutes)
+    python -m tools.bench --sizes 1000 --repeat 1 --out /tmp/b.md
 
-Each contender runs as its own process, measured from outside (tests/bench_measure.py):
+Each contender runs as its own process, measured from outside (tools/bench_measure.py):
 wall time, CPU time (user+sys) and peak RSS. Everything runs in one invocation on
 the same data: the control plane is seeded up to each N in turn (object i is the
-same object at every N, tests/bench_data.py), the contenders run round-robin
+same object at every N, tools/bench_data.py), the contenders run round-robin
 `--repeat` times and the run with the median wall time is reported. The LIST-
 fallback rows come from the same etcd, served by kube-apiserver restarted with
 --feature-gates=WatchList=false. The server-side scenario (kube-apiserver memory
@@ -40,11 +40,11 @@ from typing import Any
 
 import psutil
 
-from tests import bench_data as data
-from tests.bench_measure import Measured, measure
 from tests.controlplane import ControlPlane
 from tests.controlplane.versions import ETCD_VERSION, KUBE_VERSION
 from tests.seed import Api
+from tools import bench_data as data
+from tools.bench_measure import Measured, measure
 
 REPO = Path(__file__).resolve().parents[1]
 VENV_BIN = Path(sys.executable).parent
@@ -105,7 +105,7 @@ def contenders_watchlist_server(cp: ControlPlane) -> list[Contender]:
     include = ("--secrets", "include")
     return [
         Contender("raw socket reader (the limit)", "watch-list", "/dev/null",
-                  lambda w: [PY, str(REPO / "tests" / "bench_reader.py"), url, ca, token,
+                  lambda w: [PY, str(REPO / "tools" / "bench_reader.py"), url, ca, token,
                              "/api/v1/configmaps", "/api/v1/secrets"],
                   kind="limit", core=True),
         Contender("kstream dump, Secrets redacted (default)", "watch-list", "NDJSON",
@@ -123,10 +123,10 @@ def contenders_watchlist_server(cp: ControlPlane) -> list[Contender]:
                   lambda w: [KUBECTL, "--kubeconfig", kc, "get", RESOURCES, "-A", "-o", "json"],
                   "kubectl.json", stdout=True),
         Contender("Python client, models", "LIST (one page)", "NDJSON",
-                  lambda w: [PY, str(REPO / "tests" / "bench_pyclient.py"), "models", kc,
+                  lambda w: [PY, str(REPO / "tools" / "bench_pyclient.py"), "models", kc,
                              str(w / "py-models.ndjson")], "py-models.ndjson"),
         Contender("Python client, _preload_content=False + json.loads", "LIST (one page)", "NDJSON",
-                  lambda w: [PY, str(REPO / "tests" / "bench_pyclient.py"), "raw", kc,
+                  lambda w: [PY, str(REPO / "tools" / "bench_pyclient.py"), "raw", kc,
                              str(w / "py-raw.ndjson")], "py-raw.ndjson"),
         Contender("kstream count", "watch-list", "counts",
                   lambda w: [KSTREAM, "count", "--kubeconfig", kc, "-r", RESOURCES],
@@ -303,7 +303,7 @@ def server_side(
         api.create(*next(data_iter), exist_ok=True)
         api.create_many(data_iter, threads=8)
         path = f"/api/v1/namespaces/{data.SRV_NS}/secrets"
-        raw = [PY, str(REPO / "tests" / "bench_reader.py")]
+        raw = [PY, str(REPO / "tools" / "bench_reader.py")]
         creds = [cp.url, str(cp.ca_file), cp.admin_token, path]
 
         def ks(method: str, out: str) -> list[str]:
@@ -448,7 +448,7 @@ def machine() -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> None:
-    ap = argparse.ArgumentParser(prog="python -m tests.bench", description=__doc__.split("\n\n")[0])
+    ap = argparse.ArgumentParser(prog="python -m tools.bench", description=__doc__.split("\n\n")[0])
     ap.add_argument(
         "--sizes", default="1000,10000", help="object counts, comma-separated (default 1000,10000)"
     )
@@ -511,7 +511,7 @@ def main(argv: list[str] | None = None) -> None:
     def publish() -> None:
         results["load"]["end"] = os.getloadavg()
         (work / "results.json").write_text(json.dumps(results, indent=2))
-        from tests.bench_report import render
+        from tools.bench_report import render
 
         previous = out_md.read_text() if out_md.exists() else ""
         out_md.write_text(render(results, previous))

@@ -1,0 +1,1 @@
+"""Developer tools: the demo, generators of docs/cli.md and completions/*, benchmarks."""
