@@ -566,58 +566,70 @@ def field_changes(
     return out
 
 
-def _is_secret(k: KindKey) -> bool:
-    return k == ("", "Secret")
-
-
-def _sensitive(path: paths.FieldPath) -> bool:
-    return bool(path) and (
-        path[0] in ("data", "stringData")
-        or (len(path) >= 3 and path[:2] == ("metadata", "annotations") and path[2] == LAST_APPLIED)
-    )
-
-
-def _mask(v: Any) -> Any:
-    """A Secret value as shown: digests as they are, anything else hidden, maps
-    (of any depth) masked member by member."""
-
-    def leaf(x: Any) -> Any:
-        if x is MISSING or (isinstance(x, str) and x.startswith(DIGEST_PREFIXES)):
-            return x
-        return HIDDEN
-
-    if not isinstance(v, dict):
-        return leaf(v)
-    top: dict[str, Any] = {}
-    stack = [(v, top)]
-    while stack:
-        src, dst = stack.pop()
-        for k, x in src.items():
-            if isinstance(x, dict):
-                dst[k] = {}
-                stack.append((x, dst[k]))
-            else:
-                dst[k] = leaf(x)
-    return top
-
-
 def _uid(obj: dict[str, Any]) -> str:
     md = obj.get("metadata")
     return str(md.get("uid") or "") if isinstance(md, dict) else ""
 
 
-def _redactor(key: bytes | None) -> Callable[[dict[str, Any]], None]:
-    from kstream.transform import redact_secret
+class SecretMasker:
+    """diff's handling of Secret values, in one place: which objects and fields
+    hold them, how a value is shown (a digest as it is, anything else as
+    HIDDEN), and how raw values are redacted to compare with a redacted side."""
 
-    def redact(obj: dict[str, Any]) -> None:
-        data = obj.get("data")
-        if isinstance(data, dict) and all(
-            isinstance(v, str) and v.startswith(DIGEST_PREFIXES) for v in data.values()
-        ):
-            return  # already redacted
-        redact_secret(obj, key)
+    @staticmethod
+    def applies_to(k: KindKey) -> bool:
+        return k == ("", "Secret")
 
-    return redact
+    @staticmethod
+    def sensitive(path: paths.FieldPath) -> bool:
+        return bool(path) and (
+            path[0] in ("data", "stringData")
+            or (
+                len(path) >= 3
+                and path[:2] == ("metadata", "annotations")
+                and path[2] == LAST_APPLIED
+            )
+        )
+
+    @staticmethod
+    def mask(v: Any) -> Any:
+        """A Secret value as shown: digests as they are, anything else hidden, maps
+        (of any depth) masked member by member."""
+
+        def leaf(x: Any) -> Any:
+            if x is MISSING or (isinstance(x, str) and x.startswith(DIGEST_PREFIXES)):
+                return x
+            return HIDDEN
+
+        if not isinstance(v, dict):
+            return leaf(v)
+        top: dict[str, Any] = {}
+        stack = [(v, top)]
+        while stack:
+            src, dst = stack.pop()
+            for k, x in src.items():
+                if isinstance(x, dict):
+                    dst[k] = {}
+                    stack.append((x, dst[k]))
+                else:
+                    dst[k] = leaf(x)
+        return top
+
+    @staticmethod
+    def redactor(key: bytes | None) -> Callable[[dict[str, Any]], None]:
+        """Redact a Secret's raw values as dump does (sha256, or HMAC under key);
+        one already redacted is left as it is."""
+        from kstream.transform import redact_secret
+
+        def redact(obj: dict[str, Any]) -> None:
+            data = obj.get("data")
+            if isinstance(data, dict) and all(
+                isinstance(v, str) and v.startswith(DIGEST_PREFIXES) for v in data.values()
+            ):
+                return  # already redacted
+            redact_secret(obj, key)
+
+        return redact
 
 
 class Comparison:
@@ -732,7 +744,7 @@ class Comparison:
             return "cannot be watched, read only when named with -r"
         if sel["namespaces"] and info.namespaced is False:
             return "-n leaves cluster-scoped resources out"
-        if _is_secret(info.key) and sel["secrets"] == "exclude":
+        if SecretMasker.applies_to(info.key) and sel["secrets"] == "exclude":
             return "--secrets exclude"
         return ""
 
@@ -878,7 +890,7 @@ class Comparison:
                     )
                     continue
                 key = self.settings.secret_key if other.digest == "hmac-sha256" else None
-                self._redact[side.label] = _redactor(key)
+                self._redact[side.label] = SecretMasker.redactor(key)
         if (
             o.secrets == n.secrets == "redact"
             and o.digest != n.digest
@@ -1003,7 +1015,7 @@ class Comparison:
 
     def _diff_resource(self, info: ResInfo, counts: Counts) -> Iterator[Change]:
         ignores = self._ignores(info.key)
-        secret = _is_secret(info.key)
+        secret = SecretMasker.applies_to(info.key)
         a = self._stream(self.old, info)
         b = self._stream(self.new, info)
         ka, la = next(a, (None, b""))
@@ -1085,8 +1097,8 @@ class Comparison:
             return None
         fields = []
         for path, old, new in diffs:
-            if secret and _sensitive(path):
-                old, new = _mask(old), _mask(new)
+            if secret and SecretMasker.sensitive(path):
+                old, new = SecretMasker.mask(old), SecretMasker.mask(new)
             fields.append(FieldChange(paths.render(path), old, new))
         return Change(
             change,

@@ -16,7 +16,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from kstream import deepjson, paths
-from kstream.diff import MISSING, _mask, field_changes
+from kstream.diff import MISSING, SecretMasker, field_changes
 from kstream.exitcodes import ExitCode
 from kstream.resources import Resource
 from kstream.stream import Reader, StreamOptions, Unit, go_json
@@ -262,10 +262,10 @@ def test_field_changes_deep_down() -> None:
 
 def test_secret_masking_of_deep_maps() -> None:
     v = deepjson.loads('{"a":' * DEPTH + '"secret"' + "}" * DEPTH)
-    masked = _mask(v)
+    masked = SecretMasker.mask(v)
     text = deepjson.dumps(masked)
     assert "secret" not in text and '"(changed)"' in text
-    assert _mask(MISSING) is MISSING
+    assert SecretMasker.mask(MISSING) is MISSING
 
 
 # ------------------------------------------------------------------ the watch path
