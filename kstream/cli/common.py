@@ -14,6 +14,8 @@ import typer
 from rich.console import Console
 
 if TYPE_CHECKING:
+    from kstream.selector import Scope
+
     pass
 
 # ------------------------------------------------------------------ consoles
@@ -319,6 +321,26 @@ def split(values: list[str] | None) -> list[str]:
     for v in values or []:
         out.extend(x.strip() for x in v.split(",") if x.strip())
     return list(dict.fromkeys(out))
+
+
+def scope(
+    resource: list[str] | None,
+    exclude: list[str] | None,
+    namespace: list[str] | None,
+    selector: str,
+    field_selector: str = "",
+) -> Scope:
+    """The command's selection as one value; the selectors are checked here,
+    before any request (exit 2, one line)."""
+    from kstream.selector import Scope
+
+    return Scope(
+        tuple(split(resource)),
+        tuple(split(exclude)),
+        tuple(split(namespace)),
+        selector,
+        field_selector,
+    )
 
 
 def stderr_is_terminal() -> bool:

@@ -151,15 +151,8 @@ def count(
         raise UsageError("--namespace and --all-namespaces cannot be used together")
     grouping = Grouping.parse(by)
     from kstream.plan import LiveOptions
-    from kstream.selector import Scope
 
-    scope = Scope(
-        tuple(c.split(resource)),
-        tuple(c.split(exclude)),
-        tuple(c.split(namespace)),
-        selector,
-        field_selector,
-    )
+    scope = c.scope(resource, exclude, namespace, selector, field_selector)
     live = LiveOptions(kubeconfig, context, method.value, concurrency, timeout, retries)
     interrupted: ExitCode | None = None
     if snapshot is None and verify:

@@ -21,7 +21,6 @@ from kstream import deepjson, paths
 from kstream.cli import common as c
 from kstream.errors import UsageError
 from kstream.exitcodes import ExitCode
-from kstream.selector import Scope
 
 if TYPE_CHECKING:
     from kstream.diff import Settings
@@ -240,9 +239,7 @@ def diff(
     elif old == "-" and new == "-":
         raise UsageError("only one side can be read from stdin")
     # the selectors are checked here, before reading anything: exit 2, one line
-    scope = Scope(
-        tuple(c.split(resource)), tuple(c.split(exclude)), tuple(c.split(namespace)), selector
-    )
+    scope = c.scope(resource, exclude, namespace, selector)
     key = _read_key(secret_key_file)
     settings = Settings(
         ignore=tuple(ignores),

@@ -169,18 +169,11 @@ def dump(
     check_output(output, f, force)  # before connecting: a bad name costs no cluster work
     from kstream.dump import DumpSettings
     from kstream.plan import LiveOptions
-    from kstream.selector import Scope
 
     settings = DumpSettings(
         output=output,
         fmt=f,
-        scope=Scope(
-            tuple(c.split(resource)),
-            tuple(c.split(exclude)),
-            tuple(c.split(namespace)),
-            selector,
-            field_selector,
-        ),
+        scope=c.scope(resource, exclude, namespace, selector, field_selector),
         live=LiveOptions(kubeconfig, context, method.value, concurrency, timeout, retries),
         force=force,
         level=level,
