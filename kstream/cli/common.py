@@ -16,8 +16,6 @@ from rich.console import Console
 if TYPE_CHECKING:
     from kstream.selector import Scope
 
-    pass
-
 # ------------------------------------------------------------------ consoles
 
 
