@@ -74,8 +74,7 @@ def main(argv: list[str] | None = None) -> None:
     """Entry point of `kstream` and `kubectl-kstream`."""
     import signal
 
-    from kstream.errors import KstreamError
-    from kstream.runner import Interrupted, Terminated
+    from kstream.errors import Interrupted, KstreamError, Terminated
 
     def on_term(signum: int, frame: object) -> None:
         raise Terminated()
@@ -89,6 +88,9 @@ def main(argv: list[str] | None = None) -> None:
     args = sys.argv[1:] if argv is None else argv
     debug = "--debug" in args
     command = typer.main.get_command(app)
+    from kstream.cli import fastcoerce
+
+    fastcoerce.install()  # option values without importing pydantic
     try:
         rc = command.main(args=args, prog_name=_prog(), standalone_mode=False)
         code = int(rc) if isinstance(rc, int) else 0

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import difflib
 import json
 import os
 import shutil
@@ -15,7 +14,6 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.table import Table
 from rich.text import Text
 
 from kstream import paths
@@ -554,6 +552,8 @@ def _write_text(changes: Iterator[Any], cmp: Any, stat: bool, quiet: bool) -> No
     if rows:
         if not stat:
             out.print()
+        from rich.table import Table
+
         t = Table(box=None, pad_edge=False, header_style="bold")
         t.add_column("resource")
         for col in ("added", "removed", "modified", "recreated", "unchanged"):
@@ -585,6 +585,8 @@ def _write_text(changes: Iterator[Any], cmp: Any, stat: bool, quiet: bool) -> No
 
 
 def _text_diff(old: str, new: str, pr: Callable[[Text], None]) -> None:
+    import difflib
+
     lines = list(difflib.unified_diff(old.splitlines(), new.splitlines(), lineterm="", n=1))[2:]
     # a long line cut at MAX_VALUE could hide its change: show a removed and an
     # added line paired in a hunk around their first difference instead
