@@ -440,9 +440,7 @@ def _exec_cluster(cluster: Mapping[str, Any]) -> dict[str, Any]:
 # ------------------------------------------------------------------ in-cluster
 
 
-def in_cluster(
-    environ: Mapping[str, str] | None = None, mount: str = SERVICE_ACCOUNT_DIR
-) -> Transport:
+def in_cluster(environ: Mapping[str, str] | None = None, mount: str | None = None) -> Transport:
     """client-go's rest.InClusterConfig. Raises Fallback when something is off, so
     the kubernetes package reports it as before."""
     env = os.environ if environ is None else environ
@@ -452,6 +450,7 @@ def in_cluster(
     if not h or not p:
         raise Fallback("service host/port not set")
     host = f"https://[{h}]:{p}" if ":" in h else f"https://{h}:{p}"
+    mount = mount or SERVICE_ACCOUNT_DIR
     token_path = os.path.join(mount, "token")
     ca_path = os.path.join(mount, "ca.crt")
     if not os.path.isfile(token_path) or not os.path.isfile(ca_path):

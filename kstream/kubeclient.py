@@ -363,7 +363,7 @@ class Client:
         h = {"Accept": accept, "User-Agent": USER_AGENT, "Accept-Encoding": "identity"}
         auth = self._auth()
         if auth:
-            h["Authorization"] = auth
+            h["authorization"] = auth  # the key the kubernetes package used
         return h
 
     def url(self, path: str, query: Sequence[tuple[str, str]] = ()) -> str:
@@ -565,6 +565,10 @@ def _kubernetes_pool(cfg: Configuration, pool_size: int) -> urllib3.PoolManager:
     try:
         cfg.connection_pool_maxsize = pool_size
         rest = RESTClientObject(cfg)
+    except ImportError:  # urllib3.contrib.socks without PySocks
+        raise ConfigError(
+            "invalid kubeconfig: a SOCKS proxy-url needs the PySocks package"
+        ) from None
     except (ssl.SSLError, OSError) as e:
         raise TLSError(f"cannot load TLS material from kubeconfig: {type(e).__name__}") from None
     return rest.pool_manager
