@@ -678,7 +678,7 @@ def test_cluster_client_certificate_without_kubernetes_package(
     kc = cluster.cp.add_user("resolver-cert-user")  # certificate and key as data
     subprocess.run(
         [KUBECTL, "--kubeconfig", str(cluster.kubeconfig), "create", "clusterrolebinding",
-         "resolver-cert-user", "--clusterrole=view", "--user=resolver-cert-user"],
+         "resolver-cert-user", "--clusterrole=cluster-admin", "--user=resolver-cert-user"],
         check=True, capture_output=True,
     )  # fmt: skip
     _dump_without_kubernetes(kc)
