@@ -165,6 +165,15 @@ def _read_kubeconfig_file(path: str) -> dict[str, Any] | None:
         ) from None
     if not data.strip():
         return {}  # an empty file is an empty config, as in kubectl
+    if data.lstrip()[:1] == b"{":  # JSON (a subset of YAML): no need to import yaml
+        try:
+            doc = json.loads(data)
+        except ValueError:
+            pass
+        else:
+            if not isinstance(doc, dict):
+                raise ConfigError(f"invalid kubeconfig {path}: not a mapping of settings")
+            return doc
     import importlib
 
     yaml: Any = importlib.import_module("yaml")
