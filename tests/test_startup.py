@@ -80,7 +80,10 @@ def kube(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
 
 
 COMMANDS = ("kstream.cli.render", "kstream.stream", "kstream.kubeclient", "kstream.count",
-            "kstream.diff", "kstream.archive", "rich.table", "urllib3")  # fmt: skip
+            "kstream.diff", "kstream.archive", "rich", "urllib3", "yaml")  # fmt: skip
+OTHERS = {"dump": ("kstream.cli.count", "kstream.cli.diff"),
+          "count": ("kstream.cli.dump", "kstream.cli.diff"),
+          "diff": ("kstream.cli.dump", "kstream.cli.count")}  # fmt: skip
 
 
 @pytest.mark.parametrize(
@@ -90,8 +93,13 @@ def test_help_imports_little(args: list[str], kube: dict[str, str]) -> None:
     mods, out = imports(*args, env=kube)
     assert "Usage:" in out
     assert heavy(mods, COMMANDS) == []
+    if args and args[0] in OTHERS:  # one command's help: the other commands are not loaded
+        assert heavy(mods, OTHERS[args[0]]) == []
+    else:  # the root help lists every command
+        assert {"dump", "count", "diff"} <= {ln.split()[0] for ln in out.splitlines() if ln.strip()}
 
 
+@pytest.mark.parametrize("shell", ["bash", "fish"])
 @pytest.mark.parametrize(
     "words, want",
     [
@@ -100,23 +108,30 @@ def test_help_imports_little(args: list[str], kube: dict[str, str]) -> None:
         ("kstream count -n kube", None),
         ("kstream count snaps/", "snaps/s.ndjson.zst"),
         ("kstream di", "diff"),
+        ("kstream ", "count"),
+        ("kstream diff --context ", "alpha"),
     ],
 )
 def test_completion_imports_little(
-    words: str, want: str | None, kube: dict[str, str], monkeypatch: pytest.MonkeyPatch
+    shell: str, words: str, want: str | None, kube: dict[str, str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A tab press (bash protocol, as tests/test_completion.py drives it)."""
+    """A tab press, driven as bash and as fish (and kubectl's plugin script) drive it."""
     monkeypatch.chdir(Path(kube["HOME"]))
-    env = dict(
-        kube,
-        _KSTREAM_COMPLETE="complete_bash",
-        COMP_WORDS=words,
-        COMP_CWORD=str(len(words.split()) - (0 if words.endswith(" ") else 1)),
-    )
+    env = dict(kube, _KSTREAM_COMPLETE=f"complete_{shell}")
+    if shell == "bash":
+        env.update(
+            COMP_WORDS=words, COMP_CWORD=str(len(words.split()) - (0 if words.endswith(" ") else 1))
+        )
+    else:
+        env.update(_TYPER_COMPLETE_ARGS=words, _TYPER_COMPLETE_FISH_ACTION="get-args")
     mods, out = imports(env=env)
     if want is not None:
-        assert want in out.split(), out
-    assert heavy(mods, ("kstream.stream", "kstream.count", "kstream.diff", "rich.table")) == []
+        assert want in [ln.split("\t")[0] for ln in out.splitlines()], out
+    assert heavy(mods, ("kstream.stream", "kstream.count", "kstream.diff", "rich", "urllib3")) == []
+    parts = words.split()  # the command word is complete when a word follows it
+    first = parts[1] if len(parts) > 2 or (len(parts) == 2 and words.endswith(" ")) else ""
+    if first in OTHERS:  # inside one command: the others are not loaded
+        assert heavy(mods, OTHERS[first]) == []
 
 
 @pytest.mark.cluster
@@ -196,3 +211,22 @@ def test_fast_option_values_same_as_typer() -> None:
                 checked += 1
                 fast_used += isinstance(p._runtime_param, type(fast))
     assert checked > 300 and fast_used > 200
+
+
+def test_completion_descriptions_same_as_typer_rich_rendering() -> None:
+    """zsh/fish descriptions skip rich only where rich would not change them."""
+    from typer.rich_utils import rich_render_text
+
+    from kstream.cli.fastcoerce import plain_help_text
+    from kstream.completion import COMMON_RESOURCES
+
+    samples = [d for _, d in COMMON_RESOURCES] + [
+        "cluster kstream-local, current", "x" * 79, "x" * 80, "x" * 200, "tab\there", "a  b",
+        "[bold]x[/bold]", "a [b] c", "back\\slash", ":smile: face", "ü", "", " lead", "trail ",
+        "Namespace demo-0", "snapshot (zst archive)",
+    ]  # fmt: skip
+    fast = 0
+    for text in samples:
+        assert plain_help_text(text, rich_render_text) == rich_render_text(text), text
+        fast += plain_help_text(text, lambda t: "slow") != "slow"
+    assert fast >= len(COMMON_RESOURCES)

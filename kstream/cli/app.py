@@ -134,6 +134,7 @@ def main(argv: list[str] | None = None) -> None:
     from kstream.cli import fastcoerce
 
     fastcoerce.install()  # option values without importing pydantic
+    fastcoerce.install_completion_help()  # zsh/fish descriptions without rich
     try:
         rc = command.main(args=args, prog_name=_prog(), standalone_mode=False)
         code = int(rc) if isinstance(rc, int) else 0

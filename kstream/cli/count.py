@@ -9,7 +9,6 @@ from enum import Enum
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.text import Text
 
 from kstream.cli import common as c
 from kstream.errors import OutputError, UsageError
@@ -17,6 +16,7 @@ from kstream.exitcodes import ExitCode
 
 if TYPE_CHECKING:
     from rich.table import Table
+    from rich.text import Text
 
     from kstream.count import CountResult, Grouping, Row
 
@@ -199,6 +199,8 @@ count.__doc__ = inspect.cleandoc(count.__doc__ or "") + "\n\n" + SCHEMA_HELP
 def count_snapshot_cli(
     path: str, grouping: Grouping, target: c.Target, quiet: bool, verify: bool = False
 ) -> CountResult:
+    from rich.text import Text
+
     from kstream.count import Filters, count_snapshot
 
     filters = Filters(
@@ -312,6 +314,8 @@ def run_estimate(
 
 
 def emit(result: CountResult, output: Output, sort: str) -> None:
+    from rich.text import Text
+
     try:
         if output is Output.json:
             c.consoles.out.file.write(json.dumps(result.to_json(), indent=2) + "\n")
@@ -347,6 +351,8 @@ def bar(value: float, biggest: float, width: int = BAR_WIDTH) -> str:
 
 
 def _cell(field: str, v: Any) -> Text:
+    from rich.text import Text
+
     from kstream.count import ResKey
 
     if field == "resource":
@@ -358,6 +364,8 @@ def _cell(field: str, v: Any) -> Text:
 
 
 def title(result: CountResult) -> Text:
+    from rich.text import Text
+
     if result.source == "snapshot":
         text = f"kstream count: snapshot {result.snapshot}"
         if result.from_manifest:
@@ -375,6 +383,7 @@ def table(result: CountResult, sort: str, width: int | None = None) -> tuple[Tab
     """The rows as a table; at a given terminal width the bars shrink before
     the names fold, and numbers are never cut."""
     from rich.table import Table
+    from rich.text import Text
 
     from kstream.cli.render import human_bytes, human_count
 

@@ -11,15 +11,17 @@ from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, nullcontext
 from enum import Enum
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.text import Text
 
 from kstream import paths
 from kstream.cli import common as c
 from kstream.errors import UsageError
 from kstream.exitcodes import ExitCode
+
+if TYPE_CHECKING:
+    from rich.text import Text
 
 EXAMPLES_ONLY = """
 Examples:
@@ -285,6 +287,8 @@ def _read_key(path: Path | None) -> bytes | None:
 
 
 def _explain(ignores: list[Any]) -> None:
+    from rich.text import Text
+
     out = c.consoles.out
     out.print(Text("Field paths ignored when comparing objects (and below them):", style="bold"))
     for i in ignores:
@@ -379,6 +383,8 @@ def run_diff(
     quiet: bool,
     live: str = "",
 ) -> ExitCode:
+    from rich.text import Text
+
     from kstream.archive import open_snapshot
     from kstream.diff import Comparison, Settings
 
@@ -495,6 +501,8 @@ def _where_they_differ(a: str, b: str) -> tuple[int, str, str]:
 
 def _long_change(path: str, old: Any, new: Any, pr: Callable[[Text], None]) -> None:
     """A change between values too long to show whole: where they first differ."""
+    from rich.text import Text
+
     both_str = isinstance(old, str) and isinstance(new, str)
     a, b = (old, new) if both_str else (_dumps(old), _dumps(new))
     at, ea, eb = _where_they_differ(a, b)
@@ -507,6 +515,8 @@ def _long_change(path: str, old: Any, new: Any, pr: Callable[[Text], None]) -> N
 
 
 def _write_text(changes: Iterator[Any], cmp: Any, stat: bool, quiet: bool) -> None:
+    from rich.text import Text
+
     from kstream.diff import MISSING
 
     out = c.consoles.out
@@ -586,6 +596,8 @@ def _write_text(changes: Iterator[Any], cmp: Any, stat: bool, quiet: bool) -> No
 
 def _text_diff(old: str, new: str, pr: Callable[[Text], None]) -> None:
     import difflib
+
+    from rich.text import Text
 
     lines = list(difflib.unified_diff(old.splitlines(), new.splitlines(), lineterm="", n=1))[2:]
     # a long line cut at MAX_VALUE could hide its change: show a removed and an

@@ -15,6 +15,7 @@ If typer's internals change shape, install() does nothing (slower, same results)
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from enum import Enum
 from typing import Any
@@ -106,4 +107,36 @@ def install() -> bool:
 
     _TyperParameter.get_runtime_param = get_runtime_param  # type: ignore[method-assign]
     _TyperParameter._kstream_fast = True  # type: ignore[attr-defined]
+    return True
+
+
+_PLAIN = re.compile(r"[ -Z^-~]{0,79}")  # printable ASCII without [ \ ] (rich markup)
+
+
+def plain_help_text(text: str, slow: Callable[[str], str]) -> str:
+    """What typer's rich rendering makes of a completion description: the text
+    itself when it is short plain ASCII without markup, brackets, colons (emoji
+    codes) or tabs; anything else goes to rich."""
+    if _PLAIN.fullmatch(text) and ":" not in text:
+        return text
+    return slow(text)
+
+
+def install_completion_help() -> bool:
+    """zsh and fish completions (and kubectl's plugin completion, which uses fish's)
+    pass each description through rich (typer.rich_utils, ~40 ms of imports) to
+    strip markup; kstream's descriptions are plain text. Idempotent."""
+    try:
+        from typer import _completion_classes as cc
+    except ImportError:
+        return False
+    slow = getattr(cc, "_sanitize_help_text", None)
+    if slow is None or getattr(slow, "_kstream_fast", False):
+        return slow is not None
+
+    def sanitize(text: str) -> str:
+        return plain_help_text(text, slow)
+
+    sanitize._kstream_fast = True  # type: ignore[attr-defined]
+    cc._sanitize_help_text = sanitize
     return True
