@@ -125,10 +125,16 @@ def _file(path: str, what: str) -> str:
     return path
 
 
-def _proxy_env(environ: Mapping[str, str]) -> bool:
-    """Proxy variables in the environment: the kubernetes package honours them
-    (with its own NO_PROXY rules); leave those runs to it."""
-    return any(k.lower().endswith("_proxy") and v for k, v in environ.items())
+def _proxy_env(environ: Mapping[str, str], proxy_url: bool = False) -> bool:
+    """Proxy variables in the environment (urllib's getproxies: any *_proxy): the
+    kubernetes package honours them, with its own NO_PROXY rules, which also apply
+    to a kubeconfig's proxy-url; leave those runs to it. NO_PROXY alone changes
+    nothing when no proxy is used."""
+    for k, v in environ.items():
+        name = k.lower()
+        if v and name.endswith("_proxy") and (name != "no_proxy" or proxy_url):
+            return True
+    return False
 
 
 def _tls(cluster: Mapping[str, Any], user: Mapping[str, Any], host: str) -> TlsSettings:
@@ -184,9 +190,9 @@ def from_kubeconfig(
     """The transport for a minified config (kubeclient.resolve(...).config: one
     context, cluster and user, file references absolute). Raises Fallback."""
     env = os.environ if environ is None else environ
-    if _proxy_env(env):
-        raise Fallback("proxy variables in the environment")
     cluster = config["clusters"][0]["cluster"]
+    if _proxy_env(env, bool(cluster.get("proxy-url"))):
+        raise Fallback("proxy variables in the environment")
     users = config.get("users") or []
     user: Mapping[str, Any] = users[0]["user"] if users else {}
     host = cluster.get("server")

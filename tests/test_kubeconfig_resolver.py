@@ -281,6 +281,7 @@ def materialize(tmp: Path, case: Case) -> str:
 CASES = list(corpus({"ca": b"", "cert": b"", "key": b""}))
 
 
+@pytest.mark.filterwarnings("ignore:SOCKS support")  # urllib3, for the socks case
 @pytest.mark.parametrize("name", CASES)
 def test_corpus_same_as_kubernetes_package(
     name: str, pki: dict[str, bytes], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
@@ -328,6 +329,14 @@ def test_proxy_from_environment_falls_back(
         kubeauth.from_kubeconfig(r.config, environ={"HTTPS_PROXY": "http://127.0.0.1:3128"})
     monkeypatch.setenv("HTTPS_PROXY", "http://127.0.0.1:3128")
     assert Client(ConnectSettings(kubeconfig=kc)).loader == "kubernetes"
+    # NO_PROXY alone changes nothing without a proxy; with a proxy-url it may
+    monkeypatch.delenv("HTTPS_PROXY")
+    monkeypatch.setenv("NO_PROXY", "192.0.2.10")
+    assert Client(ConnectSettings(kubeconfig=kc)).loader == "kstream"
+    assert via_small(kc) == via_kubernetes(kc)
+    (tmp_path / "p").mkdir()
+    kc2 = materialize(tmp_path / "p", corpus(pki)["proxy-url"])
+    assert Client(ConnectSettings(kubeconfig=kc2)).loader == "kubernetes"
 
 
 def test_merged_kubeconfig_list_relative_paths(
