@@ -6,16 +6,19 @@ import inspect
 import json
 import threading
 from enum import Enum
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.table import Table
-from rich.text import Text
 
 from kstream.cli import common as c
-from kstream.count import CountResult, Filters, Grouping, ResKey, Row, sort_rows
 from kstream.errors import OutputError, UsageError
 from kstream.exitcodes import ExitCode
+
+if TYPE_CHECKING:
+    from rich.table import Table
+    from rich.text import Text
+
+    from kstream.count import CountResult, Grouping, Row
 
 EXAMPLES = """
 Examples:
@@ -143,6 +146,8 @@ def count(
     (exit 6); a truncated archive or NDJSON file is not counted (exit 6); a
     partial dump or a live count with unreadable resources exits 3.
     """
+    from kstream.count import Grouping, sort_rows
+
     c.setup_consoles(color)
     if namespace and all_namespaces:
         raise UsageError("--namespace and --all-namespaces cannot be used together")
@@ -194,7 +199,9 @@ count.__doc__ = inspect.cleandoc(count.__doc__ or "") + "\n\n" + SCHEMA_HELP
 def count_snapshot_cli(
     path: str, grouping: Grouping, target: c.Target, quiet: bool, verify: bool = False
 ) -> CountResult:
-    from kstream.count import count_snapshot
+    from rich.text import Text
+
+    from kstream.count import Filters, count_snapshot
 
     filters = Filters(
         target.resources, target.exclude, target.namespaces, target.selector, target.field_selector
@@ -219,7 +226,15 @@ def run_count(
 ) -> tuple[CountResult, ExitCode | None]:
     """Stream every unit into a counting sink: dump's machinery, nothing written."""
     from kstream.cli.render import drive
-    from kstream.count import CountSink, Missing, Tally, recount, sink_for_unit, units_missing
+    from kstream.count import (
+        CountResult,
+        CountSink,
+        Missing,
+        Tally,
+        recount,
+        sink_for_unit,
+        units_missing,
+    )
     from kstream.runner import Run
     from kstream.stream import Unit
 
@@ -273,7 +288,7 @@ def run_estimate(
     concurrency: int,
     timeout: float,
 ) -> CountResult:
-    from kstream.count import Missing, estimate_units
+    from kstream.count import CountResult, Missing, estimate_units
     from kstream.plan import make_plan
     from kstream.stream import Reader, StreamOptions
 
@@ -299,6 +314,8 @@ def run_estimate(
 
 
 def emit(result: CountResult, output: Output, sort: str) -> None:
+    from rich.text import Text
+
     try:
         if output is Output.json:
             c.consoles.out.file.write(json.dumps(result.to_json(), indent=2) + "\n")
@@ -334,6 +351,10 @@ def bar(value: float, biggest: float, width: int = BAR_WIDTH) -> str:
 
 
 def _cell(field: str, v: Any) -> Text:
+    from rich.text import Text
+
+    from kstream.count import ResKey
+
     if field == "resource":
         assert isinstance(v, ResKey)
         return Text(v.name)
@@ -343,6 +364,8 @@ def _cell(field: str, v: Any) -> Text:
 
 
 def title(result: CountResult) -> Text:
+    from rich.text import Text
+
     if result.source == "snapshot":
         text = f"kstream count: snapshot {result.snapshot}"
         if result.from_manifest:
@@ -359,6 +382,9 @@ def title(result: CountResult) -> Text:
 def table(result: CountResult, sort: str, width: int | None = None) -> tuple[Table, list[str]]:
     """The rows as a table; at a given terminal width the bars shrink before
     the names fold, and numbers are never cut."""
+    from rich.table import Table
+    from rich.text import Text
+
     from kstream.cli.render import human_bytes, human_count
 
     g = result.grouping

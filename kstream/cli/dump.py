@@ -13,7 +13,6 @@ import typer
 
 from kstream import __version__, paths
 from kstream.cli import common as c
-from kstream.cli.render import drive, plain_layout, summary, summary_lines
 from kstream.errors import UsageError
 from kstream.exitcodes import ExitCode
 
@@ -213,6 +212,7 @@ def run_dump(
     debug: bool = False,
 ) -> ExitCode:
     from kstream.archive import Entry, Spool, open_writer, unit_file_name
+    from kstream.cli.render import drive
     from kstream.runner import Run
     from kstream.stream import Unit
     from kstream.transform import TransformOptions, make_transform
@@ -362,6 +362,8 @@ def _as_written(u: Any, e: Any, interrupted: Any, at_cancel: dict[int, tuple[int
 
 
 def _report(plan: Any, units: Any, where: str, status: str, quiet: bool, debug: bool) -> None:
+    from kstream.cli.render import plain_layout, summary, summary_lines
+
     bad = [u for u in units if u.status != "complete"]
     for f in plan.discovery.failures:
         c.note(f"warning: discovery of {f.group} failed, skipped: {f.error}")
