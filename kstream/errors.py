@@ -100,3 +100,18 @@ class StreamError(KstreamError):
         super().__init__(message)
         self.status = status
         self.reason = reason
+
+
+# Signals, turned into exceptions in the main thread (kstream.runner installs the
+# handlers' effects; kstream.cli.app maps them to exit codes). BaseException, so no
+# `except Exception` in between swallows them. Here rather than in kstream.runner
+# so that the CLI can catch them without importing the streaming machinery.
+
+
+class Terminated(BaseException):
+    """SIGTERM, turned into an exception in the main thread."""
+
+
+class Interrupted(BaseException):
+    """SIGINT (Ctrl-C), raised instead of KeyboardInterrupt so that no library
+    in between (click turns KeyboardInterrupt into a silent exit) swallows it."""

@@ -1,10 +1,12 @@
 """Connection to the cluster: kubeconfig/in-cluster config, auth and a urllib3 pool.
 
-The official `kubernetes` client does config, auth (tokens, client certificates,
-exec plugins, refresh) and TLS; kstream uses its loaders and its pool manager but
-makes raw requests with `preload_content=False`, so no body is ever read whole and
-no model objects are built. Every transport and config error is translated here,
-once, into kstream.errors.
+kstream merges the kubeconfig files itself (client-go's rules, below); the common
+credentials and TLS settings (tokens, client certificates, CA, exec plugins,
+in-cluster) come from kstream.kubeauth, everything else from the official
+`kubernetes` package's loaders and pool manager, which are imported only then
+(their import alone costs 0.2-0.4 s). Requests are raw, with
+`preload_content=False`, so no body is ever read whole and no model objects are
+built. Every transport and config error is translated here, once, into kstream.errors.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ import json
 import os
 import ssl
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from http.client import HTTPException
 from pathlib import Path
@@ -32,6 +34,9 @@ from kstream.errors import (
 
 if TYPE_CHECKING:
     import urllib3
+    from kubernetes.client import Configuration
+
+    from kstream.kubeauth import TlsSettings, Transport
 
 CHUNK = 256 * 1024
 USER_AGENT = f"kstream/{__version__}"
@@ -160,6 +165,15 @@ def _read_kubeconfig_file(path: str) -> dict[str, Any] | None:
         ) from None
     if not data.strip():
         return {}  # an empty file is an empty config, as in kubectl
+    if data.lstrip()[:1] == b"{":  # JSON (a subset of YAML): no need to import yaml
+        try:
+            doc = json.loads(data)
+        except ValueError:
+            pass
+        else:
+            if not isinstance(doc, dict):
+                raise ConfigError(f"invalid kubeconfig {path}: not a mapping of settings")
+            return doc
     import importlib
 
     yaml: Any = importlib.import_module("yaml")
@@ -314,77 +328,51 @@ class Client:
 
     # --------------------------------------------------------------- config
     def _load(self, s: ConnectSettings) -> None:
-        from kubernetes import config as kconfig
-        from kubernetes.client import Configuration
-        from kubernetes.client.rest import RESTClientObject
-        from kubernetes.config.config_exception import ConfigException
-
-        cfg = Configuration()
         files = kubeconfig_files(s.kubeconfig)
-        try:
-            merged = merge_kubeconfigs(files)
-            in_cluster = (
-                not files.explicit and not merged.read and "KUBERNETES_SERVICE_HOST" in os.environ
-            )
-            if in_cluster:  # no kubeconfig file at all, inside a pod
-                if s.context:
-                    raise ConfigError(
-                        "--context needs a kubeconfig; running with in-cluster config"
-                    )
-                kconfig.load_incluster_config(client_configuration=cfg)  # type: ignore[no-untyped-call]
-                self.context = "in-cluster"
-            else:
-                resolved = resolve(files, s.context, merged)
-                kconfig.load_kube_config_from_dict(  # type: ignore[no-untyped-call]
-                    config_dict=resolved.config,
-                    context=resolved.context,
-                    client_configuration=cfg,
-                    persist_config=False,
-                )
-                self.context = resolved.context
-        except ConfigException as e:
-            raise ConfigError(f"invalid kubeconfig: {_safe(str(e))}") from None
-        except ConfigError:
-            raise
-        except (ValueError, TypeError, KeyError, AttributeError, OSError) as e:
-            # yaml errors, bad base64 and the like: say what kind, never the content.
-            import binascii
+        merged = merge_kubeconfigs(files)
+        in_cluster = (
+            not files.explicit and not merged.read and "KUBERNETES_SERVICE_HOST" in os.environ
+        )
+        resolved: ResolvedConfig | None = None
+        if in_cluster:  # no kubeconfig file at all, inside a pod
+            if s.context:
+                raise ConfigError("--context needs a kubeconfig; running with in-cluster config")
+            self.context = "in-cluster"
+        else:
+            resolved = resolve(files, s.context, merged)
+            self.context = resolved.context
+        self.loader = "kstream"  # or "kubernetes": which loader made the connection settings
+        self.fallback_reason = ""
+        self._auth: Callable[[], str | None]
+        transport: Transport | None = None
+        if os.environ.get(LOADER_ENV, "") != "kubernetes":
+            from kstream import kubeauth
 
-            if isinstance(e, binascii.Error):
-                what = "bad base64 data"
-            elif isinstance(e, (TypeError, AttributeError)):
-                what = "unexpected structure"
-            elif isinstance(e, KeyError):
-                what = "a required field is missing"
-            else:
-                what = type(e).__name__
-            raise ConfigError(f"invalid kubeconfig: {what}") from None
-        except Exception as e:  # yaml.YAMLError and friends
-            raise ConfigError(f"invalid kubeconfig: cannot parse ({type(e).__name__})") from None
-        if not cfg.host:
-            raise ConfigError("kubeconfig names no server for this context")
-        if urlsplit(cfg.host).scheme not in ("https", "http") or not urlsplit(cfg.host).hostname:
-            raise ConfigError(
-                f"invalid kubeconfig: server {cfg.host[:100]!r} is not an https:// URL"
-            )
-        self.host = cfg.host.rstrip("/")
-        self._cfg = cfg
-        try:
-            cfg.connection_pool_maxsize = s.pool_size
-            rest = RESTClientObject(cfg)
-        except (ssl.SSLError, OSError) as e:
-            raise TLSError(
-                f"cannot load TLS material from kubeconfig: {type(e).__name__}"
-            ) from None
-        self.pool: urllib3.PoolManager = rest.pool_manager
+            try:
+                transport = (
+                    kubeauth.in_cluster()
+                    if resolved is None
+                    else kubeauth.from_kubeconfig(resolved.config)
+                )
+            except kubeauth.Fallback as e:
+                self.fallback_reason = str(e)
+        if transport is None:
+            self.loader = "kubernetes"
+            cfg = kubernetes_configuration(resolved)
+            self.host = _check_host(cfg.host)
+            self.pool = _kubernetes_pool(cfg, s.pool_size)
+            self._auth = lambda: _kubernetes_auth(cfg)
+        else:
+            self.host = _check_host(transport.host)
+            self.pool = build_pool(transport.tls, s.pool_size)
+            self._auth = transport.auth
 
     # --------------------------------------------------------------- requests
     def _headers(self, accept: str) -> dict[str, str]:
         h = {"Accept": accept, "User-Agent": USER_AGENT, "Accept-Encoding": "identity"}
-        settings: dict[str, Any] = dict(self._cfg.auth_settings())
-        for auth in settings.values():
-            if auth.get("in") == "header" and auth.get("value"):
-                h[str(auth["key"])] = str(auth["value"])
+        auth = self._auth()
+        if auth:
+            h["authorization"] = auth  # the key the kubernetes package used
         return h
 
     def url(self, path: str, query: Sequence[tuple[str, str]] = ()) -> str:
@@ -472,6 +460,136 @@ class Client:
                 return "unknown"
             raise
         return str(v.get("gitVersion", "unknown")) if isinstance(v, dict) else "unknown"
+
+
+# ------------------------------------------------------------------ transports
+# Two ways to the same connection settings: kstream.kubeauth (the common cases,
+# without importing the `kubernetes` package) and the `kubernetes` package's
+# loaders (everything else; KSTREAM_CONFIG_LOADER=kubernetes forces it). Both are
+# compared by tests/test_kubeconfig_resolver.py.
+
+LOADER_ENV = "KSTREAM_CONFIG_LOADER"
+
+
+def _check_host(host: str | None) -> str:
+    if not host:
+        raise ConfigError("kubeconfig names no server for this context")
+    parts = urlsplit(host)
+    if parts.scheme not in ("https", "http") or not parts.hostname:
+        raise ConfigError(f"invalid kubeconfig: server {host[:100]!r} is not an https:// URL")
+    return host.rstrip("/")
+
+
+def build_pool(tls: TlsSettings, pool_size: int) -> urllib3.PoolManager:
+    """The pool the kubernetes package's RESTClientObject would build for these
+    settings (same urllib3 arguments); client certificate data goes through an
+    SSLContext instead of a temporary file that stays on disk."""
+    import urllib3
+
+    kw: dict[str, Any] = {
+        "cert_reqs": ssl.CERT_REQUIRED if tls.verify else ssl.CERT_NONE,
+        "ca_certs": tls.ca_file,
+        "ca_cert_data": tls.ca_data.decode("ascii", "replace") if tls.ca_data else None,
+        "cert_file": tls.cert_file,
+        "key_file": tls.key_file,
+        "maxsize": pool_size,
+    }
+    if tls.server_name:
+        kw["server_hostname"] = tls.server_name
+    try:
+        if tls.cert_data is not None and tls.key_data is not None:
+            kw["ssl_context"] = _client_cert_context(tls)
+        if tls.proxy_url:
+            return urllib3.ProxyManager(proxy_url=tls.proxy_url, **kw)
+        return urllib3.PoolManager(**kw)
+    except (ssl.SSLError, OSError, ValueError) as e:
+        raise TLSError(f"cannot load TLS material from kubeconfig: {type(e).__name__}") from None
+
+
+def _client_cert_context(tls: TlsSettings) -> ssl.SSLContext:
+    import shutil
+    import tempfile
+
+    from urllib3.util.ssl_ import create_urllib3_context
+
+    ctx = create_urllib3_context(cert_reqs=ssl.CERT_REQUIRED if tls.verify else ssl.CERT_NONE)
+    if not (tls.ca_file or tls.ca_data):
+        ctx.load_default_certs()  # what urllib3 does for its own contexts
+    d = tempfile.mkdtemp(prefix="kstream-")  # 0700; removed before returning
+    try:
+        cert, key = os.path.join(d, "cert.pem"), os.path.join(d, "key.pem")
+        for path, data in ((cert, tls.cert_data), (key, tls.key_data)):
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "wb") as f:
+                f.write(data or b"")
+        ctx.load_cert_chain(cert, key)
+    finally:
+        shutil.rmtree(d, ignore_errors=True)
+    return ctx
+
+
+def kubernetes_configuration(resolved: ResolvedConfig | None) -> Configuration:
+    """The `kubernetes` package's Configuration for a resolved context (None: in-cluster),
+    its errors translated. The path for everything kstream.kubeauth leaves to it."""
+    from kubernetes import config as kconfig
+    from kubernetes.client import Configuration
+    from kubernetes.config.config_exception import ConfigException
+
+    cfg = Configuration()
+    try:
+        if resolved is None:
+            kconfig.load_incluster_config(client_configuration=cfg)  # type: ignore[no-untyped-call]
+        else:
+            kconfig.load_kube_config_from_dict(  # type: ignore[no-untyped-call]
+                config_dict=resolved.config,
+                context=resolved.context,
+                client_configuration=cfg,
+                persist_config=False,
+            )
+    except ConfigException as e:
+        raise ConfigError(f"invalid kubeconfig: {_safe(str(e))}") from None
+    except ConfigError:
+        raise
+    except (ValueError, TypeError, KeyError, AttributeError, OSError) as e:
+        # yaml errors, bad base64 and the like: say what kind, never the content.
+        import binascii
+
+        if isinstance(e, binascii.Error):
+            what = "bad base64 data"
+        elif isinstance(e, (TypeError, AttributeError)):
+            what = "unexpected structure"
+        elif isinstance(e, KeyError):
+            what = "a required field is missing"
+        else:
+            what = type(e).__name__
+        raise ConfigError(f"invalid kubeconfig: {what}") from None
+    except Exception as e:  # yaml.YAMLError and friends
+        raise ConfigError(f"invalid kubeconfig: cannot parse ({type(e).__name__})") from None
+    return cfg
+
+
+def _kubernetes_pool(cfg: Configuration, pool_size: int) -> urllib3.PoolManager:
+    from kubernetes.client.rest import RESTClientObject
+
+    try:
+        cfg.connection_pool_maxsize = pool_size
+        rest = RESTClientObject(cfg)
+    except ImportError:  # urllib3.contrib.socks without PySocks
+        raise ConfigError(
+            "invalid kubeconfig: a SOCKS proxy-url needs the PySocks package"
+        ) from None
+    except (ssl.SSLError, OSError) as e:
+        raise TLSError(f"cannot load TLS material from kubeconfig: {type(e).__name__}") from None
+    return rest.pool_manager
+
+
+def _kubernetes_auth(cfg: Configuration) -> str | None:
+    """The Authorization header the kubernetes package would send (refreshed by its hooks)."""
+    settings: dict[str, Any] = dict(cfg.auth_settings())
+    for auth in settings.values():
+        if auth.get("in") == "header" and auth.get("value"):
+            return str(auth["value"])
+    return None
 
 
 def read_chunks(resp: urllib3.BaseHTTPResponse, host: str, size: int = CHUNK) -> Iterator[bytes]:

@@ -9,6 +9,8 @@ from typing import Any
 
 _SEG = re.compile(r'\["((?:[^"\\]|\\.)*)"\]|([^.\[\]]+)')
 _BRACKET = re.compile(r'\["(?:[^"\\]|\\.)*"\]')
+# inside ["..."]: \" is a quote and \\ a backslash; any other backslash stays as written
+_UNESCAPE = re.compile(r'\\([\\"])')
 
 FieldPath = tuple[str, ...]  # one field path, e.g. ("metadata", "annotations", "x/y")
 
@@ -36,7 +38,7 @@ def parse(text: str) -> FieldPath:
             if m.group(1) is not None:
                 if not m.group(1):
                     raise ValueError(f'bad path {s!r}: empty key [""] at position {pos + 1}')
-                segs.append(m.group(1).replace('\\"', '"'))
+                segs.append(_UNESCAPE.sub(r"\1", m.group(1)))
             else:
                 segs.append(m.group(2))
             pos = m.end()
@@ -85,7 +87,7 @@ def render(path: FieldPath) -> str:
         if seg == "*" or re.fullmatch(r"[A-Za-z0-9_\-]+", seg):
             out += ("." if out else "") + seg
         else:
-            out += '["' + seg.replace('"', '\\"') + '"]'
+            out += '["' + seg.replace("\\", "\\\\").replace('"', '\\"') + '"]'
     return out
 
 

@@ -24,20 +24,13 @@ from dataclasses import dataclass
 from typing import Generic, TypeVar
 
 from kstream.errors import AuthError, KstreamError, OutputError, TLSError
+from kstream.errors import Interrupted as Interrupted  # re-exported: defined in errors
+from kstream.errors import Terminated as Terminated
 from kstream.stream import Cancelled, Reader, Sink, Unit
 
 S = TypeVar("S", bound=Sink)
 
 TICK = 0.1
-
-
-class Terminated(BaseException):
-    """SIGTERM, turned into an exception in the main thread."""
-
-
-class Interrupted(BaseException):
-    """SIGINT (Ctrl-C), raised instead of KeyboardInterrupt so that no library
-    in between (click turns KeyboardInterrupt into a silent exit) swallows it."""
 
 
 @dataclass

@@ -461,28 +461,23 @@ class Reader:
             resp = self.client.open(path, q, what=f"list {unit.label}")
             self._track(resp)
             page = PageReader()
-            objects = size = 0
-            try:
-                for chunk in self._chunks(resp):
-                    for item, flags in page.feed(chunk):
-                        if flags != typed:
-                            item = _typed(item, flags, heads, unit)
-                        elif b"\n" in item or b"\r" in item:
-                            item = compact(item)
-                        write(item)
-                        objects += 1
-                        size += len(item)
-                    unit.objects += objects
-                    unit.bytes += size
-                    objects = size = 0
-                for item, flags in page.close():
+
+            def put(items: list[tuple[bytes, int]]) -> None:
+                size = 0
+                for item, flags in items:
                     if flags != typed:
                         item = _typed(item, flags, heads, unit)
                     elif b"\n" in item or b"\r" in item:
                         item = compact(item)
                     write(item)
-                    unit.objects += 1
-                    unit.bytes += len(item)
+                    size += len(item)
+                unit.objects += len(items)
+                unit.bytes += size
+
+            try:
+                for chunk in self._chunks(resp):
+                    put(page.feed(chunk))
+                put(page.close())
             except PageError as e:
                 raise _page_error(unit, e) from None
             finally:

@@ -331,7 +331,7 @@ def test_crd_preferred_version_change_is_no_content_change(
             exist_ok=True,
         )
     old = tmp_path / "v1.ndjson.zst"
-    dump(cluster, old, "-n", ns, "-r", "gadgets")
+    dump(cluster, old, "-n", ns, "-r", f"gadgets.{GADGETS}")
     current = api.call("GET", GADGET_CRD)
     current["spec"]["versions"] = [_gadget_version("v1", False), _gadget_version("v2", True)]
     api.call("PUT", GADGET_CRD, current)
@@ -339,7 +339,7 @@ def test_crd_preferred_version_change_is_no_content_change(
     new = tmp_path / "v2.ndjson.zst"
     deadline = time.monotonic() + 60  # until discovery prefers v2
     while True:
-        dump(cluster, new, "-n", ns, "-r", "gadgets", "--force")
+        dump(cluster, new, "-n", ns, "-r", f"gadgets.{GADGETS}", "--force")
         versions = {e.version for e in open_snapshot(str(new)).entries}
         if versions == {"v2"} or time.monotonic() > deadline:
             break

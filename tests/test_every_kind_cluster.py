@@ -268,7 +268,7 @@ def test_count_and_estimate_beyond_the_first_page(server: Cluster) -> None:
         r = kstream(
             "count",
             "-r",
-            "gadgets,clustergadgets,cm",
+            f"gadgets.{GROUP},clustergadgets.{GROUP},cm",
             "-n",
             NS,
             "-o",
@@ -295,7 +295,16 @@ def test_hostile_payloads_byte_for_byte(server: Cluster, tmp_path: Path) -> None
     a, b = tmp_path / "auto.ndjson", tmp_path / "list.ndjson"
     for out, method in ((a, "auto"), (b, "list")):
         r = kstream(
-            "dump", "-r", "payloads", "-n", NS, "--method", method, "-o", str(out), kubeconfig=kc
+            "dump",
+            "-r",
+            f"payloads.{GROUP}",
+            "-n",
+            NS,
+            "--method",
+            method,
+            "-o",
+            str(out),
+            kubeconfig=kc,
         )
         assert r.code == 0, r.err
     assert a.read_bytes() == b.read_bytes()
@@ -311,7 +320,7 @@ def test_hostile_payloads_byte_for_byte(server: Cluster, tmp_path: Path) -> None
 def test_diff_live_sees_no_difference(server: Cluster, tmp_path: Path) -> None:
     kc = server.kubeconfig
     snap = tmp_path / "g.zst"
-    r = kstream("dump", "-r", "gadgets,cm", "-n", NS, "-o", str(snap), kubeconfig=kc)
+    r = kstream("dump", "-r", f"gadgets.{GROUP},cm", "-n", NS, "-o", str(snap), kubeconfig=kc)
     assert r.code == 0, r.err
     r = kstream("diff", str(snap), "--live", kubeconfig=kc)
     assert r.code == 0, (r.err, r.text[:2000])
@@ -348,7 +357,7 @@ def test_cluster_wide_list_with_a_namespace_field_selector(server: Cluster) -> N
             break
     assert (pages, len(names)) == (2, 500)  # the server's bug, as seen by any client
     r = kstream(
-        "dump", "-r", "gadgets", "--field-selector", f"metadata.namespace={NS}", "-o", "-",
+        "dump", "-r", f"gadgets.{GROUP}", "--field-selector", f"metadata.namespace={NS}", "-o", "-",
         kubeconfig=server.kubeconfig,
     )  # fmt: skip
     assert r.code == 0, r.err
@@ -363,14 +372,21 @@ def test_a_kubectl_json_list_is_a_snapshot_too(server: Cluster, tmp_path: Path) 
     kc = server.kubeconfig
     doc = tmp_path / "all.json"
     p = subprocess.run(
-        [KUBECTL, "--kubeconfig", str(kc), "get", "gadgets,configmaps,payloads", "-n", NS,
+        [KUBECTL, "--kubeconfig", str(kc), "get", f"gadgets.{GROUP},configmaps,payloads.{GROUP}", "-n", NS,
          "--show-managed-fields", "-o", "json"],
         capture_output=True, check=True, timeout=300,
     )  # fmt: skip
     doc.write_bytes(p.stdout)
     snap = tmp_path / "g.zst"
     r = kstream(
-        "dump", "-r", "gadgets,configmaps,payloads", "-n", NS, "-o", str(snap), kubeconfig=kc
+        "dump",
+        "-r",
+        f"gadgets.{GROUP},configmaps,payloads.{GROUP}",
+        "-n",
+        NS,
+        "-o",
+        str(snap),
+        kubeconfig=kc,
     )
     assert r.code == 0, r.err
     r = kstream("diff", str(snap), str(doc))

@@ -25,7 +25,7 @@ Exit codes:
 {describe()}
 """
 
-app = typer.Typer(
+_app = typer.Typer(
     name="kstream",
     help=HELP,
     no_args_is_help=True,
@@ -42,7 +42,7 @@ def _version(value: bool) -> None:
         raise typer.Exit(0)
 
 
-@app.callback()
+@_app.callback()
 def root(
     version: Annotated[
         bool,
@@ -54,15 +54,56 @@ def root(
     """kstream: dump, count and diff Kubernetes clusters, streaming."""
 
 
-def _register() -> None:
-    from kstream.cli import count, diff, dump
+# One module per command, imported when the command is registered. `kstream dump`
+# (and a tab press inside it) registers dump only: count and diff are neither
+# imported nor turned into click commands. Everything else (the root help, an
+# unknown command, `kstream.cli.app.app` for docs and tests) registers all three.
+COMMANDS = ("dump", "count", "diff")
+_registered: list[str] = []
 
-    app.command("dump", epilog=dump.EXAMPLES)(dump.dump)
-    app.command("count", epilog=count.EXAMPLES)(count.count)
-    app.command("diff", epilog=diff.EXAMPLES)(diff.diff)
+
+def _register(names: tuple[str, ...] = COMMANDS) -> None:
+    import importlib
+
+    for name in COMMANDS:
+        if name in names and name not in _registered:
+            mod = importlib.import_module(f"kstream.cli.{name}")
+            _app.command(name, epilog=mod.EXAMPLES)(getattr(mod, name))
+            _registered.append(name)
 
 
-_register()
+def __getattr__(name: str) -> typer.Typer:
+    """`app`: the Typer app with every command (for docs, tests, completion scripts)."""
+    if name == "app":
+        _register()
+        return _app
+    raise AttributeError(name)
+
+
+def _command_word(args: list[str]) -> str | None:
+    """The command a run (or a tab press) is for, when it is the first word and
+    already complete; None when every command is needed. A tab press reads the
+    words as typer's completion classes do, for each shell."""
+    words = list(args)
+    var = f"_{_prog()}_COMPLETE".replace("-", "_").upper()  # typer's complete_var
+    instruction = os.environ.get(var) or ""
+    if instruction:
+        import shlex
+
+        line = os.environ.get("_TYPER_COMPLETE_ARGS", "")
+        try:
+            if instruction.endswith("bash"):
+                cword = int(os.environ.get("COMP_CWORD", "0"))
+                words = shlex.split(os.environ.get("COMP_WORDS", ""))[1:cword]
+            elif instruction.endswith(("zsh", "fish")):
+                words = shlex.split(line)[1:]
+                if words and not line.endswith(" "):
+                    words = words[:-1]  # the word being completed
+            else:  # powershell and anything new: all commands
+                return None
+        except ValueError:  # unbalanced quotes and the like
+            return None
+    return words[0] if words and words[0] in COMMANDS else None
 
 
 def _prog() -> str:
@@ -74,8 +115,7 @@ def main(argv: list[str] | None = None) -> None:
     """Entry point of `kstream` and `kubectl-kstream`."""
     import signal
 
-    from kstream.errors import KstreamError
-    from kstream.runner import Interrupted, Terminated
+    from kstream.errors import Interrupted, KstreamError, Terminated
 
     def on_term(signum: int, frame: object) -> None:
         raise Terminated()
@@ -88,7 +128,13 @@ def main(argv: list[str] | None = None) -> None:
         signal.signal(signal.SIGINT, on_int)
     args = sys.argv[1:] if argv is None else argv
     debug = "--debug" in args
-    command = typer.main.get_command(app)
+    word = _command_word(args)
+    _register((word,) if word else COMMANDS)
+    command = typer.main.get_command(_app)
+    from kstream.cli import fastcoerce
+
+    fastcoerce.install()  # option values without importing pydantic
+    fastcoerce.install_completion_help()  # zsh/fish descriptions without rich
     try:
         rc = command.main(args=args, prog_name=_prog(), standalone_mode=False)
         code = int(rc) if isinstance(rc, int) else 0

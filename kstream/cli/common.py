@@ -6,14 +6,14 @@ import os
 import re
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from enum import Enum
 from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.console import Console
 
 if TYPE_CHECKING:
+    from rich.console import Console
+
     from kstream.selector import Scope
 
 # ------------------------------------------------------------------ consoles
@@ -25,16 +25,45 @@ class Color(str, Enum):
     never = "never"
 
 
-@dataclass
 class Consoles:
-    err: Console = field(default_factory=lambda: Console(stderr=True, highlight=False))
-    out: Console = field(default_factory=lambda: Console(highlight=False))
+    """stderr and stdout, each made on first use: rich costs about 20 ms to import,
+    and `--help` or a tab press never print through it."""
+
+    def __init__(self) -> None:
+        self._err: Console | None = None
+        self._out: Console | None = None
+
+    @property
+    def err(self) -> Console:
+        if self._err is None:
+            from rich.console import Console
+
+            self._err = Console(stderr=True, highlight=False)
+        return self._err
+
+    @err.setter
+    def err(self, console: Console) -> None:
+        self._err = console
+
+    @property
+    def out(self) -> Console:
+        if self._out is None:
+            from rich.console import Console
+
+            self._out = Console(highlight=False)
+        return self._out
+
+    @out.setter
+    def out(self, console: Console) -> None:
+        self._out = console
 
 
 consoles = Consoles()
 
 
 def setup_consoles(color: Color) -> None:
+    from rich.console import Console
+
     no_color = "NO_COLOR" in os.environ and os.environ["NO_COLOR"] != ""
     if color is Color.never or (color is Color.auto and no_color):
         kw: dict[str, object] = {"no_color": True, "color_system": None}

@@ -8,15 +8,16 @@ from enum import Enum
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.table import Table
-from rich.text import Text
 
 from kstream.cli import common as c
-from kstream.count import CountResult, Grouping, ResKey, Row, sort_rows
 from kstream.errors import OutputError, UsageError
 from kstream.exitcodes import ExitCode
 
 if TYPE_CHECKING:
+    from rich.table import Table
+    from rich.text import Text
+
+    from kstream.count import CountResult, Grouping, Row
     from kstream.plan import LiveOptions
     from kstream.selector import Scope
 
@@ -146,6 +147,8 @@ def count(
     (exit 6); a truncated archive or NDJSON file is not counted (exit 6); a
     partial dump or a live count with unreadable resources exits 3.
     """
+    from kstream.count import Grouping, sort_rows
+
     c.setup_consoles(color)
     if namespace and all_namespaces:
         raise UsageError("--namespace and --all-namespaces cannot be used together")
@@ -183,6 +186,8 @@ count.__doc__ = inspect.cleandoc(count.__doc__ or "") + "\n\n" + SCHEMA_HELP
 def count_snapshot_cli(
     path: str, grouping: Grouping, scope: Scope, quiet: bool, verify: bool = False
 ) -> CountResult:
+    from rich.text import Text
+
     from kstream.count import count_snapshot
 
     if quiet or not c.stderr_is_terminal():
@@ -216,6 +221,8 @@ def run_count(
 
 
 def emit(result: CountResult, output: Output, sort: str) -> None:
+    from rich.text import Text
+
     try:
         if output is Output.json:
             c.consoles.out.file.write(json.dumps(result.to_json(), indent=2) + "\n")
@@ -251,6 +258,10 @@ def bar(value: float, biggest: float, width: int = BAR_WIDTH) -> str:
 
 
 def _cell(field: str, v: Any) -> Text:
+    from rich.text import Text
+
+    from kstream.count import ResKey
+
     if field == "resource":
         assert isinstance(v, ResKey)
         return Text(v.name)
@@ -260,6 +271,8 @@ def _cell(field: str, v: Any) -> Text:
 
 
 def title(result: CountResult) -> Text:
+    from rich.text import Text
+
     if result.source == "snapshot":
         text = f"kstream count: snapshot {result.snapshot}"
         if result.from_manifest:
@@ -276,6 +289,9 @@ def title(result: CountResult) -> Text:
 def table(result: CountResult, sort: str, width: int | None = None) -> tuple[Table, list[str]]:
     """The rows as a table; at a given terminal width the bars shrink before
     the names fold, and numbers are never cut."""
+    from rich.table import Table
+    from rich.text import Text
+
     from kstream.cli.render import human_bytes, human_count
 
     g = result.grouping

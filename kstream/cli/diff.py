@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import difflib
 import os
 import shutil
 import sys
@@ -14,8 +13,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, cast
 
 import typer
-from rich.table import Table
-from rich.text import Text
 
 from kstream import deepjson, paths
 from kstream.cli import common as c
@@ -23,6 +20,8 @@ from kstream.errors import UsageError
 from kstream.exitcodes import ExitCode
 
 if TYPE_CHECKING:
+    from rich.text import Text
+
     from kstream.diff import Settings
     from kstream.plan import LiveOptions
     from kstream.transform import SecretsMode
@@ -283,6 +282,8 @@ def _read_key(path: Path | None) -> bytes | None:
 
 
 def _explain(ignores: list[Any]) -> None:
+    from rich.text import Text
+
     out = c.consoles.out
     out.print(Text("Field paths ignored when comparing objects (and below them):", style="bold"))
     for i in ignores:
@@ -374,6 +375,8 @@ def run_diff(
     quiet: bool,
     live: str = "",
 ) -> ExitCode:
+    from rich.text import Text
+
     from kstream.diff import Comparison
     from kstream.snapshot import open_snapshot
 
@@ -489,6 +492,8 @@ def _where_they_differ(a: str, b: str) -> tuple[int, str, str]:
 
 def _long_change(path: str, old: Any, new: Any, pr: Callable[[Text], None]) -> None:
     """A change between values too long to show whole: where they first differ."""
+    from rich.text import Text
+
     both_str = isinstance(old, str) and isinstance(new, str)
     a, b = (old, new) if both_str else (_dumps(old), _dumps(new))
     at, ea, eb = _where_they_differ(a, b)
@@ -501,6 +506,8 @@ def _long_change(path: str, old: Any, new: Any, pr: Callable[[Text], None]) -> N
 
 
 def _write_text(changes: Iterator[Any], cmp: Any, stat: bool, quiet: bool) -> None:
+    from rich.text import Text
+
     from kstream.diff import MISSING
 
     out = c.consoles.out
@@ -546,6 +553,8 @@ def _write_text(changes: Iterator[Any], cmp: Any, stat: bool, quiet: bool) -> No
     if rows:
         if not stat:
             out.print()
+        from rich.table import Table
+
         t = Table(box=None, pad_edge=False, header_style="bold")
         t.add_column("resource")
         for col in ("added", "removed", "modified", "recreated", "unchanged"):
@@ -577,6 +586,10 @@ def _write_text(changes: Iterator[Any], cmp: Any, stat: bool, quiet: bool) -> No
 
 
 def _text_diff(old: str, new: str, pr: Callable[[Text], None]) -> None:
+    import difflib
+
+    from rich.text import Text
+
     lines = list(difflib.unified_diff(old.splitlines(), new.splitlines(), lineterm="", n=1))[2:]
     # a long line cut at MAX_VALUE could hide its change: show a removed and an
     # added line paired in a hunk around their first difference instead

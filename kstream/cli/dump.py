@@ -11,7 +11,6 @@ import typer
 
 from kstream import paths
 from kstream.cli import common as c
-from kstream.cli.render import run_dump
 from kstream.errors import UsageError
 
 
@@ -181,5 +180,7 @@ def dump(
         secret_key=key,
         strip=strip_paths,
     )
+    from kstream.cli.render import run_dump
+
     code = run_dump(settings, quiet=quiet, debug=debug)
     raise typer.Exit(int(code))
