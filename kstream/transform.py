@@ -18,7 +18,7 @@ from typing import Any
 
 from kstream import deepjson, paths
 from kstream.resources import Resource
-from kstream.stream import _GO_ESCAPES, go_json
+from kstream.stream import go_json
 
 LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
 CLEAN_PATHS = ("metadata.managedFields", f'metadata.annotations["{LAST_APPLIED}"]')
@@ -123,13 +123,17 @@ def redact_secret(obj: dict[str, Any], key: bytes | None) -> None:
 #   metadata when it holds the last-applied annotation, whose values it redacts).
 # Anything else (another layout, a repeated member name at the top or in data, a
 # value that is not base64, an object too deep for the C code) returns None and
-# the general path does the work. What the fast path cannot see is a member name
-# repeated inside metadata (which json.loads would collapse); the server's
-# encoder cannot write one: every map it writes there has unique keys.
+# the general path does the work. What the fast path does not look for is a member
+# name repeated inside a member it keeps as text (json.loads would keep the last
+# one); the server's encoder does not write one (Go structs and maps).
 
 _scanstring: Callable[[str, int, bool], tuple[str, int]] = json.decoder.scanstring  # type: ignore[attr-defined]
 
 _BLANKS = " \t\n\r"
+# what go_json escapes beyond json.dumps (as Go's encoder does)
+_GO_ESCAPES = str.maketrans(
+    {"<": "\\u003c", ">": "\\u003e", "&": "\\u0026", "\u2028": "\\u2028", "\u2029": "\\u2029"}
+)
 # json.dumps(v, ensure_ascii=False, separators=(",", ":")) and, for the annotation,
 # json.dumps(v, separators=(",", ":"), sort_keys=True), without building an encoder per call
 _ENCODE_OUTER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
