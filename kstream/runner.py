@@ -15,12 +15,14 @@ A delivery is never cut in half by SIGINT/SIGTERM: the signal waits for it.
 Huge units run one at a time. A watch-list of a huge resource holds the API
 server's watch-cache lock about twice as long as a LIST, and several at once
 block writes (kubernetes/kubernetes#139526: 1M Pods, 50 readers, writes blocked
-up to 574 ms). So with more than one worker, each unit's size is estimated first
-(one LIST with limit=1: the item plus remainingItemCount) and a unit estimated
-above `huge` objects (HUGE, 100,000, by default) waits while another huge unit
+up to 574 ms). So with more than one worker, the size of each unit that reads a
+whole resource (all namespaces, or cluster-scoped) is estimated first (one LIST
+with limit=1: the item plus remainingItemCount) and a unit estimated above
+`huge` objects (HUGE, 100,000, by default) waits while another huge unit
 streams; the other workers go on with the smaller units meanwhile, and the
 worker that finishes a huge unit takes the next waiting one. A unit whose size
-the server does not tell (label or field selectors) counts as small.
+the server does not tell (label or field selectors) counts as small; units of
+one namespace (-n) are not estimated for this (one namespace's share).
 """
 
 from __future__ import annotations
@@ -158,11 +160,12 @@ class Run(Generic[S]):
                 unit, huge = got, False
             sink: S | None = None
             try:
-                if not huge and (self.estimate or self.huge is not None):
+                gate = self.huge is not None and unit.namespace is None
+                if not huge and (self.estimate or gate):
                     n = self.reader.estimate(unit)
                     if self.estimate:
                         unit.estimate = n
-                    if self.huge is not None and n is not None and n > self.huge:
+                    if gate and n is not None and n > (self.huge or 0):
                         with self._huge_lock:
                             if self._huge_busy:  # its worker takes this one next
                                 self._huge_waiting.append(unit)

@@ -158,3 +158,16 @@ def test_one_worker_asks_for_no_estimate() -> None:
     reader, delivered = run({"pods": 10**6, "events": 10**6}, concurrency=1, threshold=100)
     assert delivered == ["pods", "events"]
     assert reader.estimated == []  # one stream at a time anyway: no extra request
+
+
+def test_units_of_one_namespace_are_not_estimated() -> None:
+    """-n: each unit is one namespace's share of a resource: no extra request,
+    and the two stream at once (BarrierReader fails the run otherwise)."""
+    reader = BarrierReader({"pods": 10**6, "events": 10**6}, 100)
+    units = [
+        Unit(Resource("", "v1", n, n.title(), True), "ns", i) for i, n in enumerate(reader.sizes)
+    ]
+    r: Run[Any] = Run(reader, units, lambda u: object(), lambda u, s: None, 2, huge=100)  # type: ignore[arg-type]
+    for _ in r.events():
+        pass
+    assert reader.estimated == []
