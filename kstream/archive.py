@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import io
 import json
 import os
 import shutil
@@ -53,6 +54,15 @@ from kstream.snapshot import (  # the format's constants and its manifest record
 )
 
 COPY_BUF = 1024 * 1024
+# zstd's multithreaded compression, for the units of an archive past MT_AFTER bytes
+# (uncompressed; smaller ones are not worth starting threads for): MT_THREADS worker
+# threads (two at most: with two cores, two halve the wall time of compressing and
+# let the thread that reads the stream go on meanwhile; on one core, none), in jobs
+# of MT_JOB bytes (zstd's default, 4 windows, holds tens of MB per unit)
+MT_AFTER = 1024 * 1024
+MT_JOB = 1024 * 1024
+_CORES = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+MT_THREADS = min(2, _CORES or 1) if (_CORES or 1) > 1 else 0
 
 
 def skippable(magic: int, payload: bytes) -> bytes:
@@ -227,13 +237,31 @@ class Spool:
         self.sha = hashlib.sha256()
         self.size = 0  # uncompressed bytes
         self.objects = 0
+        # archives: the first MT_AFTER bytes wait in memory; a unit that ends there is
+        # compressed in one go by this thread, a bigger one by zstd's worker threads
+        self._head: io.BytesIO | None = None
         if self.level is None:
             self._w: Any = self.file
         else:
-            import zstandard
+            self._head = io.BytesIO()
+            self._w = self._head
 
+    def _compress(self, threads: int) -> None:
+        """From here on, compress into the file (one frame: the unit's)."""
+        import zstandard
+
+        assert self.level is not None
+        if threads > 0:
+            params = zstandard.ZstdCompressionParameters.from_level(
+                self.level, threads=threads, job_size=MT_JOB, write_checksum=1
+            )
+            cctx = zstandard.ZstdCompressor(compression_params=params)
+        else:
             cctx = zstandard.ZstdCompressor(level=self.level, write_checksum=True)
-            self._w = cctx.stream_writer(self.file, closefd=False, write_return_read=True)
+        head, self._head = self._head, None
+        self._w = cctx.stream_writer(self.file, closefd=False, write_return_read=True)
+        if head is not None:
+            self._w.write(head.getbuffer())
 
     def write(self, obj: bytes) -> None:
         if self.transform is not None:
@@ -244,9 +272,11 @@ class Spool:
         self._w.write(b"\n")
         self.size += len(obj) + 1
         self.objects += 1
+        if self._head is not None and self.size > MT_AFTER:
+            self._compress(MT_THREADS)
 
     def reset(self) -> None:
-        if self._w is not self.file:
+        if self._w is not self.file and self._head is None:
             with contextlib.suppress(Exception):
                 self._w.flush()
         self.file.seek(0)
@@ -281,6 +311,8 @@ class Spool:
 
     def finish(self) -> None:
         try:
+            if self._head is not None:
+                self._compress(0)
             if self._w is not self.file:
                 import zstandard
 

@@ -11,10 +11,23 @@ and is raised from events(). cancel() stops it from outside (Ctrl-C, SIGTERM);
 salvage() then delivers the units that had finished but were waiting for an
 earlier one, so that `written` says exactly which units reached the output.
 A delivery is never cut in half by SIGINT/SIGTERM: the signal waits for it.
+
+Huge units run one at a time. A watch-list of a huge resource holds the API
+server's watch-cache lock about twice as long as a LIST, and several at once
+block writes (kubernetes/kubernetes#139526: 1M Pods, 50 readers, writes blocked
+up to 574 ms). So with more than one worker, the size of each unit that reads a
+whole resource (all namespaces, or cluster-scoped) is estimated first (one LIST
+with limit=1: the item plus remainingItemCount) and a unit estimated above
+`huge` objects (HUGE, 100,000, by default) waits while another huge unit
+streams; the other workers go on with the smaller units meanwhile, and the
+worker that finishes a huge unit takes the next waiting one. A unit whose size
+the server does not tell (label or field selectors) counts as small; units of
+one namespace (-n) are not estimated for this (one namespace's share).
 """
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import queue
 import signal
@@ -31,6 +44,7 @@ from kstream.stream import Cancelled, Reader, Sink, Unit
 S = TypeVar("S", bound=Sink)
 
 TICK = 0.1
+HUGE = 100_000  # objects: units estimated above this stream one at a time
 
 
 @dataclass
@@ -53,6 +67,7 @@ class Run(Generic[S]):
         deliver: Callable[[Unit, S], None],
         concurrency: int = 4,
         estimate: bool = False,
+        huge: int | None = HUGE,
     ) -> None:
         self.reader = reader
         self.units = list(units)
@@ -60,6 +75,11 @@ class Run(Generic[S]):
         self.deliver = deliver
         self.concurrency = max(1, min(concurrency, len(self.units) or 1))
         self.estimate = estimate
+        # more than one worker: estimate every unit, huge ones stream one at a time
+        self.huge = huge if self.concurrency > 1 else None
+        self._huge_lock = threading.Lock()
+        self._huge_busy = False  # a huge unit is streaming
+        self._huge_waiting: collections.deque[Unit] = collections.deque()
         self.cancelled = reader.cancel
         self._todo: queue.Queue[Unit | None] = queue.Queue()
         self._events: queue.Queue[Unit | _Done[S] | _Fatal] = queue.Queue()
@@ -101,15 +121,30 @@ class Run(Generic[S]):
         self.reader.abort_all()
 
     def _worker(self) -> None:
+        handed: Unit | None = None  # a huge unit that waited for the one this worker ran
         while not self.cancelled.is_set():
-            unit = self._todo.get()
-            if unit is None:
-                return
+            if handed is not None:
+                unit, handed, huge = handed, None, True
+            else:
+                got = self._todo.get()
+                if got is None:
+                    return
+                unit, huge = got, False
             sink: S | None = None
             try:
+                gate = self.huge is not None and unit.namespace is None
+                if not huge and (self.estimate or gate):
+                    n = self.reader.estimate(unit)
+                    if self.estimate:
+                        unit.estimate = n
+                    if gate and n is not None and n > (self.huge or 0):
+                        with self._huge_lock:
+                            if self._huge_busy:  # its worker takes this one next
+                                self._huge_waiting.append(unit)
+                                continue
+                            self._huge_busy = True
+                        huge = True
                 sink = self.make_sink(unit)
-                if self.estimate:
-                    unit.estimate = self.reader.estimate(unit)
                 self.reader.read(unit, sink, self._events.put)
                 self._events.put(_Done(unit, sink))
             except Cancelled:
@@ -123,6 +158,13 @@ class Run(Generic[S]):
             except BaseException as e:  # a bug: surface it in the main thread
                 self._events.put(_Fatal(e))
                 return
+            finally:
+                if huge:
+                    with self._huge_lock:
+                        if self._huge_waiting:
+                            handed = self._huge_waiting.popleft()
+                        else:
+                            self._huge_busy = False
 
     def events(self) -> Iterator[Unit | None]:
         for u in self.units:

@@ -6,10 +6,14 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import hashlib
 import hmac
+import json
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
+from json.encoder import encode_basestring, encode_basestring_ascii
 from typing import Any, Literal
 
 from kstream import deepjson, paths
@@ -40,16 +44,33 @@ def digest(value: bytes, key: bytes | None) -> str:
     return "sha256:" + hashlib.sha256(value).hexdigest()
 
 
+if sys.version_info >= (3, 11):
+    # strict base64 (3.11+): what it accepts, b64decode(validate=True) accepts and
+    # decodes alike, and it skips b64decode's regular-expression pass
+    _strict_b64: Callable[[str], bytes] = functools.partial(binascii.a2b_base64, strict_mode=True)
+else:
+    _strict_b64 = functools.partial(base64.b64decode, validate=True)
+
+
+def _b64(v: str) -> bytes:
+    """What a data value digests: `base64.b64decode(v, validate=True)`, or its
+    text if it is not base64."""
+    try:
+        return _strict_b64(v)
+    except (binascii.Error, ValueError):
+        pass
+    try:
+        return base64.b64decode(v, validate=True)
+    except (binascii.Error, ValueError):
+        return v.encode()
+
+
 def _redact_values(obj: dict[str, Any], key: bytes | None) -> None:
     data = obj.get("data")
     if isinstance(data, dict):
         for k, v in data.items():
             if isinstance(v, str):
-                try:
-                    raw = base64.b64decode(v, validate=True)
-                except (binascii.Error, ValueError):
-                    raw = v.encode()
-                data[k] = digest(raw, key)
+                data[k] = digest(_b64(v), key)
     sdata = obj.get("stringData")
     if isinstance(sdata, dict):
         for k, v in sdata.items():
@@ -57,20 +78,210 @@ def _redact_values(obj: dict[str, Any], key: bytes | None) -> None:
                 sdata[k] = digest(v.encode(), key)
 
 
+def _redact_applied(text: str, key: bytes | None) -> str:
+    """The last-applied-configuration annotation with its Secret values redacted
+    (the whole annotation digested if it is not a JSON object)."""
+    try:
+        fast = _fast_redact(text, key, outer=False)
+    except Exception:  # anything unusual: the general code below decides
+        fast = None
+    if fast is not None:
+        return fast
+    try:
+        inner = deepjson.loads(text)
+        if not isinstance(inner, dict):
+            raise ValueError
+        _redact_values(inner, key)
+        return deepjson.dumps(inner, separators=(",", ":"), sort_keys=True) + "\n"
+    except ValueError:
+        return digest(text.encode(), key)
+
+
+def _redact_metadata(md: Any, key: bytes | None) -> None:
+    ann = (md or {}).get("annotations")
+    if isinstance(ann, dict) and isinstance(ann.get(LAST_APPLIED), str):
+        ann[LAST_APPLIED] = _redact_applied(ann[LAST_APPLIED], key)
+
+
 def redact_secret(obj: dict[str, Any], key: bytes | None) -> None:
     """Replace every Secret value by its digest, in data, stringData and the
     copy kubectl keeps in the last-applied-configuration annotation."""
     _redact_values(obj, key)
-    ann = (obj.get("metadata") or {}).get("annotations")
-    if isinstance(ann, dict) and isinstance(ann.get(LAST_APPLIED), str):
+    _redact_metadata(obj.get("metadata"), key)
+
+
+# --------------------------------------------------------------------------- the fast path
+#
+# A Secret as the server sends it is compact JSON whose bulk is the base64 of its
+# values. Parsing all of it, decoding every value twice (JSON, then base64) and
+# encoding it all again costs more than the digests. The fast path walks the
+# object's top level with the json module's C scanner and:
+# - digests each data value straight from its text: a value that strict base64
+#   accepts is pure base64 alphabet, so its JSON text is its value;
+# - keeps the text of every other member when re-encoding could not change it:
+#   it parses (so it is valid JSON), has no number but an integer (not -0), no
+#   blank and no backslash, so it is already what json.dumps writes (such
+#   integers and strings are written back as they are);
+# - otherwise decodes and re-encodes the member as the general path would (the
+#   metadata when it holds the last-applied annotation, whose values it redacts).
+# Anything else (another layout, a repeated member name at the top or in data, a
+# value that is not base64, an object too deep for the C code) returns None and
+# the general path does the work. What the fast path does not look for is a member
+# name repeated inside a member it keeps as text (json.loads would keep the last
+# one); the server's encoder does not write one (Go structs and maps).
+
+_scanstring: Callable[[str, int, bool], tuple[str, int]] = json.decoder.scanstring  # type: ignore[attr-defined]
+
+_BLANKS = " \t\n\r"
+# what go_json escapes beyond json.dumps (as Go's encoder does)
+_GO_ESCAPES = str.maketrans(
+    {"<": "\\u003c", ">": "\\u003e", "&": "\\u0026", "\u2028": "\\u2028", "\u2029": "\\u2029"}
+)
+# json.dumps(v, ensure_ascii=False, separators=(",", ":")) and, for the annotation,
+# json.dumps(v, separators=(",", ":"), sort_keys=True), without building an encoder per call
+_ENCODE_OUTER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+_ENCODE_INNER = json.JSONEncoder(separators=(",", ":"), sort_keys=True).encode
+
+
+def _refuse_float(text: str) -> Any:
+    raise ValueError("a float: json.dumps may write it otherwise")
+
+
+def _exact_int(text: str) -> int:
+    if text == "-0":
+        raise ValueError("-0: json.dumps writes 0")
+    return int(text)
+
+
+# json.loads's scanner, refusing the numbers json.dumps would not write back the same
+_scan_exact: Callable[[str, int], tuple[Any, int]] = json.JSONDecoder(  # type: ignore[attr-defined]
+    parse_float=_refuse_float, parse_int=_exact_int
+).scan_once
+
+
+def _plain(t: str) -> bool:
+    """Whether valid JSON text t without floats has no blank and no escape: then
+    json.dumps(json.loads(t), ensure_ascii=False, separators=(",", ":")) is t
+    (go_json's escapes are applied to the whole result, kept text included)."""
+    return not (" " in t or "\\" in t or "\n" in t or "\r" in t or "\t" in t)
+
+
+def _go_plain(t: str) -> bool:
+    return not ("<" in t or ">" in t or "&" in t or "\u2028" in t or "\u2029" in t)
+
+
+def _fast_data(
+    s: str, pos: int, key: bytes | None, enc: Callable[[str], str], sort: bool
+) -> tuple[str, int] | None:
+    """The redacted text of the data map at s[pos] and the position after it."""
+    if s[pos] != "{":
+        return None
+    pos += 1
+    if s[pos] == "}":
+        return "{}", pos + 1
+    members: dict[str, str] = {}
+    b64 = _strict_b64
+    while True:
+        if s[pos] != '"':
+            return None
+        name, pos = _scanstring(s, pos + 1, True)
+        if s[pos : pos + 2] != ':"' or name in members:
+            return None
+        end = s.find('"', pos + 2)
+        if end < 0:
+            return None
         try:
-            inner = deepjson.loads(ann[LAST_APPLIED])
-            if not isinstance(inner, dict):
-                raise ValueError
-            _redact_values(inner, key)
-            ann[LAST_APPLIED] = deepjson.dumps(inner, separators=(",", ":"), sort_keys=True) + "\n"
-        except ValueError:
-            ann[LAST_APPLIED] = digest(ann[LAST_APPLIED].encode(), key)
+            raw = b64(s[pos + 2 : end])
+        except (binascii.Error, ValueError):
+            return None
+        members[name] = enc(name) + ':"' + digest(raw, key) + '"'
+        pos = end + 1
+        c = s[pos]
+        if c == "}":
+            if sort:
+                return "{" + ",".join(v for _, v in sorted(members.items())) + "}", pos + 1
+            return "{" + ",".join(members.values()) + "}", pos + 1
+        if c != ",":
+            return None
+        pos += 1
+
+
+_SERVER_HEAD = '{"kind":"Secret","apiVersion":"v1","metadata":{'
+_SERVER_TYPE = ',"type":"'
+
+
+def _server_layout(s: str, key: bytes | None) -> str | None:
+    """_fast_redact(s, key, outer=True) for the layout the server writes, in
+    fewer steps: kind, apiVersion, metadata, data and maybe type; or None."""
+    if not s.startswith(_SERVER_HEAD) or LAST_APPLIED in s:
+        return None
+    start = len(_SERVER_HEAD) - 1
+    _, end = _scan_exact(s, start)
+    md = s[start:end]
+    if s[end : end + 9] != ',"data":{' or not _plain(md):
+        return None
+    fast = _fast_data(s, end + 8, key, encode_basestring, False)
+    if fast is None:
+        return None
+    data, pos = fast
+    tail = s[pos:]
+    if tail != "}" and not (
+        tail.startswith(_SERVER_TYPE)
+        and tail.endswith('"}')
+        and tail.count('"') == 4
+        and tail.isprintable()
+        and _plain(tail)
+    ):
+        return None
+    return s[: end + 8] + data + tail
+
+
+def _fast_redact(s: str, key: bytes | None, *, outer: bool) -> str | None:
+    """The text of s with redact_secret applied, or None. outer: a Secret from
+    the server (its text as go_json writes it, before the Go escapes);
+    otherwise the last-applied annotation (sorted keys, ASCII, a newline)."""
+    if outer and (whole := _server_layout(s, key)) is not None:
+        return whole
+    if s[:1] != "{" or s[1:2] == "}":
+        return None
+    enc = encode_basestring if outer else encode_basestring_ascii
+    parts: dict[str, str] = {}
+    pos = 1
+    while True:
+        if s[pos] != '"':
+            return None
+        name, pos = _scanstring(s, pos + 1, True)
+        if s[pos] != ":" or name in parts:
+            return None
+        pos += 1
+        fast = _fast_data(s, pos, key, enc, not outer) if name == "data" else None
+        if fast is not None:
+            text, pos = fast
+        else:
+            value, end = _scan_exact(s, pos)
+            text = s[pos:end]
+            pos = end
+            if name in ("data", "stringData"):
+                holder = {name: value}
+                _redact_values(holder, key)
+                text = (_ENCODE_OUTER if outer else _ENCODE_INNER)(holder[name])
+            else:
+                if name == "metadata" and outer:
+                    _redact_metadata(value, key)
+                if not outer or not _plain(text) or (name == "metadata" and LAST_APPLIED in text):
+                    text = (_ENCODE_OUTER if outer else _ENCODE_INNER)(value)
+        parts[name] = enc(name) + ":" + text
+        c = s[pos]
+        if c == "}":
+            break
+        if c != ",":
+            return None
+        pos += 1
+    if s[pos + 1 :].strip(_BLANKS):
+        return None
+    if outer:
+        return "{" + ",".join(parts.values()) + "}"
+    return "{" + ",".join(v for _, v in sorted(parts.items())) + "}\n"
 
 
 def make_transform(r: Resource, opts: TransformOptions) -> Callable[[bytes], bytes] | None:
@@ -81,6 +292,15 @@ def make_transform(r: Resource, opts: TransformOptions) -> Callable[[bytes], byt
     key, strip = opts.secret_key, opts.strip
 
     def transform(raw: bytes) -> bytes:
+        if redact and not strip:
+            try:
+                fast = _fast_redact(raw.decode(), key, outer=True)
+            except Exception:  # anything unusual: the general code below decides
+                fast = None
+            if fast is not None:
+                if not _go_plain(fast):
+                    fast = fast.translate(_GO_ESCAPES)
+                return fast.encode()
         obj = deepjson.loads(raw)
         if redact:
             redact_secret(obj, key)
