@@ -50,7 +50,10 @@ test: install controlplane shells lint typecheck
 demo: install controlplane
 	$(PY) -m tools.demo
 
+# compileall first: with PYTHONDONTWRITEBYTECODE set (as on the CI machines) an
+# editable install never writes kstream's .pyc, and start-up would include compiling.
 bench: install controlplane
+	$(PY) -m compileall -q kstream
 	$(PY) -m tools.bench $(BENCH_ARGS)
 
 docs: install
