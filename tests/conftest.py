@@ -113,3 +113,17 @@ def kubectl_json(kubeconfig: Path, *args: str) -> dict:
         timeout=120,
     )
     return json.loads(p.stdout)
+
+
+# An environment whose kubeconfig does not exist: checks that must come before
+# connecting still answer, anything that connects fails.
+NOWHERE = {"KUBECONFIG": "/nonexistent/kubeconfig"}
+
+
+def one_line(r: Result, code: int, *words: str) -> None:
+    """The command ended with `code` and one line on stderr holding `words`."""
+    assert r.code == code, (r.code, r.err)
+    assert "Traceback" not in r.err
+    assert len(r.err.strip().splitlines()) == 1, r.err
+    for w in words:
+        assert w in r.err, (w, r.err)

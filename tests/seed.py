@@ -158,6 +158,37 @@ def deployment(
     }
 
 
+PRESERVE = {"openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": True}}
+
+
+def crd(
+    group: str,
+    plural: str,
+    kind: str,
+    namespaced: bool = True,
+    versions: tuple[tuple[str, bool], ...] = (("v1", True),),
+    short_names: tuple[str, ...] = (),
+) -> dict[str, Any]:
+    """A CustomResourceDefinition whose objects may hold anything, served at
+    `versions` ((name, storage) in the order given)."""
+    names: dict[str, Any] = {"plural": plural, "singular": kind.lower(), "kind": kind}
+    if short_names:
+        names["shortNames"] = list(short_names)
+    return {
+        "apiVersion": "apiextensions.k8s.io/v1",
+        "kind": "CustomResourceDefinition",
+        "metadata": {"name": f"{plural}.{group}"},
+        "spec": {
+            "group": group,
+            "scope": "Namespaced" if namespaced else "Cluster",
+            "names": names,
+            "versions": [
+                {"name": v, "served": True, "storage": st, "schema": PRESERVE} for v, st in versions
+            ],
+        },
+    }
+
+
 def widget_crd() -> tuple[str, dict[str, Any]]:
     return "/apis/apiextensions.k8s.io/v1/customresourcedefinitions", {
         "apiVersion": "apiextensions.k8s.io/v1",

@@ -28,13 +28,13 @@ from kstream.kubeclient import Client, ConnectSettings
 from kstream.resources import DEFAULT_EXCLUDED
 from tests.conftest import KUBECTL, Cluster, kstream
 from tests.seed import Api, namespace, wait_for_resource
+from tests.seed import crd as seed_crd
 
 pytestmark = pytest.mark.cluster
 
 GROUP = "multi.kstream.dev"
 NS = "disc-multi"
 CRDS = "/apis/apiextensions.k8s.io/v1/customresourcedefinitions"
-SCHEMA = {"openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": True}}
 # plural -> (kind, short name, [(version, storage)] in the CRD's order, namespaced)
 KINDS: dict[str, tuple[str, str, list[tuple[str, bool]], bool]] = {
     "gizmos": ("Gizmo", "gzm", [("v1", True)], True),
@@ -47,24 +47,7 @@ OBJECTS = {"gizmos": 2, "sprockets": 3, "cogs": 4, "doohickeys": 2}
 
 def crd(plural: str) -> dict[str, Any]:
     kind, short, versions, namespaced = KINDS[plural]
-    return {
-        "apiVersion": "apiextensions.k8s.io/v1",
-        "kind": "CustomResourceDefinition",
-        "metadata": {"name": f"{plural}.{GROUP}"},
-        "spec": {
-            "group": GROUP,
-            "scope": "Namespaced" if namespaced else "Cluster",
-            "names": {
-                "plural": plural,
-                "singular": kind.lower(),
-                "kind": kind,
-                "shortNames": [short],
-            },
-            "versions": [
-                {"name": v, "served": True, "storage": s, "schema": SCHEMA} for v, s in versions
-            ],
-        },
-    }
+    return seed_crd(GROUP, plural, kind, namespaced, tuple(versions), (short,))
 
 
 def client(kc: Path) -> Client:

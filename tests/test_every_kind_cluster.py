@@ -20,7 +20,7 @@ import pytest
 
 from kstream.snapshot import open_snapshot
 from tests.conftest import KUBECTL, Cluster, kstream
-from tests.seed import Api, configmap, namespace, wait_for_resource
+from tests.seed import Api, configmap, crd, namespace, wait_for_resource
 
 pytestmark = pytest.mark.cluster
 
@@ -28,22 +28,6 @@ GROUP = "ek.kstream.dev"
 NS = "every-kind"
 PAGES = 1100  # objects of a kind: three LIST pages of 500
 VOLATILE = {"Lease", "Event"}  # kube-apiserver itself renews leases while we read
-
-
-def crd(plural: str, kind: str, scope: str = "Namespaced", versions: Any = None) -> dict[str, Any]:
-    schema = {"openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": True}}
-    return {
-        "apiVersion": "apiextensions.k8s.io/v1",
-        "kind": "CustomResourceDefinition",
-        "metadata": {"name": f"{plural}.{GROUP}"},
-        "spec": {
-            "group": GROUP,
-            "scope": scope,
-            "names": {"plural": plural, "singular": plural[:-1], "kind": kind},
-            "versions": versions
-            or [{"name": "v1", "served": True, "storage": True, "schema": schema}],
-        },
-    }
 
 
 def nested(depth: int) -> Any:
@@ -108,21 +92,13 @@ def hostile_objects() -> Iterator[tuple[str, dict[str, Any]]]:
 def populate(api: Api) -> None:
     crds = "/apis/apiextensions.k8s.io/v1/customresourcedefinitions"
     api.create(*namespace(NS), exist_ok=True)
-    api.create(crds, crd("gadgets", "Gadget"), exist_ok=True)
-    api.create(crds, crd("clustergadgets", "ClusterGadget", scope="Cluster"), exist_ok=True)
-    api.create(crds, crd("payloads", "Payload"), exist_ok=True)
-    schema = {"openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": True}}
+    api.create(crds, crd(GROUP, "gadgets", "Gadget"), exist_ok=True)
+    api.create(crds, crd(GROUP, "clustergadgets", "ClusterGadget", namespaced=False), exist_ok=True)
+    api.create(crds, crd(GROUP, "payloads", "Payload"), exist_ok=True)
     # served at v1 (preferred) and v1beta1 (storage): dumped as v1
     api.create(
         crds,
-        crd(
-            "versioneds",
-            "Versioned",
-            versions=[
-                {"name": "v1beta1", "served": True, "storage": True, "schema": schema},
-                {"name": "v1", "served": True, "storage": False, "schema": schema},
-            ],
-        ),
+        crd(GROUP, "versioneds", "Versioned", versions=(("v1beta1", True), ("v1", False))),
         exist_ok=True,
     )
     for plural in ("gadgets", "clustergadgets", "payloads", "versioneds"):

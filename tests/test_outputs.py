@@ -25,17 +25,7 @@ from kstream.archive import (
 )
 from kstream.errors import OutputError, UsageError
 from kstream.snapshot import Entry, open_snapshot
-from tests.conftest import VENV_BIN, Cluster, Result, kstream
-
-NOWHERE = {"KUBECONFIG": "/nonexistent/kubeconfig"}  # checks must come before connecting
-
-
-def one_line(r: Result, code: int, *words: str) -> None:
-    assert r.code == code, (r.code, r.err)
-    assert "Traceback" not in r.err
-    assert len(r.err.strip().splitlines()) == 1, r.err
-    for w in words:
-        assert w in r.err, (w, r.err)
+from tests.conftest import NOWHERE, VENV_BIN, Cluster, Result, kstream, one_line
 
 
 def tree(d: Path) -> dict[str, str]:

@@ -23,18 +23,8 @@ from kstream import paths
 from kstream.cli.common import names, namespace_names
 from kstream.errors import UsageError
 from kstream.snapshot import open_snapshot
-from tests.conftest import KUBECTL, Cluster, Result, kstream
+from tests.conftest import KUBECTL, NOWHERE, Cluster, kstream, one_line
 from tests.seed import grant
-
-NOWHERE = {"KUBECONFIG": "/nonexistent/kubeconfig"}  # checks must come before connecting
-
-
-def one_line(r: Result, code: int, *words: str) -> None:
-    assert r.code == code, (r.code, r.err)
-    assert "Traceback" not in r.err
-    assert len(r.err.strip().splitlines()) == 1, r.err
-    for w in words:
-        assert w in r.err, (w, r.err)
 
 
 @pytest.fixture(scope="module")
