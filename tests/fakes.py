@@ -3,7 +3,8 @@ subprocess), modelled on httpx's MockTransport: canned answers, recorded request
 
 An answer is bytes (the body), an exception (raised by open, like Client does for
 a non-2xx status) or anything else (sent as JSON). Answers come either in order
-(a list: one per request) or per path (a dict: the same answer each time)."""
+(a list: one per request), per path (a dict: the same answer each time), or from
+a function of (path, accept) like httpx's MockTransport handler."""
 
 from __future__ import annotations
 
@@ -40,10 +41,11 @@ class FakeTransport:
 
     def __init__(
         self,
-        answers: Sequence[Any] | Mapping[str, Any],
+        answers: Sequence[Any] | Mapping[str, Any] | Callable[[str, str], Any],
         check: Callable[[str, dict[str, str]], None] | None = None,
     ) -> None:
-        self.in_order = list(answers) if not isinstance(answers, Mapping) else None
+        self.handler = answers if callable(answers) else None
+        self.in_order = list(answers) if isinstance(answers, Sequence) else None
         self.by_path = dict(answers) if isinstance(answers, Mapping) else None
         self.check = check
         self.requests: list[dict[str, str]] = []  # the query of each request
@@ -62,7 +64,9 @@ class FakeTransport:
         self.paths.append(path)
         if self.check is not None:
             self.check(path, q)
-        if self.in_order is not None:
+        if self.handler is not None:
+            a = self.handler(path, accept)
+        elif self.in_order is not None:
             a = self.in_order.pop(0)
         else:
             assert self.by_path is not None
