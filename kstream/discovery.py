@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from kstream.errors import ApiError, AuthError, ConfigError, TransportError
-from kstream.kubeclient import Client
+from kstream.kubeclient import ApiTransport
 from kstream.resources import Resource
 
 AGGREGATED_ACCEPT = (
@@ -86,7 +86,7 @@ def preferred_resources(groups: Sequence[ApiGroup]) -> tuple[list[Resource], lis
     return best, others
 
 
-def discover(client: Client) -> Discovery:
+def discover(client: ApiTransport) -> Discovery:
     try:
         return _discover(client)
     except ApiError as e:
@@ -95,7 +95,7 @@ def discover(client: Client) -> Discovery:
         raise
 
 
-def _discover(client: Client) -> Discovery:
+def _discover(client: ApiTransport) -> Discovery:
     core = client.get_json("/api", accept=AGGREGATED_ACCEPT, what="discovery /api")
     if _is_aggregated(core):
         apis = client.get_json("/apis", accept=AGGREGATED_ACCEPT, what="discovery /apis")
@@ -194,7 +194,7 @@ def legacy_groups(core: Any, apis: Any) -> list[ApiGroup]:
     return groups
 
 
-def _discover_legacy(client: Client, core: Any) -> Discovery:
+def _discover_legacy(client: ApiTransport, core: Any) -> Discovery:
     out = Discovery(aggregated=False)
     groups = legacy_groups(core, client.get_json("/apis", what="discovery /apis"))
     todo = [(g, v) for g in groups for v in g.versions]

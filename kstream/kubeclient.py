@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from http.client import HTTPException
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import quote, urlencode, urlsplit
 
 from kstream import __version__, deepjson
@@ -318,6 +318,46 @@ def resolve(
     )
 
 
+class Response(Protocol):
+    """What the readers use of a streamed response (urllib3's satisfies it)."""
+
+    @property
+    def headers(self) -> Mapping[str, str]: ...
+
+    def read1(self, amt: int = ..., /) -> bytes: ...
+
+    def close(self) -> None: ...
+
+    def release_conn(self) -> None: ...
+
+
+class ApiTransport(Protocol):
+    """The seam between the cluster and Reader, discovery and planning: what they
+    call on a connection. Client is the real one; tests/fakes.py has a fake."""
+
+    host: str
+    context: str
+
+    def open(
+        self,
+        path: str,
+        query: Sequence[tuple[str, str]] = (),
+        accept: str = "application/json",
+        read_timeout: float | None = None,
+        what: str = "",
+    ) -> Response: ...
+
+    def get_json(
+        self,
+        path: str,
+        accept: str = "application/json",
+        what: str = "",
+        query: Sequence[tuple[str, str]] = (),
+    ) -> Any: ...
+
+    def server_version(self) -> str: ...
+
+
 class Client:
     """One cluster connection, shared by all streams (thread-safe pool)."""
 
@@ -592,7 +632,7 @@ def _kubernetes_auth(cfg: Configuration) -> str | None:
     return None
 
 
-def read_chunks(resp: urllib3.BaseHTTPResponse, host: str, size: int = CHUNK) -> Iterator[bytes]:
+def read_chunks(resp: Response, host: str, size: int = CHUNK) -> Iterator[bytes]:
     """The body in chunks as they arrive; transport errors translated.
 
     Reads from the http.client response under urllib3's when there is one: the

@@ -9,7 +9,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from kstream.discovery import Discovery, discover
-from kstream.kubeclient import Client
+from kstream.kubeclient import ApiTransport, Client
 from kstream.resources import Resource, Selection, select
 from kstream.selector import Scope
 from kstream.stream import Method, Reader, Unit
@@ -38,7 +38,7 @@ class Plan:
 
 
 def make_plan(
-    client: Client,
+    client: ApiTransport,
     include: Sequence[str],
     exclude: Sequence[str],
     namespaces: Sequence[str],
@@ -94,7 +94,7 @@ def connect(live: LiveOptions) -> Client:
 
 
 def warn_missing_namespaces(
-    client: Client, namespaces: Sequence[str], warn: Callable[[str], None]
+    client: ApiTransport, namespaces: Sequence[str], warn: Callable[[str], None]
 ) -> None:
     """A warning for each namespace of -n that the server says does not exist
     (a GET of it is 404). Reading it selects nothing, which is not an error;

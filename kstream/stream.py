@@ -35,7 +35,7 @@ from kstream.errors import (
     TransportError,
 )
 from kstream.jsonlines import go_json, iter_lines, object_key
-from kstream.kubeclient import Client, read_chunks
+from kstream.kubeclient import ApiTransport, read_chunks
 from kstream.listpage import HAS_API_VERSION, HAS_KIND, NOT_OBJECT, PageError, PageReader, compact
 from kstream.resources import Resource
 
@@ -146,7 +146,7 @@ Emit = Callable[[Unit], None]
 class Reader:
     """Reads units; shared by the worker threads of one run."""
 
-    def __init__(self, client: Client, opts: StreamOptions, cancel: threading.Event) -> None:
+    def __init__(self, client: ApiTransport, opts: StreamOptions, cancel: threading.Event) -> None:
         self.client = client
         self.opts = opts
         self.cancel = cancel

@@ -5,7 +5,6 @@ server answers (old-server interleaving, errors)."""
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import threading
 from pathlib import Path
@@ -29,6 +28,7 @@ from kstream.stream import (
     iter_lines,
 )
 from kstream.transform import TransformOptions, make_transform, redact_secret
+from tests.fakes import FakeTransport
 
 
 def test_exit_codes_are_pinned() -> None:
@@ -249,38 +249,6 @@ def test_spool_fold_replaces_in_place(tmp_path: Path) -> None:
 # ------------------------------------------------------------------ the stream state machine
 
 
-class FakeResponse:
-    def __init__(self, body: bytes) -> None:
-        self.buf = io.BytesIO(body)
-        self.headers: dict[str, str] = {}
-
-    def read1(self, n: int) -> bytes:
-        return self.buf.read(min(n, 1000))
-
-    def close(self) -> None:
-        pass
-
-    def release_conn(self) -> None:
-        pass
-
-
-class FakeClient:
-    """Canned answers per (method) in order; records requests."""
-
-    host = "https://fake"
-
-    def __init__(self, answers: list[bytes | ApiError]) -> None:
-        self.answers = answers
-        self.requests: list[dict[str, str]] = []
-
-    def open(self, path: str, query: Any = (), **kw: Any) -> FakeResponse:
-        self.requests.append(dict(query))
-        a = self.answers.pop(0)
-        if isinstance(a, ApiError):
-            raise a
-        return FakeResponse(a)
-
-
 class ListSink:
     def __init__(self) -> None:
         self.objs: list[bytes] = []
@@ -322,9 +290,9 @@ END = b'{"type":"BOOKMARK","object":{"kind":"ConfigMap","apiVersion":"v1","metad
 CM = Resource("", "v1", "configmaps", "ConfigMap", True, frozenset({"list", "watch"}))
 
 
-def read(answers: list[bytes | ApiError], **opts: Any) -> tuple[Unit, ListSink, FakeClient]:
-    client = FakeClient(answers)
-    reader = Reader(client, StreamOptions(backoff_base=0.001, **opts), threading.Event())  # type: ignore[arg-type]
+def read(answers: list[bytes | ApiError], **opts: Any) -> tuple[Unit, ListSink, FakeTransport]:
+    client = FakeTransport(answers)
+    reader = Reader(client, StreamOptions(backoff_base=0.001, **opts), threading.Event())
     unit, sink = Unit(CM), ListSink()
     reader.read(unit, sink, lambda u: None)
     return unit, sink, client
@@ -425,18 +393,11 @@ def test_namespace_field_selector_becomes_the_namespaced_path() -> None:
     page = (
         b'{"kind":"ConfigMapList","apiVersion":"v1","metadata":{"resourceVersion":"9"},"items":[]}'
     )
-    paths_seen: list[str] = []
-
-    class PathClient(FakeClient):
-        def open(self, path: str, query: Any = (), **kw: Any) -> FakeResponse:
-            paths_seen.append(path)
-            return super().open(path, query, **kw)
-
-    client = PathClient([page])
+    client = FakeTransport([page])
     opts = StreamOptions(method="list", field_selector="metadata.namespace=shop,metadata.name!=x")
-    reader = Reader(client, opts, threading.Event())  # type: ignore[arg-type]
+    reader = Reader(client, opts, threading.Event())
     reader.read(Unit(CM), ListSink(), lambda u: None)
-    assert paths_seen == ["/api/v1/namespaces/shop/configmaps"]
+    assert client.paths == ["/api/v1/namespaces/shop/configmaps"]
     assert client.requests[0]["fieldSelector"] == "metadata.name!=x"
 
 
@@ -498,8 +459,8 @@ def test_forced_watch_list_never_falls_back() -> None:
     unit, sink, client = read([cut, cut, cut], method="watch-list")
     assert unit.status == "failed" and "streams broke" in unit.error and sink.objs == []
     # a resource without the watch verb: failed at once, nothing asked
-    client = FakeClient([])
-    reader = Reader(client, StreamOptions(method="watch-list"), threading.Event())  # type: ignore[arg-type]
+    client = FakeTransport([])
+    reader = Reader(client, StreamOptions(method="watch-list"), threading.Event())
     unit = Unit(Resource("", "v1", "bindings", "Binding", True, frozenset({"list"})))
     reader.read(unit, ListSink(), lambda u: None)
     assert unit.status == "failed" and "no watch verb" in unit.error and client.requests == []

@@ -33,6 +33,7 @@ from kstream.selector import Scope
 from kstream.snapshot import Entry
 from kstream.stream import Reader, StreamOptions, Unit, go_json
 from tests.conftest import kstream
+from tests.fakes import FakeTransport
 
 V = frozenset({"list", "watch"})
 CM = Resource("", "v1", "configmaps", "ConfigMap", True, V, "configmap", ("cm",))
@@ -195,41 +196,13 @@ def test_tally_and_sort() -> None:
 # --------------------------------------------------------------------------- estimates
 
 
-class FakeResponse:
-    def __init__(self, body: bytes) -> None:
-        self.body = body
-        self.headers: dict[str, str] = {}
-
-    def read1(self, n: int) -> bytes:
-        out, self.body = self.body[:n], self.body[n:]
-        return out
-
-    def close(self) -> None:
-        pass
-
-    def release_conn(self) -> None:
-        pass
-
-
-class FakeClient:
-    """Answers LIST limit=1 like the server: items, continue, remainingItemCount."""
-
-    host = "https://fake"
-
-    def __init__(self, answers: dict[str, Any]) -> None:
-        self.answers = answers
-
-    def open(self, path: str, query: Any = (), **kw: Any) -> FakeResponse:
-        a = self.answers[path]
-        if isinstance(a, Exception):
-            raise a
-        assert dict(query)["limit"] == "1"
-        return FakeResponse(json.dumps(a).encode())
+def _list_limit_1(path: str, query: dict[str, str]) -> None:
+    assert query["limit"] == "1"
 
 
 def FakeReader(answers: dict[str, Any]) -> Reader:
     """The real reader (the one dump uses) over canned LIST pages."""
-    return Reader(FakeClient(answers), StreamOptions(), threading.Event())  # type: ignore[arg-type]
+    return Reader(FakeTransport(answers, check=_list_limit_1), StreamOptions(), threading.Event())
 
 
 def page(n_items: int, remaining: int | None = None) -> dict[str, Any]:

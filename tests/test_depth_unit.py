@@ -22,7 +22,8 @@ from kstream.resources import Resource
 from kstream.stream import Reader, StreamOptions, Unit, go_json
 from kstream.transform import CLEAN_PATHS, LAST_APPLIED, TransformOptions, digest, make_transform
 from tests.conftest import kstream
-from tests.test_core_unit import END, FakeClient
+from tests.fakes import FakeTransport
+from tests.test_core_unit import END
 
 DEPTH = 10_000  # kube-apiserver's JSON decoder: at most 10,000 nested maps and lists
 NEST = Resource("deep.kstream.test", "v1", "nests", "Nest", True, frozenset({"list", "watch"}))
@@ -297,7 +298,7 @@ def test_watch_events_outside_the_fast_lane_survive_depth() -> None:
         b'{"type":"MODIFIED","object":' + changed.encode() + b"}\n"
         b'{"type":"ADDED","object":' + later.encode() + b"}\n" + END
     )
-    reader = Reader(FakeClient([body]), StreamOptions(backoff_base=0.001), threading.Event())  # type: ignore[arg-type]
+    reader = Reader(FakeTransport([body]), StreamOptions(backoff_base=0.001), threading.Event())
     unit, sink = Unit(NEST), RecordingSink()
     reader.read(unit, sink, lambda u: None)
     assert unit.status == "complete", unit.error

@@ -18,27 +18,27 @@ import pytest
 from kstream.discovery import AGGREGATED_ACCEPT, Discovery, discover
 from kstream.errors import ApiError, UnknownResourceError
 from kstream.resources import Resource, match, select
+from tests.fakes import FakeTransport
 
 REC = json.loads((Path(__file__).parent / "test_discovery_recorded.json").read_text())
 G = "multi.kstream.dev"
 KUBECTL = {tuple(r) for r in REC["kubectl_api_resources"]}
 
 
-class FakeClient:
-    """Answers get_json from documents; records the paths asked for."""
+class FakeClient(FakeTransport):
+    """Answers from documents; records the paths asked for."""
 
     host = "https://recorded"
 
     def __init__(self, aggregated: bool, docs: dict[str, Any] | None = None) -> None:
+        super().__init__(self._answer)
         self.aggregated = aggregated
         self.docs = copy.deepcopy(docs if docs is not None else REC)
         self.fail: dict[str, ApiError] = {}
-        self.paths: list[str] = []
 
-    def get_json(self, path: str, accept: str = "application/json", **_kw: Any) -> Any:
-        self.paths.append(path)
+    def _answer(self, path: str, accept: str) -> Any:
         if path in self.fail:
-            raise self.fail[path]
+            return self.fail[path]
         if self.aggregated and accept == AGGREGATED_ACCEPT and path in ("/api", "/apis"):
             return self.docs["agg_" + path[1:]]
         if path in ("/api", "/apis"):
@@ -47,7 +47,7 @@ class FakeClient:
 
 
 def run(client: FakeClient) -> Discovery:
-    return discover(client)  # type: ignore[arg-type]
+    return discover(client)
 
 
 def gvr(resources: list[Resource]) -> set[tuple[str, str, str]]:

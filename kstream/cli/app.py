@@ -9,7 +9,7 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
-from typing import Annotated
+from typing import IO, Annotated
 
 import typer
 from typer._click import exceptions as click  # typer >= 0.29 vendors click
@@ -113,6 +113,28 @@ def _prog() -> str:
 
 def main(argv: list[str] | None = None) -> None:
     """Entry point of `kstream` and `kubectl-kstream`."""
+    sys.exit(run(argv))
+
+
+def run(
+    argv: list[str] | None = None, stdout: IO[str] | None = None, stderr: IO[str] | None = None
+) -> int:
+    """Everything main() does, in-process: parse argv, run the command, map errors
+    to one line on stderr; returns the exit code. stdout/stderr (text streams, with
+    a .buffer where a command writes bytes) replace sys.stdout/sys.stderr meanwhile."""
+    import signal
+
+    with contextlib.ExitStack() as stack:
+        for sig in (signal.SIGTERM, signal.SIGINT):  # run() sets its own; put back the caller's
+            stack.callback(signal.signal, sig, signal.getsignal(sig))
+        if stdout is not None:
+            stack.enter_context(contextlib.redirect_stdout(stdout))
+        if stderr is not None:
+            stack.enter_context(contextlib.redirect_stderr(stderr))
+        return _run(argv)
+
+
+def _run(argv: list[str] | None) -> int:
     import signal
 
     from kstream.errors import Interrupted, KstreamError, Terminated
@@ -181,7 +203,7 @@ def main(argv: list[str] | None = None) -> None:
         sys.stdout.flush()
     except BrokenPipeError:
         pass
-    sys.exit(int(code))
+    return int(code)
 
 
 def _error(msg: str) -> None:
