@@ -9,7 +9,8 @@ from typing import Any
 
 from kstream import deepjson
 
-_GO_ESCAPES = str.maketrans(
+# what go_json escapes beyond json.dumps (as Go's encoder does)
+GO_ESCAPES = str.maketrans(
     {"<": "\\u003c", ">": "\\u003e", "&": "\\u0026", "\u2028": "\\u2028", "\u2029": "\\u2029"}
 )
 
@@ -18,7 +19,7 @@ def go_json(obj: Any) -> bytes:
     """Compact JSON escaped like Go's encoding/json (the server's encoder), so a
     re-encoded object matches what the server sends for it."""
     s = deepjson.dumps(obj, ensure_ascii=False, separators=(",", ":"))
-    return s.translate(_GO_ESCAPES).encode("utf-8")
+    return s.translate(GO_ESCAPES).encode("utf-8")
 
 
 def object_key(obj: dict[str, Any]) -> tuple[str, str]:

@@ -235,10 +235,6 @@ class PageReader:
         r = self.metadata.get("remainingItemCount")
         return r if isinstance(r, int) and not isinstance(r, bool) else None
 
-    @property
-    def done(self) -> bool:
-        return self._state == _DONE
-
     # -- input
     def feed(self, chunk: bytes) -> list[tuple[bytes, int]]:
         # Servers send a page in small HTTP chunks (about one per item): gather

@@ -68,7 +68,7 @@ class Entry:
     retries: int = 0
     error: str | None = None
     fallback: str | None = None  # why LIST was used: the full text, server's words included
-    fallbackCode: str | None = None  # the same in a few words (stream.FALLBACKS)
+    fallbackCode: str | None = None  # the same in a few words (stream.WATCH_LIST_OFF ...)
     sha256: str = ""
     offset: int | None = None
     length: int | None = None

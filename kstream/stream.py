@@ -49,14 +49,6 @@ NO_WATCH_VERB = "no watch verb"  # discovery lists no watch verb for the resourc
 WATCH_NOT_SERVED = "watch not served"  # 404/405/406 on watch
 ERROR_EVENT = "ERROR event"  # the stream sent an ERROR event it would send again
 STREAMS_BROKE = "streams broke"  # streams broke or ended without the end marker
-FALLBACKS = (
-    WATCH_LIST_OFF,
-    WATCH_FORBIDDEN,
-    NO_WATCH_VERB,
-    WATCH_NOT_SERVED,
-    ERROR_EVENT,
-    STREAMS_BROKE,
-)
 
 _NS_FIELD = re.compile(r"metadata\.namespace==?([a-z0-9]([-a-z0-9]*[a-z0-9])?)")
 ADDED_PREFIX = b'{"type":"ADDED","object":'
@@ -219,7 +211,10 @@ class Reader:
         return unit.resource.path(ns), q
 
     def estimate(self, unit: Unit) -> int | None:
-        """A cheap object count for the progress display (None when unknown)."""
+        """A cheap object count for the progress display (None when unknown;
+        the server gives no remaining count with selectors, so none is asked)."""
+        if self.opts.label_selector or self.opts.field_selector:
+            return None
         try:
             return self.estimate_count(unit)
         except KstreamError:

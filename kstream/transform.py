@@ -17,7 +17,7 @@ from json.encoder import encode_basestring, encode_basestring_ascii
 from typing import Any, Literal
 
 from kstream import deepjson, paths
-from kstream.jsonlines import go_json
+from kstream.jsonlines import GO_ESCAPES, go_json
 from kstream.resources import Resource
 
 # what dump does with Secret values (--secrets)
@@ -133,10 +133,6 @@ def redact_secret(obj: dict[str, Any], key: bytes | None) -> None:
 _scanstring: Callable[[str, int, bool], tuple[str, int]] = json.decoder.scanstring  # type: ignore[attr-defined]
 
 _BLANKS = " \t\n\r"
-# what go_json escapes beyond json.dumps (as Go's encoder does)
-_GO_ESCAPES = str.maketrans(
-    {"<": "\\u003c", ">": "\\u003e", "&": "\\u0026", "\u2028": "\\u2028", "\u2029": "\\u2029"}
-)
 # json.dumps(v, ensure_ascii=False, separators=(",", ":")) and, for the annotation,
 # json.dumps(v, separators=(",", ":"), sort_keys=True), without building an encoder per call
 _ENCODE_OUTER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
@@ -299,7 +295,7 @@ def make_transform(r: Resource, opts: TransformOptions) -> Callable[[bytes], byt
                 fast = None
             if fast is not None:
                 if not _go_plain(fast):
-                    fast = fast.translate(_GO_ESCAPES)
+                    fast = fast.translate(GO_ESCAPES)
                 return fast.encode()
         obj = deepjson.loads(raw)
         if redact:

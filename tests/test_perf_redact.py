@@ -297,10 +297,3 @@ def test_b64_is_b64decode_validate(v: str) -> None:
     except (binascii.Error, ValueError):
         want = v.encode()
     assert transform._b64(v) == want
-
-
-def test_go_escapes_are_go_jsons() -> None:
-    for ch in "<>&\u2028\u2029é\x7f":
-        assert json.dumps(ch, ensure_ascii=False).translate(
-            transform._GO_ESCAPES
-        ).encode() == go_json(ch)

@@ -16,7 +16,7 @@ import pytest
 from rich.console import Console
 
 from kstream.cli import render
-from kstream.cli.render import ProgressView, human_bytes, human_count, short_fallback
+from kstream.cli.render import ProgressView, human_bytes, human_count
 from kstream.resources import Resource
 from kstream.runner import Interrupted, Run
 from kstream.stream import Unit
@@ -45,6 +45,7 @@ def unit(
     size: int = 0,
     retries: int = 0,
     reason: str = "",
+    fallback: str = "",
     error: str = "",
     estimate: int | None = None,
     group: str = "",
@@ -52,7 +53,7 @@ def unit(
     u = Unit(res(resource, group), ns)
     u.status, u.phase, u.method = status, phase, method
     u.objects, u.bytes, u.retries = objects, size, retries
-    u.fallback_reason, u.error, u.estimate = reason, error, estimate
+    u.fallback_reason, u.fallback, u.error, u.estimate = reason, fallback, error, estimate
     u.started, u.finished = 1000.0, 1123.4
     return u
 
@@ -63,15 +64,17 @@ def realistic() -> list[Unit]:
         unit("validatingadmissionpolicybindings", LONG_NS, group="admissionregistration.k8s.io",
              objects=10_000_000, size=987_654_321_000, retries=3),
         unit("mutatingwebhookconfigurations", None, group="admissionregistration.k8s.io",
-             objects=9_876_543, size=12_345_678_901, method="list", reason=REFUSED),
+             objects=9_876_543, size=12_345_678_901, method="list", reason=REFUSED,
+             fallback="watch-list off"),
         unit("configmaps", LONG_NS, objects=1_234_567, size=1023 * 1024 * 1024, method="list",
-             reason="watch is forbidden (list may be allowed)"),
+             reason="watch is forbidden (list may be allowed)", fallback="watch forbidden"),
         unit("componentstatuses", None, objects=765_432, size=5_000_000, method="list",
-             reason="the resource does not support watch"),
+             reason="the resource does not support watch", fallback="no watch verb"),
         unit("events", "kube-system", objects=54_321, size=99_999, method="list",
-             reason="watch-list ERROR event: etcd progress request failed", retries=12),
+             reason="watch-list ERROR event: etcd progress request failed", retries=12,
+             fallback="ERROR event"),
         unit("leases", "kube-node-lease", objects=4_321, size=1_000, method="list",
-             reason="3 streams broke: connection reset by peer"),
+             reason="3 streams broke: connection reset by peer", fallback="streams broke"),
         unit("secrets", LONG_NS, status="forbidden", phase="forbidden",
              error='secrets is forbidden: User "system:serviceaccount:ci:reader" cannot watch '
              'resource "secrets" in API group "" in the namespace "some-long-namespace-name"'),
@@ -176,28 +179,10 @@ def test_plain_summary_one_line_per_resource() -> None:
         assert fields["status"] == (u.status or "incomplete")
         assert fields["resource"] == u.resource.name
         assert fields.get("namespace") == u.namespace
-        if short_fallback(u):
-            assert fields["fallback"].strip('"') == short_fallback(u)
+        if u.fallback:
+            assert fields["fallback"].strip('"') == u.fallback
     assert "┃" not in "\n".join(lines) and "…" not in "\n".join(lines)
     assert sum("sendInitialEvents" in ln for ln in lines) == 0
-
-
-def test_short_fallback_before_and_after_the_reader_sets_it() -> None:
-    u = unit("configmaps", None, method="list", reason=REFUSED)
-    assert short_fallback(u) == "watch-list off"
-    u.fallback = "streams broke"  # type: ignore[attr-defined]  # the reader's own code
-    assert short_fallback(u) == "streams broke"
-    assert short_fallback(unit("x", None)) == ""
-    texts = {
-        "watch is forbidden (list may be allowed)": "watch forbidden",
-        "the resource does not support watch": "no watch verb",
-        "watch not served: HTTP 405": "no watch verb",
-        "watch-list ERROR event: boom": "ERROR event",
-        "3 streams ended without the end marker": "streams broke",
-        "3 streams broke: reset": "streams broke",
-    }
-    for text, code in texts.items():
-        assert short_fallback(unit("x", None, reason=text)) == code
 
 
 def test_plain_layout_with_ci_or_no_terminal(monkeypatch: pytest.MonkeyPatch) -> None:

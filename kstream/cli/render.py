@@ -58,33 +58,9 @@ FALLBACK_EXPLAINED = {
 }
 
 
-def short_fallback(unit: Unit) -> str:
-    """Why a unit was read with LIST, in a few words ("" when it was not):
-    "watch-list off", "watch forbidden", "no watch verb", "ERROR event" or
-    "streams broke". Uses Unit.fallback where the reader sets it, else derives
-    it from the full text in Unit.fallback_reason."""
-    code = getattr(unit, "fallback", None)
-    if isinstance(code, str) and code:
-        return code
-    reason = unit.fallback_reason
-    if not reason:
-        return ""
-    if reason.startswith("watch-list refused"):
-        return "watch-list off"
-    if reason.startswith("watch is forbidden"):
-        return "watch forbidden"
-    if reason.startswith(("the resource does not support watch", "watch not served")):
-        return "no watch verb"
-    if "ERROR event" in reason:
-        return "ERROR event"
-    if "streams broke" in reason or "without the end marker" in reason:
-        return "streams broke"
-    return "fallback"
-
-
 def method_cell(unit: Unit) -> str:
     """`watch-list`, `list`, or `list (watch-list off)` when it fell back."""
-    code = short_fallback(unit)
+    code = unit.fallback
     method = unit.method or ("list" if code else "")
     return f"{method} ({code})" if code and method == "list" else method
 
@@ -93,7 +69,7 @@ def fallback_notes(units: Sequence[Unit]) -> list[str]:
     """One line per kind of fallback, under the table (never per resource)."""
     seen: dict[str, int] = {}
     for u in units:
-        code = short_fallback(u)
+        code = u.fallback
         if code:
             seen[code] = seen.get(code, 0) + 1
     out = []
@@ -270,7 +246,7 @@ class FitTable:
 
 def _state(u: Unit) -> str:
     if u.phase == "listing":
-        code = short_fallback(u)
+        code = u.fallback
         return f"list ({code})" if code else "listing"
     return u.phase
 
@@ -430,7 +406,7 @@ def summary_lines(units: Sequence[Unit], title: str) -> list[str]:
         ]
         if u.retries:
             fields.append(("retries", u.retries))
-        code = short_fallback(u)
+        code = u.fallback
         if code:
             fields.append(("fallback", code))
         if u.error:
