@@ -576,8 +576,9 @@ class DirectoryWriter(Writer):
         )
         with os.fdopen(fd, "w") as f:
             _write_guard(lambda: json.dump(manifest, f, indent=2), str(mpath))
+        keep = {MANIFEST_NAME, *(e.file for e in self.entries)}
         for p in self.spool_dir.iterdir():
-            if p.name != MANIFEST_NAME and p.name not in {e.file for e in self.entries}:
+            if p.name not in keep:
                 p.unlink()
         if interrupted:
             dest = _partial_name(self.target)

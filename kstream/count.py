@@ -41,12 +41,11 @@ from kstream.selector import LabelSelector, Scope, SelectorError, key_problem, p
 from kstream.stream import Reader, Unit
 
 if TYPE_CHECKING:
-    from kstream.plan import LiveOptions
+    from kstream.plan import LiveOptions, Plan
     from kstream.runner import Run
 
 SCHEMA_VERSION = 1
 FIELDS = ("resource", "namespace", "label")
-SORTS = ("count", "size", "name")
 
 # --------------------------------------------------------------------------- grouping
 
@@ -703,9 +702,7 @@ def count_live(
     result = CountResult("live", grouping, tally.rows(), server=plan.server)
     result.interrupted = interrupted is not None
     result.incomplete = units_missing(plan.units)
-    result.incomplete += [
-        Missing(f.group, None, "discovery-failed", f.error) for f in plan.discovery.failures
-    ]
+    result.incomplete += _discovery_missing(plan)
     result.excluded_by_default = [r.name for r in plan.selection.excluded_by_default]
     return result, interrupted
 
@@ -720,24 +717,20 @@ def estimate_live(
     scope: Scope, live: LiveOptions, grouping: Grouping, warn: Callable[[str], None]
 ) -> CountResult:
     """`count --estimate`: a LIST limit=1 per unit, no object read."""
-    import threading
-
-    from kstream.plan import connect, make_plan, warn_missing_namespaces
-    from kstream.stream import StreamOptions
+    from kstream.plan import open_live
 
     if scope.label_selector or scope.field_selector:
         raise UsageError(
             "--estimate cannot use -l/--field-selector: "
             "the server gives no remaining count with selectors"
         )
-    client = connect(live)
-    warn_missing_namespaces(client, scope.namespaces, warn)
-    plan = make_plan(client, scope.resources, scope.exclude, scope.namespaces)
-    reader = Reader(client, StreamOptions(), threading.Event())
+    plan, reader = open_live(scope, live, warn)
     rows, not_estimated, failed = estimate_units(reader, plan.units, grouping, live.concurrency)
     result = CountResult("live", grouping, rows, estimate=True, server=plan.server)
     result.not_estimated = not_estimated
-    result.incomplete = failed + [
-        Missing(f.group, None, "discovery-failed", f.error) for f in plan.discovery.failures
-    ]
+    result.incomplete = failed + _discovery_missing(plan)
     return result
+
+
+def _discovery_missing(plan: Plan) -> list[Missing]:
+    return [Missing(f.group, None, "discovery-failed", f.error) for f in plan.discovery.failures]

@@ -15,11 +15,17 @@ GO_ESCAPES = str.maketrans(
 )
 
 
+def go_escape(s: str) -> str:
+    """`s` (JSON text) with the escapes Go adds; translate only when needed."""
+    if "<" in s or ">" in s or "&" in s or "\u2028" in s or "\u2029" in s:
+        return s.translate(GO_ESCAPES)
+    return s
+
+
 def go_json(obj: Any) -> bytes:
     """Compact JSON escaped like Go's encoding/json (the server's encoder), so a
     re-encoded object matches what the server sends for it."""
-    s = deepjson.dumps(obj, ensure_ascii=False, separators=(",", ":"))
-    return s.translate(GO_ESCAPES).encode("utf-8")
+    return go_escape(deepjson.dumps(obj, ensure_ascii=False, separators=(",", ":"))).encode()
 
 
 def object_key(obj: dict[str, Any]) -> tuple[str, str]:

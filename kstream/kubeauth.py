@@ -38,7 +38,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from kstream.errors import AuthError
@@ -95,8 +95,6 @@ class Transport:
     tls: TlsSettings
     auth: Callable[[], str | None] = field(repr=False)  # the Authorization header value
     kind: str = "anonymous"  # token, tokenFile, client-certificate, exec, in-cluster
-    # an exec plugin's client certificate replaces tls.cert_*; refreshed on expiry
-    exec_plugin: ExecPlugin | None = field(default=None, repr=False)
 
 
 # ------------------------------------------------------------------ helpers
@@ -224,16 +222,15 @@ def from_kubeconfig(
     if plugin is not None:
         cred = plugin.credential()
         if cred.cert_data is not None:
-            tls = TlsSettings(
-                verify=tls.verify,
-                ca_file=tls.ca_file,
-                ca_data=tls.ca_data,
+            # an exec plugin's client certificate replaces the kubeconfig's
+            tls = replace(
+                tls,
+                cert_file=None,
+                key_file=None,
                 cert_data=cred.cert_data,
                 key_data=cred.key_data,
-                server_name=tls.server_name,
-                proxy_url=tls.proxy_url,
             )
-        return Transport(host, tls, plugin.header, kind, exec_plugin=plugin)
+        return Transport(host, tls, plugin.header, kind)
     if kind == "anonymous" and (tls.cert_file or tls.cert_data):
         kind = "client-certificate"
     header = f"Bearer {token}" if token else None

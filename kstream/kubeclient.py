@@ -382,7 +382,6 @@ class Client:
             resolved = resolve(files, s.context, merged)
             self.context = resolved.context
         self.loader = "kstream"  # or "kubernetes": which loader made the connection settings
-        self.fallback_reason = ""
         self._auth: Callable[[], str | None]
         transport: Transport | None = None
         if os.environ.get(LOADER_ENV, "") != "kubernetes":
@@ -394,8 +393,8 @@ class Client:
                     if resolved is None
                     else kubeauth.from_kubeconfig(resolved.config)
                 )
-            except kubeauth.Fallback as e:
-                self.fallback_reason = str(e)
+            except kubeauth.Fallback:
+                pass  # what the small resolver does not handle goes to the kubernetes package
         if transport is None:
             self.loader = "kubernetes"
             cfg = kubernetes_configuration(resolved)

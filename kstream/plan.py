@@ -9,10 +9,11 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from kstream.discovery import Discovery, discover
-from kstream.kubeclient import ApiTransport, Client
+from kstream.errors import ApiError, KstreamError
+from kstream.kubeclient import ApiTransport, Client, ConnectSettings
 from kstream.resources import Resource, Selection, select
 from kstream.selector import Scope
-from kstream.stream import Method, Reader, Unit
+from kstream.stream import Method, Reader, StreamOptions, Unit
 
 
 @dataclass(frozen=True)
@@ -81,7 +82,6 @@ def plan_units(
 
 
 def connect(live: LiveOptions) -> Client:
-    from kstream.kubeclient import ConnectSettings
 
     return Client(
         ConnectSettings(
@@ -99,7 +99,6 @@ def warn_missing_namespaces(
     """A warning for each namespace of -n that the server says does not exist
     (a GET of it is 404). Reading it selects nothing, which is not an error;
     when the GET is forbidden or fails, nothing is said."""
-    from kstream.errors import ApiError, KstreamError
 
     for ns in namespaces:
         try:
@@ -118,7 +117,6 @@ def open_live(
     skip_secrets: bool = False,
 ) -> tuple[Plan, Reader]:
     """Connect, discover and plan the units; the reader that streams them."""
-    from kstream.stream import StreamOptions
 
     client = connect(live)
     warn_missing_namespaces(client, scope.namespaces, warn)

@@ -37,8 +37,6 @@ from dataclasses import dataclass
 from typing import Generic, TypeVar
 
 from kstream.errors import AuthError, KstreamError, OutputError, TLSError
-from kstream.errors import Interrupted as Interrupted  # re-exported: defined in errors
-from kstream.errors import Terminated as Terminated
 from kstream.stream import Cancelled, Reader, Sink, Unit
 
 S = TypeVar("S", bound=Sink)

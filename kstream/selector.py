@@ -388,10 +388,7 @@ def parse_fields(text: str) -> tuple[FieldRequirement, ...]:
 
 def check(label_selector: str, field_selector: str) -> None:
     """Refuse, before any request, selectors the server would answer with 400."""
-    try:
-        parse_labels(label_selector)
-    except SelectorError as e:
-        raise UsageError(f"--selector: {e}") from None
+    LabelSelector(label_selector)  # UsageError "--selector: ..."
     try:
         parse_fields(field_selector)
     except SelectorError as e:

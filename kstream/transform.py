@@ -17,7 +17,7 @@ from json.encoder import encode_basestring, encode_basestring_ascii
 from typing import Any, Literal
 
 from kstream import deepjson, paths
-from kstream.jsonlines import GO_ESCAPES, go_json
+from kstream.jsonlines import go_escape, go_json
 from kstream.resources import Resource
 
 # what dump does with Secret values (--secrets)
@@ -162,10 +162,6 @@ def _plain(t: str) -> bool:
     return not (" " in t or "\\" in t or "\n" in t or "\r" in t or "\t" in t)
 
 
-def _go_plain(t: str) -> bool:
-    return not ("<" in t or ">" in t or "&" in t or "\u2028" in t or "\u2029" in t)
-
-
 def _fast_data(
     s: str, pos: int, key: bytes | None, enc: Callable[[str], str], sort: bool
 ) -> tuple[str, int] | None:
@@ -294,9 +290,7 @@ def make_transform(r: Resource, opts: TransformOptions) -> Callable[[bytes], byt
             except Exception:  # anything unusual: the general code below decides
                 fast = None
             if fast is not None:
-                if not _go_plain(fast):
-                    fast = fast.translate(GO_ESCAPES)
-                return fast.encode()
+                return go_escape(fast).encode()
         obj = deepjson.loads(raw)
         if redact:
             redact_secret(obj, key)

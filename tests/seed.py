@@ -190,34 +190,9 @@ def crd(
 
 
 def widget_crd() -> tuple[str, dict[str, Any]]:
-    return "/apis/apiextensions.k8s.io/v1/customresourcedefinitions", {
-        "apiVersion": "apiextensions.k8s.io/v1",
-        "kind": "CustomResourceDefinition",
-        "metadata": {"name": f"widgets.{CRD_GROUP}"},
-        "spec": {
-            "group": CRD_GROUP,
-            "scope": "Namespaced",
-            "names": {
-                "plural": "widgets",
-                "singular": "widget",
-                "kind": "Widget",
-                "shortNames": ["wd"],
-            },
-            "versions": [
-                {
-                    "name": "v1",
-                    "served": True,
-                    "storage": True,
-                    "schema": {
-                        "openAPIV3Schema": {
-                            "type": "object",
-                            "x-kubernetes-preserve-unknown-fields": True,
-                        }
-                    },
-                }
-            ],
-        },
-    }
+    return "/apis/apiextensions.k8s.io/v1/customresourcedefinitions", crd(
+        CRD_GROUP, "widgets", "Widget", short_names=("wd",)
+    )
 
 
 def widget(ns: str, name: str, color: str = "blue", size: int = 3) -> tuple[str, dict[str, Any]]:

@@ -18,7 +18,7 @@ from kstream.exitcodes import ExitCode
 from kstream.jsonlines import go_json
 from kstream.transform import CLEAN_PATHS, LAST_APPLIED, digest
 from tests.conftest import Cluster, kstream
-from tests.seed import Api, wait_for_resource
+from tests.seed import Api, crd, namespace, wait_for_resource
 from tests.test_depth_unit import depth_of, nested
 
 pytestmark = pytest.mark.cluster
@@ -69,34 +69,9 @@ def deep(request: pytest.FixtureRequest) -> Iterator[Deep]:
     cluster: Cluster = request.getfixturevalue(request.param)
     api = cluster.api
     api.create(
-        "/apis/apiextensions.k8s.io/v1/customresourcedefinitions",
-        {
-            "apiVersion": "apiextensions.k8s.io/v1",
-            "kind": "CustomResourceDefinition",
-            "metadata": {"name": CRD},
-            "spec": {
-                "group": GROUP,
-                "scope": "Namespaced",
-                "names": {"plural": "nests", "singular": "nest", "kind": "Nest"},
-                "versions": [
-                    {
-                        "name": "v1",
-                        "served": True,
-                        "storage": True,
-                        "schema": {
-                            "openAPIV3Schema": {
-                                "type": "object",
-                                "x-kubernetes-preserve-unknown-fields": True,
-                            }
-                        },
-                    }
-                ],
-            },
-        },
+        "/apis/apiextensions.k8s.io/v1/customresourcedefinitions", crd(GROUP, "nests", "Nest")
     )
-    api.create(
-        "/api/v1/namespaces", {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NS}}
-    )
+    api.create(*namespace(NS))
     try:
         wait_for_resource(api, BASE)
         # the deepest object the server takes: try from beyond its decoder's limit down

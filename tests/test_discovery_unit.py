@@ -46,17 +46,13 @@ class FakeClient(FakeTransport):
         return self.docs["per_gv"][path]
 
 
-def run(client: FakeClient) -> Discovery:
-    return discover(client)
-
-
 def gvr(resources: list[Resource]) -> set[tuple[str, str, str]]:
     return {(r.group, r.version, r.resource) for r in resources}
 
 
 @pytest.mark.parametrize("aggregated", [True, False])
 def test_recorded_discovery_picks_what_kubectl_picks(aggregated: bool) -> None:
-    d = run(FakeClient(aggregated))
+    d = discover(FakeClient(aggregated))
     assert d.aggregated is aggregated and d.failures == []
     assert gvr(d.resources) == KUBECTL
     assert len(d.resources) == len(KUBECTL)
@@ -87,7 +83,7 @@ def test_recorded_discovery_picks_what_kubectl_picks(aggregated: bool) -> None:
 
 def test_legacy_discovery_reads_every_group_version() -> None:
     c = FakeClient(aggregated=False)
-    run(c)
+    discover(c)
     assert sorted(p for p in c.paths if p not in ("/api", "/apis")) == sorted(REC["per_gv"])
 
 
@@ -97,7 +93,7 @@ def test_stale_version_is_a_failure_and_the_next_version_serves() -> None:
     docs = copy.deepcopy(REC)
     (item,) = [i for i in docs["agg_apis"]["items"] if i["metadata"]["name"] == G]
     item["versions"][0]["freshness"] = "Stale"  # v1
-    d = run(FakeClient(True, docs))
+    d = discover(FakeClient(True, docs))
     assert [(f.group, f.error) for f in d.failures] == [
         (f"{G}/v1", "discovery is stale (the API service is unavailable)")
     ]
@@ -112,7 +108,7 @@ def test_stale_version_is_a_failure_and_the_next_version_serves() -> None:
 def test_failed_legacy_group_version_is_reported_and_others_serve() -> None:
     c = FakeClient(aggregated=False)
     c.fail[f"/apis/{G}/v1"] = ApiError(503, "service unavailable")
-    d = run(c)
+    d = discover(c)
     assert [f.group for f in d.failures] == [f"{G}/v1"]
     assert {x for x in gvr(d.resources) if x[0] == G} == {
         (G, "v1beta1", "cogs"),
@@ -125,7 +121,7 @@ def test_failed_legacy_group_version_is_reported_and_others_serve() -> None:
 def test_missing_core_v1_is_tolerated_like_client_go() -> None:
     c = FakeClient(aggregated=False)
     c.fail["/api/v1"] = ApiError(404, "not found")
-    d = run(c)
+    d = discover(c)
     assert d.failures == [] and not any(r.group == "" for r in d.resources)
 
 
@@ -135,7 +131,7 @@ def test_resource_without_kind_is_dropped_like_client_go() -> None:
     for r in item["versions"][0]["resources"]:
         if r["resource"] == "cogs":
             del r["responseKind"]
-    d = run(FakeClient(True, docs))
+    d = discover(FakeClient(True, docs))
     assert (G, "v1beta1", "cogs") in gvr(d.resources)  # the next version serves it
 
 
@@ -180,7 +176,7 @@ def test_unread_version_is_skipped() -> None:
 
 @pytest.fixture(scope="module")
 def disc() -> Discovery:
-    return run(FakeClient(True))
+    return discover(FakeClient(True))
 
 
 @pytest.mark.parametrize(
@@ -233,3 +229,9 @@ def test_full_selection_reads_each_resource_once(disc: Discovery) -> None:
     assert len({(g, r) for g, _v, r in picked}) == len(picked)
     both = select(disc.resources, ["cogs", f"cogs.v1beta1.{G}"], other_versions=disc.other_versions)
     assert [r.version for r in both.resources] == ["v1", "v1beta1"]
+
+
+def test_aggregated_discovery_is_two_requests() -> None:
+    c = FakeClient(aggregated=True)
+    discover(c)
+    assert sorted(c.paths) == ["/api", "/apis"]

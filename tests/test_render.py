@@ -17,8 +17,9 @@ from rich.console import Console
 
 from kstream.cli import render
 from kstream.cli.render import ProgressView, human_bytes, human_count
+from kstream.errors import Interrupted
 from kstream.resources import Resource
-from kstream.runner import Interrupted, Run
+from kstream.runner import Run
 from kstream.stream import Unit
 
 LONG_NS = "some-long-namespace-name"

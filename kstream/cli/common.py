@@ -342,14 +342,6 @@ ColorOpt = Annotated[
 ]
 
 
-def split(values: list[str] | None) -> list[str]:
-    """Comma-separated values of a repeatable option, in order, each once."""
-    out: list[str] = []
-    for v in values or []:
-        out.extend(x.strip() for x in v.split(",") if x.strip())
-    return list(dict.fromkeys(out))
-
-
 def scope(
     resource: list[str] | None,
     exclude: list[str] | None,
@@ -357,14 +349,14 @@ def scope(
     selector: str,
     field_selector: str = "",
 ) -> Scope:
-    """The command's selection as one value; the selectors are checked here,
-    before any request (exit 2, one line)."""
+    """The command's selection as one value (names already split and checked by
+    the option callbacks); the selectors are checked here, before any request."""
     from kstream.selector import Scope
 
     return Scope(
-        tuple(split(resource)),
-        tuple(split(exclude)),
-        tuple(split(namespace)),
+        tuple(resource or ()),
+        tuple(exclude or ()),
+        tuple(namespace or ()),
         selector,
         field_selector,
     )

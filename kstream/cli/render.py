@@ -420,7 +420,7 @@ def drive(run: Run[Any], quiet: bool) -> ExitCode | None:
     """Consume a run's events, drawing progress. Ctrl-C and SIGTERM (turned into
     exceptions by main()) cancel the run and come back as their exit code; any
     other error cancels it and propagates."""
-    from kstream.runner import Interrupted, Terminated
+    from kstream.errors import Interrupted, Terminated
 
     try:
         with ProgressView(run.units, enabled=not quiet) as view:
