@@ -210,10 +210,12 @@ def test_no_color_and_color_flag(cluster: Cluster, tmp_path: Path) -> None:
     assert "\x1b[" not in r.err
     r = kstream(*args, "--color", "never", kubeconfig=cluster.kubeconfig, env=forced)
     assert "\x1b[" not in r.err
-    r = kstream(*args, "--color", "always", kubeconfig=cluster.kubeconfig, env={"NO_COLOR": "1"})
-    assert r.code == 0, r.err
-    assert "\x1b[" in r.err
-    assert b"\x1b[" not in r.out  # the data on stdout is never coloured
+    for ci in ("", "true"):  # the table layout, and the key=value lines CI logs get
+        env = {"NO_COLOR": "1", "CI": ci}
+        r = kstream(*args, "--color", "always", kubeconfig=cluster.kubeconfig, env=env)
+        assert r.code == 0, r.err
+        assert "\x1b[32m" in r.err, (ci, r.err)  # complete, in green
+        assert b"\x1b[" not in r.out  # the data on stdout is never coloured
 
 
 def test_debug_shows_traceback_only_with_debug(tmp_path: Path) -> None:

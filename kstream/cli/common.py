@@ -68,7 +68,7 @@ def setup_consoles(color: Color) -> None:
     if color is Color.never or (color is Color.auto and no_color):
         kw: dict[str, object] = {"no_color": True, "color_system": None}
     elif color is Color.always:
-        kw = {"force_terminal": True, "color_system": "standard"}
+        kw = {"force_terminal": True, "color_system": "standard", "no_color": False}
     else:
         kw = {}
     consoles.err = Console(stderr=True, highlight=False, **kw)  # type: ignore[arg-type]

@@ -416,6 +416,16 @@ def summary_lines(units: Sequence[Unit], title: str) -> list[str]:
     return out
 
 
+def _styled_line(line: str) -> Text:
+    """A log line with its status value in the status colour: a console that
+    colours (a terminal, FORCE_COLOR, --color always) shows it, others drop it."""
+    t = Text(line)
+    m = re.search(r"(?:^| )status=([a-z]+)", line)
+    if m:
+        t.stylize(STATE_STYLE.get(m.group(1), ""), m.start(1), m.end(1))
+    return t
+
+
 def drive(run: Run[Any], quiet: bool) -> ExitCode | None:
     """Consume a run's events, drawing progress. Ctrl-C and SIGTERM (turned into
     exceptions by main()) cancel the run and come back as their exit code; any
@@ -484,7 +494,7 @@ def report_dump(result: DumpResult, quiet: bool, debug: bool) -> None:
     title = f"kstream dump → {result.destination}"
     if plain_layout():
         for line in summary_lines(units, title):
-            note(line)
+            consoles.err.print(_styled_line(line), soft_wrap=True)
     else:
         consoles.err.print(summary(units, title))
     objs = sum(u.objects for u in units)
