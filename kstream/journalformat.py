@@ -1,0 +1,240 @@
+"""The journal's on-disk format: what `dump --follow` writes and every reader reads.
+
+A journal is a directory:
+
+    JOURNAL/
+      journal.json          {"format": "kstream-journal", "version": 1, "created": ...,
+                             "context": ..., "server": {...}, "options": {...}}
+      base.ndjson.zst       the snapshot the journal starts from: an ordinary kstream
+                            archive (`kstream count JOURNAL/base.ndjson.zst` reads it)
+      segments/
+        000001.events.zst   change events after the base, in order of arrival
+        000002.events.zst   ...
+
+A segment is a kstream archive in layout (see `kstream/archive.py`):
+
+    [skippable MAGIC_HEADER: {"format": "kstream-journal-segment", "version": 1,
+                              "segment": N, "created": TIME}]
+    [zstd frame: events, one per line]   one frame per flush (at least every second)
+    [zstd frame: events ...]
+    [skippable MAGIC_MANIFEST: SegmentManifest JSON]   } written when the segment
+    [skippable MAGIC_FOOTER: as in the archive]        } is sealed (rotation, end)
+
+`zstdcat segments/*.zst | jq` shows the events. A segment without the footer is
+open: only the newest segment may be, after a crash (kill -9, power cut); it is
+read up to its last whole frame, and `dump --follow --resume` seals it (cut
+frame dropped) before it writes the next one. A sealed segment that does not
+verify, or an unsealed one that is not the newest, is corrupted (exit 6).
+
+An event is one line, keys in this order, the object last and as the snapshot
+would hold it (redacted and stripped by the dump's own rules):
+
+    {"time":"2026-11-29T14:00:00.123456Z","type":"MODIFIED","resource":"apps/v1/deployments",
+     "namespace":"shop","rv":"12345","object":{...}}
+
+- `time`: when kstream received the event (UTC, microseconds, `Z`).
+- `type`: ADDED, MODIFIED, DELETED (object: its last state), BOOKMARK (no object:
+  the stream's position moved to `rv`), RESYNC / SYNC / SYNCED (below).
+- `resource`: `GROUP/VERSION/RESOURCE`, the core group written as `v1/configmaps`
+  (`unit_resource()`); `namespace`: the unit's namespace scope (`-n`), "" for a
+  unit over all namespaces or a cluster-scoped resource. Resource plus namespace
+  name the unit, as in the base's manifest.
+- `rv`: the resourceVersion the event brought the unit's stream to.
+
+A resync replaces one unit's state: after a 410 Gone, or for a resource that is
+new since the journal began (a CRD created while following). RESYNC opens it,
+the unit's objects follow as SYNC events, SYNCED (rv: the new snapshot's
+resourceVersion) closes it. State at an instant: at SYNCED the unit's objects are
+exactly the SYNC objects since its RESYNC; a resync not closed by the instant (or
+ever: interrupted) changes nothing.
+
+The state at an instant T is the base's objects, then every event with time <= T
+applied in file order (ADDED/MODIFIED put, DELETED removes, by namespace/name
+within the unit).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any, Literal
+
+JOURNAL_FORMAT = "kstream-journal"
+JOURNAL_VERSION = 1
+SEGMENT_FORMAT = "kstream-journal-segment"
+SEGMENT_VERSION = 1
+META_NAME = "journal.json"
+BASE_NAME = "base.ndjson.zst"
+SEGMENT_DIR = "segments"
+SEGMENT_SUFFIX = ".events.zst"
+
+# rotation defaults (`--rotate-size`, `--rotate-interval`) and the flush interval
+ROTATE_SIZE = 64 * 1024 * 1024  # uncompressed event bytes per segment
+ROTATE_INTERVAL = 3600.0  # seconds
+FLUSH_INTERVAL = 1.0  # seconds: the open segment is flushed at least this often
+
+EventType = Literal["ADDED", "MODIFIED", "DELETED", "BOOKMARK", "RESYNC", "SYNC", "SYNCED"]
+CHANGE_TYPES = ("ADDED", "MODIFIED", "DELETED")
+EVENT_TYPES = ("ADDED", "MODIFIED", "DELETED", "BOOKMARK", "RESYNC", "SYNC", "SYNCED")
+
+_OBJECT = b',"object":'
+
+
+def segment_name(n: int) -> str:
+    return f"{n:06d}{SEGMENT_SUFFIX}"
+
+
+def segment_number(name: str) -> int | None:
+    """N of `NNNNNN.events.zst`, None for any other name."""
+    if not name.endswith(SEGMENT_SUFFIX):
+        return None
+    stem = name[: -len(SEGMENT_SUFFIX)]
+    return int(stem) if stem.isdigit() else None
+
+
+def unit_resource(group: str, version: str, resource: str) -> str:
+    return f"{group}/{version}/{resource}" if group else f"{version}/{resource}"
+
+
+def split_unit_resource(s: str) -> tuple[str, str, str]:
+    """(group, version, resource) of `unit_resource()`'s form."""
+    parts = s.split("/")
+    if len(parts) == 2:
+        return "", parts[0], parts[1]
+    if len(parts) == 3:
+        return parts[0], parts[1], parts[2]
+    raise ValueError(f"not GROUP/VERSION/RESOURCE: {s!r}")
+
+
+def now_time() -> str:
+    return format_time(datetime.now(timezone.utc))
+
+
+def format_time(t: datetime) -> str:
+    return t.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def parse_time(s: str) -> datetime:
+    """An event's time, or an instant a user typed (RFC 3339; `Z` or an offset;
+    seconds or fractions); raises ValueError."""
+    t = datetime.fromisoformat(s[:-1] + "+00:00" if s.endswith(("Z", "z")) else s)
+    if t.tzinfo is None:
+        raise ValueError(f"{s!r} has no time zone (add Z for UTC)")
+    return t.astimezone(timezone.utc)
+
+
+@dataclass
+class Event:
+    time: str
+    type: str  # EventType; a reader may meet others from newer writers
+    resource: str
+    namespace: str
+    rv: str
+    object: bytes | None = None  # the object's JSON, as written
+
+    def encode(self) -> bytes:
+        head = json.dumps(
+            {
+                "time": self.time,
+                "type": self.type,
+                "resource": self.resource,
+                "namespace": self.namespace,
+                "rv": self.rv,
+            },
+            separators=(",", ":"),
+        ).encode()
+        if self.object is None:
+            return head
+        return head[:-1] + _OBJECT + self.object + b"}"
+
+    @classmethod
+    def decode(cls, line: bytes) -> Event:
+        """Raises ValueError for a line that is not an event."""
+        head, sep, rest = line.partition(_OBJECT)
+        if sep:
+            if not rest.endswith(b"}"):
+                raise ValueError("event line does not end its object")
+            obj: bytes | None = rest[:-1]
+            head += b"}"
+        else:
+            obj = None
+        d = json.loads(head)
+        if not isinstance(d, dict):
+            raise ValueError("event line is not an object")
+        try:
+            return cls(
+                str(d["time"]),
+                str(d["type"]),
+                str(d["resource"]),
+                str(d.get("namespace") or ""),
+                str(d.get("rv") or ""),
+                obj,
+            )
+        except KeyError as e:
+            raise ValueError(f"event line lacks {e}") from None
+
+
+@dataclass
+class FrameRecord:
+    """One zstd frame of a segment: where it is, how many events, their sha256
+    (of the uncompressed lines, each with its newline)."""
+
+    offset: int
+    length: int
+    events: int
+    sha256: str
+
+    def to_json(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+@dataclass
+class SegmentManifest:
+    """Written when a segment is sealed."""
+
+    segment: int
+    created: str
+    sealed: str
+    events: int = 0  # lines of every type
+    first: str = ""  # time of the first and last event
+    last: str = ""
+    frames: list[FrameRecord] = field(default_factory=list)
+    # each unit's last rv in this segment: "RESOURCE NAMESPACE" -> rv
+    positions: dict[str, str] = field(default_factory=dict)
+    format: str = SEGMENT_FORMAT
+    version: int = SEGMENT_VERSION
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "format": self.format,
+            "version": self.version,
+            "segment": self.segment,
+            "created": self.created,
+            "sealed": self.sealed,
+            "events": self.events,
+            "first": self.first,
+            "last": self.last,
+            "frames": [f.to_json() for f in self.frames],
+            "positions": dict(self.positions),
+        }
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> SegmentManifest:
+        """Raises TypeError/ValueError/KeyError for one that is corrupted."""
+        return cls(
+            segment=int(d["segment"]),
+            created=str(d.get("created") or ""),
+            sealed=str(d.get("sealed") or ""),
+            events=int(d.get("events") or 0),
+            first=str(d.get("first") or ""),
+            last=str(d.get("last") or ""),
+            frames=[FrameRecord(**f) for f in d.get("frames") or []],
+            positions={str(k): str(v) for k, v in (d.get("positions") or {}).items()},
+            format=str(d.get("format")),
+            version=int(d.get("version") or 0),
+        )
+
+
+def position_key(resource: str, namespace: str) -> str:
+    return f"{resource} {namespace}"
