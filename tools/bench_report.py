@@ -16,6 +16,7 @@ from typing import Any
 
 MB = 2**20
 NOTES_START, NOTES_END = "<!-- notes -->", "<!-- /notes -->"
+SEED_START, SEED_END = "<!-- seed-replay -->", "<!-- /seed-replay -->"  # tools/bench_seed.py
 
 
 def _mb(b: float) -> str:
@@ -320,6 +321,10 @@ def render(res: dict[str, Any], previous: str = "") -> str:
             NOTES_END,
             "",
         ]
+    if SEED_START in previous and SEED_END in previous:
+        a = previous.index(SEED_START)
+        b = previous.index(SEED_END) + len(SEED_END)
+        L += [previous[a:b], ""]
     for e in res["sizes"]:
         if not e.get("rows"):
             continue
