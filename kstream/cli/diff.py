@@ -228,8 +228,10 @@ def diff(
     if live and live_old:
         raise UsageError("--live and --live-old cannot be used together")
     two = _two_contexts(context or [], live, live_old, old, new)
-    is_live = live or live_old
-    if is_live:
+    is_live = (live or live_old) and two is None
+    if two is not None:
+        pass
+    elif is_live:
         if old is None:
             raise UsageError(
                 "--live needs the snapshot to compare with: kstream diff SNAPSHOT --live"
