@@ -109,7 +109,9 @@ def single_target(kubeconfig: str | None, context: str | None) -> Target:
     if not files.explicit and not merged.read and "KUBERNETES_SERVICE_HOST" in os.environ:
         if context:
             raise ConfigError("--context needs a kubeconfig; running with in-cluster config")
-        return Target(IN_CLUSTER, os.environ["KUBERNETES_SERVICE_HOST"])
+        h, p = os.environ["KUBERNETES_SERVICE_HOST"], os.environ.get("KUBERNETES_SERVICE_PORT", "")
+        host = f"[{h}]" if ":" in h else h
+        return Target(IN_CLUSTER, f"https://{host}:{p}" if p else f"https://{host}")
     r = resolve(files, context, merged)
     return Target(r.context, r.server)
 
