@@ -116,19 +116,44 @@ def single_target(kubeconfig: str | None, context: str | None) -> Target:
     return Target(r.context, r.server)
 
 
-class Stop:
-    """Set from the main thread when the run is to stop; `code` says why."""
-
+class _Shared:
     def __init__(self) -> None:
         self.event = threading.Event()
         self.code: ExitCode = ExitCode.INTERRUPTED
 
+
+class Stop:
+    """One context's view of the run being stopped (Ctrl-C, SIGTERM: `code` says
+    which). The job calls `running()` once connected, just before it starts
+    reading: a stop while it was still connecting abandons it (nothing of it is
+    written, and the run does not wait for a server that does not answer), and
+    `running()` then returns False."""
+
+    def __init__(self, shared: _Shared | None = None) -> None:
+        self._shared = shared or _Shared()
+        self._lock = threading.Lock()
+        self.state = "waiting"  # waiting | connecting | running | done | abandoned
+
+    @property
+    def code(self) -> ExitCode:
+        return self._shared.code
+
     def set(self, code: ExitCode) -> None:
-        self.code = code
-        self.event.set()
+        self._shared.code = code
+        self._shared.event.set()
 
     def is_set(self) -> bool:
-        return self.event.is_set()
+        return self._shared.event.is_set()
+
+    def _move(self, frm: tuple[str, ...], to: str) -> bool:
+        with self._lock:
+            if self.state not in frm:
+                return False
+            self.state = to
+            return True
+
+    def running(self) -> bool:
+        return self._move(("connecting",), "running")
 
 
 @dataclass
@@ -159,8 +184,9 @@ class Fleet(Generic[T]):
         self.targets = list(targets)
         self.work = work
         self.parallel = max(1, min(parallel, len(self.targets) or 1))
-        self.stop = Stop()
+        self.stop = Stop()  # the run's; each context has its own view of it
         self.outcomes: list[Outcome[T]] = [Outcome(t) for t in self.targets]
+        self._stops = [Stop(self.stop._shared) for _ in self.targets]
         self._todo: queue.Queue[int | None] = queue.Queue()
         self._done = threading.Semaphore(0)
 
@@ -169,26 +195,43 @@ class Fleet(Generic[T]):
             i = self._todo.get()
             if i is None:
                 return
-            o = self.outcomes[i]
+            o, stop = self.outcomes[i], self._stops[i]
+            if not stop._move(("waiting",), "connecting"):
+                continue  # stopped before it started: run() reported it
             t0 = time.monotonic()
-            if self.stop.is_set():
-                o.code, o.error = self.stop.code, "not started: the run was stopped"
-            else:
-                try:
-                    o.value, o.code = self.work(o.target, self.stop, o.warnings.append)
-                except KstreamError as e:
-                    o.code, o.error = e.exit_code, e.message
-                except BaseException as e:  # a bug: this context's outcome, not the run's
-                    o.code = ExitCode.INTERNAL
-                    o.error = f"internal error ({type(e).__name__}); run again with --debug"
-                    o.warnings.append(f"debug: {e!r}")
-            o.seconds = time.monotonic() - t0
-            self._done.release()
+            value: T | None = None
+            code, error, warnings = ExitCode.OK, "", o.warnings
+            try:
+                value, code = self.work(o.target, stop, warnings.append)
+            except KstreamError as e:
+                code, error = e.exit_code, e.message
+            except BaseException as e:  # a bug: this context's outcome, not the run's
+                code = ExitCode.INTERNAL
+                error = f"internal error ({type(e).__name__}); run again with --debug"
+                warnings.append(f"debug: {e!r}")
+            if stop._move(("connecting", "running"), "done"):  # not abandoned meanwhile
+                o.value, o.code, o.error = value, code, error
+                o.seconds = time.monotonic() - t0
+                self._done.release()
+
+    def _stopped(self) -> int:
+        """After a stop: contexts not started, or still connecting, are reported
+        as such and not waited for; returns how many."""
+        n = 0
+        for o, stop in zip(self.outcomes, self._stops, strict=True):
+            if stop._move(("waiting",), "abandoned"):
+                o.code, o.error = stop.code, "not started: the run was stopped"
+                n += 1
+            elif stop._move(("connecting",), "abandoned"):
+                o.code, o.error = stop.code, "stopped while connecting; nothing written"
+                n += 1
+        return n
 
     def run(self) -> list[Outcome[T]]:
         """Every context's outcome, in the order of the targets. Ctrl-C and
-        SIGTERM stop the jobs (they finish what they can) and are reported
-        in the outcomes' codes; a second one raises."""
+        SIGTERM stop the jobs (those reading finish what they can, a dump
+        writes NAME.partial) and are reported in the outcomes' codes; a
+        second one raises."""
         for i in range(len(self.targets)):
             self._todo.put(i)
         for _ in range(self.parallel):
@@ -209,10 +252,12 @@ class Fleet(Generic[T]):
                 if self.stop.is_set():
                     raise
                 self.stop.set(ExitCode.INTERRUPTED)
+                left -= self._stopped()
             except Terminated:
                 if self.stop.is_set():
                     raise
                 self.stop.set(ExitCode.TERMINATED)
+                left -= self._stopped()
         return self.outcomes
 
 
@@ -229,6 +274,9 @@ def dump_one(settings: DumpSettings, stop: Stop, warn: Callable[[str], None]) ->
     from kstream.dump import DumpJob
 
     job = DumpJob(settings, warn)
+    if not stop.running():  # stopped while connecting: the run no longer waits for it
+        job.abort()
+        raise KstreamError("stopped while connecting")
     interrupted: ExitCode | None = None
     try:
         if not consume(job.run.events(), stop):

@@ -232,3 +232,48 @@ def test_diff_two_live_clusters(two: Path) -> None:
     )
     assert bad.code == 5, bad.err
     assert "gone" in bad.err and "Traceback" not in bad.err
+
+
+def test_ctrl_c_does_not_wait_for_a_server_that_never_answers(two: Path, tmp_path: Path) -> None:
+    """alpha finishes, `hang` accepts the connection and never answers: Ctrl-C
+    ends the run at once (exit 130), alpha's dump is complete, nothing of hang."""
+    import os
+    import signal
+    import subprocess
+    import time
+
+    from tests.conftest import VENV_BIN
+
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(8)  # the kernel completes the handshake; nobody ever reads
+    try:
+        doc = json.loads(two.read_text())
+        doc["clusters"].append(
+            {"name": "hang", "cluster": {"server": f"https://127.0.0.1:{silent.getsockname()[1]}"}}
+        )
+        doc["contexts"].append({"name": "hang", "context": {"cluster": "hang", "user": "u0"}})
+        kc = tmp_path / "kubeconfig"
+        kc.write_text(json.dumps(doc))
+        env = {k: v for k, v in os.environ.items() if k != "KUBECONFIG"}
+        env.update(KUBECONFIG=str(kc), CI="true")
+        p = subprocess.Popen(
+            [str(VENV_BIN / "kstream"), "dump", "--context", "alpha", "--context", "hang",
+             "-o", str(tmp_path / "{context}.ndjson.zst"), "-r", "configmaps", "-n", NS],
+            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        done = tmp_path / "alpha.ndjson.zst"
+        deadline = time.monotonic() + 120
+        while not done.exists() and p.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert done.exists(), "alpha's dump did not finish"
+        p.send_signal(signal.SIGINT)
+        _, err = p.communicate(timeout=30)  # not the 60 s of --timeout: hang is not waited for
+        assert p.returncode == 130, err
+        assert _kv(err, "alpha")["status"] == "complete"
+        hang = _kv(err, "hang")
+        assert hang["status"] == "interrupted" and hang["exit"] == "130"
+        assert sorted(x.name for x in tmp_path.iterdir()) == ["alpha.ndjson.zst", "kubeconfig"]
+        assert _names(done) == ["drift", "only-alpha", "same"]
+    finally:
+        silent.close()

@@ -54,7 +54,9 @@ def outputs(template: str, targets: Sequence[Target], started: Any) -> list[str]
 
 def _status(o: Outcome[Any], status: str | None) -> str:
     if o.error:
-        return "not started" if o.error.startswith("not started") else "failed"
+        if o.error.startswith("not started"):
+            return "not started"
+        return "interrupted" if o.code in (ExitCode.INTERRUPTED, ExitCode.TERMINATED) else "failed"
     return status or "complete"
 
 
@@ -186,10 +188,13 @@ def run_count_fleet(
     def work(t: Target, stop: Stop, warn: Any) -> tuple[CountResult, ExitCode]:
         opts = replace(live, context=t.context)
         if estimate:
+            stop.running()  # a few requests: stopped with the process
             result = estimate_live(scope, opts, grouping, warn)
             return result, result.exit_code()
 
         def drive(run: Any) -> ExitCode | None:
+            if not stop.running():  # stopped while connecting
+                return stop.code
             return None if consume(run.events(), stop) else stop.code
 
         result, interrupted = count_live(scope, opts, grouping, drive, warn)
