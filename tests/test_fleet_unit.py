@@ -196,3 +196,31 @@ def test_fleet_outcomes_keep_going() -> None:
         ("ok2", "OK2", 0),
     ]
     assert out[1].error == "credentials rejected"
+
+
+def test_contexts_and_servers_as_kubectl_merges_them(tmp_path: Path) -> None:
+    """Differential: the contexts --all-contexts takes, and each one's server,
+    are kubectl's (`config get-contexts`, `config view --minify`) for a
+    KUBECONFIG of two files that both define a context "two"."""
+    import subprocess
+
+    from tests.conftest import KUBECTL
+
+    a = _kubeconfig(tmp_path / "a", ["one", "two"])
+    b = _kubeconfig(tmp_path / "b", ["two", "three", "prod-x"])
+    env = {"KUBECONFIG": f"{a}:{b}", "PATH": "/usr/bin:/bin", "HOME": str(tmp_path)}
+
+    def kubectl(*args: str) -> str:
+        p = subprocess.run([KUBECTL, *args], capture_output=True, text=True, env=env, check=True)
+        return p.stdout.strip()
+
+    ours = fleet.select_targets(f"{a}:{b}", [], True)
+    assert sorted(t.context for t in ours) == sorted(
+        kubectl("config", "get-contexts", "-o", "name").split()
+    )
+    for t in ours:
+        server = kubectl(
+            "config", "view", "--minify", "--context", t.context,
+            "-o", "jsonpath={.clusters[0].cluster.server}",
+        )  # fmt: skip
+        assert t.server == server, t.context
