@@ -130,19 +130,36 @@ def expand(template: str, *, context: str = "", cluster: str = "", started: dt.d
     return "".join(out)
 
 
-def make_parents(template: str, name: str) -> None:
+def make_parents(template: str, name: str) -> list[Path]:
     """With placeholders a name is new each run, so its missing parent
     directories are created (as `mkdir -p`); a name without placeholders keeps
-    the rule of plain names (its directory must exist, so a typo fails)."""
+    the rule of plain names (its directory must exist, so a typo fails).
+    Returns the directories created, deepest first (for `remove_empty`)."""
     if "://" in name or name == "-" or not has_placeholders(template):
-        return
+        return []
     parent = Path(name.rstrip("/")).parent
+    missing = []
+    p = parent
+    while not p.exists() and p != p.parent:
+        missing.append(p)
+        p = p.parent
     try:
         parent.mkdir(parents=True, exist_ok=True)
     except OSError as e:
         from kstream.errors import OutputError
 
         raise OutputError(f"cannot create {parent}: {e.strerror or type(e).__name__}") from None
+    return missing
+
+
+def remove_empty(created: Sequence[Path]) -> None:
+    """Remove the directories make_parents created, deepest first, while empty
+    (after a context that wrote nothing)."""
+    for d in created:
+        try:
+            d.rmdir()
+        except OSError:
+            return
 
 
 def check_unique(names: Sequence[tuple[str, str]]) -> None:

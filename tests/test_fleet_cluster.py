@@ -115,6 +115,8 @@ def test_dump_many_contexts_one_unreachable(two: Path, tmp_path: Path) -> None:
     assert "Traceback" not in r.err
     made = sorted(p.relative_to(tmp_path / "b").parts[0] for p in (tmp_path / "b").rglob("*.zst"))
     assert made == ["alpha", "team_beta"]  # "/" in a context name made safe; nothing for gone
+    # the directory made for gone is removed again: it wrote nothing
+    assert sorted(p.name for p in (tmp_path / "b").iterdir()) == ["alpha", "team_beta"]
     (alpha,) = (tmp_path / "b" / "alpha").iterdir()
     (beta,) = (tmp_path / "b" / "team_beta").iterdir()
     assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d{4}Z\.ndjson\.zst", alpha.name)
@@ -126,7 +128,7 @@ def test_dump_many_contexts_one_unreachable(two: Path, tmp_path: Path) -> None:
     assert rows["alpha"]["objects"] == "3"
     assert rows["team/beta"]["status"] == "complete" and rows["team/beta"]["objects"] == "2"
     assert rows["gone"]["status"] == "failed" and rows["gone"]["exit"] == "5"
-    assert "127.0.0.1" in rows["gone"]["error"]
+    assert "127.0.0.1" in rows["gone"]["error"] and "output" not in rows["gone"]
 
 
 def test_dump_glob_complete_and_manifest_context(two: Path, tmp_path: Path) -> None:

@@ -98,6 +98,11 @@ def test_make_parents_only_with_placeholders(tmp_path: Path) -> None:
     assert (tmp_path / "x" / "2026").is_dir()
     outputname.make_parents("y/s.zst", str(tmp_path / "y" / "s.zst"))
     assert not (tmp_path / "y").exists()
+    made = outputname.make_parents("{date}/{context}/s", str(tmp_path / "x" / "a" / "b" / "s"))
+    assert made == [tmp_path / "x" / "a" / "b", tmp_path / "x" / "a"]  # x existed already
+    (tmp_path / "x" / "keep").write_text("")
+    outputname.remove_empty(made)
+    assert sorted(p.name for p in (tmp_path / "x").iterdir()) == ["2026", "keep"]
 
 
 # --------------------------------------------------------------------------- contexts

@@ -186,9 +186,15 @@ def dump(
             raise UsageError(f"--secret-key-file: {e.strerror}: {secret_key_file}") from None
         if not key:
             raise UsageError(f"--secret-key-file: {secret_key_file} is empty")
-    for n, nf in zip(names, formats, strict=True):
-        outputname.make_parents(template, n)
-        check_output(n, nf, force)  # before connecting: a bad name costs no cluster work
+    created: list[list[Path]] = []  # directories made for each output
+    try:
+        for n, nf in zip(names, formats, strict=True):
+            created.append(outputname.make_parents(template, n))
+            check_output(n, nf, force)  # before connecting: a bad name costs no cluster work
+    except BaseException:
+        for dirs in created:
+            outputname.remove_empty(dirs)
+        raise
     from kstream.dump import DumpSettings
     from kstream.plan import LiveOptions
 
@@ -212,9 +218,13 @@ def dump(
     if many:
         from kstream.cli.fleet import run_dump_fleet
 
-        code = run_dump_fleet(settings, targets, parallel_contexts, quiet, debug)
+        code = run_dump_fleet(settings, targets, parallel_contexts, quiet, debug, created)
         raise typer.Exit(int(code))
     from kstream.cli.render import run_dump
 
-    code = run_dump(settings[0], quiet=quiet, debug=debug)
+    try:
+        code = run_dump(settings[0], quiet=quiet, debug=debug)
+    except BaseException:  # nothing written (a written dump returns its code)
+        outputname.remove_empty(created[0])
+        raise
     raise typer.Exit(int(code))

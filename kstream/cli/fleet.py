@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from dataclasses import replace
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from rich.text import Text
@@ -86,7 +87,10 @@ def run_dump_fleet(
     parallel: int,
     quiet: bool,
     debug: bool,
+    created: Sequence[Sequence[Path]] = (),
 ) -> ExitCode:
+    """Dump each context into its own output; `created`: the directories made
+    for each output, removed again (when empty) for a context that wrote nothing."""
     by_context = {t.context: s for t, s in zip(targets, settings, strict=True)}
 
     def work(t: Target, stop: Stop, warn: Any) -> tuple[DumpResult, ExitCode]:
@@ -96,6 +100,11 @@ def run_dump_fleet(
     if not quiet and c.stderr_is_terminal():
         c.note(f"dumping {len(targets)} contexts, {min(parallel, len(targets))} at a time ...")
     outcomes = Fleet(targets, work, parallel).run()
+    from kstream.outputname import remove_empty
+
+    for o, dirs in zip(outcomes, created, strict=False):
+        if o.value is None:
+            remove_empty(dirs)
     _warnings(outcomes)
     if debug:
         for o in outcomes:
@@ -104,14 +113,14 @@ def run_dump_fleet(
                     c.note(f"{o.context}: {w}")
     rows: list[list[Text | str]] = []
     plain: list[str] = []
-    for o, s in zip(outcomes, settings, strict=True):
+    for o in outcomes:
         r = o.value
         units = r.units if r is not None else []
         done = sum(1 for u in units if u.status == "complete")
         objs = sum(u.objects for u in units)
         size = sum(u.bytes for u in units)
         status = _status(o, r.status if r is not None else None)
-        where = r.destination if r is not None else s.output
+        where = r.destination if r is not None else ""  # nothing written
         rows.append(
             [
                 Text(o.context),
@@ -121,19 +130,14 @@ def run_dump_fleet(
                 human_bytes(size) if r is not None else "",
                 f"{o.seconds:.1f}s",
                 str(int(o.code)),
-                Text(where),
             ]
         )
-        fields: list[tuple[str, object]] = [
-            ("context", o.context),
-            ("status", status),
-            ("resources", f"{done}/{len(units)}"),
-            ("objects", objs),
-            ("bytes", size),
-            ("time", f"{o.seconds:.1f}s"),
-            ("exit", int(o.code)),
-            ("output", where),
-        ]
+        fields: list[tuple[str, object]] = [("context", o.context), ("status", status)]
+        if r is not None:
+            fields += [("resources", f"{done}/{len(units)}"), ("objects", objs), ("bytes", size)]
+        fields += [("time", f"{o.seconds:.1f}s"), ("exit", int(o.code))]
+        if where:
+            fields.append(("output", where))
         if o.error:
             fields.append(("error", o.error))
         plain.append(" ".join(f"{k}={_logfmt(v)}" for k, v in fields))
@@ -153,10 +157,12 @@ def run_dump_fleet(
         Col("bytes", "right"),
         Col("time", "right", optional=True),
         Col("exit", "right"),
-        Col("output", flex=True),
     ]
     _emit_rows(f"kstream dump: {len(outcomes)} contexts", cols, rows, plain)
     if not plain_layout():
+        for o in outcomes:
+            if o.value is not None:
+                c.note(f"{o.context} → {o.value.destination}")
         for o in outcomes:
             if o.error:
                 c.note(f"{o.context}: {o.error}")
