@@ -200,6 +200,13 @@ def test_count_all_contexts_json_and_table(two: Path) -> None:
     assert alpha.split()[3] == "3" and alpha.split()[-1] == "complete"
     assert beta.split()[3] == "2"
     assert next(x for x in lines if x.startswith("total")).split()[1] == "5"
+    nd = kstream(
+        "count", "--context", "*", "-r", "configmaps", "-n", NS, "--by", "namespace,resource",
+        "-o", "ndjson", kubeconfig=two,
+    )  # fmt: skip
+    assert nd.code == 5, nd.err
+    got = sorted((x["context"], x["objects"]) for x in map(json.loads, nd.text.splitlines()))
+    assert got == [("alpha", 3), ("team/beta", 2)]
 
 
 def test_diff_two_live_clusters(two: Path) -> None:
