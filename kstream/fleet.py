@@ -240,11 +240,12 @@ class Fleet(Generic[T]):
             threading.Thread(target=self._worker, name=f"kstream-ctx-{i}", daemon=True)
             for i in range(self.parallel)
         ]
-        for t in threads:
-            t.start()
         left = len(self.targets)
         while left:
-            try:
+            try:  # a signal may come at any point, while starting the threads too
+                for t in threads:
+                    if t.ident is None:
+                        t.start()
                 while left:
                     if self._done.acquire(timeout=0.1):
                         left -= 1

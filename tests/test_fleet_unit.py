@@ -229,3 +229,51 @@ def test_contexts_and_servers_as_kubectl_merges_them(tmp_path: Path) -> None:
             "-o", "jsonpath={.clusters[0].cluster.server}",
         )  # fmt: skip
         assert t.server == server, t.context
+
+
+def _interrupt_main() -> None:
+    """Ctrl-C, as the terminal sends it: SIGINT, handled in the main thread."""
+    import signal
+    import threading
+
+    signal.pthread_kill(threading.main_thread().ident or 0, signal.SIGINT)
+
+
+def test_ctrl_c_stops_running_jobs_and_abandons_connecting_ones() -> None:
+    import threading
+
+    never = threading.Event()  # a server that never answers
+
+    def work(t: fleet.Target, stop: fleet.Stop, warn: object) -> tuple[str, ExitCode]:
+        if t.context == "quick":
+            return "done", ExitCode.OK
+        if t.context == "hang":
+            never.wait()  # still connecting when the run is stopped
+            return "late", ExitCode.OK
+        assert stop.running()
+        _interrupt_main()
+        while not stop.is_set():
+            threading.Event().wait(0.01)
+        return "partial", stop.code
+
+    out = fleet.Fleet([fleet.Target(n, "") for n in ("quick", "hang", "reading")], work, 3).run()
+    got = {o.context: (o.value, int(o.code), o.error) for o in out}
+    assert got["quick"] == ("done", 0, "")
+    assert got["hang"] == (None, 130, "stopped while connecting; nothing written")
+    assert got["reading"] == ("partial", 130, "")
+    never.set()
+
+
+def test_ctrl_c_leaves_waiting_contexts_not_started() -> None:
+    import threading
+
+    def work(t: fleet.Target, stop: fleet.Stop, warn: object) -> tuple[str, ExitCode]:
+        assert stop.running()
+        _interrupt_main()
+        while not stop.is_set():
+            threading.Event().wait(0.01)
+        return "partial", stop.code
+
+    out = fleet.Fleet([fleet.Target(n, "") for n in ("first", "second")], work, 1).run()
+    assert [(o.context, int(o.code)) for o in out] == [("first", 130), ("second", 130)]
+    assert out[0].value == "partial" and out[1].error == "not started: the run was stopped"
