@@ -277,3 +277,17 @@ def test_ctrl_c_leaves_waiting_contexts_not_started() -> None:
     out = fleet.Fleet([fleet.Target(n, "") for n in ("first", "second")], work, 1).run()
     assert [(o.context, int(o.code)) for o in out] == [("first", 130), ("second", 130)]
     assert out[0].value == "partial" and out[1].error == "not started: the run was stopped"
+
+
+def test_bad_selection_is_refused_before_the_kubeconfig_is_read(tmp_path: Path) -> None:
+    """Names with placeholders read the kubeconfig; a bad selector still says
+    so first (exit 2), as with a plain name."""
+    r = kstream("dump", "-o", str(tmp_path / "{context}.zst"), "-l", "a in", env=NOWHERE)
+    one_line(r, 2, "selector")
+    r = kstream(
+        "dump", "--all-contexts", "-o", str(tmp_path / "{context}.zst"), "-l", "a in", env=NOWHERE
+    )
+    one_line(r, 2, "selector")
+    r = kstream("dump", "-o", str(tmp_path / "{context}.zst"), env=NOWHERE)
+    one_line(r, 4, "kubeconfig not found")
+    assert list(tmp_path.iterdir()) == []

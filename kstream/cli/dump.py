@@ -154,22 +154,10 @@ def dump(
         output = "-"
     template = output
     outputname.fields(template)  # a bad template is refused before anything else
-    targets: list[fleet.Target] = []
-    names = [output]
-    if many:
-        from kstream.cli.fleet import outputs
-
-        targets = fleet.select_targets(kubeconfig, context or [], all_contexts)
-        names = outputs(template, targets, started)
-    elif outputname.has_placeholders(template):
-        t = fleet.single_target(kubeconfig, context[0] if context else None)
-        names = [outputname.expand(template, context=t.context, cluster=t.server, started=started)]
     from kstream.archive import check_output, output_format
 
-    formats = [output_format(n, fmt.value) for n in names]
-    output, f = names[0], formats[0]
-    if output == "-" and f != "ndjson":
-        raise UsageError(f"-o - writes NDJSON; --format {f} needs a file or directory")
+    if output == "-" and output_format(output, fmt.value) != "ndjson":
+        raise UsageError(f"-o - writes NDJSON; --format {fmt.value} needs a file or directory")
     try:
         strip_paths = tuple(paths.parse_list(strip or []))
     except ValueError as e:
@@ -186,6 +174,19 @@ def dump(
             raise UsageError(f"--secret-key-file: {e.strerror}: {secret_key_file}") from None
         if not key:
             raise UsageError(f"--secret-key-file: {secret_key_file} is empty")
+    # the selection is checked before the kubeconfig is read (for the names)
+    scope = c.scope(resource, exclude, namespace, selector, field_selector)
+    targets: list[fleet.Target] = []
+    names = [output]
+    if many:
+        from kstream.cli.fleet import outputs
+
+        targets = fleet.select_targets(kubeconfig, context or [], all_contexts)
+        names = outputs(template, targets, started)
+    elif outputname.has_placeholders(template):
+        t = fleet.single_target(kubeconfig, context[0] if context else None)
+        names = [outputname.expand(template, context=t.context, cluster=t.server, started=started)]
+    formats = [output_format(n, fmt.value) for n in names]
     created: list[list[Path]] = []  # directories made for each output
     try:
         for n, nf in zip(names, formats, strict=True):
@@ -198,7 +199,6 @@ def dump(
     from kstream.dump import DumpSettings
     from kstream.plan import LiveOptions
 
-    scope = c.scope(resource, exclude, namespace, selector, field_selector)
     contexts = [t.context for t in targets] if many else [context[0] if context else None]
     settings = [
         DumpSettings(
