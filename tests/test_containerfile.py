@@ -100,3 +100,15 @@ def test_hadolint_clean(tmp_path: Path) -> None:
     bad.write_text("FROM python\nRUN pip install kstream\nUSER root\n")
     r = subprocess.run([exe, str(bad)], capture_output=True, text=True, timeout=60)
     assert r.returncode != 0 and "DL3006" in r.stdout and "DL3002" in r.stdout, r.stdout
+
+
+def test_the_clusterrole_only_reads() -> None:
+    """deploy/clusterrole.yaml: get, list and watch, nothing else (the cluster
+    tests show these are enough: tests/test_deploy_cluster.py)."""
+    import yaml
+
+    role = yaml.safe_load((REPO / "deploy" / "clusterrole.yaml").read_text())
+    assert role["kind"] == "ClusterRole"
+    assert "aggregationRule" not in role
+    assert [sorted(r["verbs"]) for r in role["rules"]] == [["get", "list", "watch"]]
+    assert all("nonResourceURLs" not in r for r in role["rules"])
