@@ -36,7 +36,7 @@ from kstream.kubeclient import (
 )
 
 if TYPE_CHECKING:
-    from kstream.dump import DumpResult, DumpSettings
+    from kstream.dump import DumpJob, DumpResult, DumpSettings
 
 T = TypeVar("T")
 
@@ -227,11 +227,15 @@ class Fleet(Generic[T]):
                 n += 1
         return n
 
-    def run(self) -> list[Outcome[T]]:
+    def state(self, i: int) -> str:
+        """waiting | connecting | running | done | abandoned (for progress)."""
+        return self._stops[i].state
+
+    def run(self, tick: Callable[[], None] | None = None) -> list[Outcome[T]]:
         """Every context's outcome, in the order of the targets. Ctrl-C and
         SIGTERM stop the jobs (those reading finish what they can, a dump
         writes NAME.partial) and are reported in the outcomes' codes; a
-        second one raises."""
+        second one raises. `tick` is called about ten times a second (progress)."""
         for i in range(len(self.targets)):
             self._todo.put(i)
         for _ in range(self.parallel):
@@ -249,6 +253,8 @@ class Fleet(Generic[T]):
                 while left:
                     if self._done.acquire(timeout=0.1):
                         left -= 1
+                    if tick is not None:
+                        tick()
             except (KeyboardInterrupt, Interrupted):
                 if self.stop.is_set():
                     raise
@@ -270,11 +276,18 @@ def consume(events: Iterable[object], stop: Stop) -> bool:
     return all(not stop.is_set() for _ in events)
 
 
-def dump_one(settings: DumpSettings, stop: Stop, warn: Callable[[str], None]) -> DumpResult:
-    """One context's dump, as `dump` runs it (without the progress display)."""
+def dump_one(
+    settings: DumpSettings,
+    stop: Stop,
+    warn: Callable[[str], None],
+    started: Callable[[DumpJob], None] = lambda job: None,
+) -> DumpResult:
+    """One context's dump, as `dump` runs it (without the progress display);
+    `started` hears of the job once it is connected (for progress)."""
     from kstream.dump import DumpJob
 
     job = DumpJob(settings, warn)
+    started(job)
     if not stop.running():  # stopped while connecting: the run no longer waits for it
         job.abort()
         raise KstreamError("stopped while connecting")

@@ -29,7 +29,7 @@ from kstream.fleet import Fleet, Outcome, Stop, Target, dump_one, worst
 
 if TYPE_CHECKING:
     from kstream.count import CountResult, Grouping
-    from kstream.dump import DumpResult, DumpSettings
+    from kstream.dump import DumpJob, DumpResult, DumpSettings
     from kstream.plan import LiveOptions
     from kstream.selector import Scope
 
@@ -93,13 +93,15 @@ def run_dump_fleet(
     for each output, removed again (when empty) for a context that wrote nothing."""
     by_context = {t.context: s for t, s in zip(targets, settings, strict=True)}
 
+    jobs: dict[str, DumpJob] = {}
+
     def work(t: Target, stop: Stop, warn: Any) -> tuple[DumpResult, ExitCode]:
-        r = dump_one(by_context[t.context], stop, warn)
+        r = dump_one(by_context[t.context], stop, warn, lambda job: jobs.update({t.context: job}))
         return r, r.exit_code
 
-    if not quiet and c.stderr_is_terminal():
-        c.note(f"dumping {len(targets)} contexts, {min(parallel, len(targets))} at a time ...")
-    outcomes = Fleet(targets, work, parallel).run()
+    fleet = Fleet(targets, work, parallel)
+    live = not quiet and c.stderr_is_terminal()
+    outcomes = _with_progress(fleet, jobs) if live else fleet.run()
     from kstream.outputname import remove_empty
 
     for o, dirs in zip(outcomes, created, strict=False):
@@ -173,6 +175,49 @@ def run_dump_fleet(
     ok = sum(1 for o in outcomes if o.code == ExitCode.OK)
     c.note(f"{ok}/{len(outcomes)} contexts complete; exit {int(code)} (the worst of them)")
     return code
+
+
+def _with_progress(fleet: Fleet[DumpResult], jobs: dict[str, DumpJob]) -> list[Outcome[DumpResult]]:
+    """The run, with a live table on stderr: one row per context."""
+    import time
+
+    from rich.live import Live
+
+    t0 = time.monotonic()
+
+    def view() -> FitTable:
+        rows: list[list[Text | str]] = []
+        for i, t in enumerate(fleet.targets):
+            state = fleet.state(i)
+            job = jobs.get(t.context)
+            units = job.run.units if job is not None else []
+            finished = sum(
+                1 for u in units if u.phase not in ("waiting", "streaming", "listing", "retrying")
+            )
+            shown = {"running": "streaming", "abandoned": "stopped"}.get(state, state)
+            if state == "done" and fleet.outcomes[i].error:
+                shown = "failed"
+            rows.append(
+                [
+                    Text(t.context),
+                    Text(shown, style=STATE_STYLE.get(shown, "")),
+                    f"{finished}/{len(units)}" if units else "",
+                    human_count(sum(u.objects for u in units)) if units else "",
+                    human_bytes(sum(u.bytes for u in units)) if units else "",
+                ]
+            )
+        rows.append([Text(f"{time.monotonic() - t0:.0f}s", style="dim"), "", "", "", ""])
+        cols = [
+            Col("context"),
+            Col("state"),
+            Col("resources", "right"),
+            Col("objects", "right"),
+            Col("bytes", "right"),
+        ]
+        return FitTable(cols, rows, reserve_lines=2)
+
+    with Live(view(), console=c.consoles.err, refresh_per_second=8, transient=True) as live:
+        return fleet.run(tick=lambda: live.update(view()))
 
 
 # --------------------------------------------------------------------------- count
