@@ -286,3 +286,40 @@ def test_ctrl_c_does_not_wait_for_a_server_that_never_answers(two: Path, tmp_pat
         assert _names(done) == ["drift", "only-alpha", "same"]
     finally:
         silent.close()
+
+
+def test_live_table_on_a_terminal(two: Path, tmp_path: Path) -> None:
+    """On a terminal: a live table with a row per context while it runs (its
+    `state` column), then the summary with a row per context."""
+    import os
+    import pty
+    import subprocess
+
+    from tests.conftest import VENV_BIN
+
+    env = {k: v for k, v in os.environ.items() if k not in ("KUBECONFIG", "CI", "NO_COLOR")}
+    env.update(KUBECONFIG=str(two), TERM="xterm", COLUMNS="100", LINES="40")
+    main, side = pty.openpty()
+    p = subprocess.Popen(
+        [str(VENV_BIN / "kstream"), "dump", "--context", "alpha", "--context", "team/*",
+         "-o", str(tmp_path / "{context}.ndjson"), "-r", "configmaps", "-n", NS],
+        env=env, stdin=subprocess.DEVNULL, stdout=side, stderr=side,
+    )  # fmt: skip
+    os.close(side)
+    chunks = []
+    while True:
+        try:
+            data = os.read(main, 65536)
+        except OSError:  # EIO: the child closed the terminal
+            break
+        if not data:
+            break
+        chunks.append(data)
+    os.close(main)
+    assert p.wait(timeout=120) == 0
+    text = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", b"".join(chunks).decode(errors="replace"))
+    assert "state" in text  # the live table's header (the summary says "status")
+    summary = text[text.index("kstream dump: 2 contexts") :]
+    assert re.search(r"alpha +complete +\d+/\d+ +3 ", summary), summary
+    assert re.search(r"team/beta +complete +\d+/\d+ +2 ", summary), summary
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["alpha.ndjson", "team_beta.ndjson"]
