@@ -128,6 +128,9 @@ class Settings:
     sort_buffer: int = SORT_BUFFER  # bytes of lines sorted in memory at a time
     tmpdir: str | None = None
     show_api_version_changes: bool = False  # else a change of apiVersion alone is no change
+    # two clusters (diff --live --context A --context B): uids never match across
+    # clusters, so another uid is no recreation there
+    same_cluster: bool = True
 
 
 def parse_field_selector(text: str) -> tuple[tuple[paths.FieldPath, bool, str], ...]:
@@ -1073,7 +1076,8 @@ class Comparison:
         ns, _, name = key.partition("/")
         _, version = split_api_version(str(ob.get("apiVersion") or ""))
         ua, ub = _uid(oa), _uid(ob)
-        change: ChangeKind = "recreated" if ua and ub and ua != ub else "modified"
+        recreated = ua and ub and ua != ub and self.settings.same_cluster
+        change: ChangeKind = "recreated" if recreated else "modified"
         if secret:
             for side, o in (("old", oa), ("new", ob)):
                 r = self._redact.get(side)

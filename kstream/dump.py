@@ -35,6 +35,7 @@ class DumpSettings:
     secrets: SecretsMode = "redact"
     secret_key: bytes | None = None
     strip: tuple[paths.FieldPath, ...] = ()
+    started: dt.datetime | None = None  # the time in the output's name, when it has one
 
 
 @dataclass
@@ -63,7 +64,7 @@ class DumpJob:
         from kstream.completion import save_discovery_cache
 
         s = self.settings = settings
-        self.started = dt.datetime.now(dt.timezone.utc)
+        self.started = s.started or dt.datetime.now(dt.timezone.utc)
         self.t0 = time.monotonic()
         self.plan, reader = open_live(s.scope, s.live, warn, skip_secrets=s.secrets == "exclude")
         save_discovery_cache(self.plan.server, self.plan.discovery.resources)  # for completion

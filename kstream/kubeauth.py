@@ -45,6 +45,10 @@ from kstream.errors import AuthError
 
 EXEC_VERSIONS = ("client.authentication.k8s.io/v1", "client.authentication.k8s.io/v1beta1")
 SERVICE_ACCOUNT_DIR = "/var/run/secrets/kubernetes.io/serviceaccount"
+# For tests only: another directory in place of SERVICE_ACCOUNT_DIR, so that the
+# in-cluster path can run outside a pod (tests/test_deploy_cluster.py). A pod
+# never sets it; the `kubernetes` package's in-cluster loader ignores it.
+SERVICE_ACCOUNT_DIR_ENV = "KSTREAM_SERVICEACCOUNT_DIR"
 IN_CLUSTER_TOKEN_REFRESH = 60.0  # seconds; the projected token file is rotated
 EXPIRY_SKEW = 0.0  # client-go uses a credential until its expirationTimestamp
 
@@ -453,7 +457,7 @@ def in_cluster(environ: Mapping[str, str] | None = None, mount: str | None = Non
     if not h or not p:
         raise Fallback("service host/port not set")
     host = f"https://[{h}]:{p}" if ":" in h else f"https://{h}:{p}"
-    mount = mount or SERVICE_ACCOUNT_DIR
+    mount = mount or env.get(SERVICE_ACCOUNT_DIR_ENV) or SERVICE_ACCOUNT_DIR
     token_path = os.path.join(mount, "token")
     ca_path = os.path.join(mount, "ca.crt")
     if not os.path.isfile(token_path) or not os.path.isfile(ca_path):

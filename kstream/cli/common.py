@@ -87,6 +87,8 @@ def note(msg: str) -> None:
 
 def _param(ctx: typer.Context, name: str) -> str | None:
     value = ctx.params.get(name)
+    if isinstance(value, (list, tuple)) and len(value) == 1:  # --context given once
+        value = value[0]
     return value if isinstance(value, str) and value else None
 
 
@@ -206,6 +208,36 @@ ContextOpt = Annotated[
         show_default=False,
         metavar="NAME",
         autocompletion=complete_context,
+    ),
+]
+ContextsOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--context",
+        help="Kubeconfig context to use (default: the current context). Repeat it, or give a glob ('prod-*'), to run on several contexts at once (the -o name then needs {context}).",
+        rich_help_panel=HELP_CLUSTER,
+        show_default=False,
+        metavar="NAME",
+        autocompletion=complete_context,
+    ),
+]
+AllContextsOpt = Annotated[
+    bool,
+    typer.Option(
+        "--all-contexts",
+        help="Run on every context of the kubeconfig (the -o name then needs {context}).",
+        rich_help_panel=HELP_CLUSTER,
+    ),
+]
+ParallelContextsOpt = Annotated[
+    int,
+    typer.Option(
+        "--parallel-contexts",
+        min=1,
+        max=64,
+        help="With several contexts: how many run at the same time.",
+        rich_help_panel=HELP_TUNING,
+        metavar="N",
     ),
 ]
 ResourceOpt = Annotated[

@@ -31,6 +31,7 @@ Examples:
   kstream count -r configmaps --by label:app -o json
   kstream count --estimate                     # fast: one LIST limit=1 per resource
   kstream count snap.ndjson.zst                # from a dump (its manifest: instant)
+  kstream count --all-contexts                 # one row per context
 """
 
 SCHEMA_HELP = """\b
@@ -126,7 +127,9 @@ def count(
     selector: c.SelectorOpt = "",
     field_selector: c.FieldSelectorOpt = "",
     kubeconfig: c.KubeconfigOpt = None,
-    context: c.ContextOpt = None,
+    context: c.ContextsOpt = None,
+    all_contexts: c.AllContextsOpt = False,
+    parallel_contexts: c.ParallelContextsOpt = 4,
     method: c.MethodOpt = c.Method.auto,
     concurrency: c.ConcurrencyOpt = 4,
     timeout: c.TimeoutOpt = 60.0,
@@ -156,7 +159,25 @@ def count(
     from kstream.plan import LiveOptions
 
     scope = c.scope(resource, exclude, namespace, selector, field_selector)
-    live = LiveOptions(kubeconfig, context, method.value, concurrency, timeout, retries)
+    from kstream import fleet
+
+    if fleet.is_many(context or [], all_contexts):
+        if snapshot is not None:
+            raise UsageError(
+                "a snapshot is counted alone: --context/--all-contexts are for live counts"
+            )
+        if verify:
+            raise UsageError("--verify is for snapshots (live counts read every object)")
+        from kstream.cli.fleet import run_count_fleet
+
+        targets = fleet.select_targets(kubeconfig, context or [], all_contexts)
+        live = LiveOptions(kubeconfig, None, method.value, concurrency, timeout, retries)
+        code = run_count_fleet(
+            targets, scope, live, grouping, estimate, parallel_contexts, quiet, output.value
+        )
+        raise typer.Exit(int(code))
+    ctx = context[0] if context else None
+    live = LiveOptions(kubeconfig, ctx, method.value, concurrency, timeout, retries)
     interrupted: ExitCode | None = None
     if snapshot is None and verify:
         raise UsageError("--verify is for snapshots (live counts read every object)")

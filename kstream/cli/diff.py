@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import shutil
 import sys
@@ -33,6 +34,7 @@ Examples:
   kstream diff old.ndjson.zst new.ndjson.zst          # what changed, field by field
   kstream diff old.ndjson.zst new.ndjson.zst --stat   # counts per resource only
   kstream diff snap.ndjson.zst --live -n prod         # the snapshot against the cluster now
+  kstream diff --live --context staging --context prod  # drift between two live clusters
   kstream diff a/ b/ -o ndjson | jq 'select(.change=="modified") | .fields[].path'
   kstream diff a.ndjson b.ndjson --ignore 'metadata.labels["pod-template-hash"]' --ignore 'spec.*.image'
   kstream diff --explain                              # which fields are ignored, and why
@@ -190,7 +192,7 @@ def diff(
         ),
     ] = "",
     kubeconfig: c.KubeconfigOpt = None,
-    context: c.ContextOpt = None,
+    context: c.ContextsOpt = None,
     method: c.MethodOpt = c.Method.auto,
     concurrency: c.ConcurrencyOpt = 4,
     timeout: c.TimeoutOpt = 60.0,
@@ -225,8 +227,11 @@ def diff(
         raise typer.Exit(0)
     if live and live_old:
         raise UsageError("--live and --live-old cannot be used together")
-    is_live = live or live_old
-    if is_live:
+    two = _two_contexts(context or [], live, live_old, old, new)
+    is_live = (live or live_old) and two is None
+    if two is not None:
+        pass
+    elif is_live:
         if old is None:
             raise UsageError(
                 "--live needs the snapshot to compare with: kstream diff SNAPSHOT --live"
@@ -249,14 +254,30 @@ def diff(
     )
     live_dir: str | None = None
     try:
+        if two is not None:
+            live_dir = tempfile.mkdtemp(prefix="kstream-diff-live-")
+            from kstream.plan import LiveOptions
+
+            live_opts = LiveOptions(kubeconfig, None, method.value, concurrency, timeout, retries)
+            settings = dataclasses.replace(settings, same_cluster=False)
+            a, b = _dump_two(two, live_dir, settings, live_opts)
+            code = run_diff(
+                a,
+                b,
+                settings,
+                output,
+                stat,
+                quiet,
+                names=(f"context {two[0]}", f"context {two[1]}"),
+            )
+            raise typer.Exit(int(code))
         if is_live:
             assert old is not None
             live_dir = tempfile.mkdtemp(prefix="kstream-diff-live-")
             from kstream.plan import LiveOptions
 
-            live_opts = LiveOptions(
-                kubeconfig, context, method.value, concurrency, timeout, retries
-            )
+            ctx = context[0] if context else None
+            live_opts = LiveOptions(kubeconfig, ctx, method.value, concurrency, timeout, retries)
             live_path, settings = _dump_live(old, live_dir, settings, live_opts, quiet)
             old, new = (old, live_path) if live else (live_path, old)
         assert old is not None and new is not None
@@ -295,6 +316,67 @@ def _explain(ignores: list[Any]) -> None:
 
 
 # --------------------------------------------------------------------------- live
+
+
+def _two_contexts(
+    contexts: list[str], live: bool, live_old: bool, old: str | None, new: str | None
+) -> tuple[str, str] | None:
+    """`--live --context A --context B`: the two contexts (A old, B new), else None."""
+    if len(contexts) <= 1:
+        return None
+    if len(contexts) != 2 or len(set(contexts)) != 2:
+        raise UsageError("diff compares two live clusters: --live --context OLD --context NEW")
+    if any(ch in "".join(contexts) for ch in "*?["):
+        raise UsageError("diff --live takes two context names, not globs")
+    if not live or live_old or old is not None or new is not None:
+        raise UsageError(
+            "two contexts are compared live, without a snapshot: "
+            "kstream diff --live --context OLD --context NEW"
+        )
+    return contexts[0], contexts[1]
+
+
+def _dump_two(
+    contexts: tuple[str, str], tmpdir: str, settings: Settings, live: LiveOptions
+) -> tuple[str, str]:
+    """Dump both contexts at the same time, selected alike, into temporary
+    archives; exits with the worst code when either cannot be read."""
+    from dataclasses import replace
+
+    from kstream.dump import DumpResult, DumpSettings
+    from kstream.fleet import Fleet, Stop, Target, dump_one, select_targets, worst
+
+    targets = select_targets(live.kubeconfig, list(contexts), False)
+    paths_ = {t.context: os.path.join(tmpdir, f"{i}.ndjson.zst") for i, t in enumerate(targets)}
+
+    def work(t: Target, stop: Stop, warn: Callable[[str], None]) -> tuple[DumpResult, ExitCode]:
+        dump = DumpSettings(
+            output=paths_[t.context],
+            fmt="zst",
+            scope=settings.scope,
+            live=replace(live, context=t.context),
+            level=1,
+            secrets="redact",
+            secret_key=settings.secret_key,
+        )
+        r = dump_one(dump, stop, warn)
+        return r, r.exit_code
+
+    outcomes = Fleet(targets, work, 2).run()
+    for o in outcomes:
+        for w in o.warnings:
+            if not w.startswith("debug: "):
+                c.note(f"{o.context}: {w}")
+        if o.error:
+            c.note(f"{o.context}: {o.error}")
+        elif o.value is not None:
+            for u in o.value.units:
+                if u.status != "complete":
+                    c.note(f"{o.context}: warning: {u.label}: {u.status}: {u.error}")
+    code = worst([o.code for o in outcomes])
+    if code not in (ExitCode.OK, ExitCode.PARTIAL):
+        raise typer.Exit(int(code))
+    return paths_[contexts[0]], paths_[contexts[1]]
 
 
 def _dump_live(
@@ -374,6 +456,7 @@ def run_diff(
     stat: bool,
     quiet: bool,
     live: str = "",
+    names: tuple[str, str] | None = None,
 ) -> ExitCode:
     from rich.text import Text
 
@@ -386,6 +469,8 @@ def run_diff(
     if not quiet and c.stderr_is_terminal():
         spinner = c.consoles.err.status("reading the snapshots")
     with Comparison(a, b, settings, live=live) as cmp:
+        if names is not None:  # two live clusters: say which is which
+            cmp.old.where, cmp.new.where = names
         with spinner as status:
             if status is not None:
                 cmp.progress = lambda msg: status.update(Text(msg))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import sys
 from enum import Enum
 from pathlib import Path
@@ -34,6 +35,7 @@ Examples:
   kstream dump -o snap.ndjson.zst            # everything, as a zstd archive
   kstream dump -o - -r configmaps,secrets | jq .metadata.name
   kstream dump -o snapdir/ -n prod -l app=web --clean
+  kstream dump --all-contexts -o 'backups/{context}/{time:%Y-%m-%dT%H%MZ}.ndjson.zst'
 """
 
 
@@ -43,7 +45,7 @@ def dump(
         typer.Option(
             "--output",
             "-o",
-            help="Where to write: FILE.ndjson (or .jsonl), FILE.ndjson.zst (archive; or .zst, .zstd), DIR/ (one file per resource), or - for stdout. Other names are refused: a name without an extension needs the slash of DIR/ (or --format).",
+            help="Where to write: FILE.ndjson (or .jsonl), FILE.ndjson.zst (archive; or .zst, .zstd), DIR/ (one file per resource), or - for stdout. Other names are refused: a name without an extension needs the slash of DIR/ (or --format). Placeholders: {context}, {cluster} (server host), {time:FORMAT} (UTC, strftime), {date}; with them, missing parent directories are created.",
             metavar="PATH",
             rich_help_panel=c.HELP_OUTPUT,
             show_default=False,
@@ -120,7 +122,9 @@ def dump(
     selector: c.SelectorOpt = "",
     field_selector: c.FieldSelectorOpt = "",
     kubeconfig: c.KubeconfigOpt = None,
-    context: c.ContextOpt = None,
+    context: c.ContextsOpt = None,
+    all_contexts: c.AllContextsOpt = False,
+    parallel_contexts: c.ParallelContextsOpt = 4,
     method: c.MethodOpt = c.Method.auto,
     concurrency: c.ConcurrencyOpt = 4,
     timeout: c.TimeoutOpt = 60.0,
@@ -138,17 +142,22 @@ def dump(
     c.setup_consoles(color)
     if namespace and all_namespaces:
         raise UsageError("--namespace and --all-namespaces cannot be used together")
+    from kstream import fleet, outputname
+
+    started = dt.datetime.now(dt.timezone.utc)
+    many = fleet.is_many(context or [], all_contexts)
     if output is None:
-        if sys.stdout.isatty():
+        if sys.stdout.isatty() or many:
             raise UsageError(
                 "say where to write: -o snap.ndjson.zst, -o snap.ndjson, -o DIR/, or -o - for stdout"
             )
         output = "-"
+    template = output
+    outputname.fields(template)  # a bad template is refused before anything else
     from kstream.archive import check_output, output_format
 
-    f = output_format(output, fmt.value)
-    if output == "-" and f != "ndjson":
-        raise UsageError(f"-o - writes NDJSON; --format {f} needs a file or directory")
+    if output == "-" and output_format(output, fmt.value) != "ndjson":
+        raise UsageError(f"-o - writes NDJSON; --format {fmt.value} needs a file or directory")
     try:
         strip_paths = tuple(paths.parse_list(strip or []))
     except ValueError as e:
@@ -165,22 +174,57 @@ def dump(
             raise UsageError(f"--secret-key-file: {e.strerror}: {secret_key_file}") from None
         if not key:
             raise UsageError(f"--secret-key-file: {secret_key_file} is empty")
-    check_output(output, f, force)  # before connecting: a bad name costs no cluster work
+    # the selection is checked before the kubeconfig is read (for the names)
+    scope = c.scope(resource, exclude, namespace, selector, field_selector)
+    targets: list[fleet.Target] = []
+    names = [output]
+    if many:
+        from kstream.cli.fleet import outputs
+
+        targets = fleet.select_targets(kubeconfig, context or [], all_contexts)
+        names = outputs(template, targets, started)
+    elif outputname.has_placeholders(template):
+        t = fleet.single_target(kubeconfig, context[0] if context else None)
+        names = [outputname.expand(template, context=t.context, cluster=t.server, started=started)]
+    formats = [output_format(n, fmt.value) for n in names]
+    created: list[list[Path]] = []  # directories made for each output
+    try:
+        for n, nf in zip(names, formats, strict=True):
+            created.append(outputname.make_parents(template, n))
+            check_output(n, nf, force)  # before connecting: a bad name costs no cluster work
+    except BaseException:
+        for dirs in created:
+            outputname.remove_empty(dirs)
+        raise
     from kstream.dump import DumpSettings
     from kstream.plan import LiveOptions
 
-    settings = DumpSettings(
-        output=output,
-        fmt=f,
-        scope=c.scope(resource, exclude, namespace, selector, field_selector),
-        live=LiveOptions(kubeconfig, context, method.value, concurrency, timeout, retries),
-        force=force,
-        level=level,
-        secrets=secrets.value,
-        secret_key=key,
-        strip=strip_paths,
-    )
+    contexts = [t.context for t in targets] if many else [context[0] if context else None]
+    settings = [
+        DumpSettings(
+            output=n,
+            fmt=nf,
+            scope=scope,
+            live=LiveOptions(kubeconfig, ctx, method.value, concurrency, timeout, retries),
+            force=force,
+            level=level,
+            secrets=secrets.value,
+            secret_key=key,
+            strip=strip_paths,
+            started=started,
+        )
+        for n, nf, ctx in zip(names, formats, contexts, strict=True)
+    ]
+    if many:
+        from kstream.cli.fleet import run_dump_fleet
+
+        code = run_dump_fleet(settings, targets, parallel_contexts, quiet, debug, created)
+        raise typer.Exit(int(code))
     from kstream.cli.render import run_dump
 
-    code = run_dump(settings, quiet=quiet, debug=debug)
+    try:
+        code = run_dump(settings[0], quiet=quiet, debug=debug)
+    except BaseException:  # nothing written (a written dump returns its code)
+        outputname.remove_empty(created[0])
+        raise
     raise typer.Exit(int(code))
