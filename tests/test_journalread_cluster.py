@@ -99,7 +99,7 @@ def recorded(cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> Any:
     api.create(*widget(NS, "w-1", color="green"))
     api.call("DELETE", f"{CM}/cm-2")
     d2_path = tmp / "d2.ndjson.zst"
-    d2 = dump(cluster, d2_path)
+    dump(cluster, d2_path)
     # the events, as a follow from the base's resourceVersion receives them
     start = parse_time(base["finished"])
     t1 = format_time(start + timedelta(seconds=10))
