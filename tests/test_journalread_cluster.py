@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import shutil
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -15,6 +16,7 @@ from typing import Any
 import pytest
 
 from kstream.journalformat import Event, format_time, parse_time, unit_resource
+from kstream.journalread import _open_lines, _open_segment
 from tests.conftest import Cluster, kstream
 from tests.journalmaker import segment_bytes
 from tests.seed import CRD_GROUP, Api, configmap, namespace, widget
@@ -192,3 +194,32 @@ def test_events_and_log_of_real_objects(recorded: Recorded) -> None:
         ("MODIFIED", [{"path": "data.k", "new": "a"}]),
         ("MODIFIED", [{"path": "data.k", "old": "a", "new": "b"}]),
     ]
+
+
+def test_crash_tail_and_corruption(recorded: Recorded, tmp_path: Path) -> None:
+    cut = tmp_path / "cut"
+    shutil.copytree(recorded.journal, cut)
+    seg = cut / "segments" / "000002.events.zst"
+    data = seg.read_bytes()
+    # the open segment's second (last) frame cut in the middle, as by kill -9
+    notes: list[str] = []
+    first = list(_open_lines(_open_segment(seg, 2), notes))
+    assert len(first) == 5 and notes == []  # whole: both frames
+    frame2 = segment_bytes(2, [[Event.decode(x) for x in first[:3]]], sealed=False).data
+    assert data.startswith(frame2)
+    seg.write_bytes(data[: len(frame2) + (len(data) - len(frame2)) // 2])
+    t_last_whole = Event.decode(first[2]).time
+    r = kstream("diff", f"{cut}/", f"{recorded.journal}/@{t_last_whole}", "--include-status")
+    assert r.code == 0, (r.out, r.err)
+    assert "000002.events.zst is open" in r.err
+    r = kstream("diff", f"{cut}/", f"{recorded.journal}/", "-o", "ndjson")
+    assert r.code == 1  # the cut frame's events are not in the state
+    # a corrupted sealed segment: exit 6, named
+    s1 = cut / "segments" / "000001.events.zst"
+    b = bytearray(s1.read_bytes())
+    fr = segment_bytes(1, [[]]).frames[0]  # where the first frame begins
+    b[fr.offset + 20] ^= 0x55
+    s1.write_bytes(bytes(b))
+    r = kstream("count", f"{cut}/@{recorded.t1}")
+    assert r.code == 6, r.err
+    assert "000001.events.zst" in r.err and len(r.err.strip().splitlines()) == 1
