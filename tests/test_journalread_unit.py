@@ -8,6 +8,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from kstream import journalread
 from kstream.errors import SnapshotError, UsageError
@@ -300,3 +302,37 @@ def test_many_events(tmp_path: Path) -> None:
     assert len(s) == 1000
     assert s[("ConfigMap", "shop", "o0000")]["metadata"]["resourceVersion"] == "50000"
     assert s[("ConfigMap", "shop", "o0001")]["metadata"]["resourceVersion"] == "49001"
+
+
+@given(
+    st.sampled_from(["ADDED", "MODIFIED", "DELETED", "BOOKMARK", "SYNCED"]),
+    st.text(max_size=12),
+    st.text(max_size=12),
+    st.one_of(st.none(), st.dictionaries(st.text(max_size=5), st.text(max_size=5), max_size=3)),
+)
+def test_fast_event_decode_agrees(type_: str, ns: str, rv: str, o: dict[str, str] | None) -> None:
+    from kstream.journalformat import Event
+
+    raw = json.dumps(o, separators=(",", ":")).encode() if o is not None else None
+    e = Event(t(1), type_, "apps/v1/deployments", ns, rv, raw)
+    assert journalread.decode_event(e.encode()) == Event.decode(e.encode())
+
+
+@pytest.mark.parametrize(
+    "o",
+    [
+        {"kind": "ConfigMap", "apiVersion": "v1", "metadata": {"name": "a", "namespace": "n"}},
+        {"kind": "Namespace", "apiVersion": "v1", "metadata": {"name": "a", "uid": "u"}},
+        {"kind": "Pod", "metadata": {"name": "a", "generateName": "a-", "namespace": "n"}},
+        # a custom resource (sorted keys): name is not first, the slow path answers
+        {"apiVersion": "x/v1", "kind": "W", "metadata": {"creationTimestamp": "t", "name": "a"}},
+        # nested metadata before the object's own: never taken for it
+        {"data": {"metadata": {"name": "wrong"}}, "metadata": {"name": "a", "namespace": "n"}},
+        {"apiVersion": "v1", "kind": "X", "metadata": {"namespace": "n", "name": "a"}},
+        {"kind": "X", "metadata": {"name": "a\\"}},
+    ],
+)
+def test_fast_key_agrees(o: dict[str, Any]) -> None:
+    raw = json.dumps(o, separators=(",", ":")).encode()
+    md = o["metadata"]
+    assert journalread.line_key(raw, "x") == f"{md.get('namespace', '')}/{md['name']}"
