@@ -37,7 +37,7 @@ import tempfile
 import weakref
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import IO, Any
 
@@ -76,6 +76,7 @@ from kstream.snapshot import (
 # a frame whose compressed bytes exceed this is verified in a first pass and read
 # again for its events; a smaller one is held decompressed while it is verified
 FRAME_IN_MEMORY = 8 * 1024 * 1024
+SKEW = timedelta(seconds=1)
 SKIPPABLE_LOW, SKIPPABLE_HIGH = 0x184D2A50, 0x184D2A5F
 INSTANT_SEP = "@"
 
@@ -423,9 +424,14 @@ class Journal:
     def events(self, until: str | None = None, since: str | None = None) -> Iterator[Event]:
         """Events with since < time <= until (canonical times, see `_time_key`),
         in file order; sealed segments that begin after `until` are not read."""
+        # the writer stamps events in each resource's thread and writes them in
+        # arrival order: times in file order may step back by a few microseconds
+        # between resources, so a sealed segment is skipped only when it begins
+        # well after `until` (SKEW)
+        stop = None if until is None else format_time(parse_time(until) + SKEW)
         for seg in self.segments:
             m = seg.manifest
-            if until is not None and m is not None and m.first and _time_key(m.first) > until:
+            if stop is not None and m is not None and m.first and _time_key(m.first) > stop:
                 break
             if since is not None and m is not None and m.last and _time_key(m.last) <= since:
                 continue
