@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from kstream import journalread
@@ -336,3 +336,75 @@ def test_fast_key_agrees(o: dict[str, Any]) -> None:
     raw = json.dumps(o, separators=(",", ":")).encode()
     md = o["metadata"]
     assert journalread.line_key(raw, "x") == f"{md.get('namespace', '')}/{md['name']}"
+
+
+# --------------------------------------------------------------------------- fold rules
+
+
+_OPS = st.lists(
+    st.one_of(
+        st.tuples(st.sampled_from(["ADDED", "MODIFIED", "DELETED"]), st.sampled_from("abcd")),
+        st.tuples(st.just("RESYNC"), st.just("")),
+        st.tuples(st.just("SYNC"), st.sampled_from("abcd")),
+        st.tuples(st.just("SYNCED"), st.just("")),
+        st.tuples(st.just("BOOKMARK"), st.just("")),
+    ),
+    max_size=25,
+)
+
+
+def _model(base: set[str], ops: list[tuple[str, str]], upto: int) -> dict[str, str]:
+    """The journalformat docstring's rules, directly: name -> rv of its state."""
+    state = {n: "1" for n in base}
+    staged: dict[str, str] | None = None
+    for i, (typ, name) in enumerate(ops[:upto]):
+        rv = str(100 + i)
+        if typ in ("ADDED", "MODIFIED"):
+            state[name] = rv
+        elif typ == "DELETED":
+            state.pop(name, None)
+        elif typ == "RESYNC":
+            staged = {}
+        elif typ == "SYNC" and staged is not None:
+            staged[name] = rv
+        elif typ == "SYNCED" and staged is not None:
+            state, staged = staged, None
+    return state
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.sets(st.sampled_from("abcd")), _OPS, st.data())
+def test_fold_matches_the_rules(
+    tmp_path_factory: pytest.TempPathFactory, base: set[str], ops: list[tuple[str, str]], data: Any
+) -> None:
+    j = Journal(tmp_path_factory.mktemp("fold") / "J")
+    write_base(j.base, {CM: [cm(n, "1") for n in base]})
+    events = []
+    for i, (typ, name) in enumerate(ops):
+        rv = str(100 + i)
+        o = cm(name, rv) if name else None
+        events.append(ev(t(1 + i), typ, CM, o, rv=rv))
+    if events:
+        cut = data.draw(st.integers(0, len(events)))
+        j.segment(1, [events[:cut]] if cut else [])
+        if cut < len(events):
+            j.segment(2, [events[cut:]], sealed=data.draw(st.booleans()))
+    upto = data.draw(st.integers(0, len(ops)))
+    journalread._opened.clear()
+    got = state(f"{j.root}/@{t(upto)}")  # events 1..upto have times t(1)..t(upto)
+    assert {k[2]: o["metadata"]["resourceVersion"] for k, o in got.items()} == _model(
+        base, ops, upto
+    )
+
+
+def test_cli_leaves_no_temp_files(journal: Journal, tmp_path: Path) -> None:
+    d = tmp_path / "tmpdir"
+    d.mkdir()
+    r = kstream("diff", f"{journal.root}/@{t(1)}", f"{journal.root}/", env={"TMPDIR": str(d)})
+    assert r.code == 1, r.err
+    assert list(d.iterdir()) == []
+    j = tmp_path / "J"  # the journal itself is untouched
+    assert sorted(p.name for p in (j / "segments").iterdir()) == [
+        "000001.events.zst",
+        "000002.events.zst",
+    ]
