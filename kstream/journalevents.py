@@ -141,7 +141,9 @@ class EventFilter:
 
     def object_ok(self, md: dict[str, Any]) -> bool:
         ns = str(md.get("namespace") or "")
-        if self.namespaces and ns not in self.namespaces:
+        # as count does on a snapshot: with -n, a cluster-scoped object only when
+        # its resource is named with -r
+        if self.namespaces and ns not in self.namespaces and (ns or not self.include):
             return False
         if self.names and str(md.get("name") or "") not in self.names:
             return False

@@ -189,3 +189,23 @@ def test_log_corrupted_segment_exit_6(journal: Path) -> None:
     r = kstream("log", str(journal))
     assert r.code == 6, r.err
     assert "000001.events.zst" in r.err
+
+
+def test_namespace_filter_and_cluster_scoped(tmp_path: Path) -> None:
+    """As count on a snapshot: -n leaves cluster-scoped objects out unless -r names them."""
+    ns = "v1/namespaces"
+    j = Journal(tmp_path / "J")
+    write_base(j.base, {CM: [], ns: []})
+    j.segment(
+        1,
+        [
+            [
+                ev(t(1), "ADDED", ns, obj(ns, "shop", "", "5")),
+                ev(t(2), "ADDED", CM, cm("x", "6", "k")),
+            ]
+        ],
+    )
+    r = kstream("count", str(j.root), "--events", "-n", "shop", "-o", "json")
+    assert [x["resource"] for x in json.loads(r.out)["rows"]] == ["configmaps"]
+    r = kstream("count", str(j.root), "--events", "-n", "shop", "-r", "ns,cm", "-o", "json")
+    assert sorted(x["resource"] for x in json.loads(r.out)["rows"]) == ["configmaps", "namespaces"]
