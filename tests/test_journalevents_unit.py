@@ -209,3 +209,14 @@ def test_namespace_filter_and_cluster_scoped(tmp_path: Path) -> None:
     assert [x["resource"] for x in json.loads(r.out)["rows"]] == ["configmaps"]
     r = kstream("count", str(j.root), "--events", "-n", "shop", "-r", "ns,cm", "-o", "json")
     assert sorted(x["resource"] for x in json.loads(r.out)["rows"]) == ["configmaps", "namespaces"]
+
+
+def test_log_help_imports_little(tmp_path: Path) -> None:
+    """`kstream log --help` loads neither the other commands nor the readers."""
+    from tests.test_startup import COMMANDS, heavy, imports
+
+    env = {"HOME": str(tmp_path), "KUBECONFIG": str(tmp_path / "none"), "PWD": str(tmp_path)}
+    mods, out = imports("log", "--help", env=env)
+    assert "Usage: kstream log" in out
+    others = ("kstream.cli.dump", "kstream.cli.count", "kstream.cli.diff", "kstream.journalread")
+    assert heavy(mods, (*COMMANDS, *others)) == []
