@@ -324,7 +324,10 @@ def _open_lines(seg: Segment, notes: list[str]) -> Iterator[bytes]:
 
     where = str(seg.path)
     if seg.header_end < 0:
-        notes.append(f"{where} is open and cut inside its header: it holds no events")
+        notes.append(
+            f"{where} is open and ends inside its header (being written, or cut by a crash): "
+            "it holds no events"
+        )
         return
     dctx = zstandard.ZstdDecompressor()
     frames = 0

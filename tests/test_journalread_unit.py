@@ -201,7 +201,7 @@ def test_open_segment_cut_in_header(tmp_path: Path) -> None:
     j.seg_path(2).write_bytes(j.seg_path(2).read_bytes()[:5])
     jr = journalread.open_journal(str(j.root))
     assert len(list(jr.events())) == 1
-    assert "cut inside its header" in jr.notes[0]
+    assert "ends inside its header" in jr.notes[0]
 
 
 def test_corrupted_sealed_frame_exit_6(tmp_path: Path) -> None:
