@@ -73,8 +73,8 @@ from kstream.snapshot import (
     open_snapshot,
 )
 
-# a frame whose compressed bytes exceed this is verified in a first pass and read
-# again for its events; a smaller one is held decompressed while it is verified
+# a frame is held decompressed while it is verified (its events are used only
+# then): in memory up to this many bytes, beyond in a temporary file
 FRAME_IN_MEMORY = 8 * 1024 * 1024
 SKEW = timedelta(seconds=1)
 SKIPPABLE_LOW, SKIPPABLE_HIGH = 0x184D2A50, 0x184D2A5F
@@ -245,76 +245,67 @@ def _open_segment(path: Path, number: int) -> Segment:
 
 
 def _frame_chunks(f: IO[bytes], fr: FrameRecord, where: str) -> Iterator[bytes]:
-    """The decompressed bytes of one frame of a sealed segment."""
+    """The decompressed bytes of one frame of a sealed segment, streamed."""
     import zstandard
 
     f.seek(fr.offset)
-    data = f.read(fr.length)
-    if len(data) < fr.length:
-        raise SnapshotError(f"{where}: truncated segment")
+    left = fr.length
     obj = zstandard.ZstdDecompressor().decompressobj()
     try:
-        for i in range(0, len(data), READ_BUF):
-            out = obj.decompress(data[i : i + READ_BUF])
+        while left > 0:
+            data = f.read(min(READ_BUF, left))
+            if not data:
+                raise SnapshotError(f"{where}: truncated segment")
+            left -= len(data)
+            out = obj.decompress(data)
             if out:
                 yield out
             if obj.eof:
-                if obj.unused_data or i + READ_BUF < len(data):
+                if obj.unused_data or left:
                     raise SnapshotError(f"{where}: corrupted segment (frame at {fr.offset})")
                 return
     except zstandard.ZstdError as e:
         raise SnapshotError(f"{where}: corrupted segment ({e})") from None
-    if not obj.eof:
-        raise SnapshotError(f"{where}: corrupted segment (frame at {fr.offset} is cut short)")
+    raise SnapshotError(f"{where}: corrupted segment (frame at {fr.offset} is cut short)")
 
 
-def _split(chunks: Iterator[bytes], where: str, at: int) -> Iterator[bytes]:
-    """Lines of a frame; a frame's data ends with a newline."""
-    from kstream.jsonlines import iter_lines
-
-    tail = b""
-
-    def tracked() -> Iterator[bytes]:
-        nonlocal tail
-        for c in chunks:
-            tail = c[-1:]
-            yield c
-
-    yield from iter_lines(tracked())
-    if tail and tail != b"\n":
-        raise SnapshotError(f"{where}: corrupted segment (frame at {at} ends inside a line)")
-
-
-def _verify(lines: Iterator[bytes], fr: FrameRecord, where: str) -> list[bytes] | None:
-    sha = hashlib.sha256()
-    n = 0
-    keep: list[bytes] | None = [] if fr.length <= FRAME_IN_MEMORY else None
-    for line in lines:
-        sha.update(line)
-        sha.update(b"\n")
-        n += 1
-        if keep is not None:
-            keep.append(line)
-    if sha.hexdigest() != fr.sha256:
-        raise SnapshotError(f"{where}: checksum mismatch in the frame at {fr.offset} (corrupted)")
-    if n != fr.events:
-        raise SnapshotError(
-            f"{where}: the frame at {fr.offset} has {n} events, the manifest says {fr.events}"
-        )
-    return keep
+def _held(spool: IO[bytes]) -> Iterator[bytes]:
+    """The lines of a frame held in a spool (each written with its newline)."""
+    spool.seek(0)
+    for line in spool:
+        yield line[:-1]
 
 
 def _sealed_lines(seg: Segment) -> Iterator[bytes]:
+    """Each frame decompressed into a spool (memory up to FRAME_IN_MEMORY, then
+    a temporary file), verified against the manifest, then its lines."""
     assert seg.manifest is not None
     where = str(seg.path)
     with open(seg.path, "rb") as f:
         for fr in seg.manifest.frames:
-            kept = _verify(_split(_frame_chunks(f, fr, where), where, fr.offset), fr, where)
-            if kept is None:  # big frame: verified, now read again
-                kept_iter: Iterator[bytes] = _split(_frame_chunks(f, fr, where), where, fr.offset)
-                yield from kept_iter
-            else:
-                yield from kept
+            with tempfile.SpooledTemporaryFile(max_size=FRAME_IN_MEMORY) as spool:
+                sha = hashlib.sha256()
+                n = 0
+                last = b""
+                for chunk in _frame_chunks(f, fr, where):
+                    sha.update(chunk)
+                    n += chunk.count(b"\n")
+                    last = chunk[-1:]
+                    spool.write(chunk)
+                if last not in (b"", b"\n"):
+                    raise SnapshotError(
+                        f"{where}: corrupted segment (the frame at {fr.offset} ends inside a line)"
+                    )
+                if sha.hexdigest() != fr.sha256:
+                    raise SnapshotError(
+                        f"{where}: checksum mismatch in the frame at {fr.offset} (corrupted)"
+                    )
+                if n != fr.events:
+                    raise SnapshotError(
+                        f"{where}: the frame at {fr.offset} has {n} events, the manifest says "
+                        f"{fr.events}"
+                    )
+                yield from _held(spool)
 
 
 def _open_lines(seg: Segment, notes: list[str]) -> Iterator[bytes]:
@@ -350,14 +341,16 @@ def _open_lines(seg: Segment, notes: list[str]) -> Iterator[bytes]:
                     cut = "its sealing was cut short"
                     break
             obj = dctx.decompressobj()
-            out: list[bytes] = []
+            spool = tempfile.SpooledTemporaryFile(max_size=FRAME_IN_MEMORY)  # noqa: SIM115
             consumed = 0
+            last = b""
             whole = False
             try:
                 while pending:
                     piece = obj.decompress(pending)
                     if piece:
-                        out.append(piece)
+                        spool.write(piece)
+                        last = piece[-1:]
                     if obj.eof:
                         rest = obj.unused_data
                         consumed += len(pending) - len(rest)
@@ -369,15 +362,15 @@ def _open_lines(seg: Segment, notes: list[str]) -> Iterator[bytes]:
             except zstandard.ZstdError:
                 whole = False
             if not whole:
+                spool.close()
                 cut = "its last frame is incomplete"
                 break
-            data = b"".join(out)
-            if data and not data.endswith(b"\n"):
-                raise SnapshotError(
-                    f"{where}: corrupted segment (the frame at {pos} ends inside a line)"
-                )
-            if data:
-                yield from data[:-1].split(b"\n")
+            with spool:
+                if last not in (b"", b"\n"):
+                    raise SnapshotError(
+                        f"{where}: corrupted segment (the frame at {pos} ends inside a line)"
+                    )
+                yield from _held(spool)
             frames += 1
             pos += consumed
     left = seg.size - pos

@@ -408,3 +408,13 @@ def test_cli_leaves_no_temp_files(journal: Journal, tmp_path: Path) -> None:
         "000001.events.zst",
         "000002.events.zst",
     ]
+
+
+def test_frames_beyond_memory_spill(journal: Journal, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Frames bigger than FRAME_IN_MEMORY go through a temporary file: same events."""
+    j = journalread.open_journal(str(journal.root))
+    expected = [(e.time, e.type, e.object) for e in j.events()]
+    monkeypatch.setattr(journalread, "FRAME_IN_MEMORY", 16)
+    j = journalread.open_journal(str(journal.root))
+    assert [(e.time, e.type, e.object) for e in j.events()] == expected
+    assert len(expected) == 4
