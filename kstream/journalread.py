@@ -407,29 +407,21 @@ class Journal:
         m = self.base.manifest
         return m.started if m is not None else ""
 
-    def lines(self) -> Iterator[tuple[Segment, bytes]]:
-        """Every event line, in file order, each frame verified first."""
-        for seg in self.segments:
-            if seg.sealed:
-                for line in _sealed_lines(seg):
-                    yield seg, line
-            else:
-                for line in _open_lines(seg, self.notes):
-                    yield seg, line
-
     def events(self, until: str | None = None, since: str | None = None) -> Iterator[Event]:
         """Events with since < time <= until (canonical times, see `_time_key`),
-        in file order; sealed segments that begin after `until` are not read."""
+        in file order; sealed segments wholly outside the window (by more than
+        SKEW) are not read."""
         # the writer stamps events in each resource's thread and writes them in
         # arrival order: times in file order may step back by a few microseconds
         # between resources, so a sealed segment is skipped only when it begins
         # well after `until` (SKEW)
         stop = None if until is None else format_time(parse_time(until) + SKEW)
+        floor = None if since is None else format_time(parse_time(since) - SKEW)
         for seg in self.segments:
             m = seg.manifest
             if stop is not None and m is not None and m.first and _time_key(m.first) > stop:
                 break
-            if since is not None and m is not None and m.last and _time_key(m.last) <= since:
+            if floor is not None and m is not None and m.last and _time_key(m.last) <= floor:
                 continue
             it = _sealed_lines(seg) if m is not None else _open_lines(seg, self.notes)
             for n, line in enumerate(it, 1):

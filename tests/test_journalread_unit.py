@@ -418,3 +418,24 @@ def test_frames_beyond_memory_spill(journal: Journal, monkeypatch: pytest.Monkey
     j = journalread.open_journal(str(journal.root))
     assert [(e.time, e.type, e.object) for e in j.events()] == expected
     assert len(expected) == 4
+
+
+def test_skewed_times_across_segments(tmp_path: Path) -> None:
+    """Two resources' threads stamp times: file order may step back a few
+    microseconds. A segment that begins just after T may hold an event at T."""
+    j = Journal(tmp_path / "J")
+    write_base(j.base, {CM: [cm("a", "10"), cm("b", "11")]})
+    j.segment(1, [[ev(t(1), "MODIFIED", CM, cm("a", "20", k="1"))]])
+    j.segment(
+        2,
+        [
+            [
+                ev("2026-11-29T14:00:05.000002Z", "MODIFIED", CM, cm("a", "21", k="late")),
+                ev("2026-11-29T14:00:04.999999Z", "MODIFIED", CM, cm("b", "22", k="early")),
+            ]
+        ],
+    )
+    s = state(f"{j.root}/@2026-11-29T14:00:05Z")
+    assert {k[2]: o["data"] for k, o in s.items()} == {"a": {"k": "1"}, "b": {"k": "early"}}
+    r = kstream("count", str(j.root), "--events", "--since", "2026-11-29T14:00:05Z", "-o", "json")
+    assert json.loads(r.out)["total"]["events"] == 1
