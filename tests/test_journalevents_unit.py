@@ -141,6 +141,7 @@ def test_count_events_usage(journal: Path, tmp_path: Path) -> None:
     one_line(kstream("count", str(journal), "--events", "--since", "soon"), 2, "soon")
     one_line(kstream("count", f"{journal}/@{t(3)}", "--events"), 2, "--since/--until")
     one_line(kstream("count", str(tmp_path), "--events"), 2, "not one")
+    one_line(kstream("count", str(journal), "--by", "manager"), 2, "--events")
 
 
 def test_log_fields(journal: Path) -> None:

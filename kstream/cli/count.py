@@ -194,6 +194,8 @@ def count(
             snapshot, events, by, since, until, scope, estimate or verify, sort, output
         )
         raise typer.Exit(int(code))
+    if {p.strip() for p in by.split(",")} & {"manager", "kind"}:
+        raise UsageError("--by manager and --by kind group a journal's --events")
     grouping = Grouping.parse(by)
     from kstream.plan import LiveOptions
 
