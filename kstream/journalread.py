@@ -721,6 +721,8 @@ def fold(journal: Journal, until: str | None, tmp: Path) -> tuple[_Store, list[_
                 u.resyncing = False
                 u.ever_synced = True
                 u.rv = ev.rv or u.rv
+                # a unit the base could not read is whole from here on
+                u.entry = replace(u.entry, status="complete", error=None)
             # an unknown type from a newer writer: nothing to apply
         info.open_resyncs = [u.entry.name for u in order if u.resyncing]
         for u in order:
@@ -766,7 +768,30 @@ def _materialise(journal: Journal, until: str | None, tmp: Path) -> tuple[Path, 
                     spool.close()  # no object ever said its kind: nothing to show
                     continue
                 writer.append(e, spool)
-            manifest = replace(m, resources=[])
+            # units the base did not read at all and a resync has read since
+            synced = {
+                (
+                    unit_resource(u.entry.group, u.entry.version, u.entry.resource),
+                    u.entry.namespace or "",
+                )
+                for u in order
+                if u.ever_synced
+            }
+            not_read = tuple(
+                nr
+                for nr in m.not_read
+                if (unit_resource(nr.group, nr.version, nr.resource), nr.namespace or "")
+                not in synced
+            )
+            status = m.status
+            if (
+                status == "partial"
+                and not not_read
+                and not m.discovery_failures
+                and all(u.entry.status == "complete" for u in order)
+            ):
+                status = "complete"
+            manifest = replace(m, resources=[], not_read=not_read, status=status)
             d = manifest.to_json()
             if info.last:
                 d["finished"] = info.last

@@ -77,6 +77,7 @@ def write_base(
     started: str = "2026-11-29T13:00:00Z",
     rvs: dict[str, str] | None = None,
     options: dict[str, Any] | None = None,
+    failed: tuple[str, ...] = (),
 ) -> None:
     """An archive with one unit per resource (over all namespaces), objects sorted."""
     w = ArchiveWriter(str(path), force=True, level=1, header={"tool": "journalmaker"})
@@ -95,7 +96,7 @@ def write_base(
             kind,
             namespaced,
             None,
-            "complete",
+            "failed" if resource in failed else "complete",
             method="watch-list",
             resourceVersion=(rvs or {}).get(resource, "100"),
             objects=spool.objects,
@@ -108,7 +109,7 @@ def write_base(
             "format": "kstream-archive",
             "version": 1,
             "tool": "journalmaker",
-            "status": "complete",
+            "status": "partial" if failed else "complete",
             "server": {"url": "https://test", "version": "v1.36.3"},
             "context": "test",
             "started": started,

@@ -439,3 +439,23 @@ def test_skewed_times_across_segments(tmp_path: Path) -> None:
     assert {k[2]: o["data"] for k, o in s.items()} == {"a": {"k": "1"}, "b": {"k": "early"}}
     r = kstream("count", str(j.root), "--events", "--since", "2026-11-29T14:00:05Z", "-o", "json")
     assert json.loads(r.out)["total"]["events"] == 1
+
+
+def test_resync_completes_a_unit_the_base_could_not_read(tmp_path: Path) -> None:
+    sec = "v1/secrets"
+    j = Journal(tmp_path / "J")
+    write_base(j.base, {CM: [cm("a", "10")], sec: []}, failed=(sec,))
+    s1 = obj(sec, "s1", "shop", "30", data={"k": "sha256:00"})
+    j.segment(
+        1,
+        [
+            [ev(t(1), "RESYNC", sec, rv="30"), ev(t(1), "SYNC", sec, s1)],
+            [ev(t(2), "SYNCED", sec, rv="30")],
+        ],
+    )
+    r = kstream("count", f"{j.root}/@{t(1)}", "-o", "json")
+    assert r.code == 3, r.err  # still partial: the resync is not closed by then
+    r = kstream("count", f"{j.root}/", "-o", "json")
+    assert r.code == 0, r.err
+    doc = json.loads(r.out)
+    assert doc["complete"] is True and doc["total"]["objects"] == 2
