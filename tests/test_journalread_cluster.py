@@ -178,6 +178,21 @@ def test_diff_between_instants_equals_diff_of_dumps(recorded: Recorded) -> None:
 def test_diff_latest_against_live(recorded: Recorded, cluster: Cluster) -> None:
     r = kstream("diff", f"{recorded.journal}/", "--live", kubeconfig=cluster.kubeconfig)
     assert r.code == 0, (r.out, r.err)
+    r = kstream(
+        "diff", f"{recorded.journal}/@{recorded.t2}", "--live", kubeconfig=cluster.kubeconfig
+    )
+    assert r.code == 0, (r.out, r.err)
+    # the state at T1 is behind the cluster: the changes after T1 show
+    r = kstream(
+        "diff",
+        f"{recorded.journal}/@{recorded.t1}",
+        "--live",
+        "-o",
+        "ndjson",
+        kubeconfig=cluster.kubeconfig,
+    )
+    assert r.code == 1, r.err
+    assert len(r.out.splitlines()) == 5
 
 
 def test_events_and_log_of_real_objects(recorded: Recorded) -> None:
