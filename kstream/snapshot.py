@@ -253,6 +253,7 @@ class Snapshot:
     manifest: Manifest | None  # None: the format has none (NDJSON, a JSON List)
     entries: list[Entry] = field(default_factory=list)
     problem: str = ""  # why this snapshot is not complete ("" when it is)
+    file: str = ""  # where the archive is when `path` is a name (a journal's state)
 
     @property
     def complete(self) -> bool:
@@ -282,7 +283,7 @@ class Snapshot:
             return
         if self.format == "zst":
             assert entry.offset is not None and entry.length is not None
-            with open(self.path, "rb") as f:
+            with open(self.file or self.path, "rb") as f:
                 f.seek(entry.offset)
                 yield from _checked(
                     _zstd_frame_lines(f, entry.length, self.path), entry, verify, self.path
@@ -461,10 +462,18 @@ def _ndjson_lines(path: str, compressed: bool) -> Iterator[bytes]:
 
 
 def open_snapshot(path: str) -> Snapshot:
-    """Open any snapshot kstream writes; raise SnapshotError for what is not one."""
+    """Open any snapshot kstream writes; raise SnapshotError for what is not one.
+    A journal (`JOURNAL/`, `JOURNAL/@TIME`) opens as its state at that instant
+    (`kstream/journalread.py`)."""
     if path == "-":
         return Snapshot(path, "ndjson", None)
     p = Path(path)
+    if "@" in path or (p.is_dir() and not (p / MANIFEST_NAME).exists()):
+        from kstream.journalread import open_state
+
+        state = open_state(path)
+        if state is not None:
+            return state
     if not p.exists():
         raise SnapshotError(f"{path}: no such file or directory")
     if p.is_dir():

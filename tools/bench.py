@@ -484,6 +484,10 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--server-rounds", type=int, default=3, help="server side: rounds of K clients")
     ap.add_argument("--no-server-side", action="store_true", help="skip the server-side scenario")
     ap.add_argument("--help-runs", type=int, default=9, help="runs of `kstream --help` (median)")
+    ap.add_argument("--journal-objects", type=int, default=100_000,
+                    help="journal: objects in the base (the state-at-an-instant row)")  # fmt: skip
+    ap.add_argument("--journal-events", type=int, default=1_000_000,
+                    help="journal: change events (0: skip the journal row)")  # fmt: skip
     args = ap.parse_args(argv)
 
     sizes = sorted({int(s) for s in args.sizes.split(",") if s.strip()})
@@ -520,6 +524,15 @@ def main(argv: list[str] | None = None) -> None:
     log(f"machine: {results['machine']}")
     results["help"] = help_time(args.help_runs)
     log(f"kstream --help: median {results['help']['median']:.3f}s")
+
+    if args.journal_events > 0:
+        from tools.bench_journal import run as bench_journal
+
+        log(f"journal: {args.journal_objects:,} objects, {args.journal_events:,} events")
+        results["journal"] = bench_journal(
+            work / "journal-bench", args.journal_objects, args.journal_events, log
+        )
+        publish()
 
     if not args.no_server_side:
         log(

@@ -369,6 +369,25 @@ def render(res: dict[str, Any], previous: str = "") -> str:
             *server_table(ss),
             "",
         ]
+    jr = res.get("journal")
+    if jr:
+        L += [
+            "## Journal: the state at an instant",
+            "",
+            f"A journal of {jr['objects']:,} ConfigMaps (~1 KiB) and {jr['events']:,} change events",
+            f"({_mb(jr['journal_bytes'])} MB on disk, written by tools/bench_journal.py in the",
+            "journal format); `kstream count JOURNAL/@T` folds base + events into an on-disk",
+            "sqlite database and materialises the state as a temporary archive.",
+            "",
+            "| state | objects | wall | CPU | peak RSS |",
+            "|---|---:|---:|---:|---:|",
+            *(
+                f"| {r['what']} | {r['objects']:,} | {r['wall_s']:.1f} s | {r['cpu_s']:.1f} s "
+                f"| {r['peak_rss_mib']:.0f} MiB |"
+                for r in jr["runs"]
+            ),
+            "",
+        ]
     h = res.get("help")
     if h:
         L += [

@@ -32,6 +32,8 @@ Examples:
   kstream count --estimate                     # fast: one LIST limit=1 per resource
   kstream count snap.ndjson.zst                # from a dump (its manifest: instant)
   kstream count --all-contexts                 # one row per context
+  kstream count journal/@2026-11-29T14:00:00Z  # a journal's state at an instant
+  kstream count journal/ --events --by manager --since 5m   # who is writing
 """
 
 SCHEMA_HELP = """\b
@@ -50,6 +52,9 @@ SCHEMA_HELP = """\b
 
 BAR_WIDTH = 24
 _EIGHTHS = " ▏▎▍▌▋▊▉"
+
+
+HELP_JOURNAL = "Journal"
 
 
 class Sort(str, Enum):
@@ -120,6 +125,37 @@ def count(
             rich_help_panel=c.HELP_OUTPUT,
         ),
     ] = Output.table,
+    events: Annotated[
+        bool,
+        typer.Option(
+            "--events",
+            help="Journal (written by dump --follow): count change events (added, modified, "
+            "deleted) instead of objects; --by resource, namespace, manager (the newest "
+            "managedFields entry) or kind.",
+            rich_help_panel=HELP_JOURNAL,
+        ),
+    ] = False,
+    since: Annotated[
+        str | None,
+        typer.Option(
+            "--since",
+            metavar="TIME|DURATION",
+            help="With --events: only events after this instant (RFC 3339, or a duration "
+            "before now: 5m, 1h).",
+            rich_help_panel=HELP_JOURNAL,
+            show_default=False,
+        ),
+    ] = None,
+    until: Annotated[
+        str | None,
+        typer.Option(
+            "--until",
+            metavar="TIME|DURATION",
+            help="With --events: only events up to this instant (included).",
+            rich_help_panel=HELP_JOURNAL,
+            show_default=False,
+        ),
+    ] = None,
     resource: c.ResourceOpt = None,
     exclude: c.ExcludeOpt = None,
     namespace: c.NamespaceOpt = None,
@@ -155,6 +191,14 @@ def count(
     c.setup_consoles(color)
     if namespace and all_namespaces:
         raise UsageError("--namespace and --all-namespaces cannot be used together")
+    if events or since is not None or until is not None:
+        scope = c.scope(resource, exclude, namespace, selector, field_selector)
+        code = run_events(
+            snapshot, events, by, since, until, scope, estimate or verify, sort, output
+        )
+        raise typer.Exit(int(code))
+    if {p.strip() for p in by.split(",")} & {"manager", "kind"}:
+        raise UsageError("--by manager and --by kind group a journal's --events")
     grouping = Grouping.parse(by)
     from kstream.plan import LiveOptions
 
@@ -389,3 +433,97 @@ def report(result: CountResult, quiet: bool) -> None:
         )
     if result.interrupted:
         c.note("interrupted: the counts shown are incomplete")
+
+
+# --------------------------------------------------------------------------- --events
+
+
+def run_events(
+    path: str | None,
+    events: bool,
+    by: str,
+    since: str | None,
+    until: str | None,
+    scope: Scope,
+    other_mode: bool,
+    sort: Sort,
+    output: Output = Output.table,
+) -> ExitCode:
+    from kstream.journalevents import EventGrouping, count_events, sort_event_rows, window_bound
+
+    if not events:
+        raise UsageError("--since and --until are for --events (a journal's change events)")
+    if path is None:
+        raise UsageError("--events counts a journal's events: name the journal (JOURNAL/)")
+    if other_mode:
+        raise UsageError("--events cannot be combined with --estimate or --verify")
+    if sort is Sort.by_size:
+        raise UsageError("--sort size: events have no size; use count or name")
+    grouping = EventGrouping.parse(by)
+    lo, hi = window_bound(since, "--since"), window_bound(until, "--until")
+    result = count_events(path, grouping, scope, lo, hi)
+    result.rows = sort_event_rows(result.rows, sort.value)
+    emit_events(result, output)
+    return ExitCode.OK
+
+
+def emit_events(result: Any, output: Output) -> None:
+    from rich.table import Table
+    from rich.text import Text
+
+    from kstream.cli.render import human_count
+
+    try:
+        if output is Output.json:
+            c.consoles.out.file.write(json.dumps(result.to_json(), indent=2) + "\n")
+        elif output is Output.ndjson:
+            f = c.consoles.out.file
+            for line in result.ndjson():
+                f.write(line + "\n")
+        else:
+            out = c.consoles.out
+            window = f"{result.since or 'the start'} .. {result.until or 'the end'}"
+            out.print(
+                Text(f"kstream count: events of journal {result.journal} ({window})", style="bold"),
+                soft_wrap=True,
+            )
+            t = Table(box=None, header_style="bold", pad_edge=False)
+            for f in result.grouping.fields:
+                t.add_column(f, overflow="fold")
+            for h in ("events", "added", "modified", "deleted"):
+                t.add_column(h, justify="right", no_wrap=True)
+            t.add_column("share of events", no_wrap=True)
+            t.add_column("%", justify="right", no_wrap=True)
+            total = result.total
+            biggest = max((r.events for r in result.rows), default=0)
+            for r in result.rows:
+                cells: list[Any] = []
+                for f, v in zip(result.grouping.fields, r.key, strict=True):
+                    if f == "namespace" and not v:
+                        cells.append(Text("(cluster)", style="dim"))
+                    else:
+                        cells.append(Text(v))
+                cells += [human_count(x) for x in (r.events, r.added, r.modified, r.deleted)]
+                cells.append(Text(bar(r.events, biggest), style="cyan"))
+                cells.append(f"{r.events / total.events * 100:.1f}" if total.events else "")
+                t.add_row(*cells)
+            row: list[Any] = [Text("total", style="bold")] + [""] * (
+                len(result.grouping.fields) - 1
+            )
+            row += [
+                Text(human_count(x), style="bold")
+                for x in (total.events, total.added, total.modified, total.deleted)
+            ]
+            t.add_row(*row, "", "")
+            if not out.is_terminal:
+                from rich.measure import Measurement
+
+                out.width = max(
+                    out.width, Measurement.get(out, out.options.update_width(10_000), t).maximum
+                )
+            out.print(t)
+            if not result.rows:
+                out.print(Text("no change events in this window"), soft_wrap=True)
+        c.consoles.out.file.flush()
+    except BrokenPipeError:
+        raise OutputError("stdout was closed (broken pipe)") from None

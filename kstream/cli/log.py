@@ -1,0 +1,204 @@
+"""kstream log: the change history of objects in a journal, one line per event."""
+
+from __future__ import annotations
+
+import json
+from enum import Enum
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+from kstream.cli import common as c
+from kstream.errors import OutputError, UsageError
+from kstream.exitcodes import ExitCode
+
+if TYPE_CHECKING:
+    from rich.text import Text
+
+    from kstream.journalevents import LogEntry
+
+EXAMPLES = """
+Examples:
+
+\b
+  kstream log journal/                                  # every change, oldest first
+  kstream log journal/ -r deploy -n shop web            # one Deployment's history
+  kstream log journal/ -r cm --since 5m                 # ConfigMap changes of the last 5 minutes
+  kstream log journal/ --since 2026-11-29T14:00:00Z --until 2026-11-29T14:05:00Z -o ndjson
+
+\b
+-o ndjson: one record per event:
+  {"time", "type": "ADDED|MODIFIED|DELETED", "group", "version", "resource", "kind",
+   "namespace": STR|null, "name", "resourceVersion", "manager",
+   "fields": [{"path": "spec.replicas", "old": 2, "new": 3}]}
+"fields" (MODIFIED, and ADDED over a known earlier state) against the object's previous
+state in the journal; absent when there is none. -o json: {"kind": "kstream-log",
+"schemaVersion": 1, "journal", "since", "until", "events": [records]}.
+Full description: docs/journal.md.
+"""
+
+SHORT_VALUE = 40  # a scalar value shown in text when its JSON is at most this long
+MAX_FIELDS = 8  # fields named on a text line before "+N more"
+
+
+class LogFormat(str, Enum):
+    text = "text"
+    json = "json"
+    ndjson = "ndjson"
+
+
+def log(
+    journal: Annotated[
+        str,
+        typer.Argument(
+            help="The journal: a directory written by dump --follow.",
+            metavar="JOURNAL",
+            show_default=False,
+            autocompletion=c.complete_snapshot,
+        ),
+    ],
+    names: Annotated[
+        list[str] | None,
+        typer.Argument(
+            help="Only objects with these names.",
+            metavar="NAME",
+            show_default=False,
+        ),
+    ] = None,
+    since: Annotated[
+        str | None,
+        typer.Option(
+            "--since",
+            metavar="TIME|DURATION",
+            help="Only events after this instant (RFC 3339, or a duration before now: 5m, 1h).",
+            show_default=False,
+        ),
+    ] = None,
+    until: Annotated[
+        str | None,
+        typer.Option(
+            "--until",
+            metavar="TIME|DURATION",
+            help="Only events up to this instant (included).",
+            show_default=False,
+        ),
+    ] = None,
+    output: Annotated[
+        LogFormat,
+        typer.Option("--output", "-o", help="text (one line per event), json or ndjson."),
+    ] = LogFormat.text,
+    resource: c.ResourceOpt = None,
+    exclude: c.ExcludeOpt = None,
+    namespace: c.NamespaceOpt = None,
+    all_namespaces: c.AllNamespacesOpt = False,
+    selector: c.SelectorOpt = "",
+    field_selector: c.FieldSelectorOpt = "",
+    quiet: c.QuietOpt = False,
+    debug: c.DebugOpt = False,
+    color: c.ColorOpt = c.Color.auto,
+) -> None:
+    """The change history of matching objects in a journal: one line per change event
+    (time, type, resource, namespace/name, who wrote it, which fields changed).
+
+    Fields are compared with the object's previous state in the journal; the noise
+    diff ignores (resourceVersion, managedFields, generation, ...) is left out,
+    status is shown. -l and --field-selector (metadata.name, metadata.namespace)
+    are checked on each event's object. A corrupted segment exits 6.
+    """
+    from kstream.journalevents import log as log_events
+    from kstream.journalevents import window_bound
+
+    c.setup_consoles(color)
+    if namespace and all_namespaces:
+        raise UsageError("--namespace and --all-namespaces cannot be used together")
+    scope = c.scope(resource, exclude, namespace, selector, field_selector)
+    lo, hi = window_bound(since, "--since"), window_bound(until, "--until")
+    entries = log_events(journal, scope, tuple(names or ()), lo, hi)
+    n = 0
+    try:
+        out = c.consoles.out
+        f = out.file
+        if output is LogFormat.json:
+            head = {
+                "kind": "kstream-log",
+                "schemaVersion": 1,
+                "journal": journal,
+                "since": lo,
+                "until": hi,
+            }
+            text = json.dumps(head, indent=2)
+            f.write(text[:-2] + ',\n  "events": [')
+            for e in entries:
+                f.write(("," if n else "") + "\n    " + _dumps(e.to_json()))
+                n += 1
+            f.write("\n  ]\n}\n" if n else "]\n}\n")
+        elif output is LogFormat.ndjson:
+            for e in entries:
+                f.write(_dumps(e.to_json()) + "\n")
+                n += 1
+        else:
+            for e in entries:
+                out.print(line(e), soft_wrap=True)
+                n += 1
+        f.flush()
+    except BrokenPipeError:
+        raise OutputError("stdout was closed (broken pipe)") from None
+    if n == 0 and not quiet:
+        c.note("no change events match")
+    raise typer.Exit(int(ExitCode.OK))
+
+
+def _dumps(v: Any) -> str:
+    from kstream import deepjson
+
+    return deepjson.dumps(v, ensure_ascii=False, separators=(",", ":"))
+
+
+_STYLE = {"ADDED": "green", "MODIFIED": "yellow", "DELETED": "red"}
+
+
+def line(e: LogEntry) -> Text:
+    from rich.text import Text
+
+    from kstream.journalevents import resource_label
+
+    t = Text()
+    t.append(e.time)
+    t.append("  ")
+    t.append(f"{e.type:<8}", style=_STYLE.get(e.type, ""))
+    t.append(f"  {resource_label(e.resource)}  ")
+    t.append(f"{e.namespace}/{e.name}" if e.namespace else e.name, style="bold")
+    t.append(f"  by {e.manager}", style="dim")
+    t.append("  ")
+    t.append(describe(e))
+    return t
+
+
+def describe(e: LogEntry) -> str:
+    """What the event did, in a few words: the fields it changed."""
+    from kstream.diff import MISSING
+
+    if e.type == "DELETED":
+        return "(deleted)"
+    if e.fields is None:
+        return "(created)" if e.type == "ADDED" else "(no earlier state in the journal)"
+    if not e.fields:
+        return "(no field changed but ignored ones: metadata only)"
+    parts = []
+    for fd in e.fields[:MAX_FIELDS]:
+        if fd.old is MISSING:
+            parts.append(f"+{fd.path}")
+        elif fd.new is MISSING:
+            parts.append(f"-{fd.path}")
+        else:
+            a, b = _short(fd.old), _short(fd.new)
+            parts.append(f"{fd.path}: {a} → {b}" if a is not None and b is not None else fd.path)
+    more = len(e.fields) - MAX_FIELDS
+    return ", ".join(parts) + (f", +{more} more" if more > 0 else "")
+
+
+def _short(v: Any) -> str | None:
+    if isinstance(v, (dict, list)):
+        return None
+    s = json.dumps(v, ensure_ascii=False)
+    return s if len(s) <= SHORT_VALUE else None
