@@ -15,6 +15,7 @@ help:
 	@echo "make test        set up and run the whole suite (lint, types, unit, control plane)"
 	@echo "make bench       benchmarks against kubectl and the Python client (docs/benchmarks.md)"
 	@echo "make docs        regenerate docs/cli.md;  make completions: completions/*"
+	@echo "make bench-serve kstream serve's memory on a 100k-object archive (docs/serve.md)"
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -55,6 +56,12 @@ demo: install controlplane
 bench: install controlplane
 	$(PY) -m compileall -q kstream
 	$(PY) -m tools.bench $(BENCH_ARGS)
+
+# kstream serve on a 100k-object archive: the server's RSS while kubectl reads it.
+.PHONY: bench-serve
+bench-serve: install
+	$(PY) -m compileall -q kstream
+	$(PY) -m tools.bench_serve $(BENCH_ARGS)
 
 docs: install
 	$(PY) -m tools.gendocs
