@@ -51,6 +51,9 @@ END_ANNOTATION = "k8s.io/initial-events-end"
 DISCOVERY_V2 = "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList"
 READ_VERBS = ["get", "list", "watch"]
 CACHE_RESOURCES = 8  # ObjectIndexes kept (each: 8 bytes per object in memory, its file on disk)
+MAX_BODY = (
+    16 * 1024 * 1024
+)  # a request body this big is read (and refused); bigger: connection closed
 WATCH_TIMEOUT = 1800.0  # a watch without timeoutSeconds ends after this (the server: 30-60 min)
 CATEGORIES_ALL = {
     ("", "pods"),
@@ -93,8 +96,8 @@ class Served:
         return f"{self.group}/{self.version}" if self.group else self.version
 
     @property
-    def key(self) -> tuple[str, str]:
-        return (self.group, self.resource)
+    def key(self) -> tuple[str, str, str]:
+        return (self.group, self.version, self.resource)
 
 
 def _max_rv(a: str, b: str) -> str:
@@ -201,14 +204,7 @@ def _spool_plain(snap: Snapshot, tmp: str) -> list[Served]:
     finally:
         for f in files.values():
             f.close()
-    # one (group, resource): the first version met wins (a dump has one per resource)
-    seen: set[tuple[str, str]] = set()
-    result = []
-    for r in out.values():
-        if (r.group, r.resource) not in seen:
-            seen.add((r.group, r.resource))
-            result.append(r)
-    return result
+    return list(out.values())
 
 
 # --------------------------------------------------------------------------- object index
@@ -305,9 +301,9 @@ class Store:
     def __init__(self, catalog: Catalog, capacity: int = CACHE_RESOURCES) -> None:
         self.catalog = catalog
         self.capacity = capacity
-        self.cache: OrderedDict[tuple[str, str], ObjectIndex] = OrderedDict()
+        self.cache: OrderedDict[tuple[str, str, str], ObjectIndex] = OrderedDict()
         self.lock = threading.Lock()
-        self.building: dict[tuple[str, str], threading.Lock] = {}
+        self.building: dict[tuple[str, str, str], threading.Lock] = {}
         self.builds = 0  # how many indexes were built (tests, the bench)
 
     def index(self, r: Served) -> ObjectIndex:
@@ -424,7 +420,7 @@ class Api:
         # events of what it describes, and dumps leave events out by default.
         self.empty: dict[tuple[str, str, str], Served] = {}
         for group, version, kind in (("", "v1", "Event"), ("events.k8s.io", "v1", "Event")):
-            if (group, "events") not in {r.key for r in catalog.resources}:
+            if (group, "events") not in {(r.group, r.resource) for r in catalog.resources}:
                 self.empty[(group, version, "events")] = Served(
                     group, version, "events", kind, True, resource_version=catalog.resource_version
                 )
@@ -651,16 +647,17 @@ class Api:
         return labels, fields
 
     def _scan(
-        self, req: Request, t: Target, start: int | None = None
+        self, req: Request, t: Target, start: int | None = None, parsed: bool = False
     ) -> tuple[ObjectIndex, int, int, Callable[[bytes], Any]]:
         """The index, the range of positions to read, and a filter that answers
-        the object (parsed, or the line itself when nothing needs parsing) or None."""
+        None for an object left out, else the object: parsed (`parsed`, for a
+        Table), or its line as in the snapshot."""
         labels, fields = self._filters(req, t)
         idx = self.store.index(t.resource)
         lo, hi = idx.namespace_range(t.namespace if t.resource.namespaced else None)
         if start is not None:
             lo = max(lo, start)
-        need_parse = bool(labels) or bool(fields) or _wants_table(req.accept)
+        need_parse = bool(labels) or bool(fields) or parsed
 
         def keep(line: bytes) -> Any:
             if not need_parse:
@@ -671,7 +668,7 @@ class Api:
             for path, eq, value in fields:
                 if (_field_value(obj, path) == value) != eq:
                     return None
-            return obj
+            return obj if parsed else line
 
         return idx, lo, hi, keep
 
@@ -682,9 +679,9 @@ class Api:
         token = req.query.get("continue", "")
         if token:
             start = _decode_continue(token)
-        idx, lo, hi, keep = self._scan(req, t, start)
-        selected = bool(req.query.get("labelSelector") or req.query.get("fieldSelector"))
         table = _wants_table(req.accept)
+        idx, lo, hi, keep = self._scan(req, t, start, parsed=table)
+        selected = bool(req.query.get("labelSelector") or req.query.get("fieldSelector"))
         rv = r.resource_version
         now = self.clock()
 
@@ -1079,8 +1076,10 @@ class _Handler(BaseHTTPRequestHandler):
     def _serve(self) -> None:
         auth = self.headers.get("Authorization", "")
         length = int(self.headers.get("Content-Length") or 0)
-        if length:
-            self.rfile.read(length)
+        if 0 < length <= MAX_BODY:
+            self.rfile.read(length)  # read, then refused (405): the connection stays usable
+        elif length or self.headers.get("Transfer-Encoding"):
+            self.close_connection = True
         if not hmac.compare_digest(auth.encode(), f"Bearer {self.token}".encode()):
             s = ApiStatus(401, "Unauthorized", "Unauthorized")
             self._send(self.api.status(s))
