@@ -7,6 +7,7 @@ common kinds, NAME and AGE for the others. Priority-1 columns are those
 from __future__ import annotations
 
 import calendar
+import functools
 import time
 from collections.abc import Callable
 from typing import Any
@@ -33,6 +34,11 @@ def _list(v: Any) -> list[Any]:
 def parse_time(ts: Any) -> float | None:
     if not isinstance(ts, str) or not ts:
         return None
+    return _parse_time(ts)
+
+
+@functools.lru_cache(maxsize=4096)  # objects made together share their timestamps
+def _parse_time(ts: str) -> float | None:
     try:
         return float(calendar.timegm(time.strptime(ts[:19], "%Y-%m-%dT%H:%M:%S")))
     except ValueError:

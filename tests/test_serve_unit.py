@@ -286,3 +286,60 @@ def test_filtered_lists_and_watches_send_the_snapshot_bytes(tmp_path: Path) -> N
         resp = api.handle(s.Request("GET", u.path, dict(parse_qsl(u.query))))
         body = resp.body if resp.chunks is None else b"".join(resp.chunks)
         assert line in body, path
+
+
+def _serve_cmd(*args: str) -> list[str]:
+    import sys
+
+    return [str(Path(sys.executable).parent / "kstream"), "serve", *args]
+
+
+def test_refusals_are_one_line_and_leave_nothing(tmp_path: Path) -> None:
+    """Bad input: one line, its exit code, no temporary directory left behind
+    (a kubeconfig that cannot be written once hung the server: it waited for a
+    serve loop that never started)."""
+    import os
+    import subprocess
+
+    snap = write(tmp_path / "s.ndjson", [cm("a", "b")])
+    (tmp_path / "exists").write_text("")
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
+    env = {**os.environ, "TMPDIR": str(tmp)}
+    for args, code, words in (
+        ([snap, "--kubeconfig-out", str(tmp_path / "no" / "dir")], 7, "No such file or directory"),
+        ([snap, "--kubeconfig-out", str(tmp_path / "exists")], 7, "exists (use --force"),
+        ([snap, "--port", "70000"], 2, "--port"),
+        ([str(tmp_path / "nope")], 6, "no such file"),
+    ):
+        p = subprocess.run(_serve_cmd(*args), capture_output=True, text=True, env=env, timeout=60)
+        assert p.returncode == code, (args, p.stderr)
+        assert len(p.stderr.splitlines()) == 1 and words in p.stderr, p.stderr
+        assert list(tmp.iterdir()) == []
+    assert (tmp_path / "exists").read_text() == ""
+
+
+def test_sigterm_exits_0_and_removes_its_files(tmp_path: Path) -> None:
+    import os
+    import signal
+    import subprocess
+
+    snap = write(tmp_path / "s.ndjson", [cm("a", "b")])
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
+    env = {**os.environ, "TMPDIR": str(tmp)}
+    proc = subprocess.Popen(_serve_cmd(snap), stderr=subprocess.PIPE, env=env)
+    assert proc.stderr is not None
+    banner = b""
+    for line in proc.stderr:
+        banner += line
+        if b"Ctrl-C" in line:
+            break
+    assert b"(port " in banner and len(list(tmp.iterdir())) == 1
+    kubeconfig = next(tmp.iterdir()) / "kubeconfig"
+    assert json.loads(kubeconfig.read_text())["current-context"] == "kstream-s.ndjson"
+    proc.send_signal(signal.SIGTERM)
+    proc.send_signal(signal.SIGTERM)  # a second one (timeout(1) sends two) changes nothing
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+    assert list(tmp.iterdir()) == []

@@ -78,8 +78,10 @@ def serve(
 
     It runs until Ctrl-C or SIGTERM (exit 0).
     """
+    import contextlib
     import os
     import shutil
+    import signal
     import tempfile
     import threading
 
@@ -99,6 +101,7 @@ def serve(
     tmp = tempfile.mkdtemp(prefix="kstream-serve-")
     server = None
     api = None
+    thread = None
     try:
         snap = open_snapshot(snapshot)
         if snap.problem and not quiet:
@@ -132,9 +135,13 @@ def serve(
                 print("kstream: server stopped", file=sys.stderr, flush=True)
         raise typer.Exit(ExitCode.OK)
     finally:
+        with contextlib.suppress(ValueError):  # a second signal must not cut the clean-up
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                signal.signal(sig, signal.SIG_IGN)
         if api is not None:
             api.stopping.set()
         if server is not None:
-            server.shutdown()
+            if thread is not None:
+                server.shutdown()  # waits for serve_forever: only once it runs
             server.server_close()
         shutil.rmtree(tmp, ignore_errors=True)
