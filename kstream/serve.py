@@ -50,6 +50,7 @@ from kstream.snapshot import Entry, Snapshot
 END_ANNOTATION = "k8s.io/initial-events-end"
 DISCOVERY_V2 = "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList"
 READ_VERBS = ["get", "list", "watch"]
+SSAR_PATH = "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews"
 CACHE_RESOURCES = 8  # ObjectIndexes kept (each: 8 bytes per object in memory, its file on disk)
 MAX_BODY = (
     16 * 1024 * 1024
@@ -368,6 +369,7 @@ class Request:
     path: str
     query: dict[str, str]
     accept: str = ""
+    body: bytes = b""
 
 
 @dataclass
@@ -442,14 +444,39 @@ class Api:
 
     def _write(self, req: Request) -> Response:
         verb = VERB_OF_METHOD.get(req.method, req.method.lower())
-        if req.path == "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews":
-            pass  # still refused: a review is a create; clients treat 405 as "unknown"
+        if req.method == "POST" and req.path == SSAR_PATH:
+            return self.access_review(req.body)
         raise ApiStatus(
             405,
             "MethodNotAllowed",
             f"this server is a read-only snapshot ({self.name}, served by kstream): "
             f"{verb} is not allowed",
         )
+
+    def access_review(self, body: bytes) -> Response:
+        """A SelfSubjectAccessReview (`kubectl auth can-i`, k9s before it shows
+        a view): reading is allowed, nothing else. Nothing is stored."""
+        try:
+            if body.startswith(PROTOBUF_MAGIC):  # kubectl sends built-in types as protobuf
+                review = {"spec": {"resourceAttributes": _review_attrs_pb(body)}}
+            else:
+                review = json.loads(body)
+            attrs = review["spec"].get("resourceAttributes") or {}
+        except (ValueError, KeyError, TypeError, AttributeError, IndexError):
+            raise bad_request("the request body is not a SelfSubjectAccessReview") from None
+        allowed = str(attrs.get("verb", "")) in READ_VERBS
+        reason = "" if allowed else f"this server is a read-only snapshot ({self.name})"
+        status: dict[str, Any] = {"allowed": allowed}
+        if reason:
+            status["reason"] = reason
+        doc = {
+            "kind": "SelfSubjectAccessReview",
+            "apiVersion": "authorization.k8s.io/v1",
+            "metadata": {"creationTimestamp": None},
+            "spec": review.get("spec") or {},
+            "status": status,
+        }
+        return Response(201, body=go_json(doc))
 
     def _get(self, req: Request) -> Response:
         parts = [p for p in req.path.split("/") if p]
@@ -782,6 +809,62 @@ class Api:
 
 # --------------------------------------------------------------------------- helpers
 
+PROTOBUF_MAGIC = b"k8s\x00"  # runtime.Unknown envelope of the protobuf encoding
+
+
+def _pb_fields(buf: bytes) -> Iterator[tuple[int, int | bytes]]:
+    """(field number, value) of one protobuf message: varints as int,
+    length-delimited fields as bytes; fixed-width fields skipped."""
+    i = 0
+
+    def varint() -> int:
+        nonlocal i
+        shift = n = 0
+        while True:
+            b = buf[i]
+            i += 1
+            n |= (b & 0x7F) << shift
+            shift += 7
+            if b < 0x80:
+                return n
+
+    while i < len(buf):
+        key = varint()
+        wire = key & 7
+        if wire == 0:
+            yield key >> 3, varint()
+        elif wire == 2:
+            n = varint()
+            yield key >> 3, buf[i : i + n]
+            i += n
+        elif wire in (1, 5):
+            i += 8 if wire == 1 else 4
+        else:
+            raise ValueError("unsupported protobuf wire type")
+
+
+def _pb_message(buf: bytes, field_no: int) -> bytes:
+    for f, v in _pb_fields(buf):
+        if f == field_no and isinstance(v, bytes):
+            return v
+    return b""
+
+
+RESOURCE_ATTRIBUTES = {1: "namespace", 2: "verb", 3: "group", 4: "version", 5: "resource",
+                       6: "subresource", 7: "name"}  # fmt: skip
+
+
+def _review_attrs_pb(body: bytes) -> dict[str, str]:
+    """spec.resourceAttributes of a protobuf SelfSubjectAccessReview
+    (runtime.Unknown.raw -> SelfSubjectAccessReview.spec -> .resourceAttributes)."""
+    raw = _pb_message(body[len(PROTOBUF_MAGIC) :], 2)
+    attrs = _pb_message(_pb_message(raw, 2), 1)
+    return {
+        RESOURCE_ATTRIBUTES[f]: v.decode()
+        for f, v in _pb_fields(attrs)
+        if f in RESOURCE_ATTRIBUTES and isinstance(v, bytes)
+    }
+
 
 def _qualified(r: Served) -> str:
     return f"{r.resource}.{r.group}" if r.group else r.resource
@@ -1076,8 +1159,9 @@ class _Handler(BaseHTTPRequestHandler):
     def _serve(self) -> None:
         auth = self.headers.get("Authorization", "")
         length = int(self.headers.get("Content-Length") or 0)
+        body = b""
         if 0 < length <= MAX_BODY:
-            self.rfile.read(length)  # read, then refused (405): the connection stays usable
+            body = self.rfile.read(length)  # read even if refused: the connection stays usable
         elif length or self.headers.get("Transfer-Encoding"):
             self.close_connection = True
         if not hmac.compare_digest(auth.encode(), f"Bearer {self.token}".encode()):
@@ -1086,7 +1170,7 @@ class _Handler(BaseHTTPRequestHandler):
             return
         u = urlsplit(self.path)
         q = {k: v[-1] for k, v in parse_qs(u.query, keep_blank_values=True).items()}
-        req = Request(self.command, u.path, q, self.headers.get("Accept", ""))
+        req = Request(self.command, u.path, q, self.headers.get("Accept", ""), body)
         self._send(self.api.handle(req))
 
     def _send(self, resp: Response) -> None:

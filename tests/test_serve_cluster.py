@@ -212,6 +212,16 @@ def test_writes_are_refused(served: Served, tmp_path: Path) -> None:
     assert served.kubectl("get", "cm", "-n", NS, "cm-001", "-o", "name").stdout.strip()
 
 
+def test_auth_can_i_reads_only(served: Served) -> None:
+    """kubectl (and k9s) ask with a SelfSubjectAccessReview, sent as protobuf."""
+    p = served.kubectl("auth", "can-i", "list", "configmaps", "-A", check=False)
+    assert (p.returncode, p.stdout.strip()) == (0, "yes")
+    p = served.kubectl("auth", "can-i", "watch", "deployments.apps", "-n", NS, check=False)
+    assert (p.returncode, p.stdout.strip()) == (0, "yes")
+    p = served.kubectl("auth", "can-i", "create", "configmaps", "-n", NS, check=False)
+    assert p.returncode == 1 and p.stdout.startswith("no - this server is a read-only snapshot")
+
+
 def test_secrets_stay_redacted(served: Served) -> None:
     p = served.kubectl("get", "secret", "-n", NS, "creds", "-o", "json", "--show-managed-fields")
     got = json.loads(p.stdout)

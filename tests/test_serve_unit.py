@@ -135,6 +135,26 @@ def test_status_answers(api: s.Api) -> None:
         assert "read-only snapshot" in doc["message"]
 
 
+def test_access_review(api: s.Api) -> None:
+    def review(verb: str) -> dict[str, Any]:
+        spec = {"resourceAttributes": {"verb": verb, "resource": "configmaps"}}
+        body = json.dumps({"kind": "SelfSubjectAccessReview", "spec": spec}).encode()
+        resp = api.handle(s.Request("POST", s.SSAR_PATH, {}, "application/json", body))
+        assert resp.code == 201
+        return json.loads(resp.body)["status"]
+
+    assert review("list") == {"allowed": True}
+    assert review("delete")["allowed"] is False
+    # the protobuf kubectl sends: runtime.Unknown{raw: SSAR{spec: {resourceAttributes: {verb}}}}
+    attrs = b"\x12\x04list"
+    spec = b"\x0a" + bytes([len(attrs)]) + attrs
+    ssar = b"\x12" + bytes([len(spec)]) + spec
+    body = s.PROTOBUF_MAGIC + b"\x12" + bytes([len(ssar)]) + ssar
+    resp = api.handle(s.Request("POST", s.SSAR_PATH, {}, "application/json", body))
+    assert json.loads(resp.body)["status"] == {"allowed": True}
+    assert s._review_attrs_pb(body) == {"verb": "list"}
+
+
 def test_get_one_object_is_the_snapshot_line(api: s.Api, tmp_path: Path) -> None:
     resp = api.handle(s.Request("GET", "/api/v1/namespaces/b/configmaps/x4", {}))
     assert json.loads(resp.body) == cm("b", "x4", tier="a")
