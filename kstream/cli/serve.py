@@ -86,7 +86,6 @@ def serve(
     import threading
 
     from kstream import serve as s
-    from kstream.errors import Interrupted, Terminated
     from kstream.snapshot import open_snapshot
 
     s.check_port(port)
@@ -117,6 +116,12 @@ def serve(
         s.write_kubeconfig(path, s.kubeconfig(name, url, tls.ca_pem, token), force=True)
         objects = sum(e.objects for r in catalog.resources for e in r.entries)
         held = f"{len(catalog.resources)} resources" + (f", {objects} objects" if objects else "")
+        # Ctrl-C and SIGTERM only set `stop` from here on: no exception can cut
+        # the clean-up, however many signals come (timeout(1) sends two)
+        stop = threading.Event()
+        with contextlib.suppress(ValueError):  # not the main thread (embedded use)
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                signal.signal(sig, lambda signum, frame: stop.set())
         print(
             f"kstream: serving {snapshot} ({held}) on {url} (port {api.server_address.rsplit(':', 1)[1]})\n"
             f"kubeconfig: {path} (context {name})\n"
@@ -128,16 +133,11 @@ def serve(
         )
         thread = threading.Thread(target=server.serve_forever, name="serve", daemon=True)
         thread.start()
-        try:
-            threading.Event().wait()  # until a signal raises here
-        except (KeyboardInterrupt, Interrupted, Terminated):
-            if not quiet:
-                print("kstream: server stopped", file=sys.stderr, flush=True)
+        stop.wait()
+        if not quiet:
+            print("kstream: server stopped", file=sys.stderr, flush=True)
         raise typer.Exit(ExitCode.OK)
     finally:
-        with contextlib.suppress(ValueError):  # a second signal must not cut the clean-up
-            for sig in (signal.SIGINT, signal.SIGTERM):
-                signal.signal(sig, signal.SIG_IGN)
         if api is not None:
             api.stopping.set()
         if server is not None:
