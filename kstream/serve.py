@@ -418,6 +418,8 @@ class Api:
         self.bookmark_interval = bookmark_interval
         self.clock = clock
         self.stopping = threading.Event()
+        self.crds: dict[tuple[str, str], dict[str, Any]] = {}
+        self.crd_lock = threading.Lock()
         # Answered (empty) though not in discovery: `kubectl describe` lists the
         # events of what it describes, and dumps leave events out by default.
         self.empty: dict[tuple[str, str, str], Served] = {}
@@ -550,6 +552,39 @@ class Api:
             "platform": "",
         }
 
+    def crd(self, r: Served) -> dict[str, Any]:
+        """The snapshot's CustomResourceDefinition of a resource ({} if none)."""
+        key = (r.group, r.resource)
+        with self.crd_lock:
+            if key in self.crds:
+                return self.crds[key]
+        found: dict[str, Any] = {}
+        defs = self.catalog.by_gvr.get(("apiextensions.k8s.io", "v1", "customresourcedefinitions"))
+        if defs is not None and "." in r.group:
+            line = self.store.index(defs).find("", f"{r.resource}.{r.group}")
+            doc = deepjson.loads(line) if line is not None else None
+            found = doc if isinstance(doc, dict) else {}
+        with self.crd_lock:
+            self.crds[key] = found
+        return found
+
+    def names_of(self, r: Served) -> tuple[list[str], list[str]]:
+        """Short names and categories: kubectl's for built-ins, the CRD's for
+        custom resources."""
+        short = list(SHORT_NAMES.get((r.group, r.resource), ()))
+        categories = ["all"] if (r.group, r.resource) in CATEGORIES_ALL else []
+        names = (self.crd(r).get("spec") or {}).get("names") or {}
+        if isinstance(names, dict):
+            short = short or [str(x) for x in names.get("shortNames") or []]
+            categories = categories or [str(x) for x in names.get("categories") or []]
+        return short, categories
+
+    def printer_columns(self, r: Served) -> list[Any] | None:
+        for v in (self.crd(r).get("spec") or {}).get("versions") or []:
+            if isinstance(v, dict) and v.get("name") == r.version:
+                return v.get("additionalPrinterColumns") or None
+        return None
+
     def api_group(self, group: str) -> dict[str, Any]:
         versions = [
             {"groupVersion": f"{group}/{v}", "version": v} for v in self.catalog.groups[group]
@@ -567,7 +602,7 @@ class Api:
                 vs.append(
                     {
                         "version": v,
-                        "resources": [_v2_resource(r) for r in rs],
+                        "resources": [_v2_resource(r, *self.names_of(r)) for r in rs],
                         "freshness": "Current",
                     }
                 )
@@ -587,7 +622,7 @@ class Api:
             "kind": "APIResourceList",
             "apiVersion": "v1",
             "groupVersion": f"{group}/{version}" if group else version,
-            "resources": [_legacy_resource(r) for r in rs],
+            "resources": [_legacy_resource(r, *self.names_of(r)) for r in rs],
         }
 
     # ------------------------------------------------------------------ resources
@@ -650,7 +685,9 @@ class Api:
             from kstream.servetable import table
 
             obj = deepjson.loads(line)
-            doc = table(t.resource.kind, t.resource.group, [obj], self.clock(), req.query)
+            r = t.resource
+            cols = self.printer_columns(r)
+            doc = table(r.kind, r.group, [obj], self.clock(), req.query, cols)
             doc["metadata"] = {"resourceVersion": t.resource.resource_version}
             return self.json(doc)
         return Response(200, body=line)
@@ -728,7 +765,7 @@ class Api:
             from kstream.servetable import table as make_table
 
             items, cont, remaining = page()
-            doc = make_table(r.kind, r.group, items, now, req.query)
+            doc = make_table(r.kind, r.group, items, now, req.query, self.printer_columns(r))
             md: dict[str, Any] = {"resourceVersion": rv}
             if cont:
                 md["continue"] = cont
@@ -957,7 +994,7 @@ def _wants_table(accept: str) -> bool:
     )
 
 
-def _v2_resource(r: Served) -> dict[str, Any]:
+def _v2_resource(r: Served, short: list[str], categories: list[str]) -> dict[str, Any]:
     d: dict[str, Any] = {
         "resource": r.resource,
         "responseKind": {"group": "", "version": "", "kind": r.kind},
@@ -965,15 +1002,14 @@ def _v2_resource(r: Served) -> dict[str, Any]:
         "singularResource": r.kind.lower(),
         "verbs": READ_VERBS,
     }
-    short = SHORT_NAMES.get((r.group, r.resource))
     if short:
-        d["shortNames"] = list(short)
-    if (r.group, r.resource) in CATEGORIES_ALL:
-        d["categories"] = ["all"]
+        d["shortNames"] = short
+    if categories:
+        d["categories"] = categories
     return d
 
 
-def _legacy_resource(r: Served) -> dict[str, Any]:
+def _legacy_resource(r: Served, short: list[str], categories: list[str]) -> dict[str, Any]:
     d: dict[str, Any] = {
         "name": r.resource,
         "singularName": r.kind.lower(),
@@ -981,11 +1017,10 @@ def _legacy_resource(r: Served) -> dict[str, Any]:
         "kind": r.kind,
         "verbs": READ_VERBS,
     }
-    short = SHORT_NAMES.get((r.group, r.resource))
     if short:
-        d["shortNames"] = list(short)
-    if (r.group, r.resource) in CATEGORIES_ALL:
-        d["categories"] = ["all"]
+        d["shortNames"] = short
+    if categories:
+        d["categories"] = categories
     return d
 
 

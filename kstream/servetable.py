@@ -596,13 +596,69 @@ DESCRIPTIONS = {
 }
 
 
-def columns(kind: str, group: str) -> list[Col]:
+def columns(kind: str, group: str, printer_columns: list[Any] | None = None) -> list[Col]:
+    if printer_columns:
+        return [NAME, *(_printer_column(c) for c in printer_columns if isinstance(c, dict))]
     return PRINTERS.get((group, kind), [NAME, AGE])
 
 
-def table(kind: str, group: str, objs: list[Obj], now: float, query: dict[str, str]) -> Obj:
-    """A meta.k8s.io/v1 Table of `objs` (metadata is the caller's)."""
-    cols = columns(kind, group)
+def json_path(obj: Any, path: str) -> Any:
+    """The value at a simple JSONPath (`.spec.x`, `.status.conditions[0].type`,
+    `.metadata.labels.app`; braces allowed), None where it leads nowhere."""
+    p = path.strip()
+    if p.startswith("{") and p.endswith("}"):
+        p = p[1:-1]
+    cur = obj
+    for part in p.lstrip(".").split("."):
+        if not part:
+            continue
+        name, _, rest = part.partition("[")
+        if name:
+            cur = cur.get(name) if isinstance(cur, dict) else None
+        while rest:
+            idx, _, rest = rest.partition("]")
+            rest = rest.lstrip("[")
+            try:
+                i = int(idx)
+            except ValueError:
+                return None
+            cur = cur[i] if isinstance(cur, list) and -len(cur) <= i < len(cur) else None
+        if cur is None:
+            return None
+    return cur
+
+
+def _printer_column(c: dict[str, Any]) -> Col:
+    """A CRD's additionalPrinterColumns entry (what apiextensions' table
+    convertor does with it: dates as ages, scalars as they are)."""
+    kind, path = str(c.get("type") or "string"), str(c.get("jsonPath") or "")
+
+    def cell(o: Obj, now: float) -> Any:
+        v = json_path(o, path)
+        if v is None:
+            return None
+        if kind == "date":
+            return since(v, now) if isinstance(v, str) else None
+        if isinstance(v, (dict, list)):
+            import json
+
+            return json.dumps(v, separators=(",", ":"))
+        return v
+
+    return (str(c.get("name") or path), kind, int(c.get("priority") or 0), cell)
+
+
+def table(
+    kind: str,
+    group: str,
+    objs: list[Obj],
+    now: float,
+    query: dict[str, str],
+    printer_columns: list[Any] | None = None,
+) -> Obj:
+    """A meta.k8s.io/v1 Table of `objs` (metadata is the caller's);
+    `printer_columns`: a custom resource's, from its CRD."""
+    cols = columns(kind, group, printer_columns)
     include = query.get("includeObject", "") or "Metadata"
     rows = []
     for o in objs:
@@ -621,7 +677,7 @@ def table(kind: str, group: str, objs: list[Obj], now: float, query: dict[str, s
         {
             "name": c[0],
             "type": c[1],
-            "format": "name" if c[0] == "Name" else "",
+            "format": "name" if c is NAME else "",
             "description": DESCRIPTIONS.get(c[0], c[0]),
             "priority": c[2],
         }

@@ -20,11 +20,36 @@ import pytest
 
 from kstream.snapshot import open_snapshot
 from tests.conftest import KUBECTL, VENV_BIN, Cluster, kstream
-from tests.seed import configmap, deployment, namespace, secret
+from tests.seed import configmap, crd, deployment, namespace, secret, wait_for_resource
 
 pytestmark = pytest.mark.cluster
 
 NS = "serve-t"
+GROUP = "serve.kstream.dev"
+GADGETS = f"/apis/{GROUP}/v1/namespaces/{NS}/gadgets"
+CRDS = "/apis/apiextensions.k8s.io/v1/customresourcedefinitions"
+
+
+def gadget_crd() -> dict[str, Any]:
+    """A CRD with printer columns of each type (one wide, one leading nowhere)."""
+    doc = crd(GROUP, "gadgets", "Gadget", short_names=("gd",))
+    doc["spec"]["names"]["categories"] = ["all"]
+    doc["spec"]["versions"][0]["additionalPrinterColumns"] = [
+        {"name": "Color", "type": "string", "jsonPath": ".spec.color"},
+        {"name": "Size", "type": "integer", "jsonPath": ".spec.size"},
+        {"name": "First", "type": "string", "jsonPath": ".spec.parts[0].name"},
+        {"name": "Missing", "type": "string", "jsonPath": ".status.nothing"},
+        {"name": "On", "type": "boolean", "jsonPath": ".spec.on", "priority": 1},
+        {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
+    ]
+    return doc
+
+
+def gadget(name: str, size: int) -> dict[str, Any]:
+    spec = {"color": "red", "size": size, "on": size > 1, "parts": [{"name": f"p{size}"}]}
+    return {"apiVersion": f"{GROUP}/v1", "kind": "Gadget", "metadata": {"name": name}, "spec": spec}
+
+
 N_CM = 120  # more than two pages of --chunk-size=50
 
 
@@ -91,6 +116,10 @@ def served(cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> Iterat
         api.create(*configmap(NS, f"cm-{i:03d}", size=50, labels={"tier": "ab"[i % 2]}))
     api.create(*deployment(NS, "web"))
     api.create(*secret(NS, "creds", {"password": "hunter2"}))
+    api.create(CRDS, gadget_crd())
+    wait_for_resource(api, GADGETS)
+    for i in (1, 2):
+        api.create(GADGETS, gadget(f"g{i}", i))
     snap = d / "snap.zst"
     r = kstream("dump", "-q", "-o", str(snap), kubeconfig=cluster.kubeconfig)
     assert r.code == 0, r.err
@@ -109,6 +138,9 @@ def served(cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> Iterat
             api.call("DELETE", f"/api/v1/namespaces/{NS}/configmaps/cm-{i:03d}", ok=(200, 404))
         api.call("DELETE", f"/apis/apps/v1/namespaces/{NS}/deployments/web", ok=(200, 404))
         api.call("DELETE", f"/api/v1/namespaces/{NS}/secrets/creds", ok=(200, 404))
+        for i in (1, 2):
+            api.call("DELETE", f"{GADGETS}/g{i}", ok=(200, 404))
+        api.call("DELETE", f"{CRDS}/gadgets.{GROUP}", ok=(200, 404))
         api.call("DELETE", f"/api/v1/namespaces/{NS}", ok=(200, 404))
 
 
@@ -152,6 +184,24 @@ def test_table_columns_match_the_real_server(served: Served, cluster: Cluster) -
     rows = served.kubectl("get", "cm", "-n", NS).stdout.splitlines()
     assert len(rows) == 1 + N_CM
     assert rows[1].split()[:2] == ["cm-000", "2"]  # NAME DATA
+
+
+def test_custom_resources_print_their_crds_columns(served: Served, cluster: Cluster) -> None:
+    """Printer columns, short names and categories come from the snapshot's CRD."""
+
+    def without_age(out: str) -> list[list[str]]:
+        rows = [ln.split() for ln in out.splitlines()]
+        age = rows[0].index("AGE")
+        return [r[:age] + r[age + 1 :] for r in rows]
+
+    for args in (["gadgets", "-n", NS], ["gd", "-n", NS, "-o", "wide"], ["all", "-n", NS]):
+        mine = served.kubectl("get", *args).stdout
+        real = real_kubectl(cluster, "get", *args).stdout
+        if args[0] == "all":  # deployments and gadgets, each its own table
+            assert "gadget." + GROUP + "/g1" in mine and "gadget." + GROUP + "/g1" in real
+            continue
+        assert without_age(mine) == without_age(real), (mine, real)
+        assert "p2" in mine
 
 
 def test_describe_like_the_real_server(served: Served, cluster: Cluster) -> None:
