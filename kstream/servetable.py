@@ -330,11 +330,17 @@ JOB: list[Col] = [
     *WIDE_WORKLOAD,
 ]
 
+
+def _job_template(o: Obj) -> Obj:
+    spec = _d(o, "spec", "jobTemplate", "spec")
+    return {"spec": spec if isinstance(spec, dict) else {}}
+
+
 CRONJOB: list[Col] = [
     NAME,
     ("Schedule", "string", 0, lambda o, n: str(_d(o, "spec", "schedule") or "")),
     ("Timezone", "string", 0, lambda o, n: _none(_d(o, "spec", "timeZone"))),
-    ("Suspend", "boolean", 0, lambda o, n: bool(_d(o, "spec", "suspend"))),
+    ("Suspend", "boolean", 0, lambda o, n: "True" if _d(o, "spec", "suspend") else "False"),
     ("Active", "integer", 0, lambda o, n: len(_list(_d(o, "status", "active")))),
     (
         "Last Schedule",
@@ -347,6 +353,9 @@ CRONJOB: list[Col] = [
         ),
     ),
     AGE,
+    ("Containers", "string", 1, lambda o, n: _containers(_job_template(o), n)),
+    ("Images", "string", 1, lambda o, n: _images(_job_template(o), n)),
+    ("Selector", "string", 1, lambda o, n: _selector(_job_template(o), n)),
 ]
 
 # --------------------------------------------------------------------------- core
@@ -464,11 +473,7 @@ NODE: list[Col] = [
     ),
 ]
 
-SERVICEACCOUNT: list[Col] = [
-    NAME,
-    ("Secrets", "string", 0, lambda o, n: str(len(_list(o.get("secrets"))))),
-    AGE,
-]
+SERVICEACCOUNT: list[Col] = [NAME, AGE]
 
 
 def _endpoints(o: Obj, now: float) -> str:
@@ -514,7 +519,7 @@ def _access_modes(o: Obj, now: float) -> str:
         "ReadWriteMany": "RWX",
         "ReadWriteOncePod": "RWOP",
     }
-    modes = _list(_d(o, "status", "accessModes")) or _list(_d(o, "spec", "accessModes"))
+    modes = _list(_d(o, "status", "accessModes"))
     return ",".join(short.get(str(m), str(m)) for m in modes)
 
 
@@ -529,9 +534,10 @@ PVC: list[Col] = [
         "VolumeAttributesClass",
         "string",
         0,
-        lambda o, n: _none(_d(o, "spec", "volumeAttributesClassName")),
+        lambda o, n: _d(o, "spec", "volumeAttributesClassName") or "<unset>",
     ),
     AGE,
+    ("VolumeMode", "string", 1, lambda o, n: _d(o, "spec", "volumeMode") or "<unset>"),
 ]
 
 

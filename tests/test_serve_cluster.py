@@ -45,6 +45,46 @@ def gadget_crd() -> dict[str, Any]:
     return doc
 
 
+def workloads() -> list[tuple[str, dict[str, Any]]]:
+    """One object of each kind with its own printer (no controllers run here:
+    they keep the status they were created with, which is what is printed)."""
+    labels = {"app": "w"}
+    pod_spec = {"containers": [{"name": "c", "image": "nginx:1.27"}]}
+    template = {"metadata": {"labels": labels}, "spec": pod_spec}
+    job_template = {"spec": {**pod_spec, "restartPolicy": "Never"}}
+
+    def obj(
+        path: str, kind: str, name: str, api: str = "v1", **rest: Any
+    ) -> tuple[str, dict[str, Any]]:
+        md = {"name": name, "labels": labels}
+        return path, {"apiVersion": api, "kind": kind, "metadata": md, **rest}
+
+    core, apps, batch = (
+        f"/api/v1/namespaces/{NS}",
+        f"/apis/apps/v1/namespaces/{NS}",
+        f"/apis/batch/v1/namespaces/{NS}",
+    )
+    sel = {"matchLabels": labels}
+    return [
+        obj(f"{core}/serviceaccounts", "ServiceAccount", "default"),  # pods need one
+        obj(f"{core}/pods", "Pod", "pod-1", spec={**pod_spec, "nodeName": "node-a"}),
+        obj(f"{core}/services", "Service", "svc", spec={"selector": labels, "ports": [{"port": 80, "targetPort": 8080}]}),
+        obj(f"{core}/services", "Service", "ext", spec={"type": "ExternalName", "externalName": "example.com"}),
+        obj(f"{core}/serviceaccounts", "ServiceAccount", "sa"),
+        obj(f"{core}/persistentvolumeclaims", "PersistentVolumeClaim", "pvc",
+            spec={"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}}),
+        obj(f"{apps}/replicasets", "ReplicaSet", "rs", "apps/v1", spec={"replicas": 2, "selector": sel, "template": template}),
+        obj(f"{apps}/statefulsets", "StatefulSet", "sts", "apps/v1",
+            spec={"replicas": 1, "selector": sel, "template": template, "serviceName": "svc"}),
+        obj(f"{apps}/daemonsets", "DaemonSet", "ds", "apps/v1", spec={"selector": sel, "template": template}),
+        obj(f"{batch}/jobs", "Job", "job", "batch/v1", spec={"template": job_template}),
+        obj(f"{batch}/cronjobs", "CronJob", "cj", "batch/v1",
+            spec={"schedule": "*/5 * * * *", "jobTemplate": {"spec": {"template": job_template}}}),
+        obj(f"/apis/networking.k8s.io/v1/namespaces/{NS}/ingresses", "Ingress", "ing", "networking.k8s.io/v1",
+            spec={"rules": [{"host": "a.example.com"}]}),
+    ]  # fmt: skip
+
+
 def gadget(name: str, size: int) -> dict[str, Any]:
     spec = {"color": "red", "size": size, "on": size > 1, "parts": [{"name": f"p{size}"}]}
     return {"apiVersion": f"{GROUP}/v1", "kind": "Gadget", "metadata": {"name": name}, "spec": spec}
@@ -116,6 +156,8 @@ def served(cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> Iterat
         api.create(*configmap(NS, f"cm-{i:03d}", size=50, labels={"tier": "ab"[i % 2]}))
     api.create(*deployment(NS, "web"))
     api.create(*secret(NS, "creds", {"password": "hunter2"}))
+    for path, obj in workloads():
+        api.create(path, obj)
     api.create(CRDS, gadget_crd())
     wait_for_resource(api, GADGETS)
     for i in (1, 2):
@@ -138,6 +180,8 @@ def served(cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> Iterat
             api.call("DELETE", f"/api/v1/namespaces/{NS}/configmaps/cm-{i:03d}", ok=(200, 404))
         api.call("DELETE", f"/apis/apps/v1/namespaces/{NS}/deployments/web", ok=(200, 404))
         api.call("DELETE", f"/api/v1/namespaces/{NS}/secrets/creds", ok=(200, 404))
+        for path, obj in workloads():
+            api.call("DELETE", f"{path}/{obj['metadata']['name']}", ok=(200, 404))
         for i in (1, 2):
             api.call("DELETE", f"{GADGETS}/g{i}", ok=(200, 404))
         api.call("DELETE", f"{CRDS}/gadgets.{GROUP}", ok=(200, 404))
@@ -202,6 +246,34 @@ def test_custom_resources_print_their_crds_columns(served: Served, cluster: Clus
             continue
         assert without_age(mine) == without_age(real), (mine, real)
         assert "p2" in mine
+
+
+KINDS = ("pods", "services", "serviceaccounts", "persistentvolumeclaims", "replicasets",
+         "statefulsets", "daemonsets", "jobs", "cronjobs", "ingresses", "deployments",
+         "configmaps", "secrets")  # fmt: skip
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_printers_match_the_real_server(served: Served, cluster: Cluster, kind: str) -> None:
+    """`kubectl get KIND -o wide`: every column but AGE (and the job's
+    DURATION, a time too) as the real server prints it."""
+
+    def cells(out: str) -> list[list[str]]:
+        lines = out.splitlines()
+        head = lines[0]
+        # the columns' start offsets, from the header (cells may be blank or hold spaces)
+        starts = [i for i, ch in enumerate(head) if ch != " " and (i == 0 or head[i - 1] == " ")]
+        names = head.split()
+        keep = [k for k, n in enumerate(names) if n not in ("AGE", "DURATION", "LAST")]
+        rows = []
+        for ln in lines:
+            cut = [ln[a:b].strip() for a, b in zip(starts, [*starts[1:], len(ln) + 1], strict=True)]
+            rows.append([cut[k] for k in keep])
+        return rows
+
+    mine = served.kubectl("get", kind, "-n", NS, "-o", "wide").stdout
+    real = real_kubectl(cluster, "get", kind, "-n", NS, "-o", "wide").stdout
+    assert cells(mine) == cells(real), (mine, real)
 
 
 def test_describe_like_the_real_server(served: Served, cluster: Cluster) -> None:
