@@ -16,6 +16,7 @@ help:
 	@echo "make bench       benchmarks against kubectl and the Python client (docs/benchmarks.md)"
 	@echo "make bench-seed  the watch-list blog's experiment: 16 clients x 400 x 1 MB Secrets"
 	@echo "make docs        regenerate docs/cli.md;  make completions: completions/*"
+	@echo "make bench-serve kstream serve's memory on a 100k-object archive (docs/serve.md)"
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -60,6 +61,11 @@ bench: install controlplane
 # the seed's experiment (16 clients, 400 x 1 MB Secrets, 3 rounds; ~15-30 min)
 bench-seed: install controlplane
 	$(PY) -m tools.bench_seed $(SEED_ARGS)
+# kstream serve on a 100k-object archive: the server's RSS while kubectl reads it.
+.PHONY: bench-serve
+bench-serve: install
+	$(PY) -m compileall -q kstream
+	$(PY) -m tools.bench_serve $(BENCH_ARGS)
 
 docs: install
 	$(PY) -m tools.gendocs

@@ -83,11 +83,14 @@ COMMANDS = ("kstream.cli.render", "kstream.stream", "kstream.kubeclient", "kstre
             "kstream.diff", "kstream.archive", "rich", "urllib3", "yaml")  # fmt: skip
 OTHERS = {"dump": ("kstream.cli.count", "kstream.cli.diff"),
           "count": ("kstream.cli.dump", "kstream.cli.diff"),
-          "diff": ("kstream.cli.dump", "kstream.cli.count")}  # fmt: skip
+          "diff": ("kstream.cli.dump", "kstream.cli.count"),
+          "serve": ("kstream.cli.dump", "kstream.cli.count", "kstream.cli.diff", "kstream.serve",
+                    "http.server", "ssl")}  # fmt: skip
 
 
 @pytest.mark.parametrize(
-    "args", [["--help"], ["dump", "--help"], ["count", "-h"], ["diff", "--help"], []]
+    "args",
+    [["--help"], ["dump", "--help"], ["count", "-h"], ["diff", "--help"], ["serve", "--help"], []],
 )
 def test_help_imports_little(args: list[str], kube: dict[str, str]) -> None:
     mods, out = imports(*args, env=kube)

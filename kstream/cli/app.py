@@ -58,7 +58,7 @@ def root(
 # (and a tab press inside it) registers dump only: count and diff are neither
 # imported nor turned into click commands. Everything else (the root help, an
 # unknown command, `kstream.cli.app.app` for docs and tests) registers all three.
-COMMANDS = ("dump", "count", "diff", "log")
+COMMANDS = ("dump", "count", "diff", "log", "serve")
 _registered: list[str] = []
 
 
