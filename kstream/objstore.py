@@ -228,15 +228,33 @@ def head(loc: Location, op: Op = "read") -> dict[str, Any] | None:
     try:
         return dict(c.head_object(Bucket=loc.bucket, Key=loc.key))
     except ClientError as e:
-        status = int(e.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0)
+        status = _status(e)
+        if status in (400, 403):
+            # an answer to HEAD has no body, so no error code: a GET of one byte
+            # says which (wrong credentials, or no permission)
+            try:
+                c.get_object(Bucket=loc.bucket, Key=loc.key, Range="bytes=0-0")
+            except Exception as e2:
+                raise translate(e2, op, loc.url) from None
         if status != 404:
             raise translate(e, op, loc.url) from None
     except Exception as e:
         raise translate(e, op, loc.url) from None
     # a 404 to HEAD says nothing of the bucket: ask for the bucket itself
-    with _translated(op, loc.url):
+    try:
         c.head_bucket(Bucket=loc.bucket)
+    except ClientError as e:
+        if _status(e) == 404:
+            bad_input = SnapshotError if op == "read" else OutputError
+            raise bad_input(f"{loc.url}: no such bucket: {loc.bucket}") from None
+        raise translate(e, op, loc.url) from None
+    except Exception as e:
+        raise translate(e, op, loc.url) from None
     return None
+
+
+def _status(e: Any) -> int:
+    return int(e.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0)
 
 
 def exists(loc: Location, op: Op = "read") -> bool:
