@@ -328,3 +328,26 @@ def test_throttling_is_retried(s3: S3, remote_archive: str) -> None:
     s3.proxy.throttle = 1000
     r = kstream("count", remote_archive, env=s3.env())
     one_line(r, 5, "throttling")
+
+
+def test_shared_profile_and_s3_endpoint(s3: S3, remote_archive: str, tmp_path: Path) -> None:
+    """The standard configuration: credentials from a profile of the shared
+    credentials file (AWS_PROFILE), the endpoint from AWS_ENDPOINT_URL_S3, which
+    wins over AWS_ENDPOINT_URL."""
+    creds = tmp_path / "credentials"
+    creds.write_text(
+        f"[kstream-test]\naws_access_key_id = {READER.access_key}\n"
+        f"aws_secret_access_key = {READER.secret_key}\n"
+    )
+    env = s3.env(READER)
+    for k in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
+        env[k] = ""
+    env.update(
+        AWS_PROFILE="kstream-test",
+        AWS_SHARED_CREDENTIALS_FILE=str(creds),
+        AWS_ENDPOINT_URL_S3=s3.proxy.endpoint,
+        AWS_ENDPOINT_URL="http://127.0.0.1:1",
+    )
+    r = kstream("count", remote_archive, env=env)
+    assert r.code == 0, r.err
+    assert s3.proxy.requests, "the S3 endpoint was not used"
