@@ -351,3 +351,24 @@ def test_shared_profile_and_s3_endpoint(s3: S3, remote_archive: str, tmp_path: P
     r = kstream("count", remote_archive, env=env)
     assert r.code == 0, r.err
     assert s3.proxy.requests, "the S3 endpoint was not used"
+
+
+def test_small_ndjson_object(s3: S3, big: Cluster, tmp_path: Path) -> None:
+    """An output smaller than one part is one plain PUT; NDJSON objects are read
+    back (count, diff) like NDJSON files."""
+    url = f"s3://{BUCKET}/small/ns.ndjson"
+    r = kstream(
+        "dump", "-o", url, "-q", "-r", "namespaces", kubeconfig=big.kubeconfig, env=s3.env()
+    )
+    assert r.code == 0, r.err
+    assert not [q for q in s3.proxy.requests if "uploads" in q.path or "partNumber=" in q.path]
+    body = s3.get("small/ns.ndjson")
+    names = [json.loads(ln)["metadata"]["name"] for ln in body.splitlines()]
+    assert NS in names
+    local = tmp_path / "ns.ndjson"
+    local.write_bytes(body)
+    c = kstream("count", url, "-o", "json", env=s3.env())
+    assert c.code == 0, c.err
+    assert counts(c.text)[("namespaces", None)] == len(names)
+    d = kstream("diff", url, str(local), env=s3.env())
+    assert d.code == 0, d.err
