@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from kstream import objstore
@@ -78,3 +80,20 @@ def test_translate_transport() -> None:
     assert isinstance(e, ConnectionFailed) and "cannot reach" in str(e)
     n = objstore.translate(NoCredentialsError(), "write", "s3://b/k")
     assert isinstance(n, ConfigError) and "no credentials" in str(n)
+
+
+def test_local_snapshots_do_not_import_botocore(tmp_path: Path) -> None:
+    """count and diff of local snapshots never load the object-storage client."""
+    from kstream.archive import ArchiveWriter
+    from kstream.snapshot import Manifest
+    from tests.test_startup import imports
+
+    path = str(tmp_path / "s.ndjson.zst")
+    w = ArchiveWriter(path, False)
+    w.finish(Manifest(status="complete").to_json(), interrupted=False)
+    mods, _ = imports("count", path)
+    assert "kstream.count" in mods
+    assert not [m for m in mods if m.split(".")[0] == "botocore"]
+    mods, _ = imports("diff", path, path)
+    assert "kstream.diff" in mods
+    assert not [m for m in mods if m.split(".")[0] == "botocore"]
