@@ -232,6 +232,7 @@ class Proxy:
         self.upstream_port = upstream_port
         self.requests: list[Request] = []
         self.throttle = 0  # the next N requests get 503 SlowDown
+        self.throttle_puts = 0  # the next N PUT requests (objects, parts) get 503 SlowDown
         # while `hold` is set, requests that send a part wait until it is cleared;
         # `held` is set when one arrives
         self.hold = threading.Event()
@@ -256,6 +257,9 @@ class Proxy:
                     throttled = proxy.throttle > 0
                     if throttled:
                         proxy.throttle -= 1
+                    elif self.command == "PUT" and proxy.throttle_puts > 0:
+                        throttled = True
+                        proxy.throttle_puts -= 1
                 if throttled:
                     payload = (
                         b'<?xml version="1.0" encoding="UTF-8"?><Error><Code>SlowDown</Code>'
@@ -313,6 +317,7 @@ class Proxy:
         with self.lock:
             self.requests = []
             self.throttle = 0
+            self.throttle_puts = 0
         self.hold.clear()
         self.held.clear()
         self.release.set()
