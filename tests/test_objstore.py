@@ -159,11 +159,12 @@ def test_archive_of_more_than_three_parts(s3: S3, big: Cluster, tmp_path: Path) 
     assert s3.uploads() == []
 
 
-def test_ctrl_c_mid_upload(s3: S3, big: Cluster) -> None:
-    """SIGINT while parts are on their way: exit 130, no object under the key, no
-    multipart upload left open, and what was read is in KEY.partial (a complete
-    archive marked interrupted)."""
-    key = "intr/snap.ndjson.zst"
+@pytest.mark.parametrize(("sig", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_ctrl_c_mid_upload(s3: S3, big: Cluster, sig: int, code: int) -> None:
+    """SIGINT (or SIGTERM) while parts are on their way: exit 130 (143), no object
+    under the key, no multipart upload left open, and what was read is in
+    KEY.partial (a complete archive marked interrupted)."""
+    key = f"intr-{code}/snap.ndjson.zst"
     url = f"s3://{BUCKET}/{key}"
     s3.proxy.hold.set()
     env = {**os.environ, "KUBECONFIG": str(big.kubeconfig), "HOME": "/root"}
@@ -177,7 +178,7 @@ def test_ctrl_c_mid_upload(s3: S3, big: Cluster) -> None:
     try:
         assert s3.proxy.held.wait(120), "no part upload started"
         assert s3.uploads() == [key]  # the upload is open now
-        p.send_signal(signal.SIGINT)
+        p.send_signal(sig)
         time.sleep(0.5)
         s3.proxy.release.set()
         _, err_b = p.communicate(timeout=120)
@@ -187,9 +188,9 @@ def test_ctrl_c_mid_upload(s3: S3, big: Cluster) -> None:
             p.kill()
             p.wait(10)
     err = err_b.decode()
-    assert p.returncode == 130, err
+    assert p.returncode == code, err
     assert "Traceback" not in err
-    assert s3.keys("intr/") == [key + ".partial"]
+    assert s3.keys(f"intr-{code}/") == [key + ".partial"]
     assert s3.uploads() == []
     # counted like a local interrupted snapshot: exit 6, the objects it holds
     r = kstream("count", url + ".partial", "-o", "json", env=s3.env())
