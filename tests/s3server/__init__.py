@@ -139,6 +139,7 @@ class S3Server:
         self.port = free_port()
         ports = {name: free_port() for name in ("master", "volume", "filer")}
         grpc = {name: free_port() for name in ("master", "volume", "filer", "s3", "admin")}
+        self._ports = [self.port, *ports.values(), *grpc.values()]
         args = [
             str(weed),
             "mini",
@@ -200,14 +201,17 @@ class S3Server:
 
     def stop(self) -> None:
         p, self._proc = self._proc, None
-        if p is None or p.poll() is not None:
-            return
-        os.killpg(p.pid, signal.SIGTERM)
-        try:
-            p.wait(15)
-        except subprocess.TimeoutExpired:
-            os.killpg(p.pid, signal.SIGKILL)
-            p.wait(5)
+        if p is not None and p.poll() is None:
+            os.killpg(p.pid, signal.SIGTERM)
+            try:
+                p.wait(15)
+            except subprocess.TimeoutExpired:
+                os.killpg(p.pid, signal.SIGKILL)
+                p.wait(5)
+        # the local sockets weed makes in /tmp, named by port
+        for port in getattr(self, "_ports", []):
+            for sock in Path("/tmp").glob(f"seaweedfs-*-{port}.sock"):
+                sock.unlink(missing_ok=True)
 
 
 # --------------------------------------------------------------------------- proxy
