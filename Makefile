@@ -8,7 +8,7 @@ PY     := $(VENV)/bin/python
 export GOTOOLCHAIN ?= local
 export GOFLAGS ?= -buildvcs=false
 
-.PHONY: help install controlplane shells test lint typecheck unit demo bench bench-seed docs completions clean
+.PHONY: help install controlplane s3server shells test lint typecheck unit demo bench bench-seed docs completions clean
 
 help:
 	@echo "make demo        set up, start a local control plane, seed it, run kstream on it"
@@ -31,6 +31,11 @@ install: $(VENV)/.installed
 controlplane: install
 	$(PY) -m tests.controlplane build
 
+# The S3-compatible server of the object-storage tests (SeaweedFS), built on first
+# use (about 11 minutes on 2 cores), then reused from ~/.cache/kstream/s3server/<version>/.
+s3server: install
+	$(PY) -m tests.s3server build
+
 # bash, zsh, fish and bash-completion for the completion tests (Debian packages;
 # skipped when present, or when not root).
 shells:
@@ -46,7 +51,7 @@ typecheck: install
 unit: install
 	$(PY) -m pytest -m "not cluster"
 
-test: install controlplane shells lint typecheck
+test: install controlplane s3server shells lint typecheck
 	$(PY) -m pytest
 
 demo: install controlplane
@@ -54,7 +59,7 @@ demo: install controlplane
 
 # compileall first, so that even the first measured run of a contender starts from
 # compiled modules (this machine sets PYTHONDONTWRITEBYTECODE; contenders run without it).
-bench: install controlplane
+bench: install controlplane s3server
 	$(PY) -m compileall -q kstream
 	$(PY) -m tools.bench $(BENCH_ARGS)
 

@@ -102,7 +102,11 @@ def detect_format(path: str) -> str:
     fmt = _format_of_name(path)
     if fmt is not None:
         return fmt
-    if Path(path).is_dir():
+    from kstream.objstore import is_url
+
+    if is_url(path) and path.count("/") < 3:
+        return "dir"  # s3://BUCKET: the bucket's top
+    if not is_url(path) and Path(path).is_dir():
         return "dir"
     suffix = Path(path).suffix
     if suffix.lower() == ".json":
@@ -141,6 +145,11 @@ def check_output(path: str, fmt: str, force: bool) -> None:
     one that exists without --force or cannot be written. The writers check again
     when they open the output."""
     if path == "-":
+        return
+    from kstream.objstore import is_url
+
+    if is_url(path):
+        _check_remote(path, fmt, force)
         return
     if fmt == "dir":
         _check_directory_target(_dir_target(path), force)
@@ -620,8 +629,258 @@ class DirectoryWriter(Writer):
 
 
 def open_writer(path: str, fmt: str, force: bool, level: int, header: dict[str, Any]) -> Writer:
+    from kstream.objstore import is_url
+
+    if is_url(path):
+        if fmt == "zst":
+            return RemoteArchiveWriter(path, force, level, header)
+        if fmt == "dir":
+            return RemoteDirectoryWriter(path, force)
+        return RemoteNdjsonWriter(path, force)
     if fmt == "zst":
         return ArchiveWriter(path, force, level, header)
     if fmt == "dir":
         return DirectoryWriter(path, force)
     return NdjsonWriter(path, force)
+
+
+# =========================================================================== object storage
+
+
+def _check_remote(path: str, fmt: str, force: bool) -> None:
+    """check_output for s3:// names (HEAD the key, or look at the prefix)."""
+    from kstream import objstore
+
+    loc = objstore.parse(path)
+    if fmt != "dir":
+        if not loc.key or loc.key.endswith("/"):
+            raise UsageError(f"-o {path}: names a prefix; add a file name, or write a directory")
+        if objstore.exists(loc, "write") and not force:
+            raise OutputError(f"{path} exists; use --force to replace it")
+        return
+    prefix = _remote_prefix(loc)
+    keys = objstore.list_keys(prefix, "write")
+    if not keys:
+        return
+    names = {k[len(prefix.key) :] for k in keys}
+    problem = ""
+    if MANIFEST_NAME not in names:
+        shown = ", ".join(sorted(names)[:3]) + (", ..." if len(names) > 3 else "")
+        problem = f"has no kstream {MANIFEST_NAME} (it holds {shown})"
+    else:
+        listed = _remote_listed(prefix)
+        if listed is None:
+            problem = f"has a {MANIFEST_NAME} that kstream did not write"
+        else:
+            foreign = sorted(n for n in names if n not in listed)
+            if foreign:
+                shown = ", ".join(foreign[:3]) + (", ..." if len(foreign) > 3 else "")
+                problem = f"holds objects its manifest does not list ({shown})"
+    if problem:
+        raise UsageError(
+            f"{prefix.url} is not a kstream snapshot directory: it {problem}; kstream "
+            "replaces only its own snapshots, even with --force: choose another name"
+        )
+    if not force:
+        raise OutputError(f"{prefix.url} holds a kstream snapshot; use --force to replace it")
+
+
+def _remote_prefix(loc: Any) -> Any:
+    from kstream import objstore
+
+    if not loc.key or loc.key.endswith("/"):
+        return loc
+    return objstore.Location(loc.bucket, loc.key + "/")
+
+
+def _remote_listed(prefix: Any) -> set[str] | None:
+    """The names a kstream manifest.json under the prefix lists (with itself),
+    or None when it is not kstream's."""
+    from kstream import objstore
+
+    obj = objstore.RemoteObject.open(prefix.child(MANIFEST_NAME))
+    if obj is None:
+        return set()
+    try:
+        manifest = json.loads(obj.get(0, obj.size))
+    except ValueError:
+        return None
+    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
+        return None
+    listed = {MANIFEST_NAME}
+    for r in manifest.get("resources") or []:
+        if isinstance(r, dict) and isinstance(r.get("file"), str):
+            listed.add(r["file"])
+    return listed
+
+
+class _RemoteFile:
+    """One object being written (an archive or NDJSON): streamed into a multipart
+    upload as it is produced, and kept in a local temporary file too, which is
+    what goes to KEY.partial when the dump is interrupted (the parts of an
+    unfinished upload cannot be made into another object). The object appears
+    under its key only when complete."""
+
+    def __init__(self, path: str, force: bool) -> None:
+        from kstream import objstore
+
+        self.loc = objstore.parse(path)
+        _check_remote(path, "zst", force)
+        self.spool_dir = Path(tempfile.mkdtemp(prefix="kstream-", suffix=".kstream-tmp"))
+        self.tmp = self.spool_dir / "upload"
+        fd = _write_guard(
+            lambda: os.open(self.tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), str(self.tmp)
+        )
+        self.local = os.fdopen(fd, "wb")
+        self.upload = objstore.MultipartUpload(self.loc)
+        self.out = objstore.Tee(self.local, self.upload)
+
+    def write(self, data: bytes) -> None:
+        _write_guard(lambda: self.out.write(data), str(self.tmp))
+
+    def finish(self, interrupted: bool) -> str:
+        from kstream import objstore
+
+        _write_guard(self.local.flush, str(self.tmp))
+        if not interrupted:
+            self.upload.complete()
+            self.local.close()
+            shutil.rmtree(self.spool_dir, ignore_errors=True)
+            return self.loc.url
+        self.upload.abort()
+        self.local.close()
+        dest = objstore.free_partial_name(self.loc)
+        with open(self.tmp, "rb") as f:
+            objstore.put_file(dest, f)
+        shutil.rmtree(self.spool_dir, ignore_errors=True)
+        return dest.url
+
+    def abort(self) -> None:
+        self.upload.abort()
+        with contextlib.suppress(Exception):
+            self.local.close()
+        shutil.rmtree(self.spool_dir, ignore_errors=True)
+
+
+class RemoteArchiveWriter(ArchiveWriter):
+    """The archive, into object storage (`_RemoteFile`)."""
+
+    def __init__(
+        self, path: str, force: bool, level: int = 3, header: dict[str, Any] | None = None
+    ) -> None:
+        Writer.__init__(self, path, force)
+        self.level = level
+        self.remote = _RemoteFile(path, force)
+        self.spool_dir = self.remote.spool_dir
+        head = {"format": FORMAT, "version": FORMAT_VERSION, **(header or {})}
+        self.header = json.dumps(head).encode()
+        self._w(skippable(MAGIC_HEADER, self.header))
+
+    def _w(self, data: bytes) -> None:
+        self.remote.write(data)
+
+    def append(self, entry: Entry, spool: Spool) -> None:
+        spool.finish()
+        entry.offset = self.remote.out.tell()
+        spool.file.seek(0)
+        for chunk in iter(lambda: spool.file.read(COPY_BUF), b""):
+            self._w(chunk)
+        entry.length = self.remote.out.tell() - entry.offset
+        spool.close()
+        self.entries.append(entry)
+
+    def finish(self, manifest: dict[str, Any], interrupted: bool) -> str:
+        manifest = {**manifest, "resources": [e.to_json() for e in self.entries]}
+        off = self.remote.out.tell()
+        body = json.dumps(manifest, indent=None).encode()
+        self._w(skippable(MAGIC_MANIFEST, body))
+        digest = hashlib.sha256(self.header + body).digest()
+        self._w(skippable(MAGIC_FOOTER, FOOTER_TAG + digest + struct.pack("<Q", off)))
+        return self.remote.finish(interrupted)
+
+    def abort(self) -> None:
+        self.remote.abort()
+
+
+class RemoteNdjsonWriter(Writer):
+    """One NDJSON object, into object storage (`_RemoteFile`)."""
+
+    format = "ndjson"
+
+    def __init__(self, path: str, force: bool) -> None:
+        super().__init__(path, force)
+        self.remote = _RemoteFile(path, force)
+        self.spool_dir = self.remote.spool_dir
+
+    def append(self, entry: Entry, spool: Spool) -> None:
+        spool.finish()
+        spool.file.seek(0)
+        for chunk in iter(lambda: spool.file.read(COPY_BUF), b""):
+            self.remote.write(chunk)
+        spool.close()
+        self.entries.append(entry)
+
+    def finish(self, manifest: dict[str, Any], interrupted: bool) -> str:
+        return self.remote.finish(interrupted)
+
+    def abort(self) -> None:
+        self.remote.abort()
+
+
+class RemoteDirectoryWriter(DirectoryWriter):
+    """A directory snapshot under a prefix: the units are spooled locally as for
+    a local directory, and uploaded when the dump ends, manifest.json last (the
+    snapshot exists once its manifest does). With --force, the old snapshot's
+    manifest is deleted first, so that no reader takes a mix of the two for a
+    snapshot, and its objects that the new one does not have go at the end.
+    Interrupted, it goes under PREFIX.partial/."""
+
+    def __init__(self, path: str, force: bool) -> None:
+        from kstream import objstore
+
+        Writer.__init__(self, path, force)
+        self.prefix = _remote_prefix(objstore.parse(path))
+        _check_remote(path, "dir", force)
+        self.spool_dir = Path(tempfile.mkdtemp(prefix="kstream-", suffix=".kstream-tmp"))
+        os.chmod(self.spool_dir, 0o700)
+        self.uploaded: list[Any] = []
+
+    def finish(self, manifest: dict[str, Any], interrupted: bool) -> str:
+        from kstream import objstore
+
+        manifest = {**manifest, "resources": [e.to_json() for e in self.entries]}
+        dest = self.prefix
+        if interrupted:
+            base = self.prefix.key.rstrip("/")
+            n = 1
+            dest = objstore.Location(self.prefix.bucket, base + ".partial/")
+            while objstore.list_keys(dest, "write"):
+                n += 1
+                dest = objstore.Location(self.prefix.bucket, f"{base}.partial{n}/")
+        old = _remote_listed(dest) if not interrupted else set()
+        if old:
+            objstore.delete(dest.child(MANIFEST_NAME))
+        for e in self.entries:
+            assert e.file is not None
+            loc = dest.child(e.file)
+            self.uploaded.append(loc)
+            with open(self.spool_dir / e.file, "rb") as f:
+                objstore.put_file(loc, f)
+        mloc = dest.child(MANIFEST_NAME)
+        self.uploaded.append(mloc)
+        objstore.put_bytes(mloc, json.dumps(manifest, indent=2).encode())
+        for name in sorted((old or set()) - {MANIFEST_NAME, *(e.file for e in self.entries)}):
+            objstore.delete(dest.child(name))
+        self.uploaded = []
+        shutil.rmtree(self.spool_dir, ignore_errors=True)
+        return str(dest.url)
+
+    def abort(self) -> None:
+        """Remove what was uploaded (best effort) and the local spools."""
+        from kstream import objstore
+
+        for loc in reversed(self.uploaded):
+            with contextlib.suppress(Exception):
+                objstore.delete(loc)
+        self.uploaded = []
+        shutil.rmtree(self.spool_dir, ignore_errors=True)

@@ -254,6 +254,8 @@ class Snapshot:
     entries: list[Entry] = field(default_factory=list)
     problem: str = ""  # why this snapshot is not complete ("" when it is)
     file: str = ""  # where the archive is when `path` is a name (a journal's state)
+    # s3://: the object (archive, NDJSON), or the prefix of a directory snapshot
+    remote: Any = None  # objstore.RemoteObject | objstore.Location | None
 
     @property
     def complete(self) -> bool:
@@ -267,12 +269,22 @@ class Snapshot:
                     yield from self.lines(e, verify)
                 return
             if self.format == "json":
-                yield from _json_list_lines(self.path)
+                yield from _json_list_lines(self.path, self._open_whole)
                 return
-            yield from _ndjson_lines(self.path, self.format == "ndjson.zst")
+            yield from _ndjson_lines(self.path, self.format == "ndjson.zst", self._open_whole)
             return
         if self.format == "dir":
             assert entry.file is not None
+            if self.remote is not None:
+                from kstream import objstore
+
+                loc = self.remote.child(entry.file)
+                obj = objstore.RemoteObject.open(loc)
+                if obj is None:
+                    raise SnapshotError(f"{loc.url}: no such object (listed in the manifest)")
+                with obj.stream() as f:
+                    yield from _checked(_lines_of(f), entry, verify, loc.url)
+                return
             path = Path(self.path) / entry.file
             try:
                 f = open(path, "rb")  # noqa: SIM115
@@ -283,13 +295,28 @@ class Snapshot:
             return
         if self.format == "zst":
             assert entry.offset is not None and entry.length is not None
-            with open(self.file or self.path, "rb") as f:
+            if self.remote is not None:  # one streamed GET of the unit's bytes
+                f = self.remote.stream(entry.offset, entry.offset + entry.length)
+            else:
+                f = open(self.file or self.path, "rb")  # noqa: SIM115
                 f.seek(entry.offset)
+            with f:
                 yield from _checked(
                     _zstd_frame_lines(f, entry.length, self.path), entry, verify, self.path
                 )
             return
         raise SnapshotError(f"{self.path}: has no per-resource index")
+
+    def _open_whole(self) -> IO[bytes]:
+        """The whole file (NDJSON, compressed NDJSON, JSON List), streamed."""
+        if self.remote is not None:
+            return self.remote.stream()  # type: ignore[no-any-return]
+        if self.path == "-":
+            return sys.stdin.buffer
+        try:
+            return open(self.path, "rb")
+        except OSError as e:
+            raise SnapshotError(f"{self.path}: {e.strerror}") from None
 
 
 def _lines_of(f: IO[bytes]) -> Iterator[bytes]:
@@ -392,7 +419,7 @@ def _is_json_list(head: bytes) -> bool:
     return r.items_seen
 
 
-def _json_list_lines(path: str) -> Iterator[bytes]:
+def _json_list_lines(path: str, opener: Callable[[], IO[bytes]]) -> Iterator[bytes]:
     """The items of a JSON List document as compact lines, streamed: the same
     page reader as the LIST path, so numbers and strings stay as written."""
     from kstream.listpage import HAS_API_VERSION, HAS_KIND, PageError, PageReader, compact
@@ -401,7 +428,7 @@ def _json_list_lines(path: str) -> Iterator[bytes]:
     page = PageReader()
     n = 0
     try:
-        with open(path, "rb") as f:
+        with opener() as f:
             for chunk in iter(lambda: f.read(READ_BUF), b""):
                 for item, flags in page.feed(chunk):
                     n += 1
@@ -426,12 +453,12 @@ def _list_item(
     return item
 
 
-def _ndjson_lines(path: str, compressed: bool) -> Iterator[bytes]:
+def _ndjson_lines(path: str, compressed: bool, opener: Callable[[], IO[bytes]]) -> Iterator[bytes]:
     import zstandard
 
     from kstream.jsonlines import iter_lines
 
-    f: Any = sys.stdin.buffer if path == "-" else open(path, "rb")  # noqa: SIM115
+    f: Any = opener()
     try:
         tail = b""
 
@@ -464,9 +491,14 @@ def _ndjson_lines(path: str, compressed: bool) -> Iterator[bytes]:
 def open_snapshot(path: str) -> Snapshot:
     """Open any snapshot kstream writes; raise SnapshotError for what is not one.
     A journal (`JOURNAL/`, `JOURNAL/@TIME`) opens as its state at that instant
-    (`kstream/journalread.py`)."""
+    (`kstream/journalread.py`); `s3://BUCKET/KEY` reads one from object storage
+    (kstream/objstore.py)."""
     if path == "-":
         return Snapshot(path, "ndjson", None)
+    from kstream.objstore import is_url
+
+    if is_url(path):
+        return _open_remote(path)
     p = Path(path)
     if "@" in path or (p.is_dir() and not (p / MANIFEST_NAME).exists()):
         from kstream.journalread import open_state
@@ -490,22 +522,59 @@ def open_snapshot(path: str) -> Snapshot:
     except OSError as e:
         raise SnapshotError(f"{path}: {e.strerror}") from None
     with f:
-        head = f.read(8)
-        if not head:
-            raise SnapshotError(f"{path}: empty file")
-        magic = struct.unpack("<I", head[:4])[0] if len(head) >= 4 else 0
-        if magic == ZSTD_MAGIC:
-            return Snapshot(path, "ndjson.zst", None)
-        if magic == MAGIC_HEADER:
-            return _open_archive(path, f)
-        if 0x184D2A50 <= magic <= 0x184D2A5F:
-            raise SnapshotError(f"{path}: not a kstream archive (unknown zstd skippable frame)")
-        if head.lstrip()[:1] == b"{":
-            f.seek(0)
-            if _is_json_list(f.read(JSON_LIST_PEEK)):
-                return Snapshot(path, "json", None)
-            return Snapshot(path, "ndjson", None)
-        raise SnapshotError(f"{path}: not a kstream snapshot (neither an archive nor NDJSON)")
+        return _open_file(path, f)
+
+
+def _open_remote(url: str) -> Snapshot:
+    """An object (archive, NDJSON ...: read with ranged GETs), or a prefix holding
+    a directory snapshot (its manifest.json)."""
+    from kstream import objstore
+
+    loc = objstore.parse(url)
+    obj = None
+    if loc.key and not loc.key.endswith("/"):
+        obj = objstore.RemoteObject.open(loc)
+    if obj is not None:
+        f = obj.reader()
+        snap = _open_file(url, f)
+        snap.remote = obj
+        return snap
+    prefix = (
+        loc
+        if not loc.key or loc.key.endswith("/")
+        else objstore.Location(loc.bucket, loc.key + "/")
+    )
+    mobj = objstore.RemoteObject.open(prefix.child(MANIFEST_NAME))
+    if mobj is None:
+        if loc.key.endswith("/") or not loc.key:
+            raise SnapshotError(f"{url}: not a kstream snapshot directory (no {MANIFEST_NAME})")
+        raise SnapshotError(f"{url}: no such object")
+    try:
+        manifest = json.loads(mobj.get(0, mobj.size))
+    except ValueError as e:
+        raise SnapshotError(f"{mobj.loc.url}: unreadable manifest ({type(e).__name__})") from None
+    snap = _from_manifest(url, "dir", manifest)
+    snap.remote = prefix
+    return snap
+
+
+def _open_file(path: str, f: IO[bytes]) -> Snapshot:
+    head = f.read(8)
+    if not head:
+        raise SnapshotError(f"{path}: empty file")
+    magic = struct.unpack("<I", head[:4])[0] if len(head) >= 4 else 0
+    if magic == ZSTD_MAGIC:
+        return Snapshot(path, "ndjson.zst", None)
+    if magic == MAGIC_HEADER:
+        return _open_archive(path, f)
+    if 0x184D2A50 <= magic <= 0x184D2A5F:
+        raise SnapshotError(f"{path}: not a kstream archive (unknown zstd skippable frame)")
+    if head.lstrip()[:1] == b"{":
+        f.seek(0)
+        if _is_json_list(f.read(JSON_LIST_PEEK)):
+            return Snapshot(path, "json", None)
+        return Snapshot(path, "ndjson", None)
+    raise SnapshotError(f"{path}: not a kstream snapshot (neither an archive nor NDJSON)")
 
 
 def _open_archive(path: str, f: IO[bytes]) -> Snapshot:

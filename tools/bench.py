@@ -75,6 +75,7 @@ class Contender:
     kstream: bool = False
     per_object: bool = True
     core: bool = False  # one of the rows of the 1.3x wall target: repeated even at large N
+    s3_key: str = ""  # writes this object of the local S3 server (its size is the output's)
 
 
 @dataclass
@@ -95,6 +96,38 @@ def kstream_dump(cp: ControlPlane, out: str, *extra: str) -> Callable[[Path], li
                 "-o", str(work / out), "--force", "-q", *extra]  # fmt: skip
 
     return cmd
+
+
+S3_BUCKET = "bench"
+S3_ENV: dict[str, str] = {}  # set in main() once the local S3 server runs
+
+
+def contenders_upload(cp: ControlPlane) -> list[Contender]:
+    """The archive uploaded to the local S3-compatible server (SeaweedFS on
+    loopback), against the same archive written to a local file (the row above)."""
+    key = "ks-inc.ndjson.zst"
+
+    def cmd(work: Path) -> list[str]:
+        return [KSTREAM, "dump", "--kubeconfig", str(cp.kubeconfig), "-r", RESOURCES,
+                "-o", f"s3://{S3_BUCKET}/{key}", "--force", "-q", "--secrets", "include"]  # fmt: skip
+
+    return [
+        Contender("kstream dump --secrets include", "watch-list", "s3:// archive (local S3)",
+                  cmd, kstream=True, s3_key=key),
+    ]  # fmt: skip
+
+
+def s3_object_size(key: str) -> int:
+    import botocore.session
+
+    c = botocore.session.get_session().create_client(
+        "s3",
+        endpoint_url=S3_ENV["AWS_ENDPOINT_URL"],
+        region_name="us-east-1",
+        aws_access_key_id=S3_ENV["AWS_ACCESS_KEY_ID"],
+        aws_secret_access_key=S3_ENV["AWS_SECRET_ACCESS_KEY"],
+    )
+    return int(c.head_object(Bucket=S3_BUCKET, Key=key)["ContentLength"])
 
 
 def contenders_watchlist_server(cp: ControlPlane) -> list[Contender]:
@@ -190,9 +223,11 @@ def run_contenders(
                 out_file=out,
                 shell=c.shell,
                 timeout=timeout,
-                env=CHILD_ENV,
+                env={**CHILD_ENV, **S3_ENV} if c.s3_key else CHILD_ENV,
             )
             run = asdict(m)
+            if c.s3_key and not m.error:
+                run["out_bytes"] = s3_object_size(c.s3_key)
             run["server_cpu"] = _proc_cpu(server_pid) - s0
             row.runs.append(run)
             log(
@@ -488,6 +523,12 @@ def main(argv: list[str] | None = None) -> None:
                     help="journal: objects in the base (the state-at-an-instant row)")  # fmt: skip
     ap.add_argument("--journal-events", type=int, default=1_000_000,
                     help="journal: change events (0: skip the journal row)")  # fmt: skip
+    ap.add_argument("--no-s3", action="store_true", help="skip the upload to the local S3 server")
+    ap.add_argument(
+        "--only-upload",
+        action="store_true",
+        help="at each N, run only the two archive rows (local file, local S3 server)",
+    )
     args = ap.parse_args(argv)
 
     sizes = sorted({int(s) for s in args.sizes.split(",") if s.strip()})
@@ -556,7 +597,23 @@ def main(argv: list[str] | None = None) -> None:
     if cp.state_file.exists():
         cp.stop()
     shutil.rmtree(work / "cp", ignore_errors=True)
+    s3 = None
     try:
+        if not args.no_s3:
+            from tests.s3server import S3Server
+
+            s3 = S3Server(work / "s3")
+            s3.start()
+            S3_ENV.update(s3.env())
+            import botocore.session
+
+            botocore.session.get_session().create_client(
+                "s3",
+                endpoint_url=s3.endpoint,
+                region_name="us-east-1",
+                aws_access_key_id=S3_ENV["AWS_ACCESS_KEY_ID"],
+                aws_secret_access_key=S3_ENV["AWS_SECRET_ACCESS_KEY"],
+            ).create_bucket(Bucket=S3_BUCKET)
         cp.start()
         api = Api(cp)
         seeded = 0
@@ -575,6 +632,11 @@ def main(argv: list[str] | None = None) -> None:
                 tw = Path(tmp)
                 warm_up(cp)
                 cs = contenders_watchlist_server(cp)
+                if s3 is not None:
+                    cs += contenders_upload(cp)
+                if args.only_upload:
+                    cs = [c for c in cs if c.output.endswith("archive") or c.s3_key]
+                    cs = [c for c in cs if "include" in c.name]
                 if n > args.skip_models_above:
                     cs = [c for c in cs if c.name != "Python client, models"]
                     entry["skipped"] = [f"Python client, models (N > {args.skip_models_above})"]
@@ -590,6 +652,11 @@ def main(argv: list[str] | None = None) -> None:
                     core_repeat=args.repeat_core,
                     server_pid=apiserver_pid(cp),
                 )
+                if args.only_upload:
+                    entry["load"]["after"] = os.getloadavg()
+                    entry["rows"] = [asdict(r) for r in rows]
+                    publish()
+                    continue
                 log(f"N={n}: restarting kube-apiserver with WatchList=false")
                 set_feature_gates(cp, "WatchList=false")
                 try:
@@ -610,6 +677,8 @@ def main(argv: list[str] | None = None) -> None:
             publish()
     finally:
         cp.stop()
+        if s3 is not None:
+            s3.stop()
     results["finished"] = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
     publish()
     shutil.rmtree(work / "cp", ignore_errors=True)

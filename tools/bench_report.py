@@ -84,6 +84,29 @@ def dump_table(entry: dict[str, Any]) -> list[str]:
     return out
 
 
+def upload_table(entry: dict[str, Any]) -> list[str]:
+    """The archive written to a local file and uploaded to the local S3 server."""
+    rows = [r for r in entry.get("rows", []) if r["output"] in (".zst archive", "s3:// archive (local S3)")
+            and r["name"] == "kstream dump --secrets include" and r["path"] == "watch-list"]  # fmt: skip
+    if not any(r["output"].startswith("s3://") for r in rows):
+        return []
+    out = [
+        "| writes | wall s | archive MB | MB/s | CPU s | peak RSS MB |",
+        "|---|--:|--:|--:|--:|--:|",
+    ]
+    for r in rows:
+        c = r["chosen"]
+        if c.get("error"):
+            out.append(f"| {r['output']} | failed: {_cell(c['error'])} | | | | |")
+            continue
+        mbs = c["out_bytes"] / 2**20 / c["wall"] if c["wall"] else 0
+        out.append(
+            f"| {r['output']} | {_s(c['wall'])} | {_mb(c['out_bytes'])} | {mbs:.1f} | "
+            f"{_s(c['cpu'])} | {_mb(c['rss'])} |"
+        )
+    return out
+
+
 def count_table(entry: dict[str, Any]) -> list[str]:
     out = [
         "| contender | reads via | wall s | CPU s | CPU µs/object | peak RSS MB |",
@@ -337,6 +360,20 @@ def render(res: dict[str, Any], previous: str = "") -> str:
             "",
             *dump_table(e),
             "",
+            *(
+                [
+                    f"### Upload, N = {e['n']:,}",
+                    "",
+                    "The same archive (`--secrets include`) "
+                    "written to a local file and uploaded to the local S3-compatible server "
+                    "(SeaweedFS on loopback, multipart); MB/s = archive MB / wall s.",
+                    "",
+                    *upload_table(e),
+                    "",
+                ]
+                if upload_table(e)
+                else []
+            ),
             f"### Count, N = {e['n']:,}",
             "",
             *count_table(e),

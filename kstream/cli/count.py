@@ -74,7 +74,7 @@ def count(
         str | None,
         typer.Argument(
             help="Count this snapshot written by dump (archive .zst, NDJSON file, "
-            "zstd-compressed NDJSON, directory, or - for NDJSON on stdin) instead of the cluster.",
+            "zstd-compressed NDJSON, directory, or - for NDJSON on stdin; s3://BUCKET/KEY reads one from object storage) instead of the cluster.",
             metavar="SNAPSHOT",
             show_default=False,
             autocompletion=c.complete_snapshot,

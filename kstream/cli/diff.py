@@ -71,7 +71,7 @@ def diff(
     old: Annotated[
         str | None,
         typer.Argument(
-            help="The older snapshot: archive (.ndjson.zst), NDJSON file, directory, or - for stdin.",
+            help="The older snapshot: archive (.ndjson.zst), NDJSON file, directory, or - for stdin; s3://BUCKET/KEY for one in object storage.",
             metavar="OLD",
             show_default=False,
             autocompletion=c.complete_snapshot,

@@ -36,6 +36,7 @@ Examples:
   kstream dump -o - -r configmaps,secrets | jq .metadata.name
   kstream dump -o snapdir/ -n prod -l app=web --clean
   kstream dump --all-contexts -o 'backups/{context}/{time:%Y-%m-%dT%H%MZ}.ndjson.zst'
+  kstream dump -o s3://backups/prod/snap.ndjson.zst   # multipart upload as it is written
 """
 
 
@@ -45,7 +46,7 @@ def dump(
         typer.Option(
             "--output",
             "-o",
-            help="Where to write: FILE.ndjson (or .jsonl), FILE.ndjson.zst (archive; or .zst, .zstd), DIR/ (one file per resource), or - for stdout. Other names are refused: a name without an extension needs the slash of DIR/ (or --format). Placeholders: {context}, {cluster} (server host), {time:FORMAT} (UTC, strftime), {date}; with them, missing parent directories are created.",
+            help="Where to write: FILE.ndjson (or .jsonl), FILE.ndjson.zst (archive; or .zst, .zstd), DIR/ (one file per resource), or - for stdout; s3://BUCKET/KEY.ndjson.zst or s3://BUCKET/PREFIX/ uploads to object storage (AWS_ENDPOINT_URL, AWS_PROFILE ... as for the aws CLI). Other names are refused: a name without an extension needs the slash of DIR/ (or --format). Placeholders: {context}, {cluster} (server host), {time:FORMAT} (UTC, strftime), {date}; with them, missing parent directories are created.",
             metavar="PATH",
             rich_help_panel=c.HELP_OUTPUT,
             show_default=False,
