@@ -375,3 +375,22 @@ def test_small_ndjson_object(s3: S3, big: Cluster, tmp_path: Path) -> None:
     assert counts(c.text)[("namespaces", None)] == len(names)
     d = kstream("diff", url, str(local), env=s3.env())
     assert d.code == 0, d.err
+
+
+def test_placeholders_in_an_s3_name(s3: S3, big: Cluster) -> None:
+    """The CronJob's output (deploy/cronjob.yaml): placeholders expanded in an
+    s3:// name, no local directory made for it, the object where the name says."""
+    r = kstream(
+        "dump", "-o", f"s3://{BUCKET}/nightly/{{context}}/{{time:%Y}}/{{date}}.ndjson.zst",
+        "-q", "-r", "namespaces", kubeconfig=big.kubeconfig, env=s3.env(),
+    )  # fmt: skip
+    assert r.code == 0, r.err
+    keys = s3.keys("nightly/")
+    assert len(keys) == 1, keys
+    context, year, name = keys[0].split("/")[1:]
+    assert context and "{" not in context
+    assert year.isdigit() and name.startswith(year) and name.endswith(".ndjson.zst")
+    assert not Path("s3:").exists()
+    c = kstream("count", f"s3://{BUCKET}/{keys[0]}", "-o", "json", env=s3.env())
+    assert c.code == 0, c.err
+    assert counts(c.text)[("namespaces", None)] >= 1
