@@ -34,7 +34,11 @@ Examples:
   kstream dump -o snap.ndjson.zst            # everything, as a zstd archive
   kstream dump -o - -r configmaps,secrets | jq .metadata.name
   kstream dump -o snapdir/ -n prod -l app=web --clean
+  kstream dump --follow -o journal/ --follow-for 1h   # snapshot, then every change
+  kstream dump --follow --resume journal/              # carry on after a stop or crash
 """
+
+HELP_FOLLOW = "Follow (journal)"
 
 
 def dump(
@@ -113,6 +117,52 @@ def dump(
             rich_help_panel=c.HELP_OUTPUT,
         ),
     ] = 3,
+    follow: Annotated[
+        bool,
+        typer.Option(
+            "--follow",
+            help="After the snapshot, keep every stream open and record each change (and bookmark) in a journal: -o JOURNAL/ holds base.ndjson.zst and segments/. Ends on Ctrl-C or SIGTERM (exit 0), --follow-for, or a fatal error.",
+            rich_help_panel=HELP_FOLLOW,
+        ),
+    ] = False,
+    resume: Annotated[
+        str | None,
+        typer.Option(
+            "--resume",
+            help="Carry on following the journal JOURNAL/ (implies --follow; replaces -o): seal a segment a crash left open, then watch on from each resource's last recorded resourceVersion (a resync for a resource new since then, or after 410 Gone). Selection, --secrets, --strip and --clean are the journal's own.",
+            metavar="JOURNAL/",
+            rich_help_panel=HELP_FOLLOW,
+            show_default=False,
+        ),
+    ] = None,
+    follow_for: Annotated[
+        str | None,
+        typer.Option(
+            "--follow-for",
+            help="Stop following after this long, e.g. 30s, 5m, 1h30m.",
+            metavar="DURATION",
+            rich_help_panel=HELP_FOLLOW,
+            show_default=False,
+        ),
+    ] = None,
+    rotate_size: Annotated[
+        str,
+        typer.Option(
+            "--rotate-size",
+            help="Seal the open segment and start a new one past this many (uncompressed) bytes of events.",
+            metavar="SIZE",
+            rich_help_panel=HELP_FOLLOW,
+        ),
+    ] = "64MiB",
+    rotate_interval: Annotated[
+        str,
+        typer.Option(
+            "--rotate-interval",
+            help="Seal the open segment and start a new one after this long.",
+            metavar="DURATION",
+            rich_help_panel=HELP_FOLLOW,
+        ),
+    ] = "1h",
     resource: c.ResourceOpt = None,
     exclude: c.ExcludeOpt = None,
     namespace: c.NamespaceOpt = None,
@@ -138,6 +188,44 @@ def dump(
     c.setup_consoles(color)
     if namespace and all_namespaces:
         raise UsageError("--namespace and --all-namespaces cannot be used together")
+    fopts = None
+    if follow or resume is not None:
+        from kstream.cli.follow import follow_options
+
+        fopts = follow_options(
+            follow_for, rotate_size, rotate_interval, level, timeout, output, resume, fmt.value
+        )
+    elif follow_for is not None or rotate_size != "64MiB" or rotate_interval != "1h":
+        raise UsageError("--follow-for, --rotate-size and --rotate-interval need --follow")
+    if resume is not None:
+        given = [
+            n
+            for n, v in (
+                ("-r", resource),
+                ("--exclude", exclude),
+                ("-n", namespace),
+                ("-A", all_namespaces),
+                ("-l", selector),
+                ("--field-selector", field_selector),
+                ("--strip", strip),
+                ("--clean", clean),
+                ("--secrets", secrets is not Secrets.redact),
+                ("--force", force),
+            )
+            if v
+        ]
+        if given:
+            raise UsageError(
+                f"--resume carries on with the journal's own selection and rules: drop {', '.join(given)}"
+            )
+        from kstream.cli.follow import run_resume
+        from kstream.plan import LiveOptions
+
+        key = _secret_key(secret_key_file)
+        live = LiveOptions(kubeconfig, context, method.value, concurrency, timeout, retries)
+        raise typer.Exit(int(run_resume(resume, live, key, fopts, quiet)))  # type: ignore[arg-type]
+    if follow and output is None:
+        raise UsageError("--follow writes a journal directory: -o JOURNAL/")
     if output is None:
         if sys.stdout.isatty():
             raise UsageError(
@@ -146,7 +234,7 @@ def dump(
         output = "-"
     from kstream.archive import check_output, output_format
 
-    f = output_format(output, fmt.value)
+    f = "dir" if follow else output_format(output, fmt.value)
     if output == "-" and f != "ndjson":
         raise UsageError(f"-o - writes NDJSON; --format {f} needs a file or directory")
     try:
@@ -157,15 +245,13 @@ def dump(
         from kstream.transform import CLEAN_PATHS
 
         strip_paths += tuple(paths.parse(p) for p in CLEAN_PATHS)
-    key: bytes | None = None
-    if secret_key_file is not None:
-        try:
-            key = secret_key_file.read_bytes().strip()
-        except OSError as e:
-            raise UsageError(f"--secret-key-file: {e.strerror}: {secret_key_file}") from None
-        if not key:
-            raise UsageError(f"--secret-key-file: {secret_key_file} is empty")
-    check_output(output, f, force)  # before connecting: a bad name costs no cluster work
+    key = _secret_key(secret_key_file)
+    if follow:
+        from kstream.cli.follow import check_new_journal
+
+        check_new_journal(output, force)  # before connecting
+    else:
+        check_output(output, f, force)  # before connecting: a bad name costs no cluster work
     from kstream.dump import DumpSettings
     from kstream.plan import LiveOptions
 
@@ -180,7 +266,23 @@ def dump(
         secret_key=key,
         strip=strip_paths,
     )
+    if fopts is not None:
+        from kstream.cli.follow import run_new
+
+        raise typer.Exit(int(run_new(settings, fopts, quiet, debug)))
     from kstream.cli.render import run_dump
 
     code = run_dump(settings, quiet=quiet, debug=debug)
     raise typer.Exit(int(code))
+
+
+def _secret_key(secret_key_file: Path | None) -> bytes | None:
+    key: bytes | None = None
+    if secret_key_file is not None:
+        try:
+            key = secret_key_file.read_bytes().strip()
+        except OSError as e:
+            raise UsageError(f"--secret-key-file: {e.strerror}: {secret_key_file}") from None
+        if not key:
+            raise UsageError(f"--secret-key-file: {secret_key_file} is empty")
+    return key
