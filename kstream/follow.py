@@ -294,6 +294,8 @@ class Follow:
             except KstreamError as e:
                 self._put(_Failed(uf, str(e)))
                 return
+            if self.cancel.is_set():  # the stop closed the stream
+                return
             attempt += 1
             if attempt > reader.opts.max_retries:
                 self._put(_Failed(uf, why))

@@ -252,8 +252,9 @@ def run_new(settings: Any, fopts: FollowOptions, quiet: bool, debug: bool) -> Ex
         if interrupted is not None:
             note("interrupted before the base snapshot was complete: no journal written")
             return interrupted
-        report_dump(result, quiet, debug)
         _swap_in(tmp, target)
+        result.destination = str(target / BASE_NAME)
+        report_dump(result, quiet, debug)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

@@ -1,0 +1,568 @@
+"""`kstream dump --follow` against the real control plane: a churn of
+ConfigMaps, Secrets and a custom resource while kstream follows, is SIGKILLed
+twice and resumed; an independent plain watch recorded by the test is the
+reference. Faults from the proxy (cut streams, an ERROR 410) make resyncs.
+
+Invariants checked: per object, the journal's resourceVersions are the
+independent watch's (no gap, no duplicate); base + events folded equals the
+server's objects, object by object; Secrets are redacted in events as in the
+base; the tail a SIGKILL leaves open is sealed on resume with its events."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import random
+import signal
+import subprocess
+import threading
+import time
+from collections import defaultdict
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+import pytest
+
+from kstream import deepjson
+from kstream.journal import _scan_frames as scan_frames
+from kstream.journal import list_segments, read_sealed_manifest, segment_events
+from kstream.journalformat import BASE_NAME, Event, position_key
+from kstream.snapshot import open_snapshot
+from kstream.transform import redact_secret
+from tests.conftest import VENV_BIN, Cluster, kstream, kubectl_json
+from tests.controlplane import ControlPlane
+from tests.faultproxy import Fault, FaultProxy, make_server_cert
+from tests.seed import Api, configmap, crd, namespace, secret, wait_for_resource
+
+pytestmark = pytest.mark.cluster
+
+GROUP = "follow.kstream.dev"
+CRD_PATH = "/apis/apiextensions.k8s.io/v1/customresourcedefinitions"
+
+
+# ------------------------------------------------------------------ the cluster side
+
+
+@pytest.fixture(scope="module")
+def gadgets(cluster: Cluster) -> Iterator[Cluster]:
+    api = cluster.api
+    api.create(CRD_PATH, crd(GROUP, "gadgets", "Gadget"), exist_ok=True)
+    wait_for_resource(api, f"/apis/{GROUP}/v1/gadgets")
+    yield cluster
+    api.call("DELETE", f"{CRD_PATH}/gadgets.{GROUP}", ok=(200, 202, 404))
+
+
+def gadget(ns: str, name: str, n: int) -> tuple[str, dict[str, Any]]:
+    return f"/apis/{GROUP}/v1/namespaces/{ns}/gadgets", {
+        "apiVersion": f"{GROUP}/v1",
+        "kind": "Gadget",
+        "metadata": {"name": name, "namespace": ns},
+        "spec": {"n": n},
+    }
+
+
+KINDS = ("configmaps", "secrets", "gadgets")
+
+
+def base_path(kind: str, ns: str) -> str:
+    if kind == "gadgets":
+        return f"/apis/{GROUP}/v1/namespaces/{ns}/gadgets"
+    return f"/api/v1/namespaces/{ns}/{kind}"
+
+
+class Churn(threading.Thread):
+    """Creates, modifies and deletes objects of the three kinds at a steady rate."""
+
+    def __init__(self, cp: ControlPlane, ns: str, period: float = 0.05, names: int = 6) -> None:
+        super().__init__(daemon=True)
+        self.api = Api(cp)
+        self.ns = ns
+        self.period = period
+        self.names = names
+        self.stop = threading.Event()
+        self.ops = 0
+        self.errors: list[str] = []
+        self.live: dict[tuple[str, str], bool] = {}
+
+    def one(self, rnd: random.Random) -> None:
+        kind = rnd.choice(KINDS)
+        name = f"{kind[:2]}-{rnd.randrange(self.names)}"
+        path = base_path(kind, self.ns)
+        n = rnd.randrange(1_000_000)
+        if not self.live.get((kind, name)):
+            if kind == "configmaps":
+                obj = configmap(self.ns, name, size=100)[1]
+            elif kind == "secrets":
+                obj = secret(self.ns, name, {"password": f"pw-{n}"})[1]
+            else:
+                obj = gadget(self.ns, name, n)[1]
+            self.api.call("POST", path, obj, ok=(201, 409))
+            self.live[(kind, name)] = True
+        elif rnd.random() < 0.25:
+            self.api.call("DELETE", f"{path}/{name}", ok=(200, 202, 404))
+            self.live[(kind, name)] = False
+        else:
+            if kind == "configmaps":
+                patch: dict[str, Any] = {"data": {"n": str(n)}}
+            elif kind == "secrets":
+                patch = {"stringData": {"password": f"pw-{n}"}}
+            else:
+                patch = {"spec": {"n": n}}
+            self.api.call("PATCH", f"{path}/{name}", patch, ok=(200, 404))
+        self.ops += 1
+
+    def run(self) -> None:
+        rnd = random.Random(13)
+        while not self.stop.is_set():
+            try:
+                self.one(rnd)
+            except Exception as e:  # recorded; the test fails on it
+                self.errors.append(repr(e))
+            time.sleep(self.period)
+
+
+class Watcher(threading.Thread):
+    """An independent plain watch from a resourceVersion: (type, rv) per object."""
+
+    def __init__(self, cp: ControlPlane, path: str, rv: str) -> None:
+        super().__init__(daemon=True)
+        u = urlparse(cp.url)
+        self.host, self.port = u.hostname or "127.0.0.1", u.port or 443
+        self.ctx = cp.ssl_context()
+        self.token = cp.admin_token
+        self.path = path
+        self.rv = rv
+        self.seq: dict[str, list[tuple[str, str]]] = defaultdict(list)
+        self.stop = threading.Event()
+        self.errors: list[str] = []
+
+    def run(self) -> None:
+        while not self.stop.is_set():
+            conn = http.client.HTTPSConnection(self.host, self.port, context=self.ctx, timeout=30)
+            try:
+                q = f"watch=1&resourceVersion={self.rv}&allowWatchBookmarks=true&timeoutSeconds=3"
+                conn.request(
+                    "GET", f"{self.path}?{q}", headers={"Authorization": f"Bearer {self.token}"}
+                )
+                resp = conn.getresponse()
+                if resp.status != 200:
+                    self.errors.append(f"HTTP {resp.status}")
+                    return
+                while True:
+                    line = resp.readline()
+                    if not line:
+                        break
+                    ev = json.loads(line)
+                    o = ev["object"]
+                    if ev["type"] == "ERROR":
+                        self.errors.append(str(o))
+                        return
+                    rv = o["metadata"]["resourceVersion"]
+                    if ev["type"] != "BOOKMARK":
+                        self.seq[o["metadata"]["name"]].append((ev["type"], rv))
+                    self.rv = rv
+            except (OSError, http.client.HTTPException):
+                time.sleep(0.2)
+            finally:
+                conn.close()
+
+
+def popen(*args: str, kubeconfig: Path, log: Path) -> subprocess.Popen[bytes]:
+    e = {k: v for k, v in os.environ.items() if k not in ("KUBECONFIG", "NO_COLOR")}
+    e["KUBECONFIG"] = str(kubeconfig)
+    with open(log, "ab") as f:
+        return subprocess.Popen([str(VENV_BIN / "kstream"), *args], stdout=f, stderr=f, env=e)
+
+
+def wait_until(pred: Any, timeout: float = 60, what: str = "") -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if pred():
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def sealed_check(path: Path) -> Any:
+    return lambda: read_sealed_manifest(path) is not None
+
+
+def flushed_events(path: Path) -> list[bytes]:
+    """The lines of the whole frames of an open segment, as a reader would see them."""
+    with open(path, "rb") as f:
+        data_end = f.seek(0, 2)
+        f.seek(0)
+        import struct
+
+        head = f.read(8)
+        if len(head) < 8:  # the header is not written yet
+            return []
+        _, hsize = struct.unpack("<II", head)
+        return [ln for _, _, lines in scan_frames(f, 8 + hsize, data_end) for ln in lines]
+
+
+# ------------------------------------------------------------------ reading the journal
+
+
+def journal_events(j: Path) -> list[Event]:
+    segs = list_segments(j)
+    out = []
+    for p in segs.values():
+        assert read_sealed_manifest(p) is not None, f"{p} is not sealed"
+        out += [Event.decode(ln) for ln in segment_events(p)]
+    return out
+
+
+def fold(j: Path, kinds: dict[str, str]) -> dict[tuple[str, str], dict[str, Any]]:
+    """Base + every event, by (resource, name); `kinds`: position key -> resource."""
+    snap = open_snapshot(str(j / BASE_NAME))
+    state: dict[str, dict[str, dict[str, Any]]] = defaultdict(dict)
+    for e in snap.entries:
+        key = position_key(
+            f"{e.group}/{e.version}/{e.resource}" if e.group else f"{e.version}/{e.resource}",
+            e.namespace or "",
+        )
+        if key in kinds:
+            for line in snap.lines(e):
+                o = json.loads(line)
+                state[key][o["metadata"]["name"]] = o
+    syncing: dict[str, dict[str, dict[str, Any]]] = {}
+    for ev in journal_events(j):
+        key = position_key(ev.resource, ev.namespace)
+        if key not in kinds:
+            continue
+        o = deepjson.loads(ev.object) if ev.object is not None else None
+        if ev.type in ("ADDED", "MODIFIED"):
+            assert o is not None
+            state[key][o["metadata"]["name"]] = o
+        elif ev.type == "DELETED":
+            assert o is not None
+            state[key].pop(o["metadata"]["name"], None)
+        elif ev.type == "RESYNC":
+            syncing[key] = {}
+        elif ev.type == "SYNC":
+            assert o is not None
+            syncing[key][o["metadata"]["name"]] = o
+        elif ev.type == "SYNCED":
+            state[key] = syncing.pop(key)
+    return {(kinds[k], n): o for k, objs in state.items() for n, o in objs.items()}
+
+
+def without_managed(o: dict[str, Any]) -> dict[str, Any]:
+    """kubectl get leaves managedFields out (--show-managed-fields puts them back)."""
+    o = json.loads(json.dumps(o))
+    o["metadata"].pop("managedFields", None)
+    return o
+
+
+def server_state(cp: ControlPlane, ns: str) -> dict[tuple[str, str], dict[str, Any]]:
+    out = {}
+    for kind, name in (
+        ("configmaps", "configmaps"),
+        ("secrets", "secrets"),
+        ("gadgets", f"gadgets.{GROUP}"),
+    ):
+        for o in kubectl_json(cp.kubeconfig, "get", name, "-n", ns)["items"]:
+            if kind == "secrets":
+                redact_secret(o, None)
+            out[(kind, o["metadata"]["name"])] = o
+    return out
+
+
+def kinds_of(ns: str) -> dict[str, str]:
+    return {
+        position_key("v1/configmaps", ns): "configmaps",
+        position_key("v1/secrets", ns): "secrets",
+        position_key(f"{GROUP}/v1/gadgets", ns): "gadgets",
+    }
+
+
+def rv_sequences(j: Path, ns: str) -> dict[tuple[str, str], list[tuple[str, str]]]:
+    kinds = kinds_of(ns)
+    seq: dict[tuple[str, str], list[tuple[str, str]]] = defaultdict(list)
+    for ev in journal_events(j):
+        key = position_key(ev.resource, ev.namespace)
+        if key in kinds and ev.type in ("ADDED", "MODIFIED", "DELETED"):
+            assert ev.object is not None
+            name = json.loads(ev.object)["metadata"]["name"]
+            seq[(kinds[key], name)].append((ev.type, ev.rv))
+    return seq
+
+
+def base_rvs(j: Path, ns: str) -> dict[str, str]:
+    snap = open_snapshot(str(j / BASE_NAME))
+    kinds = kinds_of(ns)
+    out = {}
+    for e in snap.entries:
+        res = f"{e.group}/{e.version}/{e.resource}" if e.group else f"{e.version}/{e.resource}"
+        key = position_key(res, e.namespace or "")
+        if key in kinds:
+            out[kinds[key]] = e.resourceVersion
+    return out
+
+
+def assert_secrets_redacted(j: Path) -> None:
+    n = 0
+    for ev in journal_events(j):
+        if ev.resource == "v1/secrets" and ev.object is not None:
+            data = json.loads(ev.object).get("data") or {}
+            assert data and all(v.startswith("sha256:") for v in data.values()), data
+            n += 1
+    assert n > 0
+
+
+# ------------------------------------------------------------------ the tests
+
+
+def test_churn_killed_twice_and_resumed(gadgets: Cluster, tmp_path: Path) -> None:
+    cp = gadgets.cp
+    ns = "follow-churn"
+    gadgets.api.create(*namespace(ns), exist_ok=True)
+    j = tmp_path / "journal"
+    log = tmp_path / "kstream.log"
+    args = ("-n", ns, "-r", f"configmaps,secrets,gadgets.{GROUP}", "-q")
+    churn = Churn(cp, ns)
+    churn.start()
+    watchers: list[Watcher] = []
+    try:
+        time.sleep(0.5)
+        p = popen("dump", "--follow", "-o", f"{j}/", *args, kubeconfig=cp.kubeconfig, log=log)
+        wait_until(lambda: (j / BASE_NAME).exists(), what="the base")
+        rvs = base_rvs(j, ns)
+        assert set(rvs) == set(KINDS)
+        for kind in KINDS:
+            w = Watcher(cp, base_path(kind, ns), rvs[kind])
+            w.start()
+            watchers.append(w)
+        for _run in range(2):  # killed twice
+            seg_dir = j / "segments"
+            wait_until(
+                lambda: any(
+                    flushed_events(s)
+                    for s in list_segments(j).values()
+                    if read_sealed_manifest(s) is None
+                ),
+                what="flushed events in the open segment",
+            )
+            time.sleep(1.5)
+            open_seg = max(list_segments(j).items())[1]
+            before = flushed_events(open_seg)
+            p.send_signal(signal.SIGKILL)
+            p.wait(30)
+            # crash tail: no footer yet, the events flushed before the kill readable
+            assert read_sealed_manifest(open_seg) is None
+            assert before
+            p = popen(
+                "dump", "--follow", "--resume", f"{j}/", "-q", kubeconfig=cp.kubeconfig, log=log
+            )
+            wait_until(sealed_check(open_seg), what="the tail sealed")
+            sealed = list(segment_events(open_seg))
+            assert sealed[: len(before)] == before
+            assert seg_dir.is_dir()
+        time.sleep(2)
+        p.send_signal(signal.SIGTERM)  # the normal end of a follow
+        assert p.wait(60) == 0, log.read_text()
+        churn.stop.set()
+        churn.join(10)
+        time.sleep(1)
+        r = kstream(
+            "dump",
+            "--follow",
+            "--resume",
+            f"{j}/",
+            "--follow-for",
+            "4s",
+            "-q",
+            kubeconfig=cp.kubeconfig,
+        )
+        assert r.code == 0, r.err
+    finally:
+        churn.stop.set()
+        for w in watchers:
+            w.stop.set()
+    assert not churn.errors, churn.errors[:3]
+    assert churn.ops > 50
+    server = server_state(cp, ns)
+    # the independent watch has caught up with the server
+    for w in watchers:
+        w.join(10)
+        assert not w.errors, w.errors
+    seqs = rv_sequences(j, ns)
+    reference = {
+        (kind, name): s
+        for kind, w in zip(KINDS, watchers, strict=True)
+        for name, s in w.seq.items()
+    }
+    assert reference, "the independent watch saw nothing"
+    assert not any(ev.type == "RESYNC" for ev in journal_events(j))
+    for key in sorted(set(reference) | set(seqs)):
+        assert seqs.get(key, []) == reference.get(key, []), key
+    # base + events = the server, object by object
+    folded = fold(j, kinds_of(ns))
+    assert folded.keys() == server.keys()
+    for key in server:
+        assert without_managed(folded[key]) == server[key], key
+    assert_secrets_redacted(j)
+    # three runs after the base, two of them killed: each sealed at least one segment
+    assert len(list_segments(j)) >= 3
+    assert "Traceback" not in log.read_text()
+
+
+@pytest.fixture(scope="module")
+def proxy_cert(cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    return make_server_cert(cluster.cp, tmp_path_factory.mktemp("follow-proxy-certs"))
+
+
+def test_faults_cut_and_410_resync(
+    gadgets: Cluster, proxy_cert: tuple[Path, Path], tmp_path: Path
+) -> None:
+    """Watches cut mid-stream are re-established from their last resourceVersion
+    (no resync, no duplicate); an ERROR 410 makes a resync of that unit only,
+    recorded as RESYNC / SYNC / SYNCED; the state folds to the server's."""
+    cp = gadgets.cp
+    ns = "follow-faults"
+    gadgets.api.create(*namespace(ns), exist_ok=True)
+    j = tmp_path / "journal"
+    with FaultProxy(cp, tmp_path, cert=proxy_cert) as px:
+        kc = px.kubeconfig(tmp_path / "kc")
+        # plain watches (not the base's watch-list): cut twice, then one ERROR 410
+        plain = lambda m, p, q: "sendInitialEvents" not in q and "watch" in q  # noqa: E731
+        px.add(
+            Fault(
+                "cut",
+                match=lambda m, p, q: plain(m, p, q) and "/configmaps" in p,
+                times=2,
+                after_bytes=1500,
+            )
+        )
+        px.add(
+            Fault(
+                "error_event",
+                match=lambda m, p, q: plain(m, p, q) and "/secrets" in p,
+                after_lines=3,
+                event_code=410,
+            )
+        )
+        churn = Churn(cp, ns, period=0.05)
+        churn.start()
+        try:
+            r_holder: list[Any] = []
+
+            def run() -> None:
+                r_holder.append(
+                    kstream(
+                        "dump",
+                        "--follow",
+                        "-o",
+                        f"{j}/",
+                        "-n",
+                        ns,
+                        "-r",
+                        f"configmaps,secrets,gadgets.{GROUP}",
+                        "--follow-for",
+                        "14s",
+                        "-q",
+                        kubeconfig=kc,
+                    )
+                )
+
+            t = threading.Thread(target=run)
+            t.start()
+            time.sleep(10)
+            churn.stop.set()
+            churn.join(10)
+            t.join(120)
+        finally:
+            churn.stop.set()
+        r = r_holder[0]
+        assert r.code == 0, r.err
+        assert px.injected["cut"] == 2 and px.injected["error_event"] == 1, px.injected
+    assert not churn.errors, churn.errors[:3]
+    events = journal_events(j)
+    types_by_unit: dict[str, list[str]] = defaultdict(list)
+    for ev in events:
+        types_by_unit[ev.resource].append(ev.type)
+    # the resync: secrets only, opened, its objects, closed
+    assert "RESYNC" in types_by_unit["v1/secrets"] and "SYNCED" in types_by_unit["v1/secrets"]
+    assert "RESYNC" not in types_by_unit["v1/configmaps"]
+    assert "RESYNC" not in types_by_unit[f"{GROUP}/v1/gadgets"]
+    # no duplicate, in order: each object's change events have rising resourceVersions
+    for key, seq in rv_sequences(j, ns).items():
+        rvs = [int(rv) for _, rv in seq]
+        assert rvs == sorted(set(rvs)), key
+    server = server_state(cp, ns)
+    folded = fold(j, kinds_of(ns))
+    assert folded.keys() == server.keys()
+    for key in server:
+        assert without_managed(folded[key]) == server[key], key
+    assert_secrets_redacted(j)
+
+
+def test_existing_journal_needs_resume_or_force(gadgets: Cluster, tmp_path: Path) -> None:
+    cp = gadgets.cp
+    j = tmp_path / "j"
+    r = kstream(
+        "dump",
+        "--follow",
+        "-o",
+        f"{j}/",
+        "-n",
+        "follow-none",
+        "-r",
+        "configmaps",
+        "--follow-for",
+        "1s",
+        "-q",
+        kubeconfig=cp.kubeconfig,
+    )
+    assert r.code == 0, r.err
+    again = kstream(
+        "dump",
+        "--follow",
+        "-o",
+        f"{j}/",
+        "-n",
+        "follow-none",
+        "-r",
+        "configmaps",
+        "-q",
+        kubeconfig=cp.kubeconfig,
+    )
+    assert again.code == 2 and "--resume" in again.err and len(again.err.strip().splitlines()) == 1
+    (j / "mine.txt").write_text("keep me")
+    forced = kstream(
+        "dump",
+        "--follow",
+        "-o",
+        f"{j}/",
+        "--force",
+        "-n",
+        "follow-none",
+        "-r",
+        "configmaps",
+        "-q",
+        kubeconfig=cp.kubeconfig,
+    )
+    assert forced.code == 2 and "mine.txt" in forced.err
+    assert (j / "mine.txt").read_text() == "keep me"
+    (j / "mine.txt").unlink()
+    forced = kstream(
+        "dump",
+        "--follow",
+        "-o",
+        f"{j}/",
+        "--force",
+        "-n",
+        "follow-none",
+        "-r",
+        "configmaps",
+        "--follow-for",
+        "1s",
+        "-q",
+        kubeconfig=cp.kubeconfig,
+    )
+    assert forced.code == 0, forced.err
+    assert (j / BASE_NAME).is_file() and (j / "journal.json").is_file()
