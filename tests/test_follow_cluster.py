@@ -566,3 +566,101 @@ def test_existing_journal_needs_resume_or_force(gadgets: Cluster, tmp_path: Path
     )
     assert forced.code == 0, forced.err
     assert (j / BASE_NAME).is_file() and (j / "journal.json").is_file()
+
+
+@pytest.fixture
+def own_cp(tmp_path: Path) -> Iterator[ControlPlane]:
+    cp = ControlPlane(tmp_path / "own-cp")
+    cp.start()
+    try:
+        yield cp
+    finally:
+        cp.stop()
+
+
+def etcd_compact(cp: ControlPlane) -> int:
+    """Bump etcd's revision (a key outside /registry) and compact at it, through
+    etcd's JSON gateway; returns the revision."""
+    import base64
+    import urllib.request
+
+    args = json.loads(cp.state_file.read_text())["apiserver_args"]
+    etcd = next(a for a in args if a.startswith("--etcd-servers=")).split("=", 1)[1]
+
+    def post(path: str, body: dict[str, Any]) -> dict[str, Any]:
+        req = urllib.request.Request(etcd + path, data=json.dumps(body).encode(), method="POST")
+        with urllib.request.urlopen(req, timeout=10) as r:
+            return json.loads(r.read())
+
+    key = base64.b64encode(b"/kstream-test/bump").decode()
+    for _ in range(3):
+        rev = post("/v3/kv/put", {"key": key, "value": base64.b64encode(b"x").decode()})
+    revision = int(rev["header"]["revision"])
+    post("/v3/kv/compaction", {"revision": str(revision), "physical": True})
+    return revision
+
+
+def test_apiserver_restart_after_compaction_resyncs(own_cp: ControlPlane, tmp_path: Path) -> None:
+    """The server restarts and etcd was compacted meanwhile: the followers'
+    resourceVersions are gone (410), each unit is resynced (RESYNC, SYNC...,
+    SYNCED) and followed on; the folded state is the server's."""
+    cp = own_cp
+    api = Api(cp)
+    ns = "follow-compact"
+    api.create(*namespace(ns))
+    for i in range(4):
+        api.create(*configmap(ns, f"cm-{i}", size=100))
+    api.create(*secret(ns, "s-0"))
+    j = tmp_path / "journal"
+    log = tmp_path / "kstream.log"
+    p = popen(
+        "dump", "--follow", "-o", f"{j}/", "-n", ns, "-r", "configmaps,secrets",
+        "--timeout", "5", "-q", kubeconfig=cp.kubeconfig, log=log,
+    )  # fmt: skip
+    try:
+        wait_until(lambda: (j / BASE_NAME).exists(), what="the base")
+        api.call("PATCH", f"/api/v1/namespaces/{ns}/configmaps/cm-0", {"data": {"n": "1"}})
+        wait_until(
+            lambda: any(flushed_events(s) for s in list_segments(j).values()),
+            what="the first event",
+        )
+        cp.kill_apiserver()
+        etcd_compact(cp)
+        cp.start_apiserver_again()
+        api = Api(cp)
+        api.call("PATCH", f"/api/v1/namespaces/{ns}/configmaps/cm-1", {"data": {"n": "2"}})
+        api.call("DELETE", f"/api/v1/namespaces/{ns}/configmaps/cm-2")
+        api.create(*configmap(ns, "cm-new", size=100))
+        api.call("PATCH", f"/api/v1/namespaces/{ns}/secrets/s-0", {"stringData": {"k": "v"}})
+
+        def resynced() -> bool:
+            s = list_segments(j)
+            lines = [ln for seg in s.values() for ln in flushed_events(seg)]
+            return sum(b'"type":"SYNCED"' in ln for ln in lines) >= 2
+
+        wait_until(resynced, timeout=120, what="both units resynced")
+        time.sleep(3)
+        p.send_signal(signal.SIGTERM)
+        assert p.wait(60) == 0, log.read_text()
+    finally:
+        if p.poll() is None:
+            p.kill()
+    events = journal_events(j)
+    for res in ("v1/configmaps", "v1/secrets"):
+        types = [ev.type for ev in events if ev.resource == res]
+        assert "RESYNC" in types and types.index("RESYNC") < types.index("SYNCED"), types
+    kinds = {
+        position_key("v1/configmaps", ns): "configmaps",
+        position_key("v1/secrets", ns): "secrets",
+    }
+    folded = fold(j, kinds)
+    server: dict[tuple[str, str], dict[str, Any]] = {}
+    for kind in ("configmaps", "secrets"):
+        for o in kubectl_json(cp.kubeconfig, "get", kind, "-n", ns)["items"]:
+            if kind == "secrets":
+                redact_secret(o, None)
+            server[(kind, o["metadata"]["name"])] = o
+    assert folded.keys() == server.keys()
+    for key in server:
+        assert without_managed(folded[key]) == server[key], key
+    assert_secrets_redacted(j)
