@@ -552,4 +552,3 @@ def _journal_own(name: str, p: Path) -> bool:
             BASE_NAME + ".partial"
         )
     return p.is_dir() and name.startswith(f".{BASE_NAME}.") and name.endswith(".kstream-tmp")
-

@@ -498,10 +498,11 @@ def report_follow(follow: Follow, target: Path, quiet: bool, why: str) -> None:
     units: Sequence[UnitFollow] = follow.units
     segs = follow.writer.sealed
     events = sum(uf.events for uf in units)
+    resynced = [uf.label for uf in units if uf.resyncs]
+    if resynced and not quiet:
+        shown_names = ", ".join(resynced[:5]) + (", ..." if len(resynced) > 5 else "")
+        note(f"resynced (resource version expired, or new): {len(resynced)} ({shown_names})")
     for uf in units:
-        for n in uf.notes:
-            if not quiet:
-                note(f"{uf.label}: {n}")
         if uf.state in ("failed", "ended") and uf.error:
             note(f"warning: {uf.label}: {uf.state}: {uf.error}")
     if quiet:
@@ -510,7 +511,7 @@ def report_follow(follow: Follow, target: Path, quiet: bool, why: str) -> None:
     shown = [uf for uf in units if uf.events or uf.resyncs or uf.state in ("failed", "ended")]
     if plain_layout():
         consoles.err.print(title, soft_wrap=True, markup=False)
-        for uf in units:
+        for uf in shown:
             fields: list[tuple[str, object]] = [
                 ("resource", uf.unit.resource.name),
                 ("namespace", uf.namespace),
@@ -541,8 +542,8 @@ def report_follow(follow: Follow, target: Path, quiet: bool, why: str) -> None:
             Col("retries", "right"),
         ]
         consoles.err.print(Group(Text(title, style="bold"), FitTable(cols, rows)))
-        if len(shown) < len(units):
-            note(f"{len(units) - len(shown)} more resources without changes")
+    if len(shown) < len(units):
+        note(f"{len(units) - len(shown)} more resources without changes")
     names = ", ".join(f"{m.segment:06d}" for m in segs) or "none"
     note(
         f"{why + ': ' if why else ''}{events:,} change events in {len(segs)} segment"
