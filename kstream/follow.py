@@ -188,10 +188,7 @@ class Follow:
 
     def stop(self) -> None:
         """Stop the followers, write what they had sent, seal the segment."""
-        self.cancel.set()
-        self.reader.abort_all()
-        for t in self._threads:
-            t.join(5)
+        self._halt()
         try:
             while True:
                 try:
@@ -208,16 +205,21 @@ class Follow:
 
     def abandon(self) -> None:
         """After a fatal error: stop the followers, seal what was written."""
-        self.cancel.set()
-        self.reader.abort_all()
-        for t in self._threads:
-            t.join(5)
+        self._halt()
         try:
             self.writer.close()
         finally:
             import shutil
 
             shutil.rmtree(self._tmp, ignore_errors=True)
+
+    def _halt(self) -> None:
+        """Cancel the followers and wait for them (5 s in all at most)."""
+        self.cancel.set()
+        self.reader.abort_all()
+        deadline = time.monotonic() + 5
+        for t in self._threads:
+            t.join(max(0.0, deadline - time.monotonic()))
 
     # ------------------------------------------------------------ followers
     def _put(self, item: _Item) -> None:

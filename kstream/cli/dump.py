@@ -224,8 +224,12 @@ def dump(
         key = _secret_key(secret_key_file)
         live = LiveOptions(kubeconfig, context, method.value, concurrency, timeout, retries)
         raise typer.Exit(int(run_resume(resume, live, key, fopts, quiet)))  # type: ignore[arg-type]
-    if follow and output is None:
-        raise UsageError("--follow writes a journal directory: -o JOURNAL/")
+    if follow:
+        from kstream.cli.follow import check_new_journal
+
+        if output is None:
+            raise UsageError("--follow writes a journal directory: -o JOURNAL/")
+        check_new_journal(output, force)  # before connecting
     if output is None:
         if sys.stdout.isatty():
             raise UsageError(
@@ -246,11 +250,7 @@ def dump(
 
         strip_paths += tuple(paths.parse(p) for p in CLEAN_PATHS)
     key = _secret_key(secret_key_file)
-    if follow:
-        from kstream.cli.follow import check_new_journal
-
-        check_new_journal(output, force)  # before connecting
-    else:
+    if not follow:
         check_output(output, f, force)  # before connecting: a bad name costs no cluster work
     from kstream.dump import DumpSettings
     from kstream.plan import LiveOptions
