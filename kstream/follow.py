@@ -41,7 +41,8 @@ from kstream.errors import (
 )
 from kstream.journal import JournalWriter
 from kstream.journalformat import Event, now_time, position_key, unit_resource
-from kstream.stream import Cancelled, Reader, Unit
+from kstream.resources import Resource
+from kstream.stream import Cancelled, Reader, StreamOptions, Unit
 
 QUEUE_SIZE = 2000  # events waiting for the writer; followers wait beyond it
 STEP = 0.1
@@ -105,7 +106,24 @@ class _Fatal:
     error: BaseException
 
 
-_Item = tuple[UnitFollow, Event] | _Burst | _Failed | _Fatal
+@dataclass
+class _NewUnit:
+    """A resource discovery found after a CRD changed: followed from a resync."""
+
+    uf: UnitFollow
+
+
+_Item = tuple[UnitFollow, Event] | _Burst | _Failed | _Fatal | _NewUnit
+
+CRDS = Resource(
+    "apiextensions.k8s.io",
+    "v1",
+    "customresourcedefinitions",
+    "CustomResourceDefinition",
+    False,
+    frozenset(("list", "watch")),
+)
+RECHECK = 2.0  # seconds: discovery again after a CRD change (serving lags establishing)
 
 
 class Follow:
@@ -118,7 +136,12 @@ class Follow:
         units: list[UnitFollow],
         watch_timeout: int,
         spool_dir: Path | None = None,
+        replan: Callable[[], list[Unit]] | None = None,
+        make_follow: Callable[[Unit], UnitFollow] | None = None,
     ) -> None:
+        """With `replan` (the plan's units, discovered again) and `make_follow`,
+        CRDs are watched: a resource new since the start is followed (from a
+        resync); one whose CRD is deleted ends its follower."""
         self.reader = reader
         self.writer = writer
         self.units = units
@@ -128,15 +151,38 @@ class Follow:
         self._threads: list[threading.Thread] = []
         self._tmp = Path(tempfile.mkdtemp(prefix="kstream-follow-", dir=spool_dir))
         self.started = time.monotonic()
+        self.replan = replan
+        self.make_follow = make_follow
+        self._lock = threading.Lock()  # self.units: appended by the main thread
+        self._crd_reader: Reader | None = None
+        self.discoveries = 0
+        self._returned: set[str] = set()  # ended, then gone from discovery
 
     # ------------------------------------------------------------ the main thread
     def start(self) -> None:
         for uf in self.units:
+            if uf.state == "failed":  # not in the base
+                continue
             t = threading.Thread(
                 target=self._follow, args=(uf,), name=f"follow-{uf.unit.index}", daemon=True
             )
             t.start()
             self._threads.append(t)
+        if self.replan is not None and self.make_follow is not None:
+            self._crd_reader = Reader(self.reader.client, StreamOptions(), self.cancel)
+            t = threading.Thread(target=self._crd_thread, name="follow-crds", daemon=True)
+            t.start()
+            self._threads.append(t)
+
+    def _add(self, uf: UnitFollow) -> None:
+        with self._lock:
+            uf.unit.index = max((u.unit.index for u in self.units), default=-1) + 1
+            self.units.append(uf)
+        t = threading.Thread(
+            target=self._follow, args=(uf,), name=f"follow-{uf.unit.index}", daemon=True
+        )
+        t.start()
+        self._threads.append(t)
 
     def step(self, timeout: float = STEP) -> None:
         """Write what arrived within `timeout`, flush/rotate when due. Raises
@@ -167,6 +213,8 @@ class Follow:
         elif isinstance(item, _Failed):
             item.uf.state = "failed"
             item.uf.error = item.error
+        elif isinstance(item, _NewUnit):
+            self._add(item.uf)
         else:
             raise item.error
 
@@ -217,6 +265,8 @@ class Follow:
         """Cancel the followers and wait for them (5 s in all at most)."""
         self.cancel.set()
         self.reader.abort_all()
+        if self._crd_reader is not None:
+            self._crd_reader.abort_all()
         deadline = time.monotonic() + 5
         for t in self._threads:
             t.join(max(0.0, deadline - time.monotonic()))
@@ -307,6 +357,85 @@ class Follow:
             uf.error = why
             reader._sleep(reader._backoff(attempt, retry_after))
             uf.error = ""
+
+    # ------------------------------------------------------------ CRDs
+    def _crd_thread(self) -> None:
+        try:
+            self._watch_crds()
+        except Cancelled:
+            return
+        except (AuthError, TLSError) as e:
+            self._q.put(_Fatal(e))
+        except BaseException as e:
+            self._q.put(_Fatal(e))
+
+    def _watch_crds(self) -> None:
+        """Watch CRDs; after each change, discovery again (twice: a new CRD is
+        served a moment after it is established) and a follower for each new unit."""
+        r = self._crd_reader
+        assert r is not None
+        unit = Unit(CRDS)
+        rv = ""
+        attempt = 0
+        while not self.cancel.is_set():
+            try:
+                if not rv:
+                    page = r.client.get_json(
+                        CRDS.path(None), what="list CRDs", query=[("limit", "1")]
+                    )
+                    rv = str((page.get("metadata") or {}).get("resourceVersion") or "")
+                    self._replan()  # what changed before the watch began
+                for typ, _obj, new_rv in r.watch_from(unit, rv, self.watch_timeout):
+                    rv = new_rv or rv
+                    attempt = 0
+                    if typ != "BOOKMARK":
+                        self._replan()
+                        r._sleep(RECHECK)
+                        self._replan()
+                continue
+            except (Cancelled, AuthError, TLSError):
+                raise
+            except StreamError as e:
+                if e.status == 410:
+                    rv = ""
+                    continue
+            except ApiError as e:
+                if e.status in (403, 404):  # CRDs not readable: the plan stays as it is
+                    return
+                if e.status == 410:
+                    rv = ""
+                    continue
+            except KstreamError:
+                pass
+            if self.cancel.is_set():
+                return
+            attempt += 1
+            r._sleep(r._backoff(min(attempt, 8), None))
+
+    def _replan(self) -> None:
+        assert self.replan is not None and self.make_follow is not None
+        try:
+            units = self.replan()
+        except (AuthError, TLSError):
+            raise
+        except KstreamError:
+            return  # discovery failed this time; the next change tries again
+        self.discoveries += 1
+        with self._lock:
+            active = {uf.key for uf in self.units if uf.state != "ended"}
+            ended = {uf.key for uf in self.units if uf.state == "ended"}
+        listed = {self.make_follow(u).key for u in units}
+        # an ended resource comes back only after discovery stopped listing it
+        self._returned |= ended - listed
+        followed = active | (ended - self._returned)
+        for u in units:
+            uf = self.make_follow(u)
+            if uf.key not in followed:
+                self._returned.discard(uf.key)
+                uf.needs_resync = True
+                uf.notes.append(f"{now_time()}: new resource: resync")
+                followed.add(uf.key)
+                self._put(_NewUnit(uf))
 
     def _resync(self, uf: UnitFollow) -> None:
         """A fresh read of the unit into a spool, handed to the writer as one burst."""

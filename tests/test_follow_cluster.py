@@ -664,3 +664,55 @@ def test_apiserver_restart_after_compaction_resyncs(own_cp: ControlPlane, tmp_pa
     for key in server:
         assert without_managed(folded[key]) == server[key], key
     assert_secrets_redacted(j)
+
+
+def test_new_crd_is_followed_and_a_deleted_one_ends(gadgets: Cluster, tmp_path: Path) -> None:
+    """A CRD created while following: discovery runs again, its resource gets a
+    resync and a follower (its objects reach the journal); deleting the CRD
+    ends that follower cleanly (exit 0)."""
+    cp, api = gadgets.cp, gadgets.api
+    ns = "follow-crds"
+    api.create(*namespace(ns), exist_ok=True)
+    j = tmp_path / "journal"
+    log = tmp_path / "kstream.log"
+    p = popen(
+        "dump", "--follow", "-o", f"{j}/", "-n", ns, "-q", "--timeout", "5",
+        kubeconfig=cp.kubeconfig, log=log,
+    )  # fmt: skip
+    sprockets = f"/apis/{GROUP}/v1/namespaces/{ns}/sprockets"
+    unit = f"{GROUP}/v1/sprockets"
+    try:
+        wait_until(lambda: (j / BASE_NAME).exists(), what="the base")
+        api.create(CRD_PATH, crd(GROUP, "sprockets", "Sprocket"))
+        wait_for_resource(api, f"/apis/{GROUP}/v1/sprockets")
+        obj = {"apiVersion": f"{GROUP}/v1", "kind": "Sprocket",
+               "metadata": {"name": "s1", "namespace": ns}, "spec": {"n": 1}}  # fmt: skip
+        api.create(sprockets, obj)
+
+        def journal_has(pred: Any) -> Any:
+            def check() -> bool:
+                lines = [ln for s in list_segments(j).values() for ln in flushed_events(s)]
+                return any(pred(Event.decode(ln)) for ln in lines)
+
+            return check
+
+        wait_until(journal_has(lambda e: e.resource == unit and e.type == "SYNCED"), what="resync")
+        api.call("PATCH", f"{sprockets}/s1", {"spec": {"n": 2}})
+        wait_until(
+            journal_has(lambda e: e.resource == unit and e.type == "MODIFIED"), what="the change"
+        )
+        api.call("DELETE", f"{CRD_PATH}/sprockets.{GROUP}", ok=(200, 202))
+        wait_until(lambda: "ended" in log.read_text(), timeout=90, what="the follower ended")
+        p.send_signal(signal.SIGTERM)
+        assert p.wait(60) == 0, log.read_text()
+    finally:
+        if p.poll() is None:
+            p.kill()
+        api.call("DELETE", f"{CRD_PATH}/sprockets.{GROUP}", ok=(200, 202, 404))
+    events = [e for e in journal_events(j) if e.resource == unit]
+    types = [e.type for e in events]
+    assert types[0] == "RESYNC" and "SYNCED" in types, types
+    modified = [json.loads(e.object or b"{}") for e in events if e.type == "MODIFIED"]
+    assert any(o["spec"]["n"] == 2 for o in modified)
+    text = log.read_text()
+    assert f"sprockets.{GROUP} -n {ns}: ended" in text and "Traceback" not in text

@@ -258,15 +258,17 @@ def run_new(settings: Any, fopts: FollowOptions, quiet: bool, debug: bool) -> Ex
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    units = [
-        UnitFollow(u, u.resource_version, make_transform(u.resource, job.topts))
-        for u in job.plan.units
-        if u.status == "complete"
-    ]
+    units = []
+    for u in job.plan.units:
+        uf = UnitFollow(u, u.resource_version, make_transform(u.resource, job.topts))
+        if u.status != "complete":  # not followed; --resume tries it again (a resync)
+            uf.state, uf.error = "failed", f"not in the base ({u.status or 'incomplete'})"
+        units.append(uf)
     writer = JournalWriter(
         target, fopts.level, fopts.rotate_size, fopts.rotate_interval, next_segment=1
     )
-    code = _follow(target, job.run.reader, writer, units, fopts, quiet)
+    ctx = _Replan(job.run.reader, settings.scope, settings.secrets == "exclude", job.topts)
+    code = _follow(target, job.run.reader, writer, units, fopts, quiet, ctx)
     if result.status != "complete" and code == ExitCode.OK:
         return ExitCode.PARTIAL
     return code
@@ -336,7 +338,8 @@ def run_resume(
             fopts.rotate_interval,
             next_segment=pos.next_segment,
         )
-        return _follow(target, reader, writer, units, fopts, quiet, locked=True)
+        ctx = _Replan(reader, scope, secrets == "exclude", topts)
+        return _follow(target, reader, writer, units, fopts, quiet, ctx, locked=True)
 
 
 def _follow(
@@ -346,14 +349,22 @@ def _follow(
     units: list[UnitFollow],
     fopts: FollowOptions,
     quiet: bool,
+    replan: _Replan | None = None,
     locked: bool = False,
 ) -> ExitCode:
     if not locked:
         with _locked(target):
-            return _follow(target, reader, writer, units, fopts, quiet, locked=True)
+            return _follow(target, reader, writer, units, fopts, quiet, replan, locked=True)
     watch_timeout = max(1, int(fopts.timeout * 0.8))
     reader.cancel.clear()
-    follow = Follow(reader, writer, units, watch_timeout, spool_dir=None)
+    follow = Follow(
+        reader,
+        writer,
+        units,
+        watch_timeout,
+        replan=replan.units if replan else None,
+        make_follow=replan.make_follow if replan else None,
+    )
     stop = threading.Event()
     why: list[str] = []
 
@@ -366,6 +377,7 @@ def _follow(
         for sig in (signal.SIGINT, signal.SIGTERM):
             old[sig] = signal.signal(sig, on_signal)
     deadline = time.monotonic() + fopts.follow_for if fopts.follow_for else None
+    said: set[int] = {uf.unit.index for uf in units if uf.state == "failed"}  # said at the end
     try:
         follow.start()
         with FollowView(follow, enabled=not quiet) as view:
@@ -376,6 +388,7 @@ def _follow(
                     break
                 follow.step()
                 view.update()
+                _say_ended(follow, said)
     except BaseException:
         follow.abandon()
         raise
@@ -383,9 +396,42 @@ def _follow(
         for sig, h in old.items():
             signal.signal(sig, h)
     follow.stop()
+    _say_ended(follow, said)
     report_follow(follow, target, quiet, why[0] if why else "")
     failed = [uf for uf in units if uf.state == "failed"]
     return ExitCode.PARTIAL if failed else ExitCode.OK
+
+
+@dataclass
+class _Replan:
+    """Discovery again with the follow's own selection (after a CRD changed)."""
+
+    reader: Any
+    scope: Any
+    skip_secrets: bool
+    topts: Any
+
+    def units(self) -> list[Any]:
+        from kstream.plan import make_plan
+
+        s = self.scope
+        return make_plan(
+            self.reader.client, s.resources, s.exclude, s.namespaces, self.skip_secrets
+        ).units
+
+    def make_follow(self, unit: Any) -> UnitFollow:
+        from kstream.transform import make_transform
+
+        return UnitFollow(unit, "", make_transform(unit.resource, self.topts))
+
+
+def _say_ended(follow: Follow, said: set[int]) -> None:
+    """A follower that ended (its CRD deleted) or gave up, said when it happens."""
+    for uf in list(follow.units):
+        if uf.state in ("failed", "ended") and uf.unit.index not in said:
+            said.add(uf.unit.index)
+            kind = "warning: " if uf.state == "failed" else ""
+            note(f"{kind}{uf.label}: {uf.state}: {uf.error}")
 
 
 # ------------------------------------------------------------------ display
@@ -503,8 +549,8 @@ def report_follow(follow: Follow, target: Path, quiet: bool, why: str) -> None:
         shown_names = ", ".join(resynced[:5]) + (", ..." if len(resynced) > 5 else "")
         note(f"resynced (resource version expired, or new): {len(resynced)} ({shown_names})")
     for uf in units:
-        if uf.state in ("failed", "ended") and uf.error:
-            note(f"warning: {uf.label}: {uf.state}: {uf.error}")
+        if uf.state == "failed" and uf.error.startswith("not in the base"):
+            note(f"warning: {uf.label}: not followed: {uf.error}")
     if quiet:
         return
     title = f"kstream dump --follow → {target}/"
