@@ -34,7 +34,7 @@ from kstream.snapshot import open_snapshot
 from kstream.transform import redact_secret
 from tests.conftest import VENV_BIN, Cluster, kstream, kubectl_json
 from tests.controlplane import ControlPlane
-from tests.faultproxy import Fault, FaultProxy, make_server_cert
+from tests.faultproxy import APF_BODY, Fault, FaultProxy, make_server_cert
 from tests.seed import Api, configmap, crd, namespace, secret, wait_for_resource
 
 pytestmark = pytest.mark.cluster
@@ -416,70 +416,80 @@ def proxy_cert(cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> tu
     return make_server_cert(cluster.cp, tmp_path_factory.mktemp("follow-proxy-certs"))
 
 
-def test_faults_cut_and_410_resync(
+def test_faults_cut_stall_429_and_410_resync(
     gadgets: Cluster, proxy_cert: tuple[Path, Path], tmp_path: Path
 ) -> None:
-    """Watches cut mid-stream are re-established from their last resourceVersion
-    (no resync, no duplicate); an ERROR 410 makes a resync of that unit only,
-    recorded as RESYNC / SYNC / SYNCED; the state folds to the server's."""
+    """Through the fault proxy: ConfigMap watches cut mid-stream twice, then
+    answered 429 twice; a stalled Gadget watch (--timeout 3); an ERROR 410 on
+    the Secrets watch. Cut, stalled and throttled streams are re-established
+    from their last resourceVersion: those units' resourceVersions equal an
+    independent watch's (no gap, no duplicate, no resync); the 410 makes a
+    resync of the Secrets only (RESYNC / SYNC / SYNCED); the state folds to the
+    server's."""
     cp = gadgets.cp
     ns = "follow-faults"
     gadgets.api.create(*namespace(ns), exist_ok=True)
     j = tmp_path / "journal"
+    log = tmp_path / "kstream.log"
+    watchers: dict[str, Watcher] = {}
     with FaultProxy(cp, tmp_path, cert=proxy_cert) as px:
         kc = px.kubeconfig(tmp_path / "kc")
-        # plain watches (not the base's watch-list): cut twice, then one ERROR 410
-        plain = lambda m, p, q: "sendInitialEvents" not in q and "watch" in q  # noqa: E731
+
+        def plain(path: str) -> Any:  # the followers' watches, not the base's watch-list
+            return lambda m, p, q: "sendInitialEvents" not in q and "watch" in q and path in p
+
+        def done(action: str, at: int) -> int:
+            """Faults that took effect: the stream reached the point where it acts
+            (a stream the server ends sooner passes untouched)."""
+            return sum(1 for r in list(px.log) if r.action == action and r.body_bytes >= at)
+
+        def until(path: str, action: str, n: int, at: int) -> Any:
+            return lambda m, p, q: plain(path)(m, p, q) and done(action, at) < n
+
+        px.add(Fault("cut", match=until("/configmaps", "cut", 2, 1500), times=-1, after_bytes=1500))
         px.add(
             Fault(
-                "cut",
-                match=lambda m, p, q: plain(m, p, q) and "/configmaps" in p,
-                times=2,
-                after_bytes=1500,
+                "status", match=plain("/configmaps"), times=2, status=429,
+                headers={"Retry-After": "1"}, body=APF_BODY,
             )
-        )
+        )  # fmt: skip
         px.add(
             Fault(
-                "error_event",
-                match=lambda m, p, q: plain(m, p, q) and "/secrets" in p,
-                after_lines=3,
-                event_code=410,
+                "stall", match=until("/gadgets", "stall", 1, 300), times=-1, after_bytes=300,
+                stall_for=60,
             )
-        )
+        )  # fmt: skip
+        px.add(
+            Fault(
+                "error_event", match=until("/secrets", "error_event", 1, 1), times=-1,
+                after_lines=0, event_code=410,
+            )
+        )  # fmt: skip
         churn = Churn(cp, ns, period=0.05)
         churn.start()
         try:
-            r_holder: list[Any] = []
-
-            def run() -> None:
-                r_holder.append(
-                    kstream(
-                        "dump",
-                        "--follow",
-                        "-o",
-                        f"{j}/",
-                        "-n",
-                        ns,
-                        "-r",
-                        f"configmaps,secrets,gadgets.{GROUP}",
-                        "--follow-for",
-                        "14s",
-                        "-q",
-                        kubeconfig=kc,
-                    )
-                )
-
-            t = threading.Thread(target=run)
-            t.start()
+            p = popen(
+                "dump", "--follow", "-o", f"{j}/", "-n", ns, "-r",
+                f"configmaps,secrets,gadgets.{GROUP}", "--follow-for", "18s", "--timeout", "3",
+                "-q", kubeconfig=kc, log=log,
+            )  # fmt: skip
+            wait_until(lambda: (j / BASE_NAME).exists(), what="the base")
+            rvs = base_rvs(j, ns)
+            for kind in ("configmaps", "gadgets"):
+                watchers[kind] = Watcher(cp, base_path(kind, ns), rvs[kind])
+                watchers[kind].start()
             time.sleep(10)
             churn.stop.set()
             churn.join(10)
-            t.join(120)
+            assert p.wait(120) == 0, log.read_text()
         finally:
             churn.stop.set()
-        r = r_holder[0]
-        assert r.code == 0, r.err
-        assert px.injected["cut"] == 2 and px.injected["error_event"] == 1, px.injected
+            for w in watchers.values():
+                w.stop.set()
+            if p.poll() is None:
+                p.kill()
+        assert done("cut", 1500) == 2 and done("stall", 300) == 1, px.injected
+        assert done("error_event", 1) == 1 and px.injected["status"] == 2, px.injected
     assert not churn.errors, churn.errors[:3]
     events = journal_events(j)
     types_by_unit: dict[str, list[str]] = defaultdict(list)
@@ -489,16 +499,25 @@ def test_faults_cut_and_410_resync(
     assert "RESYNC" in types_by_unit["v1/secrets"] and "SYNCED" in types_by_unit["v1/secrets"]
     assert "RESYNC" not in types_by_unit["v1/configmaps"]
     assert "RESYNC" not in types_by_unit[f"{GROUP}/v1/gadgets"]
+    seqs = rv_sequences(j, ns)
     # no duplicate, in order: each object's change events have rising resourceVersions
-    for key, seq in rv_sequences(j, ns).items():
-        rvs = [int(rv) for _, rv in seq]
-        assert rvs == sorted(set(rvs)), key
+    for key, seq in seqs.items():
+        rvs_ = [int(rv) for _, rv in seq]
+        assert rvs_ == sorted(set(rvs_)), key
+    # cut, throttled, stalled: nothing lost, nothing twice
+    for kind, w in watchers.items():
+        w.join(10)
+        assert not w.errors, w.errors
+        ours = {name: s for (k, name), s in seqs.items() if k == kind}
+        assert w.seq, kind
+        assert ours == dict(w.seq), kind
     server = server_state(cp, ns)
     folded = fold(j, kinds_of(ns))
     assert folded.keys() == server.keys()
     for key in server:
         assert without_managed(folded[key]) == server[key], key
     assert_secrets_redacted(j)
+    assert "Traceback" not in log.read_text()
 
 
 def test_existing_journal_needs_resume_or_force(gadgets: Cluster, tmp_path: Path) -> None:
