@@ -90,3 +90,19 @@ def test_existing_journal_or_foreign_directory_refused(tmp_path: Path) -> None:
     one_line(r, 2, "not a kstream journal")
     r = kstream("dump", "--resume", f"{other}/", env=NOWHERE)
     one_line(r, 2, "not a kstream journal")
+
+
+def test_one_writer_per_journal(tmp_path: Path) -> None:
+    import fcntl
+    import os
+
+    j = journal(tmp_path)
+    fd = os.open(j, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        r = kstream("dump", "--resume", f"{j}/", env=NOWHERE)
+        one_line(r, 2, "being written by another kstream")
+    finally:
+        os.close(fd)
+    r = kstream("dump", "--resume", f"{j}/", env=NOWHERE)
+    one_line(r, 6, "base.ndjson.zst")

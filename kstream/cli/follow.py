@@ -300,16 +300,15 @@ def run_resume(
             raise UsageError(f"--secret-key-file: not the key {target} was written with")
     elif secret_key is not None:
         raise UsageError(f"{target} redacts Secrets with plain sha256: drop --secret-key-file")
-    base = target / BASE_NAME
-    snap = open_snapshot(str(base))
-    base_rvs = {
-        position_key(unit_resource(e.group, e.version, e.resource), e.namespace or ""): str(
-            e.resourceVersion or ""
-        )
-        for e in snap.entries
-        if e.status == "complete" and e.resourceVersion
-    }
     with _locked(target):
+        snap = open_snapshot(str(target / BASE_NAME))
+        base_rvs = {
+            position_key(unit_resource(e.group, e.version, e.resource), e.namespace or ""): str(
+                e.resourceVersion or ""
+            )
+            for e in snap.entries
+            if e.status == "complete" and e.resourceVersion
+        }
         pos = recover(target, base_rvs)
         if pos.sealed_tail is not None:
             note(f"sealed segment {pos.sealed_tail:06d}, left open by the previous run")
