@@ -471,6 +471,7 @@ def test_faults_cut_stall_429_and_410_resync(
             p = popen(
                 "dump", "--follow", "-o", f"{j}/", "-n", ns, "-r",
                 f"configmaps,secrets,gadgets.{GROUP}", "--follow-for", "18s", "--timeout", "3",
+                "--rotate-interval", "4s",
                 "-q", kubeconfig=kc, log=log,
             )  # fmt: skip
             wait_until(lambda: (j / BASE_NAME).exists(), what="the base")
@@ -518,6 +519,7 @@ def test_faults_cut_stall_429_and_410_resync(
         assert without_managed(folded[key]) == server[key], key
     assert_secrets_redacted(j)
     assert "Traceback" not in log.read_text()
+    assert len(list_segments(j)) >= 2  # --rotate-interval 4s over ~8 s of changes
 
 
 def test_existing_journal_needs_resume_or_force(gadgets: Cluster, tmp_path: Path) -> None:

@@ -263,6 +263,8 @@ def run_new(settings: Any, fopts: FollowOptions, quiet: bool, debug: bool) -> Ex
         uf = UnitFollow(u, u.resource_version, make_transform(u.resource, job.topts))
         if u.status != "complete":  # not followed; --resume tries it again (a resync)
             uf.state, uf.error = "failed", f"not in the base ({u.status or 'incomplete'})"
+        elif not u.resource_version:  # a watch from "" would replay every object
+            uf.needs_resync = True
         units.append(uf)
     writer = JournalWriter(
         target, fopts.level, fopts.rotate_size, fopts.rotate_interval, next_segment=1
