@@ -737,3 +737,43 @@ def test_new_crd_is_followed_and_a_deleted_one_ends(gadgets: Cluster, tmp_path: 
     assert any(o["spec"]["n"] == 2 for o in modified)
     text = log.read_text()
     assert f"sprockets.{GROUP} -n {ns}: ended" in text and "Traceback" not in text
+
+
+def test_fatal_error_ends_with_its_code_and_a_sealed_journal(
+    gadgets: Cluster, proxy_cert: tuple[Path, Path], tmp_path: Path
+) -> None:
+    """Credentials rejected while following (401 from the proxy on the second
+    ConfigMap watch): exit 4 with one line, and what was written is sealed and
+    readable."""
+    cp, api = gadgets.cp, gadgets.api
+    ns = "follow-fatal"
+    api.create(*namespace(ns), exist_ok=True)
+    api.create(*configmap(ns, "cm-0", size=100), exist_ok=True)
+    j = tmp_path / "journal"
+    with FaultProxy(cp, tmp_path, cert=proxy_cert) as px:
+        kc = px.kubeconfig(tmp_path / "kc")
+        plain = lambda m, p, q: "sendInitialEvents" not in q and "watch" in q and "/configmaps" in p  # noqa: E731
+        px.add(Fault("status", match=plain, skip=1, times=-1, status=401, body=b"Unauthorized"))
+        holder: list[Any] = []
+        t = threading.Thread(
+            target=lambda: holder.append(
+                kstream(
+                    "dump", "--follow", "-o", f"{j}/", "-n", ns, "-r", "configmaps",
+                    "--timeout", "4", "--follow-for", "60s", "-q", kubeconfig=kc,
+                )
+            )
+        )  # fmt: skip
+        t.start()
+        wait_until(lambda: (j / BASE_NAME).exists(), what="the base")
+        for i in range(3):
+            api.call("PATCH", f"/api/v1/namespaces/{ns}/configmaps/cm-0", {"data": {"i": str(i)}})
+        t.join(120)
+    r = holder[0]
+    assert r.code == 4, r.err
+    assert "401" in r.err and len(r.err.strip().splitlines()) == 1, r.err
+    events = journal_events(j)  # every segment sealed and verified
+    assert [json.loads(e.object or b"{}")["data"]["i"] for e in events if e.type == "MODIFIED"] == [
+        "0",
+        "1",
+        "2",
+    ]
