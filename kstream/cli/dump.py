@@ -221,9 +221,10 @@ def dump(
         from kstream.cli.follow import run_resume
         from kstream.plan import LiveOptions
 
+        assert fopts is not None
         key = _secret_key(secret_key_file)
         live = LiveOptions(kubeconfig, context, method.value, concurrency, timeout, retries)
-        raise typer.Exit(int(run_resume(resume, live, key, fopts, quiet)))  # type: ignore[arg-type]
+        raise typer.Exit(int(run_resume(resume, live, key, fopts, quiet)))
     if follow:
         from kstream.cli.follow import check_new_journal
 
