@@ -20,6 +20,7 @@ resync's objects wait in a file.
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import queue
 import tempfile
 import threading
@@ -157,6 +158,7 @@ class Follow:
         self._crd_reader: Reader | None = None
         self.discoveries = 0
         self._returned: set[str] = set()  # ended, then gone from discovery
+        self._spools = itertools.count()
 
     # ------------------------------------------------------------ the main thread
     def start(self) -> None:
@@ -442,7 +444,8 @@ class Follow:
         unit = dataclasses.replace(
             uf.unit, phase="waiting", status="", objects=0, bytes=0, retries=0, notes=[]
         )
-        spool = Spool(self._tmp / f"resync-{uf.unit.index}.ndjson", None, uf.transform)
+        name = f"resync-{uf.unit.index}-{next(self._spools)}.ndjson"  # one may wait in the queue
+        spool = Spool(self._tmp / name, None, uf.transform)
         try:
             self.reader.read(unit, spool, lambda u: None)
             if unit.status != "complete":
