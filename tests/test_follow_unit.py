@@ -106,3 +106,82 @@ def test_one_writer_per_journal(tmp_path: Path) -> None:
         os.close(fd)
     r = kstream("dump", "--resume", f"{j}/", env=NOWHERE)
     one_line(r, 6, "base.ndjson.zst")
+
+
+def test_follower_reconnects_from_its_position_and_resyncs_on_410(tmp_path: Path) -> None:
+    """Without a server: a stream that ends is watched again from the last
+    resourceVersion (a bookmark's included); an ERROR 410 makes a resync
+    (watch-list) written as RESYNC / SYNC / SYNCED, and the watch goes on from
+    the resync's resourceVersion."""
+    import json
+    import threading
+    import time
+
+    from kstream.errors import ConnectionFailed
+    from kstream.follow import Follow, UnitFollow
+    from kstream.journal import list_segments, read_sealed_manifest, segment_events
+    from kstream.journalformat import Event
+    from kstream.resources import Resource
+    from kstream.stream import Reader, StreamOptions, Unit
+    from tests.fakes import FakeTransport
+
+    def cm(rv: str, v: str = "1") -> dict:
+        return {"kind": "ConfigMap", "apiVersion": "v1",
+                "metadata": {"name": "a", "namespace": "ns", "resourceVersion": rv},
+                "data": {"v": v}}  # fmt: skip
+
+    def lines(*events: dict) -> bytes:
+        return b"".join(json.dumps(e, separators=(",", ":")).encode() + b"\n" for e in events)
+
+    def bookmark(rv: str, end: bool = False) -> dict:
+        md: dict = {"resourceVersion": rv}
+        if end:
+            md["annotations"] = {"k8s.io/initial-events-end": "true"}
+        return {"type": "BOOKMARK", "object": {"kind": "ConfigMap", "metadata": md}}
+
+    gone = {"kind": "Status", "code": 410, "reason": "Expired", "message": "too old"}
+    answers = [
+        lines({"type": "ADDED", "object": cm("11")}, bookmark("12")),
+        lines({"type": "MODIFIED", "object": cm("13", "2")}, {"type": "ERROR", "object": gone}),
+        lines({"type": "ADDED", "object": cm("15", "3")}, bookmark("20", end=True)),
+        lines({"type": "DELETED", "object": cm("21", "3")}),
+    ]
+    done = threading.Event()
+
+    def handler(path: str, accept: str) -> object:
+        if answers:
+            return answers.pop(0)
+        done.set()
+        return ConnectionFailed("no more")
+
+    t = FakeTransport(handler)
+    reader = Reader(t, StreamOptions(backoff_base=0.01, backoff_max=0.05), threading.Event())
+    r = Resource("", "v1", "configmaps", "ConfigMap", True, frozenset({"list", "watch"}))
+    writer = JournalWriter(tmp_path)
+    f = Follow(reader, writer, [UnitFollow(Unit(r, "ns"), "10")], watch_timeout=5)
+    f.start()
+    deadline = time.monotonic() + 20
+    while not done.is_set() and time.monotonic() < deadline:
+        f.step()
+    f.step()
+    f.stop()
+    assert done.is_set()
+    assert [q.get("resourceVersion") for q in t.requests[:4]] == ["10", "12", "", "20"]
+    assert t.requests[2].get("sendInitialEvents") == "true"
+    assert t.requests[4].get("resourceVersion") == "21"
+    path = list_segments(tmp_path)[1]
+    evs = [Event.decode(ln) for ln in segment_events(path)]
+    assert [(e.type, e.rv) for e in evs] == [
+        ("ADDED", "11"),
+        ("BOOKMARK", "12"),
+        ("MODIFIED", "13"),
+        ("RESYNC", "20"),
+        ("SYNC", "20"),
+        ("SYNCED", "20"),
+        ("DELETED", "21"),
+    ]
+    assert json.loads(evs[4].object or b"")["data"] == {"v": "3"}
+    assert all(e.resource == "v1/configmaps" and e.namespace == "ns" for e in evs)
+    m = read_sealed_manifest(path)
+    assert m is not None and m.positions == {"v1/configmaps ns": "21"}
+    assert f.units[0].resyncs == 1 and f.units[0].events == 3
