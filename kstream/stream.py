@@ -434,6 +434,53 @@ class Reader:
         finally:
             self._untrack(resp)
 
+    # -- a plain watch from a resourceVersion (dump --follow)
+    def watch_from(
+        self, unit: Unit, rv: str, timeout_seconds: int
+    ) -> Iterator[tuple[str, bytes | None, str]]:
+        """The changes after `rv`: (type, object, rv) for each ADDED, MODIFIED,
+        DELETED (the object as the bytes the server sent) and BOOKMARK (no
+        object); ends when the server ends the stream (timeoutSeconds). An
+        ERROR event raises StreamError with its code (410: rv too old)."""
+        path, selectors = self._target(unit)
+        q = [
+            ("watch", "1"),
+            ("resourceVersion", rv),
+            ("allowWatchBookmarks", "true"),
+            ("timeoutSeconds", str(timeout_seconds)),
+            *selectors,
+        ]
+        resp = self.client.open(path, q, what=f"watch {unit.label}")
+        self._track(resp)
+        try:
+            for line in iter_lines(self._chunks(resp)):
+                if not line.strip():
+                    continue
+                try:
+                    ev = deepjson.loads(line)
+                    typ, o = ev["type"], ev["object"]
+                    md = o.get("metadata") or {}
+                except (ValueError, KeyError, TypeError, AttributeError):
+                    raise StreamError(f"watch {unit.label}: unreadable event") from None
+                if typ == "ERROR":
+                    raise StreamError(
+                        f"watch {unit.label}: {o.get('message', 'error event')}",
+                        status=int(o.get("code") or 0),
+                        reason=str(o.get("reason") or ""),
+                    )
+                new_rv = str(md.get("resourceVersion") or "")
+                if typ == "BOOKMARK":
+                    yield typ, None, new_rv
+                elif typ in ("ADDED", "MODIFIED", "DELETED"):
+                    prefix = b'{"type":"' + typ.encode() + b'","object":'
+                    if line.startswith(prefix) and line.endswith(b"}"):
+                        obj = line[len(prefix) : -1]
+                    else:
+                        obj = go_json(o)
+                    yield typ, obj, new_rv
+        finally:
+            self._untrack(resp)
+
     # -- paginated LIST
     def _list(self, unit: Unit, sink: Sink) -> str:
         r = unit.resource

@@ -37,7 +37,11 @@ Examples:
   kstream dump -o snapdir/ -n prod -l app=web --clean
   kstream dump --all-contexts -o 'backups/{context}/{time:%Y-%m-%dT%H%MZ}.ndjson.zst'
   kstream dump -o s3://backups/prod/snap.ndjson.zst   # multipart upload as it is written
+  kstream dump --follow -o journal/ --follow-for 1h   # snapshot, then every change
+  kstream dump --follow --resume journal/              # carry on after a stop or crash
 """
+
+HELP_FOLLOW = "Follow (journal)"
 
 
 def dump(
@@ -116,6 +120,52 @@ def dump(
             rich_help_panel=c.HELP_OUTPUT,
         ),
     ] = 3,
+    follow: Annotated[
+        bool,
+        typer.Option(
+            "--follow",
+            help="After the snapshot, keep every stream open and record each change (and bookmark) in a journal: -o JOURNAL/ holds base.ndjson.zst and segments/. Ends on Ctrl-C or SIGTERM (exit 0), --follow-for, or a fatal error.",
+            rich_help_panel=HELP_FOLLOW,
+        ),
+    ] = False,
+    resume: Annotated[
+        str | None,
+        typer.Option(
+            "--resume",
+            help="Carry on following the journal JOURNAL/ (implies --follow; replaces -o): seal a segment a crash left open, then watch on from each resource's last recorded resourceVersion (a resync for a resource new since then, or after 410 Gone). Selection, --secrets, --strip and --clean are the journal's own.",
+            metavar="JOURNAL/",
+            rich_help_panel=HELP_FOLLOW,
+            show_default=False,
+        ),
+    ] = None,
+    follow_for: Annotated[
+        str | None,
+        typer.Option(
+            "--follow-for",
+            help="Stop following after this long, e.g. 30s, 5m, 1h30m.",
+            metavar="DURATION",
+            rich_help_panel=HELP_FOLLOW,
+            show_default=False,
+        ),
+    ] = None,
+    rotate_size: Annotated[
+        str,
+        typer.Option(
+            "--rotate-size",
+            help="Seal the open segment and start a new one past this many (uncompressed) bytes of events.",
+            metavar="SIZE",
+            rich_help_panel=HELP_FOLLOW,
+        ),
+    ] = "64MiB",
+    rotate_interval: Annotated[
+        str,
+        typer.Option(
+            "--rotate-interval",
+            help="Seal the open segment and start a new one after this long.",
+            metavar="DURATION",
+            rich_help_panel=HELP_FOLLOW,
+        ),
+    ] = "1h",
     resource: c.ResourceOpt = None,
     exclude: c.ExcludeOpt = None,
     namespace: c.NamespaceOpt = None,
@@ -147,6 +197,52 @@ def dump(
 
     started = dt.datetime.now(dt.timezone.utc)
     many = fleet.is_many(context or [], all_contexts)
+    one_context = context[0] if context else None
+    fopts = None
+    if follow or resume is not None:
+        if many:
+            raise UsageError("--follow and --resume follow one context: give --context once")
+        if output is not None and "://" in output:
+            raise UsageError(
+                "--follow writes a local journal directory: -o JOURNAL/ (not object storage)"
+            )
+        from kstream.cli.follow import follow_options
+
+        fopts = follow_options(
+            follow_for, rotate_size, rotate_interval, level, timeout, output, resume, fmt.value
+        )
+    elif follow_for is not None or rotate_size != "64MiB" or rotate_interval != "1h":
+        raise UsageError("--follow-for, --rotate-size and --rotate-interval need --follow")
+    if resume is not None:
+        given = [
+            n
+            for n, v in (
+                ("-r", resource),
+                ("--exclude", exclude),
+                ("-n", namespace),
+                ("-A", all_namespaces),
+                ("-l", selector),
+                ("--field-selector", field_selector),
+                ("--strip", strip),
+                ("--clean", clean),
+                ("--secrets", secrets is not Secrets.redact),
+                ("--force", force),
+            )
+            if v
+        ]
+        if given:
+            raise UsageError(
+                f"--resume carries on with the journal's own selection and rules: drop {', '.join(given)}"
+            )
+        from kstream.cli.follow import run_resume
+        from kstream.plan import LiveOptions
+
+        assert fopts is not None
+        key = _secret_key(secret_key_file)
+        live = LiveOptions(kubeconfig, one_context, method.value, concurrency, timeout, retries)
+        raise typer.Exit(int(run_resume(resume, live, key, fopts, quiet)))
+    if follow and output is None:
+        raise UsageError("--follow writes a journal directory: -o JOURNAL/")
     if output is None:
         if sys.stdout.isatty() or many:
             raise UsageError(
@@ -157,7 +253,7 @@ def dump(
     outputname.fields(template)  # a bad template is refused before anything else
     from kstream.archive import check_output, output_format
 
-    if output == "-" and output_format(output, fmt.value) != "ndjson":
+    if output == "-" and not follow and output_format(output, fmt.value) != "ndjson":
         raise UsageError(f"-o - writes NDJSON; --format {fmt.value} needs a file or directory")
     try:
         strip_paths = tuple(paths.parse_list(strip or []))
@@ -167,14 +263,7 @@ def dump(
         from kstream.transform import CLEAN_PATHS
 
         strip_paths += tuple(paths.parse(p) for p in CLEAN_PATHS)
-    key: bytes | None = None
-    if secret_key_file is not None:
-        try:
-            key = secret_key_file.read_bytes().strip()
-        except OSError as e:
-            raise UsageError(f"--secret-key-file: {e.strerror}: {secret_key_file}") from None
-        if not key:
-            raise UsageError(f"--secret-key-file: {secret_key_file} is empty")
+    key = _secret_key(secret_key_file)
     # the selection is checked before the kubeconfig is read (for the names)
     scope = c.scope(resource, exclude, namespace, selector, field_selector)
     targets: list[fleet.Target] = []
@@ -185,14 +274,19 @@ def dump(
         targets = fleet.select_targets(kubeconfig, context or [], all_contexts)
         names = outputs(template, targets, started)
     elif outputname.has_placeholders(template):
-        t = fleet.single_target(kubeconfig, context[0] if context else None)
+        t = fleet.single_target(kubeconfig, one_context)
         names = [outputname.expand(template, context=t.context, cluster=t.server, started=started)]
-    formats = [output_format(n, fmt.value) for n in names]
+    formats = ["dir" if follow else output_format(n, fmt.value) for n in names]
     created: list[list[Path]] = []  # directories made for each output
     try:
         for n, nf in zip(names, formats, strict=True):
             created.append(outputname.make_parents(template, n))
-            check_output(n, nf, force)  # before connecting: a bad name costs no cluster work
+            if follow:  # before connecting: a bad name costs no cluster work
+                from kstream.cli.follow import check_new_journal
+
+                check_new_journal(n, force)
+            else:
+                check_output(n, nf, force)
     except BaseException:
         for dirs in created:
             outputname.remove_empty(dirs)
@@ -200,7 +294,7 @@ def dump(
     from kstream.dump import DumpSettings
     from kstream.plan import LiveOptions
 
-    contexts = [t.context for t in targets] if many else [context[0] if context else None]
+    contexts = [t.context for t in targets] if many else [one_context]
     settings = [
         DumpSettings(
             output=n,
@@ -221,6 +315,15 @@ def dump(
 
         code = run_dump_fleet(settings, targets, parallel_contexts, quiet, debug, created)
         raise typer.Exit(int(code))
+    if fopts is not None:
+        from kstream.cli.follow import run_new
+
+        try:
+            code = run_new(settings[0], fopts, quiet, debug)
+        except BaseException:
+            outputname.remove_empty(created[0])
+            raise
+        raise typer.Exit(int(code))
     from kstream.cli.render import run_dump
 
     try:
@@ -229,3 +332,15 @@ def dump(
         outputname.remove_empty(created[0])
         raise
     raise typer.Exit(int(code))
+
+
+def _secret_key(secret_key_file: Path | None) -> bytes | None:
+    key: bytes | None = None
+    if secret_key_file is not None:
+        try:
+            key = secret_key_file.read_bytes().strip()
+        except OSError as e:
+            raise UsageError(f"--secret-key-file: {e.strerror}: {secret_key_file}") from None
+        if not key:
+            raise UsageError(f"--secret-key-file: {secret_key_file} is empty")
+    return key

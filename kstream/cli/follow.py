@@ -1,0 +1,599 @@
+"""`kstream dump --follow -o JOURNAL/` and `--resume JOURNAL/`: the base snapshot,
+then the followers (kstream/follow.py) feeding the journal, with a live view
+per resource and a summary at the end.
+
+Ctrl-C and SIGTERM end a follow normally (exit 0): the followers stop, what
+they sent is written and the open segment is sealed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import shutil
+import signal
+import tempfile
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from rich.console import Group
+from rich.live import Live
+from rich.text import Text
+
+from kstream import __version__
+from kstream.cli.common import consoles, note, stderr_is_terminal
+from kstream.cli.render import Col, FitTable, _logfmt, drive, human_count, plain_layout, report_dump
+from kstream.errors import OutputError, UsageError
+from kstream.exitcodes import ExitCode
+from kstream.follow import Follow, UnitFollow
+from kstream.journal import JournalWriter, journal_dir_problem, read_meta, recover, write_meta
+from kstream.journalformat import BASE_NAME, position_key, unit_resource
+
+PLAIN_EVERY = 10.0  # seconds between the plain progress lines (CI, not a terminal)
+KEY_CHECK = b"kstream-journal-key-check"
+
+
+@dataclass(frozen=True)
+class FollowOptions:
+    follow_for: float | None = None
+    rotate_size: int = 0
+    rotate_interval: float = 0.0
+    level: int = 3
+    timeout: float = 60.0
+
+
+# ------------------------------------------------------------------ option values
+
+_DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d)")
+_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+
+
+def parse_duration(text: str, option: str) -> float:
+    """30s, 5m, 1h30m, 2d, or plain seconds."""
+    s = text.strip().lower()
+    try:
+        value = float(s)
+    except ValueError:
+        pos, value = 0, 0.0
+        for m in _DURATION.finditer(s):
+            if m.start() != pos:
+                break
+            value += float(m.group(1)) * _UNITS[m.group(2)]
+            pos = m.end()
+        if pos != len(s) or not s:
+            raise UsageError(
+                f"{option} {text!r}: not a duration (examples: 90s, 5m, 1h30m)"
+            ) from None
+    if value <= 0:
+        raise UsageError(f"{option} {text!r}: must be more than zero")
+    return value
+
+
+_SIZE = re.compile(r"(\d+(?:\.\d+)?)\s*([kmgt]?)(i?b?)")
+
+
+def parse_size(text: str, option: str) -> int:
+    """Bytes: 1048576, 64M, 64MiB, 1G (powers of 1024)."""
+    m = _SIZE.fullmatch(text.strip().lower())
+    if not m:
+        raise UsageError(f"{option} {text!r}: not a size (examples: 64MiB, 512K, 1G)")
+    n = int(float(m.group(1)) * 1024 ** " kmgt".index(m.group(2) or " "))
+    if n <= 0:
+        raise UsageError(f"{option} {text!r}: must be more than zero")
+    return n
+
+
+def follow_options(
+    follow_for: str | None,
+    rotate_size: str,
+    rotate_interval: str,
+    level: int,
+    timeout: float,
+    output: str | None,
+    resume: str | None,
+    fmt: str,
+) -> FollowOptions:
+    """The follow options checked (exit 2 for a bad one), before connecting."""
+    if (
+        resume is not None
+        and output is not None
+        and Path(output.rstrip("/") or "/") != Path(resume.rstrip("/") or "/")
+    ):
+        raise UsageError("--resume JOURNAL/ names the journal: drop -o (or give the same)")
+    if fmt not in ("auto", "dir"):
+        raise UsageError(f"--follow writes a journal directory; --format {fmt} does not apply")
+    return FollowOptions(
+        follow_for=parse_duration(follow_for, "--follow-for") if follow_for is not None else None,
+        rotate_size=parse_size(rotate_size, "--rotate-size"),
+        rotate_interval=parse_duration(rotate_interval, "--rotate-interval"),
+        level=level,
+        timeout=timeout,
+    )
+
+
+# ------------------------------------------------------------------ the journal directory
+
+
+def check_new_journal(path: str, force: bool) -> Path:
+    """The directory a new journal goes to; refuses an existing journal without
+    --force and anything that is not a kstream journal even with it (exit 2)."""
+    if path == "-" or not path.strip():
+        raise UsageError("--follow writes a journal directory: -o JOURNAL/")
+    from kstream.archive import _format_of_name
+
+    fmt = _format_of_name(path)
+    if fmt not in (None, "dir"):
+        raise UsageError(
+            f"--follow writes a journal directory, not a file: -o {path}: use -o NAME/"
+        )
+    target = Path(path.rstrip("/" + os.sep) or "/")
+    here = Path.cwd()
+    absolute = Path(os.path.abspath(target))
+    if absolute == here or absolute in here.parents:
+        raise UsageError(
+            f"-o {target}: cannot write a journal over the current directory or one above it"
+        )
+    if target.is_symlink() or (target.exists() and not target.is_dir()):
+        raise UsageError(f"-o {target}: a file is in the way; name a new directory")
+    if target.is_dir() and any(target.iterdir()):
+        problem = journal_dir_problem(target)
+        if problem:
+            raise UsageError(
+                f"{target} is not a kstream journal: it {problem}; kstream replaces only its "
+                "own journals, even with --force: choose another name"
+            )
+        if not force:
+            raise UsageError(
+                f"{target} holds a kstream journal: carry on with --resume {target}/, "
+                "or replace it with --force"
+            )
+    parent = target.parent
+    if not parent.is_dir() or not os.access(parent, os.W_OK):
+        raise OutputError(f"cannot write {target}: {parent} is not a writable directory")
+    return target
+
+
+@contextlib.contextmanager
+def _locked(target: Path) -> Iterator[None]:
+    """One writer per journal: an exclusive lock on the directory while following."""
+    import fcntl
+
+    fd = os.open(target, os.O_RDONLY)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            raise UsageError(f"{target} is being written by another kstream") from None
+        yield
+    finally:
+        os.close(fd)
+
+
+def _swap_in(tmp: Path, target: Path) -> None:
+    """The new journal (its base complete) takes the name; an old one goes."""
+    if target.is_dir():
+        problem = journal_dir_problem(target)
+        if problem:  # changed meanwhile: leave it alone
+            raise OutputError(f"{target} changed meanwhile: it {problem}; left alone")
+        old = Path(
+            tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".kstream-old", dir=target.parent)
+        )
+        os.replace(target, old)
+        try:
+            os.replace(tmp, target)
+        except OSError as e:
+            os.replace(old, target)
+            raise OutputError(f"cannot write {target}: {e.strerror or e}") from None
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        os.replace(tmp, target)
+
+
+def _meta(plan: Any, settings: Any) -> dict[str, Any]:
+    from kstream.dump import DumpSettings
+    from kstream.snapshot import DumpOptions
+    from kstream.transform import digest
+
+    s: DumpSettings = settings
+    from kstream import paths
+
+    options = DumpOptions(
+        resources=s.scope.resources,
+        exclude=s.scope.exclude,
+        namespaces=s.scope.namespaces,
+        label_selector=s.scope.label_selector,
+        field_selector=s.scope.field_selector,
+        secrets=s.secrets,
+        secret_digest="hmac-sha256" if s.secret_key else "sha256",
+        strip=tuple(paths.render(p) for p in s.strip),
+        method=s.live.method,
+    ).to_json()
+    if s.secret_key:
+        options["secretKeyCheck"] = digest(KEY_CHECK, s.secret_key)
+    return {
+        "created": datetime.now(timezone.utc).isoformat(),
+        "tool": f"kstream {__version__}",
+        "context": plan.context,
+        "server": {"url": plan.server, "version": plan.server_version},
+        "options": options,
+    }
+
+
+# ------------------------------------------------------------------ running
+
+
+def run_new(settings: Any, fopts: FollowOptions, quiet: bool, debug: bool) -> ExitCode:
+    """`dump --follow -o JOURNAL/`: the base, then the followers."""
+    from kstream.dump import DumpJob
+    from kstream.transform import make_transform
+
+    target = check_new_journal(settings.output, settings.force)
+    tmp = Path(
+        tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".kstream-tmp", dir=target.parent)
+    )
+    try:
+        from dataclasses import replace
+
+        s = replace(settings, output=str(tmp / BASE_NAME), fmt="zst", force=False)
+        job = DumpJob(s, note, estimate=not quiet and stderr_is_terminal())
+        write_meta(tmp, _meta(job.plan, settings))
+        try:
+            interrupted = drive(job.run, quiet)
+        except BaseException:
+            job.abort()
+            raise
+        result = job.finish(interrupted)
+        if interrupted is not None:
+            note("interrupted before the base snapshot was complete: no journal written")
+            return interrupted
+        _swap_in(tmp, target)
+        result.destination = str(target / BASE_NAME)
+        report_dump(result, quiet, debug)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    units = []
+    for u in job.plan.units:
+        uf = UnitFollow(u, u.resource_version, make_transform(u.resource, job.topts))
+        if u.status != "complete":  # not followed; --resume tries it again (a resync)
+            uf.state, uf.error = "failed", f"not in the base ({u.status or 'incomplete'})"
+        elif not u.resource_version:  # a watch from "" would replay every object
+            uf.needs_resync = True
+        units.append(uf)
+    writer = JournalWriter(
+        target, fopts.level, fopts.rotate_size, fopts.rotate_interval, next_segment=1
+    )
+    ctx = _Replan(job.run.reader, settings.scope, settings.secrets == "exclude", job.topts)
+    code = _follow(target, job.run.reader, writer, units, fopts, quiet, ctx)
+    if result.status != "complete" and code == ExitCode.OK:
+        return ExitCode.PARTIAL
+    return code
+
+
+def run_resume(
+    path: str, live: Any, secret_key: bytes | None, fopts: FollowOptions, quiet: bool
+) -> ExitCode:
+    """`dump --follow --resume JOURNAL/`: seal a tail left by a crash, then
+    watch on from each unit's last recorded resourceVersion."""
+    from kstream import paths
+    from kstream.plan import open_live
+    from kstream.selector import Scope
+    from kstream.snapshot import DumpOptions, open_snapshot
+    from kstream.transform import TransformOptions, digest, make_transform
+
+    target = Path(path.rstrip("/" + os.sep) or "/")
+    if not target.is_dir():
+        raise UsageError(f"--resume {path}: no such journal directory")
+    meta = read_meta(target)
+    opts = DumpOptions.from_json(meta.get("options")) or DumpOptions()
+    raw_opts = meta.get("options") or {}
+    if opts.secret_digest == "hmac-sha256":
+        if secret_key is None:
+            raise UsageError(
+                f"{target} redacts Secrets with HMAC: give its key with --secret-key-file"
+            )
+        if raw_opts.get("secretKeyCheck") not in (None, digest(KEY_CHECK, secret_key)):
+            raise UsageError(f"--secret-key-file: not the key {target} was written with")
+    elif secret_key is not None:
+        raise UsageError(f"{target} redacts Secrets with plain sha256: drop --secret-key-file")
+    with _locked(target):
+        snap = open_snapshot(str(target / BASE_NAME))
+        base_rvs = {
+            position_key(unit_resource(e.group, e.version, e.resource), e.namespace or ""): str(
+                e.resourceVersion or ""
+            )
+            for e in snap.entries
+            if e.status == "complete" and e.resourceVersion
+        }
+        pos = recover(target, base_rvs)
+        if pos.sealed_tail is not None:
+            note(f"sealed segment {pos.sealed_tail:06d}, left open by the previous run")
+        scope = Scope(
+            opts.resources, opts.exclude, opts.namespaces, opts.label_selector, opts.field_selector
+        )
+        secrets = opts.secrets or "redact"
+        plan, reader = open_live(scope, live, note, skip_secrets=secrets == "exclude")
+        topts = TransformOptions(
+            secrets=secrets,  # type: ignore[arg-type]
+            secret_key=secret_key,
+            strip=tuple(paths.parse(p) for p in opts.strip),
+        )
+        units = []
+        for u in plan.units:
+            r = u.resource
+            key = position_key(unit_resource(r.group, r.version, r.resource), u.namespace or "")
+            rv = pos.rvs.get(key, "")
+            uf = UnitFollow(u, rv, make_transform(r, topts))
+            uf.needs_resync = not rv or key in pos.open_resync
+            units.append(uf)
+        writer = JournalWriter(
+            target,
+            fopts.level,
+            fopts.rotate_size,
+            fopts.rotate_interval,
+            next_segment=pos.next_segment,
+        )
+        ctx = _Replan(reader, scope, secrets == "exclude", topts)
+        return _follow(target, reader, writer, units, fopts, quiet, ctx, locked=True)
+
+
+def _follow(
+    target: Path,
+    reader: Any,
+    writer: JournalWriter,
+    units: list[UnitFollow],
+    fopts: FollowOptions,
+    quiet: bool,
+    replan: _Replan | None = None,
+    locked: bool = False,
+) -> ExitCode:
+    if not locked:
+        with _locked(target):
+            return _follow(target, reader, writer, units, fopts, quiet, replan, locked=True)
+    watch_timeout = max(1, int(fopts.timeout * 0.8))
+    reader.cancel.clear()
+    follow = Follow(
+        reader,
+        writer,
+        units,
+        watch_timeout,
+        replan=replan.units if replan else None,
+        make_follow=replan.make_follow if replan else None,
+    )
+    stop = threading.Event()
+    why: list[str] = []
+
+    def on_signal(signum: int, frame: object) -> None:
+        why.append("interrupted" if signum == signal.SIGINT else "terminated")
+        stop.set()
+
+    old: dict[signal.Signals, Any] = {}
+    with contextlib.suppress(ValueError):  # not the main thread (embedded use)
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            old[sig] = signal.signal(sig, on_signal)
+    deadline = time.monotonic() + fopts.follow_for if fopts.follow_for else None
+    said: set[int] = {uf.unit.index for uf in units if uf.state == "failed"}  # said at the end
+    try:
+        follow.start()
+        with FollowView(follow, enabled=not quiet) as view:
+            while not stop.is_set():
+                if deadline is not None and time.monotonic() >= deadline:
+                    break
+                if not follow.active:
+                    break
+                follow.step()
+                view.update()
+                _say_ended(follow, said)
+    except BaseException:
+        follow.abandon()
+        raise
+    finally:
+        for sig, h in old.items():
+            signal.signal(sig, h)
+    follow.stop()
+    _say_ended(follow, said)
+    report_follow(follow, target, quiet, why[0] if why else "")
+    failed = [uf for uf in units if uf.state == "failed"]
+    return ExitCode.PARTIAL if failed else ExitCode.OK
+
+
+@dataclass
+class _Replan:
+    """Discovery again with the follow's own selection (after a CRD changed)."""
+
+    reader: Any
+    scope: Any
+    skip_secrets: bool
+    topts: Any
+
+    def units(self) -> list[Any]:
+        from kstream.plan import make_plan
+
+        s = self.scope
+        return make_plan(
+            self.reader.client, s.resources, s.exclude, s.namespaces, self.skip_secrets
+        ).units
+
+    def make_follow(self, unit: Any) -> UnitFollow:
+        from kstream.transform import make_transform
+
+        return UnitFollow(unit, "", make_transform(unit.resource, self.topts))
+
+
+def _say_ended(follow: Follow, said: set[int]) -> None:
+    """A follower that ended (its CRD deleted) or gave up, said when it happens."""
+    for uf in list(follow.units):
+        if uf.state in ("failed", "ended") and uf.unit.index not in said:
+            said.add(uf.unit.index)
+            kind = "warning: " if uf.state == "failed" else ""
+            note(f"{kind}{uf.label}: {uf.state}: {uf.error}")
+
+
+# ------------------------------------------------------------------ display
+
+
+def _clock(t: float) -> str:
+    return datetime.fromtimestamp(t, timezone.utc).strftime("%H:%M:%S") if t else "-"
+
+
+def _lag(uf: UnitFollow, now: float) -> str:
+    t = uf.last_seen or uf.started
+    return f"{now - t:.0f}s"
+
+
+class FollowView:
+    """Per resource: state, events, events/s, last event time, lag (now minus the
+    newest event or bookmark). A live table on a terminal; a plain line every
+    PLAIN_EVERY seconds otherwise."""
+
+    def __init__(self, follow: Follow, enabled: bool) -> None:
+        self.follow = follow
+        self.enabled = enabled
+        self.live: Live | None = None
+        self.plain = plain_layout() or not stderr_is_terminal()
+        self.last_plain = time.monotonic()
+        self._prev: dict[int, tuple[float, int]] = {}
+        self._rates: dict[int, float] = {}
+        if enabled and not self.plain:
+            self.live = Live(
+                self._render(), console=consoles.err, refresh_per_second=4, transient=True
+            )
+
+    def __enter__(self) -> FollowView:
+        if self.live is not None:
+            self.live.__enter__()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        if self.live is not None:
+            self.live.__exit__(*exc)
+
+    def _rate(self, uf: UnitFollow) -> float:
+        now = time.monotonic()
+        t0, n0 = self._prev.get(uf.unit.index, (self.follow.started, 0))
+        if now - t0 >= 2.0:
+            self._rates[uf.unit.index] = (uf.events - n0) / (now - t0)
+            self._prev[uf.unit.index] = (now, uf.events)
+        return self._rates.get(uf.unit.index, 0.0)
+
+    def update(self) -> None:
+        if not self.enabled:
+            return
+        if self.live is not None:
+            self.live.update(self._render())
+        elif time.monotonic() - self.last_plain >= PLAIN_EVERY:
+            self.last_plain = time.monotonic()
+            f = self.follow
+            total = sum(uf.events for uf in f.units)
+            el = max(time.monotonic() - f.started, 1e-6)
+            note(
+                f"following: {f.active}/{len(f.units)} streams, {total:,} events "
+                f"({total / el:,.1f}/s), {len(f.writer.sealed)} segments sealed"
+            )
+
+    def _render(self) -> Group:
+        now = time.time()
+        f = self.follow
+        units = sorted(f.units, key=lambda uf: -(uf.last_seen or 0))
+        rows: list[list[Text | str]] = []
+        for uf in units[:14]:
+            rows.append(
+                [
+                    Text(uf.label),
+                    Text(uf.state, style=_STATE.get(uf.state, "")),
+                    human_count(uf.events),
+                    f"{self._rate(uf):,.1f}/s",
+                    _clock(uf.last_event),
+                    _lag(uf, now),
+                ]
+            )
+        cols = [
+            Col("resource"),
+            Col("state"),
+            Col("events", "right"),
+            Col("rate", "right"),
+            Col("last event", "right", optional=True),
+            Col("lag", "right"),
+        ]
+        total = sum(uf.events for uf in f.units)
+        el = max(time.monotonic() - f.started, 1e-6)
+        tail = Text(
+            f"{f.active}/{len(f.units)} streams  {human_count(total)} events  "
+            f"{total / el:,.1f}/s  {len(f.writer.sealed)} segments sealed  {el:.0f}s  "
+            "(Ctrl-C to stop)",
+            style="bold",
+        )
+        return Group(FitTable(cols, rows, reserve_lines=3), tail)
+
+
+_STATE = {
+    "watching": "cyan",
+    "retrying": "yellow",
+    "resync": "blue",
+    "failed": "red",
+    "ended": "dim",
+}
+
+
+def report_follow(follow: Follow, target: Path, quiet: bool, why: str) -> None:
+    units: Sequence[UnitFollow] = follow.units
+    segs = follow.writer.sealed
+    events = sum(uf.events for uf in units)
+    resynced = [uf.label for uf in units if uf.resyncs]
+    if resynced and not quiet:
+        shown_names = ", ".join(resynced[:5]) + (", ..." if len(resynced) > 5 else "")
+        note(f"resynced (resource version expired, or new): {len(resynced)} ({shown_names})")
+    for uf in units:
+        if uf.state == "failed" and uf.error.startswith("not in the base"):
+            note(f"warning: {uf.label}: not followed: {uf.error}")
+    if quiet:
+        return
+    title = f"kstream dump --follow → {target}/"
+    shown = [uf for uf in units if uf.events or uf.resyncs or uf.state in ("failed", "ended")]
+    if plain_layout():
+        consoles.err.print(title, soft_wrap=True, markup=False)
+        for uf in shown:
+            fields: list[tuple[str, object]] = [
+                ("resource", uf.unit.resource.name),
+                ("namespace", uf.namespace),
+                ("state", uf.state),
+                ("events", uf.events),
+                ("bookmarks", uf.bookmarks),
+                ("resyncs", uf.resyncs),
+                ("retries", uf.retries),
+            ]
+            line = " ".join(f"{k}={_logfmt(v)}" for k, v in fields if v != "")
+            consoles.err.print(line, soft_wrap=True, markup=False)
+    else:
+        rows: list[list[Text | str]] = [
+            [
+                Text(uf.label),
+                Text(uf.state, style=_STATE.get(uf.state, "")),
+                human_count(uf.events),
+                str(uf.resyncs) if uf.resyncs else "",
+                str(uf.retries) if uf.retries else "",
+            ]
+            for uf in shown
+        ]
+        cols = [
+            Col("resource"),
+            Col("state"),
+            Col("events", "right"),
+            Col("resyncs", "right"),
+            Col("retries", "right"),
+        ]
+        consoles.err.print(Group(Text(title, style="bold"), FitTable(cols, rows)))
+    if len(shown) < len(units):
+        note(f"{len(units) - len(shown)} more resources without changes")
+    names = ", ".join(f"{m.segment:06d}" for m in segs) or "none"
+    note(
+        f"{why + ': ' if why else ''}{events:,} change events in {len(segs)} segment"
+        f"{'s' if len(segs) != 1 else ''} written ({names}); carry on with "
+        f"kstream dump --follow --resume {target}/"
+    )

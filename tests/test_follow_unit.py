@@ -1,0 +1,187 @@
+"""`dump --follow` / `--resume` options without a cluster: bad input is one
+line and exit 2 before anything connects; durations and sizes parse."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from kstream.cli.follow import parse_duration, parse_size
+from kstream.errors import UsageError
+from kstream.journal import JournalWriter, write_meta
+from tests.conftest import NOWHERE, kstream, one_line
+
+
+def test_durations_and_sizes() -> None:
+    assert parse_duration("30s", "--x") == 30
+    assert parse_duration("5m", "--x") == 300
+    assert parse_duration("1h30m", "--x") == 5400
+    assert parse_duration("90", "--x") == 90
+    assert parse_size("64MiB", "--x") == 64 * 1024 * 1024
+    assert parse_size("512k", "--x") == 512 * 1024
+    assert parse_size("1000", "--x") == 1000
+    for bad in ("", "5x", "m5", "0s", "-1", "1h x"):
+        with pytest.raises(UsageError):
+            parse_duration(bad, "--x")
+    for bad in ("", "lots", "0", "1Q"):
+        with pytest.raises(UsageError):
+            parse_size(bad, "--x")
+
+
+@pytest.mark.parametrize(
+    ("args", "words"),
+    [
+        (["--follow"], ["-o JOURNAL/"]),
+        (["--follow", "-o", "j.ndjson.zst"], ["journal directory"]),
+        (["--follow", "-o", "-"], ["journal directory"]),
+        (["--follow", "-o", "j/", "--format", "zst"], ["--format zst"]),
+        (["--follow", "-o", "j/", "--follow-for", "soon"], ["--follow-for", "duration"]),
+        (["--follow", "-o", "j/", "--rotate-size", "big"], ["--rotate-size"]),
+        (["--follow", "-o", "j/", "--rotate-interval", "0"], ["--rotate-interval"]),
+        (["-o", "j/", "--follow-for", "5m"], ["need --follow"]),
+        (["--resume", "nojournal/"], ["no such journal"]),
+    ],
+)
+def test_bad_follow_options(tmp_path: Path, args: list[str], words: list[str]) -> None:
+    import os
+
+    here = os.getcwd()
+    os.chdir(tmp_path)
+    try:
+        r = kstream("dump", *args, env=NOWHERE)
+    finally:
+        os.chdir(here)
+    one_line(r, 2, *words)
+
+
+def journal(tmp_path: Path) -> Path:
+    j = tmp_path / "j"
+    j.mkdir()
+    write_meta(j, {"options": {"secrets": "redact", "secretDigest": "sha256"}})
+    JournalWriter(j).close()
+    return j
+
+
+def test_resume_keeps_the_journals_own_rules(tmp_path: Path) -> None:
+    j = journal(tmp_path)
+    r = kstream("dump", "--resume", f"{j}/", "-r", "pods", "--clean", env=NOWHERE)
+    one_line(r, 2, "journal's own", "-r", "--clean")
+    r = kstream("dump", "--resume", f"{j}/", "-o", f"{tmp_path}/other/", env=NOWHERE)
+    one_line(r, 2, "drop -o")
+    key = tmp_path / "key"
+    key.write_text("k")
+    r = kstream("dump", "--resume", f"{j}/", "--secret-key-file", str(key), env=NOWHERE)
+    one_line(r, 2, "plain sha256")
+
+
+def test_existing_journal_or_foreign_directory_refused(tmp_path: Path) -> None:
+    j = journal(tmp_path)
+    r = kstream("dump", "--follow", "-o", f"{j}/", env=NOWHERE)
+    one_line(r, 2, "holds a kstream journal", "--resume", "--force")
+    (j / "notes.txt").write_text("mine")
+    r = kstream("dump", "--follow", "-o", f"{j}/", "--force", env=NOWHERE)
+    one_line(r, 2, "not a kstream journal", "notes.txt")
+    assert (j / "notes.txt").read_text() == "mine"
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "x").write_text("x")
+    r = kstream("dump", "--follow", "-o", f"{other}/", "--force", env=NOWHERE)
+    one_line(r, 2, "not a kstream journal")
+    r = kstream("dump", "--resume", f"{other}/", env=NOWHERE)
+    one_line(r, 2, "not a kstream journal")
+
+
+def test_one_writer_per_journal(tmp_path: Path) -> None:
+    import fcntl
+    import os
+
+    j = journal(tmp_path)
+    fd = os.open(j, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        r = kstream("dump", "--resume", f"{j}/", env=NOWHERE)
+        one_line(r, 2, "being written by another kstream")
+    finally:
+        os.close(fd)
+    r = kstream("dump", "--resume", f"{j}/", env=NOWHERE)
+    one_line(r, 6, "base.ndjson.zst")
+
+
+def test_follower_reconnects_from_its_position_and_resyncs_on_410(tmp_path: Path) -> None:
+    """Without a server: a stream that ends is watched again from the last
+    resourceVersion (a bookmark's included); an ERROR 410 makes a resync
+    (watch-list) written as RESYNC / SYNC / SYNCED, and the watch goes on from
+    the resync's resourceVersion."""
+    import json
+    import threading
+    import time
+
+    from kstream.errors import ConnectionFailed
+    from kstream.follow import Follow, UnitFollow
+    from kstream.journal import list_segments, read_sealed_manifest, segment_events
+    from kstream.journalformat import Event
+    from kstream.resources import Resource
+    from kstream.stream import Reader, StreamOptions, Unit
+    from tests.fakes import FakeTransport
+
+    def cm(rv: str, v: str = "1") -> dict:
+        return {"kind": "ConfigMap", "apiVersion": "v1",
+                "metadata": {"name": "a", "namespace": "ns", "resourceVersion": rv},
+                "data": {"v": v}}  # fmt: skip
+
+    def lines(*events: dict) -> bytes:
+        return b"".join(json.dumps(e, separators=(",", ":")).encode() + b"\n" for e in events)
+
+    def bookmark(rv: str, end: bool = False) -> dict:
+        md: dict = {"resourceVersion": rv}
+        if end:
+            md["annotations"] = {"k8s.io/initial-events-end": "true"}
+        return {"type": "BOOKMARK", "object": {"kind": "ConfigMap", "metadata": md}}
+
+    gone = {"kind": "Status", "code": 410, "reason": "Expired", "message": "too old"}
+    answers = [
+        lines({"type": "ADDED", "object": cm("11")}, bookmark("12")),
+        lines({"type": "MODIFIED", "object": cm("13", "2")}, {"type": "ERROR", "object": gone}),
+        lines({"type": "ADDED", "object": cm("15", "3")}, bookmark("20", end=True)),
+        lines({"type": "DELETED", "object": cm("21", "3")}),
+    ]
+    done = threading.Event()
+
+    def handler(path: str, accept: str) -> object:
+        if answers:
+            return answers.pop(0)
+        done.set()
+        return ConnectionFailed("no more")
+
+    t = FakeTransport(handler)
+    reader = Reader(t, StreamOptions(backoff_base=0.01, backoff_max=0.05), threading.Event())
+    r = Resource("", "v1", "configmaps", "ConfigMap", True, frozenset({"list", "watch"}))
+    writer = JournalWriter(tmp_path)
+    f = Follow(reader, writer, [UnitFollow(Unit(r, "ns"), "10")], watch_timeout=5)
+    f.start()
+    deadline = time.monotonic() + 20
+    while not done.is_set() and time.monotonic() < deadline:
+        f.step()
+    f.step()
+    f.stop()
+    assert done.is_set()
+    assert [q.get("resourceVersion") for q in t.requests[:4]] == ["10", "12", "", "20"]
+    assert t.requests[2].get("sendInitialEvents") == "true"
+    assert t.requests[4].get("resourceVersion") == "21"
+    path = list_segments(tmp_path)[1]
+    evs = [Event.decode(ln) for ln in segment_events(path)]
+    assert [(e.type, e.rv) for e in evs] == [
+        ("ADDED", "11"),
+        ("BOOKMARK", "12"),
+        ("MODIFIED", "13"),
+        ("RESYNC", "20"),
+        ("SYNC", "20"),
+        ("SYNCED", "20"),
+        ("DELETED", "21"),
+    ]
+    assert json.loads(evs[4].object or b"")["data"] == {"v": "3"}
+    assert all(e.resource == "v1/configmaps" and e.namespace == "ns" for e in evs)
+    m = read_sealed_manifest(path)
+    assert m is not None and m.positions == {"v1/configmaps ns": "21"}
+    assert f.units[0].resyncs == 1 and f.units[0].events == 3

@@ -1,0 +1,265 @@
+"""JournalWriter without a cluster: segments as journalformat describes them
+(header, one frame per flush, manifest + footer when sealed), rotation, flush,
+and the tail a crash leaves (sealed on resume, its cut frame dropped)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import struct
+from pathlib import Path
+
+import pytest
+import zstandard
+
+from kstream.errors import SnapshotError
+from kstream.journal import (
+    JournalWriter,
+    journal_dir_problem,
+    list_segments,
+    read_sealed_manifest,
+    recover,
+    seal_open_segment,
+    segment_events,
+    write_meta,
+)
+from kstream.journalformat import SEGMENT_FORMAT, Event, SegmentManifest
+from kstream.snapshot import FOOTER_SIZE, FOOTER_TAG, MAGIC_FOOTER, MAGIC_HEADER, MAGIC_MANIFEST
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.t = 1000.0
+
+    def __call__(self) -> float:
+        return self.t
+
+
+def ev(i: int, typ: str = "MODIFIED", res: str = "v1/configmaps", ns: str = "") -> Event:
+    obj = None
+    if typ not in ("BOOKMARK", "RESYNC", "SYNCED"):
+        obj = json.dumps({"metadata": {"name": f"cm-{i}", "resourceVersion": str(i)}}).encode()
+    return Event(f"2026-11-29T14:00:{i % 60:02d}.000000Z", typ, res, ns, str(i), obj)
+
+
+def zstdcat(path: Path) -> list[bytes]:
+    """What `zstdcat` shows: every zstd frame, skippable frames ignored."""
+    d = zstandard.ZstdDecompressor()
+    with open(path, "rb") as f:
+        out = d.stream_reader(f, read_across_frames=True).read()
+    return out.split(b"\n")[:-1]
+
+
+def parse_layout(path: Path) -> tuple[dict, list[int], dict, bytes]:
+    """(header, offsets of the zstd frames, manifest, footer) walking the file."""
+    data = path.read_bytes()
+    magic, n = struct.unpack("<II", data[:8])
+    assert magic == MAGIC_HEADER
+    header = json.loads(data[8 : 8 + n])
+    footer = data[-FOOTER_SIZE:]
+    fmagic, _ = struct.unpack("<II", footer[:8])
+    assert fmagic == MAGIC_FOOTER and footer[8:16] == FOOTER_TAG
+    (moff,) = struct.unpack("<Q", footer[48:56])
+    mmagic, msize = struct.unpack("<II", data[moff : moff + 8])
+    assert mmagic == MAGIC_MANIFEST
+    body = data[moff + 8 : moff + 8 + msize]
+    assert hashlib.sha256(data[8 : 8 + n] + body).digest() == footer[16:48]
+    manifest = json.loads(body)
+    return header, [f["offset"] for f in manifest["frames"]], manifest, footer
+
+
+def test_segment_layout_frames_and_manifest(tmp_path: Path) -> None:
+    clock = Clock()
+    w = JournalWriter(tmp_path, clock=clock)
+    for i in range(1, 4):
+        w.write(ev(i))
+    clock.t += 1.0
+    w.tick()  # due: one frame
+    w.write(ev(4, "BOOKMARK"))
+    w.write(ev(5, "DELETED", ns="shop"))
+    w.close()
+    segs = list_segments(tmp_path)
+    assert list(segs) == [1]
+    path = segs[1]
+    header, offsets, manifest, _ = parse_layout(path)
+    assert header["format"] == SEGMENT_FORMAT and header["segment"] == 1
+    assert len(offsets) == 2  # one frame per flush
+    assert manifest["events"] == 5
+    assert [f["events"] for f in manifest["frames"]] == [3, 2]
+    assert manifest["positions"] == {"v1/configmaps ": "4", "v1/configmaps shop": "5"}
+    assert manifest["first"] == "2026-11-29T14:00:01.000000Z"
+    assert manifest["last"] == "2026-11-29T14:00:05.000000Z"
+    # each frame's sha256 covers its lines with their newlines
+    lines = zstdcat(path)
+    assert [Event.decode(ln).rv for ln in lines] == ["1", "2", "3", "4", "5"]
+    assert (
+        manifest["frames"][0]["sha256"]
+        == hashlib.sha256(b"".join(ln + b"\n" for ln in lines[:3])).hexdigest()
+    )
+    assert list(segment_events(path)) == lines
+    m = read_sealed_manifest(path)
+    assert isinstance(m, SegmentManifest) and m.events == 5
+
+
+def test_no_flush_before_the_interval(tmp_path: Path) -> None:
+    clock = Clock()
+    w = JournalWriter(tmp_path, clock=clock, flush_interval=1.0)
+    w.write(ev(1))
+    clock.t += 0.5
+    w.tick()
+    assert w.current is not None and w.current.unflushed == 1
+    clock.t += 0.6
+    w.tick()
+    assert w.current.unflushed == 0 and len(w.current.manifest.frames) == 1
+
+
+def test_rotation_by_size_and_interval(tmp_path: Path) -> None:
+    clock = Clock()
+    w = JournalWriter(tmp_path, clock=clock, rotate_size=300, rotate_interval=60)
+    for i in range(1, 7):  # ~100 bytes each: full after 3
+        w.write(ev(i))
+        w.tick()
+    assert len(w.sealed) >= 1
+    n_size = len(w.sealed)
+    w.write(ev(7))
+    clock.t += 61
+    w.tick()  # old enough: sealed
+    assert len(w.sealed) == n_size + 1 and w.current is None
+    w.close()
+    segs = list_segments(tmp_path)
+    assert list(segs) == list(range(1, len(segs) + 1))
+    every = [Event.decode(ln).rv for p in segs.values() for ln in segment_events(p)]
+    assert every == [str(i) for i in range(1, 8)]
+    for p in segs.values():
+        assert read_sealed_manifest(p) is not None
+
+
+def test_quiet_run_writes_no_segment(tmp_path: Path) -> None:
+    w = JournalWriter(tmp_path)
+    w.tick()
+    w.close()
+    assert list_segments(tmp_path) == {}
+
+
+def crashed(tmp_path: Path, flushed: int, unflushed: int) -> Path:
+    clock = Clock()
+    w = JournalWriter(tmp_path, clock=clock)
+    for i in range(1, flushed + 1):
+        w.write(ev(i))
+    w.flush()
+    for i in range(flushed + 1, flushed + unflushed + 1):
+        w.write(ev(i))
+    assert w.current is not None
+    w.current._frame.flush()  # compressed bytes on disk, the frame not ended
+    w.current.file.flush()
+    path = w.current.path
+    w.abandon()
+    return path
+
+
+def test_crash_tail_is_open_then_sealed_without_the_cut_frame(tmp_path: Path) -> None:
+    path = crashed(tmp_path, flushed=3, unflushed=2)
+    assert read_sealed_manifest(path) is None  # open: no footer
+    m = seal_open_segment(path)
+    assert m is not None and m.events == 3
+    assert [Event.decode(ln).rv for ln in segment_events(path)] == ["1", "2", "3"]
+    assert zstdcat(path) == list(segment_events(path))
+    assert m.positions == {"v1/configmaps ": "3"}
+
+
+def test_cut_in_the_middle_of_a_frame(tmp_path: Path) -> None:
+    clock = Clock()
+    w = JournalWriter(tmp_path, clock=clock)
+    w.write(ev(1))
+    w.flush()
+    w.write(ev(2))
+    w.write(ev(3))
+    w.flush()
+    assert w.current is not None
+    path, frames = w.current.path, list(w.current.manifest.frames)
+    w.abandon()
+    data = path.read_bytes()
+    cut = frames[1].offset + frames[1].length // 2
+    path.write_bytes(data[:cut])  # power cut inside the second frame
+    pos = recover(tmp_path, {"v1/configmaps ": "0"})
+    assert pos.sealed_tail == 1 and pos.rvs == {"v1/configmaps ": "1"}
+    assert [Event.decode(ln).rv for ln in segment_events(path)] == ["1"]
+    assert pos.next_segment == 2
+
+
+def test_manifest_without_footer_is_resealed(tmp_path: Path) -> None:
+    w = JournalWriter(tmp_path)
+    w.write(ev(1))
+    w.close()
+    path = list_segments(tmp_path)[1]
+    path.write_bytes(path.read_bytes()[:-FOOTER_SIZE])  # crash between manifest and footer
+    m = seal_open_segment(path)
+    assert m is not None and m.events == 1
+    assert read_sealed_manifest(path) is not None
+
+
+def test_only_the_newest_segment_may_be_open(tmp_path: Path) -> None:
+    w = JournalWriter(tmp_path, rotate_size=1)
+    w.write(ev(1))
+    w.tick()
+    w.write(ev(2))
+    w.tick()
+    w.close()
+    first = list_segments(tmp_path)[1]
+    first.write_bytes(first.read_bytes()[:-10])
+    with pytest.raises(SnapshotError, match="000001"):
+        recover(tmp_path, {})
+
+
+def test_sealed_segment_that_does_not_verify(tmp_path: Path) -> None:
+    w = JournalWriter(tmp_path)
+    w.write(ev(1))
+    w.close()
+    path = list_segments(tmp_path)[1]
+    data = bytearray(path.read_bytes())
+    i = data.rfind(b'"events"')
+    data[i + 1] = ord("E")  # the manifest changed: its checksum no longer matches
+    path.write_bytes(bytes(data))
+    with pytest.raises(SnapshotError, match="checksum"):
+        read_sealed_manifest(path)
+
+
+def test_open_resync_is_reported(tmp_path: Path) -> None:
+    w = JournalWriter(tmp_path)
+    w.write(ev(5))
+    w.write(Event("2026-11-29T14:00:06.000000Z", "RESYNC", "v1/secrets", "", "9"))
+    w.write(Event("2026-11-29T14:00:06.000000Z", "SYNC", "v1/secrets", "", "9", b"{}"))
+    w.flush()
+    w.abandon()  # crash before SYNCED
+    pos = recover(tmp_path, {"v1/secrets ": "2"})
+    assert pos.open_resync == {"v1/secrets "}
+    assert pos.rvs["v1/secrets "] == "2"  # RESYNC and SYNC do not move it
+    assert pos.rvs["v1/configmaps "] == "5"
+
+
+def test_header_only_tail_is_removed(tmp_path: Path) -> None:
+    w = JournalWriter(tmp_path)
+    w.write(ev(1))
+    assert w.current is not None
+    w.current.file.flush()
+    path = w.current.path
+    w.abandon()
+    path.write_bytes(path.read_bytes()[:5])  # not even a whole header
+    pos = recover(tmp_path, {})
+    assert not path.exists() and pos.next_segment == 2
+
+
+def test_journal_dir_rules(tmp_path: Path) -> None:
+    j = tmp_path / "j"
+    j.mkdir()
+    assert journal_dir_problem(j) == ""
+    write_meta(j, {"created": "x"})
+    JournalWriter(j).close()
+    (j / "segments" / "000001.events.zst").write_bytes(b"")
+    assert journal_dir_problem(j) == ""
+    (j / "notes.txt").write_text("mine")
+    assert "notes.txt" in journal_dir_problem(j)
+    other = tmp_path / "o"
+    other.mkdir()
+    (other / "a").write_text("x")
+    assert "no kstream journal.json" in journal_dir_problem(other)
