@@ -51,7 +51,7 @@ def root(
         ),
     ] = False,
 ) -> None:
-    """kstream: dump, count and diff Kubernetes clusters, streaming."""
+    """kstream: copy Kubernetes clusters out, streaming: dump (or follow), count, diff, log and serve."""
 
 
 # One module per command, imported when the command is registered. `kstream dump`
