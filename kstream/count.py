@@ -629,13 +629,7 @@ def _count_plain(snap: Any, grouping: Grouping, filters: Filters) -> CountResult
     explicit = bool(filters.include)
     decided: dict[tuple[str, str], ResKey | None] = {}
     labels, fields = filters.labels, filters.fields
-    for line in snap.lines():
-        try:
-            doc = deepjson.loads(line)
-        except ValueError:
-            raise SnapshotError(f"{snap.path}: a line is not valid JSON (corrupted)") from None
-        if not isinstance(doc, dict):
-            raise SnapshotError(f"{snap.path}: a line is not a JSON object")
+    for line, doc in snap.documents():
         av, kind = str(doc.get("apiVersion") or ""), str(doc.get("kind") or "")
         md = _meta(doc)
         if (av, kind) not in decided:

@@ -37,6 +37,21 @@ class DumpSettings:
     strip: tuple[paths.FieldPath, ...] = ()
     started: dt.datetime | None = None  # the time in the output's name, when it has one
 
+    def dump_options(self) -> DumpOptions:
+        """What the manifest (and a journal's journal.json) records of the
+        selection and the rules."""
+        return DumpOptions(
+            resources=self.scope.resources,
+            exclude=self.scope.exclude,
+            namespaces=self.scope.namespaces,
+            label_selector=self.scope.label_selector,
+            field_selector=self.scope.field_selector,
+            secrets=self.secrets,
+            secret_digest="hmac-sha256" if self.secret_key else "sha256",
+            strip=tuple(paths.render(p) for p in self.strip),
+            method=self.live.method,
+        )
+
 
 @dataclass
 class DumpResult:
@@ -110,17 +125,7 @@ class DumpJob:
             status = "interrupted"
         elif any(u.status != "complete" for u in plan.units) or plan.discovery.failures:
             status = "partial"
-        options = DumpOptions(
-            resources=s.scope.resources,
-            exclude=s.scope.exclude,
-            namespaces=s.scope.namespaces,
-            label_selector=s.scope.label_selector,
-            field_selector=s.scope.field_selector,
-            secrets=s.secrets,
-            secret_digest="hmac-sha256" if s.secret_key else "sha256",
-            strip=tuple(paths.render(p) for p in s.strip),
-            method=s.live.method,
-        )
+        options = s.dump_options()
         manifest = Manifest(
             tool=f"kstream {__version__}",
             status=status,

@@ -177,13 +177,7 @@ def _spool_plain(snap: Snapshot, tmp: str) -> list[Served]:
     files: dict[tuple[str, str], IO[bytes]] = {}
     out: dict[tuple[str, str], Served] = {}
     try:
-        for line in snap.lines():
-            try:
-                doc = deepjson.loads(line)
-            except ValueError:
-                raise SnapshotError(f"{snap.path}: a line is not valid JSON (corrupted)") from None
-            if not isinstance(doc, dict):
-                raise SnapshotError(f"{snap.path}: a line is not a JSON object")
+        for line, doc in snap.documents():
             av, kind = str(doc.get("apiVersion") or ""), str(doc.get("kind") or "")
             if not av or not kind:
                 continue  # nothing a client could ask for

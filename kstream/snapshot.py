@@ -307,6 +307,21 @@ class Snapshot:
             return
         raise SnapshotError(f"{self.path}: has no per-resource index")
 
+    def documents(self, verify: bool = True) -> Iterator[tuple[bytes, dict[str, Any]]]:
+        """Every object line with its parsed document (formats without a
+        manifest are read this way to learn each object's apiVersion and kind);
+        a line that is not a JSON object is a corrupted snapshot."""
+        from kstream import deepjson
+
+        for line in self.lines(verify=verify):
+            try:
+                doc = deepjson.loads(line)
+            except ValueError:
+                raise SnapshotError(f"{self.path}: a line is not valid JSON (corrupted)") from None
+            if not isinstance(doc, dict):
+                raise SnapshotError(f"{self.path}: a line is not a JSON object")
+            yield line, doc
+
     def _open_whole(self) -> IO[bytes]:
         """The whole file (NDJSON, compressed NDJSON, JSON List), streamed."""
         if self.remote is not None:

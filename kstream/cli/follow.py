@@ -197,23 +197,10 @@ def _swap_in(tmp: Path, target: Path) -> None:
 
 def _meta(plan: Any, settings: Any) -> dict[str, Any]:
     from kstream.dump import DumpSettings
-    from kstream.snapshot import DumpOptions
     from kstream.transform import digest
 
     s: DumpSettings = settings
-    from kstream import paths
-
-    options = DumpOptions(
-        resources=s.scope.resources,
-        exclude=s.scope.exclude,
-        namespaces=s.scope.namespaces,
-        label_selector=s.scope.label_selector,
-        field_selector=s.scope.field_selector,
-        secrets=s.secrets,
-        secret_digest="hmac-sha256" if s.secret_key else "sha256",
-        strip=tuple(paths.render(p) for p in s.strip),
-        method=s.live.method,
-    ).to_json()
+    options = s.dump_options().to_json()
     if s.secret_key:
         options["secretKeyCheck"] = digest(KEY_CHECK, s.secret_key)
     return {
