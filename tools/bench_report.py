@@ -17,6 +17,7 @@ from typing import Any
 MB = 2**20
 NOTES_START, NOTES_END = "<!-- notes -->", "<!-- /notes -->"
 SEED_START, SEED_END = "<!-- seed-replay -->", "<!-- /seed-replay -->"  # tools/bench_seed.py
+FOLLOW_START, FOLLOW_END = "<!-- follow-bench -->", "<!-- /follow-bench -->"  # tools/bench_follow.py
 
 
 def _mb(b: float) -> str:
@@ -344,10 +345,11 @@ def render(res: dict[str, Any], previous: str = "") -> str:
             NOTES_END,
             "",
         ]
-    if SEED_START in previous and SEED_END in previous:
-        a = previous.index(SEED_START)
-        b = previous.index(SEED_END) + len(SEED_END)
-        L += [previous[a:b], ""]
+    for start, end in ((SEED_START, SEED_END), (FOLLOW_START, FOLLOW_END)):
+        if start in previous and end in previous:  # sections of their own make targets
+            a = previous.index(start)
+            b = previous.index(end) + len(end)
+            L += [previous[a:b], ""]
     for e in res["sizes"]:
         if not e.get("rows"):
             continue
