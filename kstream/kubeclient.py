@@ -98,8 +98,8 @@ def api_error(status: int, headers: Mapping[str, str], raw: bytes, what: str) ->
 # Which files, how they merge and which context, cluster and user win: client-go's
 # rules (tools/clientcmd/loader.go, ClientConfigLoadingRules.Load), so kstream talks
 # to the cluster kubectl talks to:
-#   - --kubeconfig replaces $KUBECONFIG; its files must exist. kstream also accepts
-#     several files there, joined like $KUBECONFIG (kubectl takes one name).
+#   - --kubeconfig replaces $KUBECONFIG; it names ONE file, which must exist (a ':'
+#     in it is part of the name, as in kubectl; only $KUBECONFIG is a list).
 #   - $KUBECONFIG: os.pathsep-separated; empty entries and missing files are
 #     skipped, a file named twice is read once. Neither is set: ~/.kube/config.
 #   - clusters, users, contexts: the FIRST file that defines a name wins, with its
@@ -130,7 +130,7 @@ def kubeconfig_files(
 ) -> KubeconfigFiles:
     env = os.environ if environ is None else environ
     if kubeconfig:
-        names, explicit = kubeconfig.split(os.pathsep), True
+        names, explicit = [kubeconfig], True  # one file name, ':' and all (kubectl)
     elif env.get("KUBECONFIG"):
         names, explicit = env["KUBECONFIG"].split(os.pathsep), False
     else:
