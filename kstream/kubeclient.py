@@ -13,11 +13,9 @@ from __future__ import annotations
 
 import json
 import os
-import ssl
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from http.client import HTTPException
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import quote, urlencode, urlsplit
@@ -33,6 +31,8 @@ from kstream.errors import (
 )
 
 if TYPE_CHECKING:
+    import ssl
+
     import urllib3
     from kubernetes.client import Configuration
 
@@ -523,6 +523,8 @@ def build_pool(tls: TlsSettings, pool_size: int) -> urllib3.PoolManager:
     """The pool the kubernetes package's RESTClientObject would build for these
     settings (same urllib3 arguments); client certificate data goes through an
     SSLContext instead of a temporary file that stays on disk."""
+    import ssl
+
     import urllib3
 
     kw: dict[str, Any] = {
@@ -547,6 +549,7 @@ def build_pool(tls: TlsSettings, pool_size: int) -> urllib3.PoolManager:
 
 def _client_cert_context(tls: TlsSettings) -> ssl.SSLContext:
     import shutil
+    import ssl
     import tempfile
 
     from urllib3.util.ssl_ import create_urllib3_context
@@ -608,6 +611,8 @@ def kubernetes_configuration(resolved: ResolvedConfig | None) -> Configuration:
 
 
 def _kubernetes_pool(cfg: Configuration, pool_size: int) -> urllib3.PoolManager:
+    import ssl
+
     from kubernetes.client.rest import RESTClientObject
 
     try:
@@ -652,6 +657,9 @@ def read_chunks(resp: Response, host: str, size: int = CHUNK) -> Iterator[bytes]
 
 def translate(e: BaseException, host: str) -> Exception:
     """urllib3/ssl/socket errors -> kstream errors (one line, no secrets)."""
+    import ssl
+    from http.client import HTTPException
+
     import urllib3.exceptions as ue
 
     inner: BaseException = e
