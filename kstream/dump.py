@@ -188,6 +188,7 @@ def _entry(u: Unit, sink: Spool | None) -> Entry:
         fallback=u.fallback_reason or None,
         fallbackCode=u.fallback or None,
         sha256=sink.sha.hexdigest() if sink else "",
+        notes=list(u.notes) or None,
     )
 
 
