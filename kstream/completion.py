@@ -1,7 +1,7 @@
 """Values for shell completion: contexts, namespaces, resource names, snapshot paths.
 
 A tab press must never wait on the network, so everything here reads local files:
-the kubeconfig (several files in KUBECONFIG merge as kubectl merges them) and a
+the kubeconfig (read and merged by kstream.kubeclient, as kstream connects) and a
 discovery cache, ~/.cache/kstream/discovery/<server-hash>.json. When the cache is
 missing or older than CACHE_TTL, the cached (or built-in) names are returned at once
 and a detached `python -m kstream.completion refresh` rewrites the cache for the next
@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import importlib
 import json
 import os
 import subprocess
@@ -74,14 +73,6 @@ Candidate = tuple[str, str]  # (value, description)
 # ------------------------------------------------------------------ kubeconfig
 
 
-def kubeconfig_files(kubeconfig: str | None = None) -> list[Path]:
-    """The files kubectl would read: --kubeconfig, else $KUBECONFIG (several, joined
-    by os.pathsep), else ~/.kube/config. Missing files are left out."""
-    explicit = kubeconfig or os.environ.get("KUBECONFIG")
-    names = [p for p in explicit.split(os.pathsep) if p] if explicit else ["~/.kube/config"]
-    return [p for p in (Path(n).expanduser() for n in names) if p.is_file()]
-
-
 @dataclass
 class KubeconfigView:
     """The merged kubeconfig, as far as completion needs it (never credentials)."""
@@ -99,43 +90,27 @@ class KubeconfigView:
 
 
 def read_kubeconfig(kubeconfig: str | None = None) -> KubeconfigView:
-    """Merge the kubeconfig files like kubectl: the first file to define a name (or
-    the current-context) wins. Unreadable files are skipped silently."""
-    yaml: Any = importlib.import_module("yaml")
-    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    """The kubeconfig as kstream connects with it: the same files and merge
+    (kstream.kubeclient: --kubeconfig is one file, $KUBECONFIG a list, no `~`
+    expansion, client-go's rules). A kubeconfig kstream would refuse offers nothing."""
+    from kstream.errors import ConfigError
+    from kstream.kubeclient import kubeconfig_files, merge_kubeconfigs
+
     view = KubeconfigView()
-    for path in kubeconfig_files(kubeconfig):
-        try:
-            with path.open("rb") as f:
-                doc = yaml.load(f, Loader=loader)
-        except Exception:
-            continue
-        if not isinstance(doc, dict):
-            continue
-        if not view.current and isinstance(doc.get("current-context"), str):
-            view.current = doc["current-context"]
-        for item in doc.get("contexts") or []:
-            if not isinstance(item, dict) or not isinstance(item.get("name"), str):
-                continue
-            body = _dict(item.get("context"))
-            view.contexts.setdefault(
-                item["name"],
-                {
-                    "cluster": str(body.get("cluster") or ""),
-                    "namespace": str(body.get("namespace") or ""),
-                },
-            )
-        for item in doc.get("clusters") or []:
-            if not isinstance(item, dict) or not isinstance(item.get("name"), str):
-                continue
-            body = _dict(item.get("cluster"))
-            if isinstance(body.get("server"), str):
-                view.servers.setdefault(item["name"], body["server"])
+    try:
+        merged = merge_kubeconfigs(kubeconfig_files(kubeconfig))
+    except (ConfigError, OSError):
+        return view
+    view.current = merged.current_context
+    for name, (body, _) in merged.contexts.items():
+        view.contexts[name] = {
+            "cluster": str(body.get("cluster") or ""),
+            "namespace": str(body.get("namespace") or ""),
+        }
+    for name, (body, _) in merged.clusters.items():
+        if isinstance(body.get("server"), str):
+            view.servers[name] = body["server"]
     return view
-
-
-def _dict(value: object) -> dict[str, Any]:
-    return value if isinstance(value, dict) else {}
 
 
 def context_names(kubeconfig: str | None = None) -> list[Candidate]:

@@ -423,12 +423,30 @@ def recount(reader: Reader, unit: Unit, grouping: Grouping) -> CountSink:
     return sink
 
 
-def units_missing(units: Iterable[Unit]) -> list[Missing]:
-    return [
-        Missing(u.resource.name, u.namespace, u.status or "incomplete", u.error)
-        for u in units
-        if u.status != "complete"
-    ]
+def units_missing(
+    units: Iterable[Unit], counted: set[int] | None = None, interrupted: bool = False
+) -> list[Missing]:
+    """The units that have no row. With `counted` (the indices whose objects are
+    in the tally), every other unit is listed, a read one too: after an
+    interrupt, a unit can be complete and yet not counted (its count not
+    handed over, or its recount not done); it is "interrupted", like dump's."""
+    out = []
+    for u in units:
+        if (u.index in counted) if counted is not None else u.status == "complete":
+            continue
+        status, error = u.status or "incomplete", u.error
+        if interrupted and u.status in ("", "complete"):
+            status = "interrupted"
+            if u.status == "complete":
+                error = f"read ({u.objects:,} objects) but not counted before the interrupt"
+            elif u.started:
+                error = "interrupted while reading"
+            else:
+                error = "interrupted before it started"
+        elif status == "complete":  # counted is given and holds it not: say so
+            status, error = "incomplete", error or "read but not counted"
+        out.append(Missing(u.resource.name, u.namespace, status, error))
+    return out
 
 
 # --------------------------------------------------------------------------- estimates
@@ -678,6 +696,8 @@ def count_live(
     def make_sink(u: Unit) -> CountSink:
         return sink_for_unit(grouping, u)
 
+    counted: set[int] = set()  # units whose objects are in the tally
+
     def deliver(u: Unit, sink: CountSink) -> None:
         if u.status != "complete":  # not read: no row (it is listed as incomplete)
             return
@@ -685,6 +705,7 @@ def count_live(
             again.append(u)
         else:
             tally.add_sink(sink)
+            counted.add(u.index)
 
     run = Run(reader, plan.units, make_sink, deliver, live.concurrency, estimate=estimate)
     interrupted = drive(run) if drive is not None else _consume(run)
@@ -693,9 +714,12 @@ def count_live(
             sink = recount(reader, u, grouping)
             if u.status == "complete":
                 tally.add_sink(sink)
+                counted.add(u.index)
     result = CountResult("live", grouping, tally.rows(), server=plan.server)
     result.interrupted = interrupted is not None
-    result.incomplete = units_missing(plan.units)
+    # every unit is either counted or listed: after an interrupt, one that was
+    # read but never counted (not handed over, recount not done) is listed too
+    result.incomplete = units_missing(plan.units, counted, interrupted is not None)
     result.incomplete += _discovery_missing(plan)
     result.excluded_by_default = [r.name for r in plan.selection.excluded_by_default]
     return result, interrupted

@@ -449,6 +449,13 @@ class Side:
                 k = (nr.group, nr.kind)
                 self.infos.setdefault(k, ResInfo(nr.group, nr.kind, nr.resource, nr.version))
                 self.incomplete[k] = "not read (the dump was partial)"
+        # group -> why its resources may be missing here: the dump could not
+        # discover (a version of) the group, so it never read them
+        self.undiscovered: dict[str, str] = {}
+        for f in snap.manifest.discovery_failures if snap.manifest else ():
+            group = split_api_version(f.group_version)[0]
+            why = f"discovery of {f.group_version} failed" + (f": {f.error}" if f.error else "")
+            self.undiscovered.setdefault(group, why)
 
     @property
     def indexed(self) -> bool:
@@ -952,6 +959,15 @@ class Comparison:
             if why:
                 which = self.old.where if k in self.old.incomplete else self.new.where
                 self.skipped.append((info.name, f"incomplete in {which}: {why}"))
+                continue
+            # on one side only, and the other side's dump could not discover its
+            # group: not known to be added or removed
+            lacking = [sd for sd in (self.old, self.new) if k not in sd.infos]
+            if lacking and info.group in lacking[0].undiscovered:
+                sd = lacking[0]
+                self.skipped.append(
+                    (info.name, f"not in {sd.where}: {sd.undiscovered[info.group]}")
+                )
                 continue
             infos.append(info)
         infos.sort(key=lambda i: (i.group, i.resource or i.kind.lower()))

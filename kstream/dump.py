@@ -13,9 +13,10 @@ from dataclasses import dataclass, replace
 
 from kstream import __version__, paths
 from kstream.archive import Spool, open_writer, unit_file_name
+from kstream.errors import Interrupted, Terminated
 from kstream.exitcodes import ExitCode
 from kstream.plan import LiveOptions, Plan, open_live
-from kstream.runner import Run
+from kstream.runner import Run, _signals_held
 from kstream.selector import Scope
 from kstream.snapshot import DiscoveryFailure, DumpOptions, Entry, Manifest
 from kstream.stream import Unit
@@ -144,10 +145,24 @@ class DumpJob:
             ),
             not_read=tuple(_entry(u, None) for u in missing),
         )
+        # Ctrl-C / SIGTERM wait until the output is in place: a signal in the
+        # middle of finish() (a second Ctrl-C after the first) must not remove
+        # what is being renamed to NAME.partial. Once it is in place, a signal
+        # that came meanwhile takes effect, unless the run was already stopped
+        # by one (its exit code says so; the output and the report stand).
+        where: str | None = None
         try:
-            where = self.writer.finish(manifest.to_json(), interrupted=interrupted is not None)
+            with _signals_held():
+                where = self.writer.finish(manifest.to_json(), interrupted=interrupted is not None)
+        except (KeyboardInterrupt, Interrupted, Terminated):
+            if where is None:
+                self.writer.abort()
+                raise
+            if interrupted is None:
+                raise
         except BaseException:
-            self.writer.abort()
+            if where is None:
+                self.writer.abort()
             raise
         manifest.resources = [self.written[i] for i in sorted(self.written)]
         return DumpResult(status, where, manifest, shown, plan, interrupted)
@@ -173,6 +188,7 @@ def _entry(u: Unit, sink: Spool | None) -> Entry:
         fallback=u.fallback_reason or None,
         fallbackCode=u.fallback or None,
         sha256=sink.sha.hexdigest() if sink else "",
+        notes=list(u.notes) or None,
     )
 
 

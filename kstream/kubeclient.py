@@ -13,11 +13,9 @@ from __future__ import annotations
 
 import json
 import os
-import ssl
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from http.client import HTTPException
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import quote, urlencode, urlsplit
@@ -33,6 +31,8 @@ from kstream.errors import (
 )
 
 if TYPE_CHECKING:
+    import ssl
+
     import urllib3
     from kubernetes.client import Configuration
 
@@ -98,8 +98,8 @@ def api_error(status: int, headers: Mapping[str, str], raw: bytes, what: str) ->
 # Which files, how they merge and which context, cluster and user win: client-go's
 # rules (tools/clientcmd/loader.go, ClientConfigLoadingRules.Load), so kstream talks
 # to the cluster kubectl talks to:
-#   - --kubeconfig replaces $KUBECONFIG; its files must exist. kstream also accepts
-#     several files there, joined like $KUBECONFIG (kubectl takes one name).
+#   - --kubeconfig replaces $KUBECONFIG; it names ONE file, which must exist (a ':'
+#     in it is part of the name, as in kubectl; only $KUBECONFIG is a list).
 #   - $KUBECONFIG: os.pathsep-separated; empty entries and missing files are
 #     skipped, a file named twice is read once. Neither is set: ~/.kube/config.
 #   - clusters, users, contexts: the FIRST file that defines a name wins, with its
@@ -130,7 +130,7 @@ def kubeconfig_files(
 ) -> KubeconfigFiles:
     env = os.environ if environ is None else environ
     if kubeconfig:
-        names, explicit = kubeconfig.split(os.pathsep), True
+        names, explicit = [kubeconfig], True  # one file name, ':' and all (kubectl)
     elif env.get("KUBECONFIG"):
         names, explicit = env["KUBECONFIG"].split(os.pathsep), False
     else:
@@ -523,6 +523,8 @@ def build_pool(tls: TlsSettings, pool_size: int) -> urllib3.PoolManager:
     """The pool the kubernetes package's RESTClientObject would build for these
     settings (same urllib3 arguments); client certificate data goes through an
     SSLContext instead of a temporary file that stays on disk."""
+    import ssl
+
     import urllib3
 
     kw: dict[str, Any] = {
@@ -547,6 +549,7 @@ def build_pool(tls: TlsSettings, pool_size: int) -> urllib3.PoolManager:
 
 def _client_cert_context(tls: TlsSettings) -> ssl.SSLContext:
     import shutil
+    import ssl
     import tempfile
 
     from urllib3.util.ssl_ import create_urllib3_context
@@ -608,6 +611,8 @@ def kubernetes_configuration(resolved: ResolvedConfig | None) -> Configuration:
 
 
 def _kubernetes_pool(cfg: Configuration, pool_size: int) -> urllib3.PoolManager:
+    import ssl
+
     from kubernetes.client.rest import RESTClientObject
 
     try:
@@ -652,6 +657,9 @@ def read_chunks(resp: Response, host: str, size: int = CHUNK) -> Iterator[bytes]
 
 def translate(e: BaseException, host: str) -> Exception:
     """urllib3/ssl/socket errors -> kstream errors (one line, no secrets)."""
+    import ssl
+    from http.client import HTTPException
+
     import urllib3.exceptions as ue
 
     inner: BaseException = e

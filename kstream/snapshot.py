@@ -73,6 +73,9 @@ class Entry:
     offset: int | None = None
     length: int | None = None
     file: str | None = None
+    # what happened to the read worth knowing ("N changes folded before the
+    # marker", "resource version expired (410): restarted"); left out when none
+    notes: list[str] | None = None
 
     @property
     def name(self) -> str:

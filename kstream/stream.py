@@ -288,6 +288,7 @@ class Reader:
             except (AuthError, TLSError, Cancelled):
                 raise
             except ApiError as e:
+                self._stop_if_cancelled()
                 self._discard(unit, sink)
                 if method == WATCH_LIST and e.status in (400, 403, 404, 405, 406, 422):
                     method = self._fall_back(unit, *_refusal(e))
@@ -300,6 +301,7 @@ class Reader:
                 self._end(unit, emit, "forbidden" if e.status == 403 else "failed", str(e))
                 return
             except StreamError as e:
+                self._stop_if_cancelled()
                 self._discard(unit, sink)
                 if e.status == 410:
                     unit.notes.append("resource version expired (410): restarted")
@@ -327,6 +329,7 @@ class Reader:
                 self._end(unit, emit, "failed", str(e))
                 return
             except (TransportError, ConnectionFailed) as e:
+                self._stop_if_cancelled()
                 self._discard(unit, sink)
                 if method == WATCH_LIST and isinstance(e, TransportError):
                     stream_failures += 1
@@ -342,9 +345,17 @@ class Reader:
                 self._end(unit, emit, "failed", str(e))
                 return
             except KstreamError as e:
+                self._stop_if_cancelled()
                 self._discard(unit, sink)
                 self._end(unit, emit, "failed", str(e))
                 return
+
+    def _stop_if_cancelled(self) -> None:
+        """In a failed read's handler: when the run is being stopped, the failure is
+        the stop itself (abort_all() closed the stream), not a reason to retry, fall
+        back or fail: no retry, fallback or error is recorded for it."""
+        if self.cancel.is_set():
+            raise Cancelled()
 
     def _discard(self, unit: Unit, sink: Sink) -> None:
         sink.reset()

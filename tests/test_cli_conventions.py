@@ -177,11 +177,17 @@ def test_context_flag_without_current_context(kubeconfigs: tuple[Path, Path]) ->
     assert _client_in_subprocess({}, str(b), "beta") == ["beta", "https://192.0.2.20:6443"]
 
 
-def test_kubeconfig_flag_with_several_files(kubeconfigs: tuple[Path, Path]) -> None:
+def test_kubeconfig_flag_names_one_file(kubeconfigs: tuple[Path, Path]) -> None:
+    """Like kubectl, --kubeconfig is one file name (only $KUBECONFIG is a list):
+    two names joined with ':' are not merged (tests/test_kubeconfig.py compares
+    with kubectl)."""
+    from kstream.errors import ConfigError
     from kstream.kubeclient import Client, ConnectSettings
 
     a, b = kubeconfigs
-    c = Client(ConnectSettings(kubeconfig=f"{a}{os.pathsep}{b}", context="beta"))
+    with pytest.raises(ConfigError, match="kubeconfig not found"):
+        Client(ConnectSettings(kubeconfig=f"{a}{os.pathsep}{b}", context="beta"))
+    c = Client(ConnectSettings(kubeconfig=str(b), context="beta"))
     assert (c.context, c.host) == ("beta", "https://192.0.2.20:6443")
 
 

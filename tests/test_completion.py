@@ -374,16 +374,50 @@ def test_kubectl_plugin_completion(env: Env) -> None:
 # ------------------------------------------------------------------ values, without a shell
 
 
-def test_contexts_merge_like_kubectl(env: Env) -> None:
-    view = completion.read_kubeconfig(f"{env.kube_a}{os.pathsep}{env.kube_b}")
+def test_contexts_merge_like_kubectl(env: Env, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("KUBECONFIG", f"{env.kube_a}{os.pathsep}{env.kube_b}")
+    view = completion.read_kubeconfig(None)
     assert list(view.contexts) == ["alpha", "beta", ARN]
     assert view.current == "alpha"  # the first file that sets it wins
     assert view.server("alpha") == SERVER_A  # so does the first definition of a name
     assert view.server("beta") == SERVER_B
     assert view.server(None) == SERVER_A
     assert view.server("nope") is None
-    names = dict(completion.context_names(f"{env.kube_a}{os.pathsep}{env.kube_b}"))
+    names = dict(completion.context_names(None))
     assert names["alpha"] == "cluster ca, namespace team-a, current"
+
+
+def test_completion_reads_the_kubeconfig_kstream_connects_with(
+    env: Env, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Completion offers the contexts and namespaces of the kubeconfig kstream
+    resolves (kubeclient: no `~` expansion, --kubeconfig is one file name), not
+    those of a reading of its own."""
+    from kstream.kubeclient import kubeconfig_files, resolve
+
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / "a.yaml").write_text(KUBECONFIG_A)
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.setenv("XDG_CACHE_HOME", env.vars["XDG_CACHE_HOME"])
+    # KUBECONFIG='~/a.yaml:b.yaml' (quoted): "~/a.yaml" names no file, b.yaml wins
+    monkeypatch.chdir(env.root)
+    monkeypatch.setenv("KUBECONFIG", f"~/a.yaml{os.pathsep}b.yaml")
+    live = resolve(kubeconfig_files(None))
+    assert (live.context, live.server, live.namespace) == ("beta", SERVER_B, "default")
+    view = completion.read_kubeconfig(None)
+    assert view.current == live.context and view.server(None) == live.server
+    assert [n for n, d in completion.context_names(None) if "current" in d] == ["beta"]
+    assert dict(completion.context_names(None))["alpha"] == "cluster cb"  # b's alpha
+    # alpha as kstream connects to it: b's, with no namespace (a's team-a is not offered)
+    assert resolve(kubeconfig_files(None), "alpha").namespace == "default"
+    assert "team-a" not in dict(completion.namespace_names(None, "alpha"))
+    # --kubeconfig with a ':' in the file's name: that one file, as kstream reads it
+    colon = tmp_path / "x:y.yaml"
+    colon.write_text(KUBECONFIG_A)
+    assert resolve(kubeconfig_files(str(colon))).context == "alpha"
+    assert [n for n, _ in completion.context_names(str(colon))] == ["alpha"]
+    assert dict(completion.namespace_names(str(colon), None))["team-a"] == "the context's namespace"
 
 
 def test_kubeconfig_env_and_missing_files(env: Env, monkeypatch: pytest.MonkeyPatch) -> None:

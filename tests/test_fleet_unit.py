@@ -140,10 +140,11 @@ def test_select_exact_glob_and_all(tmp_path: Path) -> None:
     ]
 
 
-def test_select_merges_files_as_kubectl(tmp_path: Path) -> None:
+def test_select_merges_files_as_kubectl(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     a = _kubeconfig(tmp_path / "a", ["one", "two"])
     b = _kubeconfig(tmp_path / "b", ["two", "three"])
-    got = fleet.select_targets(f"{a}:{b}", [], True)
+    monkeypatch.setenv("KUBECONFIG", f"{a}:{b}")  # a list: $KUBECONFIG (--kubeconfig is one file)
+    got = fleet.select_targets(None, [], True)
     assert [t.context for t in got] == ["one", "two", "three"]
     assert got[1].server == "https://1.example:6443"  # the first file's "two" wins
 
@@ -203,7 +204,9 @@ def test_fleet_outcomes_keep_going() -> None:
     assert out[1].error == "credentials rejected"
 
 
-def test_contexts_and_servers_as_kubectl_merges_them(tmp_path: Path) -> None:
+def test_contexts_and_servers_as_kubectl_merges_them(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Differential: the contexts --all-contexts takes, and each one's server,
     are kubectl's (`config get-contexts`, `config view --minify`) for a
     KUBECONFIG of two files that both define a context "two"."""
@@ -219,7 +222,8 @@ def test_contexts_and_servers_as_kubectl_merges_them(tmp_path: Path) -> None:
         p = subprocess.run([KUBECTL, *args], capture_output=True, text=True, env=env, check=True)
         return p.stdout.strip()
 
-    ours = fleet.select_targets(f"{a}:{b}", [], True)
+    monkeypatch.setenv("KUBECONFIG", env["KUBECONFIG"])
+    ours = fleet.select_targets(None, [], True)
     assert sorted(t.context for t in ours) == sorted(
         kubectl("config", "get-contexts", "-o", "name").split()
     )

@@ -328,12 +328,57 @@ def test_kubeconfig_flag_replaces_the_environment(tmp_path: Path) -> None:
 
 def test_missing_file_named_by_kubeconfig_flag_is_an_error(tmp_path: Path) -> None:
     (tmp_path / "a").write_text(A_ONLY)
-    files = kubeconfig_files(f"{tmp_path / 'a'}{os.pathsep}{tmp_path / 'missing'}")
+    files = kubeconfig_files(str(tmp_path / "missing"))
     with pytest.raises(ConfigError, match=r"kubeconfig not found: .*missing"):
         resolve(files)
-    # the same list in KUBECONFIG: the missing file is skipped
+    # a list in KUBECONFIG: the missing file is skipped
     env = {"KUBECONFIG": f"{tmp_path / 'missing'}{os.pathsep}{tmp_path / 'a'}"}
     assert resolve(kubeconfig_files(None, env)).server == "https://192.0.2.1:1001"
+
+
+def _kubectl_flag(d: Path, kubeconfig: str, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if k != "KUBECONFIG"}
+    return subprocess.run(
+        [KUBECTL, *args, "--kubeconfig", kubeconfig],
+        cwd=d,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def test_kubeconfig_flag_is_one_file_name_like_kubectl(tmp_path: Path) -> None:
+    """--kubeconfig names ONE file, as in kubectl: a ':' is part of the name (only
+    $KUBECONFIG is a list). A file called "a:b" is read; separate files a and b are
+    not merged through the flag (kubectl fails on the missing "a:b")."""
+    (tmp_path / "a:b").write_text(A_ONLY)
+    named = str(tmp_path / "a:b")
+    p = _kubectl_flag(tmp_path, named, "config", "current-context")
+    assert p.returncode == 0, p.stderr
+    assert p.stdout.strip() == "ctx-a"
+    assert kubeconfig_files(named) == KubeconfigFiles((named,), explicit=True)
+    assert resolve(kubeconfig_files(named)).context == "ctx-a"
+    # two files joined with ':' on the flag: kubectl does not merge them, nor does kstream
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "a").write_text(A_ONLY)
+    (other / "b").write_text(B_ONLY)
+    joined = f"{other / 'a'}{os.pathsep}{other / 'b'}"
+    # (a command that loads the config: `config current-context` tolerates a missing file)
+    p = _kubectl_flag(tmp_path, joined, "get", "namespaces", "--request-timeout", "5s")
+    assert p.returncode != 0 and f"stat {joined}: no such file" in p.stderr, p.stderr
+    with pytest.raises(ConfigError, match=r"kubeconfig not found: .*/a:.*/b$"):
+        resolve(kubeconfig_files(joined))
+    # the same through the command line: one clear line, the config exit code
+    r = kstream("count", "-q", "-r", "namespaces", "--kubeconfig", joined)
+    assert r.code == 4 and f"kubeconfig not found: {joined}" in r.err, r.err
+    (tmp_path / "x:y").write_text(
+        kc("here", {"c": {"server": "https://127.0.0.1:1"}}, {}, {"here": {"cluster": "c"}})
+    )
+    flag = str(tmp_path / "x:y")
+    r = kstream("count", "-q", "-r", "namespaces", "--kubeconfig", flag, "--timeout", "5")
+    assert r.code == 5 and "127.0.0.1:1" in r.err, r.err  # read, and its server tried
 
 
 def test_no_tilde_expansion_like_kubectl(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -128,7 +128,7 @@ def _read(path: str | None) -> bytes | None:
         return f.read()
 
 
-def via_small(kubeconfig: str) -> dict[str, Any]:
+def via_small(kubeconfig: str | None) -> dict[str, Any]:
     r = resolve(kubeconfig_files(kubeconfig))
     t = kubeauth.from_kubeconfig(r.config, environ={})
     tls = t.tls
@@ -144,7 +144,7 @@ def via_small(kubeconfig: str) -> dict[str, Any]:
     }
 
 
-def via_kubernetes(kubeconfig: str) -> dict[str, Any]:
+def via_kubernetes(kubeconfig: str | None) -> dict[str, Any]:
     r = resolve(kubeconfig_files(kubeconfig))
     cfg = kubernetes_configuration(r)
     return {
@@ -374,10 +374,10 @@ def test_merged_kubeconfig_list_relative_paths(
             }
         )
     )  # fmt: skip
-    kc = f"{a / 'config'}{os.pathsep}{b / 'config'}"
+    monkeypatch.setenv("KUBECONFIG", f"{a / 'config'}{os.pathsep}{b / 'config'}")
     monkeypatch.chdir(tmp_path)
-    small = via_small(kc)
-    assert small == via_kubernetes(kc)
+    small = via_small(None)
+    assert small == via_kubernetes(None)
     assert small["ca"] == pki["ca"] and small["cert"] == pki["cert"] and small["auth"] is None
 
 

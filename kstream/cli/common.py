@@ -193,10 +193,10 @@ KubeconfigOpt = Annotated[
     str | None,
     typer.Option(
         "--kubeconfig",
-        help="Kubeconfig file (default: $KUBECONFIG, several files allowed, else ~/.kube/config; in a pod, the in-cluster config).",
+        help="Kubeconfig file, one name as in kubectl (default: $KUBECONFIG, a list of files, else ~/.kube/config; in a pod, the in-cluster config).",
         rich_help_panel=HELP_CLUSTER,
         show_default=False,
-        metavar="FILE[:FILE...]",
+        metavar="FILE",
     ),
 ]
 ContextOpt = Annotated[

@@ -81,6 +81,13 @@ def fallback_notes(units: Sequence[Unit]) -> list[str]:
     return out
 
 
+def unit_notes(units: Sequence[Unit]) -> list[str]:
+    """What the reader noted about each unit (Unit.notes: changes folded before
+    the end marker, a 410 restart...), one line per unit that has any, the
+    empty complete ones included (they have no row)."""
+    return [f"{u.label}: {'; '.join(u.notes)}" for u in units if u.notes]
+
+
 # --------------------------------------------------------------------------- numbers
 
 
@@ -379,6 +386,7 @@ def summary(units: Sequence[Unit], title: str) -> RenderableType:
     for u in shown:
         if u.error:
             notes.append(f"{u.label}: {u.status or 'incomplete'}: {u.error}")
+    notes += unit_notes(units)
     parts += [Text(n) for n in notes]
     return Group(*parts)
 
@@ -411,6 +419,8 @@ def summary_lines(units: Sequence[Unit], title: str) -> list[str]:
             fields.append(("fallback", code))
         if u.error:
             fields.append(("error", u.error))
+        if u.notes:
+            fields.append(("notes", "; ".join(u.notes)))
         out.append(" ".join(f"{k}={_logfmt(v)}" for k, v in fields if v != "" or k == "method"))
     out += fallback_notes(units)
     return out
