@@ -17,7 +17,10 @@ from typing import Any
 MB = 2**20
 NOTES_START, NOTES_END = "<!-- notes -->", "<!-- /notes -->"
 SEED_START, SEED_END = "<!-- seed-replay -->", "<!-- /seed-replay -->"  # tools/bench_seed.py
-FOLLOW_START, FOLLOW_END = "<!-- follow-bench -->", "<!-- /follow-bench -->"  # tools/bench_follow.py
+FOLLOW_START, FOLLOW_END = (
+    "<!-- follow-bench -->",
+    "<!-- /follow-bench -->",
+)  # tools/bench_follow.py
 
 
 def _mb(b: float) -> str:
