@@ -217,6 +217,11 @@ def test_directory_snapshot_under_a_prefix(s3: S3, big: Cluster, tmp_path: Path)
     assert r.code == 0, r.err
     d = kstream("diff", url, str(local), env=env)
     assert d.code == 0, d.err
+    # count from the manifest (its size check HEADs each object), and streamed
+    for extra in ((), ("--verify",)):
+        c = kstream("count", url, "-o", "json", *extra, env=env)
+        assert c.code == 0, c.err
+        assert counts(c.text)[("configmaps", None)] >= BIG_CONFIGMAPS
     again = kstream("dump", "-o", url, "-q", "-n", NS, "-r", "configmaps",
                     kubeconfig=big.kubeconfig, env=env)  # fmt: skip
     one_line(again, 7, "--force")
