@@ -688,7 +688,7 @@ class Api:
 
     def _filters(
         self, req: Request, t: Target
-    ) -> tuple[LabelSelector, list[tuple[list[str], bool, str]]]:
+    ) -> tuple[LabelSelector, list[tuple[tuple[list[str], str], bool, str]]]:
         try:
             labels = LabelSelector(req.query.get("labelSelector", ""), "labelSelector")
         except KstreamError as e:
@@ -701,7 +701,7 @@ class Api:
         for term in terms:
             if not _field_supported(t.resource, term.field):
                 raise bad_request(f"field label not supported: {term.field}")
-            fields.append((term.field.split("."), term.op != "!=", term.value))
+            fields.append((_field_path(t.resource, term.field), term.op != "!=", term.value))
         return labels, fields
 
     def _scan(
@@ -1048,7 +1048,6 @@ FIELDS: dict[tuple[str, str], tuple[str, ...]] = {
     ("", "nodes"): ("spec.unschedulable",),
     ("", "namespaces"): ("status.phase",),
     ("", "replicationcontrollers"): ("status.replicas",),
-    ("apps", "replicasets"): ("status.replicas",),
     ("batch", "jobs"): ("status.successful",),
     ("certificates.k8s.io", "certificatesigningrequests"): ("spec.signerName",),
 }
@@ -1060,14 +1059,31 @@ def _field_supported(r: Served, name: str) -> bool:
     )
 
 
-def _field_value(obj: Any, path: list[str]) -> str:
+# Where a field label is not the object's JSON path, and what the server's field
+# set holds when the field is absent from the JSON (Go's zero value, formatted:
+# strconv.FormatBool, strconv.Itoa), by (group, resource, label).
+FIELD_JSON: dict[tuple[str, str, str], tuple[str, str]] = {
+    ("", "pods", "spec.hostNetwork"): ("spec.hostNetwork", "false"),
+    ("", "nodes", "spec.unschedulable"): ("spec.unschedulable", "false"),
+    ("", "replicationcontrollers", "status.replicas"): ("status.replicas", "0"),
+    ("", "events", "source"): ("source.component", ""),
+    ("batch", "jobs", "status.successful"): ("status.succeeded", "0"),
+}
+
+
+def _field_path(r: Served, name: str) -> tuple[list[str], str]:
+    """The JSON path of a field label and its value when absent."""
+    path, default = FIELD_JSON.get((r.group, r.resource, name), (name, ""))
+    return path.split("."), default
+
+
+def _field_value(obj: Any, where: tuple[list[str], str]) -> str:
+    path, default = where
     cur = obj
-    if path == ["source"]:  # events: source.component
-        path = ["source", "component"]
     for p in path:
         cur = cur.get(p) if isinstance(cur, dict) else None
     if cur is None:
-        return ""
+        return default
     if isinstance(cur, bool):
         return "true" if cur else "false"
     return str(cur)

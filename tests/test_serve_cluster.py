@@ -315,6 +315,22 @@ def test_selectors_and_pagination(served: Served) -> None:
     assert p.stdout.split() == names[1::2]
 
 
+def test_field_selectors_on_absent_fields_like_the_real_server(
+    served: Served, cluster: Cluster
+) -> None:
+    """Fields the objects leave out (hostNetwork, a job's succeeded count) match
+    the server's zero values; a label the server does not know is refused."""
+    for resource, selector in [
+        ("pods", "spec.hostNetwork=false"),
+        ("pods", "spec.hostNetwork=true"),
+        ("jobs", "status.successful=0"),
+        ("replicasets", "status.replicas=0"),
+    ]:
+        args = ("get", resource, "-n", NS, "--field-selector", selector, "-o", "name")
+        mine, real = served.kubectl(*args, check=False), real_kubectl(cluster, *args)
+        assert (mine.returncode, mine.stdout) == (real.returncode, real.stdout), selector
+
+
 def test_not_found_like_the_real_server(served: Served, cluster: Cluster) -> None:
     for args in (["cm", "-n", NS, "nope"], ["deploy", "-n", NS, "nope"], ["nosuchthings"]):
         mine = served.kubectl("get", *args, check=False)
