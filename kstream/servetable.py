@@ -450,6 +450,13 @@ def _node_address(kind: str) -> Callable[[Obj, float], str]:
     return cell
 
 
+def _node_info(name: str) -> Callable[[Obj, float], str]:
+    def cell(o: Obj, now: float) -> str:
+        return str(_d(o, "status", "nodeInfo", name) or "<unknown>")
+
+    return cell
+
+
 NODE: list[Col] = [
     NAME,
     ("Status", "string", 0, _node_status),
@@ -458,19 +465,10 @@ NODE: list[Col] = [
     ("Version", "string", 0, lambda o, n: str(_d(o, "status", "nodeInfo", "kubeletVersion") or "")),
     ("Internal-IP", "string", 1, _node_address("InternalIP")),
     ("External-IP", "string", 1, _node_address("ExternalIP")),
-    ("OS-Image", "string", 1, lambda o, n: str(_d(o, "status", "nodeInfo", "osImage") or "")),
-    (
-        "Kernel-Version",
-        "string",
-        1,
-        lambda o, n: str(_d(o, "status", "nodeInfo", "kernelVersion") or ""),
-    ),
-    (
-        "Container-Runtime",
-        "string",
-        1,
-        lambda o, n: str(_d(o, "status", "nodeInfo", "containerRuntimeVersion") or ""),
-    ),
+    # printNode: an empty one of these three is "<unknown>" (the version stays empty)
+    ("OS-Image", "string", 1, _node_info("osImage")),
+    ("Kernel-Version", "string", 1, _node_info("kernelVersion")),
+    ("Container-Runtime", "string", 1, _node_info("containerRuntimeVersion")),
 ]
 
 SERVICEACCOUNT: list[Col] = [NAME, AGE]

@@ -238,6 +238,22 @@ def test_watch_list(api: s.Api) -> None:
     assert events and {e["type"] for e in events} == {"BOOKMARK"}
 
 
+def test_node_wide_columns_like_the_servers_printer() -> None:
+    """printNode: OS image, kernel and container runtime read "<unknown>" when the
+    node's status does not say them; the kubelet version stays empty."""
+    node = {"kind": "Node", "apiVersion": "v1", "metadata": {"name": "n"}}
+    doc = table("Node", "", [node], 0.0, {})
+    cells = dict(
+        zip([c["name"] for c in doc["columnDefinitions"]], doc["rows"][0]["cells"], strict=True)
+    )
+    assert cells["Version"] == ""
+    for name in ("OS-Image", "Kernel-Version", "Container-Runtime"):
+        assert cells[name] == "<unknown>", name
+    info = {"osImage": "Debian", "kernelVersion": "6.1", "containerRuntimeVersion": "cri-o://1"}
+    doc = table("Node", "", [{**node, "status": {"nodeInfo": info}}], 0.0, {})
+    assert doc["rows"][0]["cells"][-3:] == ["Debian", "6.1", "cri-o://1"]
+
+
 def test_table(api: s.Api) -> None:
     accept = "application/json;as=Table;v=v1;g=meta.k8s.io,application/json"
     _code, doc = get(api, "/api/v1/namespaces/a/configmaps", accept)
