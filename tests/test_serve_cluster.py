@@ -289,6 +289,29 @@ def test_api_resources_lists_what_the_snapshot_holds(served: Served) -> None:
     assert sorted(out) == sorted(served.objects)
 
 
+def test_short_names_like_the_real_server(served: Served, cluster: Cluster) -> None:
+    """Every served resource has the short names the real server gives it."""
+
+    def short_names(run: Any, path: str) -> dict[str, list[str]]:
+        p = run("get", "--raw", path)
+        assert p.returncode == 0, p.stderr
+        res = json.loads(p.stdout)["resources"]
+        return {r["name"]: r.get("shortNames") or [] for r in res if "/" not in r["name"]}
+
+    def mine(*args: str) -> subprocess.CompletedProcess[str]:
+        return served.kubectl(*args, check=False)
+
+    def real(*args: str) -> subprocess.CompletedProcess[str]:
+        return real_kubectl(cluster, *args)
+
+    groups = json.loads(mine("get", "--raw", "/apis").stdout)["groups"]
+    paths = ["/api/v1"] + [f"/apis/{g['preferredVersion']['groupVersion']}" for g in groups]
+    for path in paths:
+        served_names = short_names(mine, path)
+        real_names = short_names(real, path)
+        assert served_names == {n: real_names[n] for n in served_names}, path
+
+
 def test_selectors_and_pagination(served: Served) -> None:
     names = [f"configmap/cm-{i:03d}" for i in range(N_CM)]
     got = served.kubectl("get", "cm", "-n", NS, "-l", "tier=a", "-o", "name").stdout.split()
