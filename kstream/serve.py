@@ -1197,6 +1197,7 @@ class _Handler(BaseHTTPRequestHandler):
     sys_version = ""
     api: Api
     token: str
+    prefix: str = ""  # the kubeconfig's path (`new_prefix()`), taken off each request's
 
     def log_message(self, format: str, *args: Any) -> None:
         pass  # quiet: no access log on stderr
@@ -1215,7 +1216,10 @@ class _Handler(BaseHTTPRequestHandler):
             return
         u = urlsplit(self.path)
         q = {k: v[-1] for k, v in parse_qs(u.query, keep_blank_values=True).items()}
-        req = Request(self.command, u.path, q, self.headers.get("Accept", ""), body)
+        path = u.path
+        if self.prefix and (path == self.prefix or path.startswith(self.prefix + "/")):
+            path = path[len(self.prefix) :] or "/"
+        req = Request(self.command, path, q, self.headers.get("Accept", ""), body)
         self._send(self.api.handle(req))
 
     def _send(self, resp: Response) -> None:
@@ -1253,10 +1257,10 @@ class _Server(ThreadingHTTPServer):
         pass  # a client that went away mid-handshake or mid-stream
 
 
-def make_server(api: Api, token: str, tls: Tls, port: int) -> ThreadingHTTPServer:
+def make_server(api: Api, token: str, tls: Tls, port: int, prefix: str = "") -> ThreadingHTTPServer:
     import ssl
 
-    handler = type("Handler", (_Handler,), {"api": api, "token": token})
+    handler = type("Handler", (_Handler,), {"api": api, "token": token, "prefix": prefix})
     try:
         server = _Server(("127.0.0.1", port), handler)
     except OSError as e:
@@ -1267,6 +1271,16 @@ def make_server(api: Api, token: str, tls: Tls, port: int) -> ThreadingHTTPServe
     server.socket = ctx.wrap_socket(server.socket, server_side=True)
     api.server_address = f"127.0.0.1:{server.server_address[1]}"
     return server
+
+
+def new_prefix() -> str:
+    """A path of its own for each run, in the kubeconfig's server URL: kubectl
+    keeps discovery on disk for 6 hours by server URL (~/.kube/cache/discovery/
+    HOST_PORT...), and would show another snapshot served earlier on the same
+    port (resources it does not hold, a CRD's group of the other snapshot)."""
+    import secrets
+
+    return "/kstream-" + secrets.token_hex(6)
 
 
 def new_token() -> str:

@@ -443,6 +443,31 @@ def test_unauthenticated_is_refused(served: Served) -> None:
     assert p.returncode == 1 and "Unauthorized" in p.stderr
 
 
+def test_another_snapshot_on_the_same_port_is_discovered_afresh(tmp_path: Path) -> None:
+    """kubectl keeps discovery on disk by server URL for hours: a second snapshot
+    served on the port of the first must not be seen through the first's (its
+    `all` would be the first's pods, which this one does not serve)."""
+    from tests.controlplane import free_port
+
+    def obj(kind: str, name: str) -> dict[str, Any]:
+        return {"apiVersion": "v1", "kind": kind, "metadata": {"name": name, "namespace": "n"}}
+
+    port, kubeconfig, cache = str(free_port()), tmp_path / "kubeconfig", tmp_path / "cache"
+    for name, kind, want in (("a", "Pod", "pod/p"), ("b", "Service", "service/s")):
+        snap = tmp_path / f"{name}.ndjson"
+        snap.write_text(json.dumps(obj(kind, want.split("/")[1])) + "\n")
+        proc, _ = start(snap, kubeconfig, "--port", port, "--force")
+        try:
+            p = subprocess.run(
+                [KUBECTL, "--kubeconfig", str(kubeconfig), "--cache-dir", str(cache),
+                 "get", "all", "-A", "-o", "name"],
+                capture_output=True, text=True, timeout=60,
+            )  # fmt: skip
+        finally:
+            stop(proc)
+        assert (p.returncode, p.stdout.split()) == (0, [want]), p.stderr
+
+
 def test_sigterm_stops_with_exit_0(served: Served) -> None:
     """Last in the module: stops the server."""
     code, err = stop(served.proc)
