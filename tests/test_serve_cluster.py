@@ -349,6 +349,8 @@ def test_field_selectors_on_absent_fields_like_the_real_server(
         ("pods", "spec.hostNetwork=true"),
         ("jobs", "status.successful=0"),
         ("replicasets", "status.replicas=0"),
+        ("services", "spec.type=ExternalName"),
+        ("services", "spec.type!=ExternalName"),
     ]:
         args = ("get", resource, "-n", NS, "--field-selector", selector, "-o", "name")
         mine, real = served.kubectl(*args, check=False), real_kubectl(cluster, *args)

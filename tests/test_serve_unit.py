@@ -150,6 +150,40 @@ def test_field_selectors_on_absent_fields_use_the_servers_zero_values(tmp_path: 
     assert code == 400, doc
 
 
+def test_field_selectors_of_services_and_events_k8s_io(tmp_path: Path) -> None:
+    """The field labels the server supports for services (spec.type,
+    spec.clusterIP) and events.k8s.io events (regarding.*, reason, type...)."""
+
+    def svc(name: str, type_: str) -> dict[str, Any]:
+        md = {"name": name, "namespace": "a"}
+        return {"apiVersion": "v1", "kind": "Service", "metadata": md, "spec": {"type": type_}}
+
+    def event(name: str, kind: str, reason: str) -> dict[str, Any]:
+        return {
+            "apiVersion": "events.k8s.io/v1",
+            "kind": "Event",
+            "metadata": {"name": name, "namespace": "a"},
+            "regarding": {"kind": kind, "name": "x"},
+            "reason": reason,
+            "reportingController": "kubelet",
+            "type": "Normal",
+        }
+
+    objs = [svc("s1", "ClusterIP"), svc("s2", "LoadBalancer")]
+    objs += [event("e1", "Pod", "Pulled"), event("e2", "Node", "Ready")]
+    snap = open_snapshot(write(tmp_path / "s.ndjson", objs))
+    (tmp_path / "tmp").mkdir()
+    api = s.Api(s.open_catalog(snap, str(tmp_path / "tmp")), "kstream-s", bookmark_interval=0.01)
+    ev = "/apis/events.k8s.io/v1/events?fieldSelector="
+    for path, want in [
+        ("/api/v1/services?fieldSelector=spec.type%3DLoadBalancer", ["a/s2"]),
+        (ev + "regarding.kind%3DPod", ["a/e1"]),
+        (ev + "reason%3DReady,type%3DNormal,reportingController%3Dkubelet", ["a/e2"]),
+    ]:
+        code, doc = get(api, path)
+        assert (code, names(doc)) == (200, want), (path, doc)
+
+
 def test_status_answers(api: s.Api) -> None:
     code, doc = get(api, "/api/v1/namespaces/b/configmaps/nope")
     assert (code, doc["reason"], doc["message"]) == (404, "NotFound", 'configmaps "nope" not found')
