@@ -493,20 +493,51 @@ ENDPOINTS: list[Col] = [NAME, ("Endpoints", "string", 0, _endpoints), AGE]
 
 def _event_object(o: Obj, now: float) -> str:
     io = o.get("involvedObject") or {}
-    return f"{str(io.get('kind', '')).lower()}/{io.get('name', '')}"
+    kind = str(io.get("kind") or "").lower()
+    return f"{kind}/{io['name']}" if io.get("name") else kind
+
+
+def _event_first_seen(o: Obj, now: float) -> str:
+    return since(o.get("firstTimestamp") or o.get("eventTime"), now)
 
 
 def _event_last_seen(o: Obj, now: float) -> str:
-    ts = o.get("lastTimestamp") or o.get("eventTime") or _md(o).get("creationTimestamp")
-    return since(ts, now)
+    series = o.get("series")
+    if isinstance(series, dict):
+        return since(series.get("lastObservedTime"), now)
+    if o.get("lastTimestamp"):
+        return since(o.get("lastTimestamp"), now)
+    return _event_first_seen(o, now)
 
 
+def _event_count(o: Obj, now: float) -> int:
+    series = o.get("series")
+    if isinstance(series, dict):
+        return _int(series, "count")
+    return _int(o, "count") or 1
+
+
+def _event_source(o: Obj, now: float) -> str:
+    src = o.get("source") or {}
+    component = src.get("component") or o.get("reportingComponent") or ""
+    instance = src.get("host") or o.get("reportingInstance") or ""
+    if not component:
+        return ""
+    return f"{component}, {instance}" if instance else str(component)
+
+
+# printEvent (the server always fills the wide cells; kubectl hides them)
 EVENT: list[Col] = [
     ("Last Seen", "string", 0, _event_last_seen),
     ("Type", "string", 0, lambda o, n: str(o.get("type") or "")),
     ("Reason", "string", 0, lambda o, n: str(o.get("reason") or "")),
     ("Object", "string", 0, _event_object),
+    ("Subobject", "string", 1, lambda o, n: str(_d(o, "involvedObject", "fieldPath") or "")),
+    ("Source", "string", 1, _event_source),
     ("Message", "string", 0, lambda o, n: str(o.get("message") or "").strip()),
+    ("First Seen", "string", 1, _event_first_seen),
+    ("Count", "string", 1, _event_count),
+    ("Name", "string", 1, name),
 ]
 
 

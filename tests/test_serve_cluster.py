@@ -446,6 +446,50 @@ def test_unauthenticated_is_refused(served: Served) -> None:
     assert p.returncode == 1 and "Unauthorized" in p.stderr
 
 
+def test_events_print_like_the_real_server(cluster: Cluster, tmp_path: Path) -> None:
+    """Events (left out of dumps by default: dumped with -r events) print every
+    column of the server's printer, -o wide too."""
+    ns = "serve-events"
+    api = cluster.api
+    api.create(*namespace(ns), exist_ok=True)
+    path = f"/api/v1/namespaces/{ns}/events"
+    old = "2026-01-01T00:00:00Z"  # ages in days: the same on both sides
+    events = [
+        {"apiVersion": "v1", "kind": "Event", "metadata": {"name": "e1"},
+         "involvedObject": {"kind": "Pod", "name": "p", "namespace": ns, "fieldPath": "spec.containers{c}"},
+         "reason": "Pulled", "message": " pulled \n", "type": "Normal", "count": 3,
+         "source": {"component": "kubelet", "host": "node-a"},
+         "firstTimestamp": old, "lastTimestamp": "2026-02-01T00:00:00Z"},
+        {"apiVersion": "v1", "kind": "Event", "metadata": {"name": "e2"},
+         "involvedObject": {"kind": "Node", "namespace": ns},
+         "reason": "Ready", "message": "m", "type": "Warning",
+         "eventTime": "2026-01-02T00:00:00.000000Z", "action": "a",
+         "reportingComponent": "ctl", "reportingInstance": "ctl-1"},
+    ]  # fmt: skip
+    try:
+        for e in events:
+            api.create(path, e)
+        snap = tmp_path / "events.zst"
+        r = kstream("dump", "-q", "-n", ns, "-r", "events", "-o", str(snap),
+                    kubeconfig=cluster.kubeconfig)  # fmt: skip
+        assert r.code == 0, r.err
+        proc, _ = start(snap, tmp_path / "kubeconfig")
+        try:
+            for wide in ((), ("-o", "wide")):
+                args = ("get", "events", "-n", ns, *wide)
+                mine = subprocess.run(
+                    [KUBECTL, "--kubeconfig", str(tmp_path / "kubeconfig"), *args],
+                    capture_output=True, text=True, timeout=60,
+                )  # fmt: skip
+                assert mine.stdout == real_kubectl(cluster, *args).stdout, mine.stderr
+        finally:
+            stop(proc)
+    finally:
+        for e in events:
+            api.call("DELETE", f"{path}/{e['metadata']['name']}", ok=(200, 404))
+        api.call("DELETE", f"/api/v1/namespaces/{ns}", ok=(200, 202, 404))
+
+
 def test_another_snapshot_on_the_same_port_is_discovered_afresh(tmp_path: Path) -> None:
     """kubectl keeps discovery on disk by server URL for hours: a second snapshot
     served on the port of the first must not be seen through the first's (its
