@@ -541,6 +541,29 @@ EVENT: list[Col] = [
 ]
 
 
+# events.k8s.io/v1 Events: the server converts them to core Events to print them
+_EVENT_V1_FIELDS = {
+    "regarding": "involvedObject",
+    "note": "message",
+    "deprecatedSource": "source",
+    "deprecatedFirstTimestamp": "firstTimestamp",
+    "deprecatedLastTimestamp": "lastTimestamp",
+    "deprecatedCount": "count",
+    "reportingController": "reportingComponent",
+}
+
+
+def _as_core_event(o: Obj) -> Obj:
+    return {_EVENT_V1_FIELDS.get(k, k): v for k, v in o.items()}
+
+
+def _on_core_event(cell: Callable[[Obj, float], Any]) -> Callable[[Obj, float], Any]:
+    return lambda o, now: cell(_as_core_event(o), now)
+
+
+EVENT_V1: list[Col] = [(n, t, p, _on_core_event(cell)) for n, t, p, cell in EVENT]
+
+
 def _access_modes(o: Obj, now: float) -> str:
     short = {
         "ReadWriteOnce": "RWO",
@@ -612,6 +635,7 @@ PRINTERS: dict[tuple[str, str], list[Col]] = {
     ("", "ServiceAccount"): SERVICEACCOUNT,
     ("", "Endpoints"): ENDPOINTS,
     ("", "Event"): EVENT,
+    ("events.k8s.io", "Event"): EVENT_V1,
     ("", "PersistentVolumeClaim"): PVC,
     ("networking.k8s.io", "Ingress"): INGRESS,
     ("apiextensions.k8s.io", "CustomResourceDefinition"): CRD,

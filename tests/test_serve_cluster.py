@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import itertools
 import json
 import signal
 import ssl
@@ -470,13 +471,15 @@ def test_events_print_like_the_real_server(cluster: Cluster, tmp_path: Path) -> 
         for e in events:
             api.create(path, e)
         snap = tmp_path / "events.zst"
-        r = kstream("dump", "-q", "-n", ns, "-r", "events", "-o", str(snap),
-                    kubeconfig=cluster.kubeconfig)  # fmt: skip
+        r = kstream("dump", "-q", "-n", ns, "-r", "events,events.events.k8s.io",
+                    "-o", str(snap), kubeconfig=cluster.kubeconfig)  # fmt: skip
         assert r.code == 0, r.err
         proc, _ = start(snap, tmp_path / "kubeconfig")
         try:
-            for wide in ((), ("-o", "wide")):
-                args = ("get", "events", "-n", ns, *wide)
+            for resource, wide in itertools.product(
+                ("events", "events.events.k8s.io"), ((), ("-o", "wide"))
+            ):
+                args = ("get", resource, "-n", ns, *wide)
                 mine = subprocess.run(
                     [KUBECTL, "--kubeconfig", str(tmp_path / "kubeconfig"), *args],
                     capture_output=True, text=True, timeout=60,
