@@ -584,7 +584,7 @@ def count_snapshot(
         ns = e.namespace if e.namespaced else None
         if fast:
             if snap.format == "dir":
-                _check_file_size(path, e)
+                _check_file_size(path, e, snap.remote)
             tally.add(make_key(grouping, res, ns, None), e.objects, max(0, e.bytes - e.objects))
             continue
         sink = _snapshot_sink(grouping, filters, res, e.namespaced, ns, wanted_ns)
@@ -595,16 +595,26 @@ def count_snapshot(
     return result
 
 
-def _check_file_size(path: str, e: Any) -> None:
+def _check_file_size(path: str, e: Any, remote: Any = None) -> None:
     """A directory's NDJSON file must be as big as its manifest says: a cheap
-    check that it was not cut short, when the counts come from the manifest."""
+    check that it was not cut short, when the counts come from the manifest.
+    `remote`: the s3:// prefix of a directory snapshot (one HEAD per file)."""
     import os
 
-    f = os.path.join(path, e.file or "")
-    try:
-        size = os.stat(f).st_size
-    except OSError as err:
-        raise SnapshotError(f"{f}: {err.strerror}") from None
+    if remote is not None:
+        from kstream import objstore
+
+        loc = remote.child(e.file or "")
+        obj = objstore.RemoteObject.open(loc)
+        if obj is None:
+            raise SnapshotError(f"{loc.url}: no such object (listed in the manifest)")
+        f, size = loc.url, obj.size
+    else:
+        f = os.path.join(path, e.file or "")
+        try:
+            size = os.stat(f).st_size
+        except OSError as err:
+            raise SnapshotError(f"{f}: {err.strerror}") from None
     if size != e.bytes:
         raise SnapshotError(
             f"{f}: {size} bytes, the manifest says {e.bytes} (truncated or modified)"

@@ -188,6 +188,8 @@ def translate(e: BaseException, op: Op, url: str) -> KstreamError:
             return ConnectionFailed(
                 f"{url}: object storage kept throttling ({code or status}) after {RETRIES} attempts"
             )
+        if code == "PreconditionFailed" or status == 412:  # the If-Match of every read
+            return bad_input(f"{url}: the object was replaced while it was read; read it again")
         msg = str(err.get("Message") or "") or code or f"HTTP {status}"
         if status >= 500:
             return ConnectionFailed(f"{url}: object storage failed: {msg}")

@@ -103,10 +103,12 @@ SHORT_NAMES: dict[tuple[str, str], tuple[str, ...]] = {
     ("certificates.k8s.io", "certificatesigningrequests"): ("csr",),
     ("events.k8s.io", "events"): ("ev",),
     ("networking.k8s.io", "ingresses"): ("ing",),
+    ("networking.k8s.io", "ipaddresses"): ("ip",),
     ("networking.k8s.io", "networkpolicies"): ("netpol",),
     ("policy", "poddisruptionbudgets"): ("pdb",),
     ("scheduling.k8s.io", "priorityclasses"): ("pc",),
     ("storage.k8s.io", "storageclasses"): ("sc",),
+    ("storage.k8s.io", "volumeattributesclasses"): ("vac",),
 }
 IRREGULAR_PLURALS = {"endpoints": "endpoints"}
 

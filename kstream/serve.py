@@ -688,7 +688,7 @@ class Api:
 
     def _filters(
         self, req: Request, t: Target
-    ) -> tuple[LabelSelector, list[tuple[list[str], bool, str]]]:
+    ) -> tuple[LabelSelector, list[tuple[tuple[list[str], str], bool, str]]]:
         try:
             labels = LabelSelector(req.query.get("labelSelector", ""), "labelSelector")
         except KstreamError as e:
@@ -701,7 +701,7 @@ class Api:
         for term in terms:
             if not _field_supported(t.resource, term.field):
                 raise bad_request(f"field label not supported: {term.field}")
-            fields.append((term.field.split("."), term.op != "!=", term.value))
+            fields.append((_field_path(t.resource, term.field), term.op != "!=", term.value))
         return labels, fields
 
     def _scan(
@@ -1045,10 +1045,22 @@ FIELDS: dict[tuple[str, str], tuple[str, ...]] = {
         "type",
     ),
     ("", "secrets"): ("type",),
+    ("", "services"): ("spec.type", "spec.clusterIP"),
+    ("events.k8s.io", "events"): (
+        "reason",
+        "type",
+        "reportingController",
+        "regarding.kind",
+        "regarding.namespace",
+        "regarding.name",
+        "regarding.uid",
+        "regarding.apiVersion",
+        "regarding.resourceVersion",
+        "regarding.fieldPath",
+    ),
     ("", "nodes"): ("spec.unschedulable",),
     ("", "namespaces"): ("status.phase",),
     ("", "replicationcontrollers"): ("status.replicas",),
-    ("apps", "replicasets"): ("status.replicas",),
     ("batch", "jobs"): ("status.successful",),
     ("certificates.k8s.io", "certificatesigningrequests"): ("spec.signerName",),
 }
@@ -1060,14 +1072,31 @@ def _field_supported(r: Served, name: str) -> bool:
     )
 
 
-def _field_value(obj: Any, path: list[str]) -> str:
+# Where a field label is not the object's JSON path, and what the server's field
+# set holds when the field is absent from the JSON (Go's zero value, formatted:
+# strconv.FormatBool, strconv.Itoa), by (group, resource, label).
+FIELD_JSON: dict[tuple[str, str, str], tuple[str, str]] = {
+    ("", "pods", "spec.hostNetwork"): ("spec.hostNetwork", "false"),
+    ("", "nodes", "spec.unschedulable"): ("spec.unschedulable", "false"),
+    ("", "replicationcontrollers", "status.replicas"): ("status.replicas", "0"),
+    ("", "events", "source"): ("source.component", ""),
+    ("batch", "jobs", "status.successful"): ("status.succeeded", "0"),
+}
+
+
+def _field_path(r: Served, name: str) -> tuple[list[str], str]:
+    """The JSON path of a field label and its value when absent."""
+    path, default = FIELD_JSON.get((r.group, r.resource, name), (name, ""))
+    return path.split("."), default
+
+
+def _field_value(obj: Any, where: tuple[list[str], str]) -> str:
+    path, default = where
     cur = obj
-    if path == ["source"]:  # events: source.component
-        path = ["source", "component"]
     for p in path:
         cur = cur.get(p) if isinstance(cur, dict) else None
     if cur is None:
-        return ""
+        return default
     if isinstance(cur, bool):
         return "true" if cur else "false"
     return str(cur)
@@ -1181,6 +1210,7 @@ class _Handler(BaseHTTPRequestHandler):
     sys_version = ""
     api: Api
     token: str
+    prefix: str = ""  # the kubeconfig's path (`new_prefix()`), taken off each request's
 
     def log_message(self, format: str, *args: Any) -> None:
         pass  # quiet: no access log on stderr
@@ -1199,7 +1229,10 @@ class _Handler(BaseHTTPRequestHandler):
             return
         u = urlsplit(self.path)
         q = {k: v[-1] for k, v in parse_qs(u.query, keep_blank_values=True).items()}
-        req = Request(self.command, u.path, q, self.headers.get("Accept", ""), body)
+        path = u.path
+        if self.prefix and (path == self.prefix or path.startswith(self.prefix + "/")):
+            path = path[len(self.prefix) :] or "/"
+        req = Request(self.command, path, q, self.headers.get("Accept", ""), body)
         self._send(self.api.handle(req))
 
     def _send(self, resp: Response) -> None:
@@ -1237,10 +1270,10 @@ class _Server(ThreadingHTTPServer):
         pass  # a client that went away mid-handshake or mid-stream
 
 
-def make_server(api: Api, token: str, tls: Tls, port: int) -> ThreadingHTTPServer:
+def make_server(api: Api, token: str, tls: Tls, port: int, prefix: str = "") -> ThreadingHTTPServer:
     import ssl
 
-    handler = type("Handler", (_Handler,), {"api": api, "token": token})
+    handler = type("Handler", (_Handler,), {"api": api, "token": token, "prefix": prefix})
     try:
         server = _Server(("127.0.0.1", port), handler)
     except OSError as e:
@@ -1251,6 +1284,16 @@ def make_server(api: Api, token: str, tls: Tls, port: int) -> ThreadingHTTPServe
     server.socket = ctx.wrap_socket(server.socket, server_side=True)
     api.server_address = f"127.0.0.1:{server.server_address[1]}"
     return server
+
+
+def new_prefix() -> str:
+    """A path of its own for each run, in the kubeconfig's server URL: kubectl
+    keeps discovery on disk for 6 hours by server URL (~/.kube/cache/discovery/
+    HOST_PORT...), and would show another snapshot served earlier on the same
+    port (resources it does not hold, a CRD's group of the other snapshot)."""
+    import secrets
+
+    return "/kstream-" + secrets.token_hex(6)
 
 
 def new_token() -> str:

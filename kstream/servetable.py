@@ -450,6 +450,13 @@ def _node_address(kind: str) -> Callable[[Obj, float], str]:
     return cell
 
 
+def _node_info(name: str) -> Callable[[Obj, float], str]:
+    def cell(o: Obj, now: float) -> str:
+        return str(_d(o, "status", "nodeInfo", name) or "<unknown>")
+
+    return cell
+
+
 NODE: list[Col] = [
     NAME,
     ("Status", "string", 0, _node_status),
@@ -458,19 +465,10 @@ NODE: list[Col] = [
     ("Version", "string", 0, lambda o, n: str(_d(o, "status", "nodeInfo", "kubeletVersion") or "")),
     ("Internal-IP", "string", 1, _node_address("InternalIP")),
     ("External-IP", "string", 1, _node_address("ExternalIP")),
-    ("OS-Image", "string", 1, lambda o, n: str(_d(o, "status", "nodeInfo", "osImage") or "")),
-    (
-        "Kernel-Version",
-        "string",
-        1,
-        lambda o, n: str(_d(o, "status", "nodeInfo", "kernelVersion") or ""),
-    ),
-    (
-        "Container-Runtime",
-        "string",
-        1,
-        lambda o, n: str(_d(o, "status", "nodeInfo", "containerRuntimeVersion") or ""),
-    ),
+    # printNode: an empty one of these three is "<unknown>" (the version stays empty)
+    ("OS-Image", "string", 1, _node_info("osImage")),
+    ("Kernel-Version", "string", 1, _node_info("kernelVersion")),
+    ("Container-Runtime", "string", 1, _node_info("containerRuntimeVersion")),
 ]
 
 SERVICEACCOUNT: list[Col] = [NAME, AGE]
@@ -495,21 +493,75 @@ ENDPOINTS: list[Col] = [NAME, ("Endpoints", "string", 0, _endpoints), AGE]
 
 def _event_object(o: Obj, now: float) -> str:
     io = o.get("involvedObject") or {}
-    return f"{str(io.get('kind', '')).lower()}/{io.get('name', '')}"
+    kind = str(io.get("kind") or "").lower()
+    return f"{kind}/{io['name']}" if io.get("name") else kind
+
+
+def _event_first_seen(o: Obj, now: float) -> str:
+    return since(o.get("firstTimestamp") or o.get("eventTime"), now)
 
 
 def _event_last_seen(o: Obj, now: float) -> str:
-    ts = o.get("lastTimestamp") or o.get("eventTime") or _md(o).get("creationTimestamp")
-    return since(ts, now)
+    series = o.get("series")
+    if isinstance(series, dict):
+        return since(series.get("lastObservedTime"), now)
+    if o.get("lastTimestamp"):
+        return since(o.get("lastTimestamp"), now)
+    return _event_first_seen(o, now)
 
 
+def _event_count(o: Obj, now: float) -> int:
+    series = o.get("series")
+    if isinstance(series, dict):
+        return _int(series, "count")
+    return _int(o, "count") or 1
+
+
+def _event_source(o: Obj, now: float) -> str:
+    src = o.get("source") or {}
+    component = src.get("component") or o.get("reportingComponent") or ""
+    instance = src.get("host") or o.get("reportingInstance") or ""
+    if not component:
+        return ""
+    return f"{component}, {instance}" if instance else str(component)
+
+
+# printEvent (the server always fills the wide cells; kubectl hides them)
 EVENT: list[Col] = [
     ("Last Seen", "string", 0, _event_last_seen),
     ("Type", "string", 0, lambda o, n: str(o.get("type") or "")),
     ("Reason", "string", 0, lambda o, n: str(o.get("reason") or "")),
     ("Object", "string", 0, _event_object),
+    ("Subobject", "string", 1, lambda o, n: str(_d(o, "involvedObject", "fieldPath") or "")),
+    ("Source", "string", 1, _event_source),
     ("Message", "string", 0, lambda o, n: str(o.get("message") or "").strip()),
+    ("First Seen", "string", 1, _event_first_seen),
+    ("Count", "string", 1, _event_count),
+    ("Name", "string", 1, name),
 ]
+
+
+# events.k8s.io/v1 Events: the server converts them to core Events to print them
+_EVENT_V1_FIELDS = {
+    "regarding": "involvedObject",
+    "note": "message",
+    "deprecatedSource": "source",
+    "deprecatedFirstTimestamp": "firstTimestamp",
+    "deprecatedLastTimestamp": "lastTimestamp",
+    "deprecatedCount": "count",
+    "reportingController": "reportingComponent",
+}
+
+
+def _as_core_event(o: Obj) -> Obj:
+    return {_EVENT_V1_FIELDS.get(k, k): v for k, v in o.items()}
+
+
+def _on_core_event(cell: Callable[[Obj, float], Any]) -> Callable[[Obj, float], Any]:
+    return lambda o, now: cell(_as_core_event(o), now)
+
+
+EVENT_V1: list[Col] = [(n, t, p, _on_core_event(cell)) for n, t, p, cell in EVENT]
 
 
 def _access_modes(o: Obj, now: float) -> str:
@@ -583,6 +635,7 @@ PRINTERS: dict[tuple[str, str], list[Col]] = {
     ("", "ServiceAccount"): SERVICEACCOUNT,
     ("", "Endpoints"): ENDPOINTS,
     ("", "Event"): EVENT,
+    ("events.k8s.io", "Event"): EVENT_V1,
     ("", "PersistentVolumeClaim"): PVC,
     ("networking.k8s.io", "Ingress"): INGRESS,
     ("apiextensions.k8s.io", "CustomResourceDefinition"): CRD,

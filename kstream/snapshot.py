@@ -432,8 +432,10 @@ def _is_json_list(head: bytes) -> bool:
     r = PageReader()
     try:
         r.feed(head)
+        if not r.items_seen and len(head) < JSON_LIST_PEEK:
+            r.close()  # all of a small file: feed() waits for BATCH bytes before parsing
     except PageError:
-        return False
+        return r.items_seen
     return r.items_seen
 
 

@@ -561,3 +561,17 @@ def test_short_names_by_group_and_plural() -> None:
     # a custom resource that happens to share a built-in kind gets no short name
     own = snapshot_resource("example.com", "v1", "deployments", "Deployment", True)
     assert not own.answers_to("deploy") and own.answers_to("deployments.example.com")
+
+
+@pytest.mark.parametrize("pretty", [True, False])
+def test_a_small_json_list_is_a_json_list(tmp_path: Path, pretty: bool) -> None:
+    """`kubectl get -o json` of a few objects (far under the 64 KiB the page reader
+    gathers before parsing), or of none, is a JSON List, not NDJSON."""
+    cm = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c", "namespace": "n"}}
+    for items in ([cm], []):
+        doc = {"apiVersion": "v1", "items": items, "kind": "List", "metadata": {}}
+        path = tmp_path / "small.json"
+        path.write_text(json.dumps(doc, indent=4 if pretty else None))
+        snap = open_snapshot(str(path))
+        assert snap.format == "json"
+        assert [json.loads(x) for x in snap.lines()] == items

@@ -217,6 +217,11 @@ def test_directory_snapshot_under_a_prefix(s3: S3, big: Cluster, tmp_path: Path)
     assert r.code == 0, r.err
     d = kstream("diff", url, str(local), env=env)
     assert d.code == 0, d.err
+    # count from the manifest (its size check HEADs each object), and streamed
+    for extra in ((), ("--verify",)):
+        c = kstream("count", url, "-o", "json", *extra, env=env)
+        assert c.code == 0, c.err
+        assert counts(c.text)[("configmaps", None)] >= BIG_CONFIGMAPS
     again = kstream("dump", "-o", url, "-q", "-n", NS, "-r", "configmaps",
                     kubeconfig=big.kubeconfig, env=env)  # fmt: skip
     one_line(again, 7, "--force")
@@ -275,6 +280,26 @@ def test_diff_remote_and_local(s3: S3, big: Cluster, remote_archive: str, tmp_pa
 
 
 # --------------------------------------------------------------------------- bad input
+
+
+def test_an_object_replaced_while_it_is_read(s3: S3, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Reads after the HEAD carry If-Match: a replaced object is one clear error."""
+    from kstream import objstore
+    from kstream.errors import SnapshotError
+
+    for k, v in s3.env(direct=True).items():
+        monkeypatch.setenv(k, v)
+    monkeypatch.setattr(objstore, "_client", None)  # built again from this environment
+    s3.client.put_object(Bucket=BUCKET, Key="replaced", Body=b"old" * 100)
+    obj = objstore.RemoteObject.open(objstore.parse(f"s3://{BUCKET}/replaced"))
+    assert obj is not None and obj.get(0, 3) == b"old"
+    s3.client.put_object(Bucket=BUCKET, Key="replaced", Body=b"new" * 100)
+    with pytest.raises(SnapshotError) as e:
+        obj.get(3, 6)
+    assert str(e.value) == (
+        f"s3://{BUCKET}/replaced: the object was replaced while it was read; read it again"
+    )
+    monkeypatch.setattr(objstore, "_client", None)
 
 
 def test_unknown_bucket(s3: S3, tmp_path: Path) -> None:

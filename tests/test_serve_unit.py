@@ -116,6 +116,74 @@ def test_namespace_label_and_field_selectors(api: s.Api) -> None:
     assert got == [f"b/x{i}" for i in range(0, 10, 2)]
 
 
+def test_field_selectors_on_absent_fields_use_the_servers_zero_values(tmp_path: Path) -> None:
+    """The real server's field sets hold Go zero values ("false", "0") for fields
+    the JSON leaves out, and jobs' status.successful is the JSON's status.succeeded."""
+
+    def obj(api_version: str, kind: str, name: str, **rest: Any) -> dict[str, Any]:
+        md = {"name": name, **({} if kind == "Node" else {"namespace": "a"})}
+        return {"apiVersion": api_version, "kind": kind, "metadata": md, **rest}
+
+    objs = [
+        obj("v1", "Node", "n1"),
+        obj("v1", "Node", "n2", spec={"unschedulable": True}),
+        obj("v1", "Pod", "p1", spec={}),
+        obj("v1", "Pod", "p2", spec={"hostNetwork": True}),
+        obj("batch/v1", "Job", "j0", status={}),
+        obj("batch/v1", "Job", "j2", status={"succeeded": 2}),
+        obj("apps/v1", "ReplicaSet", "rs", status={"replicas": 1}),
+    ]
+    snap = open_snapshot(write(tmp_path / "s.ndjson", objs))
+    (tmp_path / "tmp").mkdir()
+    api = s.Api(s.open_catalog(snap, str(tmp_path / "tmp")), "kstream-s", bookmark_interval=0.01)
+    for path, want in [
+        ("/api/v1/nodes?fieldSelector=spec.unschedulable%3Dfalse", ["/n1"]),
+        ("/api/v1/nodes?fieldSelector=spec.unschedulable!%3Dfalse", ["/n2"]),
+        ("/api/v1/pods?fieldSelector=spec.hostNetwork%3Dfalse", ["a/p1"]),
+        ("/apis/batch/v1/jobs?fieldSelector=status.successful%3D0", ["a/j0"]),
+        ("/apis/batch/v1/jobs?fieldSelector=status.successful%3D2", ["a/j2"]),
+    ]:
+        code, doc = get(api, path)
+        assert (code, names(doc)) == (200, want), path
+    # apps/v1 replicasets have no field label but metadata.*: the server's 400
+    code, doc = get(api, "/apis/apps/v1/replicasets?fieldSelector=status.replicas%3D1")
+    assert code == 400, doc
+
+
+def test_field_selectors_of_services_and_events_k8s_io(tmp_path: Path) -> None:
+    """The field labels the server supports for services (spec.type,
+    spec.clusterIP) and events.k8s.io events (regarding.*, reason, type...)."""
+
+    def svc(name: str, type_: str) -> dict[str, Any]:
+        md = {"name": name, "namespace": "a"}
+        return {"apiVersion": "v1", "kind": "Service", "metadata": md, "spec": {"type": type_}}
+
+    def event(name: str, kind: str, reason: str) -> dict[str, Any]:
+        return {
+            "apiVersion": "events.k8s.io/v1",
+            "kind": "Event",
+            "metadata": {"name": name, "namespace": "a"},
+            "regarding": {"kind": kind, "name": "x"},
+            "reason": reason,
+            "reportingController": "kubelet",
+            "type": "Normal",
+        }
+
+    objs = [svc("s1", "ClusterIP"), svc("s2", "LoadBalancer")]
+    objs += [event("e1", "Pod", "Pulled"), event("e2", "Node", "Ready")]
+    snap = open_snapshot(write(tmp_path / "s.ndjson", objs))
+    (tmp_path / "tmp").mkdir()
+    api = s.Api(s.open_catalog(snap, str(tmp_path / "tmp")), "kstream-s", bookmark_interval=0.01)
+    ev = "/apis/events.k8s.io/v1/events?fieldSelector="
+    for path, want in [
+        ("/api/v1/services?fieldSelector=spec.type%3DLoadBalancer", ["a/s2"]),
+        (ev + "regarding.kind%3DPod", ["a/e1"]),
+        (ev + "reason%3DReady,type%3DNormal,reportingController%3Dkubelet", ["a/e2"]),
+    ]:
+        code, doc = get(api, path)
+        assert (code, names(doc)) == (200, want), (path, doc)
+
+
 def test_status_answers(api: s.Api) -> None:
     code, doc = get(api, "/api/v1/namespaces/b/configmaps/nope")
     assert (code, doc["reason"], doc["message"]) == (404, "NotFound", 'configmaps "nope" not found')
@@ -202,6 +270,22 @@ def test_watch_list(api: s.Api) -> None:
         "/api/v1/configmaps?watch=1&resourceVersion=7&allowWatchBookmarks=true&timeoutSeconds=1",
     )
     assert events and {e["type"] for e in events} == {"BOOKMARK"}
+
+
+def test_node_wide_columns_like_the_servers_printer() -> None:
+    """printNode: OS image, kernel and container runtime read "<unknown>" when the
+    node's status does not say them; the kubelet version stays empty."""
+    node = {"kind": "Node", "apiVersion": "v1", "metadata": {"name": "n"}}
+    doc = table("Node", "", [node], 0.0, {})
+    cells = dict(
+        zip([c["name"] for c in doc["columnDefinitions"]], doc["rows"][0]["cells"], strict=True)
+    )
+    assert cells["Version"] == ""
+    for name in ("OS-Image", "Kernel-Version", "Container-Runtime"):
+        assert cells[name] == "<unknown>", name
+    info = {"osImage": "Debian", "kernelVersion": "6.1", "containerRuntimeVersion": "cri-o://1"}
+    doc = table("Node", "", [{**node, "status": {"nodeInfo": info}}], 0.0, {})
+    assert doc["rows"][0]["cells"][-3:] == ["Debian", "6.1", "cri-o://1"]
 
 
 def test_table(api: s.Api) -> None:

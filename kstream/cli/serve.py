@@ -110,10 +110,11 @@ def serve(
         token = s.new_token()
         name = s.context_name(snapshot)
         api = s.Api(catalog, name, bookmark_interval=bookmark_interval)
-        server = s.make_server(api, token, tls, port)
+        prefix = s.new_prefix()
+        server = s.make_server(api, token, tls, port, prefix)
         url = f"https://{api.server_address}"
         path = kubeconfig_out or os.path.join(tmp, "kubeconfig")
-        s.write_kubeconfig(path, s.kubeconfig(name, url, tls.ca_pem, token), force=True)
+        s.write_kubeconfig(path, s.kubeconfig(name, url + prefix, tls.ca_pem, token), force=True)
         objects = sum(e.objects for r in catalog.resources for e in r.entries)
         held = f"{len(catalog.resources)} resources" + (f", {objects} objects" if objects else "")
         # Ctrl-C and SIGTERM only set `stop` from here on: no exception can cut
