@@ -24,6 +24,13 @@ def test_durations_and_sizes() -> None:
     for bad in ("", "5x", "m5", "0s", "-1", "1h x"):
         with pytest.raises(UsageError):
             parse_duration(bad, "--x")
+
+
+@pytest.mark.parametrize("bad", ["inf", "nan", "infinity", "1e400"])
+def test_duration_not_finite_refused(bad: str) -> None:
+    # float() takes these: --follow-for nan never ended, nor did inf
+    with pytest.raises(UsageError, match="not a duration"):
+        parse_duration(bad, "--follow-for")
     for bad in ("", "lots", "0", "1Q"):
         with pytest.raises(UsageError):
             parse_size(bad, "--x")

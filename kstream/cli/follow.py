@@ -9,6 +9,7 @@ they sent is written and the open segment is sealed.
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import re
 import shutil
@@ -70,6 +71,8 @@ def parse_duration(text: str, option: str) -> float:
             raise UsageError(
                 f"{option} {text!r}: not a duration (examples: 90s, 5m, 1h30m)"
             ) from None
+    if not math.isfinite(value):  # float() takes inf and nan: not durations
+        raise UsageError(f"{option} {text!r}: not a duration (examples: 90s, 5m, 1h30m)")
     if value <= 0:
         raise UsageError(f"{option} {text!r}: must be more than zero")
     return value
