@@ -578,7 +578,10 @@ def report_follow(follow: Follow, target: Path, quiet: bool, why: str) -> None:
             Col("resyncs", "right"),
             Col("retries", "right"),
         ]
-        consoles.err.print(Group(Text(title, style="bold"), FitTable(cols, rows)))
+        if rows:
+            consoles.err.print(Group(Text(title, style="bold"), FitTable(cols, rows)))
+        else:  # no resource changed: no table of headers alone
+            consoles.err.print(Text(title, style="bold"))
     if len(shown) < len(units):
         note(f"{len(units) - len(shown)} more resources without changes")
     names = ", ".join(f"{m.segment:06d}" for m in segs) or "none"
