@@ -80,6 +80,17 @@ def window_bound(text: str | None, option: str) -> str | None:
     return format_time(parse_instant(text, option))
 
 
+def window_bounds(since: str | None, until: str | None) -> tuple[str | None, str | None]:
+    """`--since` and `--until` (see `window_bound`); UsageError when the window
+    ends before it begins (it would match nothing, silently)."""
+    lo, hi = window_bound(since, "--since"), window_bound(until, "--until")
+    if lo is not None and hi is not None and lo > hi:
+        raise UsageError(
+            f"--since {since} is after --until {until} ({lo} > {hi}): the window is empty"
+        )
+    return lo, hi
+
+
 def _duration(s: str) -> float | None:
     import re
 

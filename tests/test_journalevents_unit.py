@@ -144,6 +144,14 @@ def test_count_events_usage(journal: Path, tmp_path: Path) -> None:
     one_line(kstream("count", str(journal), "--by", "manager"), 2, "--events")
 
 
+@pytest.mark.parametrize("command", ["count", "log"])
+def test_window_that_ends_before_it_begins_refused(journal: Path, command: str) -> None:
+    """--since after --until matched nothing, silently, with exit 0."""
+    extra = ["--events"] if command == "count" else []
+    r = kstream(command, str(journal), *extra, "--since", t(3), "--until", t(1))
+    one_line(r, 2, "is after --until")
+
+
 def test_log_fields(journal: Path) -> None:
     r = kstream("log", str(journal), "-o", "ndjson")
     assert r.code == 0, r.err
