@@ -150,7 +150,7 @@ class EventFilter:
             self._resources[k] = ok
         return ok
 
-    def object_ok(self, md: dict[str, Any]) -> bool:
+    def object_ok(self, md: dict[str, Any], labels: bool = True) -> bool:
         ns = str(md.get("namespace") or "")
         # as count does on a snapshot: with -n, a cluster-scoped object only when
         # its resource is named with -r
@@ -158,7 +158,7 @@ class EventFilter:
             return False
         if self.names and str(md.get("name") or "") not in self.names:
             return False
-        if self.labels and not self.labels.matches(md.get("labels")):
+        if labels and self.labels and not self.labels.matches(md.get("labels")):
             return False
         return all((str(md.get(f) or "") == v) == eq for f, eq, v in self.fields)
 
@@ -198,7 +198,7 @@ def changes(
             yield c
 
 
-def _change(ev: Event, filt: EventFilter) -> Change | None:
+def _change(ev: Event, filt: EventFilter, labels: bool = True) -> Change | None:
     if ev.type not in CHANGE_TYPES or ev.object is None:
         return None
     try:
@@ -217,7 +217,7 @@ def _change(ev: Event, filt: EventFilter) -> Change | None:
     ns = str(md.get("namespace") or "")
     if not filt.resource_ok(ev.resource, kind, bool(ns or ev.namespace)):
         return None
-    if not filt.object_ok(md):
+    if not filt.object_ok(md, labels):
         return None
     return Change(ev, obj, kind, ns, str(md.get("name") or ""))
 
@@ -527,16 +527,19 @@ def log(
             for line in base.lines(e):
                 obj = deepjson.loads(line)
                 md = obj.get("metadata") if isinstance(obj, dict) else None
-                if isinstance(md, dict) and filt.object_ok(md):
+                # every object's state, whatever its labels: an event is shown
+                # when the object matches -l before or after it (it entered or
+                # left the selection, as a watch with a label selector says)
+                if isinstance(md, dict) and filt.object_ok(md, labels=False):
                     states.put(_res_key(res), _obj_key(md), line)
         for ev in journal.events(until=until):
             if ev.type == "SYNC" and ev.object is not None:
                 # a resync's object: the state from then on (no change shown)
-                c = _change(replace(ev, type="MODIFIED"), filt)
+                c = _change(replace(ev, type="MODIFIED"), filt, labels=False)
                 if c is not None:
                     states.put(_res_key(ev.resource), _obj_key(c.md), ev.object)
                 continue
-            c = _change(ev, filt)
+            c = _change(ev, filt, labels=False)
             if c is None or ev.object is None:
                 continue
             rk, ok = _res_key(ev.resource), _obj_key(c.md)
@@ -547,6 +550,11 @@ def log(
                 states.put(rk, ok, ev.object)
             if since is not None and ev.time <= since:
                 continue
+            if filt.labels and not filt.labels.matches(c.md.get("labels")):
+                before = deepjson.loads(prev) if prev is not None else None
+                pmd = before.get("metadata") if isinstance(before, dict) else None
+                if not (isinstance(pmd, dict) and filt.labels.matches(pmd.get("labels"))):
+                    continue  # matches -l neither before nor after
             fields: list[FieldDiff] | None = None
             if prev is not None and ev.type != "DELETED":
                 g, _, _ = split_unit_resource(ev.resource)

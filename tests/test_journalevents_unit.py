@@ -229,3 +229,33 @@ def test_log_help_imports_little(tmp_path: Path) -> None:
     assert "Usage: kstream log" in out
     others = ("kstream.cli.dump", "kstream.cli.count", "kstream.cli.diff", "kstream.journalread")
     assert heavy(mods, (*COMMANDS, *others)) == []
+
+
+def test_log_label_selector_shows_objects_entering_and_leaving(tmp_path: Path) -> None:
+    """`log -l app=x` left out the event that took an object out of the
+    selection (its label changed: a watch with -l says DELETED), and showed
+    one entering it with no earlier state, though the journal has it."""
+
+    def labelled(name: str, rv: str, app: str, **data: str) -> dict[str, Any]:
+        o = cm(name, rv, "kubectl-label", **data)
+        o["metadata"]["labels"] = {"app": app}
+        return o
+
+    j = Journal(tmp_path / "J")
+    write_base(j.base, {CM: [labelled("a", "10", "x", k="0"), labelled("b", "11", "y", k="0")]})
+    j.segment(
+        1,
+        [
+            [
+                ev(t(1), "MODIFIED", CM, labelled("a", "20", "y", k="0")),  # a leaves app=x
+                ev(t(2), "MODIFIED", CM, labelled("a", "21", "y", k="1")),  # not app=x
+                ev(t(3), "MODIFIED", CM, labelled("b", "22", "x", k="0")),  # b enters app=x
+            ]
+        ],
+    )
+    r = kstream("log", str(j.root), "-l", "app=x", "-o", "ndjson")
+    assert r.code == 0, r.err
+    recs = [json.loads(x) for x in r.out.splitlines()]
+    assert [(x["name"], x["resourceVersion"]) for x in recs] == [("a", "20"), ("b", "22")]
+    for rec, old, new in zip(recs, ("x", "y"), ("y", "x"), strict=True):
+        assert {"path": "metadata.labels.app", "old": old, "new": new} in rec["fields"]
