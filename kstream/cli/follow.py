@@ -309,6 +309,14 @@ def run_resume(
         )
         secrets = opts.secrets or "redact"
         plan, reader = open_live(scope, live, note, skip_secrets=secrets == "exclude")
+        was = str((meta.get("server") or {}).get("url") or "")
+        if was and plan.server and was.rstrip("/") != plan.server.rstrip("/"):
+            # resourceVersions are one cluster's: another's would be watched from
+            # positions that mean nothing there (or replay its changes as this one's)
+            note(
+                f"warning: {target} was written from {was}; resuming against {plan.server}: "
+                "if that is another cluster, stop and start a new journal"
+            )
         topts = TransformOptions(
             secrets=secrets,  # type: ignore[arg-type]
             secret_key=secret_key,
