@@ -484,6 +484,10 @@ class _States:
             "CREATE TABLE s (res TEXT NOT NULL, key TEXT NOT NULL, line BLOB NOT NULL,"
             " PRIMARY KEY (res, key))"
         )
+        # the objects of a resync in progress, by unit (resource and namespace)
+        self.db.execute(
+            "CREATE TABLE synced (unit TEXT NOT NULL, key TEXT NOT NULL, PRIMARY KEY (unit, key))"
+        )
         self.db.execute("BEGIN")
 
     def get(self, res: str, key: str) -> bytes | None:
@@ -495,6 +499,22 @@ class _States:
 
     def delete(self, res: str, key: str) -> None:
         self.db.execute("DELETE FROM s WHERE res = ? AND key = ?", (res, key))
+
+    def resync(self, unit: str) -> None:
+        self.db.execute("DELETE FROM synced WHERE unit = ?", (unit,))
+
+    def sync(self, unit: str, key: str) -> None:
+        self.db.execute("INSERT OR IGNORE INTO synced VALUES (?, ?)", (unit, key))
+
+    def synced(self, unit: str, res: str, namespace: str) -> None:
+        """A resync closed: the unit's objects it did not read are gone."""
+        prefix = f"{namespace}/%" if namespace else "%"
+        self.db.execute(
+            "DELETE FROM s WHERE res = ? AND key LIKE ? AND key NOT IN"
+            " (SELECT key FROM synced WHERE unit = ?)",
+            (res, prefix, unit),
+        )
+        self.resync(unit)
 
     def close(self) -> None:
         with contextlib.suppress(sqlite3.Error):
@@ -533,11 +553,20 @@ def log(
                 if isinstance(md, dict) and filt.object_ok(md, labels=False):
                     states.put(_res_key(res), _obj_key(md), line)
         for ev in journal.events(until=until):
+            unit = f"{ev.resource}\n{ev.namespace}"
+            if ev.type == "RESYNC":
+                states.resync(unit)
+                continue
+            if ev.type == "SYNCED":
+                # an object the resync did not read was deleted meanwhile
+                states.synced(unit, _res_key(ev.resource), ev.namespace)
+                continue
             if ev.type == "SYNC" and ev.object is not None:
                 # a resync's object: the state from then on (no change shown)
                 c = _change(replace(ev, type="MODIFIED"), filt, labels=False)
                 if c is not None:
                     states.put(_res_key(ev.resource), _obj_key(c.md), ev.object)
+                    states.sync(unit, _obj_key(c.md))
                 continue
             c = _change(ev, filt, labels=False)
             if c is None or ev.object is None:

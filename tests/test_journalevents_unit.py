@@ -259,3 +259,28 @@ def test_log_label_selector_shows_objects_entering_and_leaving(tmp_path: Path) -
     assert [(x["name"], x["resourceVersion"]) for x in recs] == [("a", "20"), ("b", "22")]
     for rec, old, new in zip(recs, ("x", "y"), ("y", "x"), strict=True):
         assert {"path": "metadata.labels.app", "old": old, "new": new} in rec["fields"]
+
+
+def test_log_object_gone_in_a_resync_has_no_earlier_state(tmp_path: Path) -> None:
+    """An object deleted while its resource's position had expired (410) is
+    not in the resync: it is gone from then on. log kept its old state, so
+    one created again under that name was shown as a change of the old one."""
+    j = Journal(tmp_path / "J")
+    write_base(j.base, {CM: [cm("a", "10", "kubectl", k="0"), cm("b", "11", "kubectl", k="0")]})
+    j.segment(
+        1,
+        [
+            [
+                ev(t(1), "RESYNC", CM, rv="30"),
+                ev(t(1), "SYNC", CM, cm("a", "10", "kubectl", k="0"), rv="30"),
+                ev(t(1), "SYNCED", CM, rv="30"),
+                ev(t(2), "ADDED", CM, cm("b", "31", "helm", k="new")),
+                ev(t(3), "MODIFIED", CM, cm("a", "32", "hammer", k="1")),
+            ]
+        ],
+    )
+    r = kstream("log", str(j.root), "-o", "ndjson")
+    assert r.code == 0, r.err
+    recs = {x["name"]: x for x in map(json.loads, r.out.splitlines())}
+    assert recs["b"]["type"] == "ADDED" and "fields" not in recs["b"]  # created, not a change
+    assert {"path": "data.k", "old": "0", "new": "1"} in recs["a"]["fields"]  # a stays
