@@ -80,6 +80,17 @@ def window_bound(text: str | None, option: str) -> str | None:
     return format_time(parse_instant(text, option))
 
 
+def window_bounds(since: str | None, until: str | None) -> tuple[str | None, str | None]:
+    """`--since` and `--until` (see `window_bound`); UsageError when the window
+    ends before it begins (it would match nothing, silently)."""
+    lo, hi = window_bound(since, "--since"), window_bound(until, "--until")
+    if lo is not None and hi is not None and lo > hi:
+        raise UsageError(
+            f"--since {since} is after --until {until} ({lo} > {hi}): the window is empty"
+        )
+    return lo, hi
+
+
 def _duration(s: str) -> float | None:
     import re
 
@@ -139,7 +150,7 @@ class EventFilter:
             self._resources[k] = ok
         return ok
 
-    def object_ok(self, md: dict[str, Any]) -> bool:
+    def object_ok(self, md: dict[str, Any], labels: bool = True) -> bool:
         ns = str(md.get("namespace") or "")
         # as count does on a snapshot: with -n, a cluster-scoped object only when
         # its resource is named with -r
@@ -147,7 +158,7 @@ class EventFilter:
             return False
         if self.names and str(md.get("name") or "") not in self.names:
             return False
-        if self.labels and not self.labels.matches(md.get("labels")):
+        if labels and self.labels and not self.labels.matches(md.get("labels")):
             return False
         return all((str(md.get(f) or "") == v) == eq for f, eq, v in self.fields)
 
@@ -187,7 +198,7 @@ def changes(
             yield c
 
 
-def _change(ev: Event, filt: EventFilter) -> Change | None:
+def _change(ev: Event, filt: EventFilter, labels: bool = True) -> Change | None:
     if ev.type not in CHANGE_TYPES or ev.object is None:
         return None
     try:
@@ -206,7 +217,7 @@ def _change(ev: Event, filt: EventFilter) -> Change | None:
     ns = str(md.get("namespace") or "")
     if not filt.resource_ok(ev.resource, kind, bool(ns or ev.namespace)):
         return None
-    if not filt.object_ok(md):
+    if not filt.object_ok(md, labels):
         return None
     return Change(ev, obj, kind, ns, str(md.get("name") or ""))
 
@@ -473,6 +484,10 @@ class _States:
             "CREATE TABLE s (res TEXT NOT NULL, key TEXT NOT NULL, line BLOB NOT NULL,"
             " PRIMARY KEY (res, key))"
         )
+        # the objects of a resync in progress, by unit (resource and namespace)
+        self.db.execute(
+            "CREATE TABLE synced (unit TEXT NOT NULL, key TEXT NOT NULL, PRIMARY KEY (unit, key))"
+        )
         self.db.execute("BEGIN")
 
     def get(self, res: str, key: str) -> bytes | None:
@@ -484,6 +499,22 @@ class _States:
 
     def delete(self, res: str, key: str) -> None:
         self.db.execute("DELETE FROM s WHERE res = ? AND key = ?", (res, key))
+
+    def resync(self, unit: str) -> None:
+        self.db.execute("DELETE FROM synced WHERE unit = ?", (unit,))
+
+    def sync(self, unit: str, key: str) -> None:
+        self.db.execute("INSERT OR IGNORE INTO synced VALUES (?, ?)", (unit, key))
+
+    def synced(self, unit: str, res: str, namespace: str) -> None:
+        """A resync closed: the unit's objects it did not read are gone."""
+        prefix = f"{namespace}/%" if namespace else "%"
+        self.db.execute(
+            "DELETE FROM s WHERE res = ? AND key LIKE ? AND key NOT IN"
+            " (SELECT key FROM synced WHERE unit = ?)",
+            (res, prefix, unit),
+        )
+        self.resync(unit)
 
     def close(self) -> None:
         with contextlib.suppress(sqlite3.Error):
@@ -516,16 +547,28 @@ def log(
             for line in base.lines(e):
                 obj = deepjson.loads(line)
                 md = obj.get("metadata") if isinstance(obj, dict) else None
-                if isinstance(md, dict) and filt.object_ok(md):
+                # every object's state, whatever its labels: an event is shown
+                # when the object matches -l before or after it (it entered or
+                # left the selection, as a watch with a label selector says)
+                if isinstance(md, dict) and filt.object_ok(md, labels=False):
                     states.put(_res_key(res), _obj_key(md), line)
         for ev in journal.events(until=until):
+            unit = f"{ev.resource}\n{ev.namespace}"
+            if ev.type == "RESYNC":
+                states.resync(unit)
+                continue
+            if ev.type == "SYNCED":
+                # an object the resync did not read was deleted meanwhile
+                states.synced(unit, _res_key(ev.resource), ev.namespace)
+                continue
             if ev.type == "SYNC" and ev.object is not None:
                 # a resync's object: the state from then on (no change shown)
-                c = _change(replace(ev, type="MODIFIED"), filt)
+                c = _change(replace(ev, type="MODIFIED"), filt, labels=False)
                 if c is not None:
                     states.put(_res_key(ev.resource), _obj_key(c.md), ev.object)
+                    states.sync(unit, _obj_key(c.md))
                 continue
-            c = _change(ev, filt)
+            c = _change(ev, filt, labels=False)
             if c is None or ev.object is None:
                 continue
             rk, ok = _res_key(ev.resource), _obj_key(c.md)
@@ -536,6 +579,11 @@ def log(
                 states.put(rk, ok, ev.object)
             if since is not None and ev.time <= since:
                 continue
+            if filt.labels and not filt.labels.matches(c.md.get("labels")):
+                before = deepjson.loads(prev) if prev is not None else None
+                pmd = before.get("metadata") if isinstance(before, dict) else None
+                if not (isinstance(pmd, dict) and filt.labels.matches(pmd.get("labels"))):
+                    continue  # matches -l neither before nor after
             fields: list[FieldDiff] | None = None
             if prev is not None and ev.type != "DELETED":
                 g, _, _ = split_unit_resource(ev.resource)

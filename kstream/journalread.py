@@ -115,10 +115,19 @@ def split_instant(path: str) -> tuple[str, str | None] | None:
     return None
 
 
+# RFC 3339's date-time (a space for the T, as it allows); the zone is checked
+# by parse_time, which says when it is missing
+_RFC3339 = re.compile(r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(?:\.\d+)?(?:[Zz]|[+-]\d{2}:\d{2})?")
+
+
 def parse_instant(text: str, where: str = "") -> datetime:
-    """An instant a user typed (RFC 3339); UsageError for anything else."""
+    """An instant a user typed (RFC 3339); UsageError for anything else (the
+    other ISO 8601 forms datetime.fromisoformat takes, such as 20261129T1400Z,
+    T14:00 or +0100, are not taken: a typo must not name another instant)."""
     said = f"{where}: " if where else ""
     try:
+        if not _RFC3339.fullmatch(text.strip()):
+            raise ValueError(text)
         return parse_time(text.strip())
     except (ValueError, TypeError) as e:
         if "time zone" in str(e):

@@ -777,3 +777,24 @@ def test_fatal_error_ends_with_its_code_and_a_sealed_journal(
         "1",
         "2",
     ]
+
+
+def test_resume_against_another_server_warns(cluster: Cluster, tmp_path: Path) -> None:
+    """--resume watched another server from the journal's resourceVersions
+    without a word (they are one cluster's positions); now it says so."""
+    j = tmp_path / "j"
+    args = ("--follow-for", "1s", "-q")
+    r = kstream(
+        "dump", "--follow", "-o", f"{j}/", "-n", "follow-other", "-r", "cm", *args,
+        kubeconfig=cluster.kubeconfig,
+    )  # fmt: skip
+    assert r.code == 0, r.err
+    same = kstream("dump", "--follow", "--resume", f"{j}/", *args, kubeconfig=cluster.kubeconfig)
+    assert same.code == 0, same.err
+    assert "was written from" not in same.err
+    meta = json.loads((j / "journal.json").read_text())
+    meta["server"]["url"] = "https://127.0.0.1:1"
+    (j / "journal.json").write_text(json.dumps(meta))
+    other = kstream("dump", "--follow", "--resume", f"{j}/", *args, kubeconfig=cluster.kubeconfig)
+    assert other.code == 0, other.err
+    assert f"{j} was written from https://127.0.0.1:1; resuming against https://" in other.err

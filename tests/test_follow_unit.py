@@ -24,6 +24,13 @@ def test_durations_and_sizes() -> None:
     for bad in ("", "5x", "m5", "0s", "-1", "1h x"):
         with pytest.raises(UsageError):
             parse_duration(bad, "--x")
+
+
+@pytest.mark.parametrize("bad", ["inf", "nan", "infinity", "1e400"])
+def test_duration_not_finite_refused(bad: str) -> None:
+    # float() takes these: --follow-for nan never ended, nor did inf
+    with pytest.raises(UsageError, match="not a duration"):
+        parse_duration(bad, "--follow-for")
     for bad in ("", "lots", "0", "1Q"):
         with pytest.raises(UsageError):
             parse_size(bad, "--x")
@@ -185,3 +192,32 @@ def test_follower_reconnects_from_its_position_and_resyncs_on_410(tmp_path: Path
     m = read_sealed_manifest(path)
     assert m is not None and m.positions == {"v1/configmaps ns": "21"}
     assert f.units[0].resyncs == 1 and f.units[0].events == 3
+
+
+def test_summary_on_a_terminal_without_changes_draws_no_empty_table(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A follow on a terminal that saw no change printed the table's header
+    row with no row under it."""
+    import io
+    from types import SimpleNamespace
+
+    from rich.console import Console
+
+    from kstream.cli import common
+    from kstream.cli.follow import UnitFollow, report_follow
+    from kstream.resources import Resource
+    from kstream.stream import Unit
+
+    out = io.StringIO()
+    monkeypatch.setattr(common.consoles, "err", Console(file=out, force_terminal=True, width=100))
+    monkeypatch.delenv("CI", raising=False)
+    cm = Resource("", "v1", "configmaps", "ConfigMap", True, frozenset(("list", "watch")))
+    follow = SimpleNamespace(
+        units=[UnitFollow(Unit(cm, "shop"), "7")], writer=SimpleNamespace(sealed=[])
+    )
+    report_follow(follow, Path("j"), quiet=False, why="interrupted")  # type: ignore[arg-type]
+    text = out.getvalue()
+    assert "kstream dump --follow → j/" in text
+    assert "1 more resources without changes" in text
+    assert "state" not in text and "retries" not in text  # no header row alone

@@ -144,6 +144,14 @@ def test_count_events_usage(journal: Path, tmp_path: Path) -> None:
     one_line(kstream("count", str(journal), "--by", "manager"), 2, "--events")
 
 
+@pytest.mark.parametrize("command", ["count", "log"])
+def test_window_that_ends_before_it_begins_refused(journal: Path, command: str) -> None:
+    """--since after --until matched nothing, silently, with exit 0."""
+    extra = ["--events"] if command == "count" else []
+    r = kstream(command, str(journal), *extra, "--since", t(3), "--until", t(1))
+    one_line(r, 2, "is after --until")
+
+
 def test_log_fields(journal: Path) -> None:
     r = kstream("log", str(journal), "-o", "ndjson")
     assert r.code == 0, r.err
@@ -221,3 +229,58 @@ def test_log_help_imports_little(tmp_path: Path) -> None:
     assert "Usage: kstream log" in out
     others = ("kstream.cli.dump", "kstream.cli.count", "kstream.cli.diff", "kstream.journalread")
     assert heavy(mods, (*COMMANDS, *others)) == []
+
+
+def test_log_label_selector_shows_objects_entering_and_leaving(tmp_path: Path) -> None:
+    """`log -l app=x` left out the event that took an object out of the
+    selection (its label changed: a watch with -l says DELETED), and showed
+    one entering it with no earlier state, though the journal has it."""
+
+    def labelled(name: str, rv: str, app: str, **data: str) -> dict[str, Any]:
+        o = cm(name, rv, "kubectl-label", **data)
+        o["metadata"]["labels"] = {"app": app}
+        return o
+
+    j = Journal(tmp_path / "J")
+    write_base(j.base, {CM: [labelled("a", "10", "x", k="0"), labelled("b", "11", "y", k="0")]})
+    j.segment(
+        1,
+        [
+            [
+                ev(t(1), "MODIFIED", CM, labelled("a", "20", "y", k="0")),  # a leaves app=x
+                ev(t(2), "MODIFIED", CM, labelled("a", "21", "y", k="1")),  # not app=x
+                ev(t(3), "MODIFIED", CM, labelled("b", "22", "x", k="0")),  # b enters app=x
+            ]
+        ],
+    )
+    r = kstream("log", str(j.root), "-l", "app=x", "-o", "ndjson")
+    assert r.code == 0, r.err
+    recs = [json.loads(x) for x in r.out.splitlines()]
+    assert [(x["name"], x["resourceVersion"]) for x in recs] == [("a", "20"), ("b", "22")]
+    for rec, old, new in zip(recs, ("x", "y"), ("y", "x"), strict=True):
+        assert {"path": "metadata.labels.app", "old": old, "new": new} in rec["fields"]
+
+
+def test_log_object_gone_in_a_resync_has_no_earlier_state(tmp_path: Path) -> None:
+    """An object deleted while its resource's position had expired (410) is
+    not in the resync: it is gone from then on. log kept its old state, so
+    one created again under that name was shown as a change of the old one."""
+    j = Journal(tmp_path / "J")
+    write_base(j.base, {CM: [cm("a", "10", "kubectl", k="0"), cm("b", "11", "kubectl", k="0")]})
+    j.segment(
+        1,
+        [
+            [
+                ev(t(1), "RESYNC", CM, rv="30"),
+                ev(t(1), "SYNC", CM, cm("a", "10", "kubectl", k="0"), rv="30"),
+                ev(t(1), "SYNCED", CM, rv="30"),
+                ev(t(2), "ADDED", CM, cm("b", "31", "helm", k="new")),
+                ev(t(3), "MODIFIED", CM, cm("a", "32", "hammer", k="1")),
+            ]
+        ],
+    )
+    r = kstream("log", str(j.root), "-o", "ndjson")
+    assert r.code == 0, r.err
+    recs = {x["name"]: x for x in map(json.loads, r.out.splitlines())}
+    assert recs["b"]["type"] == "ADDED" and "fields" not in recs["b"]  # created, not a change
+    assert {"path": "data.k", "old": "0", "new": "1"} in recs["a"]["fields"]  # a stays

@@ -263,6 +263,22 @@ def test_bad_instant_usage(journal: Journal) -> None:
         open_snapshot(f"{journal.root}/@2026-11-29T12:00:00Z")
 
 
+@pytest.mark.parametrize(
+    "typed",
+    [
+        "2026-11-29T1400Z",  # a colon forgotten: read as 14:00:00 before
+        "2026-11-29T14:00:00+0100",
+        "20261129T140000Z",
+        "2026-11-29T14:00:00,5Z",
+        "2026-11-29T14:00Z",
+    ],
+)
+def test_instant_not_rfc3339_refused(journal: Journal, typed: str) -> None:
+    """ISO 8601 forms that are not RFC 3339 (datetime.fromisoformat takes
+    them) were read as some instant instead of refused as the docs say."""
+    one_line(kstream("count", f"{journal.root}/@{typed}"), 2, "RFC 3339")
+
+
 def test_count_and_diff_of_instants(journal: Journal) -> None:
     root = str(journal.root)
     r = kstream("count", f"{root}/@{t(2)}", "-o", "json")

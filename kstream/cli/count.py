@@ -449,7 +449,7 @@ def run_events(
     sort: Sort,
     output: Output = Output.table,
 ) -> ExitCode:
-    from kstream.journalevents import EventGrouping, count_events, sort_event_rows, window_bound
+    from kstream.journalevents import EventGrouping, count_events, sort_event_rows, window_bounds
 
     if not events:
         raise UsageError("--since and --until are for --events (a journal's change events)")
@@ -460,7 +460,7 @@ def run_events(
     if sort is Sort.by_size:
         raise UsageError("--sort size: events have no size; use count or name")
     grouping = EventGrouping.parse(by)
-    lo, hi = window_bound(since, "--since"), window_bound(until, "--until")
+    lo, hi = window_bounds(since, until)
     result = count_events(path, grouping, scope, lo, hi)
     result.rows = sort_event_rows(result.rows, sort.value)
     emit_events(result, output)

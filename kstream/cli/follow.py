@@ -9,6 +9,7 @@ they sent is written and the open segment is sealed.
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import re
 import shutil
@@ -70,6 +71,8 @@ def parse_duration(text: str, option: str) -> float:
             raise UsageError(
                 f"{option} {text!r}: not a duration (examples: 90s, 5m, 1h30m)"
             ) from None
+    if not math.isfinite(value):  # float() takes inf and nan: not durations
+        raise UsageError(f"{option} {text!r}: not a duration (examples: 90s, 5m, 1h30m)")
     if value <= 0:
         raise UsageError(f"{option} {text!r}: must be more than zero")
     return value
@@ -306,6 +309,14 @@ def run_resume(
         )
         secrets = opts.secrets or "redact"
         plan, reader = open_live(scope, live, note, skip_secrets=secrets == "exclude")
+        was = str((meta.get("server") or {}).get("url") or "")
+        if was and plan.server and was.rstrip("/") != plan.server.rstrip("/"):
+            # resourceVersions are one cluster's: another's would be watched from
+            # positions that mean nothing there (or replay its changes as this one's)
+            note(
+                f"warning: {target} was written from {was}; resuming against {plan.server}: "
+                "if that is another cluster, stop and start a new journal"
+            )
         topts = TransformOptions(
             secrets=secrets,  # type: ignore[arg-type]
             secret_key=secret_key,
@@ -575,7 +586,10 @@ def report_follow(follow: Follow, target: Path, quiet: bool, why: str) -> None:
             Col("resyncs", "right"),
             Col("retries", "right"),
         ]
-        consoles.err.print(Group(Text(title, style="bold"), FitTable(cols, rows)))
+        if rows:
+            consoles.err.print(Group(Text(title, style="bold"), FitTable(cols, rows)))
+        else:  # no resource changed: no table of headers alone
+            consoles.err.print(Text(title, style="bold"))
     if len(shown) < len(units):
         note(f"{len(units) - len(shown)} more resources without changes")
     names = ", ".join(f"{m.segment:06d}" for m in segs) or "none"

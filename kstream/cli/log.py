@@ -106,13 +106,13 @@ def log(
     are checked on each event's object. A corrupted segment exits 6.
     """
     from kstream.journalevents import log as log_events
-    from kstream.journalevents import window_bound
+    from kstream.journalevents import window_bounds
 
     c.setup_consoles(color)
     if namespace and all_namespaces:
         raise UsageError("--namespace and --all-namespaces cannot be used together")
     scope = c.scope(resource, exclude, namespace, selector, field_selector)
-    lo, hi = window_bound(since, "--since"), window_bound(until, "--until")
+    lo, hi = window_bounds(since, until)
     entries = log_events(journal, scope, tuple(names or ()), lo, hi)
     n = 0
     try:
