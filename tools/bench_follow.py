@@ -36,7 +36,7 @@ import psutil
 from tests.controlplane import ControlPlane
 from tests.seed import Api, configmap, namespace
 from tools.bench import CHILD_ENV, KSTREAM, REPO, machine
-from tools.bench_report import FOLLOW_END, FOLLOW_START
+from tools.bench_report import FOLLOW_END, FOLLOW_START, put_section
 
 NS = "bench-follow"
 MB = 2**20
@@ -205,14 +205,7 @@ def main(argv: list[str] | None = None) -> None:
         f"peak RSS {r['peak_rss'] / MB:.0f} MB")  # fmt: skip
     (work / "follow.json").write_text(json.dumps({"started": started, "load": load, **r}, indent=2))
     out = Path(args.out)
-    text = out.read_text() if out.exists() else "# Benchmarks\n"
-    new = section(r, started, load)
-    if FOLLOW_START in text and FOLLOW_END in text:
-        a, b = text.index(FOLLOW_START), text.index(FOLLOW_END) + len(FOLLOW_END)
-        text = text[:a] + new + text[b:]
-    else:
-        text = text.rstrip("\n") + "\n\n" + new + "\n"
-    out.write_text(text)
+    put_section(out, FOLLOW_START, FOLLOW_END, section(r, started, load))
     log(f"wrote {out}")
 
 

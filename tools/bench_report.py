@@ -282,6 +282,21 @@ CONTENDERS = [
 ]
 
 
+def block(text: str, start: str, end: str) -> str | None:
+    """The text from the marker `start` to the marker `end`, both included."""
+    if start in text and end in text:
+        return text[text.index(start) : text.index(end) + len(end)]
+    return None
+
+
+def put_section(out: Path, start: str, end: str, new: str) -> None:
+    """Write `new` (which starts with `start` and ends with `end`) into the file,
+    in place of the section between those markers, or at its end."""
+    text = out.read_text() if out.exists() else "# Benchmarks\n"
+    old = block(text, start, end)
+    out.write_text(text.replace(old, new) if old else text.rstrip("\n") + "\n\n" + new + "\n")
+
+
 def render(res: dict[str, Any], previous: str = "") -> str:
     m = res["machine"]
     load = res["load"]
@@ -335,10 +350,9 @@ def render(res: dict[str, Any], previous: str = "") -> str:
             f"{_mb(inc['out_bytes']) if inc else '-'} | {e['seed_rate']:,.0f} |"
         )
     L += ["", *CONTENDERS, "", "## Targets", "", *targets(res), ""]
-    if NOTES_START in previous and NOTES_END in previous:
-        a = previous.index(NOTES_START)
-        b = previous.index(NOTES_END) + len(NOTES_END)
-        L += [previous[a:b], ""]
+    notes = block(previous, NOTES_START, NOTES_END)
+    if notes:
+        L += [notes, ""]
     else:
         L += [
             NOTES_START,
@@ -349,10 +363,9 @@ def render(res: dict[str, Any], previous: str = "") -> str:
             "",
         ]
     for start, end in ((SEED_START, SEED_END), (FOLLOW_START, FOLLOW_END)):
-        if start in previous and end in previous:  # sections of their own make targets
-            a = previous.index(start)
-            b = previous.index(end) + len(end)
-            L += [previous[a:b], ""]
+        kept = block(previous, start, end)  # sections of their own make targets
+        if kept:
+            L += [kept, ""]
     for e in res["sizes"]:
         if not e.get("rows"):
             continue

@@ -27,7 +27,7 @@ import time
 from pathlib import Path
 
 from tools.bench import REPO, machine, server_side
-from tools.bench_report import SEED_END, SEED_START, server_table
+from tools.bench_report import SEED_END, SEED_START, put_section, server_table
 
 
 def section(res: dict[str, object], started: str, load: tuple[float, ...]) -> str:
@@ -74,14 +74,7 @@ def main(argv: list[str] | None = None) -> None:
     res = server_side(work, args.clients, args.secrets, args.kb * 1024, args.rounds, log)
     (work / "seed.json").write_text(json.dumps({"started": started, "load": load, **res}, indent=2))
     out = Path(args.out)
-    text = out.read_text() if out.exists() else "# Benchmarks\n"
-    new = section(res, started, load)
-    if SEED_START in text and SEED_END in text:
-        a, b = text.index(SEED_START), text.index(SEED_END) + len(SEED_END)
-        text = text[:a] + new + text[b:]
-    else:
-        text = text.rstrip("\n") + "\n\n" + new + "\n"
-    out.write_text(text)
+    put_section(out, SEED_START, SEED_END, section(res, started, load))
     log(f"wrote {out}")
 
 
