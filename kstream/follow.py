@@ -22,6 +22,7 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import queue
+import shutil
 import tempfile
 import threading
 import time
@@ -249,8 +250,6 @@ class Follow:
                     self._handle(item)
             self.writer.close()
         finally:
-            import shutil
-
             shutil.rmtree(self._tmp, ignore_errors=True)
 
     def abandon(self) -> None:
@@ -259,8 +258,6 @@ class Follow:
         try:
             self.writer.close()
         finally:
-            import shutil
-
             shutil.rmtree(self._tmp, ignore_errors=True)
 
     def _halt(self) -> None:
@@ -366,9 +363,7 @@ class Follow:
             self._watch_crds()
         except Cancelled:
             return
-        except (AuthError, TLSError) as e:
-            self._q.put(_Fatal(e))
-        except BaseException as e:
+        except BaseException as e:  # credentials rejected, TLS, or a bug
             self._q.put(_Fatal(e))
 
     def _watch_crds(self) -> None:
@@ -426,12 +421,12 @@ class Follow:
         with self._lock:
             active = {uf.key for uf in self.units if uf.state != "ended"}
             ended = {uf.key for uf in self.units if uf.state == "ended"}
-        listed = {self.make_follow(u).key for u in units}
+        fresh = [self.make_follow(u) for u in units]
+        listed = {uf.key for uf in fresh}
         # an ended resource comes back only after discovery stopped listing it
         self._returned |= ended - listed
         followed = active | (ended - self._returned)
-        for u in units:
-            uf = self.make_follow(u)
+        for uf in fresh:
             if uf.key not in followed:
                 self._returned.discard(uf.key)
                 uf.needs_resync = True

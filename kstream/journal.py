@@ -80,6 +80,16 @@ def _event_fields(line: bytes) -> tuple[str, str, str, str]:
 # --------------------------------------------------------------------------- a segment
 
 
+def _sealing(header: bytes, m: SegmentManifest, offset: int) -> bytes:
+    """What seals a segment whose frames end at `offset`: the manifest, then the
+    footer (sha256 of header + manifest, the manifest's offset)."""
+    body = json.dumps(m.to_json()).encode()
+    digest = hashlib.sha256(header + body).digest()
+    return skippable(MAGIC_MANIFEST, body) + skippable(
+        MAGIC_FOOTER, FOOTER_TAG + digest + struct.pack("<Q", offset)
+    )
+
+
 class SegmentWriter:
     """One segment file being written: header, frames, then sealed."""
 
@@ -166,11 +176,7 @@ class SegmentWriter:
         self.flush(sync=False)
         m = self.manifest
         m.sealed = now_time()
-        off = self.file.tell()
-        body = json.dumps(m.to_json()).encode()
-        self._write(skippable(MAGIC_MANIFEST, body))
-        digest = hashlib.sha256(self.header + body).digest()
-        self._write(skippable(MAGIC_FOOTER, FOOTER_TAG + digest + struct.pack("<Q", off)))
+        self._write(_sealing(self.header, m, self.file.tell()))
         _guard(self.file.flush, str(self.path))
         _guard(lambda: os.fsync(self.file.fileno()), str(self.path))
         self.file.close()
@@ -419,10 +425,7 @@ def seal_open_segment(path: Path) -> SegmentManifest | None:
         f.truncate(keep)
         f.seek(keep)
         m.sealed = now_time()
-        body = json.dumps(m.to_json()).encode()
-        f.write(skippable(MAGIC_MANIFEST, body))
-        digest = hashlib.sha256(header + body).digest()
-        f.write(skippable(MAGIC_FOOTER, FOOTER_TAG + digest + struct.pack("<Q", keep)))
+        f.write(_sealing(header, m, keep))
         f.flush()
         os.fsync(f.fileno())
     return m
@@ -522,8 +525,7 @@ def journal_dir_problem(target: Path) -> str:
     if not entries:
         return ""
     if META_NAME not in entries:
-        shown = ", ".join(entries[:3]) + (", ..." if len(entries) > 3 else "")
-        return f"has no kstream {META_NAME} (it holds {shown})"
+        return f"has no kstream {META_NAME} (it holds {_some(entries)})"
     try:
         read_meta(target)
     except Exception:
@@ -540,9 +542,13 @@ def journal_dir_problem(target: Path) -> str:
         elif not _journal_own(n, p):
             foreign.append(n)
     if foreign:
-        shown = ", ".join(foreign[:3]) + (", ..." if len(foreign) > 3 else "")
-        return f"holds files a kstream journal does not ({shown})"
+        return f"holds files a kstream journal does not ({_some(foreign)})"
     return ""
+
+
+def _some(names: list[str]) -> str:
+    """The first three names, for a message."""
+    return ", ".join(names[:3]) + (", ..." if len(names) > 3 else "")
 
 
 def _journal_own(name: str, p: Path) -> bool:

@@ -27,6 +27,7 @@ on-disk sqlite database (only those of matching objects), so memory stays flat.
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import shutil
 import sqlite3
@@ -38,7 +39,13 @@ from typing import Any
 
 from kstream import deepjson, paths
 from kstream.errors import UsageError
-from kstream.journalformat import CHANGE_TYPES, Event, format_time, split_unit_resource
+from kstream.journalformat import (
+    CHANGE_TYPES,
+    Event,
+    format_time,
+    split_unit_resource,
+    unit_resource,
+)
 from kstream.journalread import Journal, open_journal, parse_instant, split_instant
 from kstream.resources import Resource, match, snapshot_resource, split_names
 from kstream.selector import LabelSelector, Scope, SelectorError, parse_fields
@@ -445,12 +452,14 @@ class LogEntry:
         return d
 
 
-def _log_ignores(group: str, kind: str) -> list[paths.FieldPath]:
+@functools.cache
+def _log_ignores(group: str, kind: str) -> tuple[paths.FieldPath, ...]:
+    """The paths diff ignores for a kind, parsed once (not per event)."""
     from kstream.diff import DEFAULT_IGNORES, KIND_IGNORES
 
     out = [paths.parse(p) for p, _ in DEFAULT_IGNORES]
     out += [paths.parse(p) for p, _ in KIND_IGNORES.get((group, kind), ())]
-    return out
+    return tuple(out)
 
 
 def field_diffs(old: dict[str, Any], new: dict[str, Any], group: str, kind: str) -> list[FieldDiff]:
@@ -541,7 +550,7 @@ def log(
     try:
         base = journal.base
         for e in base.entries:
-            res = f"{e.group}/{e.version}/{e.resource}" if e.group else f"{e.version}/{e.resource}"
+            res = unit_resource(e.group, e.version, e.resource)
             if not filt.resource_ok(res, e.kind, e.namespaced):
                 continue
             for line in base.lines(e):

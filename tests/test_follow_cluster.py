@@ -32,7 +32,7 @@ from kstream.journal import list_segments, read_sealed_manifest, segment_events
 from kstream.journalformat import BASE_NAME, Event, position_key
 from kstream.snapshot import open_snapshot
 from kstream.transform import redact_secret
-from tests.conftest import VENV_BIN, Cluster, kstream, kubectl_json
+from tests.conftest import VENV_BIN, Cluster, Result, kstream, kubectl_json
 from tests.controlplane import ControlPlane
 from tests.faultproxy import APF_BODY, Fault, FaultProxy, make_server_cert
 from tests.seed import Api, configmap, crd, namespace, secret, wait_for_resource
@@ -525,66 +525,32 @@ def test_faults_cut_stall_429_and_410_resync(
 def test_existing_journal_needs_resume_or_force(gadgets: Cluster, tmp_path: Path) -> None:
     cp = gadgets.cp
     j = tmp_path / "j"
-    r = kstream(
-        "dump",
-        "--follow",
-        "-o",
-        f"{j}/",
-        "-n",
-        "follow-none",
-        "-r",
-        "configmaps",
-        "--follow-for",
-        "1s",
-        "-q",
-        kubeconfig=cp.kubeconfig,
-    )
+
+    def follow(*extra: str) -> Result:
+        return kstream(
+            "dump",
+            "--follow",
+            "-o",
+            f"{j}/",
+            *extra,
+            "-n",
+            "follow-none",
+            "-r",
+            "configmaps",
+            "-q",
+            kubeconfig=cp.kubeconfig,
+        )
+
+    r = follow("--follow-for", "1s")
     assert r.code == 0, r.err
-    again = kstream(
-        "dump",
-        "--follow",
-        "-o",
-        f"{j}/",
-        "-n",
-        "follow-none",
-        "-r",
-        "configmaps",
-        "-q",
-        kubeconfig=cp.kubeconfig,
-    )
+    again = follow()
     assert again.code == 2 and "--resume" in again.err and len(again.err.strip().splitlines()) == 1
     (j / "mine.txt").write_text("keep me")
-    forced = kstream(
-        "dump",
-        "--follow",
-        "-o",
-        f"{j}/",
-        "--force",
-        "-n",
-        "follow-none",
-        "-r",
-        "configmaps",
-        "-q",
-        kubeconfig=cp.kubeconfig,
-    )
+    forced = follow("--force")
     assert forced.code == 2 and "mine.txt" in forced.err
     assert (j / "mine.txt").read_text() == "keep me"
     (j / "mine.txt").unlink()
-    forced = kstream(
-        "dump",
-        "--follow",
-        "-o",
-        f"{j}/",
-        "--force",
-        "-n",
-        "follow-none",
-        "-r",
-        "configmaps",
-        "--follow-for",
-        "1s",
-        "-q",
-        kubeconfig=cp.kubeconfig,
-    )
+    forced = follow("--force", "--follow-for", "1s")
     assert forced.code == 0, forced.err
     assert (j / BASE_NAME).is_file() and (j / "journal.json").is_file()
 

@@ -324,11 +324,9 @@ def run_resume(
         )
         units = []
         for u in plan.units:
-            r = u.resource
-            key = position_key(unit_resource(r.group, r.version, r.resource), u.namespace or "")
-            rv = pos.rvs.get(key, "")
-            uf = UnitFollow(u, rv, make_transform(r, topts))
-            uf.needs_resync = not rv or key in pos.open_resync
+            uf = UnitFollow(u, "", make_transform(u.resource, topts))
+            uf.rv = pos.rvs.get(uf.key, "")
+            uf.needs_resync = not uf.rv or uf.key in pos.open_resync
             units.append(uf)
         writer = JournalWriter(
             target,
