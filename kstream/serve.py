@@ -44,7 +44,7 @@ from kstream.errors import KstreamError, SnapshotError, UsageError
 from kstream.exitcodes import ExitCode
 from kstream.jsonlines import go_json
 from kstream.resources import SHORT_NAMES, guess_plural, split_api_version
-from kstream.selector import LabelSelector, SelectorError, parse_fields
+from kstream.selector import FieldRequirement, LabelSelector, SelectorError, parse_fields
 from kstream.snapshot import Entry, Snapshot
 
 END_ANNOTATION = "k8s.io/initial-events-end"
@@ -688,7 +688,7 @@ class Api:
 
     def _filters(
         self, req: Request, t: Target
-    ) -> tuple[LabelSelector, list[tuple[tuple[list[str], str], bool, str]]]:
+    ) -> tuple[LabelSelector, list[tuple[tuple[list[str], str], FieldRequirement]]]:
         try:
             labels = LabelSelector(req.query.get("labelSelector", ""), "labelSelector")
         except KstreamError as e:
@@ -701,7 +701,7 @@ class Api:
         for term in terms:
             if not _field_supported(t.resource, term.field):
                 raise bad_request(f"field label not supported: {term.field}")
-            fields.append((_field_path(t.resource, term.field), term.op != "!=", term.value))
+            fields.append((_field_path(t.resource, term.field), term))
         return labels, fields
 
     def _scan(
@@ -723,8 +723,8 @@ class Api:
             obj = deepjson.loads(line)
             if labels and not labels.matches(_meta(obj).get("labels")):
                 return None
-            for path, eq, value in fields:
-                if (_field_value(obj, path) == value) != eq:
+            for path, term in fields:
+                if not term.matches(_field_value(obj, path)):
                     return None
             return obj if parsed else line
 
