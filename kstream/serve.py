@@ -119,7 +119,7 @@ class Catalog:
         self.snap = snap
         self.tmp = tmp
         self.resources = resources
-        self.by_gvr = {(r.group, r.version, r.resource): r for r in resources}
+        self.by_gvr = {r.key: r for r in resources}
         self.groups: dict[str, list[str]] = {}
         for r in resources:
             vs = self.groups.setdefault(r.group, [])
