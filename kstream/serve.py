@@ -51,7 +51,7 @@ END_ANNOTATION = "k8s.io/initial-events-end"
 DISCOVERY_V2 = "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList"
 READ_VERBS = ["get", "list", "watch"]
 SSAR_PATH = "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews"
-CACHE_RESOURCES = 8  # ObjectIndexes kept (each: 8 bytes per object in memory, its file on disk)
+CACHE_RESOURCES = 8  # ObjectIndexes kept (each: 16 bytes per object in memory, its file on disk)
 MAX_BODY = (
     16 * 1024 * 1024
 )  # a request body this big is read (and refused); bigger: connection closed
@@ -217,7 +217,7 @@ def _key_of(line: bytes) -> tuple[str, str]:
 
 class ObjectIndex:
     """A resource's objects in an unlinked temporary file, in (namespace, name)
-    order: `offsets` (8 bytes per object) is all it keeps in memory."""
+    order: `starts` and `ends` (16 bytes per object) are all it keeps in memory."""
 
     def __init__(self, f: IO[bytes], starts: array[int], ends: array[int]) -> None:
         self.f = f  # closed (and its disk space freed) when the index is dropped
