@@ -631,12 +631,10 @@ class Api:
         target = self.target(group, version, rest)
         if target.subresource not in (None, "status"):
             raise not_found()
-        if target.name is not None:
-            if _is_watch(req.query):
-                return self.watch(req, target)
-            return self.get(req, target)
         if _is_watch(req.query):
             return self.watch(req, target)
+        if target.name is not None:
+            return self.get(req, target)
         return self.list(req, target)
 
     def target(self, group: str, version: str, rest: list[str]) -> Target:
