@@ -188,8 +188,7 @@ def _spool_plain(snap: Snapshot, tmp: str) -> list[Served]:
                 r = Served(g, v, guess_plural(kind), kind, False, spool=spool)
                 out[(av, kind)] = r
                 files[(av, kind)] = open(spool, "wb")  # noqa: SIM115
-            md = doc.get("metadata")
-            md = md if isinstance(md, dict) else {}
+            md = _meta(doc)
             if md.get("namespace"):
                 r.namespaced = True
             r.resource_version = _max_rv(r.resource_version, str(md.get("resourceVersion") or ""))
