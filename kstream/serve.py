@@ -416,8 +416,9 @@ class Api:
         # Answered (empty) though not in discovery: `kubectl describe` lists the
         # events of what it describes, and dumps leave events out by default.
         self.empty: dict[tuple[str, str, str], Served] = {}
+        held = {(r.group, r.resource) for r in catalog.resources}
         for group, version, kind in (("", "v1", "Event"), ("events.k8s.io", "v1", "Event")):
-            if (group, "events") not in {(r.group, r.resource) for r in catalog.resources}:
+            if (group, "events") not in held:
                 self.empty[(group, version, "events")] = Served(
                     group, version, "events", kind, True, resource_version=catalog.resource_version
                 )
