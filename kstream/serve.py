@@ -44,14 +44,14 @@ from kstream.errors import KstreamError, SnapshotError, UsageError
 from kstream.exitcodes import ExitCode
 from kstream.jsonlines import go_json
 from kstream.resources import SHORT_NAMES, guess_plural, split_api_version
-from kstream.selector import LabelSelector, SelectorError, parse_fields
+from kstream.selector import FieldRequirement, LabelSelector, SelectorError, parse_fields
 from kstream.snapshot import Entry, Snapshot
 
 END_ANNOTATION = "k8s.io/initial-events-end"
 DISCOVERY_V2 = "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList"
 READ_VERBS = ["get", "list", "watch"]
 SSAR_PATH = "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews"
-CACHE_RESOURCES = 8  # ObjectIndexes kept (each: 8 bytes per object in memory, its file on disk)
+CACHE_RESOURCES = 8  # ObjectIndexes kept (each: 16 bytes per object in memory, its file on disk)
 MAX_BODY = (
     16 * 1024 * 1024
 )  # a request body this big is read (and refused); bigger: connection closed
@@ -119,7 +119,7 @@ class Catalog:
         self.snap = snap
         self.tmp = tmp
         self.resources = resources
-        self.by_gvr = {(r.group, r.version, r.resource): r for r in resources}
+        self.by_gvr = {r.key: r for r in resources}
         self.groups: dict[str, list[str]] = {}
         for r in resources:
             vs = self.groups.setdefault(r.group, [])
@@ -188,8 +188,7 @@ def _spool_plain(snap: Snapshot, tmp: str) -> list[Served]:
                 r = Served(g, v, guess_plural(kind), kind, False, spool=spool)
                 out[(av, kind)] = r
                 files[(av, kind)] = open(spool, "wb")  # noqa: SIM115
-            md = doc.get("metadata")
-            md = md if isinstance(md, dict) else {}
+            md = _meta(doc)
             if md.get("namespace"):
                 r.namespaced = True
             r.resource_version = _max_rv(r.resource_version, str(md.get("resourceVersion") or ""))
@@ -217,7 +216,7 @@ def _key_of(line: bytes) -> tuple[str, str]:
 
 class ObjectIndex:
     """A resource's objects in an unlinked temporary file, in (namespace, name)
-    order: `offsets` (8 bytes per object) is all it keeps in memory."""
+    order: `starts` and `ends` (16 bytes per object) are all it keeps in memory."""
 
     def __init__(self, f: IO[bytes], starts: array[int], ends: array[int]) -> None:
         self.f = f  # closed (and its disk space freed) when the index is dropped
@@ -417,8 +416,9 @@ class Api:
         # Answered (empty) though not in discovery: `kubectl describe` lists the
         # events of what it describes, and dumps leave events out by default.
         self.empty: dict[tuple[str, str, str], Served] = {}
+        held = {(r.group, r.resource) for r in catalog.resources}
         for group, version, kind in (("", "v1", "Event"), ("events.k8s.io", "v1", "Event")):
-            if (group, "events") not in {(r.group, r.resource) for r in catalog.resources}:
+            if (group, "events") not in held:
                 self.empty[(group, version, "events")] = Served(
                     group, version, "events", kind, True, resource_version=catalog.resource_version
                 )
@@ -631,12 +631,10 @@ class Api:
         target = self.target(group, version, rest)
         if target.subresource not in (None, "status"):
             raise not_found()
-        if target.name is not None:
-            if _is_watch(req.query):
-                return self.watch(req, target)
-            return self.get(req, target)
         if _is_watch(req.query):
             return self.watch(req, target)
+        if target.name is not None:
+            return self.get(req, target)
         return self.list(req, target)
 
     def target(self, group: str, version: str, rest: list[str]) -> Target:
@@ -688,7 +686,7 @@ class Api:
 
     def _filters(
         self, req: Request, t: Target
-    ) -> tuple[LabelSelector, list[tuple[tuple[list[str], str], bool, str]]]:
+    ) -> tuple[LabelSelector, list[tuple[tuple[list[str], str], FieldRequirement]]]:
         try:
             labels = LabelSelector(req.query.get("labelSelector", ""), "labelSelector")
         except KstreamError as e:
@@ -701,7 +699,7 @@ class Api:
         for term in terms:
             if not _field_supported(t.resource, term.field):
                 raise bad_request(f"field label not supported: {term.field}")
-            fields.append((_field_path(t.resource, term.field), term.op != "!=", term.value))
+            fields.append((_field_path(t.resource, term.field), term))
         return labels, fields
 
     def _scan(
@@ -723,8 +721,8 @@ class Api:
             obj = deepjson.loads(line)
             if labels and not labels.matches(_meta(obj).get("labels")):
                 return None
-            for path, eq, value in fields:
-                if (_field_value(obj, path) == value) != eq:
+            for path, term in fields:
+                if not term.matches(_field_value(obj, path)):
                     return None
             return obj if parsed else line
 
