@@ -154,10 +154,7 @@ def check_output(path: str, fmt: str, force: bool) -> None:
     if fmt == "dir":
         _check_directory_target(_dir_target(path), force)
     else:
-        target = Path(path)
-        if target.is_dir():
-            raise OutputError(f"cannot write {target}: it is a directory")
-        _check_target(target, force)
+        _check_target(Path(path), force)
 
 
 def _dir_target(path: str) -> Path:
@@ -380,6 +377,8 @@ class Writer:
 
 
 def _check_target(path: Path, force: bool) -> None:
+    if path.is_dir():
+        raise OutputError(f"cannot write {path}: it is a directory")
     if path.exists() and not force:
         raise OutputError(f"{path} exists; use --force to replace it")
     parent = path.parent if str(path.parent) else Path(".")
@@ -387,8 +386,6 @@ def _check_target(path: Path, force: bool) -> None:
         raise OutputError(f"cannot write {path}: directory {parent} does not exist")
     if not os.access(parent, os.W_OK):
         raise OutputError(f"cannot write {path}: directory {parent} is not writable")
-    if path.exists() and path.is_dir() != (path.suffix == "" and path.is_dir()):
-        raise OutputError(f"cannot replace {path}: it is a directory")
 
 
 def _partial_name(path: Path) -> Path:
@@ -417,8 +414,6 @@ class ArchiveWriter(Writer):
         self.level = level
         self.target = Path(path)
         _check_target(self.target, force)
-        if self.target.is_dir():
-            raise OutputError(f"cannot write {self.target}: it is a directory")
         parent = self.target.parent
         self.spool_dir = Path(
             _write_guard(
@@ -488,8 +483,6 @@ class NdjsonWriter(Writer):
         else:
             self.target = Path(path)
             _check_target(self.target, force)
-            if self.target.is_dir():
-                raise OutputError(f"cannot write {self.target}: it is a directory")
             self.spool_dir = Path(
                 _write_guard(
                     lambda: tempfile.mkdtemp(
