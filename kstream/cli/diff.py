@@ -575,12 +575,15 @@ def _where_they_differ(a: str, b: str) -> tuple[int, str, str]:
     return start, excerpt(a), excerpt(b)
 
 
-def _long_change(path: str, old: Any, new: Any, pr: Callable[[Text], None]) -> None:
-    """A change between values too long to show whole: where they first differ."""
+def _long_change(
+    path: str, old: Any, new: Any, old_json: str, new_json: str, pr: Callable[[Text], None]
+) -> None:
+    """A change between values too long to show whole (`*_json`: their encoding):
+    where they first differ."""
     from rich.text import Text
 
     both_str = isinstance(old, str) and isinstance(new, str)
-    a, b = (old, new) if both_str else (_dumps(old), _dumps(new))
+    a, b = (old, new) if both_str else (old_json, new_json)
     at, ea, eb = _where_they_differ(a, b)
     what = "chars" if both_str else "chars of JSON"
     head = Text("    " + path + ": ", style="bold")
@@ -624,14 +627,15 @@ def _write_text(changes: Iterator[Any], cmp: Any, stat: bool, quiet: bool) -> No
                 pr(line)
                 _text_diff(f.old, f.new, pr)
                 continue
-            elif len(_dumps(f.old)) > MAX_VALUE or len(_dumps(f.new)) > MAX_VALUE:
-                _long_change(f.path, f.old, f.new, pr)
-                continue
             else:
+                a, b = _dumps(f.old), _dumps(f.new)
+                if len(a) > MAX_VALUE or len(b) > MAX_VALUE:
+                    _long_change(f.path, f.old, f.new, a, b, pr)
+                    continue
                 line.append(f.path + ": ", style="bold")
-                line.append(_value(f.old), style="red")
+                line.append(a, style="red")
                 line.append(" → ")
-                line.append(_value(f.new), style="green")
+                line.append(b, style="green")
             pr(line)
     rows = [(name, cnt) for name, cnt in cmp.summary.items() if cnt.changed]
     total = cmp.total
