@@ -161,6 +161,18 @@ def _dir_target(path: str) -> Path:
     return Path(path.rstrip("/" + os.sep) or "/")
 
 
+def _manifest_files(manifest: Any) -> set[str] | None:
+    """The names a kstream manifest lists, itself included; None when kstream
+    did not write it."""
+    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
+        return None
+    listed = {MANIFEST_NAME}
+    for r in manifest.get("resources") or []:
+        if isinstance(r, dict) and isinstance(r.get("file"), str):
+            listed.add(r["file"])
+    return listed
+
+
 def _snapshot_dir_problem(target: Path) -> str:
     """Why the directory is not a kstream snapshot that may be replaced ("" if it
     is one, or is empty): a manifest.json written by kstream, and nothing but the
@@ -175,15 +187,11 @@ def _snapshot_dir_problem(target: Path) -> str:
         shown = ", ".join(entries[:3]) + (", ..." if len(entries) > 3 else "")
         return f"has no kstream {MANIFEST_NAME} (it holds {shown})"
     try:
-        manifest = json.loads((target / MANIFEST_NAME).read_bytes())
+        listed = _manifest_files(json.loads((target / MANIFEST_NAME).read_bytes()))
     except (OSError, ValueError):
+        listed = None
+    if listed is None:
         return f"has a {MANIFEST_NAME} that kstream did not write"
-    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
-        return f"has a {MANIFEST_NAME} that kstream did not write"
-    listed = {MANIFEST_NAME}
-    for r in manifest.get("resources") or []:
-        if isinstance(r, dict) and isinstance(r.get("file"), str):
-            listed.add(r["file"])
     foreign = [
         n
         for n in entries
@@ -695,16 +703,9 @@ def _remote_listed(prefix: Any) -> set[str] | None:
     if obj is None:
         return set()
     try:
-        manifest = json.loads(obj.get(0, obj.size))
+        return _manifest_files(json.loads(obj.get(0, obj.size)))
     except ValueError:
         return None
-    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
-        return None
-    listed = {MANIFEST_NAME}
-    for r in manifest.get("resources") or []:
-        if isinstance(r, dict) and isinstance(r.get("file"), str):
-            listed.add(r["file"])
-    return listed
 
 
 class _RemoteFile:
