@@ -25,6 +25,7 @@ if TYPE_CHECKING:
 
     from kstream.diff import Settings
     from kstream.plan import LiveOptions
+    from kstream.snapshot import Snapshot
     from kstream.transform import SecretsMode
 
 EXAMPLES_ONLY = """
@@ -278,11 +279,15 @@ def diff(
 
             ctx = context[0] if context else None
             live_opts = LiveOptions(kubeconfig, ctx, method.value, concurrency, timeout, retries)
-            live_path, settings = _dump_live(old, live_dir, settings, live_opts, quiet)
-            old, new = (old, live_path) if live else (live_path, old)
-        assert old is not None and new is not None
+            snap, live_path, settings = _dump_live(old, live_dir, settings, live_opts, quiet)
+            sides: tuple[str | Snapshot, str | Snapshot] = (
+                (snap, live_path) if live else (live_path, snap)
+            )
+        else:
+            assert old is not None and new is not None
+            sides = (old, new)
         code = run_diff(
-            old, new, settings, output, stat, quiet, "new" if live else "old" if live_old else ""
+            *sides, settings, output, stat, quiet, "new" if live else "old" if live_old else ""
         )
     finally:
         if live_dir is not None:
@@ -381,7 +386,7 @@ def _dump_two(
 
 def _dump_live(
     snapshot: str, tmpdir: str, settings: Settings, live: LiveOptions, quiet: bool
-) -> tuple[str, Settings]:
+) -> tuple[Snapshot, str, Settings]:
     """Dump the cluster like the snapshot was dumped, into a temporary archive;
     the settings with the selection the snapshot's dump made, where the user
     made none."""
@@ -442,15 +447,15 @@ def _dump_live(
     code = run_dump(dump, quiet=True)
     if code not in (ExitCode.OK, ExitCode.PARTIAL):
         raise typer.Exit(int(code))
-    return out, replace(settings, scope=scope)
+    return snap, out, replace(settings, scope=scope)
 
 
 # --------------------------------------------------------------------------- diff
 
 
 def run_diff(
-    old: str,
-    new: str,
+    old: str | Snapshot,
+    new: str | Snapshot,
     settings: Settings,
     output: OutFormat,
     stat: bool,
@@ -463,8 +468,8 @@ def run_diff(
     from kstream.diff import Comparison
     from kstream.snapshot import open_snapshot
 
-    a = open_snapshot(old)
-    b = open_snapshot(new)
+    a = open_snapshot(old) if isinstance(old, str) else old  # --live: already open
+    b = open_snapshot(new) if isinstance(new, str) else new
     spinner: AbstractContextManager[Any] = nullcontext()
     if not quiet and c.stderr_is_terminal():
         spinner = c.consoles.err.status("reading the snapshots")
