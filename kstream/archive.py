@@ -154,14 +154,23 @@ def check_output(path: str, fmt: str, force: bool) -> None:
     if fmt == "dir":
         _check_directory_target(_dir_target(path), force)
     else:
-        target = Path(path)
-        if target.is_dir():
-            raise OutputError(f"cannot write {target}: it is a directory")
-        _check_target(target, force)
+        _check_target(Path(path), force)
 
 
 def _dir_target(path: str) -> Path:
     return Path(path.rstrip("/" + os.sep) or "/")
+
+
+def _manifest_files(manifest: Any) -> set[str] | None:
+    """The names a kstream manifest lists, itself included; None when kstream
+    did not write it."""
+    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
+        return None
+    listed = {MANIFEST_NAME}
+    for r in manifest.get("resources") or []:
+        if isinstance(r, dict) and isinstance(r.get("file"), str):
+            listed.add(r["file"])
+    return listed
 
 
 def _snapshot_dir_problem(target: Path) -> str:
@@ -178,15 +187,11 @@ def _snapshot_dir_problem(target: Path) -> str:
         shown = ", ".join(entries[:3]) + (", ..." if len(entries) > 3 else "")
         return f"has no kstream {MANIFEST_NAME} (it holds {shown})"
     try:
-        manifest = json.loads((target / MANIFEST_NAME).read_bytes())
+        listed = _manifest_files(json.loads((target / MANIFEST_NAME).read_bytes()))
     except (OSError, ValueError):
+        listed = None
+    if listed is None:
         return f"has a {MANIFEST_NAME} that kstream did not write"
-    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
-        return f"has a {MANIFEST_NAME} that kstream did not write"
-    listed = {MANIFEST_NAME}
-    for r in manifest.get("resources") or []:
-        if isinstance(r, dict) and isinstance(r.get("file"), str):
-            listed.add(r["file"])
     foreign = [
         n
         for n in entries
@@ -380,6 +385,8 @@ class Writer:
 
 
 def _check_target(path: Path, force: bool) -> None:
+    if path.is_dir():
+        raise OutputError(f"cannot write {path}: it is a directory")
     if path.exists() and not force:
         raise OutputError(f"{path} exists; use --force to replace it")
     parent = path.parent if str(path.parent) else Path(".")
@@ -387,8 +394,6 @@ def _check_target(path: Path, force: bool) -> None:
         raise OutputError(f"cannot write {path}: directory {parent} does not exist")
     if not os.access(parent, os.W_OK):
         raise OutputError(f"cannot write {path}: directory {parent} is not writable")
-    if path.exists() and path.is_dir() != (path.suffix == "" and path.is_dir()):
-        raise OutputError(f"cannot replace {path}: it is a directory")
 
 
 def _partial_name(path: Path) -> Path:
@@ -417,8 +422,6 @@ class ArchiveWriter(Writer):
         self.level = level
         self.target = Path(path)
         _check_target(self.target, force)
-        if self.target.is_dir():
-            raise OutputError(f"cannot write {self.target}: it is a directory")
         parent = self.target.parent
         self.spool_dir = Path(
             _write_guard(
@@ -488,8 +491,6 @@ class NdjsonWriter(Writer):
         else:
             self.target = Path(path)
             _check_target(self.target, force)
-            if self.target.is_dir():
-                raise OutputError(f"cannot write {self.target}: it is a directory")
             self.spool_dir = Path(
                 _write_guard(
                     lambda: tempfile.mkdtemp(
@@ -702,16 +703,9 @@ def _remote_listed(prefix: Any) -> set[str] | None:
     if obj is None:
         return set()
     try:
-        manifest = json.loads(obj.get(0, obj.size))
+        return _manifest_files(json.loads(obj.get(0, obj.size)))
     except ValueError:
         return None
-    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
-        return None
-    listed = {MANIFEST_NAME}
-    for r in manifest.get("resources") or []:
-        if isinstance(r, dict) and isinstance(r.get("file"), str):
-            listed.add(r["file"])
-    return listed
 
 
 class _RemoteFile:

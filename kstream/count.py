@@ -37,7 +37,14 @@ from kstream.errors import (
 )
 from kstream.exitcodes import ExitCode
 from kstream.resources import Resource, guess_plural, match, snapshot_resource, split_api_version
-from kstream.selector import LabelSelector, Scope, SelectorError, key_problem, parse_fields
+from kstream.selector import (
+    FieldRequirement,
+    LabelSelector,
+    Scope,
+    SelectorError,
+    key_problem,
+    parse_fields,
+)
 from kstream.stream import Reader, Unit
 
 if TYPE_CHECKING:
@@ -150,7 +157,7 @@ class FieldSelector:
     FIELDS = ("metadata.name", "metadata.namespace")
 
     def __init__(self, text: str) -> None:
-        self.reqs: list[tuple[str, bool, str]] = []
+        self.reqs: list[tuple[str, FieldRequirement]] = []  # (metadata key, term)
         try:
             terms = parse_fields(text)
         except SelectorError as e:
@@ -161,13 +168,13 @@ class FieldSelector:
                     f"--field-selector: a snapshot can only be filtered on "
                     f"{' and '.join(self.FIELDS)}, not {t.field}"
                 )
-            self.reqs.append((t.field.split(".")[1], t.op != "!=", t.value))
+            self.reqs.append((t.field.split(".")[1], t))
 
     def __bool__(self) -> bool:
         return bool(self.reqs)
 
     def matches(self, md: dict[str, Any]) -> bool:
-        return all((str(md.get(f) or "") == v) == eq for f, eq, v in self.reqs)
+        return all(t.matches(str(md.get(k) or "")) for k, t in self.reqs)
 
 
 class Filters:

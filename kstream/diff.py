@@ -39,7 +39,13 @@ from typing import IO, Any, Literal
 from kstream import deepjson, paths
 from kstream.errors import SnapshotError, UsageError
 from kstream.resources import Resource, guess_plural, snapshot_resource, split_api_version
-from kstream.selector import LabelSelector, Scope, SelectorError, parse_fields
+from kstream.selector import (
+    FieldRequirement,
+    LabelSelector,
+    Scope,
+    SelectorError,
+    parse_fields,
+)
 from kstream.snapshot import DumpOptions, Entry, Manifest, Snapshot
 
 LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
@@ -133,19 +139,21 @@ class Settings:
     same_cluster: bool = True
 
 
-def parse_field_selector(text: str) -> tuple[tuple[paths.FieldPath, bool, str], ...]:
-    """A field selector in the server's grammar (kstream.selector) as (path, equal, value)."""
+def parse_field_selector(text: str) -> tuple[tuple[paths.FieldPath, FieldRequirement], ...]:
+    """A field selector in the server's grammar (kstream.selector), each term with its path."""
     try:
         reqs = parse_fields(text)
     except SelectorError as e:
         raise UsageError(f"field selector: {e}") from None
-    return tuple((tuple(r.field.split(".")), r.op != "!=", r.value) for r in reqs)
+    return tuple((tuple(r.field.split(".")), r) for r in reqs)
 
 
-def field_selector_matches(reqs: Iterable[tuple[paths.FieldPath, bool, str]], obj: Any) -> bool:
+def field_selector_matches(
+    reqs: Iterable[tuple[paths.FieldPath, FieldRequirement]], obj: Any
+) -> bool:
     """Evaluated on the object's own fields, as the server does for the fields
     it supports: an absent field is "", booleans are true/false."""
-    for path, equal, value in reqs:
+    for path, req in reqs:
         v: Any = obj
         for seg in path:
             v = v.get(seg) if isinstance(v, dict) else None
@@ -157,7 +165,7 @@ def field_selector_matches(reqs: Iterable[tuple[paths.FieldPath, bool, str]], ob
             text = deepjson.dumps(v)
         else:
             text = str(v)
-        if (text == value) != equal:
+        if not req.matches(text):
             return False
     return True
 

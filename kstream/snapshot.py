@@ -254,11 +254,21 @@ class Snapshot:
     path: str
     format: SnapshotFormat
     manifest: Manifest | None  # None: the format has none (NDJSON, a JSON List)
-    entries: list[Entry] = field(default_factory=list)
-    problem: str = ""  # why this snapshot is not complete ("" when it is)
     file: str = ""  # where the archive is when `path` is a name (a journal's state)
     # s3://: the object (archive, NDJSON), or the prefix of a directory snapshot
     remote: Any = None  # objstore.RemoteObject | objstore.Location | None
+
+    @property
+    def entries(self) -> list[Entry]:
+        """The units the manifest lists (none without a manifest)."""
+        return self.manifest.resources if self.manifest is not None else []
+
+    @property
+    def problem(self) -> str:
+        """Why this snapshot is not complete ("" when it is)."""
+        if self.manifest is not None and self.manifest.status == "interrupted":
+            return "the dump was interrupted: this snapshot is incomplete"
+        return ""
 
     @property
     def complete(self) -> bool:
@@ -659,7 +669,4 @@ def _from_manifest(path: str, fmt: SnapshotFormat, manifest: Any) -> Snapshot:
         m = Manifest.from_json(manifest)
     except (TypeError, ValueError):
         raise SnapshotError(f"{path}: corrupted manifest") from None
-    problem = ""
-    if m.status == "interrupted":
-        problem = "the dump was interrupted: this snapshot is incomplete"
-    return Snapshot(path, fmt, m, m.resources, problem)
+    return Snapshot(path, fmt, m)

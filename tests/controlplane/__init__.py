@@ -77,33 +77,51 @@ def build(verbose: bool = True) -> dict[str, Path]:
         out = bins[name]
         if out.is_file():
             continue
-        if verbose:
-            print(
-                f"building {name} ({KUBE_VERSION if name != 'etcd' else ETCD_VERSION}) "
-                f"into {BIN_DIR}; the first build takes several minutes",
-                file=sys.stderr,
-                flush=True,
-            )
-        tmp = out.with_suffix(".tmp")
-        cmd = [
-            "go",
-            "build",
-            "-trimpath",
-            "-pgo=off",
-            "-ldflags",
-            ldflags,
-            "-o",
-            str(tmp),
-            pkg,
-        ]
-        started = time.monotonic()
-        res = subprocess.run(cmd, cwd=GO_MODULES / name, env=GO_BUILD_ENV)
-        if res.returncode != 0:
-            raise ControlPlaneError(f"building {name} failed (exit {res.returncode})")
-        tmp.rename(out)
-        if verbose:
-            print(f"built {name} in {time.monotonic() - started:.0f}s", file=sys.stderr)
+        version = KUBE_VERSION if name != "etcd" else ETCD_VERSION
+        go_build(out, pkg, name, version, ldflags, verbose, ControlPlaneError)
     return bins
+
+
+def go_build(
+    out: Path,
+    pkg: str,
+    name: str,
+    version: str,
+    ldflags: str,
+    verbose: bool,
+    error: type[Exception],
+) -> None:
+    """`go build` `pkg` into `out` (through out.tmp: a failed build leaves nothing)
+    in the pinned wrapper module GO_MODULES/`name`; raises `error` if it fails."""
+    if verbose:
+        print(
+            f"building {name} ({version}) into {out.parent}; the first build takes several minutes",
+            file=sys.stderr,
+            flush=True,
+        )
+    tmp = out.with_suffix(".tmp")
+    cmd = ["go", "build", "-trimpath", "-pgo=off", "-ldflags", ldflags, "-o", str(tmp), pkg]
+    started = time.monotonic()
+    res = subprocess.run(cmd, cwd=GO_MODULES / name, env=GO_BUILD_ENV)
+    if res.returncode != 0:
+        raise error(f"building {name} failed (exit {res.returncode})")
+    tmp.rename(out)
+    if verbose:
+        print(f"built {name} in {time.monotonic() - started:.0f}s", file=sys.stderr)
+
+
+def spawn_logged(args: list[str], log: Path, cwd: Path) -> subprocess.Popen[bytes]:
+    """Start `args` in a session of its own (killed as a group), its output
+    appended to `log`."""
+    with open(log, "ab") as f:
+        return subprocess.Popen(
+            args,
+            stdout=f,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+            cwd=cwd,
+        )
 
 
 # --------------------------------------------------------------------------- helpers
@@ -322,16 +340,7 @@ class ControlPlane:
 
     # internals -----------------------------------------------------------
     def _spawn(self, name: str, args: list[str]) -> None:
-        log = open(self.dir / "logs" / f"{name}.log", "ab")  # noqa: SIM115 - owned by the child
-        self._procs[name] = subprocess.Popen(
-            args,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            start_new_session=True,
-            cwd=self.dir,
-        )
-        log.close()
+        self._procs[name] = spawn_logged(args, self.dir / "logs" / f"{name}.log", self.dir)
         if name == "kube-apiserver":
             self._apiserver_args = args
 

@@ -22,7 +22,6 @@ import os
 import shutil
 import signal
 import subprocess
-import sys
 import threading
 import time
 import urllib.request
@@ -30,8 +29,8 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
-from tests.controlplane import free_port
-from tests.controlplane.versions import CACHE_ROOT, GO_BUILD_ENV, GO_MODULES
+from tests.controlplane import free_port, go_build, spawn_logged
+from tests.controlplane.versions import CACHE_ROOT
 
 SEAWEEDFS_MODULE = "github.com/seaweedfs/seaweedfs"
 # the pseudo-version the Go module proxy serves (no tagged release of the module path)
@@ -66,24 +65,8 @@ def build(verbose: bool = True) -> Path:
     if out.is_file() and os.access(out, os.X_OK):
         return out
     BIN_DIR.mkdir(parents=True, exist_ok=True)
-    if verbose:
-        print(
-            f"building seaweedfs ({SEAWEEDFS_VERSION}) into {BIN_DIR}; "
-            "the first build takes several minutes",
-            file=sys.stderr,
-            flush=True,
-        )
-    tmp = out.with_suffix(".tmp")
-    started = time.monotonic()
-    cmd = ["go", "build", "-trimpath", "-pgo=off", "-ldflags", "-s -w", "-o", str(tmp)]
-    res = subprocess.run(
-        [*cmd, f"{SEAWEEDFS_MODULE}/weed"], cwd=GO_MODULES / "seaweedfs", env=GO_BUILD_ENV
-    )
-    if res.returncode != 0:
-        raise S3ServerError(f"building seaweedfs failed (exit {res.returncode})")
-    tmp.rename(out)
-    if verbose:
-        print(f"built seaweedfs in {time.monotonic() - started:.0f}s", file=sys.stderr)
+    pkg = f"{SEAWEEDFS_MODULE}/weed"
+    go_build(out, pkg, "seaweedfs", SEAWEEDFS_VERSION, "-s -w", verbose, S3ServerError)
     return out
 
 
@@ -163,16 +146,7 @@ class S3Server:
             "-webdav=false",
             "-admin.ui=false",
         ]
-        log = open(self.dir / "logs" / "weed.log", "ab")  # noqa: SIM115 - owned by the child
-        self._proc = subprocess.Popen(
-            args,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            start_new_session=True,
-            cwd=self.dir,
-        )
-        log.close()
+        self._proc = spawn_logged(args, self.dir / "logs" / "weed.log", self.dir)
         try:
             self._wait_ready()
         except BaseException:
