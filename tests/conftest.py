@@ -4,12 +4,14 @@ start it."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -127,3 +129,20 @@ def one_line(r: Result, code: int, *words: str) -> None:
     assert len(r.err.strip().splitlines()) == 1, r.err
     for w in words:
         assert w in r.err, (w, r.err)
+
+
+def completion_refresh(kubeconfig: Path, cache_home: Path) -> dict[str, Any]:
+    """Run `python -m kstream.completion refresh` against kubeconfig (no
+    KUBECONFIG, XDG_CACHE_HOME=cache_home); the discovery cache it wrote."""
+    e = {k: v for k, v in os.environ.items() if k != "KUBECONFIG"}
+    e["XDG_CACHE_HOME"] = str(cache_home)
+    p = subprocess.run(
+        [sys.executable, "-m", "kstream.completion", "refresh", "--kubeconfig", str(kubeconfig)],
+        env=e,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert p.returncode == 0, p.stderr
+    doc: dict[str, Any] = json.loads(Path(p.stdout.strip()).read_text())
+    return doc
