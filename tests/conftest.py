@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 
 from tests.controlplane import ControlPlane
+from tests.faultproxy import FaultProxy, make_server_cert
 from tests.seed import Api, seed_demo
 
 REPO = Path(__file__).resolve().parents[1]
@@ -60,6 +61,19 @@ def cluster_no_watchlist(tmp_path_factory: pytest.TempPathFactory) -> Iterator[C
         yield Cluster(cp, api)
     finally:
         cp.stop()
+
+
+@pytest.fixture(scope="session")
+def proxy_cert(cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """A serving certificate for a FaultProxy in front of the session's control plane."""
+    return make_server_cert(cluster.cp, tmp_path_factory.mktemp("proxy-certs"))
+
+
+@pytest.fixture
+def proxy(cluster: Cluster, proxy_cert: tuple[Path, Path], tmp_path: Path) -> Iterator[FaultProxy]:
+    """A FaultProxy (tests/faultproxy.py) in front of the session's control plane."""
+    with FaultProxy(cluster.cp, tmp_path, cert=proxy_cert) as px:
+        yield px
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
