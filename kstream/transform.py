@@ -77,8 +77,11 @@ def _redact_values(obj: dict[str, Any], key: bytes | None) -> None:
     data = obj.get("data")
     if isinstance(data, dict):
         for k, v in data.items():
-            if isinstance(v, str) and not (v.startswith(_REDACTED_HEADS) and _REDACTED.fullmatch(v)):
-                data[k] = digest(_b64(v), key)
+            if not isinstance(v, str):
+                continue
+            if v.startswith(_REDACTED_HEADS) and _REDACTED.fullmatch(v):
+                continue  # redacted already
+            data[k] = digest(_b64(v), key)
     sdata = obj.get("stringData")
     if isinstance(sdata, dict):
         for k, v in sdata.items():
