@@ -199,16 +199,10 @@ def _scalar(o: Any, enc: Callable[[str], str]) -> str | None:
 def _key_text(k: Any) -> str:
     if isinstance(k, str):
         return k
-    if isinstance(k, float):
-        return _float(k)
-    if k is True:
-        return "true"
-    if k is False:
-        return "false"
-    if k is None:
-        return "null"
-    if isinstance(k, int):
-        return int.__repr__(k)
+    if k is None or isinstance(k, (int, float)):  # bool is an int
+        text = _scalar(k, str)  # written as the value would be
+        if text is not None:
+            return text
     raise TypeError(f"keys must be str, int, float, bool or None, not {k.__class__.__name__}")
 
 

@@ -70,14 +70,18 @@ def _b64(v: str) -> bytes:
 # are base64, which has no ':'), so redacting again keeps it (a dump of `kstream
 # serve` of a redacted snapshot keeps its digests).
 _REDACTED = re.compile(r"(?:hmac-)?sha256:[0-9a-f]{64}")
+_REDACTED_HEADS = ("sha256:", "hmac-sha256:")  # checked first: the regex costs more
 
 
 def _redact_values(obj: dict[str, Any], key: bytes | None) -> None:
     data = obj.get("data")
     if isinstance(data, dict):
         for k, v in data.items():
-            if isinstance(v, str) and not _REDACTED.fullmatch(v):
-                data[k] = digest(_b64(v), key)
+            if not isinstance(v, str):
+                continue
+            if v.startswith(_REDACTED_HEADS) and _REDACTED.fullmatch(v):
+                continue  # redacted already
+            data[k] = digest(_b64(v), key)
     sdata = obj.get("stringData")
     if isinstance(sdata, dict):
         for k, v in sdata.items():

@@ -4,16 +4,19 @@ start it."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from tests.controlplane import ControlPlane
+from tests.faultproxy import FaultProxy, make_server_cert
 from tests.seed import Api, seed_demo
 
 REPO = Path(__file__).resolve().parents[1]
@@ -58,6 +61,19 @@ def cluster_no_watchlist(tmp_path_factory: pytest.TempPathFactory) -> Iterator[C
         yield Cluster(cp, api)
     finally:
         cp.stop()
+
+
+@pytest.fixture(scope="session")
+def proxy_cert(cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """A serving certificate for a FaultProxy in front of the session's control plane."""
+    return make_server_cert(cluster.cp, tmp_path_factory.mktemp("proxy-certs"))
+
+
+@pytest.fixture
+def proxy(cluster: Cluster, proxy_cert: tuple[Path, Path], tmp_path: Path) -> Iterator[FaultProxy]:
+    """A FaultProxy (tests/faultproxy.py) in front of the session's control plane."""
+    with FaultProxy(cluster.cp, tmp_path, cert=proxy_cert) as px:
+        yield px
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -127,3 +143,20 @@ def one_line(r: Result, code: int, *words: str) -> None:
     assert len(r.err.strip().splitlines()) == 1, r.err
     for w in words:
         assert w in r.err, (w, r.err)
+
+
+def completion_refresh(kubeconfig: Path, cache_home: Path) -> dict[str, Any]:
+    """Run `python -m kstream.completion refresh` against kubeconfig (no
+    KUBECONFIG, XDG_CACHE_HOME=cache_home); the discovery cache it wrote."""
+    e = {k: v for k, v in os.environ.items() if k != "KUBECONFIG"}
+    e["XDG_CACHE_HOME"] = str(cache_home)
+    p = subprocess.run(
+        [sys.executable, "-m", "kstream.completion", "refresh", "--kubeconfig", str(kubeconfig)],
+        env=e,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert p.returncode == 0, p.stderr
+    doc: dict[str, Any] = json.loads(Path(p.stdout.strip()).read_text())
+    return doc

@@ -18,7 +18,7 @@ import signal
 import struct
 import subprocess
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -26,7 +26,7 @@ import pytest
 from kstream.errors import SnapshotError
 from kstream.snapshot import FOOTER_SIZE, open_snapshot
 from tests.conftest import VENV_BIN, Cluster, Result, kstream
-from tests.faultproxy import Fault, FaultProxy, make_server_cert, tally
+from tests.faultproxy import Fault, FaultProxy, tally
 from tests.seed import configmap, namespace, secret
 
 pytestmark = pytest.mark.cluster
@@ -337,15 +337,10 @@ def test_disk_full(objects: Cluster, tmp_path: Path, good: Path, fmt: str) -> No
 # ------------------------------------------------------------------ Ctrl-C and SIGTERM
 
 
-@pytest.fixture(scope="module")
-def proxy_cert(objects: Cluster, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    return make_server_cert(objects.cp, tmp_path_factory.mktemp("proxy-certs-bad"))
-
-
 @pytest.fixture
-def proxy(objects: Cluster, proxy_cert: tuple[Path, Path], tmp_path: Path) -> Iterator[FaultProxy]:
-    with FaultProxy(objects.cp, tmp_path, cert=proxy_cert) as px:
-        yield px
+def proxy(objects: Cluster, proxy: FaultProxy) -> FaultProxy:
+    """conftest's proxy, once this module's objects exist."""
+    return proxy
 
 
 @pytest.mark.parametrize(("sig", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])

@@ -29,7 +29,7 @@ import pytest
 
 from kstream import completion
 from kstream.resources import Resource
-from tests.conftest import KUBECTL, REPO, VENV_BIN
+from tests.conftest import KUBECTL, REPO, VENV_BIN, completion_refresh
 
 COMPLETIONS = REPO / "completions"
 BASH_COMPLETION = Path("/usr/share/bash-completion/bash_completion")
@@ -529,24 +529,7 @@ def test_refresh_from_the_control_plane(cluster: object, tmp_path: Path) -> None
     from tests.conftest import Cluster
 
     assert isinstance(cluster, Cluster)
-    e = {k: v for k, v in os.environ.items() if k != "KUBECONFIG"}
-    e["XDG_CACHE_HOME"] = str(tmp_path)
-    p = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "kstream.completion",
-            "refresh",
-            "--kubeconfig",
-            str(cluster.kubeconfig),
-        ],
-        env=e,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert p.returncode == 0, p.stderr
-    doc = json.loads(Path(p.stdout.strip()).read_text())
+    doc = completion_refresh(cluster.kubeconfig, tmp_path)
     names = dict(completion.resource_candidates(doc))
     assert {"widgets", "configmaps", "deployments", "namespaces"} <= set(names)
     assert {"demo-0", "demo-1", "demo-2", "default"} <= set(doc["namespaces"])

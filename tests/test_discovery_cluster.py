@@ -13,9 +13,7 @@ The CRDs live only for this module; their objects in their own namespace."""
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -26,7 +24,7 @@ import pytest
 from kstream.discovery import AGGREGATED_ACCEPT, Discovery, _discover_legacy, discover
 from kstream.kubeclient import Client, ConnectSettings
 from kstream.resources import DEFAULT_EXCLUDED
-from tests.conftest import KUBECTL, Cluster, kstream
+from tests.conftest import KUBECTL, Cluster, completion_refresh, kstream
 from tests.seed import Api, namespace, wait_for_resource
 from tests.seed import crd as seed_crd
 
@@ -340,26 +338,9 @@ def test_unserved_version_is_unknown(multi: Cluster) -> None:
 
 
 def test_completion_offers_every_resource_of_the_group(multi: Cluster, tmp_path: Path) -> None:
-    e = {k: v for k, v in os.environ.items() if k != "KUBECONFIG"}
-    e["XDG_CACHE_HOME"] = str(tmp_path)
-    p = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "kstream.completion",
-            "refresh",
-            "--kubeconfig",
-            str(multi.kubeconfig),
-        ],
-        env=e,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert p.returncode == 0, p.stderr
     from kstream import completion
 
-    doc = json.loads(Path(p.stdout.strip()).read_text())
+    doc = completion_refresh(multi.kubeconfig, tmp_path)
     names = dict(completion.resource_candidates(doc))
     assert {"gizmos", "sprockets", "cogs", "doohickeys"} <= set(names)
     rows = {(r["group"], r["name"]): r["version"] for r in doc["resources"]}

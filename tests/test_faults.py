@@ -28,7 +28,6 @@ from tests.faultproxy import (
     Fault,
     FaultProxy,
     expired_list_status,
-    make_server_cert,
     random_offsets,
     tally,
 )
@@ -53,17 +52,6 @@ def objects(cluster: Cluster) -> Cluster:
     api.create_many(configmap(NS, f"cm-{i:03d}", size=CM_SIZE) for i in range(N_CM))
     api.create_many(secret(NS, f"s-{i:02d}") for i in range(N_SECRETS))
     return cluster
-
-
-@pytest.fixture(scope="module")
-def proxy_cert(cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    return make_server_cert(cluster.cp, tmp_path_factory.mktemp("proxy-certs"))
-
-
-@pytest.fixture
-def proxy(cluster: Cluster, proxy_cert: tuple[Path, Path], tmp_path: Path) -> Iterator[FaultProxy]:
-    with FaultProxy(cluster.cp, tmp_path, cert=proxy_cert) as px:
-        yield px
 
 
 def dump(kc: Path, out: Path, *args: str, timeout: float = 240) -> Result:

@@ -12,14 +12,13 @@ import signal
 import subprocess
 import time
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from kstream.snapshot import open_snapshot
 from tests.conftest import VENV_BIN, Cluster, kstream
-from tests.faultproxy import Fault, FaultProxy, make_server_cert
+from tests.faultproxy import Fault, FaultProxy
 from tests.seed import configmap, namespace, secret
 
 pytestmark = pytest.mark.cluster
@@ -39,15 +38,10 @@ def objects(cluster: Cluster) -> Cluster:
     return cluster
 
 
-@pytest.fixture(scope="module")
-def proxy_cert(objects: Cluster, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    return make_server_cert(objects.cp, tmp_path_factory.mktemp("proxy-certs-render"))
-
-
 @pytest.fixture
-def proxy(objects: Cluster, proxy_cert: tuple[Path, Path], tmp_path: Path) -> Iterator[FaultProxy]:
-    with FaultProxy(objects.cp, tmp_path, cert=proxy_cert) as px:
-        yield px
+def proxy(objects: Cluster, proxy: FaultProxy) -> FaultProxy:
+    """conftest's proxy, once this module's objects exist."""
+    return proxy
 
 
 def summary_counts(err: str) -> dict[str, tuple[str, int]]:
