@@ -15,6 +15,11 @@ package's loader and, for exec plugins, against kubectl):
   - in-cluster: service-account token (re-read every minute) and CA from the
     mount directory, KUBERNETES_SERVICE_HOST/PORT.
 
+Impersonation (`as`, `as-uid`, `as-groups`, `as-user-extra`, and kubectl's --as,
+--as-uid, --as-group) is read by `impersonation()` whichever loader makes the
+connection (the `kubernetes` package knows nothing of it): the Client sends
+client-go's Impersonate-* headers with every request.
+
 Everything else raises `Fallback` and the caller uses the `kubernetes` package as
 before: auth-provider plugins (oidc, gcp, azure), username/password, other exec
 API versions, socks proxies, proxies from the environment, values of an
@@ -62,7 +67,7 @@ _USER_KEYS = frozenset(
         "client-key-data",
         "exec",
         "extensions",
-        # impersonation: ignored by the kubernetes package too (kstream never used it)
+        # impersonation: headers, read by impersonation() for either loader
         "as",
         "as-uid",
         "as-groups",
@@ -99,6 +104,9 @@ class Transport:
     tls: TlsSettings
     auth: Callable[[], str | None] = field(repr=False)  # the Authorization header value
     kind: str = "anonymous"  # token, tokenFile, client-certificate, exec, in-cluster
+    # After a 401 answered to the Authorization value given: True when a new
+    # credential is there to retry the request with once (exec plugins).
+    refresh: Callable[[str | None], bool] | None = field(default=None, repr=False)
 
 
 # ------------------------------------------------------------------ helpers
@@ -234,7 +242,7 @@ def from_kubeconfig(
                 cert_data=cred.cert_data,
                 key_data=cred.key_data,
             )
-        return Transport(host, tls, plugin.header, kind)
+        return Transport(host, tls, plugin.header, kind, plugin.refresh)
     if kind == "anonymous" and (tls.cert_file or tls.cert_data):
         kind = "client-certificate"
     header = f"Bearer {token}" if token else None
@@ -414,6 +422,22 @@ class ExecPlugin:
         c = self.credential()
         return f"Bearer {c.token}" if c.token else None
 
+    def refresh(self, used: str | None) -> bool:
+        """The server answered 401 to the Authorization value `used`: run the
+        plugin again, unless another request has already replaced that credential
+        (client-go's maybeRefreshCreds: the token may be revoked or rotated before
+        its expirationTimestamp). True when there is a different token to retry
+        with; the caller retries once. A certificate credential is not refreshed
+        here (it lives in the connection pool)."""
+        with self._lock:
+            c = self._cred
+            if c is not None and c.cert_data is not None:
+                return False
+            if c is None or (f"Bearer {c.token}" if c.token else None) == used:
+                c = self._cred = self.run()
+            new = f"Bearer {c.token}" if c.token else None
+            return new is not None and new != used
+
 
 def _exec_cluster(cluster: Mapping[str, Any]) -> dict[str, Any]:
     """spec.cluster of KUBERNETES_EXEC_INFO, as client-go fills it (omitempty)."""
@@ -442,6 +466,96 @@ def _exec_cluster(cluster: Mapping[str, Any]) -> dict[str, Any]:
             out["config"] = ext.get("extension")
             break
     return out
+
+
+# ------------------------------------------------------------------ impersonation
+
+
+@dataclass(frozen=True)
+class Impersonation:
+    """Who the requests act as: client-go's rest.ImpersonationConfig, from a
+    kubeconfig user entry (`as`, `as-uid`, `as-groups`, `as-user-extra`) and
+    kubectl's --as, --as-uid and --as-group flags. Empty: no impersonation."""
+
+    user: str = ""
+    uid: str = ""
+    groups: tuple[str, ...] = ()
+    extra: tuple[tuple[str, tuple[str, ...]], ...] = ()
+
+    def __bool__(self) -> bool:
+        return bool(self.user or self.uid or self.groups or self.extra)
+
+    def override(self, flags: Impersonation | None) -> Impersonation:
+        """The command line over the kubeconfig, as client-go merges its overrides:
+        each field the flags set (non-empty) replaces the kubeconfig's."""
+        if flags is None:
+            return self
+        return Impersonation(
+            user=flags.user or self.user,
+            uid=flags.uid or self.uid,
+            groups=flags.groups or self.groups,
+            extra=flags.extra or self.extra,
+        )
+
+    def headers(self) -> list[tuple[str, str]]:
+        """client-go's impersonatingRoundTripper: Impersonate-User always (the
+        marker), then Impersonate-Uid, one Impersonate-Group per group and one
+        Impersonate-Extra-KEY per value, the key %-escaped."""
+        if not self:
+            return []
+        out = [("Impersonate-User", self.user)]
+        if self.uid:
+            out.append(("Impersonate-Uid", self.uid))
+        out.extend(("Impersonate-Group", g) for g in self.groups)
+        for key, values in self.extra:
+            out.extend(("Impersonate-Extra-" + _header_key_escape(key), v) for v in values)
+        return out
+
+
+# client-go's legalHeaderKeyBytes (net/http's token characters); '%' is escaped too
+_HEADER_KEY_BYTES = frozenset(
+    b"!#$&'*+-.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+)
+
+
+def _header_key_escape(key: str) -> str:
+    return "".join(chr(b) if b in _HEADER_KEY_BYTES else f"%{b:02X}" for b in key.encode("utf-8"))
+
+
+def impersonation(user: Mapping[str, Any], name: str) -> Impersonation:
+    """The impersonation a kubeconfig user entry asks for. A value of the wrong
+    type is an error (kubectl cannot load such a file either): ConfigError,
+    naming the field, never the value."""
+    from kstream.errors import ConfigError
+
+    def bad(key: str, want: str) -> ConfigError:
+        return ConfigError(f'invalid kubeconfig: user "{name}": {key} is not {want}')
+
+    def string(key: str) -> str:
+        v = user.get(key)
+        if v is None:
+            return ""
+        if not isinstance(v, str):
+            raise bad(key, "a string")
+        return v
+
+    def strings(key: str, v: Any) -> tuple[str, ...]:
+        if v is None:
+            return ()
+        if not isinstance(v, list) or not all(isinstance(x, str) for x in v):
+            raise bad(key, "a list of strings")
+        return tuple(v)
+
+    extra_doc = user.get("as-user-extra")
+    if extra_doc is not None and not isinstance(extra_doc, dict):
+        raise bad("as-user-extra", "a mapping of lists of strings")
+    extra = tuple((str(k), strings("as-user-extra", v)) for k, v in (extra_doc or {}).items())
+    return Impersonation(
+        user=string("as"),
+        uid=string("as-uid"),
+        groups=strings("as-groups", user.get("as-groups")),
+        extra=extra,
+    )
 
 
 # ------------------------------------------------------------------ in-cluster

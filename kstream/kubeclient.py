@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import os
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, MutableMapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
@@ -28,6 +28,7 @@ from kstream.errors import (
     ConnectionFailed,
     TLSError,
     TransportError,
+    UsageError,
 )
 
 if TYPE_CHECKING:
@@ -36,7 +37,7 @@ if TYPE_CHECKING:
     import urllib3
     from kubernetes.client import Configuration
 
-    from kstream.kubeauth import TlsSettings, Transport
+    from kstream.kubeauth import Impersonation, TlsSettings, Transport
 
 CHUNK = 256 * 1024
 USER_AGENT = f"kstream/{__version__}"
@@ -49,6 +50,8 @@ class ConnectSettings:
     connect_timeout: float = 10.0
     read_timeout: float = 60.0  # longest silence tolerated inside a response
     pool_size: int = 8
+    # --as, --as-uid, --as-group: over the kubeconfig user's own (client-go's overrides)
+    impersonate: Impersonation | None = None
 
 
 def _retry_after(headers: Mapping[str, str], body: dict[str, Any] | None) -> float | None:
@@ -383,10 +386,12 @@ class Client:
             self.context = resolved.context
         self.loader = "kstream"  # or "kubernetes": which loader made the connection settings
         self._auth: Callable[[], str | None]
+        self._refresh: Callable[[str | None], bool] | None = None
+        from kstream import kubeauth
+
+        self._impersonate = _impersonation(resolved, s.impersonate).headers()
         transport: Transport | None = None
         if os.environ.get(LOADER_ENV, "") != "kubernetes":
-            from kstream import kubeauth
-
             try:
                 transport = (
                     kubeauth.in_cluster()
@@ -405,13 +410,25 @@ class Client:
             self.host = _check_host(transport.host)
             self.pool = build_pool(transport.tls, s.pool_size)
             self._auth = transport.auth
+            self._refresh = transport.refresh
 
     # --------------------------------------------------------------- requests
-    def _headers(self, accept: str) -> dict[str, str]:
-        h = {"Accept": accept, "User-Agent": USER_AGENT, "Accept-Encoding": "identity"}
+    def _headers(self, accept: str) -> MutableMapping[str, str]:
+        h: MutableMapping[str, str] = {
+            "Accept": accept,
+            "User-Agent": USER_AGENT,
+            "Accept-Encoding": "identity",
+        }
         auth = self._auth()
         if auth:
             h["authorization"] = auth  # the key the kubernetes package used
+        if self._impersonate:  # several Impersonate-Group lines: urllib3 sends each
+            import urllib3
+
+            multi = urllib3.HTTPHeaderDict(h)
+            for name, value in self._impersonate:
+                multi.add(name, value)
+            return multi
         return h
 
     def url(self, path: str, query: Sequence[tuple[str, str]] = ()) -> str:
@@ -434,18 +451,30 @@ class Client:
             connect=self.settings.connect_timeout,
             read=read_timeout if read_timeout is not None else self.settings.read_timeout,
         )
-        try:
-            resp = self.pool.request(
-                "GET",
-                url,
-                headers=self._headers(accept),
-                preload_content=False,
-                timeout=timeout,
-                retries=False,
-                redirect=False,
-            )
-        except Exception as e:
-            raise translate(e, self.host) from None
+
+        def request(headers: Mapping[str, str]) -> urllib3.BaseHTTPResponse:
+            try:
+                return self.pool.request(
+                    "GET",
+                    url,
+                    headers=headers,
+                    preload_content=False,
+                    timeout=timeout,
+                    retries=False,
+                    redirect=False,
+                )
+            except Exception as e:
+                raise translate(e, self.host) from None
+
+        headers = self._headers(accept)
+        resp = request(headers)
+        if resp.status == 401 and self._refresh is not None:
+            # an exec plugin's token rejected before its expiry (revoked, rotated):
+            # run the plugin again, as client-go does, and retry this request once
+            resp.drain_conn()
+            resp.release_conn()
+            if self._refresh(headers.get("authorization")):
+                resp = request(self._headers(accept))
         if resp.status >= 300:
             try:
                 raw = resp.read(64 * 1024)
@@ -499,6 +528,33 @@ class Client:
                 return "unknown"
             raise
         return str(v.get("gitVersion", "unknown")) if isinstance(v, dict) else "unknown"
+
+
+def _impersonation(resolved: ResolvedConfig | None, flags: Impersonation | None) -> Impersonation:
+    """Who the requests act as: the kubeconfig user's `as*` fields with the
+    command line's over them; uid, groups or extra without a user to impersonate
+    are refused, as kubectl refuses them."""
+    from kstream import kubeauth
+
+    name = ""
+    imp = kubeauth.Impersonation()
+    if resolved is not None:
+        users = resolved.config.get("users") or []
+        if users:
+            name = str(users[0].get("name") or "")
+            imp = kubeauth.impersonation(users[0].get("user") or {}, name)
+    merged = imp.override(flags)
+    if merged and not merged.user:
+        if flags is not None and (flags.uid or flags.groups):
+            raise UsageError(
+                "--as-group and --as-uid need a user to impersonate: add --as USER "
+                "(kubectl refuses them alone too)"
+            )
+        raise ConfigError(
+            f'invalid kubeconfig: user "{name}" asks for as-uid, as-groups or '
+            "as-user-extra without a user to impersonate (as)"
+        )
+    return merged
 
 
 # ------------------------------------------------------------------ transports

@@ -7,6 +7,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from kstream.discovery import Discovery, discover
 from kstream.errors import ApiError, KstreamError
@@ -14,6 +15,9 @@ from kstream.kubeclient import ApiTransport, Client, ConnectSettings
 from kstream.resources import Resource, Selection, select
 from kstream.selector import Scope
 from kstream.stream import Method, Reader, StreamOptions, Unit
+
+if TYPE_CHECKING:
+    from kstream.kubeauth import Impersonation
 
 
 @dataclass(frozen=True)
@@ -26,6 +30,7 @@ class LiveOptions:
     concurrency: int = 4
     timeout: float = 60.0
     retries: int = 8
+    impersonate: Impersonation | None = None  # --as, --as-uid, --as-group
 
 
 @dataclass
@@ -89,6 +94,7 @@ def connect(live: LiveOptions) -> Client:
             context=live.context,
             read_timeout=live.timeout,
             pool_size=max(4, live.concurrency + 2),
+            impersonate=live.impersonate,
         )
     )
 

@@ -239,7 +239,7 @@ def corpus(pki: dict[str, bytes]) -> dict[str, Case]:
         ),
         "anonymous-no-user": Case(ca_data, None, "same"),
         "empty-user": Case(ca_data, {}, "same"),
-        "impersonation-ignored": Case(ca_data, {"token": "t", "as": "someone"}, "same"),
+        "token-with-impersonation": Case(ca_data, {"token": "t", "as": "someone"}, "same"),
         "trailing-slash-server": Case({**ca_data, "server": SERVER + "/"}, {"token": "t"}, "same"),
         # declined: the kubernetes package decides (same result or error as before)
         "auth-provider": Case(

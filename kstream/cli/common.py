@@ -14,6 +14,7 @@ import typer
 if TYPE_CHECKING:
     from rich.console import Console
 
+    from kstream.kubeauth import Impersonation
     from kstream.selector import Scope
 
 # ------------------------------------------------------------------ consoles
@@ -221,6 +222,36 @@ ContextsOpt = Annotated[
         autocompletion=complete_context,
     ),
 ]
+AsOpt = Annotated[
+    str,
+    typer.Option(
+        "--as",
+        help="Username to impersonate for every request, as kubectl --as (a user, or system:serviceaccount:NS:NAME); replaces the kubeconfig user's `as`.",
+        rich_help_panel=HELP_CLUSTER,
+        show_default=False,
+        metavar="USER",
+    ),
+]
+AsGroupOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--as-group",
+        help="Group to impersonate, as kubectl --as-group (repeatable; needs a user to impersonate).",
+        rich_help_panel=HELP_CLUSTER,
+        show_default=False,
+        metavar="GROUP",
+    ),
+]
+AsUidOpt = Annotated[
+    str,
+    typer.Option(
+        "--as-uid",
+        help="UID to impersonate, as kubectl --as-uid (needs a user to impersonate).",
+        rich_help_panel=HELP_CLUSTER,
+        show_default=False,
+        metavar="UID",
+    ),
+]
 AllContextsOpt = Annotated[
     bool,
     typer.Option(
@@ -392,6 +423,16 @@ def scope(
         selector,
         field_selector,
     )
+
+
+def impersonation(as_user: str, as_group: list[str] | None, as_uid: str) -> Impersonation | None:
+    """--as, --as-group, --as-uid as one value (None: none given). Merged over the
+    kubeconfig user's impersonation when connecting, as kubectl merges them."""
+    if not (as_user or as_group or as_uid):
+        return None
+    from kstream.kubeauth import Impersonation
+
+    return Impersonation(user=as_user, uid=as_uid, groups=tuple(as_group or ()))
 
 
 def stderr_is_terminal() -> bool:

@@ -164,6 +164,9 @@ def count(
     field_selector: c.FieldSelectorOpt = "",
     kubeconfig: c.KubeconfigOpt = None,
     context: c.ContextsOpt = None,
+    as_user: c.AsOpt = "",
+    as_group: c.AsGroupOpt = None,
+    as_uid: c.AsUidOpt = "",
     all_contexts: c.AllContextsOpt = False,
     parallel_contexts: c.ParallelContextsOpt = 4,
     method: c.MethodOpt = c.Method.auto,
@@ -189,6 +192,7 @@ def count(
     from kstream.count import Grouping, sort_rows
 
     c.setup_consoles(color)
+    imp = c.impersonation(as_user, as_group, as_uid)  # --as, --as-group, --as-uid
     if namespace and all_namespaces:
         raise UsageError("--namespace and --all-namespaces cannot be used together")
     if events or since is not None or until is not None:
@@ -215,13 +219,13 @@ def count(
         from kstream.cli.fleet import run_count_fleet
 
         targets = fleet.select_targets(kubeconfig, context or [], all_contexts)
-        live = LiveOptions(kubeconfig, None, method.value, concurrency, timeout, retries)
+        live = LiveOptions(kubeconfig, None, method.value, concurrency, timeout, retries, imp)
         code = run_count_fleet(
             targets, scope, live, grouping, estimate, parallel_contexts, quiet, output.value
         )
         raise typer.Exit(int(code))
     ctx = context[0] if context else None
-    live = LiveOptions(kubeconfig, ctx, method.value, concurrency, timeout, retries)
+    live = LiveOptions(kubeconfig, ctx, method.value, concurrency, timeout, retries, imp)
     interrupted: ExitCode | None = None
     if snapshot is None and verify:
         raise UsageError("--verify is for snapshots (live counts read every object)")

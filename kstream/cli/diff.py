@@ -194,6 +194,9 @@ def diff(
     ] = "",
     kubeconfig: c.KubeconfigOpt = None,
     context: c.ContextsOpt = None,
+    as_user: c.AsOpt = "",
+    as_group: c.AsGroupOpt = None,
+    as_uid: c.AsUidOpt = "",
     method: c.MethodOpt = c.Method.auto,
     concurrency: c.ConcurrencyOpt = 4,
     timeout: c.TimeoutOpt = 60.0,
@@ -222,6 +225,7 @@ def diff(
     from kstream.diff import Settings, ignore_list
 
     c.setup_consoles(color)
+    imp = c.impersonation(as_user, as_group, as_uid)  # --as, --as-group, --as-uid
     ignores = ignore_list(ignore or [], include_status, not no_default_ignores)
     if explain:
         _explain(ignores)
@@ -259,7 +263,9 @@ def diff(
             live_dir = tempfile.mkdtemp(prefix="kstream-diff-live-")
             from kstream.plan import LiveOptions
 
-            live_opts = LiveOptions(kubeconfig, None, method.value, concurrency, timeout, retries)
+            live_opts = LiveOptions(
+                kubeconfig, None, method.value, concurrency, timeout, retries, imp
+            )
             settings = dataclasses.replace(settings, same_cluster=False)
             a, b = _dump_two(two, live_dir, settings, live_opts)
             code = run_diff(
@@ -278,7 +284,9 @@ def diff(
             from kstream.plan import LiveOptions
 
             ctx = context[0] if context else None
-            live_opts = LiveOptions(kubeconfig, ctx, method.value, concurrency, timeout, retries)
+            live_opts = LiveOptions(
+                kubeconfig, ctx, method.value, concurrency, timeout, retries, imp
+            )
             snap, live_path, settings = _dump_live(old, live_dir, settings, live_opts, quiet)
             sides: tuple[str | Snapshot, str | Snapshot] = (
                 (snap, live_path) if live else (live_path, snap)

@@ -174,6 +174,9 @@ def dump(
     field_selector: c.FieldSelectorOpt = "",
     kubeconfig: c.KubeconfigOpt = None,
     context: c.ContextsOpt = None,
+    as_user: c.AsOpt = "",
+    as_group: c.AsGroupOpt = None,
+    as_uid: c.AsUidOpt = "",
     all_contexts: c.AllContextsOpt = False,
     parallel_contexts: c.ParallelContextsOpt = 4,
     method: c.MethodOpt = c.Method.auto,
@@ -191,6 +194,7 @@ def dump(
     Secret values are redacted by default.
     """
     c.setup_consoles(color)
+    imp = c.impersonation(as_user, as_group, as_uid)  # --as, --as-group, --as-uid
     if namespace and all_namespaces:
         raise UsageError("--namespace and --all-namespaces cannot be used together")
     from kstream import fleet, outputname
@@ -239,7 +243,9 @@ def dump(
 
         assert fopts is not None
         key = _secret_key(secret_key_file)
-        live = LiveOptions(kubeconfig, one_context, method.value, concurrency, timeout, retries)
+        live = LiveOptions(
+            kubeconfig, one_context, method.value, concurrency, timeout, retries, imp
+        )
         raise typer.Exit(int(run_resume(resume, live, key, fopts, quiet)))
     if follow and output is None:
         raise UsageError("--follow writes a journal directory: -o JOURNAL/")
@@ -300,7 +306,7 @@ def dump(
             output=n,
             fmt=nf,
             scope=scope,
-            live=LiveOptions(kubeconfig, ctx, method.value, concurrency, timeout, retries),
+            live=LiveOptions(kubeconfig, ctx, method.value, concurrency, timeout, retries, imp),
             force=force,
             level=level,
             secrets=secrets.value,
