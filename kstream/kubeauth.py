@@ -105,8 +105,9 @@ class Transport:
     auth: Callable[[], str | None] = field(repr=False)  # the Authorization header value
     kind: str = "anonymous"  # token, tokenFile, client-certificate, exec, in-cluster
     # After a 401 answered to the Authorization value given: True when a new
-    # credential is there to retry the request with once (exec plugins).
-    refresh: Callable[[str | None], bool] | None = field(default=None, repr=False)
+    # credential is there to retry the request with once (exec plugins); called
+    # with retried=True when the retry got 401 too.
+    refresh: Callable[[str | None, bool], bool] | None = field(default=None, repr=False)
 
 
 # ------------------------------------------------------------------ helpers
@@ -324,6 +325,7 @@ class ExecPlugin:
         self.cluster_info = _exec_cluster(cluster) if pci else None
         self.environ = dict(environ)
         self._cred: Credential | None = None
+        self._rejected: str | None = None  # a fresh run's token, rejected too
         self._lock = threading.Lock()
 
     # ---------------------------------------------------------------- running
@@ -422,16 +424,23 @@ class ExecPlugin:
         c = self.credential()
         return f"Bearer {c.token}" if c.token else None
 
-    def refresh(self, used: str | None) -> bool:
+    def refresh(self, used: str | None, retried: bool = False) -> bool:
         """The server answered 401 to the Authorization value `used`: run the
         plugin again, unless another request has already replaced that credential
         (client-go's maybeRefreshCreds: the token may be revoked or rotated before
         its expirationTimestamp). True when there is a different token to retry
-        with; the caller retries once. A certificate credential is not refreshed
-        here (it lives in the connection pool)."""
+        with; the caller retries once, and says so (retried=True) when the retry
+        got 401 too: a token the plugin has just given that the server rejects
+        does not make it run again (until the credential expires). A certificate
+        credential is not refreshed here (it lives in the connection pool)."""
         with self._lock:
+            if retried:
+                self._rejected = used
+                return False
             c = self._cred
             if c is not None and c.cert_data is not None:
+                return False
+            if used is not None and used == self._rejected:
                 return False
             if c is None or (f"Bearer {c.token}" if c.token else None) == used:
                 c = self._cred = self.run()

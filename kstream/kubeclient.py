@@ -386,7 +386,7 @@ class Client:
             self.context = resolved.context
         self.loader = "kstream"  # or "kubernetes": which loader made the connection settings
         self._auth: Callable[[], str | None]
-        self._refresh: Callable[[str | None], bool] | None = None
+        self._refresh: Callable[[str | None, bool], bool] | None = None
         from kstream import kubeauth
 
         self._impersonate = _impersonation(resolved, s.impersonate).headers()
@@ -473,8 +473,11 @@ class Client:
             # run the plugin again, as client-go does, and retry this request once
             resp.drain_conn()
             resp.release_conn()
-            if self._refresh(headers.get("authorization")):
-                resp = request(self._headers(accept))
+            if self._refresh(headers.get("authorization"), False):
+                headers = self._headers(accept)
+                resp = request(headers)
+                if resp.status == 401:  # rejected too: no more runs for this token
+                    self._refresh(headers.get("authorization"), True)
         if resp.status >= 300:
             try:
                 raw = resp.read(64 * 1024)
