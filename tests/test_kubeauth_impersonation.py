@@ -216,6 +216,26 @@ def test_impersonation_errors_are_kstream_errors(tmp_path: Path) -> None:
         raise AssertionError(e) from None
 
 
+def test_in_cluster_with_as_flags(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """In a pod without a kubeconfig the flags still impersonate (never ignored)."""
+    from kstream import kubeauth
+
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.delenv("KUBECONFIG", raising=False)
+    monkeypatch.delenv("KSTREAM_CONFIG_LOADER", raising=False)
+    monkeypatch.setenv("KUBERNETES_SERVICE_HOST", "10.0.0.1")
+    monkeypatch.setenv("KUBERNETES_SERVICE_PORT", "443")
+    (tmp_path / "sa").mkdir()
+    (tmp_path / "sa" / "token").write_text("sa-token\n")
+    (tmp_path / "sa" / "ca.crt").write_text("x")
+    monkeypatch.setattr(kubeauth, "SERVICE_ACCOUNT_DIR", str(tmp_path / "sa"))
+    c = Client(ConnectSettings(impersonate=impersonation("jane", ["g1", "g2"], "")))
+    assert c.context == "in-cluster"
+    h = list(c._headers("application/json").items())
+    assert ("Impersonate-User", "jane") in h
+    assert [v for k, v in h if k == "Impersonate-Group"] == ["g1", "g2"]
+
+
 # ------------------------------------------------------------------ on the control plane
 
 NS_A = "kauth-imp-a"  # the impersonated user may list configmaps here
