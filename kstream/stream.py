@@ -571,7 +571,7 @@ def _refusal(e: ApiError) -> tuple[str, str]:
     if e.status == 422 or e.status == 400:
         return WATCH_LIST_OFF, f"watch-list refused: {e}"
     if e.status == 403:
-        return WATCH_FORBIDDEN, "watch is forbidden (list may be allowed)"
+        return WATCH_FORBIDDEN, f"watch is forbidden (list may be allowed): {e}"
     return WATCH_NOT_SERVED, f"watch not served: {e}"
 
 
