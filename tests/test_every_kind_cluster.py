@@ -84,7 +84,7 @@ def hostile_objects() -> Iterator[tuple[str, dict[str, Any]]]:
             "apiVersion": f"{GROUP}/v1",
             "kind": "Payload",
             "metadata": {"name": "megabyte", "namespace": NS},
-            "spec": {"blob": ["é<>&\u2028" * 16 + str(i) for i in range(2000)]},
+            "spec": {"blob": ["é<>&\u2028" * 16 + str(i) for i in range(2500)]},
         },
     )
 
@@ -312,6 +312,7 @@ def test_hostile_payloads_byte_for_byte(server: Cluster, tmp_path: Path) -> None
     assert a.read_bytes() == b.read_bytes()
     lines = a.read_bytes().splitlines()
     assert len(lines) == len(HOSTILE) + 1
+    assert max(len(line) for line in lines) > 1_000_000  # the megabyte object, as Go writes it
     # every object equals the server's own bytes for it (a GET, re-encoded by nobody)
     for line in lines:
         name = json.loads(line)["metadata"]["name"]
