@@ -327,6 +327,14 @@ def test_diff_live_sees_no_difference(server: Cluster, tmp_path: Path) -> None:
     assert r.code == 0, r.err
     r = kstream("diff", str(snap), "--live", kubeconfig=kc)
     assert r.code == 0, (r.err, r.text[:2000])
+    # --debug: why the live side was read with LIST, in the server's words
+    r = kstream("diff", str(snap), "--live", "--debug", kubeconfig=kc)
+    assert r.code == 0, (r.err, r.text[:2000])
+    said = [x for x in r.err.splitlines() if "read with LIST" in x]
+    if server.cp.feature_gates:
+        assert len(said) == 2 and all("watch-list refused" in x for x in said), r.err
+    else:
+        assert said == [], r.err
 
 
 def raw_get(c: Cluster, path: str, query: dict[str, str] | None = None) -> bytes:
