@@ -444,8 +444,10 @@ def test_fallback_has_a_short_reason_and_the_full_text() -> None:
     )
     unit, _, _ = read([refused, page])
     assert unit.fallback == "watch-list off" and "x" * 500 in unit.fallback_reason
-    unit, _, _ = read([ApiError(403, "forbidden"), page])
+    said = 'configmaps is forbidden: User "u" cannot watch resource "configmaps"'
+    unit, _, _ = read([ApiError(403, said, "Forbidden"), page])
     assert unit.fallback == "watch forbidden" and unit.status == "complete"
+    assert said in unit.fallback_reason  # the server's words, for the manifest and --debug
 
 
 def test_forced_watch_list_never_falls_back() -> None:

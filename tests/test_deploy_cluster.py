@@ -176,6 +176,8 @@ def test_a_role_without_watch_is_recorded(applied: Api, cluster: Cluster, tmp_pa
         ("secrets", "list", "watch forbidden"),
     ]
     assert "watch forbidden" in r.err
+    for e in entries:  # the server's own words are in the manifest
+        assert f'cannot watch resource "{e["resource"]}"' in e["fallback"], e  # type: ignore[index]
 
 
 def test_in_cluster_configuration(applied: Api, cluster: Cluster, tmp_path: Path) -> None:

@@ -130,7 +130,15 @@ def test_depth_of_ten_thousand_and_huge_integers() -> None:
         b'{"items":[1],"items":[2]}',
     ],
 )
-def test_malformed_bodies_are_not_cut_short(body: bytes) -> None:
+@pytest.mark.parametrize("batch", [None, 1])
+def test_malformed_bodies_are_not_cut_short(
+    body: bytes, batch: int | None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if batch is not None:  # cut at every byte as it comes, not at close()
+        import kstream.listpage as lp
+
+        monkeypatch.setattr(lp, "BATCH", batch)
+        monkeypatch.setattr(lp, "_SCAN_AFTER", 0)
     with pytest.raises(PageError) as e:
         read(body, list(range(1, len(body))))
     assert not e.value.truncated
@@ -149,3 +157,61 @@ def test_items_null_and_empty() -> None:
     assert read(b'{"items":null,"metadata":{"resourceVersion":"3"}}')[0] == []
     out, r = read(b'{"metadata":{"resourceVersion":"3"},"items":[]}')
     assert out == [] and r.resource_version == "3" and r.continue_token == ""
+
+
+@pytest.mark.parametrize(("batch", "scan_after"), [(1, None), (1, 0), (7, 0)])
+@settings(max_examples=200, deadline=None)
+@given(
+    items=st.lists(json_values(), max_size=6),
+    cont=st.text(max_size=12),
+    order=st.permutations(["kind", "apiVersion", "metadata", "items", "extra"]),
+    pretty=st.booleans(),
+    seed=st.integers(0, 2**32),
+)
+def test_items_are_the_bytes_sent_in_any_chunks(
+    batch: int,
+    scan_after: int | None,
+    items: list[object],
+    cont: str,
+    order: list[str],
+    pretty: bool,
+    seed: int,
+) -> None:
+    """As test_items_are_the_bytes_sent, with the reader working on every chunk
+    it is fed: it gathers BATCH (64 KiB) before cutting, so bodies that small
+    are otherwise read at close() in one piece and chunk boundaries are never
+    met. scan_after=0 sends every unfinished item to the exact scanner (which
+    tells unfinished from malformed) instead of waiting for more."""
+    import kstream.listpage as lp
+
+    values = {
+        "kind": "ThingList",
+        "apiVersion": "x/v1",
+        "metadata": {"continue": cont, "resourceVersion": "42", "remainingItemCount": 3},
+        "extra": {"nested": [1.5e16, {"items": []}, "]}"]},
+    }
+    sep = ",\n  " if pretty else ","
+    item_texts = [dump(i, pretty, ascii_only=False) for i in items]
+    parts = []
+    for k in order:
+        if k == "items":
+            parts.append('"items":' + ("[" + sep.join(item_texts) + "]"))
+        else:
+            parts.append(json.dumps(k) + ":" + dump(values[k], pretty, ascii_only=False))
+    body = ("{" + sep.join(parts) + "}").encode()
+    rnd = random.Random(seed)
+    cuts = sorted(rnd.sample(range(1, len(body)), min(len(body) - 1, rnd.randint(0, 40))))
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(lp, "BATCH", batch)
+        if scan_after is not None:
+            mp.setattr(lp, "_SCAN_AFTER", scan_after)
+        out, r = read(body, cuts)
+        assert [b for b, _ in out] == [t.encode() for t in item_texts]
+        assert r.continue_token == cont and r.resource_version == "42" and r.remaining == 3
+        # cut short anywhere, fed in the same chunks: an error, never fewer items
+        for cut in {len(body) - 1, len(body) // 2, *cuts}:
+            if not body[:cut].strip() or body[:cut].rstrip() == body.rstrip():
+                continue
+            with pytest.raises(PageError) as e:
+                read(body[:cut], [c for c in cuts if c < cut])
+            assert e.value.truncated

@@ -287,7 +287,7 @@ def diff(
             live_opts = LiveOptions(
                 kubeconfig, ctx, method.value, concurrency, timeout, retries, imp
             )
-            snap, live_path, settings = _dump_live(old, live_dir, settings, live_opts, quiet)
+            snap, live_path, settings = _dump_live(old, live_dir, settings, live_opts, quiet, debug)
             sides: tuple[str | Snapshot, str | Snapshot] = (
                 (snap, live_path) if live else (live_path, snap)
             )
@@ -393,11 +393,17 @@ def _dump_two(
 
 
 def _dump_live(
-    snapshot: str, tmpdir: str, settings: Settings, live: LiveOptions, quiet: bool
+    snapshot: str,
+    tmpdir: str,
+    settings: Settings,
+    live: LiveOptions,
+    quiet: bool,
+    debug: bool = False,
 ) -> tuple[Snapshot, str, Settings]:
     """Dump the cluster like the snapshot was dumped, into a temporary archive;
     the settings with the selection the snapshot's dump made, where the user
-    made none."""
+    made none. With debug, why a resource was read with LIST (the server's
+    words) goes to stderr, as for dump --debug."""
     from dataclasses import replace
 
     from kstream.cli.render import run_dump
@@ -452,7 +458,7 @@ def _dump_live(
         secret_key=key,
         strip=strip,
     )
-    code = run_dump(dump, quiet=True)
+    code = run_dump(dump, quiet=True, debug=debug)
     if code not in (ExitCode.OK, ExitCode.PARTIAL):
         raise typer.Exit(int(code))
     return snap, out, replace(settings, scope=scope)
