@@ -16,6 +16,7 @@ from kstream import paths
 from kstream.archive import ArchiveWriter, DirectoryWriter, NdjsonWriter
 from kstream.errors import ApiError, SnapshotError, UnknownResourceError
 from kstream.exitcodes import ExitCode
+from kstream.jsonlines import go_json, iter_lines
 from kstream.resources import Resource, match, select
 from kstream.snapshot import Entry, open_snapshot
 from kstream.stream import (
@@ -24,8 +25,6 @@ from kstream.stream import (
     Reader,
     StreamOptions,
     Unit,
-    go_json,
-    iter_lines,
 )
 from kstream.transform import TransformOptions, make_transform, redact_secret
 from tests.fakes import FakeTransport
