@@ -81,7 +81,7 @@ _EXTENSIONS = {
 }
 
 
-def _format_of_name(path: str) -> str | None:
+def format_of_name(path: str) -> str | None:
     """The format a name says (by its extension, or a trailing slash), or None."""
     if path == "-":
         return "ndjson"
@@ -99,7 +99,7 @@ def detect_format(path: str) -> str:
     writes is refused (UsageError) rather than written as something it is not."""
     if not path.strip():
         raise UsageError("-o '': no output name (an unset shell variable?)")
-    fmt = _format_of_name(path)
+    fmt = format_of_name(path)
     if fmt is not None:
         return fmt
     from kstream.objstore import is_url
@@ -130,7 +130,7 @@ def output_format(path: str, fmt: str) -> str:
     An explicit format that contradicts the name's extension is refused."""
     if fmt == "auto" or not path.strip():
         return detect_format(path)
-    said = _format_of_name(path)
+    said = format_of_name(path)
     if said is not None and said != fmt and path != "-":
         raise UsageError(f"-o {path} names a {_WHAT[said]}, but --format is {fmt}")
     return fmt
@@ -308,7 +308,7 @@ class Spool:
         transform, self.transform = self.transform, None
         self._open_writer()
         pending = dict(overrides)
-        for line in _iter_spool_lines(old, self.level is not None):
+        for line in iter_spool_lines(old, self.level is not None):
             key = _key(line)
             if key in pending:
                 new = pending.pop(key)
@@ -343,7 +343,7 @@ class Spool:
                 self.path.unlink()
 
 
-def _iter_spool_lines(f: IO[bytes], compressed: bool) -> Iterator[bytes]:
+def iter_spool_lines(f: IO[bytes], compressed: bool) -> Iterator[bytes]:
     f.seek(0)
     src: IO[bytes] = f
     if compressed:

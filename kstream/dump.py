@@ -16,7 +16,7 @@ from kstream.archive import Spool, open_writer, unit_file_name
 from kstream.errors import Interrupted, Terminated
 from kstream.exitcodes import ExitCode
 from kstream.plan import LiveOptions, Plan, open_live
-from kstream.runner import Run, _signals_held
+from kstream.runner import Run, signals_held
 from kstream.selector import Scope
 from kstream.snapshot import DiscoveryFailure, DumpOptions, Entry, Manifest
 from kstream.stream import Unit
@@ -152,7 +152,7 @@ class DumpJob:
         # by one (its exit code says so; the output and the report stand).
         where: str | None = None
         try:
-            with _signals_held():
+            with signals_held():
                 where = self.writer.finish(manifest.to_json(), interrupted=interrupted is not None)
         except (KeyboardInterrupt, Interrupted, Terminated):
             if where is None:

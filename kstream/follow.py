@@ -30,7 +30,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from kstream.archive import Spool, _iter_spool_lines
+from kstream.archive import Spool, iter_spool_lines
 from kstream.errors import (
     ApiError,
     AuthError,
@@ -225,7 +225,7 @@ class Follow:
         uf, w = b.uf, self.writer
         try:
             w.write(Event(now_time(), "RESYNC", uf.resource, uf.namespace, b.rv))
-            for line in _iter_spool_lines(b.spool.file, False):
+            for line in iter_spool_lines(b.spool.file, False):
                 w.write(Event(now_time(), "SYNC", uf.resource, uf.namespace, b.rv, line))
             w.write(Event(now_time(), "SYNCED", uf.resource, uf.namespace, b.rv))
         finally:
@@ -354,7 +354,7 @@ class Follow:
             uf.state = "retrying"
             uf.retries += 1
             uf.error = why
-            reader._sleep(reader._backoff(attempt, retry_after))
+            reader.sleep(reader.backoff(attempt, retry_after))
             uf.error = ""
 
     # ------------------------------------------------------------ CRDs
@@ -387,7 +387,7 @@ class Follow:
                     attempt = 0
                     if typ != "BOOKMARK":
                         self._replan()
-                        r._sleep(RECHECK)
+                        r.sleep(RECHECK)
                         self._replan()
                 continue
             except (Cancelled, AuthError, TLSError):
@@ -407,7 +407,7 @@ class Follow:
             if self.cancel.is_set():
                 return
             attempt += 1
-            r._sleep(r._backoff(min(attempt, 8), None))
+            r.sleep(r.backoff(min(attempt, 8), None))
 
     def _replan(self) -> None:
         assert self.replan is not None and self.make_follow is not None

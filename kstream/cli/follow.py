@@ -29,7 +29,7 @@ from rich.text import Text
 
 from kstream import __version__
 from kstream.cli.common import consoles, note, stderr_is_terminal
-from kstream.cli.render import Col, FitTable, _logfmt, drive, human_count, plain_layout, report_dump
+from kstream.cli.render import Col, FitTable, drive, human_count, logfmt, plain_layout, report_dump
 from kstream.errors import OutputError, UsageError
 from kstream.exitcodes import ExitCode
 from kstream.follow import Follow, UnitFollow
@@ -128,9 +128,9 @@ def check_new_journal(path: str, force: bool) -> Path:
     --force and anything that is not a kstream journal even with it (exit 2)."""
     if path == "-" or not path.strip():
         raise UsageError("--follow writes a journal directory: -o JOURNAL/")
-    from kstream.archive import _format_of_name
+    from kstream.archive import format_of_name
 
-    fmt = _format_of_name(path)
+    fmt = format_of_name(path)
     if fmt not in (None, "dir"):
         raise UsageError(
             f"--follow writes a journal directory, not a file: -o {path}: use -o NAME/"
@@ -564,7 +564,7 @@ def report_follow(follow: Follow, target: Path, quiet: bool, why: str) -> None:
                 ("resyncs", uf.resyncs),
                 ("retries", uf.retries),
             ]
-            line = " ".join(f"{k}={_logfmt(v)}" for k, v in fields if v != "")
+            line = " ".join(f"{k}={logfmt(v)}" for k, v in fields if v != "")
             consoles.err.print(line, soft_wrap=True, markup=False)
     else:
         rows: list[list[Text | str]] = [
