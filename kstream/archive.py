@@ -42,6 +42,7 @@ from typing import IO, Any
 from kstream import deepjson
 from kstream.errors import OutputError, UsageError
 from kstream.jsonlines import object_key
+from kstream.outputname import partial_name
 from kstream.snapshot import (  # the format's constants and its manifest record
     FOOTER_TAG,
     FORMAT,
@@ -397,12 +398,7 @@ def _check_target(path: Path, force: bool) -> None:
 
 
 def _partial_name(path: Path) -> Path:
-    p = path.with_name(path.name + ".partial")
-    n = 1
-    while p.exists():
-        n += 1
-        p = path.with_name(f"{path.name}.partial{n}")
-    return p
+    return Path(partial_name(str(path), lambda name: Path(name).exists()))
 
 
 def _write_guard(fn: Callable[[], Any], what: str) -> Any:
@@ -845,12 +841,13 @@ class RemoteDirectoryWriter(DirectoryWriter):
         manifest = {**manifest, "resources": [e.to_json() for e in self.entries]}
         dest = self.prefix
         if interrupted:
-            base = self.prefix.key.rstrip("/")
-            n = 1
-            dest = objstore.Location(self.prefix.bucket, base + ".partial/")
-            while objstore.list_keys(dest, "write"):
-                n += 1
-                dest = objstore.Location(self.prefix.bucket, f"{base}.partial{n}/")
+            bucket = self.prefix.bucket
+            key = partial_name(
+                self.prefix.key.rstrip("/"),
+                lambda k: bool(objstore.list_keys(objstore.Location(bucket, k), "write")),
+                tail="/",
+            )
+            dest = objstore.Location(bucket, key)
         old = _remote_listed(dest) if not interrupted else set()
         if old:
             objstore.delete(dest.child(MANIFEST_NAME))
