@@ -39,9 +39,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO, Any
 
-from kstream import deepjson
 from kstream.errors import OutputError, UsageError
-from kstream.jsonlines import object_key
+from kstream.jsonlines import line_key
 from kstream.outputname import partial_name
 from kstream.snapshot import (  # the format's constants and its manifest record
     FOOTER_TAG,
@@ -310,7 +309,7 @@ class Spool:
         self._open_writer()
         pending = dict(overrides)
         for line in iter_spool_lines(old, self.level is not None):
-            key = _key(line)
+            key = line_key(line)
             if key in pending:
                 new = pending.pop(key)
                 if new is not None:
@@ -354,10 +353,6 @@ def iter_spool_lines(f: IO[bytes], compressed: bool) -> Iterator[bytes]:
     from kstream.jsonlines import iter_lines
 
     yield from iter_lines(iter(lambda: src.read(COPY_BUF), b""))
-
-
-def _key(line: bytes) -> tuple[str, str]:
-    return object_key(deepjson.loads(line))
 
 
 class Writer:
