@@ -16,7 +16,6 @@ import zstandard
 from kstream.archive import open_writer, unit_file_name
 from kstream.count import (
     CountSink,
-    FieldSelector,
     Grouping,
     ResKey,
     Tally,
@@ -29,7 +28,7 @@ from kstream.errors import SnapshotError, UsageError
 from kstream.exitcodes import ExitCode
 from kstream.jsonlines import go_json
 from kstream.resources import Resource, guess_plural
-from kstream.selector import LabelSelector, Scope
+from kstream.selector import LabelSelector, MetadataFieldSelector, Scope
 from kstream.snapshot import Entry
 from kstream.stream import Reader, StreamOptions, Unit
 from tests.conftest import kstream
@@ -116,11 +115,11 @@ def test_label_selector_rejects(bad: str) -> None:
 
 
 def test_field_selector() -> None:
-    fs = FieldSelector("metadata.namespace=demo-0,metadata.name!=x")
+    fs = MetadataFieldSelector("metadata.namespace=demo-0,metadata.name!=x", "a snapshot")
     assert fs.matches({"namespace": "demo-0", "name": "y"})
     assert not fs.matches({"namespace": "demo-0", "name": "x"})
     with pytest.raises(UsageError):
-        FieldSelector("status.phase=Running")
+        MetadataFieldSelector("status.phase=Running", "a snapshot")
 
 
 def test_guess_plural() -> None:
