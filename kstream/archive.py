@@ -173,34 +173,54 @@ def _manifest_files(manifest: Any) -> set[str] | None:
     return listed
 
 
-def _snapshot_dir_problem(target: Path) -> str:
-    """Why the directory is not a kstream snapshot that may be replaced ("" if it
-    is one, or is empty): a manifest.json written by kstream, and nothing but the
-    files it lists."""
+def own_dir_problem(
+    target: Path, marker: str, foreign_of: Callable[[list[str]], list[str] | None], holds: str
+) -> str:
+    """Why the directory is not one kstream wrote and may replace ("" if it is
+    one, or is empty): `marker` must be there, written by kstream
+    (`foreign_of(names)` is None when it is not), and nothing else than what
+    kstream writes there (`foreign_of` answers the names of the rest; `holds`
+    says what they are in the message)."""
     try:
         entries = sorted(p.name for p in target.iterdir())
     except OSError as e:
         return f"cannot be read ({e.strerror or type(e).__name__})"
     if not entries:
         return ""
-    if MANIFEST_NAME not in entries:
-        shown = ", ".join(entries[:3]) + (", ..." if len(entries) > 3 else "")
-        return f"has no kstream {MANIFEST_NAME} (it holds {shown})"
-    try:
-        listed = _manifest_files(json.loads((target / MANIFEST_NAME).read_bytes()))
-    except (OSError, ValueError):
-        listed = None
-    if listed is None:
-        return f"has a {MANIFEST_NAME} that kstream did not write"
-    foreign = [
-        n
-        for n in entries
-        if n not in listed or not (target / n).is_file() or (target / n).is_symlink()
-    ]
+    if marker not in entries:
+        return f"has no kstream {marker} (it holds {_some(entries)})"
+    foreign = foreign_of(entries)
+    if foreign is None:
+        return f"has a {marker} that kstream did not write"
     if foreign:
-        shown = ", ".join(foreign[:3]) + (", ..." if len(foreign) > 3 else "")
-        return f"holds files its manifest does not list ({shown})"
+        return f"holds files {holds} ({_some(foreign)})"
     return ""
+
+
+def _some(names: list[str]) -> str:
+    """The first three names, for a message."""
+    return ", ".join(names[:3]) + (", ..." if len(names) > 3 else "")
+
+
+def _snapshot_dir_problem(target: Path) -> str:
+    """Why the directory is not a kstream snapshot that may be replaced ("" if it
+    is one, or is empty): a manifest.json written by kstream, and nothing but the
+    files it lists."""
+
+    def foreign_of(entries: list[str]) -> list[str] | None:
+        try:
+            listed = _manifest_files(json.loads((target / MANIFEST_NAME).read_bytes()))
+        except (OSError, ValueError):
+            listed = None
+        if listed is None:
+            return None
+        return [
+            n
+            for n in entries
+            if n not in listed or not (target / n).is_file() or (target / n).is_symlink()
+        ]
+
+    return own_dir_problem(target, MANIFEST_NAME, foreign_of, "its manifest does not list")
 
 
 def _check_directory_target(target: Path, force: bool) -> None:

@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
-from kstream.archive import skippable
+from kstream.archive import own_dir_problem, skippable
 from kstream.errors import OutputError, SnapshotError, UsageError
 from kstream.journalformat import (
     BASE_NAME,
@@ -518,37 +518,26 @@ def recover(directory: Path, base_rvs: dict[str, str]) -> Positions:
 def journal_dir_problem(target: Path) -> str:
     """Why the directory is not a kstream journal that may be replaced ("" if it
     is one, or is empty)."""
-    try:
-        entries = sorted(p.name for p in target.iterdir())
-    except OSError as e:
-        return f"cannot be read ({e.strerror or type(e).__name__})"
-    if not entries:
-        return ""
-    if META_NAME not in entries:
-        return f"has no kstream {META_NAME} (it holds {_some(entries)})"
-    try:
-        read_meta(target)
-    except Exception:
-        return f"has a {META_NAME} that kstream did not write"
-    foreign = []
-    for n in entries:
-        p = target / n
-        if p.is_symlink():
-            foreign.append(n)
-        elif n == SEGMENT_DIR and p.is_dir():
-            for s in p.iterdir():
-                if segment_number(s.name) is None or not s.is_file() or s.is_symlink():
-                    foreign.append(f"{SEGMENT_DIR}/{s.name}")
-        elif not _journal_own(n, p):
-            foreign.append(n)
-    if foreign:
-        return f"holds files a kstream journal does not ({_some(foreign)})"
-    return ""
 
+    def foreign_of(entries: list[str]) -> list[str] | None:
+        try:
+            read_meta(target)
+        except Exception:
+            return None
+        foreign = []
+        for n in entries:
+            p = target / n
+            if p.is_symlink():
+                foreign.append(n)
+            elif n == SEGMENT_DIR and p.is_dir():
+                for s in p.iterdir():
+                    if segment_number(s.name) is None or not s.is_file() or s.is_symlink():
+                        foreign.append(f"{SEGMENT_DIR}/{s.name}")
+            elif not _journal_own(n, p):
+                foreign.append(n)
+        return foreign
 
-def _some(names: list[str]) -> str:
-    """The first three names, for a message."""
-    return ", ".join(names[:3]) + (", ..." if len(names) > 3 else "")
+    return own_dir_problem(target, META_NAME, foreign_of, "a kstream journal does not")
 
 
 def _journal_own(name: str, p: Path) -> bool:

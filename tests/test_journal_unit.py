@@ -263,3 +263,31 @@ def test_journal_dir_rules(tmp_path: Path) -> None:
     other.mkdir()
     (other / "a").write_text("x")
     assert "no kstream journal.json" in journal_dir_problem(other)
+
+
+def test_own_directory_problems_say_why(tmp_path: Path) -> None:
+    """What a snapshot directory or a journal directory holds that kstream did
+    not write: the reason each refusal (even with --force) gives."""
+    from kstream.archive import _snapshot_dir_problem
+    from kstream.journal import journal_dir_problem, write_meta
+
+    snap, journal = tmp_path / "snap", tmp_path / "journal"
+    for d in (snap, journal):
+        d.mkdir()
+        assert _snapshot_dir_problem(d) == journal_dir_problem(d) == ""  # empty
+        for n in ("a", "b", "c", "d"):
+            (d / n).write_text("x")
+    assert _snapshot_dir_problem(snap) == "has no kstream manifest.json (it holds a, b, c, ...)"
+    assert journal_dir_problem(journal) == "has no kstream journal.json (it holds a, b, c, ...)"
+    (snap / "manifest.json").write_text('{"format": "other"}')
+    (journal / "journal.json").write_text('{"format": "other"}')
+    assert _snapshot_dir_problem(snap) == "has a manifest.json that kstream did not write"
+    assert journal_dir_problem(journal) == "has a journal.json that kstream did not write"
+    manifest = {"format": "kstream-archive", "version": 1, "resources": [{"file": "a"}]}
+    (snap / "manifest.json").write_text(json.dumps(manifest))
+    write_meta(journal, {})
+    assert _snapshot_dir_problem(snap) == "holds files its manifest does not list (b, c, d)"
+    assert journal_dir_problem(journal) == "holds files a kstream journal does not (a, b, c, ...)"
+    for n in ("b", "c", "d"):
+        (snap / n).unlink()
+    assert _snapshot_dir_problem(snap) == ""
