@@ -26,7 +26,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from kstream.archive import own_dir_problem, skippable
 from kstream.errors import OutputError, SnapshotError, UsageError
@@ -58,6 +58,10 @@ from kstream.snapshot import (
     MAGIC_MANIFEST,
     ZSTD_MAGIC,
 )
+
+if TYPE_CHECKING:
+    from kstream.dump import DumpSettings
+    from kstream.plan import Plan
 
 # events that move a unit's position (RESYNC/SYNC do not: an open resync changes nothing)
 POSITION_TYPES = frozenset(("ADDED", "MODIFIED", "DELETED", "BOOKMARK", "SYNCED"))
@@ -547,3 +551,125 @@ def _journal_own(name: str, p: Path) -> bool:
             BASE_NAME + ".partial"
         )
     return p.is_dir() and name.startswith(f".{BASE_NAME}.") and name.endswith(".kstream-tmp")
+
+
+# ------------------------------------------------------------------ a journal's directory
+
+KEY_CHECK = b"kstream-journal-key-check"
+
+
+def check_new_journal(path: str, force: bool) -> Path:
+    """The directory a new journal goes to; refuses an existing journal without
+    --force and anything that is not a kstream journal even with it (exit 2)."""
+    if path == "-" or not path.strip():
+        raise UsageError("--follow writes a journal directory: -o JOURNAL/")
+    from kstream.archive import format_of_name
+
+    fmt = format_of_name(path)
+    if fmt not in (None, "dir"):
+        raise UsageError(
+            f"--follow writes a journal directory, not a file: -o {path}: use -o NAME/"
+        )
+    target = Path(path.rstrip("/" + os.sep) or "/")
+    here = Path.cwd()
+    absolute = Path(os.path.abspath(target))
+    if absolute == here or absolute in here.parents:
+        raise UsageError(
+            f"-o {target}: cannot write a journal over the current directory or one above it"
+        )
+    if target.is_symlink() or (target.exists() and not target.is_dir()):
+        raise UsageError(f"-o {target}: a file is in the way; name a new directory")
+    if target.is_dir() and any(target.iterdir()):
+        problem = journal_dir_problem(target)
+        if problem:
+            raise UsageError(
+                f"{target} is not a kstream journal: it {problem}; kstream replaces only its "
+                "own journals, even with --force: choose another name"
+            )
+        if not force:
+            raise UsageError(
+                f"{target} holds a kstream journal: carry on with --resume {target}/, "
+                "or replace it with --force"
+            )
+    parent = target.parent
+    if not parent.is_dir() or not os.access(parent, os.W_OK):
+        raise OutputError(f"cannot write {target}: {parent} is not a writable directory")
+    return target
+
+
+@contextlib.contextmanager
+def journal_lock(target: Path) -> Iterator[None]:
+    """One writer per journal: an exclusive lock on the directory while following."""
+    import fcntl
+
+    fd = os.open(target, os.O_RDONLY)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            raise UsageError(f"{target} is being written by another kstream") from None
+        yield
+    finally:
+        os.close(fd)
+
+
+def swap_in(tmp: Path, target: Path) -> None:
+    """The new journal (its base complete) takes the name; an old one goes."""
+    import shutil
+    import tempfile
+
+    if target.is_dir():
+        problem = journal_dir_problem(target)
+        if problem:  # changed meanwhile: leave it alone
+            raise OutputError(f"{target} changed meanwhile: it {problem}; left alone")
+        old = Path(
+            tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".kstream-old", dir=target.parent)
+        )
+        os.replace(target, old)
+        try:
+            os.replace(tmp, target)
+        except OSError as e:
+            os.replace(old, target)
+            raise OutputError(f"cannot write {target}: {e.strerror or e}") from None
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        os.replace(tmp, target)
+
+
+def new_meta(plan: Plan, settings: DumpSettings) -> dict[str, Any]:
+    """journal.json of a new journal: where it was written from and the dump's
+    options (and a check value of the HMAC key, when there is one)."""
+    from datetime import datetime, timezone
+
+    from kstream import __version__
+    from kstream.transform import digest
+
+    options = settings.dump_options().to_json()
+    if settings.secret_key:
+        options["secretKeyCheck"] = digest(KEY_CHECK, settings.secret_key)
+    return {
+        "created": datetime.now(timezone.utc).isoformat(),
+        "tool": f"kstream {__version__}",
+        "context": plan.context,
+        "server": {"url": plan.server, "version": plan.server_version},
+        "options": options,
+    }
+
+
+def check_key(target: Path, meta: dict[str, Any], secret_key: bytes | None) -> None:
+    """--resume: the HMAC key must be the one the journal was written with (none
+    for plain sha256); UsageError (exit 2) otherwise."""
+    from kstream.snapshot import DumpOptions
+    from kstream.transform import digest
+
+    opts = DumpOptions.from_json(meta.get("options")) or DumpOptions()
+    raw_opts = meta.get("options") or {}
+    if opts.secret_digest == "hmac-sha256":
+        if secret_key is None:
+            raise UsageError(
+                f"{target} redacts Secrets with HMAC: give its key with --secret-key-file"
+            )
+        if raw_opts.get("secretKeyCheck") not in (None, digest(KEY_CHECK, secret_key)):
+            raise UsageError(f"--secret-key-file: not the key {target} was written with")
+    elif secret_key is not None:
+        raise UsageError(f"{target} redacts Secrets with plain sha256: drop --secret-key-file")
