@@ -37,7 +37,7 @@ import sys
 import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, Literal, cast
 
 from kstream.errors import OutputError, UsageError
 from kstream.jsonlines import line_key
@@ -73,7 +73,9 @@ OUTPUT_NAMES = (
     "NAME.ndjson (or .jsonl: NDJSON), NAME.ndjson.zst (or .zst, .zstd: zstd archive), "
     "DIR/ (a directory snapshot) or - (NDJSON on stdout)"
 )
-_EXTENSIONS = {
+# what dump writes: NDJSON (file or stdout), a zstd archive, a directory snapshot
+OutputFormat = Literal["ndjson", "zst", "dir"]
+_EXTENSIONS: dict[str, OutputFormat] = {
     ".zst": "zst",
     ".zstd": "zst",
     ".ndjson": "ndjson",
@@ -81,7 +83,7 @@ _EXTENSIONS = {
 }
 
 
-def format_of_name(path: str) -> str | None:
+def format_of_name(path: str) -> OutputFormat | None:
     """The format a name says (by its extension, or a trailing slash), or None."""
     if path == "-":
         return "ndjson"
@@ -93,7 +95,7 @@ def format_of_name(path: str) -> str | None:
     return None
 
 
-def detect_format(path: str) -> str:
+def detect_format(path: str) -> OutputFormat:
     """ndjson | zst | dir, from the output name (`-` is NDJSON to stdout; an
     existing directory is a directory snapshot). A name that says nothing kstream
     writes is refused (UsageError) rather than written as something it is not."""
@@ -125,7 +127,7 @@ def detect_format(path: str) -> str:
     )
 
 
-def output_format(path: str, fmt: str) -> str:
+def output_format(path: str, fmt: str) -> OutputFormat:
     """The format to write: `fmt` (ndjson | zst | dir) or, for "auto", the name's.
     An explicit format that contradicts the name's extension is refused."""
     if fmt == "auto" or not path.strip():
@@ -133,13 +135,13 @@ def output_format(path: str, fmt: str) -> str:
     said = format_of_name(path)
     if said is not None and said != fmt and path != "-":
         raise UsageError(f"-o {path} names a {_WHAT[said]}, but --format is {fmt}")
-    return fmt
+    return cast("OutputFormat", fmt)  # --format's choices
 
 
 _WHAT = {"ndjson": "NDJSON file", "zst": "zstd archive", "dir": "directory"}
 
 
-def check_output(path: str, fmt: str, force: bool) -> None:
+def check_output(path: str, fmt: OutputFormat, force: bool) -> None:
     """Refuse an output that cannot or must not be written, before any work:
     UsageError (exit 2) for a name that can never work, OutputError (exit 7) for
     one that exists without --force or cannot be written. The writers check again
@@ -640,7 +642,9 @@ class DirectoryWriter(Writer):
         shutil.rmtree(self.spool_dir, ignore_errors=True)
 
 
-def open_writer(path: str, fmt: str, force: bool, level: int, header: dict[str, Any]) -> Writer:
+def open_writer(
+    path: str, fmt: OutputFormat, force: bool, level: int, header: dict[str, Any]
+) -> Writer:
     from kstream.objstore import is_url
 
     if is_url(path):
@@ -659,7 +663,7 @@ def open_writer(path: str, fmt: str, force: bool, level: int, header: dict[str, 
 # =========================================================================== object storage
 
 
-def _check_remote(path: str, fmt: str, force: bool) -> None:
+def _check_remote(path: str, fmt: OutputFormat, force: bool) -> None:
     """check_output for s3:// names (HEAD the key, or look at the prefix)."""
     from kstream import objstore
 

@@ -29,7 +29,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any, Literal, cast
 
 from kstream.archive import Spool, iter_spool_lines
 from kstream.errors import (
@@ -52,6 +52,9 @@ if TYPE_CHECKING:
     from kstream.plan import LiveOptions
     from kstream.transform import SecretsMode, TransformOptions
 
+# a follower's state, for the display: ended = its resource is gone (CRD deleted)
+FollowState = Literal["watching", "retrying", "resync", "failed", "ended"]
+
 QUEUE_SIZE = 2000  # events waiting for the writer; followers wait beyond it
 STEP = 0.1
 
@@ -64,7 +67,7 @@ class UnitFollow:
     rv: str
     transform: Callable[[bytes], bytes] | None = None
     needs_resync: bool = False
-    state: str = "watching"  # watching | retrying | resync | failed | ended
+    state: FollowState = "watching"
     events: int = 0  # change events written (SYNC not counted)
     bookmarks: int = 0
     resyncs: int = 0
