@@ -34,7 +34,7 @@ import tempfile
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any, Literal
+from typing import IO, TYPE_CHECKING, Any, Literal
 
 from kstream import deepjson, paths
 from kstream.errors import SnapshotError, UsageError
@@ -47,6 +47,11 @@ from kstream.selector import (
     parse_fields,
 )
 from kstream.snapshot import DumpOptions, Entry, Manifest, Snapshot
+
+if TYPE_CHECKING:
+    from kstream.dump import DumpSettings
+    from kstream.plan import LiveOptions
+    from kstream.transform import SecretsMode
 
 LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
 
@@ -217,6 +222,65 @@ class DumpSelection:
     def option(self, name: str) -> Any:
         """The value of one of DUMP_OPTIONS."""
         return getattr(self, name)
+
+
+def dump_like(
+    snap: Snapshot, settings: Settings, live: LiveOptions, output: str
+) -> tuple[DumpSettings, Settings, list[str]]:
+    """`diff SNAPSHOT --live`: the dump that reads the cluster as the snapshot
+    was dumped (into `output`, a temporary archive): the selection the command
+    line makes, else the snapshot's own (-r, --exclude, -n, -l; its
+    --field-selector always), its Secret handling and --strip. Returns that
+    dump, the diff's settings with the selection it used, and what was taken
+    from the snapshot (for a note). An interrupted snapshot is refused
+    (SnapshotError), an HMAC one without the key too (UsageError)."""
+    from dataclasses import replace
+    from typing import cast
+
+    from kstream.dump import DumpSettings
+
+    if snap.problem:
+        raise SnapshotError(f"{snap.path}: {snap.problem}")
+    key = settings.secret_key
+    opts = (snap.manifest.options if snap.manifest else None) or DumpOptions()
+    secrets = opts.secrets or "redact"
+    if secrets == "redact" and opts.secret_digest == "hmac-sha256" and key is None:
+        raise UsageError(
+            f"{snap.path} has HMAC-redacted Secrets: give the same key with --secret-key-file"
+        )
+    if secrets == "redact" and opts.secret_digest != "hmac-sha256":
+        key = None  # plain sha256, like the snapshot
+    # the user's selection, else the snapshot's own
+    inherited = []
+    chosen: dict[str, Any] = {}
+    for k, values in (
+        ("resources", opts.resources),
+        ("exclude", opts.exclude),
+        ("namespaces", opts.namespaces),
+    ):
+        if not getattr(settings.scope, k) and values:
+            chosen[k] = values
+            inherited.append(f"{k}={','.join(values)}")
+    if not settings.scope.label_selector and opts.label_selector:
+        chosen["label_selector"] = opts.label_selector
+        inherited.append(f"selector={opts.label_selector}")
+    scope = replace(settings.scope, **chosen)
+    try:
+        strip = tuple(paths.parse(p) for p in opts.strip)
+    except ValueError:
+        strip = ()
+    dump = DumpSettings(
+        output=output,
+        fmt="zst",
+        scope=replace(scope, field_selector=opts.field_selector),
+        live=live,
+        force=False,
+        level=1,
+        secrets=cast("SecretsMode", secrets),  # as the snapshot's manifest says
+        secret_key=key,
+        strip=strip,
+    )
+    return dump, replace(settings, scope=scope), inherited
 
 
 # =========================================================================== resources
