@@ -418,6 +418,17 @@ def _partial_name(path: Path) -> Path:
     return Path(partial_name(str(path), lambda name: Path(name).exists()))
 
 
+def _dir_beside(target: Path, suffix: str) -> Path:
+    """A new private directory next to `target`, hidden and named after it, where
+    an output is made before it takes the name (or an old one waits to go)."""
+    return Path(
+        _write_guard(
+            lambda: tempfile.mkdtemp(prefix=f".{target.name}.", suffix=suffix, dir=target.parent),
+            str(target),
+        )
+    )
+
+
 def _write_guard(fn: Callable[[], Any], what: str) -> Any:
     try:
         return fn()
@@ -435,15 +446,7 @@ class ArchiveWriter(Writer):
         self.level = level
         self.target = Path(path)
         _check_target(self.target, force)
-        parent = self.target.parent
-        self.spool_dir = Path(
-            _write_guard(
-                lambda: tempfile.mkdtemp(
-                    prefix=f".{self.target.name}.", suffix=".kstream-tmp", dir=parent
-                ),
-                str(self.target),
-            )
-        )
+        self.spool_dir = _dir_beside(self.target, ".kstream-tmp")
         self.tmp = self.spool_dir / "archive"
         fd = _write_guard(
             lambda: os.open(self.tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), str(self.target)
@@ -504,16 +507,7 @@ class NdjsonWriter(Writer):
         else:
             self.target = Path(path)
             _check_target(self.target, force)
-            self.spool_dir = Path(
-                _write_guard(
-                    lambda: tempfile.mkdtemp(
-                        prefix=f".{self.target.name}.",
-                        suffix=".kstream-tmp",
-                        dir=self.target.parent,
-                    ),
-                    str(self.target),
-                )
-            )
+            self.spool_dir = _dir_beside(self.target, ".kstream-tmp")
             tmp = self.tmp = self.spool_dir / "out.ndjson"
             fd = _write_guard(
                 lambda: os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600),
@@ -574,15 +568,7 @@ class DirectoryWriter(Writer):
         super().__init__(path, force)
         self.target = _dir_target(path)
         _check_directory_target(self.target, force)
-        parent = self.target.parent
-        self.spool_dir = Path(
-            _write_guard(
-                lambda: tempfile.mkdtemp(
-                    prefix=f".{self.target.name}.", suffix=".kstream-tmp", dir=parent
-                ),
-                str(self.target),
-            )
-        )
+        self.spool_dir = _dir_beside(self.target, ".kstream-tmp")
         os.chmod(self.spool_dir, 0o700)
 
     def append(self, entry: Entry, spool: Spool) -> None:
@@ -621,14 +607,7 @@ class DirectoryWriter(Writer):
                 f"{self.target} changed during the dump: it {problem}; it is left "
                 f"alone and the new snapshot is in {dest}"
             )
-        old = Path(
-            _write_guard(
-                lambda: tempfile.mkdtemp(
-                    prefix=f".{self.target.name}.", suffix=".kstream-old", dir=self.target.parent
-                ),
-                str(self.target),
-            )
-        )
+        old = _dir_beside(self.target, ".kstream-old")
         _write_guard(lambda: os.replace(self.target, old), str(self.target))
         try:
             os.replace(self.spool_dir, self.target)
