@@ -29,7 +29,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, cast
+from typing import TYPE_CHECKING, Literal, cast
 
 from kstream.archive import Spool, iter_spool_lines
 from kstream.errors import (
@@ -42,7 +42,7 @@ from kstream.errors import (
     TLSError,
     TransportError,
 )
-from kstream.journal import JournalWriter
+from kstream.journal import JournalMeta, JournalWriter
 from kstream.journalformat import BASE_NAME, Event, now_time, position_key, unit_resource
 from kstream.resources import Resource
 from kstream.selector import Scope
@@ -524,7 +524,7 @@ class Resumed:
 
 def resume(
     target: Path,
-    meta: dict[str, Any],
+    meta: JournalMeta,
     live: LiveOptions,
     secret_key: bytes | None,
     warn: Callable[[str], None],
@@ -536,10 +536,10 @@ def resume(
     from kstream import paths
     from kstream.journal import recover
     from kstream.plan import open_live
-    from kstream.snapshot import DumpOptions, open_snapshot
+    from kstream.snapshot import open_snapshot
     from kstream.transform import TransformOptions, make_transform
 
-    opts = DumpOptions.from_json(meta.get("options")) or DumpOptions()
+    opts = meta.options
     snap = open_snapshot(str(target / BASE_NAME))
     base_rvs = {
         position_key(unit_resource(e.group, e.version, e.resource), e.namespace or ""): str(
@@ -556,7 +556,7 @@ def resume(
     )
     secrets = opts.secrets or "redact"
     plan, reader = open_live(scope, live, warn, skip_secrets=secrets == "exclude")
-    was = str((meta.get("server") or {}).get("url") or "")
+    was = str(meta.server_url or "")
     if was and plan.server and was.rstrip("/") != plan.server.rstrip("/"):
         # resourceVersions are one cluster's: another's would be watched from
         # positions that mean nothing there (or replay its changes as this one's)

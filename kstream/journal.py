@@ -57,6 +57,7 @@ from kstream.snapshot import (
     MAGIC_HEADER,
     MAGIC_MANIFEST,
     ZSTD_MAGIC,
+    DumpOptions,
 )
 
 if TYPE_CHECKING:
@@ -636,7 +637,49 @@ def swap_in(tmp: Path, target: Path) -> None:
         os.replace(tmp, target)
 
 
-def new_meta(plan: Plan, settings: DumpSettings) -> dict[str, Any]:
+@dataclass(frozen=True)
+class JournalMeta:
+    """journal.json (beside `format` and `version`, which `write_meta` adds and
+    `read_meta` checks): where the journal was written from and the options of
+    its dump, which `--resume` follows on with. On disk the options are a
+    manifest's, with `secretKeyCheck` (a digest of the HMAC key) among them."""
+
+    created: str = ""
+    tool: str = ""
+    context: str | None = None
+    server_url: str | None = None
+    server_version: str | None = None
+    options: DumpOptions = field(default_factory=DumpOptions)
+    key_check: object = None  # options.secretKeyCheck as written (None: no HMAC key)
+
+    def to_json(self) -> dict[str, Any]:
+        options = self.options.to_json()
+        if self.key_check is not None:
+            options["secretKeyCheck"] = self.key_check
+        return {
+            "created": self.created,
+            "tool": self.tool,
+            "context": self.context,
+            "server": {"url": self.server_url, "version": self.server_version},
+            "options": options,
+        }
+
+    @classmethod
+    def from_json(cls, meta: dict[str, Any]) -> JournalMeta:
+        server = meta.get("server") or {}
+        raw_opts = meta.get("options") or {}
+        return cls(
+            created=str(meta.get("created") or ""),
+            tool=str(meta.get("tool") or ""),
+            context=meta.get("context"),
+            server_url=server.get("url"),
+            server_version=server.get("version"),
+            options=DumpOptions.from_json(meta.get("options")) or DumpOptions(),
+            key_check=raw_opts.get("secretKeyCheck"),
+        )
+
+
+def new_meta(plan: Plan, settings: DumpSettings) -> JournalMeta:
     """journal.json of a new journal: where it was written from and the dump's
     options (and a check value of the HMAC key, when there is one)."""
     from datetime import datetime, timezone
@@ -644,32 +687,28 @@ def new_meta(plan: Plan, settings: DumpSettings) -> dict[str, Any]:
     from kstream import __version__
     from kstream.transform import digest
 
-    options = settings.dump_options().to_json()
-    if settings.secret_key:
-        options["secretKeyCheck"] = digest(KEY_CHECK, settings.secret_key)
-    return {
-        "created": datetime.now(timezone.utc).isoformat(),
-        "tool": f"kstream {__version__}",
-        "context": plan.context,
-        "server": {"url": plan.server, "version": plan.server_version},
-        "options": options,
-    }
+    return JournalMeta(
+        created=datetime.now(timezone.utc).isoformat(),
+        tool=f"kstream {__version__}",
+        context=plan.context,
+        server_url=plan.server,
+        server_version=plan.server_version,
+        options=settings.dump_options(),
+        key_check=digest(KEY_CHECK, settings.secret_key) if settings.secret_key else None,
+    )
 
 
-def check_key(target: Path, meta: dict[str, Any], secret_key: bytes | None) -> None:
+def check_key(target: Path, meta: JournalMeta, secret_key: bytes | None) -> None:
     """--resume: the HMAC key must be the one the journal was written with (none
     for plain sha256); UsageError (exit 2) otherwise."""
-    from kstream.snapshot import DumpOptions
     from kstream.transform import digest
 
-    opts = DumpOptions.from_json(meta.get("options")) or DumpOptions()
-    raw_opts = meta.get("options") or {}
-    if opts.secret_digest == "hmac-sha256":
+    if meta.options.secret_digest == "hmac-sha256":
         if secret_key is None:
             raise UsageError(
                 f"{target} redacts Secrets with HMAC: give its key with --secret-key-file"
             )
-        if raw_opts.get("secretKeyCheck") not in (None, digest(KEY_CHECK, secret_key)):
+        if meta.key_check not in (None, digest(KEY_CHECK, secret_key)):
             raise UsageError(f"--secret-key-file: not the key {target} was written with")
     elif secret_key is not None:
         raise UsageError(f"{target} redacts Secrets with plain sha256: drop --secret-key-file")

@@ -33,6 +33,7 @@ from kstream.errors import UsageError
 from kstream.exitcodes import ExitCode
 from kstream.follow import Follow, Replan, UnitFollow, base_follows, resume
 from kstream.journal import (
+    JournalMeta,
     JournalWriter,
     check_key,
     check_new_journal,
@@ -143,7 +144,7 @@ def run_new(settings: Any, fopts: FollowOptions, quiet: bool, debug: bool) -> Ex
 
         s = replace(settings, output=str(tmp / BASE_NAME), fmt="zst", force=False)
         job = DumpJob(s, note, estimate=not quiet and stderr_is_terminal())
-        write_meta(tmp, new_meta(job.plan, settings))
+        write_meta(tmp, new_meta(job.plan, settings).to_json())
         try:
             interrupted = drive(job.run, quiet)
         except BaseException:
@@ -178,7 +179,7 @@ def run_resume(
     target = Path(path.rstrip("/" + os.sep) or "/")
     if not target.is_dir():
         raise UsageError(f"--resume {path}: no such journal directory")
-    meta = read_meta(target)
+    meta = JournalMeta.from_json(read_meta(target))
     check_key(target, meta, secret_key)
     with journal_lock(target):
         r = resume(target, meta, live, secret_key, note)
