@@ -37,11 +37,11 @@ import sys
 import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, Literal, cast
 
-from kstream import deepjson
 from kstream.errors import OutputError, UsageError
-from kstream.jsonlines import object_key
+from kstream.jsonlines import line_key
+from kstream.outputname import partial_name
 from kstream.snapshot import (  # the format's constants and its manifest record
     FOOTER_TAG,
     FORMAT,
@@ -73,7 +73,9 @@ OUTPUT_NAMES = (
     "NAME.ndjson (or .jsonl: NDJSON), NAME.ndjson.zst (or .zst, .zstd: zstd archive), "
     "DIR/ (a directory snapshot) or - (NDJSON on stdout)"
 )
-_EXTENSIONS = {
+# what dump writes: NDJSON (file or stdout), a zstd archive, a directory snapshot
+OutputFormat = Literal["ndjson", "zst", "dir"]
+_EXTENSIONS: dict[str, OutputFormat] = {
     ".zst": "zst",
     ".zstd": "zst",
     ".ndjson": "ndjson",
@@ -81,7 +83,7 @@ _EXTENSIONS = {
 }
 
 
-def _format_of_name(path: str) -> str | None:
+def format_of_name(path: str) -> OutputFormat | None:
     """The format a name says (by its extension, or a trailing slash), or None."""
     if path == "-":
         return "ndjson"
@@ -93,13 +95,13 @@ def _format_of_name(path: str) -> str | None:
     return None
 
 
-def detect_format(path: str) -> str:
+def detect_format(path: str) -> OutputFormat:
     """ndjson | zst | dir, from the output name (`-` is NDJSON to stdout; an
     existing directory is a directory snapshot). A name that says nothing kstream
     writes is refused (UsageError) rather than written as something it is not."""
     if not path.strip():
         raise UsageError("-o '': no output name (an unset shell variable?)")
-    fmt = _format_of_name(path)
+    fmt = format_of_name(path)
     if fmt is not None:
         return fmt
     from kstream.objstore import is_url
@@ -125,21 +127,21 @@ def detect_format(path: str) -> str:
     )
 
 
-def output_format(path: str, fmt: str) -> str:
+def output_format(path: str, fmt: str) -> OutputFormat:
     """The format to write: `fmt` (ndjson | zst | dir) or, for "auto", the name's.
     An explicit format that contradicts the name's extension is refused."""
     if fmt == "auto" or not path.strip():
         return detect_format(path)
-    said = _format_of_name(path)
+    said = format_of_name(path)
     if said is not None and said != fmt and path != "-":
         raise UsageError(f"-o {path} names a {_WHAT[said]}, but --format is {fmt}")
-    return fmt
+    return cast("OutputFormat", fmt)  # --format's choices
 
 
 _WHAT = {"ndjson": "NDJSON file", "zst": "zstd archive", "dir": "directory"}
 
 
-def check_output(path: str, fmt: str, force: bool) -> None:
+def check_output(path: str, fmt: OutputFormat, force: bool) -> None:
     """Refuse an output that cannot or must not be written, before any work:
     UsageError (exit 2) for a name that can never work, OutputError (exit 7) for
     one that exists without --force or cannot be written. The writers check again
@@ -173,34 +175,54 @@ def _manifest_files(manifest: Any) -> set[str] | None:
     return listed
 
 
-def _snapshot_dir_problem(target: Path) -> str:
-    """Why the directory is not a kstream snapshot that may be replaced ("" if it
-    is one, or is empty): a manifest.json written by kstream, and nothing but the
-    files it lists."""
+def own_dir_problem(
+    target: Path, marker: str, foreign_of: Callable[[list[str]], list[str] | None], holds: str
+) -> str:
+    """Why the directory is not one kstream wrote and may replace ("" if it is
+    one, or is empty): `marker` must be there, written by kstream
+    (`foreign_of(names)` is None when it is not), and nothing else than what
+    kstream writes there (`foreign_of` answers the names of the rest; `holds`
+    says what they are in the message)."""
     try:
         entries = sorted(p.name for p in target.iterdir())
     except OSError as e:
         return f"cannot be read ({e.strerror or type(e).__name__})"
     if not entries:
         return ""
-    if MANIFEST_NAME not in entries:
-        shown = ", ".join(entries[:3]) + (", ..." if len(entries) > 3 else "")
-        return f"has no kstream {MANIFEST_NAME} (it holds {shown})"
-    try:
-        listed = _manifest_files(json.loads((target / MANIFEST_NAME).read_bytes()))
-    except (OSError, ValueError):
-        listed = None
-    if listed is None:
-        return f"has a {MANIFEST_NAME} that kstream did not write"
-    foreign = [
-        n
-        for n in entries
-        if n not in listed or not (target / n).is_file() or (target / n).is_symlink()
-    ]
+    if marker not in entries:
+        return f"has no kstream {marker} (it holds {_some(entries)})"
+    foreign = foreign_of(entries)
+    if foreign is None:
+        return f"has a {marker} that kstream did not write"
     if foreign:
-        shown = ", ".join(foreign[:3]) + (", ..." if len(foreign) > 3 else "")
-        return f"holds files its manifest does not list ({shown})"
+        return f"holds files {holds} ({_some(foreign)})"
     return ""
+
+
+def _some(names: list[str]) -> str:
+    """The first three names, for a message."""
+    return ", ".join(names[:3]) + (", ..." if len(names) > 3 else "")
+
+
+def _snapshot_dir_problem(target: Path) -> str:
+    """Why the directory is not a kstream snapshot that may be replaced ("" if it
+    is one, or is empty): a manifest.json written by kstream, and nothing but the
+    files it lists."""
+
+    def foreign_of(entries: list[str]) -> list[str] | None:
+        try:
+            listed = _manifest_files(json.loads((target / MANIFEST_NAME).read_bytes()))
+        except (OSError, ValueError):
+            listed = None
+        if listed is None:
+            return None
+        return [
+            n
+            for n in entries
+            if n not in listed or not (target / n).is_file() or (target / n).is_symlink()
+        ]
+
+    return own_dir_problem(target, MANIFEST_NAME, foreign_of, "its manifest does not list")
 
 
 def _check_directory_target(target: Path, force: bool) -> None:
@@ -308,8 +330,8 @@ class Spool:
         transform, self.transform = self.transform, None
         self._open_writer()
         pending = dict(overrides)
-        for line in _iter_spool_lines(old, self.level is not None):
-            key = _key(line)
+        for line in iter_spool_lines(old, self.level is not None):
+            key = line_key(line)
             if key in pending:
                 new = pending.pop(key)
                 if new is not None:
@@ -343,7 +365,7 @@ class Spool:
                 self.path.unlink()
 
 
-def _iter_spool_lines(f: IO[bytes], compressed: bool) -> Iterator[bytes]:
+def iter_spool_lines(f: IO[bytes], compressed: bool) -> Iterator[bytes]:
     f.seek(0)
     src: IO[bytes] = f
     if compressed:
@@ -353,10 +375,6 @@ def _iter_spool_lines(f: IO[bytes], compressed: bool) -> Iterator[bytes]:
     from kstream.jsonlines import iter_lines
 
     yield from iter_lines(iter(lambda: src.read(COPY_BUF), b""))
-
-
-def _key(line: bytes) -> tuple[str, str]:
-    return object_key(deepjson.loads(line))
 
 
 class Writer:
@@ -397,12 +415,18 @@ def _check_target(path: Path, force: bool) -> None:
 
 
 def _partial_name(path: Path) -> Path:
-    p = path.with_name(path.name + ".partial")
-    n = 1
-    while p.exists():
-        n += 1
-        p = path.with_name(f"{path.name}.partial{n}")
-    return p
+    return Path(partial_name(str(path), lambda name: Path(name).exists()))
+
+
+def _dir_beside(target: Path, suffix: str) -> Path:
+    """A new private directory next to `target`, hidden and named after it, where
+    an output is made before it takes the name (or an old one waits to go)."""
+    return Path(
+        _write_guard(
+            lambda: tempfile.mkdtemp(prefix=f".{target.name}.", suffix=suffix, dir=target.parent),
+            str(target),
+        )
+    )
 
 
 def _write_guard(fn: Callable[[], Any], what: str) -> Any:
@@ -422,15 +446,7 @@ class ArchiveWriter(Writer):
         self.level = level
         self.target = Path(path)
         _check_target(self.target, force)
-        parent = self.target.parent
-        self.spool_dir = Path(
-            _write_guard(
-                lambda: tempfile.mkdtemp(
-                    prefix=f".{self.target.name}.", suffix=".kstream-tmp", dir=parent
-                ),
-                str(self.target),
-            )
-        )
+        self.spool_dir = _dir_beside(self.target, ".kstream-tmp")
         self.tmp = self.spool_dir / "archive"
         fd = _write_guard(
             lambda: os.open(self.tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), str(self.target)
@@ -491,16 +507,7 @@ class NdjsonWriter(Writer):
         else:
             self.target = Path(path)
             _check_target(self.target, force)
-            self.spool_dir = Path(
-                _write_guard(
-                    lambda: tempfile.mkdtemp(
-                        prefix=f".{self.target.name}.",
-                        suffix=".kstream-tmp",
-                        dir=self.target.parent,
-                    ),
-                    str(self.target),
-                )
-            )
+            self.spool_dir = _dir_beside(self.target, ".kstream-tmp")
             tmp = self.tmp = self.spool_dir / "out.ndjson"
             fd = _write_guard(
                 lambda: os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600),
@@ -561,15 +568,7 @@ class DirectoryWriter(Writer):
         super().__init__(path, force)
         self.target = _dir_target(path)
         _check_directory_target(self.target, force)
-        parent = self.target.parent
-        self.spool_dir = Path(
-            _write_guard(
-                lambda: tempfile.mkdtemp(
-                    prefix=f".{self.target.name}.", suffix=".kstream-tmp", dir=parent
-                ),
-                str(self.target),
-            )
-        )
+        self.spool_dir = _dir_beside(self.target, ".kstream-tmp")
         os.chmod(self.spool_dir, 0o700)
 
     def append(self, entry: Entry, spool: Spool) -> None:
@@ -608,14 +607,7 @@ class DirectoryWriter(Writer):
                 f"{self.target} changed during the dump: it {problem}; it is left "
                 f"alone and the new snapshot is in {dest}"
             )
-        old = Path(
-            _write_guard(
-                lambda: tempfile.mkdtemp(
-                    prefix=f".{self.target.name}.", suffix=".kstream-old", dir=self.target.parent
-                ),
-                str(self.target),
-            )
-        )
+        old = _dir_beside(self.target, ".kstream-old")
         _write_guard(lambda: os.replace(self.target, old), str(self.target))
         try:
             os.replace(self.spool_dir, self.target)
@@ -629,7 +621,9 @@ class DirectoryWriter(Writer):
         shutil.rmtree(self.spool_dir, ignore_errors=True)
 
 
-def open_writer(path: str, fmt: str, force: bool, level: int, header: dict[str, Any]) -> Writer:
+def open_writer(
+    path: str, fmt: OutputFormat, force: bool, level: int, header: dict[str, Any]
+) -> Writer:
     from kstream.objstore import is_url
 
     if is_url(path):
@@ -648,7 +642,7 @@ def open_writer(path: str, fmt: str, force: bool, level: int, header: dict[str, 
 # =========================================================================== object storage
 
 
-def _check_remote(path: str, fmt: str, force: bool) -> None:
+def _check_remote(path: str, fmt: OutputFormat, force: bool) -> None:
     """check_output for s3:// names (HEAD the key, or look at the prefix)."""
     from kstream import objstore
 
@@ -845,12 +839,13 @@ class RemoteDirectoryWriter(DirectoryWriter):
         manifest = {**manifest, "resources": [e.to_json() for e in self.entries]}
         dest = self.prefix
         if interrupted:
-            base = self.prefix.key.rstrip("/")
-            n = 1
-            dest = objstore.Location(self.prefix.bucket, base + ".partial/")
-            while objstore.list_keys(dest, "write"):
-                n += 1
-                dest = objstore.Location(self.prefix.bucket, f"{base}.partial{n}/")
+            bucket = self.prefix.bucket
+            key = partial_name(
+                self.prefix.key.rstrip("/"),
+                lambda k: bool(objstore.list_keys(objstore.Location(bucket, k), "write")),
+                tail="/",
+            )
+            dest = objstore.Location(bucket, key)
         old = _remote_listed(dest) if not interrupted else set()
         if old:
             objstore.delete(dest.child(MANIFEST_NAME))

@@ -38,12 +38,10 @@ from kstream.errors import (
 from kstream.exitcodes import ExitCode
 from kstream.resources import Resource, guess_plural, match, snapshot_resource, split_api_version
 from kstream.selector import (
-    FieldRequirement,
     LabelSelector,
+    MetadataFieldSelector,
     Scope,
-    SelectorError,
     key_problem,
-    parse_fields,
 )
 from kstream.stream import Reader, Unit
 
@@ -147,36 +145,6 @@ def _meta(doc: Any) -> dict[str, Any]:
     return md if isinstance(md, dict) else {}
 
 
-# --------------------------------------------------------------------------- selectors
-
-
-class FieldSelector:
-    """The field selectors every resource supports, evaluated client-side (for
-    snapshots): metadata.name and metadata.namespace with =, == or !=."""
-
-    FIELDS = ("metadata.name", "metadata.namespace")
-
-    def __init__(self, text: str) -> None:
-        self.reqs: list[tuple[str, FieldRequirement]] = []  # (metadata key, term)
-        try:
-            terms = parse_fields(text)
-        except SelectorError as e:
-            raise UsageError(f"--field-selector: {e}") from None
-        for t in terms:
-            if t.field not in self.FIELDS:
-                raise UsageError(
-                    f"--field-selector: a snapshot can only be filtered on "
-                    f"{' and '.join(self.FIELDS)}, not {t.field}"
-                )
-            self.reqs.append((t.field.split(".")[1], t))
-
-    def __bool__(self) -> bool:
-        return bool(self.reqs)
-
-    def matches(self, md: dict[str, Any]) -> bool:
-        return all(t.matches(str(md.get(k) or "")) for k, t in self.reqs)
-
-
 class Filters:
     """A Scope applied to a snapshot (live, the server applies it)."""
 
@@ -185,7 +153,7 @@ class Filters:
         self.exclude = scope.exclude
         self.namespaces = scope.namespaces
         self.labels = LabelSelector(scope.label_selector)
-        self.fields = FieldSelector(scope.field_selector)
+        self.fields = MetadataFieldSelector(scope.field_selector, "a snapshot")
 
     @property
     def per_object(self) -> bool:

@@ -34,7 +34,7 @@ import tempfile
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any, Literal
+from typing import IO, TYPE_CHECKING, Any, Literal
 
 from kstream import deepjson, paths
 from kstream.errors import SnapshotError, UsageError
@@ -47,6 +47,11 @@ from kstream.selector import (
     parse_fields,
 )
 from kstream.snapshot import DumpOptions, Entry, Manifest, Snapshot
+
+if TYPE_CHECKING:
+    from kstream.dump import DumpSettings
+    from kstream.plan import LiveOptions
+    from kstream.transform import SecretsMode
 
 LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
 
@@ -170,13 +175,13 @@ def field_selector_matches(
     return True
 
 
-# manifest option -> the dump option that sets it
+# DumpSelection field -> the dump option that sets it
 DUMP_OPTIONS: tuple[tuple[str, str], ...] = (
     ("resources", "-r"),
     ("exclude", "--exclude"),
     ("namespaces", "-n"),
-    ("labelSelector", "-l"),
-    ("fieldSelector", "--field-selector"),
+    ("label_selector", "-l"),
+    ("field_selector", "--field-selector"),
     ("secrets", "--secrets"),
     ("strip", "--strip"),
 )
@@ -184,9 +189,16 @@ DUMP_OPTIONS: tuple[tuple[str, str], ...] = (
 
 @dataclass(frozen=True)
 class DumpSelection:
-    """What a snapshot's dump selected, from its manifest."""
+    """What a snapshot's dump selected, from its manifest, in a comparable form
+    (sorted, without repeats)."""
 
-    options: dict[str, Any]  # manifest option -> comparable value
+    resources: tuple[str, ...] = ()
+    exclude: tuple[str, ...] = ()
+    namespaces: tuple[str, ...] = ()
+    label_selector: str = ""
+    field_selector: str = ""
+    secrets: str = "redact"
+    strip: tuple[str, ...] = ()
     by_default: tuple[str, ...] = ()  # resources excluded by default (no -r)
     not_watchable: tuple[str, ...] = ()  # left out without -r (manifests since 0.x; may lack it)
 
@@ -195,19 +207,80 @@ class DumpSelection:
         if manifest is None:
             return None
         raw = manifest.options or DumpOptions()
-        opts: dict[str, Any] = {
-            "resources": tuple(sorted(set(raw.resources))),
-            "exclude": tuple(sorted(set(raw.exclude))),
-            "namespaces": tuple(sorted(set(raw.namespaces))),
-            "labelSelector": raw.label_selector.strip(),
-            "fieldSelector": raw.field_selector.strip(),
-            "secrets": raw.secrets or "redact",
-            "strip": tuple(sorted(set(raw.strip))),
-        }
-        return cls(opts, manifest.excluded_by_default, manifest.not_watchable)
+        return cls(
+            resources=tuple(sorted(set(raw.resources))),
+            exclude=tuple(sorted(set(raw.exclude))),
+            namespaces=tuple(sorted(set(raw.namespaces))),
+            label_selector=raw.label_selector.strip(),
+            field_selector=raw.field_selector.strip(),
+            secrets=raw.secrets or "redact",
+            strip=tuple(sorted(set(raw.strip))),
+            by_default=manifest.excluded_by_default,
+            not_watchable=manifest.not_watchable,
+        )
 
-    def __getitem__(self, key: str) -> Any:
-        return self.options[key]
+    def option(self, name: str) -> Any:
+        """The value of one of DUMP_OPTIONS."""
+        return getattr(self, name)
+
+
+def dump_like(
+    snap: Snapshot, settings: Settings, live: LiveOptions, output: str
+) -> tuple[DumpSettings, Settings, list[str]]:
+    """`diff SNAPSHOT --live`: the dump that reads the cluster as the snapshot
+    was dumped (into `output`, a temporary archive): the selection the command
+    line makes, else the snapshot's own (-r, --exclude, -n, -l; its
+    --field-selector always), its Secret handling and --strip. Returns that
+    dump, the diff's settings with the selection it used, and what was taken
+    from the snapshot (for a note). An interrupted snapshot is refused
+    (SnapshotError), an HMAC one without the key too (UsageError)."""
+    from dataclasses import replace
+    from typing import cast
+
+    from kstream.dump import DumpSettings
+
+    if snap.problem:
+        raise SnapshotError(f"{snap.path}: {snap.problem}")
+    key = settings.secret_key
+    opts = (snap.manifest.options if snap.manifest else None) or DumpOptions()
+    secrets = opts.secrets or "redact"
+    if secrets == "redact" and opts.secret_digest == "hmac-sha256" and key is None:
+        raise UsageError(
+            f"{snap.path} has HMAC-redacted Secrets: give the same key with --secret-key-file"
+        )
+    if secrets == "redact" and opts.secret_digest != "hmac-sha256":
+        key = None  # plain sha256, like the snapshot
+    # the user's selection, else the snapshot's own
+    inherited = []
+    chosen: dict[str, Any] = {}
+    for k, values in (
+        ("resources", opts.resources),
+        ("exclude", opts.exclude),
+        ("namespaces", opts.namespaces),
+    ):
+        if not getattr(settings.scope, k) and values:
+            chosen[k] = values
+            inherited.append(f"{k}={','.join(values)}")
+    if not settings.scope.label_selector and opts.label_selector:
+        chosen["label_selector"] = opts.label_selector
+        inherited.append(f"selector={opts.label_selector}")
+    scope = replace(settings.scope, **chosen)
+    try:
+        strip = tuple(paths.parse(p) for p in opts.strip)
+    except ValueError:
+        strip = ()
+    dump = DumpSettings(
+        output=output,
+        fmt="zst",
+        scope=replace(scope, field_selector=opts.field_selector),
+        live=live,
+        force=False,
+        level=1,
+        secrets=cast("SecretsMode", secrets),  # as the snapshot's manifest says
+        secret_key=key,
+        strip=strip,
+    )
+    return dump, replace(settings, scope=scope), inherited
 
 
 # =========================================================================== resources
@@ -752,17 +825,17 @@ class Comparison:
         sel = side.selection
         if sel is None or info.key in side.infos:
             return ""
-        if sel["resources"]:
-            return f"-r {','.join(sel['resources'])}"
-        if any(info.matches(t) for t in sel["exclude"]):
-            return f"--exclude {','.join(sel['exclude'])}"
+        if sel.resources:
+            return f"-r {','.join(sel.resources)}"
+        if any(info.matches(t) for t in sel.exclude):
+            return f"--exclude {','.join(sel.exclude)}"
         if any(_is_named(info, n) for n in sel.by_default):
             return "excluded by default"
         if any(_is_named(info, n) for n in sel.not_watchable):
             return "cannot be watched, read only when named with -r"
-        if sel["namespaces"] and info.namespaced is False:
+        if sel.namespaces and info.namespaced is False:
             return "-n leaves cluster-scoped resources out"
-        if SecretMasker.applies_to(info.key) and sel["secrets"] == "exclude":
+        if SecretMasker.applies_to(info.key) and sel.secrets == "exclude":
             return "--secrets exclude"
         return ""
 
@@ -813,24 +886,26 @@ class Comparison:
             osel = other.selection
 
             def differs(key: str, sel: DumpSelection = sel, osel: Any = osel) -> bool:
-                return bool(sel[key]) and (osel is None or osel[key] != sel[key])
+                return bool(sel.option(key)) and (
+                    osel is None or osel.option(key) != sel.option(key)
+                )
 
             if differs("namespaces"):
 
                 def in_namespaces(
-                    md: dict[str, Any], _o: Any, nss: frozenset[str] = frozenset(sel["namespaces"])
+                    md: dict[str, Any], _o: Any, nss: frozenset[str] = frozenset(sel.namespaces)
                 ) -> bool:
                     return not md.get("namespace") or md["namespace"] in nss
 
                 self._filters.append(
-                    (f"outside {side.where}'s -n {','.join(sel['namespaces'])}", in_namespaces)
+                    (f"outside {side.where}'s -n {','.join(sel.namespaces)}", in_namespaces)
                 )
-            if differs("labelSelector"):
+            if differs("label_selector"):
                 try:
-                    reqs = LabelSelector(sel["labelSelector"])
+                    reqs = LabelSelector(sel.label_selector)
                 except UsageError:
                     self.warnings.append(
-                        f"cannot evaluate {side.where}'s label selector {sel['labelSelector']!r}"
+                        f"cannot evaluate {side.where}'s label selector {sel.label_selector!r}"
                     )
                 else:
 
@@ -838,14 +913,14 @@ class Comparison:
                         return bool(reqs.matches(md.get("labels")))
 
                     self._filters.append(
-                        (f"outside {side.where}'s -l {sel['labelSelector']}", by_labels)
+                        (f"outside {side.where}'s -l {sel.label_selector}", by_labels)
                     )
-            if differs("fieldSelector"):
+            if differs("field_selector"):
                 try:
-                    freqs = parse_field_selector(sel["fieldSelector"])
+                    freqs = parse_field_selector(sel.field_selector)
                 except UsageError:
                     self.warnings.append(
-                        f"cannot evaluate {side.where}'s field selector {sel['fieldSelector']!r}"
+                        f"cannot evaluate {side.where}'s field selector {sel.field_selector!r}"
                     )
                 else:
 
@@ -854,11 +929,11 @@ class Comparison:
 
                     self._filters.append(
                         (
-                            f"outside {side.where}'s --field-selector {sel['fieldSelector']}",
+                            f"outside {side.where}'s --field-selector {sel.field_selector}",
                             by_fields,
                         )
                     )
-            stripped = [p for p in sel["strip"] if osel is None or p not in osel["strip"]]
+            stripped = [p for p in sel.strip if osel is None or p not in osel.strip]
             for p in stripped:
                 with contextlib.suppress(ValueError):
                     self._strip_ignores.append(paths.parse(p))
@@ -869,7 +944,7 @@ class Comparison:
                 )
         o, n = self.old.selection, self.new.selection
         if o is not None and n is not None:
-            self._differ = [opt for key, opt in DUMP_OPTIONS if o[key] != n[key]]
+            self._differ = [opt for key, opt in DUMP_OPTIONS if o.option(key) != n.option(key)]
 
     def _selection_note(self) -> str:
         """One line: what the dumps' different selections left out, and why."""

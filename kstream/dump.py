@@ -12,13 +12,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 from kstream import __version__, paths
-from kstream.archive import Spool, open_writer, unit_file_name
+from kstream.archive import OutputFormat, Spool, open_writer, unit_file_name
 from kstream.errors import Interrupted, Terminated
 from kstream.exitcodes import ExitCode
 from kstream.plan import LiveOptions, Plan, open_live
-from kstream.runner import Run, _signals_held
+from kstream.runner import Run, signals_held
 from kstream.selector import Scope
-from kstream.snapshot import DiscoveryFailure, DumpOptions, Entry, Manifest
+from kstream.snapshot import DiscoveryFailure, DumpOptions, DumpStatus, Entry, Manifest
 from kstream.stream import Unit
 from kstream.transform import SecretsMode, TransformOptions, make_transform
 
@@ -28,7 +28,7 @@ class DumpSettings:
     """Everything a dump needs, built once from the command line."""
 
     output: str  # a path, or "-" for stdout
-    fmt: str  # ndjson | zst | dir (archive.output_format)
+    fmt: OutputFormat  # archive.output_format
     scope: Scope
     live: LiveOptions
     force: bool = False
@@ -56,7 +56,7 @@ class DumpSettings:
 
 @dataclass
 class DumpResult:
-    status: str  # snapshot.DumpStatus: complete | partial | interrupted
+    status: DumpStatus
     destination: str  # the file or directory written ("stdout" for -)
     manifest: Manifest | None  # None: interrupted while writing to stdout
     units: list[Unit]  # as written: objects and bytes the output holds
@@ -121,7 +121,7 @@ class DumpJob:
             for u in plan.units
         ]
         missing = [u for u in shown if u.index not in self.written]
-        status = "complete"
+        status: DumpStatus = "complete"
         if interrupted is not None:
             status = "interrupted"
         elif any(u.status != "complete" for u in plan.units) or plan.discovery.failures:
@@ -152,7 +152,7 @@ class DumpJob:
         # by one (its exit code says so; the output and the report stand).
         where: str | None = None
         try:
-            with _signals_held():
+            with signals_held():
                 where = self.writer.finish(manifest.to_json(), interrupted=interrupted is not None)
         except (KeyboardInterrupt, Interrupted, Terminated):
             if where is None:

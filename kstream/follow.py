@@ -29,8 +29,9 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING, Literal, cast
 
-from kstream.archive import Spool, _iter_spool_lines
+from kstream.archive import Spool, iter_spool_lines
 from kstream.errors import (
     ApiError,
     AuthError,
@@ -41,10 +42,18 @@ from kstream.errors import (
     TLSError,
     TransportError,
 )
-from kstream.journal import JournalWriter
-from kstream.journalformat import Event, now_time, position_key, unit_resource
+from kstream.journal import JournalMeta, JournalWriter
+from kstream.journalformat import BASE_NAME, Event, now_time, position_key, unit_resource
 from kstream.resources import Resource
+from kstream.selector import Scope
 from kstream.stream import Cancelled, Reader, StreamOptions, Unit
+
+if TYPE_CHECKING:
+    from kstream.plan import LiveOptions
+    from kstream.transform import SecretsMode, TransformOptions
+
+# a follower's state, for the display: ended = its resource is gone (CRD deleted)
+FollowState = Literal["watching", "retrying", "resync", "failed", "ended"]
 
 QUEUE_SIZE = 2000  # events waiting for the writer; followers wait beyond it
 STEP = 0.1
@@ -58,7 +67,7 @@ class UnitFollow:
     rv: str
     transform: Callable[[bytes], bytes] | None = None
     needs_resync: bool = False
-    state: str = "watching"  # watching | retrying | resync | failed | ended
+    state: FollowState = "watching"
     events: int = 0  # change events written (SYNC not counted)
     bookmarks: int = 0
     resyncs: int = 0
@@ -225,7 +234,7 @@ class Follow:
         uf, w = b.uf, self.writer
         try:
             w.write(Event(now_time(), "RESYNC", uf.resource, uf.namespace, b.rv))
-            for line in _iter_spool_lines(b.spool.file, False):
+            for line in iter_spool_lines(b.spool.file, False):
                 w.write(Event(now_time(), "SYNC", uf.resource, uf.namespace, b.rv, line))
             w.write(Event(now_time(), "SYNCED", uf.resource, uf.namespace, b.rv))
         finally:
@@ -354,7 +363,7 @@ class Follow:
             uf.state = "retrying"
             uf.retries += 1
             uf.error = why
-            reader._sleep(reader._backoff(attempt, retry_after))
+            reader.sleep(reader.backoff(attempt, retry_after))
             uf.error = ""
 
     # ------------------------------------------------------------ CRDs
@@ -387,7 +396,7 @@ class Follow:
                     attempt = 0
                     if typ != "BOOKMARK":
                         self._replan()
-                        r._sleep(RECHECK)
+                        r.sleep(RECHECK)
                         self._replan()
                 continue
             except (Cancelled, AuthError, TLSError):
@@ -407,7 +416,7 @@ class Follow:
             if self.cancel.is_set():
                 return
             attempt += 1
-            r._sleep(r._backoff(min(attempt, 8), None))
+            r.sleep(r.backoff(min(attempt, 8), None))
 
     def _replan(self) -> None:
         assert self.replan is not None and self.make_follow is not None
@@ -459,3 +468,113 @@ class Follow:
 
 class _ResyncFailed(KstreamError):
     pass
+
+
+# ------------------------------------------------------------------ starting a follow
+
+
+@dataclass
+class Replan:
+    """Discovery again with the follow's own selection (after a CRD changed)."""
+
+    reader: Reader
+    scope: Scope
+    skip_secrets: bool
+    topts: TransformOptions
+
+    def units(self) -> list[Unit]:
+        from kstream.plan import make_plan
+
+        s = self.scope
+        return make_plan(
+            self.reader.client, s.resources, s.exclude, s.namespaces, self.skip_secrets
+        ).units
+
+    def make_follow(self, unit: Unit) -> UnitFollow:
+        from kstream.transform import make_transform
+
+        return UnitFollow(unit, "", make_transform(unit.resource, self.topts))
+
+
+def base_follows(units: list[Unit], topts: TransformOptions) -> list[UnitFollow]:
+    """A new journal's followers: each unit from the resourceVersion its base
+    read ended at; a unit the base did not read completely is not followed."""
+    from kstream.transform import make_transform
+
+    out = []
+    for u in units:
+        uf = UnitFollow(u, u.resource_version, make_transform(u.resource, topts))
+        if u.status != "complete":  # not followed; --resume tries it again (a resync)
+            uf.state, uf.error = "failed", f"not in the base ({u.status or 'incomplete'})"
+        elif not u.resource_version:  # a watch from "" would replay every object
+            uf.needs_resync = True
+        out.append(uf)
+    return out
+
+
+@dataclass
+class Resumed:
+    """A journal ready to be followed on (`resume`)."""
+
+    reader: Reader
+    units: list[UnitFollow]
+    replan: Replan
+    next_segment: int
+
+
+def resume(
+    target: Path,
+    meta: JournalMeta,
+    live: LiveOptions,
+    secret_key: bytes | None,
+    warn: Callable[[str], None],
+) -> Resumed:
+    """`--resume JOURNAL/` (the journal locked, its key checked): seal a tail
+    left by a crash, connect, and follow each unit on from its last recorded
+    resourceVersion (a resync where there is none, or one was left open), with
+    the selection and rules the journal was written with."""
+    from kstream import paths
+    from kstream.journal import recover
+    from kstream.plan import open_live
+    from kstream.snapshot import open_snapshot
+    from kstream.transform import TransformOptions, make_transform
+
+    opts = meta.options
+    snap = open_snapshot(str(target / BASE_NAME))
+    base_rvs = {
+        position_key(unit_resource(e.group, e.version, e.resource), e.namespace or ""): str(
+            e.resourceVersion or ""
+        )
+        for e in snap.entries
+        if e.status == "complete" and e.resourceVersion
+    }
+    pos = recover(target, base_rvs)
+    if pos.sealed_tail is not None:
+        warn(f"sealed segment {pos.sealed_tail:06d}, left open by the previous run")
+    scope = Scope(
+        opts.resources, opts.exclude, opts.namespaces, opts.label_selector, opts.field_selector
+    )
+    secrets = opts.secrets or "redact"
+    plan, reader = open_live(scope, live, warn, skip_secrets=secrets == "exclude")
+    was = str(meta.server_url or "")
+    if was and plan.server and was.rstrip("/") != plan.server.rstrip("/"):
+        # resourceVersions are one cluster's: another's would be watched from
+        # positions that mean nothing there (or replay its changes as this one's)
+        warn(
+            f"warning: {target} was written from {was}; resuming against {plan.server}: "
+            "if that is another cluster, stop and start a new journal"
+        )
+    topts = TransformOptions(
+        secrets=cast("SecretsMode", secrets),  # as the journal's journal.json says
+        secret_key=secret_key,
+        strip=tuple(paths.parse(p) for p in opts.strip),
+    )
+    units = []
+    for u in plan.units:
+        uf = UnitFollow(u, "", make_transform(u.resource, topts))
+        uf.rv = pos.rvs.get(uf.key, "")
+        uf.needs_resync = not uf.rv or uf.key in pos.open_resync
+        units.append(uf)
+    return Resumed(
+        reader, units, Replan(reader, scope, secrets == "exclude", topts), pos.next_segment
+    )

@@ -26,9 +26,9 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
-from kstream.archive import skippable
+from kstream.archive import own_dir_problem, skippable
 from kstream.errors import OutputError, SnapshotError, UsageError
 from kstream.journalformat import (
     BASE_NAME,
@@ -57,7 +57,12 @@ from kstream.snapshot import (
     MAGIC_HEADER,
     MAGIC_MANIFEST,
     ZSTD_MAGIC,
+    DumpOptions,
 )
+
+if TYPE_CHECKING:
+    from kstream.dump import DumpSettings
+    from kstream.plan import Plan
 
 # events that move a unit's position (RESYNC/SYNC do not: an open resync changes nothing)
 POSITION_TYPES = frozenset(("ADDED", "MODIFIED", "DELETED", "BOOKMARK", "SYNCED"))
@@ -518,37 +523,26 @@ def recover(directory: Path, base_rvs: dict[str, str]) -> Positions:
 def journal_dir_problem(target: Path) -> str:
     """Why the directory is not a kstream journal that may be replaced ("" if it
     is one, or is empty)."""
-    try:
-        entries = sorted(p.name for p in target.iterdir())
-    except OSError as e:
-        return f"cannot be read ({e.strerror or type(e).__name__})"
-    if not entries:
-        return ""
-    if META_NAME not in entries:
-        return f"has no kstream {META_NAME} (it holds {_some(entries)})"
-    try:
-        read_meta(target)
-    except Exception:
-        return f"has a {META_NAME} that kstream did not write"
-    foreign = []
-    for n in entries:
-        p = target / n
-        if p.is_symlink():
-            foreign.append(n)
-        elif n == SEGMENT_DIR and p.is_dir():
-            for s in p.iterdir():
-                if segment_number(s.name) is None or not s.is_file() or s.is_symlink():
-                    foreign.append(f"{SEGMENT_DIR}/{s.name}")
-        elif not _journal_own(n, p):
-            foreign.append(n)
-    if foreign:
-        return f"holds files a kstream journal does not ({_some(foreign)})"
-    return ""
 
+    def foreign_of(entries: list[str]) -> list[str] | None:
+        try:
+            read_meta(target)
+        except Exception:
+            return None
+        foreign = []
+        for n in entries:
+            p = target / n
+            if p.is_symlink():
+                foreign.append(n)
+            elif n == SEGMENT_DIR and p.is_dir():
+                for s in p.iterdir():
+                    if segment_number(s.name) is None or not s.is_file() or s.is_symlink():
+                        foreign.append(f"{SEGMENT_DIR}/{s.name}")
+            elif not _journal_own(n, p):
+                foreign.append(n)
+        return foreign
 
-def _some(names: list[str]) -> str:
-    """The first three names, for a message."""
-    return ", ".join(names[:3]) + (", ..." if len(names) > 3 else "")
+    return own_dir_problem(target, META_NAME, foreign_of, "a kstream journal does not")
 
 
 def _journal_own(name: str, p: Path) -> bool:
@@ -558,3 +552,163 @@ def _journal_own(name: str, p: Path) -> bool:
             BASE_NAME + ".partial"
         )
     return p.is_dir() and name.startswith(f".{BASE_NAME}.") and name.endswith(".kstream-tmp")
+
+
+# ------------------------------------------------------------------ a journal's directory
+
+KEY_CHECK = b"kstream-journal-key-check"
+
+
+def check_new_journal(path: str, force: bool) -> Path:
+    """The directory a new journal goes to; refuses an existing journal without
+    --force and anything that is not a kstream journal even with it (exit 2)."""
+    if path == "-" or not path.strip():
+        raise UsageError("--follow writes a journal directory: -o JOURNAL/")
+    from kstream.archive import format_of_name
+
+    fmt = format_of_name(path)
+    if fmt not in (None, "dir"):
+        raise UsageError(
+            f"--follow writes a journal directory, not a file: -o {path}: use -o NAME/"
+        )
+    target = Path(path.rstrip("/" + os.sep) or "/")
+    here = Path.cwd()
+    absolute = Path(os.path.abspath(target))
+    if absolute == here or absolute in here.parents:
+        raise UsageError(
+            f"-o {target}: cannot write a journal over the current directory or one above it"
+        )
+    if target.is_symlink() or (target.exists() and not target.is_dir()):
+        raise UsageError(f"-o {target}: a file is in the way; name a new directory")
+    if target.is_dir() and any(target.iterdir()):
+        problem = journal_dir_problem(target)
+        if problem:
+            raise UsageError(
+                f"{target} is not a kstream journal: it {problem}; kstream replaces only its "
+                "own journals, even with --force: choose another name"
+            )
+        if not force:
+            raise UsageError(
+                f"{target} holds a kstream journal: carry on with --resume {target}/, "
+                "or replace it with --force"
+            )
+    parent = target.parent
+    if not parent.is_dir() or not os.access(parent, os.W_OK):
+        raise OutputError(f"cannot write {target}: {parent} is not a writable directory")
+    return target
+
+
+@contextlib.contextmanager
+def journal_lock(target: Path) -> Iterator[None]:
+    """One writer per journal: an exclusive lock on the directory while following."""
+    import fcntl
+
+    fd = os.open(target, os.O_RDONLY)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            raise UsageError(f"{target} is being written by another kstream") from None
+        yield
+    finally:
+        os.close(fd)
+
+
+def swap_in(tmp: Path, target: Path) -> None:
+    """The new journal (its base complete) takes the name; an old one goes."""
+    import shutil
+    import tempfile
+
+    if target.is_dir():
+        problem = journal_dir_problem(target)
+        if problem:  # changed meanwhile: leave it alone
+            raise OutputError(f"{target} changed meanwhile: it {problem}; left alone")
+        old = Path(
+            tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".kstream-old", dir=target.parent)
+        )
+        os.replace(target, old)
+        try:
+            os.replace(tmp, target)
+        except OSError as e:
+            os.replace(old, target)
+            raise OutputError(f"cannot write {target}: {e.strerror or e}") from None
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        os.replace(tmp, target)
+
+
+@dataclass(frozen=True)
+class JournalMeta:
+    """journal.json (beside `format` and `version`, which `write_meta` adds and
+    `read_meta` checks): where the journal was written from and the options of
+    its dump, which `--resume` follows on with. On disk the options are a
+    manifest's, with `secretKeyCheck` (a digest of the HMAC key) among them."""
+
+    created: str = ""
+    tool: str = ""
+    context: str | None = None
+    server_url: str | None = None
+    server_version: str | None = None
+    options: DumpOptions = field(default_factory=DumpOptions)
+    key_check: object = None  # options.secretKeyCheck as written (None: no HMAC key)
+
+    def to_json(self) -> dict[str, Any]:
+        options = self.options.to_json()
+        if self.key_check is not None:
+            options["secretKeyCheck"] = self.key_check
+        return {
+            "created": self.created,
+            "tool": self.tool,
+            "context": self.context,
+            "server": {"url": self.server_url, "version": self.server_version},
+            "options": options,
+        }
+
+    @classmethod
+    def from_json(cls, meta: dict[str, Any]) -> JournalMeta:
+        server = meta.get("server") or {}
+        raw_opts = meta.get("options") or {}
+        return cls(
+            created=str(meta.get("created") or ""),
+            tool=str(meta.get("tool") or ""),
+            context=meta.get("context"),
+            server_url=server.get("url"),
+            server_version=server.get("version"),
+            options=DumpOptions.from_json(meta.get("options")) or DumpOptions(),
+            key_check=raw_opts.get("secretKeyCheck"),
+        )
+
+
+def new_meta(plan: Plan, settings: DumpSettings) -> JournalMeta:
+    """journal.json of a new journal: where it was written from and the dump's
+    options (and a check value of the HMAC key, when there is one)."""
+    from datetime import datetime, timezone
+
+    from kstream import __version__
+    from kstream.transform import digest
+
+    return JournalMeta(
+        created=datetime.now(timezone.utc).isoformat(),
+        tool=f"kstream {__version__}",
+        context=plan.context,
+        server_url=plan.server,
+        server_version=plan.server_version,
+        options=settings.dump_options(),
+        key_check=digest(KEY_CHECK, settings.secret_key) if settings.secret_key else None,
+    )
+
+
+def check_key(target: Path, meta: JournalMeta, secret_key: bytes | None) -> None:
+    """--resume: the HMAC key must be the one the journal was written with (none
+    for plain sha256); UsageError (exit 2) otherwise."""
+    from kstream.transform import digest
+
+    if meta.options.secret_digest == "hmac-sha256":
+        if secret_key is None:
+            raise UsageError(
+                f"{target} redacts Secrets with HMAC: give its key with --secret-key-file"
+            )
+        if meta.key_check not in (None, digest(KEY_CHECK, secret_key)):
+            raise UsageError(f"--secret-key-file: not the key {target} was written with")
+    elif secret_key is not None:
+        raise UsageError(f"{target} redacts Secrets with plain sha256: drop --secret-key-file")

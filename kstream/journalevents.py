@@ -48,7 +48,7 @@ from kstream.journalformat import (
 )
 from kstream.journalread import Journal, open_journal, parse_instant, split_instant
 from kstream.resources import Resource, match, snapshot_resource, split_names
-from kstream.selector import LabelSelector, Scope, SelectorError, parse_fields
+from kstream.selector import LabelSelector, MetadataFieldSelector, Scope
 
 SCHEMA_VERSION = 1
 EVENT_FIELDS = ("resource", "namespace", "manager", "kind")
@@ -116,19 +116,7 @@ class EventFilter:
         self.exclude = split_names(scope.exclude)
         self.namespaces = set(scope.namespaces)
         self.labels = LabelSelector(scope.label_selector)
-        self.fields: list[tuple[str, bool, str]] = []
-        if scope.field_selector:
-            try:
-                terms = parse_fields(scope.field_selector)
-            except SelectorError as e:
-                raise UsageError(f"--field-selector: {e}") from None
-            for t in terms:
-                if t.field not in ("metadata.name", "metadata.namespace"):
-                    raise UsageError(
-                        "--field-selector: a journal can only be filtered on "
-                        f"metadata.name and metadata.namespace, not {t.field}"
-                    )
-                self.fields.append((t.field.split(".")[1], t.op != "!=", t.value))
+        self.fields = MetadataFieldSelector(scope.field_selector, "a journal")
         self.names = set(names)
         self._resources: dict[tuple[str, str], bool] = {}
         self.known: list[Resource] = []  # the journal's resources (for names)
@@ -167,7 +155,7 @@ class EventFilter:
             return False
         if labels and self.labels and not self.labels.matches(md.get("labels")):
             return False
-        return all((str(md.get(f) or "") == v) == eq for f, eq, v in self.fields)
+        return self.fields.matches(md)
 
 
 def _known(journal: Journal) -> list[Resource]:

@@ -800,11 +800,14 @@ def _materialise(journal: Journal, until: str | None, tmp: Path) -> tuple[Path, 
                 and all(u.entry.status == "complete" for u in order)
             ):
                 status = "complete"
-            manifest = replace(m, resources=[], not_read=not_read, status=status)
-            d = manifest.to_json()
-            if info.last:
-                d["finished"] = info.last
-            writer.finish(d, interrupted=False)
+            manifest = replace(
+                m,
+                resources=[],
+                not_read=not_read,
+                status=status,
+                finished=info.last or m.finished,
+            )
+            writer.finish(manifest.to_json(), interrupted=False)
         except BaseException:
             writer.abort()
             raise

@@ -28,9 +28,17 @@ def go_json(obj: Any) -> bytes:
     return go_escape(deepjson.dumps(obj, ensure_ascii=False, separators=(",", ":"))).encode()
 
 
-def object_key(obj: dict[str, Any]) -> tuple[str, str]:
-    md = obj.get("metadata") or {}
+def object_key(obj: Any) -> tuple[str, str]:
+    """(namespace, name); empty where the object does not say."""
+    md = obj.get("metadata") if isinstance(obj, dict) else None
+    if not isinstance(md, dict):
+        return ("", "")
     return (str(md.get("namespace") or ""), str(md.get("name") or ""))
+
+
+def line_key(line: bytes) -> tuple[str, str]:
+    """`object_key` of one JSON line."""
+    return object_key(deepjson.loads(line))
 
 
 def iter_lines(chunks: Iterable[bytes]) -> Iterator[bytes]:

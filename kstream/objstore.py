@@ -300,12 +300,11 @@ def put_file(loc: Location, f: IO[bytes]) -> None:
 
 def free_partial_name(loc: Location) -> Location:
     """KEY.partial, or KEY.partial2 ... when taken (as for files)."""
-    cand = Location(loc.bucket, loc.key + ".partial")
-    n = 1
-    while exists(cand, "write"):
-        n += 1
-        cand = Location(loc.bucket, f"{loc.key}.partial{n}")
-    return cand
+    from kstream.outputname import partial_name
+
+    return Location(
+        loc.bucket, partial_name(loc.key, lambda k: exists(Location(loc.bucket, k), "write"))
+    )
 
 
 # =========================================================================== writing

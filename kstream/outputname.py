@@ -23,7 +23,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 import string
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from kstream.errors import UsageError
@@ -172,3 +172,14 @@ def check_unique(names: Sequence[tuple[str, str]]) -> None:
                 "add {context} (or {cluster}) to the -o name"
             )
         seen[name] = ctx
+
+
+def partial_name(name: str, taken: Callable[[str], bool], tail: str = "") -> str:
+    """Where an interrupted dump goes: NAME.partial, or NAME.partial2 ... when
+    taken (`tail`: "/" for an object storage prefix)."""
+    cand = f"{name}.partial{tail}"
+    n = 1
+    while taken(cand):
+        n += 1
+        cand = f"{name}.partial{n}{tail}"
+    return cand

@@ -87,7 +87,7 @@ class Run(Generic[S]):
         self.at_cancel: dict[int, tuple[int, int]] = {}  # index: (objects, retries)
 
     def _deliver(self, d: _Done[S]) -> None:
-        with _signals_held():  # a signal now takes effect once this is recorded
+        with signals_held():  # a signal now takes effect once this is recorded
             self.deliver(d.unit, d.sink)
             self.written.add(d.unit.index)
 
@@ -208,7 +208,7 @@ class Run(Generic[S]):
 
 
 @contextlib.contextmanager
-def _signals_held() -> Iterator[None]:
+def signals_held() -> Iterator[None]:
     """SIGINT and SIGTERM wait until the block is done, then take effect (the
     main thread only; elsewhere the block runs as is)."""
     got: list[int] = []

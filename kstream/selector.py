@@ -31,6 +31,7 @@ from kstream.errors import UsageError
 __all__ = [
     "FieldRequirement",
     "LabelSelector",
+    "MetadataFieldSelector",
     "Requirement",
     "Scope",
     "SelectorError",
@@ -381,6 +382,35 @@ def parse_fields(text: str) -> tuple[FieldRequirement, ...]:
             raise SelectorError(f"invalid field selector: {field!r} is not a field name")
         out.append(FieldRequirement(field, op, _unescape(term[m.end() :])))
     return tuple(out)
+
+
+class MetadataFieldSelector:
+    """The field selectors every resource supports, evaluated by kstream (on a
+    snapshot, a journal): metadata.name and metadata.namespace with =, == or
+    !=; UsageError (exit 2) for any other field. `source` names what is
+    filtered in that message."""
+
+    FIELDS = ("metadata.name", "metadata.namespace")
+
+    def __init__(self, text: str, source: str) -> None:
+        self.reqs: list[tuple[str, FieldRequirement]] = []  # (metadata key, term)
+        try:
+            terms = parse_fields(text)
+        except SelectorError as e:
+            raise UsageError(f"--field-selector: {e}") from None
+        for t in terms:
+            if t.field not in self.FIELDS:
+                raise UsageError(
+                    f"--field-selector: {source} can only be filtered on "
+                    f"{' and '.join(self.FIELDS)}, not {t.field}"
+                )
+            self.reqs.append((t.field.split(".")[1], t))
+
+    def __bool__(self) -> bool:
+        return bool(self.reqs)
+
+    def matches(self, md: dict[str, Any]) -> bool:
+        return all(t.matches(str(md.get(k) or "")) for k, t in self.reqs)
 
 
 # --------------------------------------------------------------------------- the CLI's check

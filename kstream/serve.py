@@ -42,7 +42,7 @@ from urllib.parse import parse_qs, urlsplit
 from kstream import deepjson
 from kstream.errors import KstreamError, SnapshotError, UsageError
 from kstream.exitcodes import ExitCode
-from kstream.jsonlines import go_json
+from kstream.jsonlines import go_json, line_key
 from kstream.resources import SHORT_NAMES, guess_plural, split_api_version
 from kstream.selector import FieldRequirement, LabelSelector, SelectorError, parse_fields
 from kstream.snapshot import Entry, Snapshot
@@ -209,11 +209,6 @@ def _meta(obj: Any) -> dict[str, Any]:
     return md if isinstance(md, dict) else {}
 
 
-def _key_of(line: bytes) -> tuple[str, str]:
-    md = _meta(deepjson.loads(line))
-    return (str(md.get("namespace") or ""), str(md.get("name") or ""))
-
-
 class ObjectIndex:
     """A resource's objects in an unlinked temporary file, in (namespace, name)
     order: `starts` and `ends` (16 bytes per object) are all it keeps in memory."""
@@ -231,7 +226,7 @@ class ObjectIndex:
         return os.pread(self.fd, self.ends[i] - self.starts[i], self.starts[i])
 
     def key(self, i: int) -> tuple[str, str]:
-        return _key_of(self.line(i))
+        return line_key(self.line(i))
 
     def lower_bound(self, key: tuple[str, str]) -> int:
         lo, hi = 0, len(self)
@@ -247,7 +242,7 @@ class ObjectIndex:
         i = self.lower_bound((namespace, name))
         if i < len(self):
             line = self.line(i)
-            if _key_of(line) == (namespace, name):
+            if line_key(line) == (namespace, name):
                 return line
         return None
 
@@ -266,7 +261,7 @@ def build_index(lines: Iterator[bytes], tmp: str) -> ObjectIndex:
     pos = 0
     try:
         for line in lines:
-            k = _key_of(line)
+            k = line_key(line)
             keys.append(k)
             if prev is not None and k < prev:
                 ordered = False

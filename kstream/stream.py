@@ -177,11 +177,11 @@ class Reader:
                 raise Cancelled()
             yield chunk
 
-    def _sleep(self, seconds: float) -> None:
+    def sleep(self, seconds: float) -> None:
         if self.cancel.wait(seconds):
             raise Cancelled()
 
-    def _backoff(self, attempt: int, retry_after: float | None) -> float:
+    def backoff(self, attempt: int, retry_after: float | None) -> float:
         if retry_after is not None:
             return float(min(max(retry_after, 0.1), 120.0))
         base = min(self.opts.backoff_max, self.opts.backoff_base * (2 ** max(0, attempt - 1)))
@@ -376,7 +376,7 @@ class Reader:
         unit.phase = "retrying"
         unit.error = why
         emit(unit)
-        self._sleep(self._backoff(attempt, after))
+        self.sleep(self.backoff(attempt, after))
         unit.error = ""
 
     def _end(self, unit: Unit, emit: Emit, status: EndStatus, error: str) -> None:

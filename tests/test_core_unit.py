@@ -16,6 +16,7 @@ from kstream import paths
 from kstream.archive import ArchiveWriter, DirectoryWriter, NdjsonWriter
 from kstream.errors import ApiError, SnapshotError, UnknownResourceError
 from kstream.exitcodes import ExitCode
+from kstream.jsonlines import go_json, iter_lines, line_key, object_key
 from kstream.resources import Resource, match, select
 from kstream.snapshot import Entry, open_snapshot
 from kstream.stream import (
@@ -24,8 +25,6 @@ from kstream.stream import (
     Reader,
     StreamOptions,
     Unit,
-    go_json,
-    iter_lines,
 )
 from kstream.transform import TransformOptions, make_transform, redact_secret
 from tests.fakes import FakeTransport
@@ -577,3 +576,14 @@ def test_a_small_json_list_is_a_json_list(tmp_path: Path, pretty: bool) -> None:
         snap = open_snapshot(str(path))
         assert snap.format == "json"
         assert [json.loads(x) for x in snap.lines()] == items
+
+
+def test_object_key_of_any_document() -> None:
+    """One (namespace, name) key for the spools (archive), serve's index and the
+    watch fold: empty parts where the document does not say, also when it is
+    not an object or its metadata is not one."""
+    assert object_key({"metadata": {"namespace": "a", "name": "b"}}) == ("a", "b")
+    assert object_key({"metadata": {"name": "n"}}) == ("", "n")
+    assert line_key(b'{"metadata":{"namespace":"a","name":"b","labels":{}}}') == ("a", "b")
+    for doc in (b"[1]", b'"x"', b'{"metadata":["a"]}', b'{"metadata":"a"}', b"{}"):
+        assert line_key(doc) == ("", ""), doc

@@ -16,9 +16,7 @@ import zstandard
 from kstream.archive import open_writer, unit_file_name
 from kstream.count import (
     CountSink,
-    FieldSelector,
     Grouping,
-    LabelSelector,
     ResKey,
     Tally,
     count_snapshot,
@@ -28,10 +26,11 @@ from kstream.count import (
 )
 from kstream.errors import SnapshotError, UsageError
 from kstream.exitcodes import ExitCode
+from kstream.jsonlines import go_json
 from kstream.resources import Resource, guess_plural
-from kstream.selector import Scope
+from kstream.selector import LabelSelector, MetadataFieldSelector, Scope
 from kstream.snapshot import Entry
-from kstream.stream import Reader, StreamOptions, Unit, go_json
+from kstream.stream import Reader, StreamOptions, Unit
 from tests.conftest import kstream
 from tests.fakes import FakeTransport
 
@@ -116,11 +115,11 @@ def test_label_selector_rejects(bad: str) -> None:
 
 
 def test_field_selector() -> None:
-    fs = FieldSelector("metadata.namespace=demo-0,metadata.name!=x")
+    fs = MetadataFieldSelector("metadata.namespace=demo-0,metadata.name!=x", "a snapshot")
     assert fs.matches({"namespace": "demo-0", "name": "y"})
     assert not fs.matches({"namespace": "demo-0", "name": "x"})
     with pytest.raises(UsageError):
-        FieldSelector("status.phase=Running")
+        MetadataFieldSelector("status.phase=Running", "a snapshot")
 
 
 def test_guess_plural() -> None:
@@ -227,14 +226,14 @@ def test_estimate_units_names_what_it_cannot_estimate() -> None:
             "/api/v1/namespaces/x/configmaps": ApiError(403, "forbidden"),
         }
     )
-    rows, not_estimated, failed = estimate_units(reader, units, Grouping.parse("resource"))  # type: ignore[arg-type]
+    rows, not_estimated, failed = estimate_units(reader, units, Grouping.parse("resource"))
     assert {r.key[0].name: r.objects for r in rows} == {"configmaps": 40, "namespaces": 0}
     assert all(r.bytes is None for r in rows)
     assert not_estimated == ["deployments.apps"]
     assert [(m.label, m.status) for m in failed] == [("configmaps -n x", "forbidden")]
     with pytest.raises(AuthError):
         estimate_units(
-            FakeReader({"/api/v1/configmaps": AuthError("401")}),  # type: ignore[arg-type]
+            FakeReader({"/api/v1/configmaps": AuthError("401")}),
             [Unit(CM, None)],
             Grouping(),
         )
@@ -243,11 +242,11 @@ def test_estimate_units_names_what_it_cannot_estimate() -> None:
 def test_estimate_refuses_groupings_that_need_objects() -> None:
     reader = FakeReader({})
     with pytest.raises(UsageError):
-        estimate_units(reader, [Unit(CM, None)], Grouping.parse("label:x"))  # type: ignore[arg-type]
+        estimate_units(reader, [Unit(CM, None)], Grouping.parse("label:x"))
     with pytest.raises(UsageError):
-        estimate_units(reader, [Unit(CM, None)], Grouping.parse("namespace"))  # type: ignore[arg-type]
+        estimate_units(reader, [Unit(CM, None)], Grouping.parse("namespace"))
     rows, _, _ = estimate_units(
-        FakeReader({"/api/v1/namespaces/a/configmaps": page(1, 1)}),  # type: ignore[arg-type]
+        FakeReader({"/api/v1/namespaces/a/configmaps": page(1, 1)}),
         [Unit(CM, "a")],
         Grouping.parse("namespace"),
     )

@@ -18,8 +18,9 @@ from hypothesis import strategies as st
 from kstream import deepjson, paths
 from kstream.diff import MISSING, SecretMasker, field_changes
 from kstream.exitcodes import ExitCode
+from kstream.jsonlines import go_json
 from kstream.resources import Resource
-from kstream.stream import Reader, StreamOptions, Unit, go_json
+from kstream.stream import Reader, StreamOptions, Unit
 from kstream.transform import CLEAN_PATHS, LAST_APPLIED, TransformOptions, digest, make_transform
 from tests.conftest import kstream
 from tests.fakes import FakeTransport

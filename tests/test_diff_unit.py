@@ -845,3 +845,35 @@ def test_long_values_show_where_they_differ(tmp_path: Path) -> None:
     # a long line of a multi-line value: the unified diff shows its change too
     assert any("bbbOLD" in x and "column 4,000" in x for x in out.splitlines())
     assert any("bbbNEW" in x and "column 4,000" in x for x in out.splitlines())
+
+
+def test_dump_like_reads_the_cluster_as_the_snapshot_was_dumped(tmp_path: Path) -> None:
+    """diff SNAPSHOT --live: the live dump takes the snapshot's selection where
+    the command line makes none (its field selector always), its Secret
+    handling and --strip; an HMAC snapshot needs its key, an interrupted one is
+    refused."""
+    from kstream.plan import LiveOptions
+
+    opts = {"resources": ["configmaps"], "namespaces": ["a"], "labelSelector": "x=1",
+            "fieldSelector": "metadata.name!=z", "strip": ["metadata.labels"]}  # fmt: skip
+    snap = open_snapshot(str(write_snapshot(tmp_path / "s.zst", [cm("a", "c")], options=opts)))
+    live = LiveOptions()
+    mine = d.Settings(scope=Scope(namespaces=("b",)), secret_key=b"k")
+    dump, settings, inherited = d.dump_like(snap, mine, live, "OUT")
+    assert inherited == ["resources=configmaps", "selector=x=1"]
+    assert dump.scope == Scope(("configmaps",), (), ("b",), "x=1", "metadata.name!=z")
+    assert settings.scope == Scope(("configmaps",), (), ("b",), "x=1")
+    assert (dump.output, dump.fmt, dump.level, dump.live) == ("OUT", "zst", 1, live)
+    assert (dump.secrets, dump.secret_key, dump.strip) == (
+        "redact",
+        None,
+        (("metadata", "labels"),),
+    )
+    hmac = {"secretDigest": "hmac-sha256"}
+    snap = open_snapshot(str(write_snapshot(tmp_path / "h.zst", [cm("a", "c")], options=hmac)))
+    assert d.dump_like(snap, mine, live, "OUT")[0].secret_key == b"k"
+    with pytest.raises(UsageError, match="HMAC-redacted Secrets: give the same key"):
+        d.dump_like(snap, d.Settings(), live, "OUT")
+    cut = write_snapshot(tmp_path / "i.zst", [cm("a", "c")], status="interrupted")
+    with pytest.raises(SnapshotError, match="the dump was interrupted"):
+        d.dump_like(open_snapshot(str(cut)), mine, live, "OUT")

@@ -127,3 +127,17 @@ def test_signal_during_a_complete_finish_keeps_the_output_then_takes_effect(
     snap = open_snapshot(str(target))
     assert snap.manifest.status == "complete"
     assert [p.name for p in tmp_path.iterdir()] == ["out.zst"]
+
+
+@pytest.mark.parametrize("fmt", ["zst", "ndjson", "dir"])
+def test_interrupted_output_takes_the_first_free_partial_name(tmp_path: Path, fmt: str) -> None:
+    """NAME.partial is taken (twice over): the interrupted output goes to NAME.partial3."""
+    target = tmp_path / ("out" if fmt == "dir" else f"out.{fmt}")
+    for taken in (".partial", ".partial2"):
+        Path(str(target) + taken).mkdir()
+    result = _job(str(target), fmt).finish(ExitCode.INTERRUPTED)
+    assert result.destination == str(target) + ".partial3"
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        target.name + s for s in (".partial", ".partial2", ".partial3")
+    )
+    assert sum(1 for _ in open_snapshot(result.destination.rstrip("/")).lines()) == len(OBJS)

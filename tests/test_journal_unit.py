@@ -263,3 +263,68 @@ def test_journal_dir_rules(tmp_path: Path) -> None:
     other.mkdir()
     (other / "a").write_text("x")
     assert "no kstream journal.json" in journal_dir_problem(other)
+
+
+def test_own_directory_problems_say_why(tmp_path: Path) -> None:
+    """What a snapshot directory or a journal directory holds that kstream did
+    not write: the reason each refusal (even with --force) gives."""
+    from kstream.archive import _snapshot_dir_problem
+    from kstream.journal import journal_dir_problem, write_meta
+
+    snap, journal = tmp_path / "snap", tmp_path / "journal"
+    for d in (snap, journal):
+        d.mkdir()
+        assert _snapshot_dir_problem(d) == journal_dir_problem(d) == ""  # empty
+        for n in ("a", "b", "c", "d"):
+            (d / n).write_text("x")
+    assert _snapshot_dir_problem(snap) == "has no kstream manifest.json (it holds a, b, c, ...)"
+    assert journal_dir_problem(journal) == "has no kstream journal.json (it holds a, b, c, ...)"
+    (snap / "manifest.json").write_text('{"format": "other"}')
+    (journal / "journal.json").write_text('{"format": "other"}')
+    assert _snapshot_dir_problem(snap) == "has a manifest.json that kstream did not write"
+    assert journal_dir_problem(journal) == "has a journal.json that kstream did not write"
+    manifest = {"format": "kstream-archive", "version": 1, "resources": [{"file": "a"}]}
+    (snap / "manifest.json").write_text(json.dumps(manifest))
+    write_meta(journal, {})
+    assert _snapshot_dir_problem(snap) == "holds files its manifest does not list (b, c, d)"
+    assert journal_dir_problem(journal) == "holds files a kstream journal does not (a, b, c, ...)"
+    for n in ("b", "c", "d"):
+        (snap / n).unlink()
+    assert _snapshot_dir_problem(snap) == ""
+
+
+def test_journal_json_layout_and_key_check(tmp_path: Path) -> None:
+    """journal.json as a new journal writes it (keys in this order, the HMAC key's
+    check value among the options) and as --resume reads it back."""
+    from types import SimpleNamespace
+
+    from kstream.dump import DumpSettings
+    from kstream.errors import UsageError
+    from kstream.journal import JournalMeta, check_key, new_meta, read_meta
+    from kstream.plan import LiveOptions
+    from kstream.selector import Scope
+    from kstream.transform import digest
+
+    plan = SimpleNamespace(context="ctx", server="https://s:6443", server_version="v1.36.3")
+    settings = DumpSettings("j/", "dir", Scope(namespaces=("a",)), LiveOptions(), secret_key=b"k")
+    meta = new_meta(plan, settings)  # type: ignore[arg-type]
+    doc = meta.to_json()
+    assert list(doc) == ["created", "tool", "context", "server", "options"]
+    assert doc["context"] == "ctx" and doc["tool"].startswith("kstream ")
+    assert doc["server"] == {"url": "https://s:6443", "version": "v1.36.3"}
+    check = digest(b"kstream-journal-key-check", b"k")
+    assert doc["options"] == {**settings.dump_options().to_json(), "secretKeyCheck": check}
+    assert list(doc["options"])[-1] == "secretKeyCheck"
+    write_meta(tmp_path, doc)
+    back = JournalMeta.from_json(read_meta(tmp_path))
+    assert back == meta
+    check_key(tmp_path, back, b"k")
+    with pytest.raises(UsageError, match="not the key"):
+        check_key(tmp_path, back, b"other")
+    with pytest.raises(UsageError, match="give its key with --secret-key-file"):
+        check_key(tmp_path, back, None)
+    plain = new_meta(plan, DumpSettings("j/", "dir", Scope(), LiveOptions()))  # type: ignore[arg-type]
+    assert "secretKeyCheck" not in plain.to_json()["options"]
+    check_key(tmp_path, plain, None)
+    with pytest.raises(UsageError, match="plain sha256: drop --secret-key-file"):
+        check_key(tmp_path, plain, b"k")

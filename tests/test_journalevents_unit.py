@@ -284,3 +284,24 @@ def test_log_object_gone_in_a_resync_has_no_earlier_state(tmp_path: Path) -> Non
     recs = {x["name"]: x for x in map(json.loads, r.out.splitlines())}
     assert recs["b"]["type"] == "ADDED" and "fields" not in recs["b"]  # created, not a change
     assert {"path": "data.k", "old": "0", "new": "1"} in recs["a"]["fields"]  # a stays
+
+
+def test_event_filter_field_selector_on_metadata_only() -> None:
+    """A journal's events are filtered on metadata.name / metadata.namespace
+    (=, ==, !=); any other field is refused with exit 2, saying so."""
+    from kstream.errors import UsageError
+    from kstream.journalevents import EventFilter
+    from kstream.selector import Scope
+
+    f = EventFilter(Scope(field_selector="metadata.namespace==a,metadata.name!=x"))
+    assert f.narrows
+    assert f.object_ok({"namespace": "a", "name": "y"})
+    assert not f.object_ok({"namespace": "a", "name": "x"})
+    assert not f.object_ok({"namespace": "b", "name": "y"})
+    assert not EventFilter(Scope()).narrows
+    with pytest.raises(UsageError) as e:
+        EventFilter(Scope(field_selector="status.phase=Running"))
+    assert e.value.message == (
+        "--field-selector: a journal can only be filtered on "
+        "metadata.name and metadata.namespace, not status.phase"
+    )

@@ -18,8 +18,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from kstream import deepjson, transform
+from kstream.jsonlines import go_json
 from kstream.resources import Resource
-from kstream.stream import go_json
 from kstream.transform import LAST_APPLIED, TransformOptions, digest, make_transform
 
 SECRETS = Resource("", "v1", "secrets", "Secret", True)

@@ -11,11 +11,11 @@ from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, nullcontext
 from enum import Enum
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, cast
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from kstream import deepjson, paths
+from kstream import deepjson
 from kstream.cli import common as c
 from kstream.errors import UsageError
 from kstream.exitcodes import ExitCode
@@ -26,7 +26,6 @@ if TYPE_CHECKING:
     from kstream.diff import Settings
     from kstream.plan import LiveOptions
     from kstream.snapshot import Snapshot
-    from kstream.transform import SecretsMode
 
 EXAMPLES_ONLY = """
 Examples:
@@ -404,64 +403,19 @@ def _dump_live(
     the settings with the selection the snapshot's dump made, where the user
     made none. With debug, why a resource was read with LIST (the server's
     words) goes to stderr, as for dump --debug."""
-    from dataclasses import replace
-
     from kstream.cli.render import run_dump
-    from kstream.dump import DumpSettings
-    from kstream.snapshot import DumpOptions, open_snapshot
-
-    key = settings.secret_key
+    from kstream.diff import dump_like
+    from kstream.snapshot import open_snapshot
 
     snap = open_snapshot(snapshot)
-    if snap.problem:
-        from kstream.errors import SnapshotError
-
-        raise SnapshotError(f"{snapshot}: {snap.problem}")
-    opts = (snap.manifest.options if snap.manifest else None) or DumpOptions()
-    secrets = opts.secrets or "redact"
-    if secrets == "redact" and opts.secret_digest == "hmac-sha256" and key is None:
-        raise UsageError(
-            f"{snapshot} has HMAC-redacted Secrets: give the same key with --secret-key-file"
-        )
-    if secrets == "redact" and opts.secret_digest != "hmac-sha256":
-        key = None  # plain sha256, like the snapshot
-    # the user's selection, else the snapshot's own
-    inherited = []
-    chosen: dict[str, Any] = {}
-    for k, values in (
-        ("resources", opts.resources),
-        ("exclude", opts.exclude),
-        ("namespaces", opts.namespaces),
-    ):
-        if not getattr(settings.scope, k) and values:
-            chosen[k] = values
-            inherited.append(f"{k}={','.join(values)}")
-    if not settings.scope.label_selector and opts.label_selector:
-        chosen["label_selector"] = opts.label_selector
-        inherited.append(f"selector={opts.label_selector}")
-    scope = replace(settings.scope, **chosen)
-    try:
-        strip = tuple(paths.parse(p) for p in opts.strip)
-    except ValueError:
-        strip = ()
+    out = os.path.join(tmpdir, "live.ndjson.zst")
+    dump, settings, inherited = dump_like(snap, settings, live, out)
     if inherited and not quiet:
         c.note(f"reading the cluster as {snapshot} was dumped: {'; '.join(inherited)}")
-    out = os.path.join(tmpdir, "live.ndjson.zst")
-    dump = DumpSettings(
-        output=out,
-        fmt="zst",
-        scope=replace(scope, field_selector=opts.field_selector),
-        live=live,
-        force=False,
-        level=1,
-        secrets=cast("SecretsMode", secrets),  # as the snapshot's manifest says
-        secret_key=key,
-        strip=strip,
-    )
     code = run_dump(dump, quiet=True, debug=debug)
     if code not in (ExitCode.OK, ExitCode.PARTIAL):
         raise typer.Exit(int(code))
-    return snap, out, replace(settings, scope=scope)
+    return snap, out, settings
 
 
 # --------------------------------------------------------------------------- diff

@@ -288,7 +288,7 @@ def dump(
         for n, nf in zip(names, formats, strict=True):
             created.append(outputname.make_parents(template, n))
             if follow:  # before connecting: a bad name costs no cluster work
-                from kstream.cli.follow import check_new_journal
+                from kstream.journal import check_new_journal
 
                 check_new_journal(n, force)
             else:

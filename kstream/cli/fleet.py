@@ -17,11 +17,11 @@ from kstream.cli.render import (
     STATE_STYLE,
     Col,
     FitTable,
-    _logfmt,
-    _styled_line,
     human_bytes,
     human_count,
+    logfmt,
     plain_layout,
+    styled_line,
 )
 from kstream.errors import UsageError
 from kstream.exitcodes import ExitCode
@@ -65,7 +65,7 @@ def _emit_rows(title: str, cols: list[Col], rows: list[list[Text | str]], plain:
     if plain_layout():
         c.consoles.err.print(Text(title), soft_wrap=True)
         for line in plain:
-            c.consoles.err.print(_styled_line(line), soft_wrap=True)
+            c.consoles.err.print(styled_line(line), soft_wrap=True)
     else:
         c.consoles.err.print(Text(title, style="bold"))
         c.consoles.err.print(FitTable(cols, rows))
@@ -142,7 +142,7 @@ def run_dump_fleet(
             fields.append(("output", where))
         if o.error:
             fields.append(("error", o.error))
-        plain.append(" ".join(f"{k}={_logfmt(v)}" for k, v in fields))
+        plain.append(" ".join(f"{k}={logfmt(v)}" for k, v in fields))
     code = worst([o.code for o in outcomes])
     if quiet:
         for o in outcomes:

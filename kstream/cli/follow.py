@@ -17,7 +17,7 @@ import signal
 import tempfile
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -27,17 +27,25 @@ from rich.console import Group
 from rich.live import Live
 from rich.text import Text
 
-from kstream import __version__
 from kstream.cli.common import consoles, note, stderr_is_terminal
-from kstream.cli.render import Col, FitTable, _logfmt, drive, human_count, plain_layout, report_dump
-from kstream.errors import OutputError, UsageError
+from kstream.cli.render import Col, FitTable, drive, human_count, logfmt, plain_layout, report_dump
+from kstream.errors import UsageError
 from kstream.exitcodes import ExitCode
-from kstream.follow import Follow, UnitFollow
-from kstream.journal import JournalWriter, journal_dir_problem, read_meta, recover, write_meta
-from kstream.journalformat import BASE_NAME, position_key, unit_resource
+from kstream.follow import Follow, Replan, UnitFollow, base_follows, resume
+from kstream.journal import (
+    JournalMeta,
+    JournalWriter,
+    check_key,
+    check_new_journal,
+    journal_lock,
+    new_meta,
+    read_meta,
+    swap_in,
+    write_meta,
+)
+from kstream.journalformat import BASE_NAME
 
 PLAIN_EVERY = 10.0  # seconds between the plain progress lines (CI, not a terminal)
-KEY_CHECK = b"kstream-journal-key-check"
 
 
 @dataclass(frozen=True)
@@ -120,108 +128,12 @@ def follow_options(
     )
 
 
-# ------------------------------------------------------------------ the journal directory
-
-
-def check_new_journal(path: str, force: bool) -> Path:
-    """The directory a new journal goes to; refuses an existing journal without
-    --force and anything that is not a kstream journal even with it (exit 2)."""
-    if path == "-" or not path.strip():
-        raise UsageError("--follow writes a journal directory: -o JOURNAL/")
-    from kstream.archive import _format_of_name
-
-    fmt = _format_of_name(path)
-    if fmt not in (None, "dir"):
-        raise UsageError(
-            f"--follow writes a journal directory, not a file: -o {path}: use -o NAME/"
-        )
-    target = Path(path.rstrip("/" + os.sep) or "/")
-    here = Path.cwd()
-    absolute = Path(os.path.abspath(target))
-    if absolute == here or absolute in here.parents:
-        raise UsageError(
-            f"-o {target}: cannot write a journal over the current directory or one above it"
-        )
-    if target.is_symlink() or (target.exists() and not target.is_dir()):
-        raise UsageError(f"-o {target}: a file is in the way; name a new directory")
-    if target.is_dir() and any(target.iterdir()):
-        problem = journal_dir_problem(target)
-        if problem:
-            raise UsageError(
-                f"{target} is not a kstream journal: it {problem}; kstream replaces only its "
-                "own journals, even with --force: choose another name"
-            )
-        if not force:
-            raise UsageError(
-                f"{target} holds a kstream journal: carry on with --resume {target}/, "
-                "or replace it with --force"
-            )
-    parent = target.parent
-    if not parent.is_dir() or not os.access(parent, os.W_OK):
-        raise OutputError(f"cannot write {target}: {parent} is not a writable directory")
-    return target
-
-
-@contextlib.contextmanager
-def _locked(target: Path) -> Iterator[None]:
-    """One writer per journal: an exclusive lock on the directory while following."""
-    import fcntl
-
-    fd = os.open(target, os.O_RDONLY)
-    try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            raise UsageError(f"{target} is being written by another kstream") from None
-        yield
-    finally:
-        os.close(fd)
-
-
-def _swap_in(tmp: Path, target: Path) -> None:
-    """The new journal (its base complete) takes the name; an old one goes."""
-    if target.is_dir():
-        problem = journal_dir_problem(target)
-        if problem:  # changed meanwhile: leave it alone
-            raise OutputError(f"{target} changed meanwhile: it {problem}; left alone")
-        old = Path(
-            tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".kstream-old", dir=target.parent)
-        )
-        os.replace(target, old)
-        try:
-            os.replace(tmp, target)
-        except OSError as e:
-            os.replace(old, target)
-            raise OutputError(f"cannot write {target}: {e.strerror or e}") from None
-        shutil.rmtree(old, ignore_errors=True)
-    else:
-        os.replace(tmp, target)
-
-
-def _meta(plan: Any, settings: Any) -> dict[str, Any]:
-    from kstream.dump import DumpSettings
-    from kstream.transform import digest
-
-    s: DumpSettings = settings
-    options = s.dump_options().to_json()
-    if s.secret_key:
-        options["secretKeyCheck"] = digest(KEY_CHECK, s.secret_key)
-    return {
-        "created": datetime.now(timezone.utc).isoformat(),
-        "tool": f"kstream {__version__}",
-        "context": plan.context,
-        "server": {"url": plan.server, "version": plan.server_version},
-        "options": options,
-    }
-
-
 # ------------------------------------------------------------------ running
 
 
 def run_new(settings: Any, fopts: FollowOptions, quiet: bool, debug: bool) -> ExitCode:
     """`dump --follow -o JOURNAL/`: the base, then the followers."""
     from kstream.dump import DumpJob
-    from kstream.transform import make_transform
 
     target = check_new_journal(settings.output, settings.force)
     tmp = Path(
@@ -232,7 +144,7 @@ def run_new(settings: Any, fopts: FollowOptions, quiet: bool, debug: bool) -> Ex
 
         s = replace(settings, output=str(tmp / BASE_NAME), fmt="zst", force=False)
         job = DumpJob(s, note, estimate=not quiet and stderr_is_terminal())
-        write_meta(tmp, _meta(job.plan, settings))
+        write_meta(tmp, new_meta(job.plan, settings).to_json())
         try:
             interrupted = drive(job.run, quiet)
         except BaseException:
@@ -242,24 +154,17 @@ def run_new(settings: Any, fopts: FollowOptions, quiet: bool, debug: bool) -> Ex
         if interrupted is not None:
             note("interrupted before the base snapshot was complete: no journal written")
             return interrupted
-        _swap_in(tmp, target)
+        swap_in(tmp, target)
         result.destination = str(target / BASE_NAME)
         report_dump(result, quiet, debug)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    units = []
-    for u in job.plan.units:
-        uf = UnitFollow(u, u.resource_version, make_transform(u.resource, job.topts))
-        if u.status != "complete":  # not followed; --resume tries it again (a resync)
-            uf.state, uf.error = "failed", f"not in the base ({u.status or 'incomplete'})"
-        elif not u.resource_version:  # a watch from "" would replay every object
-            uf.needs_resync = True
-        units.append(uf)
+    units = base_follows(job.plan.units, job.topts)
     writer = JournalWriter(
         target, fopts.level, fopts.rotate_size, fopts.rotate_interval, next_segment=1
     )
-    ctx = _Replan(job.run.reader, settings.scope, settings.secrets == "exclude", job.topts)
+    ctx = Replan(job.run.reader, settings.scope, settings.secrets == "exclude", job.topts)
     code = _follow(target, job.run.reader, writer, units, fopts, quiet, ctx)
     if result.status != "complete" and code == ExitCode.OK:
         return ExitCode.PARTIAL
@@ -271,72 +176,21 @@ def run_resume(
 ) -> ExitCode:
     """`dump --follow --resume JOURNAL/`: seal a tail left by a crash, then
     watch on from each unit's last recorded resourceVersion."""
-    from kstream import paths
-    from kstream.plan import open_live
-    from kstream.selector import Scope
-    from kstream.snapshot import DumpOptions, open_snapshot
-    from kstream.transform import TransformOptions, digest, make_transform
-
     target = Path(path.rstrip("/" + os.sep) or "/")
     if not target.is_dir():
         raise UsageError(f"--resume {path}: no such journal directory")
-    meta = read_meta(target)
-    opts = DumpOptions.from_json(meta.get("options")) or DumpOptions()
-    raw_opts = meta.get("options") or {}
-    if opts.secret_digest == "hmac-sha256":
-        if secret_key is None:
-            raise UsageError(
-                f"{target} redacts Secrets with HMAC: give its key with --secret-key-file"
-            )
-        if raw_opts.get("secretKeyCheck") not in (None, digest(KEY_CHECK, secret_key)):
-            raise UsageError(f"--secret-key-file: not the key {target} was written with")
-    elif secret_key is not None:
-        raise UsageError(f"{target} redacts Secrets with plain sha256: drop --secret-key-file")
-    with _locked(target):
-        snap = open_snapshot(str(target / BASE_NAME))
-        base_rvs = {
-            position_key(unit_resource(e.group, e.version, e.resource), e.namespace or ""): str(
-                e.resourceVersion or ""
-            )
-            for e in snap.entries
-            if e.status == "complete" and e.resourceVersion
-        }
-        pos = recover(target, base_rvs)
-        if pos.sealed_tail is not None:
-            note(f"sealed segment {pos.sealed_tail:06d}, left open by the previous run")
-        scope = Scope(
-            opts.resources, opts.exclude, opts.namespaces, opts.label_selector, opts.field_selector
-        )
-        secrets = opts.secrets or "redact"
-        plan, reader = open_live(scope, live, note, skip_secrets=secrets == "exclude")
-        was = str((meta.get("server") or {}).get("url") or "")
-        if was and plan.server and was.rstrip("/") != plan.server.rstrip("/"):
-            # resourceVersions are one cluster's: another's would be watched from
-            # positions that mean nothing there (or replay its changes as this one's)
-            note(
-                f"warning: {target} was written from {was}; resuming against {plan.server}: "
-                "if that is another cluster, stop and start a new journal"
-            )
-        topts = TransformOptions(
-            secrets=secrets,  # type: ignore[arg-type]
-            secret_key=secret_key,
-            strip=tuple(paths.parse(p) for p in opts.strip),
-        )
-        units = []
-        for u in plan.units:
-            uf = UnitFollow(u, "", make_transform(u.resource, topts))
-            uf.rv = pos.rvs.get(uf.key, "")
-            uf.needs_resync = not uf.rv or uf.key in pos.open_resync
-            units.append(uf)
+    meta = JournalMeta.from_json(read_meta(target))
+    check_key(target, meta, secret_key)
+    with journal_lock(target):
+        r = resume(target, meta, live, secret_key, note)
         writer = JournalWriter(
             target,
             fopts.level,
             fopts.rotate_size,
             fopts.rotate_interval,
-            next_segment=pos.next_segment,
+            next_segment=r.next_segment,
         )
-        ctx = _Replan(reader, scope, secrets == "exclude", topts)
-        return _follow(target, reader, writer, units, fopts, quiet, ctx, locked=True)
+        return _follow(target, r.reader, writer, r.units, fopts, quiet, r.replan, locked=True)
 
 
 def _follow(
@@ -346,11 +200,11 @@ def _follow(
     units: list[UnitFollow],
     fopts: FollowOptions,
     quiet: bool,
-    replan: _Replan | None = None,
+    replan: Replan | None = None,
     locked: bool = False,
 ) -> ExitCode:
     if not locked:
-        with _locked(target):
+        with journal_lock(target):
             return _follow(target, reader, writer, units, fopts, quiet, replan, locked=True)
     watch_timeout = max(1, int(fopts.timeout * 0.8))
     reader.cancel.clear()
@@ -397,29 +251,6 @@ def _follow(
     report_follow(follow, target, quiet, why[0] if why else "")
     failed = [uf for uf in units if uf.state == "failed"]
     return ExitCode.PARTIAL if failed else ExitCode.OK
-
-
-@dataclass
-class _Replan:
-    """Discovery again with the follow's own selection (after a CRD changed)."""
-
-    reader: Any
-    scope: Any
-    skip_secrets: bool
-    topts: Any
-
-    def units(self) -> list[Any]:
-        from kstream.plan import make_plan
-
-        s = self.scope
-        return make_plan(
-            self.reader.client, s.resources, s.exclude, s.namespaces, self.skip_secrets
-        ).units
-
-    def make_follow(self, unit: Any) -> UnitFollow:
-        from kstream.transform import make_transform
-
-        return UnitFollow(unit, "", make_transform(unit.resource, self.topts))
 
 
 def _say_ended(follow: Follow, said: set[int]) -> None:
@@ -564,7 +395,7 @@ def report_follow(follow: Follow, target: Path, quiet: bool, why: str) -> None:
                 ("resyncs", uf.resyncs),
                 ("retries", uf.retries),
             ]
-            line = " ".join(f"{k}={_logfmt(v)}" for k, v in fields if v != "")
+            line = " ".join(f"{k}={logfmt(v)}" for k, v in fields if v != "")
             consoles.err.print(line, soft_wrap=True, markup=False)
     else:
         rows: list[list[Text | str]] = [

@@ -391,7 +391,7 @@ def summary(units: Sequence[Unit], title: str) -> RenderableType:
     return Group(*parts)
 
 
-def _logfmt(value: object) -> str:
+def logfmt(value: object) -> str:
     s = str(value)
     if s and all(ch.isalnum() or ch in "-._/:~" for ch in s):
         return s
@@ -421,12 +421,12 @@ def summary_lines(units: Sequence[Unit], title: str) -> list[str]:
             fields.append(("error", u.error))
         if u.notes:
             fields.append(("notes", "; ".join(u.notes)))
-        out.append(" ".join(f"{k}={_logfmt(v)}" for k, v in fields if v != "" or k == "method"))
+        out.append(" ".join(f"{k}={logfmt(v)}" for k, v in fields if v != "" or k == "method"))
     out += fallback_notes(units)
     return out
 
 
-def _styled_line(line: str) -> Text:
+def styled_line(line: str) -> Text:
     """A log line with its status value in the status colour: a console that
     colours (a terminal, FORCE_COLOR, --color always) shows it, others drop it."""
     t = Text(line)
@@ -504,7 +504,7 @@ def report_dump(result: DumpResult, quiet: bool, debug: bool) -> None:
     title = f"kstream dump → {result.destination}"
     if plain_layout():
         for line in summary_lines(units, title):
-            consoles.err.print(_styled_line(line), soft_wrap=True)
+            consoles.err.print(styled_line(line), soft_wrap=True)
     else:
         consoles.err.print(summary(units, title))
     objs = sum(u.objects for u in units)
