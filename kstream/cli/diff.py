@@ -467,6 +467,7 @@ def run_diff(
 
     from kstream.diff import Comparison
     from kstream.snapshot import open_snapshot
+    from kstream.stream import FIELD_SELECTOR_REFUSED, refused_field_selector
 
     a = open_snapshot(old) if isinstance(old, str) else old  # --live: already open
     b = open_snapshot(new) if isinstance(new, str) else new
@@ -482,8 +483,12 @@ def run_diff(
             cmp.prepare()
         for w in cmp.warnings:
             c.note(f"warning: {w}")
+        refused = [name for name, why in cmp.skipped if f"{FIELD_SELECTOR_REFUSED}:" in why]
         for name, why in cmp.skipped:
-            c.note(f"warning: {name} not compared: {why}")
+            if name not in refused:  # those: one line, below
+                c.note(f"warning: {name} not compared: {why}")
+        if refused:
+            c.note(f"warning: {refused_field_selector(sorted(refused), 'not compared')}")
         if cmp.selection_note:
             c.note(f"note: {cmp.selection_note}")
         changes = cmp.changes()
