@@ -486,17 +486,31 @@ def run_dump(settings: DumpSettings, quiet: bool, debug: bool = False) -> ExitCo
     from kstream.cli.common import note
     from kstream.dump import DumpJob
 
-    job = DumpJob(settings, note, estimate=not quiet and stderr_is_terminal())
+    # warnings from planning (a namespace of -n that does not exist): with a
+    # summary, said under it rather than above the progress display
+    held: list[str] = []
     try:
-        interrupted = drive(job.run, quiet)
+        job = DumpJob(
+            settings, note if quiet else held.append, estimate=not quiet and stderr_is_terminal()
+        )
+        try:
+            interrupted = drive(job.run, quiet)
+        except BaseException:
+            job.abort()
+            raise
+        result = job.finish(interrupted)
     except BaseException:
-        job.abort()
+        for w in held:
+            note(w)
         raise
-    result = job.finish(interrupted)
     if result.manifest is None:
+        for w in held:
+            note(w)
         note("interrupted: the output on stdout is incomplete")
         return result.exit_code
     report_dump(result, quiet, debug)
+    for w in held:
+        note(w)
     if interrupted is not None:
         note(f"interrupted: what was read so far is in {result.destination}, marked incomplete")
     return result.exit_code
