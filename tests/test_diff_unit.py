@@ -845,3 +845,21 @@ def test_long_values_show_where_they_differ(tmp_path: Path) -> None:
     # a long line of a multi-line value: the unified diff shows its change too
     assert any("bbbOLD" in x and "column 4,000" in x for x in out.splitlines())
     assert any("bbbNEW" in x and "column 4,000" in x for x in out.splitlines())
+
+
+# ---------------------------------------------------------------- diff --live without a manifest (17.8)
+
+
+def test_namespaces_held_by_a_snapshot_without_a_manifest(tmp_path: Path) -> None:
+    """diff FILE --live reads the cluster only in FILE's namespaces when FILE has
+    no manifest and every object it holds is in a namespace (a dump with -n)."""
+    from kstream.cli.diff import _namespaces_held
+
+    def held(name: str, objs: list[dict[str, Any]]) -> tuple[str, ...]:
+        return _namespaces_held(open_snapshot(str(write_ndjson(tmp_path / name, objs))))
+
+    assert held("a.ndjson", [cm("b", "x"), cm("a", "y"), cm("b", "z")]) == ("a", "b")
+    assert held("b.ndjson", [cm("a", "x"), ns_obj("a")]) == ()  # a cluster-scoped object
+    nameless = cm("a", "y")
+    del nameless["metadata"]["namespace"]  # a kind of an unknown scope, with no namespace
+    assert held("c.ndjson", [cm("a", "x"), nameless]) == ()

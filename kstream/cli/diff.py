@@ -425,6 +425,9 @@ def _dump_live(
     if not settings.scope.label_selector and opts.label_selector:
         chosen["label_selector"] = opts.label_selector
         inherited.append(f"selector={opts.label_selector}")
+    held = () if snap.manifest or settings.scope.namespaces else _namespaces_held(snap)
+    if held:
+        chosen["namespaces"] = held
     scope = replace(settings.scope, **chosen)
     try:
         strip = tuple(paths.parse(p) for p in opts.strip)
@@ -432,6 +435,12 @@ def _dump_live(
         strip = ()
     if inherited and not quiet:
         c.note(f"reading the cluster as {snapshot} was dumped: {'; '.join(inherited)}")
+    if held and not quiet:
+        c.note(
+            f"{snapshot} has no manifest and all its objects are in namespace"
+            f"{'s' if len(held) > 1 else ''} {','.join(held)}: reading the cluster there "
+            "only (-n chooses)"
+        )
     out = os.path.join(tmpdir, "live.ndjson.zst")
     dump = DumpSettings(
         output=out,
@@ -448,6 +457,24 @@ def _dump_live(
     if code not in (ExitCode.OK, ExitCode.PARTIAL):
         raise typer.Exit(int(code))
     return snap, out, replace(settings, scope=scope)
+
+
+def _namespaces_held(snap: Snapshot) -> tuple[str, ...]:
+    """The namespaces of a snapshot without a manifest (a dump's NDJSON, a
+    kubectl List) when every object it holds is in one: it was dumped with -n
+    (or a namespaced selection), so reading the cluster elsewhere would report
+    everything there as added. () when it holds a cluster-scoped object or
+    nothing, and for stdin and object storage (read once only)."""
+    if snap.path == "-" or snap.remote is not None:
+        return ()
+    held: set[str] = set()
+    for line in snap.lines():
+        doc = deepjson.loads(line)
+        ns = (doc.get("metadata") or {}).get("namespace") if isinstance(doc, dict) else None
+        if not ns or not isinstance(ns, str):
+            return ()
+        held.add(ns)
+    return tuple(sorted(held))
 
 
 # --------------------------------------------------------------------------- diff
