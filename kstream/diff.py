@@ -264,6 +264,9 @@ def dump_like(
     if not settings.scope.label_selector and opts.label_selector:
         chosen["label_selector"] = opts.label_selector
         inherited.append(f"selector={opts.label_selector}")
+    held = () if snap.manifest or settings.scope.namespaces else namespaces_held(snap)
+    if held:
+        chosen["namespaces"] = held
     scope = replace(settings.scope, **chosen)
     try:
         strip = tuple(paths.parse(p) for p in opts.strip)
@@ -281,6 +284,24 @@ def dump_like(
         strip=strip,
     )
     return dump, replace(settings, scope=scope), inherited
+
+
+def namespaces_held(snap: Snapshot) -> tuple[str, ...]:
+    """The namespaces of a snapshot without a manifest (a dump's NDJSON, a
+    kubectl List) when every object it holds is in one: it was dumped with -n
+    (or a namespaced selection), so reading the cluster elsewhere would report
+    everything there as added. () when it holds a cluster-scoped object or
+    nothing, and for stdin and object storage (read once only)."""
+    if snap.path == "-" or snap.remote is not None:
+        return ()
+    held: set[str] = set()
+    for line in snap.lines():
+        doc = deepjson.loads(line)
+        ns = (doc.get("metadata") or {}).get("namespace") if isinstance(doc, dict) else None
+        if not ns or not isinstance(ns, str):
+            return ()
+        held.add(ns)
+    return tuple(sorted(held))
 
 
 # =========================================================================== resources

@@ -50,6 +50,11 @@ WATCH_NOT_SERVED = "watch not served"  # 404/405/406 on watch
 ERROR_EVENT = "ERROR event"  # the stream sent an ERROR event it would send again
 STREAMS_BROKE = "streams broke"  # streams broke or ended without the end marker
 
+# The error of a unit whose resource the server refuses the field selector for
+# (400: it has no such field label), followed by the server's words. Not a
+# fallback: LIST would be refused the same way. Reports group these units.
+FIELD_SELECTOR_REFUSED = "field selector not supported"
+
 _NS_FIELD = re.compile(r"metadata\.namespace==?([a-z0-9]([-a-z0-9]*[a-z0-9])?)")
 ADDED_PREFIX = b'{"type":"ADDED","object":'
 END_ANNOTATION = "k8s.io/initial-events-end"
@@ -292,6 +297,9 @@ class Reader:
             except ApiError as e:
                 self._stop_if_cancelled()
                 self._discard(unit, sink)
+                if _refuses_field_selector(e, self.opts.field_selector):
+                    self._end(unit, emit, "failed", f"{FIELD_SELECTOR_REFUSED}: {e}")
+                    return
                 if method == WATCH_LIST and e.status in (400, 403, 404, 405, 406, 422):
                     method = self._fall_back(unit, *_refusal(e))
                     continue
@@ -566,6 +574,26 @@ def _page_error(unit: Unit, e: PageError) -> TransportError:
     if e.truncated:
         return TransportError(f"list {unit.label}: the body was cut short ({e})")
     return TransportError(f"list {unit.label}: the server sent invalid JSON ({e})")
+
+
+def _refuses_field_selector(e: ApiError, field_selector: str) -> bool:
+    """A 400 that rejects the field selector for this resource. kube-apiserver
+    words it `"x" is not a known field selector: only ...`, `field label not
+    supported: x`, or `field label "x" not supported for Job`."""
+    if e.status != 400 or not field_selector:
+        return False
+    text = str(e).lower()
+    return "field selector" in text or "field label" in text
+
+
+def refused_field_selector(labels: list[str], outcome: str = "not read") -> str:
+    """One line for every unit the server refused the field selector for."""
+    n = len(labels)
+    names = ", ".join(labels[:10]) + (f" and {n - 10} more" if n > 10 else "")
+    return (
+        f"--field-selector: the server does not support it for {n} "
+        f"resource{'s' if n != 1 else ''} (HTTP 400), {outcome}: {names}"
+    )
 
 
 def _refusal(e: ApiError) -> tuple[str, str]:

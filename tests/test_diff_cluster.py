@@ -286,6 +286,17 @@ def test_live_compares_only_what_the_snapshot_selected(
     r = kstream("diff", str(golden["ndjson"]), "--live", "-n", NS, kubeconfig=cluster.kubeconfig)
     assert r.code == 0, r.err
     assert f"{golden['ndjson']} has no manifest, so what its dump selected is unknown" in r.err
+    # without -n: every object of the file is in NS, so the cluster is read there
+    # only (before: everything in the other namespaces and cluster-wide was "added")
+    r = kstream(
+        "diff", str(golden["ndjson"]), "--live", "-o", "ndjson", kubeconfig=cluster.kubeconfig
+    )
+    assert r.code == 0, r.err
+    assert r.out == b""
+    assert (
+        f"{golden['ndjson']} has no manifest and all its objects are in namespace {NS}: "
+        "reading the cluster there only (-n chooses)"
+    ) in r.err
 
 
 GADGETS = "diffver.kstream.dev"

@@ -877,3 +877,21 @@ def test_dump_like_reads_the_cluster_as_the_snapshot_was_dumped(tmp_path: Path) 
     cut = write_snapshot(tmp_path / "i.zst", [cm("a", "c")], status="interrupted")
     with pytest.raises(SnapshotError, match="the dump was interrupted"):
         d.dump_like(open_snapshot(str(cut)), mine, live, "OUT")
+
+
+# ---------------------------------------------------------------- diff --live without a manifest (17.8)
+
+
+def test_namespaces_held_by_a_snapshot_without_a_manifest(tmp_path: Path) -> None:
+    """diff FILE --live reads the cluster only in FILE's namespaces when FILE has
+    no manifest and every object it holds is in a namespace (a dump with -n)."""
+    from kstream.diff import namespaces_held as _namespaces_held
+
+    def held(name: str, objs: list[dict[str, Any]]) -> tuple[str, ...]:
+        return _namespaces_held(open_snapshot(str(write_ndjson(tmp_path / name, objs))))
+
+    assert held("a.ndjson", [cm("b", "x"), cm("a", "y"), cm("b", "z")]) == ("a", "b")
+    assert held("b.ndjson", [cm("a", "x"), ns_obj("a")]) == ()  # a cluster-scoped object
+    nameless = cm("a", "y")
+    del nameless["metadata"]["namespace"]  # a kind of an unknown scope, with no namespace
+    assert held("c.ndjson", [cm("a", "x"), nameless]) == ()

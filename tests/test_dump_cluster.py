@@ -340,3 +340,26 @@ def test_bad_input_one_line(seeded: Cluster, tmp_path: Path) -> None:
     r = kstream("dump", "-o", "-", kubeconfig=tmp_path / "missing-kubeconfig")
     assert r.code == 4 and "kubeconfig not found" in r.err
     assert "Traceback" not in r.err
+
+
+def test_forced_watch_list_never_falls_back(cluster_no_watchlist: Cluster, tmp_path: Path) -> None:
+    """--method watch-list on a server without watch-list (issue 17.9): each
+    resource fails with the reason, nothing is read by LIST (before: it fell
+    back silently and the dump said complete)."""
+    kc = cluster_no_watchlist.kubeconfig
+    out = tmp_path / "w.zst"
+    sel = ("-n", "demo-0", "-r", "configmaps,secrets")
+    r = kstream("dump", *sel, "--method", "watch-list", "-o", str(out), kubeconfig=kc,
+                env={"CI": "true"})  # fmt: skip
+    assert r.code == 3, r.err
+    snap = open_snapshot(str(out))
+    assert snap.manifest is not None and snap.manifest.status == "partial"
+    assert sorted(e.resource for e in snap.manifest.resources) == ["configmaps", "secrets"]
+    for e in snap.manifest.resources:
+        assert (e.status, e.method, e.objects) == ("failed", "watch-list", 0), e
+        assert e.error and e.error.startswith("--method watch-list: watch-list off: "), e.error
+    assert r.err.count("status=failed") == 2 and "method=list" not in r.err, r.err
+    # auto reads the same resources by LIST
+    r = kstream("dump", "-q", *sel, "-o", str(tmp_path / "a.zst"), kubeconfig=kc)
+    assert r.code == 0, r.err
+    assert {e.method for e in open_snapshot(str(tmp_path / "a.zst")).entries} == {"list"}

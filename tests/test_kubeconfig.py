@@ -439,9 +439,14 @@ def test_a_colon_b_reaches_the_first_files_cluster(cluster: Cluster, tmp_path: P
     )
     assert r.code == 0, r.err
     assert out.read_text().count("\n") > 0
+    sel = ("-n", "demo-0", "-r", "configmaps")
+    r = kstream("diff", str(out), "--live", *sel, env={"KUBECONFIG": ab})
+    assert r.code == 0, r.err  # the same cluster: no differences
     # the other order selects the unreachable context, as kubectl would
     ba = f"{bogus}{os.pathsep}{real}"
     r = kstream("count", "-q", "-r", "namespaces", "--timeout", "5", env={"KUBECONFIG": ba})
+    assert r.code == 5 and "127.0.0.1:1" in r.err, r.err
+    r = kstream("diff", str(out), "--live", *sel, "--timeout", "5", env={"KUBECONFIG": ba})
     assert r.code == 5 and "127.0.0.1:1" in r.err, r.err
     # and --context picks the real one back from the second file
     r = kstream(

@@ -225,6 +225,21 @@ def test_missing_namespace_not_said_when_forbidden(cluster: Cluster, tmp_path: P
     assert len(ndjson_names(tmp_path / "s.ndjson")) > 0
 
 
+@pytest.mark.cluster
+def test_missing_namespace_is_said_in_the_summary(cluster: Cluster, tmp_path: Path) -> None:
+    """Without -q the dump's summary says it, under the totals (before: a line
+    above the progress display, which the summary then pushed out of sight)."""
+    r = kstream("dump", "-n", "demo-0,nosuch-one", "-r", "configmaps",
+                "-o", str(tmp_path / "s.ndjson"), kubeconfig=cluster.kubeconfig)  # fmt: skip
+    assert r.code == 0, r.err
+    lines = r.err.splitlines()
+    assert missing_lines(r.err) == ['warning: namespace "nosuch-one" does not exist'], r.err
+    said = lines.index('warning: namespace "nosuch-one" does not exist')
+    title = next(i for i, ln in enumerate(lines) if ln.startswith("kstream dump → "))
+    totals = next(i for i, ln in enumerate(lines) if ln.startswith("complete: 2/2 resources"))
+    assert title < totals < said, r.err
+
+
 # ---------------------------------------------------------------- paths
 
 

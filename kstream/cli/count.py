@@ -427,10 +427,16 @@ def table(result: CountResult, sort: str, width: int | None = None) -> tuple[Tab
 
 def report(result: CountResult, quiet: bool) -> None:
     """Messages on stderr: what was not counted, and why."""
+    from kstream.stream import FIELD_SELECTOR_REFUSED, refused_field_selector
+
     if result.problem:
         c.note(f"warning: {result.snapshot}: {result.problem}")
+    refused = [m.label for m in result.incomplete if m.error.startswith(FIELD_SELECTOR_REFUSED)]
     for m in result.incomplete:
-        c.note(f"warning: {m.label}: {m.status}" + (f": {m.error}" if m.error else ""))
+        if not m.error.startswith(FIELD_SELECTOR_REFUSED):  # those: one line, below
+            c.note(f"warning: {m.label}: {m.status}" + (f": {m.error}" if m.error else ""))
+    if refused:
+        c.note(f"warning: {refused_field_selector(refused)}")
     if result.not_estimated and not quiet:
         c.note(
             "not estimated (the server gave no remaining count): " + ", ".join(result.not_estimated)

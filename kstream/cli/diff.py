@@ -409,9 +409,17 @@ def _dump_live(
 
     snap = open_snapshot(snapshot)
     out = os.path.join(tmpdir, "live.ndjson.zst")
-    dump, settings, inherited = dump_like(snap, settings, live, out)
+    dump, new, inherited = dump_like(snap, settings, live, out)
     if inherited and not quiet:
         c.note(f"reading the cluster as {snapshot} was dumped: {'; '.join(inherited)}")
+    held = () if snap.manifest or settings.scope.namespaces else dump.scope.namespaces
+    if held and not quiet:
+        c.note(
+            f"{snapshot} has no manifest and all its objects are in namespace"
+            f"{'s' if len(held) > 1 else ''} {','.join(held)}: reading the cluster there "
+            "only (-n chooses)"
+        )
+    settings = new
     code = run_dump(dump, quiet=True, debug=debug)
     if code not in (ExitCode.OK, ExitCode.PARTIAL):
         raise typer.Exit(int(code))
@@ -435,6 +443,7 @@ def run_diff(
 
     from kstream.diff import Comparison
     from kstream.snapshot import open_snapshot
+    from kstream.stream import FIELD_SELECTOR_REFUSED, refused_field_selector
 
     a = open_snapshot(old) if isinstance(old, str) else old  # --live: already open
     b = open_snapshot(new) if isinstance(new, str) else new
@@ -450,8 +459,12 @@ def run_diff(
             cmp.prepare()
         for w in cmp.warnings:
             c.note(f"warning: {w}")
+        refused = [name for name, why in cmp.skipped if f"{FIELD_SELECTOR_REFUSED}:" in why]
         for name, why in cmp.skipped:
-            c.note(f"warning: {name} not compared: {why}")
+            if name not in refused:  # those: one line, below
+                c.note(f"warning: {name} not compared: {why}")
+        if refused:
+            c.note(f"warning: {refused_field_selector(sorted(refused), 'not compared')}")
         if cmp.selection_note:
             c.note(f"note: {cmp.selection_note}")
         changes = cmp.changes()

@@ -23,7 +23,7 @@ from rich.text import Text
 
 from kstream.cli.common import consoles, stderr_is_terminal
 from kstream.exitcodes import ExitCode
-from kstream.stream import Unit
+from kstream.stream import FIELD_SELECTOR_REFUSED, Unit, refused_field_selector
 
 if TYPE_CHECKING:
     from kstream.dump import DumpResult, DumpSettings
@@ -79,6 +79,17 @@ def fallback_notes(units: Sequence[Unit]) -> list[str]:
     if out:
         out.append("the server's own words: in the manifest, and on stderr with --debug")
     return out
+
+
+def field_selector_refused(u: Unit) -> bool:
+    """The server refused the field selector for this unit's resource."""
+    return u.error.startswith(FIELD_SELECTOR_REFUSED + ":")
+
+
+def refused_notes(units: Sequence[Unit]) -> list[str]:
+    """One line for all the units the server refused the field selector for."""
+    refused = [u.label for u in units if field_selector_refused(u)]
+    return [refused_field_selector(refused)] if refused else []
 
 
 def unit_notes(units: Sequence[Unit]) -> list[str]:
@@ -346,8 +357,11 @@ def summary(units: Sequence[Unit], title: str) -> RenderableType:
 
     `units` should report what was written (see dump.py): objects and bytes as
     in the output, status "interrupted" for what an interrupt cut off."""
-    shown = [u for u in units if u.objects or u.status != "complete"]
-    hidden = len(units) - len(shown)
+    refused = [u for u in units if field_selector_refused(u)]  # one line, no rows
+    shown = [
+        u for u in units if (u.objects or u.status != "complete") and not field_selector_refused(u)
+    ]
+    hidden = len(units) - len(shown) - len(refused)
     any_retries = any(u.retries for u in shown)
     methods = {method_cell(u) for u in shown}
     same = methods.pop() if len(methods) == 1 else None  # then said once, below
@@ -376,7 +390,8 @@ def summary(units: Sequence[Unit], title: str) -> RenderableType:
     if any_retries:
         cols.append(Col("retries", "right"))
     parts: list[RenderableType] = [Text(title, style="bold")]
-    parts.append(FitTable(cols, rows))
+    if rows:  # no header-only table
+        parts.append(FitTable(cols, rows))
     notes = []
     if same:
         notes.append(f"method: {same} for all of them")
@@ -386,6 +401,7 @@ def summary(units: Sequence[Unit], title: str) -> RenderableType:
     for u in shown:
         if u.error:
             notes.append(f"{u.label}: {u.status or 'incomplete'}: {u.error}")
+    notes += refused_notes(refused)
     notes += unit_notes(units)
     parts += [Text(n) for n in notes]
     return Group(*parts)
@@ -417,12 +433,15 @@ def summary_lines(units: Sequence[Unit], title: str) -> list[str]:
         code = u.fallback
         if code:
             fields.append(("fallback", code))
-        if u.error:
-            fields.append(("error", u.error))
+        if u.error:  # a refused field selector: said once, below
+            fields.append(
+                ("error", FIELD_SELECTOR_REFUSED if field_selector_refused(u) else u.error)
+            )
         if u.notes:
             fields.append(("notes", "; ".join(u.notes)))
         out.append(" ".join(f"{k}={logfmt(v)}" for k, v in fields if v != "" or k == "method"))
     out += fallback_notes(units)
+    out += refused_notes(units)
     return out
 
 
@@ -467,17 +486,31 @@ def run_dump(settings: DumpSettings, quiet: bool, debug: bool = False) -> ExitCo
     from kstream.cli.common import note
     from kstream.dump import DumpJob
 
-    job = DumpJob(settings, note, estimate=not quiet and stderr_is_terminal())
+    # warnings from planning (a namespace of -n that does not exist): with a
+    # summary, said under it rather than above the progress display
+    held: list[str] = []
     try:
-        interrupted = drive(job.run, quiet)
+        job = DumpJob(
+            settings, note if quiet else held.append, estimate=not quiet and stderr_is_terminal()
+        )
+        try:
+            interrupted = drive(job.run, quiet)
+        except BaseException:
+            job.abort()
+            raise
+        result = job.finish(interrupted)
     except BaseException:
-        job.abort()
+        for w in held:
+            note(w)
         raise
-    result = job.finish(interrupted)
     if result.manifest is None:
+        for w in held:
+            note(w)
         note("interrupted: the output on stdout is incomplete")
         return result.exit_code
     report_dump(result, quiet, debug)
+    for w in held:
+        note(w)
     if interrupted is not None:
         note(f"interrupted: what was read so far is in {result.destination}, marked incomplete")
     return result.exit_code
@@ -497,9 +530,11 @@ def report_dump(result: DumpResult, quiet: bool, debug: bool) -> None:
                 note(f"debug: {u.label}: read with LIST: {u.fallback_reason}")
     if quiet:
         for u in bad:
-            if u.status == "interrupted":  # the closing note says so, once
+            if u.status == "interrupted" or field_selector_refused(u):  # said once
                 continue
             note(f"warning: {u.label}: {u.status or 'incomplete'}: {u.error}")
+        for line in refused_notes(bad):
+            note(f"warning: {line}")
         return
     title = f"kstream dump → {result.destination}"
     if plain_layout():
