@@ -15,8 +15,10 @@ replaced; the rest of the file is left as it is (`make bench` keeps the section)
 Seeding: `--seed-procs 1` (default) creates the objects from this process with
 8 keep-alive connections (tests/seed.py), as `make bench` does; `--seed-procs P`
 spreads them over P client processes (tools/bench_data.seed_parallel). On this
-2-core machine kube-apiserver and etcd, not the client, are the bottleneck
-(docs/benchmarks.md, scale point), so more clients did not seed faster.
+2-core machine kube-apiserver and etcd, not the client, are the bottleneck: with
+one client process they used ~3x its CPU, and in a short trial (8k objects each,
+load average 5-12 from other jobs) 2, 4 and 6 client processes seeded no faster
+than one (190-240/s against 390/s), so the default stays at one.
 
 etcd runs with --quota-backend-bytes=8 GiB (tests/controlplane): 300k objects
 are ~1.6 GB of payload, well inside it.
@@ -211,7 +213,23 @@ def render(res: dict[str, Any]) -> str:
             f"{p['apiserver_rss'] / MB:,.0f} | {_load(p['load'].get('before'))} / {_load(p['load'].get('after'))} |"
         )
     if len(pts) < 2:
-        L += ["", f"Only N = {lo['n']:,} measured so far.", ""]
+        L += [
+            "",
+            f"Only N = {lo['n']:,} measured so far.",
+            "",
+            "| contender | writes | wall s | CPU s | CPU µs/object | peak RSS MB |",
+            "|---|---|--:|--:|--:|--:|",
+        ]
+        for key in ROWS:
+            x = _chosen(lo, key)
+            cells = (
+                f"{x['wall']:.1f} | {x['cpu']:.1f} | {x['cpu'] / lo['n'] * 1e6:,.0f} | {x['rss'] / MB:,.1f}"
+                if x
+                else "failed | | |"
+            )
+            L.append(f"| {key[0]} | {key[2]} | {cells} |")
+        L += ["", HUGE_END]
+        return "\n".join(L)
     L += [
         "",
         f"| contender | writes | wall s {a} | wall s {z} | CPU s {a} | CPU s {z} "
