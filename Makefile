@@ -60,6 +60,8 @@ demo: install controlplane
 
 # compileall first, so that even the first measured run of a contender starts from
 # compiled modules (this machine sets PYTHONDONTWRITEBYTECODE; contenders run without it).
+# BENCH_ARGS=--large adds N=100k; BENCH_ARGS=--huge runs only the scale point (100k, then
+# 300k, side by side; its own section of docs/benchmarks.md; 30-60 min, several GB of disk).
 bench: install controlplane s3server
 	$(PY) -m compileall -q kstream
 	$(PY) -m tools.bench $(BENCH_ARGS)

@@ -4,6 +4,7 @@ socket reader, on a local control plane seeded with ConfigMaps and Secrets.
     python -m tools.bench                        # N = 1k and 10k
     python -m tools.bench --large                # also N = 100k (seeding takes minutes)
     python -m tools.bench --sizes 1000 --repeat 1 --out /tmp/b.md
+    python -m tools.bench --huge                 # only the scale point: 100k, then 300k
 
 Each contender runs as its own process, measured from outside (tools/bench_measure.py):
 wall time, CPU time (user+sys) and peak RSS. Everything runs in one invocation on
@@ -529,7 +530,36 @@ def main(argv: list[str] | None = None) -> None:
         action="store_true",
         help="at each N, run only the two archive rows (local file, local S3 server)",
     )
+    ap.add_argument("--huge", action="store_true",
+                    help="only the scale point: seed to each --huge-sizes N in turn, dump rows side by side "
+                         "(tools/bench_huge.py; its own section of --out, the rest is kept; 15-30+ min)")  # fmt: skip
+    ap.add_argument(
+        "--huge-sizes",
+        default="100000,300000",
+        help="--huge: object counts (default 100000,300000)",
+    )
+    ap.add_argument(
+        "--huge-repeat", type=int, default=3, help="--huge: runs per row at each N (median)"
+    )
+    ap.add_argument("--seed-procs", type=int, default=1,
+                    help="--huge: client processes that seed (1: this process, 8 connections)")  # fmt: skip
     args = ap.parse_args(argv)
+    if args.huge:
+        from tools.bench_huge import run as bench_huge
+
+        hwork = Path(args.work).resolve()
+        hwork.mkdir(parents=True, exist_ok=True)
+        with open(hwork / "bench.log", "a") as hlog:
+
+            def log_huge(msg: str) -> None:
+                line = f"{time.strftime('%H:%M:%S')} {msg}"
+                print(line, file=sys.stderr, flush=True)
+                hlog.write(line + "\n")
+                hlog.flush()
+
+            bench_huge(hwork, Path(args.out), sorted({int(s) for s in args.huge_sizes.split(",") if s.strip()}),
+                       args.huge_repeat, args.seed_procs, args.timeout, log_huge)  # fmt: skip
+        return
 
     sizes = sorted({int(s) for s in args.sizes.split(",") if s.strip()})
     if args.large and 100_000 not in sizes:

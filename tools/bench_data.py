@@ -17,7 +17,7 @@ from __future__ import annotations
 import base64
 import math
 import random
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from tests.seed import Api, namespace
@@ -114,6 +114,54 @@ def seed_range(api: Api, start: int, stop: int, threads: int = 8) -> int:
         threads=threads,
     )
     return api.create_many((obj(i) for i in range(start, stop)), threads=threads)
+
+
+def _seed_chunk(job: tuple[str, str, int, int, int]) -> int:
+    """In a worker process: create objects [start, stop) through its own client."""
+    from pathlib import Path
+
+    from tests.controlplane import ControlPlane
+
+    cp_dir, url, start, stop, threads = job
+    api = Api(ControlPlane(Path(cp_dir), url=url))
+    return api.create_many((obj(i) for i in range(start, stop)), threads=threads)
+
+
+def seed_parallel(
+    api: Api,
+    cp_dir: str,
+    url: str,
+    start: int,
+    stop: int,
+    procs: int = 4,
+    threads: int = 4,
+    chunk: int = 1000,
+    progress: Callable[[int], None] | None = None,
+) -> int:
+    """seed_range with several client processes (each `threads` keep-alive
+    connections): building the objects and encoding the JSON in one process
+    holds the GIL, so one process cannot keep kube-apiserver and etcd busy.
+    The namespaces are created first, from this process. Same objects as
+    seed_range; existing ones are kept. progress(n) is called with the number
+    of objects done so far."""
+    import multiprocessing
+
+    if stop <= start:
+        return 0
+    first_ns = start // PER_NAMESPACE
+    last_ns = (stop - 1) // PER_NAMESPACE
+    api.create_many(
+        (namespace(f"{NS_PREFIX}{k:05d}", {"bench": "true"}) for k in range(first_ns, last_ns + 1)),
+        threads=8,
+    )
+    jobs = [(cp_dir, url, a, min(stop, a + chunk), threads) for a in range(start, stop, chunk)]
+    done = 0
+    with multiprocessing.get_context("spawn").Pool(procs) as pool:
+        for n in pool.imap_unordered(_seed_chunk, jobs):
+            done += n
+            if progress is not None:
+                progress(done)
+    return done
 
 
 # ------------------------------------------------------------------ server-side scenario

@@ -21,6 +21,7 @@ FOLLOW_START, FOLLOW_END = (
     "<!-- follow-bench -->",
     "<!-- /follow-bench -->",
 )  # tools/bench_follow.py
+HUGE_START, HUGE_END = "<!-- huge-bench -->", "<!-- /huge-bench -->"  # tools/bench_huge.py
 
 
 def _mb(b: float) -> str:
@@ -362,7 +363,7 @@ def render(res: dict[str, Any], previous: str = "") -> str:
             NOTES_END,
             "",
         ]
-    for start, end in ((SEED_START, SEED_END), (FOLLOW_START, FOLLOW_END)):
+    for start, end in ((SEED_START, SEED_END), (FOLLOW_START, FOLLOW_END), (HUGE_START, HUGE_END)):
         kept = block(previous, start, end)  # sections of their own make targets
         if kept:
             L += [kept, ""]

@@ -1,0 +1,99 @@
+"""The --huge scale point's report (tools/bench_huge.py): verdicts from measured
+rows, and a `make bench` rerun keeps its section. No cluster needed."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from tools import bench_huge, bench_report
+
+MB = 2**20
+
+
+def point(n: int, cpu_per_obj_us: float, rss_mb: float, seeded_from: int = 0) -> dict[str, Any]:
+    rows = []
+    for name, path, output in bench_huge.ROWS:
+        cpu = cpu_per_obj_us * n / 1e6
+        rows.append(
+            {
+                "name": name,
+                "path": path,
+                "output": output,
+                "kind": "dump",
+                "kstream": not name.startswith("raw"),
+                "server": "WatchList on",
+                "runs": [],
+                "chosen": {"wall": cpu * 2, "cpu": cpu, "rss": int(rss_mb * MB),
+                           "out_bytes": n * 6000, "error": ""},
+            }
+        )  # fmt: skip
+    return {
+        "n": n,
+        "shape": {"payload_bytes": n * 5400},
+        "seeded_from": seeded_from,
+        "seed_s": 1.0,
+        "seed_rate": 1000.0,
+        "apiserver_rss": 3000 * MB,
+        "etcd_bytes": 2000 * MB,
+        "load": {"before": [1.0, 1.0, 1.0], "after": [2.0, 1.0, 1.0]},
+        "rows": rows,
+    }
+
+
+def result(lo: dict[str, Any], hi: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "started": "2026-11-29T08:00:00+00:00",
+        "finished": "2026-11-29T08:30:00+00:00",
+        "repeat": 3,
+        "load": {"start": [1.0, 1.0, 1.0], "end": [2.0, 2.0, 2.0]},
+        "points": [lo, hi],
+    }
+
+
+def test_verdicts_flat_and_same() -> None:
+    text = bench_huge.render(result(point(100_000, 40, 40), point(300_000, 41, 42, 100_000)))
+    assert "## Scale point: 100k, 300k objects" in text
+    assert "**Memory flat: yes.**" in text
+    assert "+2.0 MB" in text
+    assert "**Time per object the same: CPU yes, wall yes.**" in text
+    assert "| 100,000..300,000 | 1,000 |" in text
+
+
+def test_verdicts_growth_and_slowdown() -> None:
+    text = bench_huge.render(result(point(100_000, 40, 40), point(300_000, 60, 80, 100_000)))
+    assert "**Memory flat: no.**" in text
+    assert "+40.0 MB" in text
+    assert "**Time per object the same: CPU no, wall no.**" in text
+    assert "CPU 1.50–1.50" in text
+
+
+def test_failed_row_is_not_measured() -> None:
+    hi = point(300_000, 41, 42, 100_000)
+    hi["rows"][2]["chosen"]["error"] = "exit 1: boom"
+    text = bench_huge.render(result(point(100_000, 40, 40), hi))
+    assert "| **kstream dump --secrets include** | NDJSON | not measured" in text
+
+
+def test_make_bench_keeps_the_section(tmp_path: Path) -> None:
+    out = tmp_path / "benchmarks.md"
+    out.write_text("# Benchmarks\n\nold generated text\n")
+    section = bench_huge.render(result(point(100_000, 40, 40), point(300_000, 41, 42)))
+    bench_report.put_section(out, bench_report.HUGE_START, bench_report.HUGE_END, section)
+    assert out.read_text().count(bench_report.HUGE_START) == 1
+    res = {
+        "started": "x",
+        "machine": {k: "-" for k in ("cpu_model", "nproc", "ram_gb", "kernel", "python", "kstream",
+                                     "commit", "kube_apiserver", "etcd", "kubectl", "kubernetes_py",
+                                     "urllib3", "zstandard")},
+        "load": {"start": [0.0, 0.0, 0.0]},
+        "sizes": [],
+    }  # fmt: skip
+    regenerated = bench_report.render(res, out.read_text())
+    assert section in regenerated
+    assert "old generated text" not in regenerated
+    # and a second --huge run replaces it in place
+    out.write_text(regenerated)
+    newer = section.replace("2026-11-29T08:00:00", "2026-11-30T08:00:00")
+    bench_report.put_section(out, bench_report.HUGE_START, bench_report.HUGE_END, newer)
+    assert newer in out.read_text() and section not in out.read_text()
