@@ -13,7 +13,6 @@ v1alpha1. The same resources in their other served versions are kept in
 from __future__ import annotations
 
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -195,6 +194,8 @@ def legacy_groups(core: Any, apis: Any) -> list[ApiGroup]:
 
 
 def _discover_legacy(client: ApiTransport, core: Any) -> Discovery:
+    from concurrent.futures import ThreadPoolExecutor  # only needed here (start-up)
+
     out = Discovery(aggregated=False)
     groups = legacy_groups(core, client.get_json("/apis", what="discovery /apis"))
     todo = [(g, v) for g in groups for v in g.versions]

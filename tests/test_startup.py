@@ -156,6 +156,21 @@ def test_small_dump_imports_only_what_it_uses(cluster: Cluster) -> None:
     assert "kstream.kubeauth" in mods
 
 
+@pytest.mark.cluster
+def test_quiet_dump_imports_no_rich(cluster: Cluster, tmp_path: Path) -> None:
+    """issue 15's start-up row: `dump -r configmaps -n NS -o FILE -q` prints nothing,
+    so it imports no rich; one context (no --context) needs no kstream.fleet, and
+    aggregated discovery no thread pool (concurrent.futures)."""
+    out = tmp_path / "s.ndjson"
+    mods, _ = imports(
+        "dump", "-r", "configmaps", "-n", "kube-system", "-o", str(out), "--force", "-q",
+        env={"KUBECONFIG": str(cluster.kubeconfig)},
+    )  # fmt: skip
+    assert b"extension-apiserver-authentication" in out.read_bytes()
+    assert heavy(mods, ("rich", "kstream.fleet", "concurrent.futures")) == []
+    assert heavy(mods, ("kstream.count", "kstream.diff")) == []
+
+
 # ------------------------------------------------------------------ fastcoerce
 
 

@@ -439,6 +439,42 @@ def help_time(runs: int) -> dict[str, Any]:
     }
 
 
+def startup_empty(cp: ControlPlane, work: Path, runs: int) -> dict[str, Any]:
+    """Issue 15's start-up row: `kstream dump -r configmaps -n empty -o FILE -q` against
+    `kubectl get configmaps -n empty -o json`, alternated, median of `runs` each (after
+    one warm-up run of both: bytecode, page cache, kubectl's discovery cache)."""
+    kc = str(cp.kubeconfig)
+    subprocess.run([KUBECTL, "--kubeconfig", kc, "create", "namespace", "empty"],
+                   capture_output=True, check=False)  # fmt: skip
+    out = work / "startup-empty.ndjson"
+    ks = [KSTREAM, "dump", "--kubeconfig", kc, "-r", "configmaps", "-n", "empty",
+          "-o", str(out), "--force", "-q"]  # fmt: skip
+    kctl = [KUBECTL, "--kubeconfig", kc, "get", "configmaps", "-n", "empty", "-o", "json"]
+    measure(ks, env=CHILD_ENV)
+    measure(kctl, env=CHILD_ENV)
+    k_runs: list[Measured] = []
+    c_runs: list[Measured] = []
+    for _ in range(runs):
+        k_runs.append(measure(ks, env=CHILD_ENV))
+        c_runs.append(measure(kctl, env=CHILD_ENV))
+    with contextlib.suppress(OSError):
+        out.unlink()
+    ok = [m for m in k_runs if m.ok]
+    kw = statistics.median(m.wall for m in ok) if ok else float("nan")
+    cw = statistics.median(m.wall for m in c_runs)
+    return {
+        "runs": [m.wall for m in k_runs],
+        "failures": len(k_runs) - len(ok),
+        "median": kw,
+        "cpu_median": statistics.median(m.cpu for m in ok) if ok else float("nan"),
+        "rss": max((m.rss for m in ok), default=0),
+        "kubectl_runs": [m.wall for m in c_runs],
+        "kubectl_median": cw,
+        "kubectl_cpu_median": statistics.median(m.cpu for m in c_runs),
+        "ratio": kw / cw,
+    }
+
+
 def machine() -> dict[str, Any]:
     model = ""
     with contextlib.suppress(OSError), open("/proc/cpuinfo") as f:
@@ -520,6 +556,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--server-rounds", type=int, default=3, help="server side: rounds of K clients")
     ap.add_argument("--no-server-side", action="store_true", help="skip the server-side scenario")
     ap.add_argument("--help-runs", type=int, default=9, help="runs of `kstream --help` (median)")
+    ap.add_argument("--startup-runs", type=int, default=9,
+                    help="runs of the empty-namespace dump and kubectl get (median; 0: skip)")  # fmt: skip
     ap.add_argument("--journal-objects", type=int, default=100_000,
                     help="journal: objects in the base (the state-at-an-instant row)")  # fmt: skip
     ap.add_argument("--journal-events", type=int, default=1_000_000,
@@ -646,6 +684,10 @@ def main(argv: list[str] | None = None) -> None:
             ).create_bucket(Bucket=S3_BUCKET)
         cp.start()
         api = Api(cp)
+        if args.startup_runs > 0:
+            st = results["startup_empty"] = startup_empty(cp, work, args.startup_runs)
+            log(f"empty-namespace dump: {st['median']:.3f}s, kubectl {st['kubectl_median']:.3f}s")
+            publish()
         seeded = 0
         for n in sizes:
             t0 = time.monotonic()

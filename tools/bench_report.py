@@ -197,6 +197,16 @@ def targets(res: dict[str, Any]) -> list[str]:
             f"{'; '.join(cells)} | {'yes' if met else 'no'} |"
         )
 
+    # issue 15: start-up, the dump of one empty namespace
+    st = res.get("startup_empty")
+    if st:
+        met = st["median"] <= 0.15 and st["ratio"] <= 2.5
+        out.append(
+            f"| start-up: dump of one empty namespace ≤ 0.15 s, ≤ 2.5× kubectl's | median "
+            f"{st['median']:.3f} s of {len(st['runs'])} runs = {st['ratio']:.1f}× kubectl's "
+            f"{st['kubectl_median']:.3f} s | {'yes' if met else 'no'} |"
+        )
+
     # 4. --help
     h = res.get("help")
     if h:
@@ -442,6 +452,19 @@ def render(res: dict[str, Any], previous: str = "") -> str:
                 f"| {r['peak_rss_mib']:.0f} MiB |"
                 for r in jr["runs"]
             ),
+            "",
+        ]
+    st = res.get("startup_empty")
+    if st:
+        L += [
+            "## Start-up: dump of one empty namespace",
+            "",
+            "`kstream dump -r configmaps -n empty -o FILE.ndjson --force -q` against "
+            "`kubectl get configmaps -n empty -o json`, alternated, median of "
+            f"{len(st['runs'])} runs each: kstream {st['median']:.3f} s (min {min(st['runs']):.3f}, "
+            f"CPU {st['cpu_median']:.3f} s, peak RSS {_mb(st['rss'])} MB), kubectl "
+            f"{st['kubectl_median']:.3f} s (CPU {st['kubectl_cpu_median']:.3f} s): "
+            f"{st['ratio']:.1f}×.",
             "",
         ]
     h = res.get("help")

@@ -113,7 +113,15 @@ def _prog() -> str:
 
 def main(argv: list[str] | None = None) -> None:
     """Entry point of `kstream` and `kubectl-kstream`."""
-    sys.exit(run(argv))
+    code = run(argv)
+    # The command is done (outputs closed and renamed, stdout flushed): the process
+    # exits now. Frozen objects are left out of the interpreter's last cycle
+    # collection, which only frees memory the exit frees anyway (~5% of an empty
+    # dump's CPU). atexit handlers and weakref finalizers still run.
+    import gc
+
+    gc.freeze()
+    sys.exit(code)
 
 
 def run(

@@ -33,13 +33,14 @@ class Consoles:
     def __init__(self) -> None:
         self._err: Console | None = None
         self._out: Console | None = None
+        self.kw: dict[str, object] = {}  # colour settings of setup_consoles()
 
     @property
     def err(self) -> Console:
         if self._err is None:
             from rich.console import Console
 
-            self._err = Console(stderr=True, highlight=False)
+            self._err = Console(stderr=True, highlight=False, **self.kw)  # type: ignore[arg-type]
         return self._err
 
     @err.setter
@@ -51,7 +52,7 @@ class Consoles:
         if self._out is None:
             from rich.console import Console
 
-            self._out = Console(highlight=False)
+            self._out = Console(highlight=False, **self.kw)  # type: ignore[arg-type]
         return self._out
 
     @out.setter
@@ -63,8 +64,8 @@ consoles = Consoles()
 
 
 def setup_consoles(color: Color) -> None:
-    from rich.console import Console
-
+    """The consoles' colour settings; each console is made when first used (a
+    quiet dump that prints nothing never imports rich)."""
     no_color = "NO_COLOR" in os.environ and os.environ["NO_COLOR"] != ""
     if color is Color.never or (color is Color.auto and no_color):
         kw: dict[str, object] = {"no_color": True, "color_system": None}
@@ -72,8 +73,8 @@ def setup_consoles(color: Color) -> None:
         kw = {"force_terminal": True, "color_system": "standard", "no_color": False}
     else:
         kw = {}
-    consoles.err = Console(stderr=True, highlight=False, **kw)  # type: ignore[arg-type]
-    consoles.out = Console(highlight=False, **kw)  # type: ignore[arg-type]
+    consoles.kw = kw
+    consoles._err = consoles._out = None
 
 
 def note(msg: str) -> None:

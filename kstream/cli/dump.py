@@ -6,13 +6,16 @@ import datetime as dt
 import sys
 from enum import Enum
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from kstream import paths
 from kstream.cli import common as c
 from kstream.errors import UsageError
+
+if TYPE_CHECKING:
+    from kstream import fleet
 
 
 class Format(str, Enum):
@@ -197,10 +200,14 @@ def dump(
     imp = c.impersonation(as_user, as_group, as_uid)  # --as, --as-group, --as-uid
     if namespace and all_namespaces:
         raise UsageError("--namespace and --all-namespaces cannot be used together")
-    from kstream import fleet, outputname
+    from kstream import outputname
 
     started = dt.datetime.now(dt.timezone.utc)
-    many = fleet.is_many(context or [], all_contexts)
+    many = False  # without --context or --all-contexts, one context: kstream.fleet not imported
+    if context or all_contexts:
+        from kstream import fleet
+
+        many = fleet.is_many(context or [], all_contexts)
     one_context = context[0] if context else None
     fopts = None
     if follow or resume is not None:
@@ -280,6 +287,8 @@ def dump(
         targets = fleet.select_targets(kubeconfig, context or [], all_contexts)
         names = outputs(template, targets, started)
     elif outputname.has_placeholders(template):
+        from kstream import fleet
+
         t = fleet.single_target(kubeconfig, one_context)
         names = [outputname.expand(template, context=t.context, cluster=t.server, started=started)]
     formats = ["dir" if follow else output_format(n, fmt.value) for n in names]

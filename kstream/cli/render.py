@@ -16,16 +16,15 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from rich.cells import cell_len
-from rich.console import Console, ConsoleOptions, Group, RenderableType, RenderResult
-from rich.live import Live
-from rich.text import Text
-
 from kstream.cli.common import consoles, stderr_is_terminal
 from kstream.exitcodes import ExitCode
 from kstream.stream import FIELD_SELECTOR_REFUSED, Unit, refused_field_selector
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # rich is imported where something is drawn: a quiet dump never is
+    from rich.console import Console, ConsoleOptions, Group, RenderableType, RenderResult
+    from rich.live import Live
+    from rich.text import Text
+
     from kstream.dump import DumpResult, DumpSettings
     from kstream.runner import Run
 
@@ -131,12 +130,18 @@ class Col:
 
 
 def _width(cell: Text | str) -> int:
+    from rich.cells import cell_len
+    from rich.text import Text
+
     s = cell.plain if isinstance(cell, Text) else cell
     return max((cell_len(line) for line in s.splitlines()), default=0)
 
 
 def _longest_word(cell: Text | str) -> int:
     """The narrowest a cell wraps to: its longest word, or "(group of words)"."""
+    from rich.cells import cell_len
+    from rich.text import Text
+
     s = cell.plain if isinstance(cell, Text) else cell
     parts = re.findall(r"\([^)]*\)|\S+", s)
     return max((cell_len(w) for w in parts), default=0)
@@ -160,12 +165,16 @@ class FitTable:
         """With reserve_lines, the table leaves that many lines of the terminal
         free (a live view taller than the screen is cut by rich): the rows that
         do not fit are counted in a last line."""
+        from rich.text import Text
+
         self.cols = list(cols)
         self.rows = [[c if isinstance(c, Text) else Text(c) for c in r] for r in rows]
         self.reserve_lines = reserve_lines
 
     def layout(self, width: int) -> tuple[list[int], dict[int, int], int]:
         """(kept columns after the first, their widths, the gap)."""
+        from rich.cells import cell_len
+
         cols, rows = self.cols, self.rows
         natural = {
             i: max([cell_len(cols[i].header)] + [_width(r[i]) for r in rows])
@@ -200,6 +209,8 @@ class FitTable:
         return keep, widths, 1
 
     def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        from rich.text import Text
+
         width = options.max_width
         keep, widths, gap = self.layout(width)
         rest = sum(widths[i] for i in keep) + gap * len(keep)
@@ -230,6 +241,9 @@ class FitTable:
         name_w: int,
         width: int,
     ) -> Iterator[Text]:
+        from rich.cells import cell_len
+        from rich.text import Text
+
         name = row[0]
         if cell_len(name.plain) > name_w:  # a line of its own, above the numbers
             for part in name.wrap(console, max(1, width), overflow="fold"):
@@ -278,6 +292,8 @@ class ProgressView:
         self.live: Live | None = None
         self.touched: dict[int, float] = {}
         if enabled and stderr_is_terminal():
+            from rich.live import Live
+
             self.live = Live(
                 self._render(), console=consoles.err, refresh_per_second=8, transient=True
             )
@@ -298,6 +314,9 @@ class ProgressView:
             self.live.update(self._render())
 
     def _render(self) -> Group:
+        from rich.console import Group
+        from rich.text import Text
+
         active = [u for u in self.units if u.phase in ("streaming", "listing", "retrying")]
         recent = sorted(
             (u for u in self.units if u.phase not in ("waiting",) and u not in active),
@@ -328,6 +347,8 @@ class ProgressView:
         return Group(FitTable(cols, rows, reserve_lines=3), self._totals())
 
     def _totals(self) -> Text:
+        from rich.text import Text
+
         done = sum(
             1 for u in self.units if u.phase not in ("waiting", "streaming", "listing", "retrying")
         )
@@ -357,6 +378,9 @@ def summary(units: Sequence[Unit], title: str) -> RenderableType:
 
     `units` should report what was written (see dump.py): objects and bytes as
     in the output, status "interrupted" for what an interrupt cut off."""
+    from rich.console import Group
+    from rich.text import Text
+
     refused = [u for u in units if field_selector_refused(u)]  # one line, no rows
     shown = [
         u for u in units if (u.objects or u.status != "complete") and not field_selector_refused(u)
@@ -448,6 +472,8 @@ def summary_lines(units: Sequence[Unit], title: str) -> list[str]:
 def styled_line(line: str) -> Text:
     """A log line with its status value in the status colour: a console that
     colours (a terminal, FORCE_COLOR, --color always) shows it, others drop it."""
+    from rich.text import Text
+
     t = Text(line)
     m = re.search(r"(?:^| )status=([a-z]+)", line)
     if m:
