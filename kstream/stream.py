@@ -584,6 +584,8 @@ def _typed(item: bytes, flags: int, heads: dict[int, bytes], unit: Unit) -> byte
         raise TransportError(f"list {unit.label}: an item of the list is not an object")
     if b"\n" in item or b"\r" in item:
         item = compact(item)
+    if item[1:2] not in b" \t}":
+        return b"".join((heads[flags], b",", memoryview(item)[1:]))  # one copy of the item
     rest = item[1:].lstrip(b" \t")
     if rest.startswith(b"}"):
         return heads[flags] + b"}"

@@ -15,9 +15,9 @@ import pytest
 import urllib3
 
 from kstream.kubeclient import read_chunks
-from kstream.listpage import BATCH
+from kstream.listpage import BATCH, HAS_API_VERSION, HAS_KIND
 from kstream.resources import Resource
-from kstream.stream import Reader, StreamOptions, Unit
+from kstream.stream import Reader, StreamOptions, Unit, _typed
 
 V = frozenset({"list", "watch"})
 CM = Resource("", "v1", "configmaps", "ConfigMap", True, V, "configmap", ("cm",))
@@ -128,3 +128,28 @@ def test_read_chunks_fill_reads_whole_batches(server: tuple[int, list[tuple[str,
     # without fill: as the chunks arrive (at most one HTTP chunk a read)
     sizes = [len(c) for c in read_chunks(t.open("/blob"), t.host, BATCH)]
     assert sum(sizes) == 100_000 and max(sizes) <= 100 * 2
+
+
+@pytest.mark.parametrize(
+    ("item", "flags", "want"),
+    [
+        (
+            b'{"metadata":{"name":"a"}}',
+            0,
+            b'{"kind":"K","apiVersion":"v1","metadata":{"name":"a"}}',
+        ),
+        (b'{"kind":"K","metadata":{}}', HAS_KIND, b'{"apiVersion":"v1","kind":"K","metadata":{}}'),
+        (b'{"apiVersion":"v1","a":1}', HAS_API_VERSION, b'{"kind":"K","apiVersion":"v1","a":1}'),
+        (b"{}", 0, b'{"kind":"K","apiVersion":"v1"}'),
+        (b"{ }", 0, b'{"kind":"K","apiVersion":"v1"}'),
+        (b'{ \t"a": 1 }', 0, b'{"kind":"K","apiVersion":"v1","a": 1 }'),
+        (b'{\n  "a": [1, 2]\n}', 0, b'{"kind":"K","apiVersion":"v1","a":[1,2]}'),
+    ],
+)
+def test_typed_puts_kind_and_api_version_first(item: bytes, flags: int, want: bytes) -> None:
+    heads = {
+        0: b'{"kind":"K","apiVersion":"v1"',
+        HAS_KIND: b'{"apiVersion":"v1"',
+        HAS_API_VERSION: b'{"kind":"K"',
+    }
+    assert _typed(item, flags, heads, Unit(CM, None, 0)) == want
