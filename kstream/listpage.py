@@ -64,8 +64,10 @@ _scan_once = json.JSONDecoder().scan_once  # type: ignore[attr-defined]
 FAST_TRIES = 8
 # how far into an item its start (the fast path's pattern) is looked for
 _HEAD_MAX = 256
-# what msgspec says of a valid JSON text that stops before its value is complete
+# what msgspec says of a valid JSON text that stops before its value is complete,
+# and of a value followed by more than whitespace (N: 1 + the offset of what follows)
 _TRUNCATED = "Input data was truncated"
+_TRAILING = re.compile(r"JSON is malformed: trailing characters \(byte ([0-9]+)\)")
 
 # one token of JSON, after optional whitespace
 _TOKEN = re.compile(
@@ -340,8 +342,9 @@ class PageReader:
         """Cut the items from s[i:] (an item that starts as the last one did)
         while the fast path can, appending them to `out`. Returns (position,
         state): _ITEM: the item at position is for the exact path; _ITEM_SEP:
-        position is the end of the buffer, just after an item; _WAIT: the item
-        at position is not complete yet."""
+        position is just after the last item cut, whose follower does not start
+        alike (or is not there yet); _WAIT: the item at position is not
+        complete yet."""
         decode = _typemeta_decoder()
         if decode is None:
             self._fast_off, self._head = True, ""
@@ -352,25 +355,38 @@ class PageReader:
         while True:
             c = find(mark, c)
             if c < 0:
-                # no candidate: the item is not all here, or the next one differs
-                if eof:
-                    return i, _ITEM
+                # no candidate: the item is not all here, it is the last one, or
+                # the next one starts otherwise: msgspec on the rest tells which
                 n = len(s)
                 item = s[i:].encode("utf-8", "surrogateescape")
                 try:
                     tm = decode(item)
                 except (ValueError, RecursionError) as e:
-                    if str(e) == _TRUNCATED and n - i < _SCAN_AFTER:
-                        return i, _WAIT
-                    return i, _ITEM
-                if not s.endswith("}"):
-                    return i, _ITEM
-                # the buffer ends just after the item (the server sends about one chunk per item)
+                    msg = str(e)
+                    if msg == _TRUNCATED:
+                        return (i, _WAIT) if not eof and n - i < _SCAN_AFTER else (i, _ITEM)
+                    m = _TRAILING.fullmatch(msg)
+                    if m is None:
+                        return i, _ITEM
+                    # a whole value and more: the item is that value, if it checks
+                    item = item[: int(m.group(1)) - 1].rstrip(b" \t\n\r")
+                    try:
+                        tm = decode(item)
+                    except (ValueError, RecursionError):
+                        return i, _ITEM
+                    end = i + (
+                        len(item) if s.isascii() else len(item.decode("utf-8", "surrogateescape"))
+                    )
+                else:
+                    if not s.endswith("}"):
+                        return i, _ITEM
+                    # the buffer ends just after the item
+                    end = n
                 out.append(
                     (item, (HAS_KIND if tm.kind else 0) | (HAS_API_VERSION if tm.apiVersion else 0))
                 )
                 self.fast_items += 1
-                return n, _ITEM_SEP
+                return end, _ITEM_SEP
             item = s[i : c + 1].encode("utf-8", "surrogateescape")
             try:
                 tm = decode(item)
@@ -429,29 +445,31 @@ class PageReader:
                         self._pos = i + 1
                         self._state = _MEMBER_SEP
                         break
+                    end = -1
                     if self._head and s.startswith(self._head, i):
                         i, fast = self._fast(s, i, eof, out)
-                        if fast != _ITEM:
+                        if fast == _WAIT:
                             self._pos = i
-                            self._state = fast
-                            if fast == _WAIT:
-                                self._state = _ITEM
-                                self._wait = 2 * (n - i)  # retry once what is pending has doubled
+                            self._state = _ITEM
+                            self._wait = 2 * (n - i)  # retry once what is pending has doubled
                             return out
+                        if fast == _ITEM_SEP:
+                            end = i  # just after the last item it cut
                         state = _ITEM
-                    try:
-                        _, end, flags = _value(s, i, eof)
-                    except _Incomplete:
-                        self._pos = i
-                        self._wait = 2 * (n - i)  # retry once what is pending has doubled
-                        self._state = state
-                        return out
-                    except PageError as e:
-                        raise self._again(e, i) from None
-                    out.append((s[i:end].encode("utf-8", "surrogateescape"), flags))
-                    if not self._fast_off:
-                        self._head = _head(s, i, end)
-                        self._mark = "}," + self._head
+                    if end < 0:
+                        try:
+                            _, end, flags = _value(s, i, eof)
+                        except _Incomplete:
+                            self._pos = i
+                            self._wait = 2 * (n - i)  # retry once what is pending has doubled
+                            self._state = state
+                            return out
+                        except PageError as e:
+                            raise self._again(e, i) from None
+                        out.append((s[i:end].encode("utf-8", "surrogateescape"), flags))
+                        if not self._fast_off:
+                            self._head = _head(s, i, end)
+                            self._mark = "}," + self._head
                     i = end
                     while i < n and s[i] in _WS:
                         i += 1
