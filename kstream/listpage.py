@@ -222,10 +222,12 @@ def _typemeta_decoder() -> Callable[[bytes], Any] | None:
     needs it."""
     global _typemeta, _typemeta_tried
     if not _typemeta_tried:
-        _typemeta_tried = True
+        # streams start on several threads at once: "tried" is set only once
+        # the decoder is there (a thread that comes meanwhile makes its own)
         try:
             import msgspec
         except ImportError:  # pragma: no cover - a declared dependency
+            _typemeta_tried = True
             return None
 
         absent = msgspec.Raw()
@@ -235,6 +237,7 @@ def _typemeta_decoder() -> Callable[[bytes], Any] | None:
             gc=False,
         )
         _typemeta = msgspec.json.Decoder(typemeta).decode
+        _typemeta_tried = True
     return _typemeta
 
 
@@ -446,6 +449,13 @@ class PageReader:
                         self._state = _MEMBER_SEP
                         break
                     end = -1
+                    if not eof and n - i < len(self._head) and self._head.startswith(s[i:]):
+                        # the buffer ends inside the start of an item: wait (the
+                        # exact path would try it, and JSONDecodeError counts the
+                        # lines of the whole buffer)
+                        self._pos = i
+                        self._state = state
+                        return out
                     if self._head and s.startswith(self._head, i):
                         i, fast = self._fast(s, i, eof, out)
                         if fast == _WAIT:

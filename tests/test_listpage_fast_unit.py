@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import random
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -330,3 +331,35 @@ def test_what_msgspec_accepts_json_loads_accepts_alike(parts: list[bytes], wrap:
     v = json.loads(text.decode("utf-8", "surrogateescape"))
     assert isinstance(v, dict)
     assert bool(tm.kind) == ("kind" in v) and bool(tm.apiVersion) == ("apiVersion" in v)
+
+
+def test_the_decoder_is_there_for_a_thread_that_asks_while_another_makes_it() -> None:
+    """Two LIST streams start at once: the second must not find "tried" and no
+    decoder (that turned the fast path off for a whole page)."""
+    import msgspec
+
+    first_inside, release = threading.Event(), threading.Event()
+    real = msgspec.defstruct
+    calls = [0]
+
+    def slow_defstruct(*args: Any, **kwargs: Any) -> Any:
+        calls[0] += 1
+        if calls[0] == 1:  # the first maker stops half-way
+            first_inside.set()
+            release.wait(10)
+        return real(*args, **kwargs)
+
+    got: list[Any] = []
+    with (
+        mock.patch.object(listpage, "_typemeta", None),
+        mock.patch.object(listpage, "_typemeta_tried", False),
+        mock.patch.object(msgspec, "defstruct", slow_defstruct),
+    ):
+        a = threading.Thread(target=lambda: got.append(listpage._typemeta_decoder()))
+        a.start()
+        assert first_inside.wait(10)
+        second = listpage._typemeta_decoder()
+        release.set()
+        a.join(10)
+    assert second is not None and got and got[0] is not None
+    assert second(b'{"kind":"K"}').kind
