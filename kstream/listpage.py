@@ -20,9 +20,12 @@ what lies before it is one complete, valid JSON object with msgspec, which
 validates without building Python objects and reads the item's top-level
 `kind`/`apiVersion` (a JSON object has exactly one end, so a candidate that
 passes IS the item's end). A candidate inside the item (a nested list of such
-objects) fails as "truncated" and the next one is tried, a few at most. Anything
-else (no candidate, another error, pretty-printed pages, msgspec missing) goes
-to the exact path, which stays the reference: the C JSON decoder (`raw_decode`,
+objects) fails as "truncated" and the next one is tried, a few at most. With
+no candidate (the last item of a page), msgspec on the rest of the buffer says
+whether the item is complete ("trailing characters (byte N)": the text before N,
+checked) or not yet ("truncated": wait). Anything else (another error,
+pretty-printed pages, items that start otherwise, msgspec missing) goes to the
+exact path, which stays the reference: the C JSON decoder (`raw_decode`,
 whose result is used only for the top-level keys), and for an item it refuses
 (nesting deeper than the interpreter's recursion limit, an integer with more
 digits than `int()` takes, or simply not complete yet) an exact iterative
