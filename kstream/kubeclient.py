@@ -695,15 +695,22 @@ def _kubernetes_auth(cfg: Configuration) -> str | None:
     return None
 
 
-def read_chunks(resp: Response, host: str, size: int = CHUNK) -> Iterator[bytes]:
+def read_chunks(
+    resp: Response, host: str, size: int = CHUNK, fill: bool = False
+) -> Iterator[bytes]:
     """The body in chunks as they arrive; transport errors translated.
 
     Reads from the http.client response under urllib3's when there is one: the
     body is never content-encoded (we ask for identity), and urllib3's read1
-    wrapper cost over a third of the stream threads' CPU in the benchmark."""
+    wrapper cost over a third of the stream threads' CPU in the benchmark.
+    `fill`: chunks of `size` bytes (but the last), for a body that is parsed in
+    batches anyway (a LIST page: the server sends about one HTTP chunk per
+    item, and each chunk handed on costs CPU)."""
     fp = getattr(resp, "_fp", None)
     encoded = resp.headers.get("Content-Encoding", "identity") not in ("", "identity")
     read = fp.read1 if fp is not None and hasattr(fp, "read1") and not encoded else resp.read1
+    if fill and fp is not None and hasattr(fp, "read") and not encoded:
+        read = fp.read
     try:
         while True:
             chunk = read(size)

@@ -12,11 +12,25 @@ are parsed as they pass, wherever they stand.
 
 Memory: the reader holds at most one unfinished item plus the chunk being read.
 
-Speed: an item is delimited by the C JSON decoder (`raw_decode`, whose result is
-used only for the top-level keys); an item it refuses (nesting deeper than the
-interpreter's recursion limit, an integer with more digits than `int()` takes,
-or simply not complete yet) is delimited by an exact iterative scanner, which
-also tells "not complete yet" from "malformed".
+Speed: the server writes the items of a page alike, so each item starts as
+the one before did (`{"metadata":` for built-in types, whose LIST items carry no
+TypeMeta; `{"apiVersion":"g/v","kind":` for custom resources, keys sorted). The
+fast path looks for the next `},` + that start with `str.find` and checks that
+what lies before it is one complete, valid JSON object with msgspec, which
+validates without building Python objects and reads the item's top-level
+`kind`/`apiVersion` (a JSON object has exactly one end, so a candidate that
+passes IS the item's end). A candidate inside the item (a nested list of such
+objects) fails as "truncated" and the next one is tried, a few at most. With
+no candidate (the last item of a page), msgspec on the rest of the buffer says
+whether the item is complete ("trailing characters (byte N)": the text before N,
+checked) or not yet ("truncated": wait). Anything else (another error,
+pretty-printed pages, items that start otherwise, msgspec missing) goes to the
+exact path, which stays the reference: the C JSON decoder (`raw_decode`,
+whose result is used only for the top-level keys), and for an item it refuses
+(nesting deeper than the interpreter's recursion limit, an integer with more
+digits than `int()` takes, or simply not complete yet) an exact iterative
+scanner, which also tells "not complete yet" from "malformed". A fast-path
+failure other than "truncated" turns the fast path off for the rest of the page.
 
 Errors: `PageError` with `truncated=True` when the body ends before the
 document does ("cut short" means cut short) and `truncated=False` for anything
@@ -28,6 +42,7 @@ from __future__ import annotations
 import codecs
 import json
 import re
+from collections.abc import Callable
 from typing import Any
 
 __all__ = ["HAS_API_VERSION", "HAS_KIND", "NOT_OBJECT", "PageError", "PageReader", "compact"]
@@ -48,6 +63,14 @@ _SCAN_AFTER = 8 * 1024 * 1024
 BATCH = 64 * 1024
 # the C scanner behind json.loads, called directly: (value, end) or StopIteration
 _scan_once = json.JSONDecoder().scan_once  # type: ignore[attr-defined]
+# fast path: candidate ends tried per item before the exact path takes over
+FAST_TRIES = 8
+# how far into an item its start (the fast path's pattern) is looked for
+_HEAD_MAX = 256
+# what msgspec says of a valid JSON text that stops before its value is complete,
+# and of a value followed by more than whitespace (N: 1 + the offset of what follows)
+_TRUNCATED = "Input data was truncated"
+_TRAILING = re.compile(r"JSON is malformed: trailing characters \(byte ([0-9]+)\)")
 
 # one token of JSON, after optional whitespace
 _TOKEN = re.compile(
@@ -191,9 +214,61 @@ def _value(s: str, i: int, eof: bool) -> tuple[Any, int, int]:
     return v, end, flags
 
 
+_typemeta: Callable[[bytes], Any] | None = None
+_typemeta_tried = False
+
+
+def _typemeta_decoder() -> Callable[[bytes], Any] | None:
+    """msgspec's decoder of a JSON object into its top-level `kind` and
+    `apiVersion` as raw JSON (empty when absent), everything else validated and
+    skipped; None without msgspec. Imported on first use: only the LIST path
+    needs it."""
+    global _typemeta, _typemeta_tried
+    if not _typemeta_tried:
+        # streams start on several threads at once: "tried" is set only once
+        # the decoder is there (a thread that comes meanwhile makes its own)
+        try:
+            import msgspec
+        except ImportError:  # pragma: no cover - a declared dependency
+            _typemeta_tried = True
+            return None
+
+        absent = msgspec.Raw()
+        typemeta = msgspec.defstruct(
+            "TypeMeta",
+            [("kind", msgspec.Raw, absent), ("apiVersion", msgspec.Raw, absent)],
+            gc=False,
+        )
+        _typemeta = msgspec.json.Decoder(typemeta).decode
+        _typemeta_tried = True
+    return _typemeta
+
+
+def _head(s: str, i: int, end: int) -> str:
+    """How the compact object s[i:end] starts, as the pattern that the next
+    item's start is looked for by: its first member name (`{"metadata":`), and
+    when the first member is a plain string (`"apiVersion"` of a custom
+    resource: keys sorted) its value and the second name too. "" when the
+    object does not start that way (pretty-printed, escapes in the names)."""
+    if not s.startswith('{"', i):
+        return ""
+    limit = min(end, i + _HEAD_MAX)
+    k = s.find('":', i + 2, limit)
+    if k < 0 or "\\" in s[i + 2 : k] or '"' in s[i + 2 : k]:
+        return ""
+    if s.startswith('"', k + 2):
+        q = s.find('"', k + 3, limit)
+        if q > 0 and "\\" not in s[k + 3 : q] and s.startswith(',"', q + 1):
+            k2 = s.find('":', q + 3, limit)
+            if k2 > 0 and "\\" not in s[q + 3 : k2] and '"' not in s[q + 3 : k2]:
+                return s[i : k2 + 2]
+    return s[i : k + 2]
+
+
 # top-level states
 _START, _KEY_OR_END, _KEY, _COLON, _MEMBER, _ITEMS_OPEN, _ITEM_OR_END, _ITEM, _ITEM_SEP = range(9)
 _MEMBER_SEP, _DONE = 9, 10
+_WAIT = 11  # the fast path's answer: the item is not complete yet
 
 
 class PageReader:
@@ -213,6 +288,12 @@ class PageReader:
         self._offset = 0  # characters dropped from the front of the buffer
         self.members: dict[str, Any] = {}
         self.items_seen = False
+        # the fast path: how the last item started ("" = unknown), "}," + that,
+        # whether it is off for this page, and how many items it cut
+        self._head = ""
+        self._mark = ""
+        self._fast_off = False
+        self.fast_items = 0
 
     # -- the top-level members of a Kubernetes list
     @property
@@ -263,6 +344,76 @@ class PageReader:
         self._buf = self._buf[self._pos :] + text if self._pos < len(self._buf) else text
         self._pos = 0
 
+    def _fast(self, s: str, i: int, eof: bool, out: list[tuple[bytes, int]]) -> tuple[int, int]:
+        """Cut the items from s[i:] (an item that starts as the last one did)
+        while the fast path can, appending them to `out`. Returns (position,
+        state): _ITEM: the item at position is for the exact path; _ITEM_SEP:
+        position is just after the last item cut, whose follower does not start
+        alike (or is not there yet); _WAIT: the item at position is not
+        complete yet."""
+        decode = _typemeta_decoder()
+        if decode is None:
+            self._fast_off, self._head = True, ""
+            return i, _ITEM
+        mark, skip, find = self._mark, len(self._head), s.find
+        c = i + skip
+        tries = 0
+        while True:
+            c = find(mark, c)
+            if c < 0:
+                # no candidate: the item is not all here, it is the last one, or
+                # the next one starts otherwise: msgspec on the rest tells which
+                n = len(s)
+                item = s[i:].encode("utf-8", "surrogateescape")
+                try:
+                    tm = decode(item)
+                except (ValueError, RecursionError) as e:
+                    msg = str(e)
+                    if msg == _TRUNCATED:
+                        return (i, _WAIT) if not eof and n - i < _SCAN_AFTER else (i, _ITEM)
+                    m = _TRAILING.fullmatch(msg)
+                    if m is None:
+                        return i, _ITEM
+                    # a whole value and more: the item is that value, if it checks
+                    item = item[: int(m.group(1)) - 1].rstrip(b" \t\n\r")
+                    try:
+                        tm = decode(item)
+                    except (ValueError, RecursionError):
+                        return i, _ITEM
+                    end = i + (
+                        len(item) if s.isascii() else len(item.decode("utf-8", "surrogateescape"))
+                    )
+                else:
+                    if not s.endswith("}"):
+                        return i, _ITEM
+                    # the buffer ends just after the item
+                    end = n
+                out.append(
+                    (item, (HAS_KIND if tm.kind else 0) | (HAS_API_VERSION if tm.apiVersion else 0))
+                )
+                self.fast_items += 1
+                return end, _ITEM_SEP
+            item = s[i : c + 1].encode("utf-8", "surrogateescape")
+            try:
+                tm = decode(item)
+            except (ValueError, RecursionError) as e:
+                tries += 1
+                if str(e) == _TRUNCATED and tries < FAST_TRIES:
+                    c += 1  # a candidate inside the item: a nested list of objects
+                    continue
+                # malformed, more than one item, or too many candidates inside
+                # one item: the exact path decides, and this page goes without
+                self._fast_off, self._head = True, ""
+                return i, _ITEM
+            out.append(
+                (item, (HAS_KIND if tm.kind else 0) | (HAS_API_VERSION if tm.apiVersion else 0))
+            )
+            self.fast_items += 1
+            # the next item starts just after the comma, as this one did
+            i = c + 2
+            c = i + skip
+            tries = 0
+
     def _skip(self) -> int:
         s, i, n = self._buf, self._pos, len(self._buf)
         while i < n and s[i] in _WS:
@@ -300,16 +451,38 @@ class PageReader:
                         self._pos = i + 1
                         self._state = _MEMBER_SEP
                         break
-                    try:
-                        _, end, flags = _value(s, i, eof)
-                    except _Incomplete:
+                    end = -1
+                    if not eof and n - i < len(self._head) and self._head.startswith(s[i:]):
+                        # the buffer ends inside the start of an item: wait (the
+                        # exact path would try it, and JSONDecodeError counts the
+                        # lines of the whole buffer)
                         self._pos = i
-                        self._wait = 2 * (n - i)  # retry once what is pending has doubled
                         self._state = state
                         return out
-                    except PageError as e:
-                        raise self._again(e, i) from None
-                    out.append((s[i:end].encode("utf-8", "surrogateescape"), flags))
+                    if self._head and s.startswith(self._head, i):
+                        i, fast = self._fast(s, i, eof, out)
+                        if fast == _WAIT:
+                            self._pos = i
+                            self._state = _ITEM
+                            self._wait = 2 * (n - i)  # retry once what is pending has doubled
+                            return out
+                        if fast == _ITEM_SEP:
+                            end = i  # just after the last item it cut
+                        state = _ITEM
+                    if end < 0:
+                        try:
+                            _, end, flags = _value(s, i, eof)
+                        except _Incomplete:
+                            self._pos = i
+                            self._wait = 2 * (n - i)  # retry once what is pending has doubled
+                            self._state = state
+                            return out
+                        except PageError as e:
+                            raise self._again(e, i) from None
+                        out.append((s[i:end].encode("utf-8", "surrogateescape"), flags))
+                        if not self._fast_off:
+                            self._head = _head(s, i, end)
+                            self._mark = "}," + self._head
                     i = end
                     while i < n and s[i] in _WS:
                         i += 1
