@@ -61,8 +61,16 @@ _NUMBER_TAIL = "0123456789+-.eE"
 _SCAN_AFTER = 8 * 1024 * 1024
 # bytes gathered before they are decoded and cut
 BATCH = 64 * 1024
+
+
+def _no_constant(name: str) -> Any:
+    """NaN, Infinity and -Infinity are not JSON: Python's decoder takes them,
+    so they are handed to the exact scanner, which refuses them."""
+    raise ValueError(name)
+
+
 # the C scanner behind json.loads, called directly: (value, end) or StopIteration
-_scan_once = json.JSONDecoder().scan_once  # type: ignore[attr-defined]
+_scan_once = json.JSONDecoder(parse_constant=_no_constant).scan_once  # type: ignore[attr-defined]
 # fast path: candidate ends tried per item before the exact path takes over
 FAST_TRIES = 8
 # how far into an item its start (the fast path's pattern) is looked for
