@@ -323,3 +323,15 @@ def test_units_finished_behind_a_stalled_one_are_salvaged() -> None:
     run.salvage()
     assert delivered == ["secrets", "services"]
     assert run.written == {1, 2}
+
+
+def test_every_fallback_code_has_its_own_explanation() -> None:
+    """Each short reason the reader gives (kstream.stream) is explained under
+    the summary in its own words, not by the generic line."""
+    from kstream import stream
+
+    codes = [stream.WATCH_LIST_OFF, stream.WATCH_FORBIDDEN, stream.NO_WATCH_VERB,
+             stream.WATCH_NOT_SERVED, stream.ERROR_EVENT, stream.STREAMS_BROKE]  # fmt: skip
+    for code in codes:
+        assert code in render.FALLBACK_EXPLAINED, code
+        assert render.FALLBACK_EXPLAINED[code] != render.FALLBACK_EXPLAINED["fallback"]

@@ -50,6 +50,8 @@ FALLBACK_EXPLAINED = {
     "read with paginated LIST instead",
     "watch forbidden": "this identity may list but not watch; read with LIST",
     "no watch verb": "the resource cannot be watched; read with LIST",
+    "watch not served": "the server does not serve watch for the resource "
+    "(HTTP 404, 405 or 406); read with LIST",
     "ERROR event": "the watch-list stream sent an ERROR event; read with LIST",
     "streams broke": "watch-list streams kept breaking or ended without their end marker; "
     "read with LIST",
