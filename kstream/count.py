@@ -334,6 +334,7 @@ class CountResult:
     server: str | None = None
     from_manifest: bool = False
     excluded_by_default: list[str] = field(default_factory=list)  # live: left out (no -r)
+    fallbacks: list[str] = field(default_factory=list)  # live: the short reason of each LIST read
 
     @property
     def complete(self) -> bool:
@@ -707,6 +708,7 @@ def count_live(
     result.incomplete = units_missing(plan.units, counted, interrupted is not None)
     result.incomplete += _discovery_missing(plan)
     result.excluded_by_default = [r.name for r in plan.selection.excluded_by_default]
+    result.fallbacks = [u.fallback for u in plan.units if u.fallback and u.index in counted]
     return result, interrupted
 
 

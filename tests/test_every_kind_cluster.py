@@ -264,8 +264,11 @@ def test_every_kind_list_writes_the_watch_list_bytes(server: Cluster, tmp_path: 
     assert compared > 2 * PAGES + 600
 
 
-def test_count_and_estimate_beyond_the_first_page(server: Cluster) -> None:
+def test_count_and_estimate_beyond_the_first_page(
+    server: Cluster, request: pytest.FixtureRequest
+) -> None:
     kc = server.kubeconfig
+    no_watch_list = request.node.callspec.params["server"] == "WatchList=false"
     for extra in ((), ("--estimate",)):
         r = kstream(
             "count",
@@ -287,6 +290,13 @@ def test_count_and_estimate_beyond_the_first_page(server: Cluster) -> None:
             ("", "configmaps"): PAGES,
         }
         assert got == want, (extra, doc)
+        if not extra:  # the live count says how it read, one line per reason, as dump does
+            said = [line for line in r.err.splitlines() if line.startswith("list (")]
+            if no_watch_list:
+                assert len(said) == 1 and "(watch-list off):" in said[0], r.err
+                assert said[0].endswith("(3 resources)"), r.err
+            else:
+                assert said == [], r.err
 
 
 def test_hostile_payloads_byte_for_byte(server: Cluster, tmp_path: Path) -> None:

@@ -437,6 +437,11 @@ def report(result: CountResult, quiet: bool) -> None:
             c.note(f"warning: {m.label}: {m.status}" + (f": {m.error}" if m.error else ""))
     if refused:
         c.note(f"warning: {refused_field_selector(refused)}")
+    if result.fallbacks and not quiet:
+        from kstream.cli.render import fallback_lines
+
+        for line in fallback_lines(result.fallbacks):  # one line per reason, as under dump's table
+            c.note(line)
     if result.not_estimated and not quiet:
         c.note(
             "not estimated (the server gave no remaining count): " + ", ".join(result.not_estimated)

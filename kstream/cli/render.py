@@ -68,17 +68,22 @@ def method_cell(unit: Unit) -> str:
 
 def fallback_notes(units: Sequence[Unit]) -> list[str]:
     """One line per kind of fallback, under the table (never per resource)."""
+    out = fallback_lines([u.fallback for u in units if u.fallback])
+    if out:
+        out.append("the server's own words: in the manifest, and on stderr with --debug")
+    return out
+
+
+def fallback_lines(codes: Sequence[str]) -> list[str]:
+    """`list (CODE): what it means (N resources)` for each fallback code, in
+    the order first seen."""
     seen: dict[str, int] = {}
-    for u in units:
-        code = u.fallback
-        if code:
-            seen[code] = seen.get(code, 0) + 1
+    for code in codes:
+        seen[code] = seen.get(code, 0) + 1
     out = []
     for code, n in seen.items():
         what = FALLBACK_EXPLAINED.get(code, FALLBACK_EXPLAINED["fallback"])
         out.append(f"list ({code}): {what} ({n} resource{'s' if n != 1 else ''})")
-    if out:
-        out.append("the server's own words: in the manifest, and on stderr with --debug")
     return out
 
 
