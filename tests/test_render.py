@@ -335,3 +335,25 @@ def test_every_fallback_code_has_its_own_explanation() -> None:
     for code in codes:
         assert code in render.FALLBACK_EXPLAINED, code
         assert render.FALLBACK_EXPLAINED[code] != render.FALLBACK_EXPLAINED["fallback"]
+
+
+def test_problem_lines_say_refused_field_selectors_once() -> None:
+    """Several contexts (dump, count, diff --live A B): each resource not read
+    gets its line, those whose field selector the server refused one line."""
+    from kstream.stream import FIELD_SELECTOR_REFUSED
+
+    refused = f"{FIELD_SELECTOR_REFUSED}: the server said so"
+    lines = render.problem_lines(
+        [
+            ("namespaces", "failed", refused),
+            ("secrets", "forbidden", "HTTP 403"),
+            ("nodes", "failed", refused),
+            ("pods", "", ""),
+        ]  # fmt: skip
+    )
+    assert lines == [
+        "secrets: forbidden: HTTP 403",
+        "pods: incomplete",
+        "--field-selector: the server does not support it for 2 resources (HTTP 400), "
+        "not read: namespaces, nodes",
+    ]

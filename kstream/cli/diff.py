@@ -355,6 +355,7 @@ def _dump_two(
     archives; exits with the worst code when either cannot be read."""
     from dataclasses import replace
 
+    from kstream.cli.render import problem_lines
     from kstream.dump import DumpResult, DumpSettings
     from kstream.fleet import Fleet, Stop, Target, dump_one, select_targets, worst
 
@@ -382,9 +383,9 @@ def _dump_two(
         if o.error:
             c.note(f"{o.context}: {o.error}")
         elif o.value is not None:
-            for u in o.value.units:
-                if u.status != "complete":
-                    c.note(f"{o.context}: warning: {u.label}: {u.status}: {u.error}")
+            bad = [(u.label, u.status, u.error) for u in o.value.units if u.status != "complete"]
+            for line in problem_lines(bad):  # refused field selectors: one line
+                c.note(f"{o.context}: warning: {line}")
     code = worst([o.code for o in outcomes])
     if code not in (ExitCode.OK, ExitCode.PARTIAL):
         raise typer.Exit(int(code))

@@ -21,6 +21,7 @@ from kstream.cli.render import (
     human_count,
     logfmt,
     plain_layout,
+    problem_lines,
     styled_line,
 )
 from kstream.errors import UsageError
@@ -169,9 +170,11 @@ def run_dump_fleet(
             if o.error:
                 c.note(f"{o.context}: {o.error}")
             elif o.value is not None:
-                for u in o.value.units:
-                    if u.status != "complete":
-                        c.note(f"{o.context}: {u.label}: {u.status or 'incomplete'}: {u.error}")
+                bad = [
+                    (u.label, u.status, u.error) for u in o.value.units if u.status != "complete"
+                ]
+                for line in problem_lines(bad):  # refused field selectors: one line
+                    c.note(f"{o.context}: {line}")
     ok = sum(1 for o in outcomes if o.code == ExitCode.OK)
     c.note(f"{ok}/{len(outcomes)} contexts complete; exit {int(code)} (the worst of them)")
     return code
@@ -292,8 +295,9 @@ def run_count_fleet(
         if o.error:
             c.note(f"{o.context}: {o.error}")
         elif o.value is not None:
-            for m in o.value.incomplete:
-                c.note(f"{o.context}: warning: {m.label}: {m.status}")
+            bad = [(m.label, m.status, m.error) for m in o.value.incomplete]
+            for line in problem_lines(bad):  # refused field selectors: one line
+                c.note(f"{o.context}: warning: {line}")
     return code
 
 

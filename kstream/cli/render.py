@@ -98,6 +98,18 @@ def refused_notes(units: Sequence[Unit]) -> list[str]:
     return [refused_field_selector(refused)] if refused else []
 
 
+def problem_lines(problems: Sequence[tuple[str, str, str]]) -> list[str]:
+    """`label: status: error` for each resource not read (label, status, error),
+    those whose field selector the server refused in one line at the end."""
+    refused = [label for label, _, error in problems if error.startswith(FIELD_SELECTOR_REFUSED)]
+    out = [
+        f"{label}: {status or 'incomplete'}" + (f": {error}" if error else "")
+        for label, status, error in problems
+        if not error.startswith(FIELD_SELECTOR_REFUSED)
+    ]
+    return out + ([refused_field_selector(refused)] if refused else [])
+
+
 def unit_notes(units: Sequence[Unit]) -> list[str]:
     """What the reader noted about each unit (Unit.notes: changes folded before
     the end marker, a 410 restart...), one line per unit that has any, the
