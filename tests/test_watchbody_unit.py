@@ -7,6 +7,7 @@ as one at a time), and the spool-to-output copy in the kernel."""
 from __future__ import annotations
 
 import bisect
+import errno
 import hashlib
 import http.client
 import io
@@ -395,3 +396,37 @@ def test_only_outputs_with_a_manifest_keep_checksums(tmp_path: Path) -> None:
         w.abort()
     want = hashlib.sha256((line + b"\n") * 3).hexdigest()
     assert digests == ["", want, want]
+
+
+def test_ndjson_output_synced_behind_reports_a_write_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each appended unit is fdatasync'ed on a thread meanwhile; an error that
+    sync meets (the kernel reports it once) fails the dump as the final fsync
+    would have, and nothing is renamed into place."""
+    from kstream.errors import OutputError
+    from kstream.snapshot import Entry
+
+    def broken(fd: int) -> None:
+        raise OSError(errno.EIO, "Input/output error")
+
+    monkeypatch.setattr(os, "fdatasync", broken)
+    w = NdjsonWriter(str(tmp_path / "o.ndjson"), False)
+    sp = w.new_spool("u", None)
+    sp.write(b'{"a":1}')
+    w.append(
+        Entry(
+            group="",
+            version="v1",
+            resource="configmaps",
+            kind="ConfigMap",
+            namespaced=True,
+            namespace=None,
+            status="complete",
+        ),
+        sp,
+    )
+    with pytest.raises(OutputError, match="Input/output error"):
+        w.finish({}, interrupted=False)
+    assert not (tmp_path / "o.ndjson").exists()
+    w.abort()
