@@ -38,6 +38,7 @@ import sys
 import tempfile
 import threading
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, Protocol
 
@@ -267,6 +268,9 @@ class Spool:
         self.level = level
         self.transform = transform
         self.checksum = checksum
+        # one more each time what the file holds is dropped or rewritten (reset,
+        # fold): bytes copied from it meanwhile (NdjsonWriter.follow) are stale
+        self.generation = 0
         fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o600)
         self.file: IO[bytes] = os.fdopen(fd, "w+b", buffering=SPOOL_BUF)
         self._open_writer()
@@ -335,6 +339,7 @@ class Spool:
         self.file.seek(0)
         self.file.truncate()
         self._open_writer()
+        self.generation += 1
 
     def fold(self, overrides: dict[tuple[str, str], bytes | None]) -> None:
         """Rewrite the spool with the changes that arrived before the marker."""
@@ -361,6 +366,7 @@ class Spool:
         self.transform = transform
         old.close()
         os.replace(tmp, self.path)
+        self.generation += 1
 
     def finish(self) -> None:
         try:
@@ -382,15 +388,16 @@ class Spool:
                 self.path.unlink()
 
 
-def copy_spool(spool: Spool, out: IO[bytes]) -> None:
+def copy_spool(spool: Spool, out: IO[bytes], start: int = 0) -> None:
     """A finished spool's bytes appended to `out`, in the kernel (sendfile(2))
     where it can: a read and a write of every MB through Python cost about a
     fifth of a --secrets include dump's CPU. `out` is flushed first and stays
     positioned at its end; where sendfile cannot (not Linux, an O_APPEND
-    output, ...), and nothing was sent yet, the bytes are copied as before."""
+    output, ...), and nothing was sent yet, the bytes are copied as before.
+    `start`: the spool's bytes before it are in `out` already."""
     size = os.fstat(spool.file.fileno()).st_size
-    sent = 0
-    if size and hasattr(os, "sendfile"):
+    sent = start
+    if size > sent and hasattr(os, "sendfile"):
         out.flush()
         src, dst = spool.file.fileno(), out.fileno()
         try:
@@ -400,9 +407,9 @@ def copy_spool(spool: Spool, out: IO[bytes]) -> None:
                     break
                 sent += n
         except OSError as e:
-            if sent or e.errno not in _NO_SENDFILE:
+            if sent > start or e.errno not in _NO_SENDFILE:
                 raise
-        if sent and out.seekable():  # the buffered file's idea of its position
+        if sent > start and out.seekable():  # the buffered file's idea of its position
             out.seek(os.lseek(dst, 0, os.SEEK_CUR))
     if sent < size:
         spool.file.seek(sent)
@@ -587,12 +594,61 @@ class NdjsonWriter(Writer):
             )
             self.out = os.fdopen(fd, "wb")
         self._sync = _SyncBehind()
+        self._tail: _Tail | None = None
+
+    def follow(self, spool: Spool) -> None:
+        """Copy what the next unit to append has in its spool so far, while its
+        worker still writes it, so that appending it at its end copies (and the
+        fsync waits for) only the rest: the dump's last unit, usually its
+        biggest, no longer copied and synced after the last stream ended. The
+        output holds those bytes past the units appended (`_Tail.start`); a
+        reset or fold of the spool meanwhile (its generation) and an interrupt
+        cut them off again. Files only (stdout cannot be cut back)."""
+        if self.stdout or spool.level is not None:
+            return
+        t = self._tail
+        if t is None or t.spool is not spool:
+            self.out.flush()
+            t = self._tail = _Tail(spool, self.out.tell(), spool.generation)
+        try:
+            gen = spool.generation
+            if gen != t.generation or t.broken:
+                self._cut(t.start)
+                t.copied, t.generation, t.broken = 0, gen, False
+            src, dst = spool.file.fileno(), self.out.fileno()
+            size = os.fstat(src).st_size
+            while t.copied < size:
+                n = os.sendfile(dst, src, t.copied, size - t.copied)
+                if not n:
+                    break
+                t.copied += n
+            self.out.seek(t.start + t.copied)
+        except (OSError, ValueError):  # a spool being replaced (fold), a full disk
+            t.broken = True  # append copies it all
+            return
+        self._sync.start(dst)
+
+    def _cut(self, offset: int) -> None:
+        self.out.flush()
+        os.ftruncate(self.out.fileno(), offset)
+        self.out.seek(offset)
 
     def append(self, entry: Entry, spool: Spool) -> None:
         spool.finish()
-        spool.file.seek(0)
+        t, self._tail = self._tail, None
         try:
-            copy_spool(spool, self.out)
+            if (
+                t is not None
+                and t.spool is spool
+                and not t.broken
+                and t.generation == spool.generation
+            ):
+                copy_spool(spool, self.out, t.copied)  # the rest of it
+            else:
+                if t is not None:
+                    self._cut(t.start)
+                spool.file.seek(0)
+                copy_spool(spool, self.out)
             self.out.flush()
         except BrokenPipeError:
             raise OutputError("stdout was closed (broken pipe)") from None
@@ -610,6 +666,10 @@ class NdjsonWriter(Writer):
             shutil.rmtree(self.spool_dir, ignore_errors=True)
             return "stdout"
         assert self.tmp is not None
+        t, self._tail = self._tail, None
+        if t is not None:  # an interrupt: not the unit follow() had started to copy
+            start = t.start
+            _write_guard(lambda: self._cut(start), str(self.target))
         _write_guard(self.out.flush, str(self.target))
         _write_guard(self._sync.wait, str(self.target))
         _write_guard(lambda: os.fsync(self.out.fileno()), str(self.target))
@@ -626,6 +686,18 @@ class NdjsonWriter(Writer):
             with contextlib.suppress(Exception):
                 self.out.close()
         shutil.rmtree(self.spool_dir, ignore_errors=True)
+
+
+@dataclass
+class _Tail:
+    """The unit NdjsonWriter.follow is copying: its spool, where its bytes
+    start in the output, how many are there, of which generation."""
+
+    spool: Spool
+    start: int
+    generation: int
+    copied: int = 0
+    broken: bool = False
 
 
 class _SyncBehind:

@@ -430,3 +430,98 @@ def test_ndjson_output_synced_behind_reports_a_write_error(
         w.finish({}, interrupted=False)
     assert not (tmp_path / "o.ndjson").exists()
     w.abort()
+
+
+# ------------------------------------------------------------------ following the next unit
+
+
+def _entry() -> Any:
+    from kstream.snapshot import Entry
+
+    return Entry(
+        group="",
+        version="v1",
+        resource="configmaps",
+        kind="ConfigMap",
+        namespaced=True,
+        namespace=None,
+        status="complete",
+    )
+
+
+def _lines(tag: str, n: int, pad: int = 3000) -> list[bytes]:
+    return [
+        b'{"metadata":{"namespace":"ns","name":"%s%d"},"p":"%s"}' % (tag.encode(), i, b"x" * pad)
+        for i in range(n)
+    ]
+
+
+def test_follow_copies_ahead_and_the_output_is_the_same(tmp_path: Path) -> None:
+    """The next unit's spool copied while it is written (NdjsonWriter.follow),
+    through a reset (a cut stream read again) and a fold (changes before the
+    marker): the output holds exactly what appending the spools would write."""
+    w = NdjsonWriter(str(tmp_path / "o.ndjson"), False)
+    first = w.new_spool("a", None)
+    for line in _lines("a", 50):
+        first.write(line)
+    w.follow(first)  # what was flushed so far goes ahead
+    for line in _lines("a2", 300):
+        first.write(line)
+    w.follow(first)
+    w.append(_entry(), first)
+
+    second = w.new_spool("b", None)
+    for line in _lines("stale", 400):
+        second.write(line)
+    w.follow(second)
+    second.reset()  # the stream was cut: those bytes are not the unit's
+    w.follow(second)
+    for line in _lines("b", 600):  # more than the stale bytes
+        second.write(line)
+    w.follow(second)
+    w.append(_entry(), second)
+
+    third = w.new_spool("c", None)
+    for line in _lines("c", 300):
+        third.write(line)
+    w.follow(third)
+    changed = b'{"metadata":{"namespace":"ns","name":"c0"},"p":"changed"}'
+    third.fold({("ns", "c0"): changed})  # rewritten into another file, c0 shorter
+    for line in _lines("c2", 400):
+        third.write(line)
+    w.follow(third)
+    w.append(_entry(), third)
+    w.finish({}, interrupted=False)
+    want = _lines("a", 50) + _lines("a2", 300) + _lines("b", 600)
+    want += [changed, *_lines("c", 300)[1:], *_lines("c2", 400)]
+    assert (tmp_path / "o.ndjson").read_bytes() == b"".join(x + b"\n" for x in want)
+
+
+def test_follow_then_interrupted_keeps_only_the_units_appended(tmp_path: Path) -> None:
+    w = NdjsonWriter(str(tmp_path / "o.ndjson"), False)
+    first = w.new_spool("a", None)
+    for line in _lines("a", 20):
+        first.write(line)
+    w.append(_entry(), first)
+    second = w.new_spool("b", None)
+    for line in _lines("b", 500):
+        second.write(line)
+    w.follow(second)
+    assert (tmp_path / "o.ndjson").exists() is False  # still under its temporary name
+    dest = w.finish({}, interrupted=True)
+    assert Path(dest).read_bytes() == b"".join(x + b"\n" for x in _lines("a", 20))
+    second.close()
+
+
+def test_follow_does_nothing_for_stdout(
+    tmp_path: Path, capfdbinary: pytest.CaptureFixture[bytes]
+) -> None:
+    w = NdjsonWriter("-", False)
+    sp = w.new_spool("a", None)
+    for line in _lines("a", 100):
+        sp.write(line)
+    w.follow(sp)
+    assert capfdbinary.readouterr().out == b""
+    w.append(_entry(), sp)
+    w.finish({}, interrupted=False)
+    assert capfdbinary.readouterr().out == b"".join(x + b"\n" for x in _lines("a", 100))
