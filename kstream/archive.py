@@ -609,6 +609,8 @@ class NdjsonWriter(Writer):
         t = self._tail
         if t is None or t.spool is not spool:
             self.out.flush()
+            if self.out.tell() == 0:
+                return  # the first unit: append adopts its spool as the output
             t = self._tail = _Tail(spool, self.out.tell(), spool.generation)
         try:
             gen = spool.generation
@@ -633,11 +635,27 @@ class NdjsonWriter(Writer):
         os.ftruncate(self.out.fileno(), offset)
         self.out.seek(offset)
 
+    def _adopt(self, spool: Spool) -> bool:
+        """The first unit's spool, when nothing was written before it, becomes
+        the output file itself (renamed, not copied)."""
+        if self.stdout or self._tail is not None or spool.level is not None:
+            return False
+        if spool.path.parent != self.spool_dir or self.out.tell() != 0:
+            return False
+        assert self.tmp is not None
+        self.out.close()
+        os.replace(spool.path, self.tmp)
+        self.out = os.fdopen(os.dup(spool.file.fileno()), "wb")
+        self.out.seek(0, os.SEEK_END)
+        return True
+
     def append(self, entry: Entry, spool: Spool) -> None:
         spool.finish()
         t, self._tail = self._tail, None
         try:
-            if (
+            if self._adopt(spool):
+                pass
+            elif (
                 t is not None
                 and t.spool is spool
                 and not t.broken

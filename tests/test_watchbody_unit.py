@@ -525,3 +525,24 @@ def test_follow_does_nothing_for_stdout(
     w.append(_entry(), sp)
     w.finish({}, interrupted=False)
     assert capfdbinary.readouterr().out == b"".join(x + b"\n" for x in _lines("a", 100))
+
+
+def test_the_first_unit_becomes_the_output_without_a_copy(tmp_path: Path) -> None:
+    """Nothing written before it: the first unit's spool is renamed into the
+    output's place (same file), the units after it are appended to it."""
+    w = NdjsonWriter(str(tmp_path / "o.ndjson"), False)
+    first = w.new_spool("a", None)
+    for line in _lines("a", 30):
+        first.write(line)
+    w.follow(first)  # nothing to copy ahead: it will be renamed
+    inode = os.stat(first.path).st_ino
+    w.append(_entry(), first)
+    assert w.tmp is not None and os.stat(w.tmp).st_ino == inode
+    second = w.new_spool("b", None)
+    for line in _lines("b", 30):
+        second.write(line)
+    w.append(_entry(), second)
+    w.finish({}, interrupted=False)
+    want = _lines("a", 30) + _lines("b", 30)
+    assert (tmp_path / "o.ndjson").read_bytes() == b"".join(x + b"\n" for x in want)
+    assert list(tmp_path.iterdir()) == [tmp_path / "o.ndjson"]
