@@ -609,8 +609,10 @@ class NdjsonWriter(Writer):
         t = self._tail
         if t is None or t.spool is not spool:
             self.out.flush()
-            if self.out.tell() == 0:
-                return  # the first unit: append adopts its spool as the output
+            if self.out.tell() == 0:  # the first unit: append adopts its spool as
+                with contextlib.suppress(ValueError):  # the output; to disk meanwhile
+                    self._sync.start(spool.file.fileno())
+                return
             t = self._tail = _Tail(spool, self.out.tell(), spool.generation)
         try:
             gen = spool.generation
@@ -739,7 +741,8 @@ class _SyncBehind:
         try:
             os.fdatasync(fd)
         except OSError as e:
-            self._error = self._error or e
+            if e.errno != errno.EBADF:  # a spool's file closed meanwhile (fold)
+                self._error = self._error or e
 
     def wait(self) -> None:
         if self._thread is not None:
