@@ -201,6 +201,15 @@ class CountSink:
             c[0] += 1
             c[1] += len(obj)
 
+    def write_block(self, objs: memoryview, n: int) -> None:
+        """n objects at once, joined by newlines (stream.WriteBlock)."""
+        if self.key_of is None:
+            self.objects += n
+            self.bytes += len(objs) - (n - 1)
+            return
+        for obj in bytes(objs).split(b"\n"):
+            self.write(obj)
+
     def reset(self) -> None:
         self.objects = self.bytes = 0
         self.counts.clear()

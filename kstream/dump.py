@@ -89,7 +89,13 @@ class DumpJob:
         self.topts = TransformOptions(secrets=s.secrets, secret_key=s.secret_key, strip=s.strip)
         self.written: dict[int, Entry] = {}  # what reached the output, by unit index
         self.run = Run(
-            reader, self.plan.units, self._make_sink, self._deliver, s.live.concurrency, estimate
+            reader,
+            self.plan.units,
+            self._make_sink,
+            self._deliver,
+            s.live.concurrency,
+            estimate,
+            follow=getattr(self.writer, "follow", None),
         )
 
     def _make_sink(self, u: Unit) -> Spool:

@@ -64,3 +64,25 @@ def iter_lines(chunks: Iterable[bytes]) -> Iterator[bytes]:
             start = j + 1
         if start < len(chunk):
             buf += chunk[start:]
+
+
+def iter_line_blocks(chunks: Iterable[bytes]) -> Iterator[bytes]:
+    """The same stream as runs of whole lines: each block is one or more lines,
+    every one ending with b"\\n", cut where the chunks allow (the split into
+    lines is the caller's, so a block of many lines costs one step, not one per
+    line). A trailing partial line (a stream cut mid-event) is not yielded."""
+    buf: list[bytes] = []  # the start of a line (joined once: a 1 MB object comes in many)
+    for chunk in chunks:
+        k = chunk.rfind(b"\n") + 1
+        if not k:
+            buf.append(chunk)
+            continue
+        if buf:
+            buf.append(chunk[:k])
+            block = b"".join(buf)
+            buf = []
+        else:
+            block = chunk if k == len(chunk) else chunk[:k]
+        if k < len(chunk):
+            buf.append(chunk[k:])
+        yield block

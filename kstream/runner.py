@@ -66,7 +66,11 @@ class Run(Generic[S]):
         concurrency: int = 4,
         estimate: bool = False,
         huge: int | None = HUGE,
+        follow: Callable[[S], None] | None = None,
     ) -> None:
+        """`follow(sink)`: called on the main thread, between events and at
+        least every TICK, with the sink of the next unit to deliver while its
+        worker is still filling it."""
         self.reader = reader
         self.units = list(units)
         self.make_sink = make_sink
@@ -82,6 +86,8 @@ class Run(Generic[S]):
         self._todo: queue.Queue[Unit | None] = queue.Queue()
         self._events: queue.Queue[Unit | _Done[S] | _Fatal] = queue.Queue()
         self._finished: dict[int, _Done[S]] = {}
+        self.follow = follow
+        self._filling: dict[int, S] = {}  # sinks being filled, by unit index
         self.delivered = 0  # units delivered in order
         self.written: set[int] = set()  # indices of every unit delivered
         self.at_cancel: dict[int, tuple[int, int]] = {}  # index: (objects, retries)
@@ -143,7 +149,11 @@ class Run(Generic[S]):
                             self._huge_busy = True
                         huge = True
                 sink = self.make_sink(unit)
-                self.reader.read(unit, sink, self._events.put)
+                self._filling[unit.index] = sink
+                try:
+                    self.reader.read(unit, sink, self._events.put)
+                finally:
+                    self._filling.pop(unit.index, None)
                 self._events.put(_Done(unit, sink))
             except Cancelled:
                 return
@@ -178,6 +188,9 @@ class Run(Generic[S]):
         finished = self._finished
         try:
             while self.delivered < len(self.units):
+                filling = self._filling.get(self.delivered) if self.follow else None
+                if filling is not None and self.follow is not None:
+                    self.follow(filling)
                 try:
                     ev = self._events.get(timeout=TICK)
                 except queue.Empty:

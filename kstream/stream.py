@@ -34,8 +34,8 @@ from kstream.errors import (
     TLSError,
     TransportError,
 )
-from kstream.jsonlines import go_json, iter_lines, object_key
-from kstream.kubeclient import CHUNK, ApiTransport, read_chunks
+from kstream.jsonlines import go_json, iter_line_blocks, iter_lines, object_key
+from kstream.kubeclient import CHUNK, ApiTransport, read_chunks, translate
 from kstream.listpage import (
     BATCH,
     HAS_API_VERSION,
@@ -65,6 +65,8 @@ FIELD_SELECTOR_REFUSED = "field selector not supported"
 
 _NS_FIELD = re.compile(r"metadata\.namespace==?([a-z0-9]([-a-z0-9]*[a-z0-9])?)")
 ADDED_PREFIX = b'{"type":"ADDED","object":'
+# between two ADDED events of a run of lines: the end of one, the start of the next
+ADDED_SEP = b"}\n" + ADDED_PREFIX
 END_ANNOTATION = "k8s.io/initial-events-end"
 
 
@@ -81,6 +83,12 @@ class Sink(Protocol):
         """Apply changes that arrived before the end marker (old servers): the
         object with that namespace/name is replaced, or dropped when None; keys
         not yet written are appended."""
+
+
+# A sink may also have `write_block(objs, n)`: n objects at once, `objs` being
+# their compact JSON joined by b"\n" (no newline at the end), the same as n
+# calls of write(); without it, the reader makes those calls.
+WriteBlock = Callable[[memoryview, int], None]
 
 
 # how objects are read: watch-list with LIST fallback, or one of them only
@@ -196,6 +204,13 @@ class Reader:
         """The body's chunks as they arrive; `fill`: in chunks of that size."""
         size = fill or CHUNK
         for chunk in read_chunks(resp, self.client.host, size, fill=bool(fill)):
+            if self.cancel.is_set():
+                raise Cancelled()
+            yield chunk
+
+    def _body(self, resp: Any) -> Iterator[bytes]:
+        """As _chunks, with the chunked framing undone here (`body`)."""
+        for chunk in body(resp, self.client.host):
             if self.cancel.is_set():
                 raise Cancelled()
             yield chunk
@@ -428,45 +443,59 @@ class Reader:
         folded: dict[tuple[str, str], bytes | None] = {}
         plen = len(ADDED_PREFIX)
         write = sink.write
+        write_block: WriteBlock = getattr(sink, "write_block", None) or _writer_of_blocks(write)
         try:
-            for line in iter_lines(self._chunks(resp)):
-                if not folded and line.startswith(ADDED_PREFIX) and line.endswith(b"}"):
-                    obj = line[plen:-1]
-                    write(obj)
-                    unit.objects += 1
-                    unit.bytes += len(obj)
-                    continue
-                if not line.strip():
-                    continue
-                try:
-                    ev = deepjson.loads(line)
-                    typ, o = ev["type"], ev["object"]
-                except (ValueError, KeyError, TypeError):
-                    raise StreamError(f"watch {unit.label}: unreadable event") from None
-                if typ == "BOOKMARK":
-                    md = o.get("metadata") or {}
-                    if (md.get("annotations") or {}).get(END_ANNOTATION) == "true":
-                        if folded:
-                            sink.fold(folded)
-                            unit.notes.append(f"{len(folded)} changes folded before the marker")
-                        return str(md.get("resourceVersion", ""))
-                    continue
-                if typ == "ERROR":
-                    raise StreamError(
-                        f"watch {unit.label}: {o.get('message', 'error event')}",
-                        status=int(o.get("code") or 0),
-                        reason=str(o.get("reason") or ""),
-                    )
-                key = object_key(o)
-                if typ == "ADDED" and not folded:
-                    obj = go_json(o)
-                    write(obj)
-                    unit.objects += 1
-                    unit.bytes += len(obj)
-                elif typ == "DELETED":
-                    folded[key] = None
-                elif typ in ("ADDED", "MODIFIED"):
-                    folded[key] = go_json(o)
+            for block in iter_line_blocks(self._body(resp)):
+                # a run of ADDED events (nearly every block before the end marker):
+                # their objects cut out all at once, as the line loop below would
+                if not folded and block.startswith(ADDED_PREFIX) and block.endswith(b"}\n"):
+                    # one line (find stops at the first newline), or count them
+                    n = 1 if block.find(b"\n") == len(block) - 1 else block.count(b"\n")
+                    if n == 1 or block.count(ADDED_SEP) == n - 1:
+                        objs = memoryview(block.replace(ADDED_SEP, b"\n") if n > 1 else block)
+                        objs = objs[plen:-2]
+                        write_block(objs, n)
+                        unit.objects += n
+                        unit.bytes += len(objs) - (n - 1)
+                        continue
+                for line in block.split(b"\n")[:-1]:
+                    if not folded and line.startswith(ADDED_PREFIX) and line.endswith(b"}"):
+                        obj = line[plen:-1]
+                        write(obj)
+                        unit.objects += 1
+                        unit.bytes += len(obj)
+                        continue
+                    if not line.strip():
+                        continue
+                    try:
+                        ev = deepjson.loads(line)
+                        typ, o = ev["type"], ev["object"]
+                    except (ValueError, KeyError, TypeError):
+                        raise StreamError(f"watch {unit.label}: unreadable event") from None
+                    if typ == "BOOKMARK":
+                        md = o.get("metadata") or {}
+                        if (md.get("annotations") or {}).get(END_ANNOTATION) == "true":
+                            if folded:
+                                sink.fold(folded)
+                                unit.notes.append(f"{len(folded)} changes folded before the marker")
+                            return str(md.get("resourceVersion", ""))
+                        continue
+                    if typ == "ERROR":
+                        raise StreamError(
+                            f"watch {unit.label}: {o.get('message', 'error event')}",
+                            status=int(o.get("code") or 0),
+                            reason=str(o.get("reason") or ""),
+                        )
+                    key = object_key(o)
+                    if typ == "ADDED" and not folded:
+                        obj = go_json(o)
+                        write(obj)
+                        unit.objects += 1
+                        unit.bytes += len(obj)
+                    elif typ == "DELETED":
+                        folded[key] = None
+                    elif typ in ("ADDED", "MODIFIED"):
+                        folded[key] = go_json(o)
             raise StreamError(
                 f"watch {unit.label}: stream ended before the end-of-initial-events marker"
             )
@@ -585,6 +614,111 @@ def _read_to_end(resp: Any) -> bool:
         return fp is not None and bool(fp.isclosed())
     except Exception:
         return False
+
+
+def _writer_of_blocks(write: Callable[[bytes], None]) -> WriteBlock:
+    """write_block for a sink that has only write()."""
+
+    def write_block(objs: memoryview, n: int) -> None:
+        for obj in bytes(objs).split(b"\n"):
+            write(obj)
+
+    return write_block
+
+
+def body(resp: Any, host: str, size: int = CHUNK) -> Iterator[bytes]:
+    """A response's body as it arrives, like kubeclient.read_chunks, but with
+    HTTP/1.1 chunked framing undone here over whole socket reads (`dechunk`).
+
+    http.client returns at most one chunk per read and spends a dozen Python
+    calls on each; the server sends about one chunk per watch event, so that
+    was most of the stream threads' CPU beyond the raw reader's. Anything but
+    an unread, chunked, identity-encoded http.client response (a fake, a body
+    with a length, a compressed one) is read by read_chunks as before."""
+    import http.client
+
+    hr = resp if isinstance(resp, http.client.HTTPResponse) else getattr(resp, "_fp", None)
+    fp = getattr(hr, "fp", None)
+    if (
+        not isinstance(hr, http.client.HTTPResponse)
+        or fp is None
+        or not hr.chunked
+        or hr.chunk_left is not None
+        or resp.headers.get("Content-Encoding", "identity") not in ("", "identity")
+    ):
+        yield from read_chunks(resp, host, size)
+        return
+    try:
+        yield from dechunk(fp.read1, size)
+    except Exception as e:
+        raise translate(e, host) from None
+
+
+_MAXLINE = 65536  # http.client's limit on a chunk-size line
+
+
+def dechunk(read: Callable[[int], bytes], size: int = CHUNK) -> Iterator[bytes]:
+    """The data of an HTTP/1.1 chunked body (RFC 9112 7.1) read with `read(size)`
+    (returning what is there, b"" at the end): one piece per read that carried
+    data, as it arrives; ends after the last chunk (the trailer is not read).
+    A body cut short, or a chunk size that is not one, raises
+    http.client.IncompleteRead, a chunk-size line over 64 KiB LineTooLong, as
+    http.client's own reading does."""
+    from http.client import IncompleteRead, LineTooLong
+
+    left = 0  # data bytes of the current chunk still to come
+    skip = 0  # bytes of the CRLF after the current chunk's data still to come
+    head = b""  # a chunk-size line read in part
+    while True:
+        data = read(size)
+        if not data:
+            raise IncompleteRead(b"")
+        if head:
+            data = head + data
+            head = b""
+        pieces: list[bytes] = []
+        pos, end = 0, len(data)
+        last = False
+        while pos < end:
+            if left:
+                stop = pos + left
+                if stop > end:
+                    pieces.append(data[pos:] if pos else data)
+                    left = stop - end
+                    break
+                pieces.append(data[pos:stop])
+                pos, left, skip = stop, 0, 2
+            if skip:
+                step = min(skip, end - pos)
+                pos += step
+                skip -= step
+                if pos == end:
+                    break
+            i = data.find(b"\n", pos) + 1
+            if not i:
+                if end - pos > _MAXLINE:
+                    raise LineTooLong("chunk size")
+                head = data[pos:]
+                break
+            if i - pos > _MAXLINE:
+                raise LineTooLong("chunk size")
+            try:
+                left = int(data[pos:i], 16)
+            except ValueError:  # a chunk extension (";name=value"), or not a size
+                try:
+                    left = int(data[pos:i].split(b";", 1)[0], 16)
+                except ValueError:
+                    raise IncompleteRead(b"") from None
+            if left < 0:
+                raise IncompleteRead(b"")
+            pos = i
+            if not left:
+                last = True
+                break
+        if pieces:
+            yield pieces[0] if len(pieces) == 1 else b"".join(pieces)
+        if last:
+            return
 
 
 def _typed(item: bytes, flags: int, heads: dict[int, bytes], unit: Unit) -> bytes:

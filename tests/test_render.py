@@ -349,7 +349,7 @@ def test_problem_lines_say_refused_field_selectors_once() -> None:
             ("secrets", "forbidden", "HTTP 403"),
             ("nodes", "failed", refused),
             ("pods", "", ""),
-        ]  # fmt: skip
+        ]
     )
     assert lines == [
         "secrets: forbidden: HTTP 403",
