@@ -238,11 +238,12 @@ def test_every_kind_equals_the_server(server: Cluster, tmp_path: Path) -> None:
         assert {e.method for e in s.entries} == {"list"}
 
 
+# on the WatchList=false server both reads would be LIST: the watch-list server only
+@pytest.mark.parametrize("server", ["watch-list"], indirect=True)
 def test_every_kind_list_writes_the_watch_list_bytes(server: Cluster, tmp_path: Path) -> None:
     """Every kind, built-in (kind/apiVersion added to LIST items) and custom, read
     through watch-list and then through LIST: the same bytes, object by object."""
-    if server.cp.feature_gates:
-        pytest.skip("WatchList=false: both reads would be LIST")
+    assert not server.cp.feature_gates
     kc = server.kubeconfig
     a, b = tmp_path / "wl.zst", tmp_path / "list.zst"
     for out, method in ((a, "auto"), (b, "list")):
