@@ -133,21 +133,25 @@ def targets(res: dict[str, Any]) -> list[str]:
     sizes = {e["n"]: e for e in res["sizes"] if e.get("rows")}
     out = ["| target | measured | met? |", "|---|---|---|"]
 
-    # 1. flat RSS
-    def ks_rows(e: dict[str, Any]) -> list[dict[str, Any]]:
+    # 1. flat RSS (local outputs: the s3:// row holds botocore and parts in flight, below)
+    def ks_rows(e: dict[str, Any], upload: bool = False) -> list[dict[str, Any]]:
         return [
             r["chosen"]
             for r in e["rows"]
-            if r["kstream"] and r["kind"] == "dump" and not r["chosen"].get("error")
+            if r["kstream"]
+            and r["kind"] == "dump"
+            and not r["chosen"].get("error")
+            and r["output"].startswith("s3://") == upload
         ]
 
     peaks = {n: max((c["rss"] for c in ks_rows(e)), default=0) for n, e in sizes.items()}
+    uploads = {n: max((c["rss"] for c in ks_rows(e, True)), default=0) for n, e in sizes.items()}
     absolute = max(peaks.values(), default=0)
     if 10_000 in peaks and 100_000 in peaks:
         growth = peaks[100_000] - peaks[10_000]
         out.append(
             f"| kstream peak RSS grows < 10 MB from 10k to 100k objects | {_mb(peaks[10_000])} → {_mb(peaks[100_000])} MB "
-            f"(+{_mb(growth)} MB, largest of all kstream dump rows) | {'yes' if growth < 10 * MB else 'no'} |"
+            f"(+{_mb(growth)} MB, largest of the kstream dump rows to local files) | {'yes' if growth < 10 * MB else 'no'} |"
         )
     elif len(peaks) >= 2:
         lo, hi = min(peaks), max(peaks)
@@ -157,9 +161,16 @@ def targets(res: dict[str, Any]) -> list[str]:
             f"{_mb(peaks[lo])} → {_mb(peaks[hi])} MB (+{_mb(growth)} MB) | not measured |"
         )
     out.append(
-        f"| kstream peak RSS < 100 MB | largest of all kstream dump rows: {_mb(absolute)} MB | "
+        f"| kstream peak RSS < 100 MB | largest of the kstream dump rows to local files: {_mb(absolute)} MB | "
         f"{'yes' if absolute < 100 * MB else 'no'} |"
     )
+    up = {n: v for n, v in sorted(uploads.items()) if v}
+    if up:  # not a target of the first round (object storage came later): said, not judged
+        seq = " → ".join(f"{_mb(v)} MB ({n:,})" for n, v in up.items())
+        out.append(
+            f"| (not a target) `s3://` archive row, peak RSS by N | {seq}; botocore and up to "
+            "two 8 MiB parts in flight | — |"
+        )
 
     # 2. wall within 1.3x of the limit
     for n, e in sorted(sizes.items()):
