@@ -260,6 +260,11 @@ class Credential:
     key_data: bytes | None = field(default=None, repr=False)
     expires: float | None = None  # epoch seconds; None: never
 
+    @property
+    def bearer(self) -> str | None:
+        """The Authorization header value of a token credential."""
+        return f"Bearer {self.token}" if self.token else None
+
 
 def _rfc3339(value: str) -> float:
     from datetime import datetime
@@ -421,8 +426,7 @@ class ExecPlugin:
         c = self._cred
         if c is not None and c.cert_data is not None:
             return None  # a certificate lives in the pool, set up once (as in kubernetes)
-        c = self.credential()
-        return f"Bearer {c.token}" if c.token else None
+        return self.credential().bearer
 
     def refresh(self, used: str | None, retried: bool = False) -> bool:
         """The server answered 401 to the Authorization value `used`: run the
@@ -442,9 +446,9 @@ class ExecPlugin:
                 return False
             if used is not None and used == self._rejected:
                 return False
-            if c is None or (f"Bearer {c.token}" if c.token else None) == used:
+            if c is None or c.bearer == used:
                 c = self._cred = self.run()
-            new = f"Bearer {c.token}" if c.token else None
+            new = c.bearer
             return new is not None and new != used
 
 
