@@ -46,7 +46,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from kstream.errors import AuthError
+from kstream.errors import AuthError, ConfigError
 
 EXEC_VERSIONS = ("client.authentication.k8s.io/v1", "client.authentication.k8s.io/v1beta1")
 SERVICE_ACCOUNT_DIR = "/var/run/secrets/kubernetes.io/serviceaccount"
@@ -539,7 +539,6 @@ def impersonation(user: Mapping[str, Any], name: str) -> Impersonation:
     """The impersonation a kubeconfig user entry asks for. A value of the wrong
     type is an error (kubectl cannot load such a file either): ConfigError,
     naming the field, never the value."""
-    from kstream.errors import ConfigError
 
     def bad(key: str, want: str) -> ConfigError:
         return ConfigError(f'invalid kubeconfig: user "{name}": {key} is not {want}')
