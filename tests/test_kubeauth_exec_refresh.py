@@ -23,6 +23,7 @@ import pytest
 from kstream.errors import AuthError
 from kstream.kubeclient import Client, ConnectSettings
 from tests.conftest import KUBECTL, Cluster, kstream, one_line
+from tests.loopback import JsonHandler, serving
 
 LATER = (dt.datetime.now(dt.timezone.utc) + dt.timedelta(hours=2)).strftime("%Y-%m-%dT%H:%M:%SZ")
 
@@ -80,7 +81,7 @@ def exec_kubeconfig(path: Path, server: str, plugin: Path, cluster: dict[str, An
 # ------------------------------------------------------------------ a loopback server
 
 
-class _OnlyGood(http.server.BaseHTTPRequestHandler):
+class _OnlyGood(JsonHandler):
     """200 for "Bearer good", 401 for anything else; counts the answers."""
 
     def do_GET(self) -> None:
@@ -88,27 +89,13 @@ class _OnlyGood(http.server.BaseHTTPRequestHandler):
         with self.server.lock:  # type: ignore[attr-defined]
             self.server.answers.append(200 if ok else 401)  # type: ignore[attr-defined]
         body = b'{"gitVersion":"v1.36.3"}' if ok else b'{"kind":"Status","code":401}'
-        self.send_response(200 if ok else 401)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *args: Any) -> None:
-        pass
+        self.reply(200 if ok else 401, body)
 
 
 @pytest.fixture
 def only_good() -> Iterator[http.server.ThreadingHTTPServer]:
-    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _OnlyGood)
-    srv.answers = []  # type: ignore[attr-defined]
-    srv.lock = threading.Lock()  # type: ignore[attr-defined]
-    threading.Thread(target=srv.serve_forever, daemon=True).start()
-    try:
+    with serving(_OnlyGood, answers=[], lock=threading.Lock()) as srv:
         yield srv
-    finally:
-        srv.shutdown()
-        srv.server_close()
 
 
 @pytest.fixture(autouse=True)

@@ -14,7 +14,6 @@ import http.server
 import json
 import os
 import subprocess
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -25,38 +24,22 @@ from kstream.cli.common import impersonation
 from kstream.errors import ConfigError, KstreamError, UsageError
 from kstream.kubeclient import Client, ConnectSettings
 from tests.conftest import KUBECTL, Cluster, kstream, kubectl_json, one_line
+from tests.loopback import JsonHandler, serving
 from tests.seed import grant
 
 # ------------------------------------------------------------------ header capture
 
 
-class _Recorder(http.server.BaseHTTPRequestHandler):
-    seen: list[list[tuple[str, str]]]
-
+class _Recorder(JsonHandler):
     def do_GET(self) -> None:
         self.server.seen.append(list(self.headers.items()))  # type: ignore[attr-defined]
-        body = b'{"major":"1","minor":"36","gitVersion":"v1.36.3"}'
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *args: Any) -> None:
-        pass
+        self.reply(200, b'{"major":"1","minor":"36","gitVersion":"v1.36.3"}')
 
 
 @pytest.fixture
 def recorder() -> Iterator[http.server.HTTPServer]:
-    srv = http.server.HTTPServer(("127.0.0.1", 0), _Recorder)
-    srv.seen = []  # type: ignore[attr-defined]
-    t = threading.Thread(target=srv.serve_forever, daemon=True)
-    t.start()
-    try:
+    with serving(_Recorder, seen=[]) as srv:
         yield srv
-    finally:
-        srv.shutdown()
-        srv.server_close()
 
 
 def write_kc(path: Path, server: str, user: dict[str, Any]) -> Path:
