@@ -475,6 +475,27 @@ def startup_empty(cp: ControlPlane, work: Path, runs: int) -> dict[str, Any]:
     }
 
 
+def log_line(msg: str) -> None:
+    """Print MSG to stderr with the time of day (the side benches' progress log)."""
+    print(f"{time.strftime('%H:%M:%S')} {msg}", file=sys.stderr, flush=True)
+
+
+def side_bench_start(
+    ap: argparse.ArgumentParser, argv: list[str] | None
+) -> tuple[argparse.Namespace, Path, str, tuple[float, float, float]]:
+    """Add --out/--work to a side bench's parser, parse ARGV, make the work directory.
+
+    Returns the arguments, the work directory, the start time (UTC, ISO) and the load average.
+    """
+    ap.add_argument("--out", default=str(REPO / "docs" / "benchmarks.md"))
+    ap.add_argument("--work", default=str(REPO / "bench-out"))
+    args = ap.parse_args(argv)
+    work = Path(args.work).resolve()
+    work.mkdir(parents=True, exist_ok=True)
+    started = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+    return args, work, started, os.getloadavg()
+
+
 def machine() -> dict[str, Any]:
     model = ""
     with contextlib.suppress(OSError), open("/proc/cpuinfo") as f:
