@@ -8,7 +8,7 @@ PY     := $(VENV)/bin/python
 export GOTOOLCHAIN ?= local
 export GOFLAGS ?= -buildvcs=false
 
-.PHONY: help install controlplane s3server shells test lint typecheck unit demo bench bench-seed bench-follow docs completions clean
+.PHONY: help install controlplane s3server shells test lint typecheck unit demo bench bench-seed bench-follow bench-serve docs completions clean
 
 help:
 	@echo "make demo        set up, start a local control plane, seed it, run kstream on it"
@@ -16,8 +16,8 @@ help:
 	@echo "make bench       benchmarks against kubectl and the Python client (docs/benchmarks.md)"
 	@echo "make bench-seed  the watch-list blog's experiment: 16 clients x 400 x 1 MB Secrets"
 	@echo "make bench-follow dump --follow under steady changes: CPU per event, RSS over time"
-	@echo "make docs        regenerate docs/cli.md;  make completions: completions/*"
 	@echo "make bench-serve kstream serve's memory on a 100k-object archive (docs/serve.md)"
+	@echo "make docs        regenerate docs/cli.md;  make completions: completions/*"
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -74,8 +74,8 @@ bench-seed: install controlplane
 bench-follow: install controlplane
 	$(PY) -m compileall -q kstream
 	$(PY) -m tools.bench_follow $(FOLLOW_ARGS)
+
 # kstream serve on a 100k-object archive: the server's RSS while kubectl reads it.
-.PHONY: bench-serve
 bench-serve: install
 	$(PY) -m compileall -q kstream
 	$(PY) -m tools.bench_serve $(BENCH_ARGS)

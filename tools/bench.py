@@ -37,7 +37,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 import psutil
 
@@ -475,6 +475,39 @@ def startup_empty(cp: ControlPlane, work: Path, runs: int) -> dict[str, Any]:
     }
 
 
+def log_line(msg: str) -> None:
+    """Print MSG to stderr with the time of day (the side benches' progress log)."""
+    print(f"{time.strftime('%H:%M:%S')} {msg}", file=sys.stderr, flush=True)
+
+
+def tee_log(f: TextIO) -> Callable[[str], None]:
+    """A progress log like log_line that also appends each line to F (bench.log)."""
+
+    def log(msg: str) -> None:
+        line = f"{time.strftime('%H:%M:%S')} {msg}"
+        print(line, file=sys.stderr, flush=True)
+        f.write(line + "\n")
+        f.flush()
+
+    return log
+
+
+def side_bench_start(
+    ap: argparse.ArgumentParser, argv: list[str] | None
+) -> tuple[argparse.Namespace, Path, str, tuple[float, float, float]]:
+    """Add --out/--work to a side bench's parser, parse ARGV, make the work directory.
+
+    Returns the arguments, the work directory, the start time (UTC, ISO) and the load average.
+    """
+    ap.add_argument("--out", default=str(REPO / "docs" / "benchmarks.md"))
+    ap.add_argument("--work", default=str(REPO / "bench-out"))
+    args = ap.parse_args(argv)
+    work = Path(args.work).resolve()
+    work.mkdir(parents=True, exist_ok=True)
+    started = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+    return args, work, started, os.getloadavg()
+
+
 def machine() -> dict[str, Any]:
     model = ""
     with contextlib.suppress(OSError), open("/proc/cpuinfo") as f:
@@ -588,13 +621,7 @@ def main(argv: list[str] | None = None) -> None:
         hwork = Path(args.work).resolve()
         hwork.mkdir(parents=True, exist_ok=True)
         with open(hwork / "bench.log", "a") as hlog:
-
-            def log_huge(msg: str) -> None:
-                line = f"{time.strftime('%H:%M:%S')} {msg}"
-                print(line, file=sys.stderr, flush=True)
-                hlog.write(line + "\n")
-                hlog.flush()
-
+            log_huge = tee_log(hlog)
             bench_huge(hwork, Path(args.out), sorted({int(s) for s in args.huge_sizes.split(",") if s.strip()}),
                        args.huge_repeat, args.seed_procs, args.timeout, log_huge)  # fmt: skip
         return
@@ -614,12 +641,7 @@ def main(argv: list[str] | None = None) -> None:
         "notes": [],
     }
     logf = open(work / "bench.log", "a")  # noqa: SIM115
-
-    def log(msg: str) -> None:
-        line = f"{time.strftime('%H:%M:%S')} {msg}"
-        print(line, file=sys.stderr, flush=True)
-        logf.write(line + "\n")
-        logf.flush()
+    log = tee_log(logf)
 
     def publish() -> None:
         results["load"]["end"] = os.getloadavg()

@@ -19,13 +19,11 @@ bench-out/follow.json.
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import json
 import os
 import shutil
 import signal
 import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -35,7 +33,7 @@ import psutil
 
 from tests.controlplane import ControlPlane
 from tests.seed import Api, configmap, namespace
-from tools.bench import CHILD_ENV, KSTREAM, REPO, machine
+from tools.bench import CHILD_ENV, KSTREAM, log_line, machine, side_bench_start
 from tools.bench_report import FOLLOW_END, FOLLOW_START, put_section
 
 NS = "bench-follow"
@@ -189,24 +187,14 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument(
         "--rate", type=float, default=0.0, help="changes/s in all (0: as fast as it goes)"
     )
-    ap.add_argument("--out", default=str(REPO / "docs" / "benchmarks.md"))
-    ap.add_argument("--work", default=str(REPO / "bench-out"))
-    args = ap.parse_args(argv)
-    work = Path(args.work).resolve()
-    work.mkdir(parents=True, exist_ok=True)
-    started = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
-    load = os.getloadavg()
-
-    def log(msg: str) -> None:
-        print(f"{time.strftime('%H:%M:%S')} {msg}", file=sys.stderr, flush=True)
-
-    r = run(work, args.objects, args.threads, args.duration, args.rate, log)
-    log(f"{r['changes']:,} changes, {r['recorded']:,} recorded, {r['cpu_per_event_us']:.0f} µs CPU/event, "
+    args, work, started, load = side_bench_start(ap, argv)
+    r = run(work, args.objects, args.threads, args.duration, args.rate, log_line)
+    log_line(f"{r['changes']:,} changes, {r['recorded']:,} recorded, {r['cpu_per_event_us']:.0f} µs CPU/event, "
         f"peak RSS {r['peak_rss'] / MB:.0f} MB")  # fmt: skip
     (work / "follow.json").write_text(json.dumps({"started": started, "load": load, **r}, indent=2))
     out = Path(args.out)
     put_section(out, FOLLOW_START, FOLLOW_END, section(r, started, load))
-    log(f"wrote {out}")
+    log_line(f"wrote {out}")
 
 
 if __name__ == "__main__":

@@ -19,14 +19,10 @@ The table goes into docs/benchmarks.md between `<!-- seed-replay -->` and
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import json
-import os
-import sys
-import time
 from pathlib import Path
 
-from tools.bench import REPO, machine, server_side
+from tools.bench import log_line, machine, server_side, side_bench_start
 from tools.bench_report import SEED_END, SEED_START, put_section, server_table
 
 
@@ -60,22 +56,12 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--secrets", type=int, default=400)
     ap.add_argument("--kb", type=int, default=1024, help="size of each Secret (KB)")
     ap.add_argument("--rounds", type=int, default=3)
-    ap.add_argument("--out", default=str(REPO / "docs" / "benchmarks.md"))
-    ap.add_argument("--work", default=str(REPO / "bench-out"))
-    args = ap.parse_args(argv)
-    work = Path(args.work).resolve()
-    work.mkdir(parents=True, exist_ok=True)
-    started = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
-    load = os.getloadavg()
-
-    def log(msg: str) -> None:
-        print(f"{time.strftime('%H:%M:%S')} {msg}", file=sys.stderr, flush=True)
-
-    res = server_side(work, args.clients, args.secrets, args.kb * 1024, args.rounds, log)
+    args, work, started, load = side_bench_start(ap, argv)
+    res = server_side(work, args.clients, args.secrets, args.kb * 1024, args.rounds, log_line)
     (work / "seed.json").write_text(json.dumps({"started": started, "load": load, **res}, indent=2))
     out = Path(args.out)
     put_section(out, SEED_START, SEED_END, section(res, started, load))
-    log(f"wrote {out}")
+    log_line(f"wrote {out}")
 
 
 if __name__ == "__main__":
