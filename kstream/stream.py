@@ -203,14 +203,14 @@ class Reader:
     def _chunks(self, resp: Any, fill: int = 0) -> Iterator[bytes]:
         """The body's chunks as they arrive; `fill`: in chunks of that size."""
         size = fill or CHUNK
-        for chunk in read_chunks(resp, self.client.host, size, fill=bool(fill)):
-            if self.cancel.is_set():
-                raise Cancelled()
-            yield chunk
+        return self._until_cancelled(read_chunks(resp, self.client.host, size, fill=bool(fill)))
 
     def _body(self, resp: Any) -> Iterator[bytes]:
         """As _chunks, with the chunked framing undone here (`body`)."""
-        for chunk in body(resp, self.client.host):
+        return self._until_cancelled(body(resp, self.client.host))
+
+    def _until_cancelled(self, chunks: Iterator[bytes]) -> Iterator[bytes]:
+        for chunk in chunks:
             if self.cancel.is_set():
                 raise Cancelled()
             yield chunk
