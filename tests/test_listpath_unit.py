@@ -18,6 +18,7 @@ from kstream.kubeclient import read_chunks
 from kstream.listpage import BATCH, HAS_API_VERSION, HAS_KIND
 from kstream.resources import Resource
 from kstream.stream import Reader, StreamOptions, Unit, _typed
+from tests.fakes import FakeSink
 
 V = frozenset({"list", "watch"})
 CM = Resource("", "v1", "configmaps", "ConfigMap", True, V, "configmap", ("cm",))
@@ -96,23 +97,12 @@ def server() -> Iterator[tuple[int, list[tuple[str, int]]]]:
         srv.server_close()
 
 
-class Sink:
-    def __init__(self) -> None:
-        self.objects: list[bytes] = []
-
-    def write(self, obj: bytes) -> None:
-        self.objects.append(obj)
-
-    def reset(self) -> None:
-        self.objects.clear()
-
-
 def test_the_pages_of_a_list_share_one_connection(
     server: tuple[int, list[tuple[str, int]]],
 ) -> None:
     port, connections = server
     reader = Reader(Transport(port), StreamOptions(method="list", page_size=5), threading.Event())  # type: ignore[arg-type]
-    unit, sink = Unit(CM, None, 0), Sink()
+    unit, sink = Unit(CM, None, 0), FakeSink()
     reader.read(unit, sink, lambda u: None)
     assert unit.status == "complete" and unit.resource_version == "9"
     want = [{"kind": "ConfigMap", "apiVersion": "v1", **it} for it in ITEMS]
