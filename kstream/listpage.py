@@ -296,10 +296,9 @@ class PageReader:
         self._offset = 0  # characters dropped from the front of the buffer
         self.members: dict[str, Any] = {}
         self.items_seen = False
-        # the fast path: how the last item started ("" = unknown), "}," + that,
-        # whether it is off for this page, and how many items it cut
+        # the fast path: how the last item started ("" = unknown), whether it
+        # is off for this page, and how many items it cut
         self._head = ""
-        self._mark = ""
         self._fast_off = False
         self.fast_items = 0
 
@@ -363,7 +362,7 @@ class PageReader:
         if decode is None:
             self._fast_off, self._head = True, ""
             return i, _ITEM
-        mark, skip, find = self._mark, len(self._head), s.find
+        mark, skip, find = "}," + self._head, len(self._head), s.find
         c = i + skip
         tries = 0
         while True:
@@ -490,7 +489,6 @@ class PageReader:
                         out.append((s[i:end].encode("utf-8", "surrogateescape"), flags))
                         if not self._fast_off:
                             self._head = _head(s, i, end)
-                            self._mark = "}," + self._head
                     i = end
                     while i < n and s[i] in _WS:
                         i += 1

@@ -203,14 +203,14 @@ class Reader:
     def _chunks(self, resp: Any, fill: int = 0) -> Iterator[bytes]:
         """The body's chunks as they arrive; `fill`: in chunks of that size."""
         size = fill or CHUNK
-        for chunk in read_chunks(resp, self.client.host, size, fill=bool(fill)):
-            if self.cancel.is_set():
-                raise Cancelled()
-            yield chunk
+        return self._until_cancelled(read_chunks(resp, self.client.host, size, fill=bool(fill)))
 
     def _body(self, resp: Any) -> Iterator[bytes]:
         """As _chunks, with the chunked framing undone here (`body`)."""
-        for chunk in body(resp, self.client.host):
+        return self._until_cancelled(body(resp, self.client.host))
+
+    def _until_cancelled(self, chunks: Iterator[bytes]) -> Iterator[bytes]:
+        for chunk in chunks:
             if self.cancel.is_set():
                 raise Cancelled()
             yield chunk
@@ -481,11 +481,7 @@ class Reader:
                             return str(md.get("resourceVersion", ""))
                         continue
                     if typ == "ERROR":
-                        raise StreamError(
-                            f"watch {unit.label}: {o.get('message', 'error event')}",
-                            status=int(o.get("code") or 0),
-                            reason=str(o.get("reason") or ""),
-                        )
+                        raise _error_event(unit, o)
                     key = object_key(o)
                     if typ == "ADDED" and not folded:
                         obj = go_json(o)
@@ -531,11 +527,7 @@ class Reader:
                 except (ValueError, KeyError, TypeError, AttributeError):
                     raise StreamError(f"watch {unit.label}: unreadable event") from None
                 if typ == "ERROR":
-                    raise StreamError(
-                        f"watch {unit.label}: {o.get('message', 'error event')}",
-                        status=int(o.get("code") or 0),
-                        reason=str(o.get("reason") or ""),
-                    )
+                    raise _error_event(unit, o)
                 new_rv = str(md.get("resourceVersion") or "")
                 if typ == "BOOKMARK":
                     yield typ, None, new_rv
@@ -734,6 +726,15 @@ def _typed(item: bytes, flags: int, heads: dict[int, bytes], unit: Unit) -> byte
     if rest.startswith(b"}"):
         return heads[flags] + b"}"
     return heads[flags] + b"," + rest
+
+
+def _error_event(unit: Unit, o: Any) -> StreamError:
+    """The error of a watch's ERROR event (a Status object)."""
+    return StreamError(
+        f"watch {unit.label}: {o.get('message', 'error event')}",
+        status=int(o.get("code") or 0),
+        reason=str(o.get("reason") or ""),
+    )
 
 
 def _page_error(unit: Unit, e: PageError) -> TransportError:

@@ -1,8 +1,9 @@
 """One fake of kstream.kubeclient.ApiTransport for unit tests (no server, no
 subprocess), modelled on httpx's MockTransport: canned answers, recorded requests.
 
-An answer is bytes (the body), an exception (raised by open, like Client does for
-a non-2xx status) or anything else (sent as JSON). Answers come either in order
+An answer is bytes (the body), a FakeResponse (returned as it is), an exception
+(raised by open, like Client does for a non-2xx status) or anything else (sent
+as JSON). Answers come either in order
 (a list: one per request), per path (a dict: the same answer each time), or from
 a function of (path, accept) like httpx's MockTransport handler."""
 
@@ -33,6 +34,22 @@ class FakeResponse:
 
     def release_conn(self) -> None:
         pass
+
+
+class FakeSink:
+    """A kstream.stream.Sink that keeps the objects written (fold: not expected)."""
+
+    def __init__(self) -> None:
+        self.objects: list[bytes] = []
+
+    def write(self, obj: bytes) -> None:
+        self.objects.append(obj)
+
+    def reset(self) -> None:
+        self.objects.clear()
+
+    def fold(self, overrides: dict[tuple[str, str], bytes | None]) -> None:
+        raise AssertionError("not expected")
 
 
 class FakeTransport:
@@ -73,6 +90,8 @@ class FakeTransport:
             a = self.by_path[path]
         if isinstance(a, BaseException):
             raise a
+        if isinstance(a, FakeResponse):
+            return a
         return FakeResponse(a if isinstance(a, bytes) else json.dumps(a).encode())
 
     def get_json(

@@ -24,7 +24,7 @@ from kstream.resources import Resource
 from kstream.snapshot import open_snapshot
 from kstream.stream import FIELD_SELECTOR_REFUSED, Reader, StreamOptions, Unit
 from tests.conftest import Cluster, kstream
-from tests.fakes import FakeTransport
+from tests.fakes import FakeSink, FakeTransport
 
 CM = Resource("", "v1", "configmaps", "ConfigMap", True, frozenset({"list", "watch"}))
 REFUSALS = [
@@ -34,25 +34,11 @@ REFUSALS = [
 ]
 
 
-class _Sink:
-    def __init__(self) -> None:
-        self.objs: list[bytes] = []
-
-    def write(self, obj: bytes) -> None:
-        self.objs.append(obj)
-
-    def reset(self) -> None:
-        self.objs.clear()
-
-    def fold(self, overrides: dict[tuple[str, str], bytes | None]) -> None:
-        raise AssertionError("not expected")
-
-
 def read(answer: ApiError, method: str) -> tuple[Unit, FakeTransport]:
     client = FakeTransport([answer])
     opts = StreamOptions(field_selector="status.phase=Running", method=method)  # type: ignore[arg-type]
     unit = Unit(CM)
-    Reader(client, opts, threading.Event()).read(unit, _Sink(), lambda u: None)
+    Reader(client, opts, threading.Event()).read(unit, FakeSink(), lambda u: None)
     return unit, client
 
 
@@ -78,7 +64,7 @@ def test_other_400s_still_fall_back() -> None:
     )
     opts = StreamOptions(field_selector="metadata.name=x")
     unit = Unit(CM)
-    Reader(client, opts, threading.Event()).read(unit, _Sink(), lambda u: None)
+    Reader(client, opts, threading.Event()).read(unit, FakeSink(), lambda u: None)
     assert unit.status == "complete" and unit.fallback == "watch-list off"
 
 

@@ -18,6 +18,7 @@ from kstream.listpage import PageReader
 from kstream.resources import Resource
 from kstream.stream import Reader, StreamOptions, Unit
 from tests.conftest import Cluster
+from tests.fakes import FakeSink
 from tests.seed import CRD_GROUP, namespace
 
 pytestmark = pytest.mark.cluster
@@ -92,20 +93,9 @@ def seeded(cluster: Cluster) -> Iterator[Cluster]:
         api.call("DELETE", f"/api/v1/namespaces/{NS}")
 
 
-class Sink:
-    def __init__(self) -> None:
-        self.objects: list[bytes] = []
-
-    def write(self, obj: bytes) -> None:
-        self.objects.append(obj)
-
-    def reset(self) -> None:
-        self.objects.clear()
-
-
 def read(client: Client, r: Resource, method: str) -> list[bytes]:
     reader = Reader(client, StreamOptions(method=method, page_size=4), threading.Event())  # type: ignore[arg-type]
-    unit, sink = Unit(r, NS, 0), Sink()
+    unit, sink = Unit(r, NS, 0), FakeSink()
     reader.read(unit, sink, lambda u: None)
     assert unit.status == "complete", unit.error
     assert unit.method == method

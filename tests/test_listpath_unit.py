@@ -6,18 +6,19 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, urlencode, urlsplit
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
-import urllib3
 
-from kstream.kubeclient import read_chunks
+from kstream.kubeclient import Client, ConnectSettings, read_chunks
 from kstream.listpage import BATCH, HAS_API_VERSION, HAS_KIND
 from kstream.resources import Resource
 from kstream.stream import Reader, StreamOptions, Unit, _typed
+from tests.fakes import FakeSink
 
 V = frozenset({"list", "watch"})
 CM = Resource("", "v1", "configmaps", "ConfigMap", True, V, "configmap", ("cm",))
@@ -63,23 +64,22 @@ class Pages(BaseHTTPRequestHandler):
         pass
 
 
-class Transport:
-    context = "loopback"
-
-    def __init__(self, port: int) -> None:
-        self.host = f"http://127.0.0.1:{port}"
-        self.pool = urllib3.HTTPConnectionPool("127.0.0.1", port, maxsize=4)
-
-    def open(
-        self,
-        path: str,
-        query: Sequence[tuple[str, str]] = (),
-        accept: str = "application/json",
-        read_timeout: float | None = None,
-        what: str = "",
-    ) -> urllib3.BaseHTTPResponse:
-        url = path + ("?" + urlencode(list(query)) if query else "")
-        return self.pool.request("GET", url, preload_content=False, retries=False)
+def loopback_client(port: int, tmp_path: Path) -> Client:
+    """kstream's own Client (its pool and open()) for the plain-HTTP server."""
+    kc = tmp_path / "config"
+    kc.write_text(
+        json.dumps(
+            {
+                "apiVersion": "v1",
+                "kind": "Config",
+                "clusters": [{"name": "c", "cluster": {"server": f"http://127.0.0.1:{port}"}}],
+                "users": [{"name": "u", "user": {}}],
+                "contexts": [{"name": "loopback", "context": {"cluster": "c", "user": "u"}}],
+                "current-context": "loopback",
+            }
+        )
+    )
+    return Client(ConnectSettings(kubeconfig=str(kc)))
 
 
 @pytest.fixture
@@ -96,23 +96,13 @@ def server() -> Iterator[tuple[int, list[tuple[str, int]]]]:
         srv.server_close()
 
 
-class Sink:
-    def __init__(self) -> None:
-        self.objects: list[bytes] = []
-
-    def write(self, obj: bytes) -> None:
-        self.objects.append(obj)
-
-    def reset(self) -> None:
-        self.objects.clear()
-
-
 def test_the_pages_of_a_list_share_one_connection(
-    server: tuple[int, list[tuple[str, int]]],
+    server: tuple[int, list[tuple[str, int]]], tmp_path: Path
 ) -> None:
     port, connections = server
-    reader = Reader(Transport(port), StreamOptions(method="list", page_size=5), threading.Event())  # type: ignore[arg-type]
-    unit, sink = Unit(CM, None, 0), Sink()
+    client = loopback_client(port, tmp_path)
+    reader = Reader(client, StreamOptions(method="list", page_size=5), threading.Event())
+    unit, sink = Unit(CM, None, 0), FakeSink()
     reader.read(unit, sink, lambda u: None)
     assert unit.status == "complete" and unit.resource_version == "9"
     want = [{"kind": "ConfigMap", "apiVersion": "v1", **it} for it in ITEMS]
@@ -120,9 +110,11 @@ def test_the_pages_of_a_list_share_one_connection(
     assert len(connections) == 1  # five pages; a connection each before
 
 
-def test_read_chunks_fill_reads_whole_batches(server: tuple[int, list[tuple[str, int]]]) -> None:
+def test_read_chunks_fill_reads_whole_batches(
+    server: tuple[int, list[tuple[str, int]]], tmp_path: Path
+) -> None:
     port, _ = server
-    t = Transport(port)
+    t = loopback_client(port, tmp_path)
     sizes = [len(c) for c in read_chunks(t.open("/blob"), t.host, BATCH, fill=True)]
     assert sizes == [BATCH, 100_000 - BATCH]
     # without fill: as the chunks arrive (at most one HTTP chunk a read)

@@ -7,28 +7,16 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Sequence
 from typing import Any
 
 import pytest
 
 from kstream.resources import Resource
 from kstream.stream import Cancelled, Reader, StreamOptions, Unit
-from tests.fakes import FakeResponse, FakeTransport
+from tests.fakes import FakeResponse, FakeSink, FakeTransport
 
 V = frozenset({"list", "watch"})
 CM = Resource("", "v1", "configmaps", "ConfigMap", True, V, "configmap", ("cm",))
-
-
-class Sink:
-    def __init__(self) -> None:
-        self.objects: list[bytes] = []
-
-    def write(self, obj: bytes) -> None:
-        self.objects.append(obj)
-
-    def reset(self) -> None:
-        self.objects.clear()
 
 
 class StoppedMidStream(FakeResponse):
@@ -49,24 +37,6 @@ class StoppedMidStream(FakeResponse):
         raise ConnectionResetError(104, "Connection reset by peer")
 
 
-class Transport(FakeTransport):
-    def __init__(self, body: bytes, cancel: threading.Event) -> None:
-        super().__init__({})
-        self.body, self.cancel = body, cancel
-
-    def open(
-        self,
-        path: str,
-        query: Sequence[tuple[str, str]] = (),
-        accept: str = "application/json",
-        read_timeout: float | None = None,
-        what: str = "",
-    ) -> FakeResponse:
-        self.paths.append(path)
-        self.requests.append(dict(query))
-        return StoppedMidStream(self.body, self.cancel)
-
-
 def _events(n: int) -> bytes:
     out = b""
     for i in range(n):
@@ -79,7 +49,7 @@ def _events(n: int) -> bytes:
 def test_a_stop_is_not_a_retry(method: str) -> None:
     cancel = threading.Event()
     body = _events(3) if method == "watch-list" else b'{"kind":"ConfigMapList","items":[{"a":1}'
-    transport = Transport(body, cancel)
+    transport = FakeTransport(lambda path, accept: StoppedMidStream(body, cancel))
     # one broken stream is enough for a fallback: a stop must not count as one
     opts = StreamOptions(method="auto" if method == "watch-list" else "list",
                          stream_failures_before_fallback=1)  # fmt: skip
@@ -87,7 +57,7 @@ def test_a_stop_is_not_a_retry(method: str) -> None:
     unit = Unit(CM, None, 0)
     emitted: list[tuple[str, int]] = []
     with pytest.raises(Cancelled):
-        reader.read(unit, Sink(), lambda u: emitted.append((u.phase, u.retries)))
+        reader.read(unit, FakeSink(), lambda u: emitted.append((u.phase, u.retries)))
     assert unit.retries == 0
     assert unit.fallback == "" and unit.fallback_reason == ""
     assert unit.error == "" and unit.status == ""
