@@ -315,15 +315,15 @@ class Follow:
                     uf.needs_resync = False
                     attempt = 0
                 uf.state = "watching"
+                resource, namespace = uf.resource, uf.namespace  # not derived again per event
                 for typ, obj, rv in reader.watch_from(uf.unit, uf.rv, self.watch_timeout):
                     if obj is not None and uf.transform is not None:
                         obj = uf.transform(obj)
-                    self._put((uf, Event(now_time(), typ, uf.resource, uf.namespace, rv, obj)))
+                    self._put((uf, Event(now_time(), typ, resource, namespace, rv, obj)))
                     if rv:
                         uf.rv = rv
                     attempt = 0
-                    if uf.state != "watching":
-                        uf.state = "watching"
+                    uf.state = "watching"
                 uf.reconnects += 1  # the server ended the stream: watch on from uf.rv
                 continue
             except (Cancelled, AuthError, TLSError):

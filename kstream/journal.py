@@ -98,13 +98,13 @@ def _sealing(header: bytes, m: SegmentManifest, offset: int) -> bytes:
 class SegmentWriter:
     """One segment file being written: header, frames, then sealed."""
 
-    def __init__(self, path: Path, number: int, level: int) -> None:
+    def __init__(self, path: Path, number: int, level: int, opened: float) -> None:
         import zstandard
 
         self.path = path
         self.number = number
         self.created = now_time()
-        self.opened = time.monotonic()
+        self.opened = opened  # on the writer's clock (rotate_interval)
         self.cctx = zstandard.ZstdCompressor(level=level, write_checksum=True)
         fd = _guard(lambda: os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), str(path))
         self.file: IO[bytes] = os.fdopen(fd, "wb")
@@ -226,8 +226,7 @@ class JournalWriter:
     def write(self, ev: Event) -> None:
         if self.current is None:
             path = self.dir / segment_name(self.next_segment)
-            self.current = SegmentWriter(path, self.next_segment, self.level)
-            self.current.opened = self.clock()
+            self.current = SegmentWriter(path, self.next_segment, self.level, self.clock())
             self.next_segment += 1
         self.current.write(
             ev.encode(), ev.time, ev.type, position_key(ev.resource, ev.namespace), ev.rv

@@ -43,6 +43,7 @@ from kstream.journalformat import (
     CHANGE_TYPES,
     Event,
     format_time,
+    position_key,
     split_unit_resource,
     unit_resource,
 )
@@ -550,7 +551,7 @@ def log(
                 if isinstance(md, dict) and filt.object_ok(md, labels=False):
                     states.put(_res_key(res), _obj_key(md), line)
         for ev in journal.events(until=until):
-            unit = f"{ev.resource}\n{ev.namespace}"
+            unit = position_key(ev.resource, ev.namespace)
             if ev.type == "RESYNC":
                 states.resync(unit)
                 continue
@@ -576,15 +577,18 @@ def log(
                 states.put(rk, ok, ev.object)
             if since is not None and ev.time <= since:
                 continue
+            before: Any = None  # prev parsed, once, when needed
             if filt.labels and not filt.labels.matches(c.md.get("labels")):
                 before = deepjson.loads(prev) if prev is not None else None
                 pmd = before.get("metadata") if isinstance(before, dict) else None
                 if not (isinstance(pmd, dict) and filt.labels.matches(pmd.get("labels"))):
                     continue  # matches -l neither before nor after
+            manager = manager_of(c.obj)  # before field_diffs strips managedFields off c.obj
             fields: list[FieldDiff] | None = None
             if prev is not None and ev.type != "DELETED":
                 g, _, _ = split_unit_resource(ev.resource)
-                fields = field_diffs(deepjson.loads(prev), deepjson.loads(ev.object), g, c.kind)
+                old = before if before is not None else deepjson.loads(prev)
+                fields = field_diffs(old, c.obj, g, c.kind)
             yield LogEntry(
                 ev.time,
                 ev.type,
@@ -593,7 +597,7 @@ def log(
                 c.namespace,
                 c.name,
                 ev.rv,
-                manager_of(c.obj),
+                manager,
                 fields,
                 prev is not None,
             )

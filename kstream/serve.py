@@ -753,12 +753,7 @@ class Api:
 
             items, cont, remaining = page()
             doc = make_table(r.kind, r.group, items, now, req.query, self.printer_columns(r))
-            md: dict[str, Any] = {"resourceVersion": rv}
-            if cont:
-                md["continue"] = cont
-                if remaining is not None:
-                    md["remainingItemCount"] = remaining
-            doc["metadata"] = md
+            doc["metadata"] = _list_meta(rv, cont, remaining)
             return self.json(doc)
         if limit:
             items, cont, remaining = page()
@@ -906,12 +901,18 @@ def _bytes(x: Any) -> bytes:
     return x if isinstance(x, bytes) else go_json(x)
 
 
-def _list_head(r: Served, rv: str, cont: str, remaining: int | None) -> bytes:
+def _list_meta(rv: str, cont: str, remaining: int | None) -> dict[str, Any]:
+    """A list's (or a Table's) metadata."""
     md: dict[str, Any] = {"resourceVersion": rv}
     if cont:
         md["continue"] = cont
         if remaining is not None:
             md["remainingItemCount"] = remaining
+    return md
+
+
+def _list_head(r: Served, rv: str, cont: str, remaining: int | None) -> bytes:
+    md = _list_meta(rv, cont, remaining)
     head = {"kind": f"{r.kind}List", "apiVersion": r.api_version, "metadata": md}
     return go_json(head)[:-1] + b',"items":['
 
@@ -965,20 +966,19 @@ def _media_types(accept: str) -> list[dict[str, str]]:
     return out
 
 
-def _wants_v2(accept: str) -> bool:
+def _accepts(accept: str, as_: str, g: str, v: str) -> bool:
+    """Whether the Accept header names the kind `as_` of group `g`, version `v`."""
     return any(
-        m.get("as") == "APIGroupDiscoveryList"
-        and m.get("g") == "apidiscovery.k8s.io"
-        and m.get("v") == "v2"
-        for m in _media_types(accept)
+        m.get("as") == as_ and m.get("g") == g and m.get("v") == v for m in _media_types(accept)
     )
+
+
+def _wants_v2(accept: str) -> bool:
+    return _accepts(accept, "APIGroupDiscoveryList", "apidiscovery.k8s.io", "v2")
 
 
 def _wants_table(accept: str) -> bool:
-    return any(
-        m.get("as") == "Table" and m.get("g") == "meta.k8s.io" and m.get("v") == "v1"
-        for m in _media_types(accept)
-    )
+    return _accepts(accept, "Table", "meta.k8s.io", "v1")
 
 
 def _v2_resource(r: Served, short: list[str], categories: list[str]) -> dict[str, Any]:

@@ -661,27 +661,40 @@ def columns(kind: str, group: str, printer_columns: list[Any] | None = None) -> 
     return PRINTERS.get((group, kind), [NAME, AGE])
 
 
-def json_path(obj: Any, path: str) -> Any:
-    """The value at a simple JSONPath (`.spec.x`, `.status.conditions[0].type`,
-    `.metadata.labels.app`; braces allowed), None where it leads nowhere."""
+def json_path_steps(path: str) -> list[str | int] | None:
+    """The steps of a simple JSONPath (`.spec.x`, `.status.conditions[0].type`,
+    `.metadata.labels.app`; braces allowed): keys and list indexes; None when
+    an index is not a number (the path leads nowhere)."""
     p = path.strip()
     if p.startswith("{") and p.endswith("}"):
         p = p[1:-1]
-    cur = obj
+    steps: list[str | int] = []
     for part in p.lstrip(".").split("."):
         if not part:
             continue
         name, _, rest = part.partition("[")
         if name:
-            cur = cur.get(name) if isinstance(cur, dict) else None
+            steps.append(name)
         while rest:
             idx, _, rest = rest.partition("]")
             rest = rest.lstrip("[")
             try:
-                i = int(idx)
+                steps.append(int(idx))
             except ValueError:
                 return None
-            cur = cur[i] if isinstance(cur, list) and -len(cur) <= i < len(cur) else None
+    return steps
+
+
+def json_path(obj: Any, steps: list[str | int] | None) -> Any:
+    """The value at a path (`json_path_steps`), None where it leads nowhere."""
+    if steps is None:
+        return None
+    cur = obj
+    for s in steps:
+        if isinstance(s, str):
+            cur = cur.get(s) if isinstance(cur, dict) else None
+        else:
+            cur = cur[s] if isinstance(cur, list) and -len(cur) <= s < len(cur) else None
         if cur is None:
             return None
     return cur
@@ -691,9 +704,10 @@ def _printer_column(c: dict[str, Any]) -> Col:
     """A CRD's additionalPrinterColumns entry (what apiextensions' table
     convertor does with it: dates as ages, scalars as they are)."""
     kind, path = str(c.get("type") or "string"), str(c.get("jsonPath") or "")
+    steps = json_path_steps(path)  # parsed once, not per row
 
     def cell(o: Obj, now: float) -> Any:
-        v = json_path(o, path)
+        v = json_path(o, steps)
         if v is None:
             return None
         if kind == "date":

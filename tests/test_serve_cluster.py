@@ -427,6 +427,29 @@ def _open(served: Served, path: str) -> Any:
     return urllib.request.urlopen(req, context=ctx, timeout=60)
 
 
+def test_requests_without_the_kubeconfigs_path_are_served_too(served: Served) -> None:
+    """docs/serve.md: the server URL has a path of its own for each run;
+    requests without it are served too."""
+    from urllib.parse import urlsplit
+
+    kc = json.loads(served.kubeconfig.read_text())
+    server = urlsplit(kc["clusters"][0]["cluster"]["server"])
+    assert server.path.startswith("/kstream-")
+    with _open(served, "/version") as resp:
+        with_path = json.loads(resp.read())
+    kc["clusters"][0]["cluster"]["server"] = f"{server.scheme}://{server.netloc}"
+    bare = served.kubeconfig.with_name("bare.kubeconfig")
+    bare.write_text(json.dumps(kc))
+    p = subprocess.run(
+        [KUBECTL, "--kubeconfig", str(bare), "get", "--raw", "/version"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert p.returncode == 0, p.stderr
+    assert json.loads(p.stdout) == with_path
+
+
 def test_watch_list_sends_objects_then_the_end_bookmark_then_bookmarks(served: Served) -> None:
     path = (
         f"/api/v1/namespaces/{NS}/configmaps?watch=1&sendInitialEvents=true"

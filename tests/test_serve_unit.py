@@ -272,6 +272,23 @@ def test_watch_list(api: s.Api) -> None:
     assert events and {e["type"] for e in events} == {"BOOKMARK"}
 
 
+def test_watch_from_resource_version_0_sends_the_objects_first(api: s.Api) -> None:
+    """docs/serve.md: from resourceVersion empty or 0, ADDED events first, as
+    the server does (then bookmarks only, none of them the end bookmark)."""
+    for rv in ("", "0"):
+        _, events = get(
+            api,
+            f"/api/v1/namespaces/b/configmaps?watch=1&resourceVersion={rv}"
+            "&allowWatchBookmarks=true&timeoutSeconds=1",
+        )
+        assert [e["type"] for e in events[:10]] == ["ADDED"] * 10
+        assert [e["object"]["metadata"]["name"] for e in events[:10]] == [
+            f"x{i}" for i in range(10)
+        ]
+        assert {e["type"] for e in events[10:]} <= {"BOOKMARK"}
+        assert all("annotations" not in e["object"]["metadata"] for e in events[10:])
+
+
 def test_node_wide_columns_like_the_servers_printer() -> None:
     """printNode: OS image, kernel and container runtime read "<unknown>" when the
     node's status does not say them; the kubelet version stays empty."""
