@@ -192,6 +192,13 @@ def own_dir_problem(
         entries = sorted(p.name for p in target.iterdir())
     except OSError as e:
         return f"cannot be read ({e.strerror or type(e).__name__})"
+    return _listing_problem(entries, marker, foreign_of, f"files {holds}")
+
+
+def _listing_problem(
+    entries: list[str], marker: str, foreign_of: Callable[[list[str]], list[str] | None], holds: str
+) -> str:
+    """own_dir_problem on the sorted names a directory (or a prefix) holds."""
     if not entries:
         return ""
     if marker not in entries:
@@ -200,7 +207,7 @@ def own_dir_problem(
     if foreign is None:
         return f"has a {marker} that kstream did not write"
     if foreign:
-        return f"holds files {holds} ({_some(foreign)})"
+        return f"holds {holds} ({_some(foreign)})"
     return ""
 
 
@@ -864,20 +871,15 @@ def _check_remote(path: str, fmt: OutputFormat, force: bool) -> None:
     keys = objstore.list_keys(prefix, "write")
     if not keys:
         return
-    names = {k[len(prefix.key) :] for k in keys}
-    problem = ""
-    if MANIFEST_NAME not in names:
-        shown = ", ".join(sorted(names)[:3]) + (", ..." if len(names) > 3 else "")
-        problem = f"has no kstream {MANIFEST_NAME} (it holds {shown})"
-    else:
+    names = sorted({k[len(prefix.key) :] for k in keys})
+
+    def foreign_of(entries: list[str]) -> list[str] | None:
         listed = _remote_listed(prefix)
-        if listed is None:
-            problem = f"has a {MANIFEST_NAME} that kstream did not write"
-        else:
-            foreign = sorted(n for n in names if n not in listed)
-            if foreign:
-                shown = ", ".join(foreign[:3]) + (", ..." if len(foreign) > 3 else "")
-                problem = f"holds objects its manifest does not list ({shown})"
+        return None if listed is None else [n for n in entries if n not in listed]
+
+    problem = _listing_problem(
+        names, MANIFEST_NAME, foreign_of, "objects its manifest does not list"
+    )
     if problem:
         raise UsageError(
             f"{prefix.url} is not a kstream snapshot directory: it {problem}; kstream "
