@@ -935,6 +935,12 @@ class _RemoteFile:
     def write(self, data: bytes) -> None:
         _write_guard(lambda: self.out.write(data), str(self.tmp))
 
+    def write_spool(self, spool: Spool) -> None:
+        """A finished spool's bytes, appended."""
+        spool.file.seek(0)
+        for chunk in iter(lambda: spool.file.read(COPY_BUF), b""):
+            self.write(chunk)
+
     def finish(self, interrupted: bool) -> str:
         from kstream import objstore
 
@@ -979,9 +985,7 @@ class RemoteArchiveWriter(ArchiveWriter):
     def append(self, entry: Entry, spool: Spool) -> None:
         spool.finish()
         entry.offset = self.remote.out.tell()
-        spool.file.seek(0)
-        for chunk in iter(lambda: spool.file.read(COPY_BUF), b""):
-            self._w(chunk)
+        self.remote.write_spool(spool)
         entry.length = self.remote.out.tell() - entry.offset
         spool.close()
         self.entries.append(entry)
@@ -1012,9 +1016,7 @@ class RemoteNdjsonWriter(Writer):
 
     def append(self, entry: Entry, spool: Spool) -> None:
         spool.finish()
-        spool.file.seek(0)
-        for chunk in iter(lambda: spool.file.read(COPY_BUF), b""):
-            self.remote.write(chunk)
+        self.remote.write_spool(spool)
         spool.close()
         self.entries.append(entry)
 
