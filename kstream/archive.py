@@ -618,7 +618,7 @@ class NdjsonWriter(Writer):
         output holds those bytes past the units appended (`_Tail.start`); a
         reset or fold of the spool meanwhile (its generation) and an interrupt
         cut them off again. Files only (stdout cannot be cut back)."""
-        if self.stdout or spool.level is not None:
+        if self.stdout:
             return
         t = self._tail
         if t is None or t.spool is not spool:
@@ -654,7 +654,7 @@ class NdjsonWriter(Writer):
     def _adopt(self, spool: Spool) -> bool:
         """The first unit's spool, when nothing was written before it, becomes
         the output file itself (renamed, not copied)."""
-        if self.stdout or self._tail is not None or spool.level is not None:
+        if self.stdout:
             return False
         if spool.path.parent != self.spool_dir or self.out.tell() != 0:
             return False
@@ -681,7 +681,6 @@ class NdjsonWriter(Writer):
             else:
                 if t is not None:
                     self._cut(t.start)
-                spool.file.seek(0)
                 copy_spool(spool, self.out)
             self.out.flush()
         except BrokenPipeError:
