@@ -861,12 +861,12 @@ def _check_remote(path: str, fmt: OutputFormat, force: bool) -> None:
 
     loc = objstore.parse(path)
     if fmt != "dir":
-        if not loc.key or loc.key.endswith("/"):
+        if loc.is_prefix:
             raise UsageError(f"-o {path}: names a prefix; add a file name, or write a directory")
         if objstore.exists(loc, "write") and not force:
             raise OutputError(f"{path} exists; use --force to replace it")
         return
-    prefix = _remote_prefix(loc)
+    prefix = loc.as_prefix()
     keys = objstore.list_keys(prefix, "write")
     if not keys:
         return
@@ -886,14 +886,6 @@ def _check_remote(path: str, fmt: OutputFormat, force: bool) -> None:
         )
     if not force:
         raise OutputError(f"{prefix.url} holds a kstream snapshot; use --force to replace it")
-
-
-def _remote_prefix(loc: Any) -> Any:
-    from kstream import objstore
-
-    if not loc.key or loc.key.endswith("/"):
-        return loc
-    return objstore.Location(loc.bucket, loc.key + "/")
 
 
 def _remote_listed(prefix: Any) -> set[str] | None:
@@ -1038,7 +1030,7 @@ class RemoteDirectoryWriter(DirectoryWriter):
         from kstream import objstore
 
         Writer.__init__(self, path, force)
-        self.prefix = _remote_prefix(objstore.parse(path))
+        self.prefix = objstore.parse(path).as_prefix()
         _check_remote(path, "dir", force)
         self.spool_dir = Path(tempfile.mkdtemp(prefix="kstream-", suffix=".kstream-tmp"))
         os.chmod(self.spool_dir, 0o700)

@@ -562,21 +562,17 @@ def _open_remote(url: str) -> Snapshot:
 
     loc = objstore.parse(url)
     obj = None
-    if loc.key and not loc.key.endswith("/"):
+    if not loc.is_prefix:
         obj = objstore.RemoteObject.open(loc)
     if obj is not None:
         f = obj.reader()
         snap = _open_file(url, f)
         snap.remote = obj
         return snap
-    prefix = (
-        loc
-        if not loc.key or loc.key.endswith("/")
-        else objstore.Location(loc.bucket, loc.key + "/")
-    )
+    prefix = loc.as_prefix()
     mobj = objstore.RemoteObject.open(prefix.child(MANIFEST_NAME))
     if mobj is None:
-        if loc.key.endswith("/") or not loc.key:
+        if loc.is_prefix:
             raise SnapshotError(f"{url}: not a kstream snapshot directory (no {MANIFEST_NAME})")
         raise SnapshotError(f"{url}: no such object")
     try:
