@@ -450,15 +450,6 @@ class Tee:
     def tell(self) -> int:
         return self.upload.tell()
 
-    def flush(self) -> None:
-        self.local.flush()
-
-    def fileno(self) -> int:
-        return self.local.fileno()
-
-    def close(self) -> None:
-        self.local.close()
-
 
 # =========================================================================== reading
 
