@@ -563,13 +563,20 @@ class ArchiveWriter(Writer):
         spool.close()
         self.entries.append(entry)
 
-    def finish(self, manifest: dict[str, Any], interrupted: bool) -> str:
+    def _tell(self) -> int:
+        return self.out.tell()
+
+    def _write_index(self, manifest: dict[str, Any]) -> None:
+        """The manifest, after the units, and the footer that finds it."""
         manifest = {**manifest, "resources": [e.to_json() for e in self.entries]}
-        off = self.out.tell()
+        off = self._tell()
         body = json.dumps(manifest, indent=None).encode()
         self._w(skippable(MAGIC_MANIFEST, body))
         digest = hashlib.sha256(self.header + body).digest()
         self._w(skippable(MAGIC_FOOTER, FOOTER_TAG + digest + struct.pack("<Q", off)))
+
+    def finish(self, manifest: dict[str, Any], interrupted: bool) -> str:
+        self._write_index(manifest)
         _write_guard(self.out.flush, str(self.target))
         _write_guard(lambda: os.fsync(self.out.fileno()), str(self.target))
         self.out.close()
@@ -973,21 +980,19 @@ class RemoteArchiveWriter(ArchiveWriter):
     def _w(self, data: bytes) -> None:
         self.remote.write(data)
 
+    def _tell(self) -> int:
+        return self.remote.out.tell()
+
     def append(self, entry: Entry, spool: Spool) -> None:
         spool.finish()
-        entry.offset = self.remote.out.tell()
+        entry.offset = self._tell()
         self.remote.write_spool(spool)
-        entry.length = self.remote.out.tell() - entry.offset
+        entry.length = self._tell() - entry.offset
         spool.close()
         self.entries.append(entry)
 
     def finish(self, manifest: dict[str, Any], interrupted: bool) -> str:
-        manifest = {**manifest, "resources": [e.to_json() for e in self.entries]}
-        off = self.remote.out.tell()
-        body = json.dumps(manifest, indent=None).encode()
-        self._w(skippable(MAGIC_MANIFEST, body))
-        digest = hashlib.sha256(self.header + body).digest()
-        self._w(skippable(MAGIC_FOOTER, FOOTER_TAG + digest + struct.pack("<Q", off)))
+        self._write_index(manifest)
         return self.remote.finish(interrupted)
 
     def abort(self) -> None:
