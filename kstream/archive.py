@@ -192,6 +192,13 @@ def own_dir_problem(
         entries = sorted(p.name for p in target.iterdir())
     except OSError as e:
         return f"cannot be read ({e.strerror or type(e).__name__})"
+    return _listing_problem(entries, marker, foreign_of, f"files {holds}")
+
+
+def _listing_problem(
+    entries: list[str], marker: str, foreign_of: Callable[[list[str]], list[str] | None], holds: str
+) -> str:
+    """own_dir_problem on the sorted names a directory (or a prefix) holds."""
     if not entries:
         return ""
     if marker not in entries:
@@ -200,7 +207,7 @@ def own_dir_problem(
     if foreign is None:
         return f"has a {marker} that kstream did not write"
     if foreign:
-        return f"holds files {holds} ({_some(foreign)})"
+        return f"holds {holds} ({_some(foreign)})"
     return ""
 
 
@@ -556,13 +563,20 @@ class ArchiveWriter(Writer):
         spool.close()
         self.entries.append(entry)
 
-    def finish(self, manifest: dict[str, Any], interrupted: bool) -> str:
+    def _tell(self) -> int:
+        return self.out.tell()
+
+    def _write_index(self, manifest: dict[str, Any]) -> None:
+        """The manifest, after the units, and the footer that finds it."""
         manifest = {**manifest, "resources": [e.to_json() for e in self.entries]}
-        off = self.out.tell()
+        off = self._tell()
         body = json.dumps(manifest, indent=None).encode()
         self._w(skippable(MAGIC_MANIFEST, body))
         digest = hashlib.sha256(self.header + body).digest()
         self._w(skippable(MAGIC_FOOTER, FOOTER_TAG + digest + struct.pack("<Q", off)))
+
+    def finish(self, manifest: dict[str, Any], interrupted: bool) -> str:
+        self._write_index(manifest)
         _write_guard(self.out.flush, str(self.target))
         _write_guard(lambda: os.fsync(self.out.fileno()), str(self.target))
         self.out.close()
@@ -611,7 +625,7 @@ class NdjsonWriter(Writer):
         output holds those bytes past the units appended (`_Tail.start`); a
         reset or fold of the spool meanwhile (its generation) and an interrupt
         cut them off again. Files only (stdout cannot be cut back)."""
-        if self.stdout or spool.level is not None:
+        if self.stdout:
             return
         t = self._tail
         if t is None or t.spool is not spool:
@@ -647,7 +661,7 @@ class NdjsonWriter(Writer):
     def _adopt(self, spool: Spool) -> bool:
         """The first unit's spool, when nothing was written before it, becomes
         the output file itself (renamed, not copied)."""
-        if self.stdout or self._tail is not None or spool.level is not None:
+        if self.stdout:
             return False
         if spool.path.parent != self.spool_dir or self.out.tell() != 0:
             return False
@@ -674,7 +688,6 @@ class NdjsonWriter(Writer):
             else:
                 if t is not None:
                     self._cut(t.start)
-                spool.file.seek(0)
                 copy_spool(spool, self.out)
             self.out.flush()
         except BrokenPipeError:
@@ -855,29 +868,24 @@ def _check_remote(path: str, fmt: OutputFormat, force: bool) -> None:
 
     loc = objstore.parse(path)
     if fmt != "dir":
-        if not loc.key or loc.key.endswith("/"):
+        if loc.is_prefix:
             raise UsageError(f"-o {path}: names a prefix; add a file name, or write a directory")
         if objstore.exists(loc, "write") and not force:
             raise OutputError(f"{path} exists; use --force to replace it")
         return
-    prefix = _remote_prefix(loc)
+    prefix = loc.as_prefix()
     keys = objstore.list_keys(prefix, "write")
     if not keys:
         return
-    names = {k[len(prefix.key) :] for k in keys}
-    problem = ""
-    if MANIFEST_NAME not in names:
-        shown = ", ".join(sorted(names)[:3]) + (", ..." if len(names) > 3 else "")
-        problem = f"has no kstream {MANIFEST_NAME} (it holds {shown})"
-    else:
+    names = sorted({k[len(prefix.key) :] for k in keys})
+
+    def foreign_of(entries: list[str]) -> list[str] | None:
         listed = _remote_listed(prefix)
-        if listed is None:
-            problem = f"has a {MANIFEST_NAME} that kstream did not write"
-        else:
-            foreign = sorted(n for n in names if n not in listed)
-            if foreign:
-                shown = ", ".join(foreign[:3]) + (", ..." if len(foreign) > 3 else "")
-                problem = f"holds objects its manifest does not list ({shown})"
+        return None if listed is None else [n for n in entries if n not in listed]
+
+    problem = _listing_problem(
+        names, MANIFEST_NAME, foreign_of, "objects its manifest does not list"
+    )
     if problem:
         raise UsageError(
             f"{prefix.url} is not a kstream snapshot directory: it {problem}; kstream "
@@ -885,14 +893,6 @@ def _check_remote(path: str, fmt: OutputFormat, force: bool) -> None:
         )
     if not force:
         raise OutputError(f"{prefix.url} holds a kstream snapshot; use --force to replace it")
-
-
-def _remote_prefix(loc: Any) -> Any:
-    from kstream import objstore
-
-    if not loc.key or loc.key.endswith("/"):
-        return loc
-    return objstore.Location(loc.bucket, loc.key + "/")
 
 
 def _remote_listed(prefix: Any) -> set[str] | None:
@@ -932,6 +932,12 @@ class _RemoteFile:
 
     def write(self, data: bytes) -> None:
         _write_guard(lambda: self.out.write(data), str(self.tmp))
+
+    def write_spool(self, spool: Spool) -> None:
+        """A finished spool's bytes, appended."""
+        spool.file.seek(0)
+        for chunk in iter(lambda: spool.file.read(COPY_BUF), b""):
+            self.write(chunk)
 
     def finish(self, interrupted: bool) -> str:
         from kstream import objstore
@@ -974,23 +980,19 @@ class RemoteArchiveWriter(ArchiveWriter):
     def _w(self, data: bytes) -> None:
         self.remote.write(data)
 
+    def _tell(self) -> int:
+        return self.remote.out.tell()
+
     def append(self, entry: Entry, spool: Spool) -> None:
         spool.finish()
-        entry.offset = self.remote.out.tell()
-        spool.file.seek(0)
-        for chunk in iter(lambda: spool.file.read(COPY_BUF), b""):
-            self._w(chunk)
-        entry.length = self.remote.out.tell() - entry.offset
+        entry.offset = self._tell()
+        self.remote.write_spool(spool)
+        entry.length = self._tell() - entry.offset
         spool.close()
         self.entries.append(entry)
 
     def finish(self, manifest: dict[str, Any], interrupted: bool) -> str:
-        manifest = {**manifest, "resources": [e.to_json() for e in self.entries]}
-        off = self.remote.out.tell()
-        body = json.dumps(manifest, indent=None).encode()
-        self._w(skippable(MAGIC_MANIFEST, body))
-        digest = hashlib.sha256(self.header + body).digest()
-        self._w(skippable(MAGIC_FOOTER, FOOTER_TAG + digest + struct.pack("<Q", off)))
+        self._write_index(manifest)
         return self.remote.finish(interrupted)
 
     def abort(self) -> None:
@@ -1010,9 +1012,7 @@ class RemoteNdjsonWriter(Writer):
 
     def append(self, entry: Entry, spool: Spool) -> None:
         spool.finish()
-        spool.file.seek(0)
-        for chunk in iter(lambda: spool.file.read(COPY_BUF), b""):
-            self.remote.write(chunk)
+        self.remote.write_spool(spool)
         spool.close()
         self.entries.append(entry)
 
@@ -1035,7 +1035,7 @@ class RemoteDirectoryWriter(DirectoryWriter):
         from kstream import objstore
 
         Writer.__init__(self, path, force)
-        self.prefix = _remote_prefix(objstore.parse(path))
+        self.prefix = objstore.parse(path).as_prefix()
         _check_remote(path, "dir", force)
         self.spool_dir = Path(tempfile.mkdtemp(prefix="kstream-", suffix=".kstream-tmp"))
         os.chmod(self.spool_dir, 0o700)

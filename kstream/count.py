@@ -587,13 +587,10 @@ def _check_file_size(path: str, e: Any, remote: Any = None) -> None:
     import os
 
     if remote is not None:
-        from kstream import objstore
+        from kstream.snapshot import listed_object
 
-        loc = remote.child(e.file or "")
-        obj = objstore.RemoteObject.open(loc)
-        if obj is None:
-            raise SnapshotError(f"{loc.url}: no such object (listed in the manifest)")
-        f, size = loc.url, obj.size
+        obj = listed_object(remote, e.file or "")
+        f, size = obj.loc.url, obj.size
     else:
         f = os.path.join(path, e.file or "")
         try:

@@ -77,9 +77,17 @@ class Location:
     def url(self) -> str:
         return f"{SCHEME}{self.bucket}/{self.key}"
 
+    @property
+    def is_prefix(self) -> bool:
+        """The bucket's top or KEY/: a place for a directory snapshot, not an object."""
+        return not self.key or self.key.endswith("/")
+
+    def as_prefix(self) -> Location:
+        """The prefix KEY names (KEY/), or this one."""
+        return self if self.is_prefix else Location(self.bucket, self.key + "/")
+
     def child(self, name: str) -> Location:
-        prefix = self.key if not self.key or self.key.endswith("/") else self.key + "/"
-        return Location(self.bucket, prefix + name)
+        return Location(self.bucket, self.as_prefix().key + name)
 
 
 def parse(url: str) -> Location:
@@ -441,15 +449,6 @@ class Tee:
 
     def tell(self) -> int:
         return self.upload.tell()
-
-    def flush(self) -> None:
-        self.local.flush()
-
-    def fileno(self) -> int:
-        return self.local.fileno()
-
-    def close(self) -> None:
-        self.local.close()
 
 
 # =========================================================================== reading

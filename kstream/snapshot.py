@@ -289,14 +289,9 @@ class Snapshot:
         if self.format == "dir":
             assert entry.file is not None
             if self.remote is not None:
-                from kstream import objstore
-
-                loc = self.remote.child(entry.file)
-                obj = objstore.RemoteObject.open(loc)
-                if obj is None:
-                    raise SnapshotError(f"{loc.url}: no such object (listed in the manifest)")
+                obj = listed_object(self.remote, entry.file)
                 with obj.stream() as f:
-                    yield from _checked(_lines_of(f), entry, verify, loc.url)
+                    yield from _checked(_lines_of(f), entry, verify, obj.loc.url)
                 return
             path = Path(self.path) / entry.file
             try:
@@ -345,6 +340,18 @@ class Snapshot:
             return open(self.path, "rb")
         except OSError as e:
             raise SnapshotError(f"{self.path}: {e.strerror}") from None
+
+
+def listed_object(prefix: Any, name: str) -> Any:
+    """The object `name` under a remote directory snapshot's prefix, which its
+    manifest lists (an objstore.RemoteObject); SnapshotError when it is gone."""
+    from kstream import objstore
+
+    loc = prefix.child(name)
+    obj = objstore.RemoteObject.open(loc)
+    if obj is None:
+        raise SnapshotError(f"{loc.url}: no such object (listed in the manifest)")
+    return obj
 
 
 def _lines_of(f: IO[bytes]) -> Iterator[bytes]:
@@ -562,21 +569,17 @@ def _open_remote(url: str) -> Snapshot:
 
     loc = objstore.parse(url)
     obj = None
-    if loc.key and not loc.key.endswith("/"):
+    if not loc.is_prefix:
         obj = objstore.RemoteObject.open(loc)
     if obj is not None:
         f = obj.reader()
         snap = _open_file(url, f)
         snap.remote = obj
         return snap
-    prefix = (
-        loc
-        if not loc.key or loc.key.endswith("/")
-        else objstore.Location(loc.bucket, loc.key + "/")
-    )
+    prefix = loc.as_prefix()
     mobj = objstore.RemoteObject.open(prefix.child(MANIFEST_NAME))
     if mobj is None:
-        if loc.key.endswith("/") or not loc.key:
+        if loc.is_prefix:
             raise SnapshotError(f"{url}: not a kstream snapshot directory (no {MANIFEST_NAME})")
         raise SnapshotError(f"{url}: no such object")
     try:
