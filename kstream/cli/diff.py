@@ -411,11 +411,10 @@ def _dump_live(
             f"{'s' if len(held) > 1 else ''} {','.join(held)}: reading the cluster there "
             "only (-n chooses)"
         )
-    settings = new
     code = run_dump(dump, quiet=True, debug=debug)
     if code not in (ExitCode.OK, ExitCode.PARTIAL):
         raise typer.Exit(int(code))
-    return snap, out, settings
+    return snap, out, new
 
 
 # --------------------------------------------------------------------------- diff
