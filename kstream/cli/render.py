@@ -14,7 +14,7 @@ import re
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from kstream.cli.common import consoles, stderr_is_terminal
 from kstream.exitcodes import ExitCode
@@ -302,22 +302,16 @@ def _state(u: Unit) -> str:
     return u.phase
 
 
-class ProgressView:
-    """Driven by unit events; draws a live table only when stderr is a terminal."""
+_View = TypeVar("_View", bound="LiveView")
 
-    def __init__(self, units: Sequence[Unit], enabled: bool) -> None:
-        self.units = units
-        self.started = time.monotonic()
-        self.live: Live | None = None
-        self.touched: dict[int, float] = {}
-        if enabled and stderr_is_terminal():
-            from rich.live import Live
 
-            self.live = Live(
-                self._render(), console=consoles.err, refresh_per_second=8, transient=True
-            )
+class LiveView:
+    """A view drawn with rich's Live, or not at all (`live` None): a context
+    manager either way."""
 
-    def __enter__(self) -> ProgressView:
+    live: Live | None = None
+
+    def __enter__(self: _View) -> _View:
         if self.live is not None:
             self.live.__enter__()
         return self
@@ -325,6 +319,21 @@ class ProgressView:
     def __exit__(self, *exc: Any) -> None:
         if self.live is not None:
             self.live.__exit__(*exc)
+
+
+class ProgressView(LiveView):
+    """Driven by unit events; draws a live table only when stderr is a terminal."""
+
+    def __init__(self, units: Sequence[Unit], enabled: bool) -> None:
+        self.units = units
+        self.started = time.monotonic()
+        self.touched: dict[int, float] = {}
+        if enabled and stderr_is_terminal():
+            from rich.live import Live
+
+            self.live = Live(
+                self._render(), console=consoles.err, refresh_per_second=8, transient=True
+            )
 
     def update(self, unit: Unit | None) -> None:
         if unit is not None:
