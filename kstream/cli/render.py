@@ -553,19 +553,14 @@ def run_dump(settings: DumpSettings, quiet: bool, debug: bool = False) -> ExitCo
             job.abort()
             raise
         result = job.finish(interrupted)
-    except BaseException:
+        if result.manifest is not None:
+            report_dump(result, quiet, debug)
+    finally:
         for w in held:
             note(w)
-        raise
     if result.manifest is None:
-        for w in held:
-            note(w)
         note("interrupted: the output on stdout is incomplete")
-        return result.exit_code
-    report_dump(result, quiet, debug)
-    for w in held:
-        note(w)
-    if interrupted is not None:
+    elif interrupted is not None:
         note(f"interrupted: what was read so far is in {result.destination}, marked incomplete")
     return result.exit_code
 
