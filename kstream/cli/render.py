@@ -89,7 +89,11 @@ def fallback_lines(codes: Sequence[str]) -> list[str]:
 
 def field_selector_refused(u: Unit) -> bool:
     """The server refused the field selector for this unit's resource."""
-    return u.error.startswith(FIELD_SELECTOR_REFUSED + ":")
+    return _refused(u.error)
+
+
+def _refused(error: str) -> bool:
+    return error.startswith(FIELD_SELECTOR_REFUSED + ":")
 
 
 def refused_notes(units: Sequence[Unit]) -> list[str]:
@@ -101,11 +105,11 @@ def refused_notes(units: Sequence[Unit]) -> list[str]:
 def problem_lines(problems: Sequence[tuple[str, str, str]]) -> list[str]:
     """`label: status: error` for each resource not read (label, status, error),
     those whose field selector the server refused in one line at the end."""
-    refused = [label for label, _, error in problems if error.startswith(FIELD_SELECTOR_REFUSED)]
+    refused = [label for label, _, error in problems if _refused(error)]
     out = [
         f"{label}: {status or 'incomplete'}" + (f": {error}" if error else "")
         for label, status, error in problems
-        if not error.startswith(FIELD_SELECTOR_REFUSED)
+        if not _refused(error)
     ]
     return out + ([refused_field_selector(refused)] if refused else [])
 
@@ -450,10 +454,7 @@ def summary(units: Sequence[Unit], title: str) -> RenderableType:
     if hidden:
         notes.append(f"{hidden} more resources complete and empty")
     notes += fallback_notes(shown)
-    for u in shown:
-        if u.error:
-            notes.append(f"{u.label}: {u.status or 'incomplete'}: {u.error}")
-    notes += refused_notes(refused)
+    notes += problem_lines([(u.label, u.status, u.error) for u in [*shown, *refused] if u.error])
     notes += unit_notes(units)
     parts += [Text(n) for n in notes]
     return Group(*parts)
