@@ -427,19 +427,14 @@ def table(result: CountResult, sort: str, width: int | None = None) -> tuple[Tab
 
 def report(result: CountResult, quiet: bool) -> None:
     """Messages on stderr: what was not counted, and why."""
-    from kstream.stream import FIELD_SELECTOR_REFUSED, refused_field_selector
+    from kstream.cli.render import fallback_lines, problem_lines
 
     if result.problem:
         c.note(f"warning: {result.snapshot}: {result.problem}")
-    refused = [m.label for m in result.incomplete if m.error.startswith(FIELD_SELECTOR_REFUSED)]
-    for m in result.incomplete:
-        if not m.error.startswith(FIELD_SELECTOR_REFUSED):  # those: one line, below
-            c.note(f"warning: {m.label}: {m.status}" + (f": {m.error}" if m.error else ""))
-    if refused:
-        c.note(f"warning: {refused_field_selector(refused)}")
+    bad = [(m.label, m.status, m.error) for m in result.incomplete]
+    for line in problem_lines(bad):  # refused field selectors: one line
+        c.note(f"warning: {line}")
     if result.fallbacks and not quiet:
-        from kstream.cli.render import fallback_lines
-
         for line in fallback_lines(result.fallbacks):  # one line per reason, as under dump's table
             c.note(line)
     if result.not_estimated and not quiet:

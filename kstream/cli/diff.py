@@ -353,9 +353,7 @@ def _dump_two(
 ) -> tuple[str, str]:
     """Dump both contexts at the same time, selected alike, into temporary
     archives; exits with the worst code when either cannot be read."""
-    from dataclasses import replace
-
-    from kstream.cli.render import problem_lines
+    from kstream.cli.fleet import note_problems, note_warnings, units_not_read
     from kstream.dump import DumpResult, DumpSettings
     from kstream.fleet import Fleet, Stop, Target, dump_one, select_targets, worst
 
@@ -367,7 +365,7 @@ def _dump_two(
             output=paths_[t.context],
             fmt="zst",
             scope=settings.scope,
-            live=replace(live, context=t.context),
+            live=dataclasses.replace(live, context=t.context),
             level=1,
             secrets="redact",
             secret_key=settings.secret_key,
@@ -377,15 +375,8 @@ def _dump_two(
 
     outcomes = Fleet(targets, work, 2).run()
     for o in outcomes:
-        for w in o.warnings:
-            if not w.startswith("debug: "):
-                c.note(f"{o.context}: {w}")
-        if o.error:
-            c.note(f"{o.context}: {o.error}")
-        elif o.value is not None:
-            bad = [(u.label, u.status, u.error) for u in o.value.units if u.status != "complete"]
-            for line in problem_lines(bad):  # refused field selectors: one line
-                c.note(f"{o.context}: warning: {line}")
+        note_warnings(o)
+        note_problems(o, units_not_read)
     code = worst([o.code for o in outcomes])
     if code not in (ExitCode.OK, ExitCode.PARTIAL):
         raise typer.Exit(int(code))
@@ -420,11 +411,10 @@ def _dump_live(
             f"{'s' if len(held) > 1 else ''} {','.join(held)}: reading the cluster there "
             "only (-n chooses)"
         )
-    settings = new
     code = run_dump(dump, quiet=True, debug=debug)
     if code not in (ExitCode.OK, ExitCode.PARTIAL):
         raise typer.Exit(int(code))
-    return snap, out, settings
+    return snap, out, new
 
 
 # --------------------------------------------------------------------------- diff

@@ -5,7 +5,7 @@ stdout (count); the exit code is the worst of the contexts'."""
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -72,11 +72,34 @@ def _emit_rows(title: str, cols: list[Col], rows: list[list[Text | str]], plain:
         c.consoles.err.print(FitTable(cols, rows))
 
 
+def note_warnings(o: Outcome[Any]) -> None:
+    """The context's warnings (its debug lines: only with --debug, see run_dump_fleet)."""
+    for w in o.warnings:
+        if not w.startswith("debug: "):
+            c.note(f"{o.context}: {w}")
+
+
+def note_problems(
+    o: Outcome[Any],
+    not_read: Callable[[Any], Sequence[tuple[str, str, str]]],
+    prefix: str = "warning: ",
+) -> None:
+    """The context's error, else what it did not read, `not_read(o.value)` as
+    (label, status, error): refused field selectors in one line."""
+    if o.error:
+        c.note(f"{o.context}: {o.error}")
+    elif o.value is not None:
+        for line in problem_lines(not_read(o.value)):
+            c.note(f"{o.context}: {prefix}{line}")
+
+
+def units_not_read(r: DumpResult) -> list[tuple[str, str, str]]:
+    return [(u.label, u.status, u.error) for u in r.units if u.status != "complete"]
+
+
 def _warnings(outcomes: Sequence[Outcome[Any]]) -> None:
     for o in outcomes:
-        for w in o.warnings:
-            if not w.startswith("debug: "):
-                c.note(f"{o.context}: {w}")
+        note_warnings(o)
 
 
 # --------------------------------------------------------------------------- dump
@@ -167,14 +190,7 @@ def run_dump_fleet(
             if o.value is not None:
                 c.note(f"{o.context} → {o.value.destination}")
         for o in outcomes:
-            if o.error:
-                c.note(f"{o.context}: {o.error}")
-            elif o.value is not None:
-                bad = [
-                    (u.label, u.status, u.error) for u in o.value.units if u.status != "complete"
-                ]
-                for line in problem_lines(bad):  # refused field selectors: one line
-                    c.note(f"{o.context}: {line}")
+            note_problems(o, units_not_read, prefix="")
     ok = sum(1 for o in outcomes if o.code == ExitCode.OK)
     c.note(f"{ok}/{len(outcomes)} contexts complete; exit {int(code)} (the worst of them)")
     return code
@@ -292,12 +308,7 @@ def run_count_fleet(
         _count_table(outcomes, estimate)
     c.consoles.out.file.flush()
     for o in outcomes:
-        if o.error:
-            c.note(f"{o.context}: {o.error}")
-        elif o.value is not None:
-            bad = [(m.label, m.status, m.error) for m in o.value.incomplete]
-            for line in problem_lines(bad):  # refused field selectors: one line
-                c.note(f"{o.context}: warning: {line}")
+        note_problems(o, lambda r: [(m.label, m.status, m.error) for m in r.incomplete])
     return code
 
 

@@ -28,7 +28,16 @@ from rich.live import Live
 from rich.text import Text
 
 from kstream.cli.common import consoles, note, stderr_is_terminal
-from kstream.cli.render import Col, FitTable, drive, human_count, logfmt, plain_layout, report_dump
+from kstream.cli.render import (
+    Col,
+    FitTable,
+    LiveView,
+    drive,
+    human_count,
+    logfmt,
+    plain_layout,
+    report_dump,
+)
 from kstream.errors import UsageError
 from kstream.exitcodes import ExitCode
 from kstream.follow import Follow, Replan, UnitFollow, base_follows, resume
@@ -274,7 +283,7 @@ def _lag(uf: UnitFollow, now: float) -> str:
     return f"{now - t:.0f}s"
 
 
-class FollowView:
+class FollowView(LiveView):
     """Per resource: state, events, events/s, last event time, lag (now minus the
     newest event or bookmark). A live table on a terminal; a plain line every
     PLAIN_EVERY seconds otherwise."""
@@ -282,7 +291,6 @@ class FollowView:
     def __init__(self, follow: Follow, enabled: bool) -> None:
         self.follow = follow
         self.enabled = enabled
-        self.live: Live | None = None
         self.plain = plain_layout() or not stderr_is_terminal()
         self.last_plain = time.monotonic()
         self._prev: dict[int, tuple[float, int]] = {}
@@ -291,15 +299,6 @@ class FollowView:
             self.live = Live(
                 self._render(), console=consoles.err, refresh_per_second=4, transient=True
             )
-
-    def __enter__(self) -> FollowView:
-        if self.live is not None:
-            self.live.__enter__()
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        if self.live is not None:
-            self.live.__exit__(*exc)
 
     def _rate(self, uf: UnitFollow) -> float:
         now = time.monotonic()

@@ -14,7 +14,7 @@ import re
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from kstream.cli.common import consoles, stderr_is_terminal
 from kstream.exitcodes import ExitCode
@@ -89,7 +89,11 @@ def fallback_lines(codes: Sequence[str]) -> list[str]:
 
 def field_selector_refused(u: Unit) -> bool:
     """The server refused the field selector for this unit's resource."""
-    return u.error.startswith(FIELD_SELECTOR_REFUSED + ":")
+    return _refused(u.error)
+
+
+def _refused(error: str) -> bool:
+    return error.startswith(FIELD_SELECTOR_REFUSED + ":")
 
 
 def refused_notes(units: Sequence[Unit]) -> list[str]:
@@ -101,11 +105,11 @@ def refused_notes(units: Sequence[Unit]) -> list[str]:
 def problem_lines(problems: Sequence[tuple[str, str, str]]) -> list[str]:
     """`label: status: error` for each resource not read (label, status, error),
     those whose field selector the server refused in one line at the end."""
-    refused = [label for label, _, error in problems if error.startswith(FIELD_SELECTOR_REFUSED)]
+    refused = [label for label, _, error in problems if _refused(error)]
     out = [
         f"{label}: {status or 'incomplete'}" + (f": {error}" if error else "")
         for label, status, error in problems
-        if not error.startswith(FIELD_SELECTOR_REFUSED)
+        if not _refused(error)
     ]
     return out + ([refused_field_selector(refused)] if refused else [])
 
@@ -302,22 +306,16 @@ def _state(u: Unit) -> str:
     return u.phase
 
 
-class ProgressView:
-    """Driven by unit events; draws a live table only when stderr is a terminal."""
+_View = TypeVar("_View", bound="LiveView")
 
-    def __init__(self, units: Sequence[Unit], enabled: bool) -> None:
-        self.units = units
-        self.started = time.monotonic()
-        self.live: Live | None = None
-        self.touched: dict[int, float] = {}
-        if enabled and stderr_is_terminal():
-            from rich.live import Live
 
-            self.live = Live(
-                self._render(), console=consoles.err, refresh_per_second=8, transient=True
-            )
+class LiveView:
+    """A view drawn with rich's Live, or not at all (`live` None): a context
+    manager either way."""
 
-    def __enter__(self) -> ProgressView:
+    live: Live | None = None
+
+    def __enter__(self: _View) -> _View:
         if self.live is not None:
             self.live.__enter__()
         return self
@@ -325,6 +323,21 @@ class ProgressView:
     def __exit__(self, *exc: Any) -> None:
         if self.live is not None:
             self.live.__exit__(*exc)
+
+
+class ProgressView(LiveView):
+    """Driven by unit events; draws a live table only when stderr is a terminal."""
+
+    def __init__(self, units: Sequence[Unit], enabled: bool) -> None:
+        self.units = units
+        self.started = time.monotonic()
+        self.touched: dict[int, float] = {}
+        if enabled and stderr_is_terminal():
+            from rich.live import Live
+
+            self.live = Live(
+                self._render(), console=consoles.err, refresh_per_second=8, transient=True
+            )
 
     def update(self, unit: Unit | None) -> None:
         if unit is not None:
@@ -441,10 +454,7 @@ def summary(units: Sequence[Unit], title: str) -> RenderableType:
     if hidden:
         notes.append(f"{hidden} more resources complete and empty")
     notes += fallback_notes(shown)
-    for u in shown:
-        if u.error:
-            notes.append(f"{u.label}: {u.status or 'incomplete'}: {u.error}")
-    notes += refused_notes(refused)
+    notes += problem_lines([(u.label, u.status, u.error) for u in [*shown, *refused] if u.error])
     notes += unit_notes(units)
     parts += [Text(n) for n in notes]
     return Group(*parts)
@@ -544,19 +554,14 @@ def run_dump(settings: DumpSettings, quiet: bool, debug: bool = False) -> ExitCo
             job.abort()
             raise
         result = job.finish(interrupted)
-    except BaseException:
+        if result.manifest is not None:
+            report_dump(result, quiet, debug)
+    finally:
         for w in held:
             note(w)
-        raise
     if result.manifest is None:
-        for w in held:
-            note(w)
         note("interrupted: the output on stdout is incomplete")
-        return result.exit_code
-    report_dump(result, quiet, debug)
-    for w in held:
-        note(w)
-    if interrupted is not None:
+    elif interrupted is not None:
         note(f"interrupted: what was read so far is in {result.destination}, marked incomplete")
     return result.exit_code
 
