@@ -1,7 +1,7 @@
 """Values for shell completion: contexts, namespaces, resource names, snapshot paths.
 
 A tab press must never wait on the network, so everything here reads local files:
-the kubeconfig (read and merged by kstream.kubeclient, as kstream connects) and a
+the kubeconfig (read and merged by kstream.cluster.client, as kstream connects) and a
 discovery cache, ~/.cache/kstream/discovery/<server-hash>.json. When the cache is
 missing or older than CACHE_TTL, the cached (or built-in) names are returned at once
 and a detached `python -m kstream.completion refresh` rewrites the cache for the next
@@ -91,10 +91,10 @@ class KubeconfigView:
 
 def read_kubeconfig(kubeconfig: str | None = None) -> KubeconfigView:
     """The kubeconfig as kstream connects with it: the same files and merge
-    (kstream.kubeclient: --kubeconfig is one file, $KUBECONFIG a list, no `~`
+    (kstream.cluster.client: --kubeconfig is one file, $KUBECONFIG a list, no `~`
     expansion, client-go's rules). A kubeconfig kstream would refuse offers nothing."""
+    from kstream.cluster.client import kubeconfig_files, merge_kubeconfigs
     from kstream.errors import ConfigError
-    from kstream.kubeclient import kubeconfig_files, merge_kubeconfigs
 
     view = KubeconfigView()
     try:
@@ -285,9 +285,9 @@ NAMESPACE_LIST_ACCEPT = (
 def refresh(kubeconfig: str | None, context: str | None, timeout: float = 15.0) -> Path | None:
     """Discover the server's resources and namespaces and write the cache (blocking;
     run by the background process, or by hand)."""
-    from kstream.discovery import discover
+    from kstream.cluster.client import Client, ConnectSettings
+    from kstream.cluster.discovery import discover
     from kstream.errors import KstreamError
-    from kstream.kubeclient import Client, ConnectSettings
 
     client = Client(
         ConnectSettings(

@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from kstream import deepjson
+from kstream.cluster.stream import Reader, Unit
 from kstream.errors import (
     ApiError,
     AuthError,
@@ -43,11 +44,10 @@ from kstream.selector import (
     Scope,
     key_problem,
 )
-from kstream.stream import Reader, Unit
 
 if TYPE_CHECKING:
-    from kstream.plan import LiveOptions, Plan
-    from kstream.runner import Run
+    from kstream.cluster.plan import LiveOptions, Plan
+    from kstream.cluster.runner import Run
 
 SCHEMA_VERSION = 1
 FIELDS = ("resource", "namespace", "label")
@@ -513,7 +513,7 @@ def count_snapshot(
 ) -> CountResult:
     """Count a snapshot written by dump: from its manifest where the grouping
     and the scope allow, else in one streaming pass (checksums verified)."""
-    from kstream.snapshot import open_snapshot
+    from kstream.store.snapshot import open_snapshot
 
     filters = Filters(scope or Scope())
     snap = open_snapshot(path)
@@ -587,7 +587,7 @@ def _check_file_size(path: str, e: Any, remote: Any = None) -> None:
     import os
 
     if remote is not None:
-        from kstream.snapshot import listed_object
+        from kstream.store.snapshot import listed_object
 
         obj = listed_object(remote, e.file or "")
         f, size = obj.loc.url, obj.size
@@ -678,8 +678,8 @@ def count_live(
     the exit code of an interrupt (by default: the events, unseen); `warn`
     hears of namespaces that do not exist; `estimate`: count each unit first
     for the progress display."""
-    from kstream.plan import open_live
-    from kstream.runner import Run
+    from kstream.cluster.plan import open_live
+    from kstream.cluster.runner import Run
 
     plan, reader = open_live(scope, live, warn)
     tally = Tally()
@@ -728,7 +728,7 @@ def estimate_live(
     scope: Scope, live: LiveOptions, grouping: Grouping, warn: Callable[[str], None]
 ) -> CountResult:
     """`count --estimate`: a LIST limit=1 per unit, no object read."""
-    from kstream.plan import open_live
+    from kstream.cluster.plan import open_live
 
     if scope.label_selector or scope.field_selector:
         raise UsageError(

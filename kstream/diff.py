@@ -46,11 +46,11 @@ from kstream.selector import (
     SelectorError,
     parse_fields,
 )
-from kstream.snapshot import DumpOptions, Entry, Manifest, Snapshot
+from kstream.store.snapshot import DumpOptions, Entry, Manifest, Snapshot
 
 if TYPE_CHECKING:
+    from kstream.cluster.plan import LiveOptions
     from kstream.dump import DumpSettings
-    from kstream.plan import LiveOptions
     from kstream.transform import SecretsMode
 
 LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"

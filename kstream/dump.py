@@ -12,14 +12,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 from kstream import __version__, paths
-from kstream.archive import OutputFormat, Spool, open_writer, unit_file_name
+from kstream.cluster.plan import LiveOptions, Plan, open_live
+from kstream.cluster.runner import Run, signals_held
+from kstream.cluster.stream import Unit
 from kstream.errors import Interrupted, Terminated
 from kstream.exitcodes import ExitCode
-from kstream.plan import LiveOptions, Plan, open_live
-from kstream.runner import Run, signals_held
 from kstream.selector import Scope
-from kstream.snapshot import DiscoveryFailure, DumpOptions, DumpStatus, Entry, Manifest
-from kstream.stream import Unit
+from kstream.store.snapshot import DiscoveryFailure, DumpOptions, DumpStatus, Entry, Manifest
+from kstream.store.writers import OutputFormat, Spool, open_writer, unit_file_name
 from kstream.transform import SecretsMode, TransformOptions, make_transform
 
 

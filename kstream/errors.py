@@ -102,9 +102,9 @@ class StreamError(KstreamError):
         self.reason = reason
 
 
-# Signals, turned into exceptions in the main thread (kstream.runner installs the
+# Signals, turned into exceptions in the main thread (kstream.cluster.runner installs the
 # handlers' effects; kstream.cli.app maps them to exit codes). BaseException, so no
-# `except Exception` in between swallows them. Here rather than in kstream.runner
+# `except Exception` in between swallows them. Here rather than in kstream.cluster.runner
 # so that the CLI can catch them without importing the streaming machinery.
 
 

@@ -25,15 +25,15 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Generic, TypeVar
 
-from kstream.errors import ConfigError, Interrupted, KstreamError, Terminated, UsageError
-from kstream.exitcodes import ExitCode
-from kstream.kubeclient import (
+from kstream.cluster.client import (
     KubeconfigFiles,
     MergedKubeconfig,
     kubeconfig_files,
     merge_kubeconfigs,
     resolve,
 )
+from kstream.errors import ConfigError, Interrupted, KstreamError, Terminated, UsageError
+from kstream.exitcodes import ExitCode
 
 if TYPE_CHECKING:
     from kstream.dump import DumpJob, DumpResult, DumpSettings

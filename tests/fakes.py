@@ -1,4 +1,4 @@
-"""One fake of kstream.kubeclient.ApiTransport for unit tests (no server, no
+"""One fake of kstream.cluster.client.ApiTransport for unit tests (no server, no
 subprocess), modelled on httpx's MockTransport: canned answers, recorded requests.
 
 An answer is bytes (the body), a FakeResponse (returned as it is), an exception
@@ -14,7 +14,7 @@ import json
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from kstream.kubeclient import ApiTransport
+from kstream.cluster.client import ApiTransport
 
 
 class FakeResponse:
@@ -37,7 +37,7 @@ class FakeResponse:
 
 
 class FakeSink:
-    """A kstream.stream.Sink that keeps the objects written (fold: not expected)."""
+    """A kstream.cluster.stream.Sink that keeps the objects written (fold: not expected)."""
 
     def __init__(self) -> None:
         self.objects: list[bytes] = []

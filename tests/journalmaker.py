@@ -1,4 +1,4 @@
-"""Writes journals for the reader's tests, byte for byte as `kstream/journalformat.py`
+"""Writes journals for the reader's tests, byte for byte as `kstream/journal/format.py`
 describes them: journal.json, a base archive, segments (sealed or open, with
 frames as given), so each test can cut or corrupt one precisely."""
 
@@ -14,8 +14,7 @@ from typing import Any
 
 import zstandard
 
-from kstream.archive import ArchiveWriter, skippable
-from kstream.journalformat import (
+from kstream.journal.format import (
     BASE_NAME,
     JOURNAL_FORMAT,
     JOURNAL_VERSION,
@@ -30,7 +29,8 @@ from kstream.journalformat import (
     segment_name,
     split_unit_resource,
 )
-from kstream.snapshot import FOOTER_TAG, MAGIC_FOOTER, MAGIC_HEADER, MAGIC_MANIFEST, Entry
+from kstream.store.snapshot import FOOTER_TAG, MAGIC_FOOTER, MAGIC_HEADER, MAGIC_MANIFEST, Entry
+from kstream.store.writers import ArchiveWriter, skippable
 
 KINDS = {
     "v1/configmaps": ("ConfigMap", True),

@@ -24,7 +24,7 @@ from pathlib import Path
 import pytest
 
 from kstream.errors import SnapshotError
-from kstream.snapshot import FOOTER_SIZE, open_snapshot
+from kstream.store.snapshot import FOOTER_SIZE, open_snapshot
 from tests.conftest import VENV_BIN, Cluster, Result, kstream
 from tests.faultproxy import Fault, FaultProxy, tally
 from tests.seed import configmap, namespace, secret

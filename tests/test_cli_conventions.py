@@ -147,7 +147,7 @@ def test_unknown_context_lists_merged_contexts(kubeconfigs: tuple[Path, Path]) -
 def _client_in_subprocess(env: dict[str, str], *args: str) -> list[str]:
     code = (
         "import sys\n"
-        "from kstream.kubeclient import Client, ConnectSettings\n"
+        "from kstream.cluster.client import Client, ConnectSettings\n"
         "k = sys.argv[1] or None; c = sys.argv[2] or None\n"
         "cl = Client(ConnectSettings(kubeconfig=k, context=c))\n"
         "print(cl.context, cl.host)\n"
@@ -181,8 +181,8 @@ def test_kubeconfig_flag_names_one_file(kubeconfigs: tuple[Path, Path]) -> None:
     """Like kubectl, --kubeconfig is one file name (only $KUBECONFIG is a list):
     two names joined with ':' are not merged (tests/test_kubeconfig.py compares
     with kubectl)."""
+    from kstream.cluster.client import Client, ConnectSettings
     from kstream.errors import ConfigError
-    from kstream.kubeclient import Client, ConnectSettings
 
     a, b = kubeconfigs
     with pytest.raises(ConfigError, match="kubeconfig not found"):
@@ -196,7 +196,7 @@ def test_kubeconfig_env_read_when_connecting(
 ) -> None:
     import kubernetes.config  # noqa: F401  (imported before KUBECONFIG changes)
 
-    from kstream.kubeclient import Client, ConnectSettings
+    from kstream.cluster.client import Client, ConnectSettings
 
     a, b = kubeconfigs
     monkeypatch.setenv("KUBECONFIG", f"{b}{os.pathsep}{a}")

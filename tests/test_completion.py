@@ -393,7 +393,7 @@ def test_completion_reads_the_kubeconfig_kstream_connects_with(
     """Completion offers the contexts and namespaces of the kubeconfig kstream
     resolves (kubeclient: no `~` expansion, --kubeconfig is one file name), not
     those of a reading of its own."""
-    from kstream.kubeclient import kubeconfig_files, resolve
+    from kstream.cluster.client import kubeconfig_files, resolve
 
     home = tmp_path / "home"
     home.mkdir()

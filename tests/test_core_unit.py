@@ -13,19 +13,19 @@ from typing import Any
 import pytest
 
 from kstream import paths
-from kstream.archive import ArchiveWriter, DirectoryWriter, NdjsonWriter
-from kstream.errors import ApiError, SnapshotError, UnknownResourceError
-from kstream.exitcodes import ExitCode
-from kstream.jsonlines import go_json, iter_lines, line_key, object_key
-from kstream.resources import Resource, match, select
-from kstream.snapshot import Entry, open_snapshot
-from kstream.stream import (
+from kstream.cluster.stream import (
     LIST,
     WATCH_LIST,
     Reader,
     StreamOptions,
     Unit,
 )
+from kstream.errors import ApiError, SnapshotError, UnknownResourceError
+from kstream.exitcodes import ExitCode
+from kstream.jsonlines import go_json, iter_lines, line_key, object_key
+from kstream.resources import Resource, match, select
+from kstream.store.snapshot import Entry, open_snapshot
+from kstream.store.writers import ArchiveWriter, DirectoryWriter, NdjsonWriter
 from kstream.transform import TransformOptions, make_transform, redact_secret
 from tests.fakes import FakeTransport
 
@@ -470,7 +470,7 @@ def test_forced_watch_list_never_falls_back() -> None:
 def test_manifest_json_round_trip_keeps_the_on_disk_layout() -> None:
     """The typed Manifest reads what dump writes and writes it back key for key,
     in the same order (archives digest the manifest's bytes)."""
-    from kstream.snapshot import Manifest
+    from kstream.store.snapshot import Manifest
 
     on_disk: dict[str, Any] = {
         "format": "kstream-archive",

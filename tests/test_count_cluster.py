@@ -211,8 +211,8 @@ def test_live_count_memory_is_flat(many: tuple[Path, str], method: str) -> None:
     JSON): the peak does not follow the data."""
     import tracemalloc
 
+    from kstream.cluster.plan import LiveOptions
     from kstream.count import Grouping, count_live
-    from kstream.plan import LiveOptions
     from kstream.selector import Scope
 
     kc, ns = many

@@ -11,14 +11,14 @@ from typing import Any
 
 import pytest
 
-from kstream import plan as plan_module
+from kstream.cluster import plan as plan_module
+from kstream.cluster.plan import LiveOptions
+from kstream.cluster.runner import Run
+from kstream.cluster.stream import END_ANNOTATION, Reader, StreamOptions, Unit
 from kstream.count import CountSink, Grouping, count_live
 from kstream.exitcodes import ExitCode
-from kstream.plan import LiveOptions
 from kstream.resources import Resource
-from kstream.runner import Run
 from kstream.selector import Scope
-from kstream.stream import END_ANNOTATION, Reader, StreamOptions, Unit
 from tests.fakes import FakeTransport
 
 V = frozenset({"list", "watch"})

@@ -1,5 +1,5 @@
 """kstream count without a cluster: the counting sink, grouping, selectors,
-estimates with a fake reader, and snapshots written with kstream.archive."""
+estimates with a fake reader, and snapshots written with kstream.store.writers."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 import zstandard
 
-from kstream.archive import open_writer, unit_file_name
+from kstream.cluster.stream import Reader, StreamOptions, Unit
 from kstream.count import (
     CountSink,
     Grouping,
@@ -29,8 +29,8 @@ from kstream.exitcodes import ExitCode
 from kstream.jsonlines import go_json
 from kstream.resources import Resource, guess_plural
 from kstream.selector import LabelSelector, MetadataFieldSelector, Scope
-from kstream.snapshot import Entry
-from kstream.stream import Reader, StreamOptions, Unit
+from kstream.store.snapshot import Entry
+from kstream.store.writers import open_writer, unit_file_name
 from tests.conftest import kstream
 from tests.fakes import FakeTransport
 
@@ -444,7 +444,7 @@ def test_corrupted_archive_data_is_reported(tmp_path: Path) -> None:
     data = bytearray(p.read_bytes())
     entry = json.loads(json.dumps(count_snapshot(str(p), Grouping(), Scope()).to_json()))
     assert entry["complete"]
-    from kstream.snapshot import open_snapshot
+    from kstream.store.snapshot import open_snapshot
 
     e = open_snapshot(str(p)).entries[1]  # configmaps: inside its zstd frame
     assert e.offset is not None and e.length is not None

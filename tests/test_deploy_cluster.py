@@ -14,7 +14,7 @@ from urllib.parse import urlparse
 
 import pytest
 
-from kstream.snapshot import open_snapshot
+from kstream.store.snapshot import open_snapshot
 from tests.conftest import KUBECTL, REPO, Cluster, kstream
 from tests.seed import Api, namespace
 

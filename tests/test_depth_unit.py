@@ -16,11 +16,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from kstream import deepjson, paths
+from kstream.cluster.stream import Reader, StreamOptions, Unit
 from kstream.diff import MISSING, SecretMasker, field_changes
 from kstream.exitcodes import ExitCode
 from kstream.jsonlines import go_json
 from kstream.resources import Resource
-from kstream.stream import Reader, StreamOptions, Unit
 from kstream.transform import CLEAN_PATHS, LAST_APPLIED, TransformOptions, digest, make_transform
 from tests.conftest import kstream
 from tests.fakes import FakeTransport

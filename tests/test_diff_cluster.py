@@ -226,7 +226,7 @@ def test_live(cluster: Cluster, golden: dict[str, Path]) -> None:
 
 
 def _methods(path: Path) -> set[str]:
-    from kstream.snapshot import open_snapshot
+    from kstream.store.snapshot import open_snapshot
 
     return {e.method for e in open_snapshot(str(path)).entries if e.objects}
 
@@ -251,7 +251,7 @@ def test_watch_list_and_list_fallback_diff_identical(
 
 
 def test_manifest_lists_resources_that_cannot_be_watched(golden: dict[str, Path]) -> None:
-    from kstream.snapshot import open_snapshot
+    from kstream.store.snapshot import open_snapshot
 
     manifest = open_snapshot(str(golden["old"])).manifest
     assert manifest is not None
@@ -313,7 +313,7 @@ def test_crd_preferred_version_change_is_no_content_change(
 ) -> None:
     """A CRD gains v2 as its storage and preferred version: its objects are read
     through v2 and differ only in apiVersion (issue 17.10)."""
-    from kstream.snapshot import open_snapshot
+    from kstream.store.snapshot import open_snapshot
 
     api, ns = cluster.api, "diff-versions"
     api.create(*namespace(ns), exist_ok=True)

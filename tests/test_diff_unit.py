@@ -14,15 +14,15 @@ from typing import Any
 import pytest
 
 from kstream import diff as d
-from kstream.archive import (
+from kstream.errors import SnapshotError, UsageError
+from kstream.selector import LabelSelector, Scope
+from kstream.store.snapshot import Entry, open_snapshot
+from kstream.store.writers import (
     ArchiveWriter,
     DirectoryWriter,
     Writer,
     unit_file_name,
 )
-from kstream.errors import SnapshotError, UsageError
-from kstream.selector import LabelSelector, Scope
-from kstream.snapshot import Entry, open_snapshot
 from tests.conftest import VENV_BIN, kstream
 
 # ---------------------------------------------------------------- builders
@@ -852,7 +852,7 @@ def test_dump_like_reads_the_cluster_as_the_snapshot_was_dumped(tmp_path: Path) 
     the command line makes none (its field selector always), its Secret
     handling and --strip; an HMAC snapshot needs its key, an interrupted one is
     refused."""
-    from kstream.plan import LiveOptions
+    from kstream.cluster.plan import LiveOptions
 
     opts = {"resources": ["configmaps"], "namespaces": ["a"], "labelSelector": "x=1",
             "fieldSelector": "metadata.name!=z", "strip": ["metadata.labels"]}  # fmt: skip

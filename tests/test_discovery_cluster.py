@@ -21,8 +21,8 @@ from typing import Any
 
 import pytest
 
-from kstream.discovery import AGGREGATED_ACCEPT, Discovery, _discover_legacy, discover
-from kstream.kubeclient import Client, ConnectSettings
+from kstream.cluster.client import Client, ConnectSettings
+from kstream.cluster.discovery import AGGREGATED_ACCEPT, Discovery, _discover_legacy, discover
 from kstream.resources import DEFAULT_EXCLUDED
 from tests.conftest import KUBECTL, Cluster, completion_refresh, kstream
 from tests.seed import Api, namespace, wait_for_resource

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from kstream.discovery import AGGREGATED_ACCEPT, Discovery, discover
+from kstream.cluster.discovery import AGGREGATED_ACCEPT, Discovery, discover
 from kstream.errors import ApiError, UnknownResourceError
 from kstream.resources import Resource, match, select
 from tests.fakes import FakeTransport
@@ -142,7 +142,7 @@ def res(group: str, version: str, name: str) -> Resource:
 def test_preferred_version_overrides_an_earlier_one() -> None:
     """client-go: a later version replaces an earlier pick only when it is the
     group's preferred version (legacy /apis may name any version preferred)."""
-    from kstream.discovery import ApiGroup, preferred_resources
+    from kstream.cluster.discovery import ApiGroup, preferred_resources
 
     g = ApiGroup(
         "x.dev",
@@ -164,7 +164,7 @@ def test_preferred_version_overrides_an_earlier_one() -> None:
 
 
 def test_unread_version_is_skipped() -> None:
-    from kstream.discovery import ApiGroup, preferred_resources
+    from kstream.cluster.discovery import ApiGroup, preferred_resources
 
     g = ApiGroup("x.dev", ["v2", "v1"], "v2", {"v1": [res("x.dev", "v1", "a")]})
     best, others = preferred_resources([g])

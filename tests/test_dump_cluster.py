@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from kstream.snapshot import open_snapshot
+from kstream.store.snapshot import open_snapshot
 from tests.conftest import KUBECTL, Cluster, kstream, kubectl_json
 from tests.controlplane.versions import KUBE_VERSION
 from tests.seed import CRD_GROUP, configmap, deployment, grant, namespace, secret, widget

@@ -15,14 +15,14 @@ from types import SimpleNamespace
 
 import pytest
 
-from kstream import archive
-from kstream.archive import open_writer
+from kstream.cluster.plan import LiveOptions
 from kstream.dump import DumpJob, DumpSettings
 from kstream.errors import Interrupted, Terminated
 from kstream.exitcodes import ExitCode
-from kstream.plan import LiveOptions
 from kstream.selector import Scope
-from kstream.snapshot import Entry, open_snapshot
+from kstream.store import writers as archive
+from kstream.store.snapshot import Entry, open_snapshot
+from kstream.store.writers import open_writer
 
 OBJS = [b'{"kind":"ConfigMap","metadata":{"name":"c%d","namespace":"ns"}}' % i for i in range(50)]
 

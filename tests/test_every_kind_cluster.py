@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from kstream.snapshot import open_snapshot
+from kstream.store.snapshot import open_snapshot
 from tests.conftest import KUBECTL, Cluster, kstream
 from tests.seed import Api, configmap, crd, namespace, wait_for_resource
 

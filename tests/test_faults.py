@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 
-from kstream.snapshot import open_snapshot
+from kstream.store.snapshot import open_snapshot
 from tests.conftest import VENV_BIN, Cluster, Result, kstream
 from tests.controlplane import ControlPlane
 from tests.faultproxy import (

@@ -19,10 +19,10 @@ import pytest
 from rich.console import Console
 
 from kstream.cli import render
+from kstream.cluster.stream import FIELD_SELECTOR_REFUSED, Reader, StreamOptions, Unit
 from kstream.errors import ApiError
 from kstream.resources import Resource
-from kstream.snapshot import open_snapshot
-from kstream.stream import FIELD_SELECTOR_REFUSED, Reader, StreamOptions, Unit
+from kstream.store.snapshot import open_snapshot
 from tests.conftest import Cluster, kstream
 from tests.fakes import FakeSink, FakeTransport
 

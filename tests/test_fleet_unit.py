@@ -1,4 +1,4 @@
-"""Output names with placeholders (kstream.outputname) and the choice of contexts
+"""Output names with placeholders (kstream.store.outputname) and the choice of contexts
 (kstream.fleet): no cluster needed."""
 
 from __future__ import annotations
@@ -9,9 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from kstream import fleet, outputname
+from kstream import fleet
 from kstream.errors import ConfigError, UsageError
 from kstream.exitcodes import ExitCode
+from kstream.store import outputname
 from tests.conftest import NOWHERE, kstream, one_line
 
 T0 = dt.datetime(2026, 11, 29, 5, 7, 9, tzinfo=dt.timezone.utc)

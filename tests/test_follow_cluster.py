@@ -27,10 +27,10 @@ from urllib.parse import urlparse
 import pytest
 
 from kstream import deepjson
-from kstream.journal import _scan_frames as scan_frames
-from kstream.journal import list_segments, read_sealed_manifest, segment_events
-from kstream.journalformat import BASE_NAME, Event, position_key
-from kstream.snapshot import open_snapshot
+from kstream.journal.format import BASE_NAME, Event, position_key
+from kstream.journal.writer import _scan_frames as scan_frames
+from kstream.journal.writer import list_segments, read_sealed_manifest, segment_events
+from kstream.store.snapshot import open_snapshot
 from kstream.transform import redact_secret
 from tests.conftest import VENV_BIN, Cluster, Result, kstream, kubectl_json
 from tests.controlplane import ControlPlane

@@ -9,7 +9,7 @@ import pytest
 
 from kstream.cli.follow import parse_duration, parse_size
 from kstream.errors import UsageError
-from kstream.journal import JournalWriter, write_meta
+from kstream.journal.writer import JournalWriter, write_meta
 from tests.conftest import NOWHERE, kstream, one_line
 
 
@@ -124,12 +124,12 @@ def test_follower_reconnects_from_its_position_and_resyncs_on_410(tmp_path: Path
     import threading
     import time
 
+    from kstream.cluster.stream import Reader, StreamOptions, Unit
     from kstream.errors import ConnectionFailed
-    from kstream.follow import Follow, UnitFollow
-    from kstream.journal import list_segments, read_sealed_manifest, segment_events
-    from kstream.journalformat import Event
+    from kstream.journal.follow import Follow, UnitFollow
+    from kstream.journal.format import Event
+    from kstream.journal.writer import list_segments, read_sealed_manifest, segment_events
     from kstream.resources import Resource
-    from kstream.stream import Reader, StreamOptions, Unit
     from tests.fakes import FakeTransport
 
     def cm(rv: str, v: str = "1") -> dict:
@@ -206,8 +206,8 @@ def test_summary_on_a_terminal_without_changes_draws_no_empty_table(
 
     from kstream.cli import common
     from kstream.cli.follow import UnitFollow, report_follow
+    from kstream.cluster.stream import Unit
     from kstream.resources import Resource
-    from kstream.stream import Unit
 
     out = io.StringIO()
     monkeypatch.setattr(common.consoles, "err", Console(file=out, force_terminal=True, width=100))

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from kstream.journalformat import CHANGE_TYPES, format_time
-from kstream.journalread import open_journal
+from kstream.journal.format import CHANGE_TYPES, format_time
+from kstream.journal.reader import open_journal
 from tests.conftest import VENV_BIN, Cluster, kstream
 from tests.seed import configmap, namespace, secret
 

@@ -13,7 +13,8 @@ import pytest
 import zstandard
 
 from kstream.errors import SnapshotError
-from kstream.journal import (
+from kstream.journal.format import SEGMENT_FORMAT, Event, SegmentManifest
+from kstream.journal.writer import (
     JournalWriter,
     journal_dir_problem,
     list_segments,
@@ -23,8 +24,13 @@ from kstream.journal import (
     segment_events,
     write_meta,
 )
-from kstream.journalformat import SEGMENT_FORMAT, Event, SegmentManifest
-from kstream.snapshot import FOOTER_SIZE, FOOTER_TAG, MAGIC_FOOTER, MAGIC_HEADER, MAGIC_MANIFEST
+from kstream.store.snapshot import (
+    FOOTER_SIZE,
+    FOOTER_TAG,
+    MAGIC_FOOTER,
+    MAGIC_HEADER,
+    MAGIC_MANIFEST,
+)
 
 
 class Clock:
@@ -268,8 +274,8 @@ def test_journal_dir_rules(tmp_path: Path) -> None:
 def test_own_directory_problems_say_why(tmp_path: Path) -> None:
     """What a snapshot directory or a journal directory holds that kstream did
     not write: the reason each refusal (even with --force) gives."""
-    from kstream.archive import _snapshot_dir_problem
-    from kstream.journal import journal_dir_problem, write_meta
+    from kstream.journal.writer import journal_dir_problem, write_meta
+    from kstream.store.writers import _snapshot_dir_problem
 
     snap, journal = tmp_path / "snap", tmp_path / "journal"
     for d in (snap, journal):
@@ -298,10 +304,10 @@ def test_journal_json_layout_and_key_check(tmp_path: Path) -> None:
     check value among the options) and as --resume reads it back."""
     from types import SimpleNamespace
 
+    from kstream.cluster.plan import LiveOptions
     from kstream.dump import DumpSettings
     from kstream.errors import UsageError
-    from kstream.journal import JournalMeta, check_key, new_meta, read_meta
-    from kstream.plan import LiveOptions
+    from kstream.journal.writer import JournalMeta, check_key, new_meta, read_meta
     from kstream.selector import Scope
     from kstream.transform import digest
 

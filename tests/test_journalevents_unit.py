@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from kstream.journalevents import manager_of
+from kstream.journal.events import manager_of
 from tests.conftest import kstream, one_line
 from tests.journalmaker import Journal, ev, obj, write_base
 
@@ -227,7 +227,7 @@ def test_log_help_imports_little(tmp_path: Path) -> None:
     env = {"HOME": str(tmp_path), "KUBECONFIG": str(tmp_path / "none"), "PWD": str(tmp_path)}
     mods, out = imports("log", "--help", env=env)
     assert "Usage: kstream log" in out
-    others = ("kstream.cli.dump", "kstream.cli.count", "kstream.cli.diff", "kstream.journalread")
+    others = ("kstream.cli.dump", "kstream.cli.count", "kstream.cli.diff", "kstream.journal.reader")
     assert heavy(mods, (*COMMANDS, *others)) == []
 
 
@@ -290,7 +290,7 @@ def test_event_filter_field_selector_on_metadata_only() -> None:
     """A journal's events are filtered on metadata.name / metadata.namespace
     (=, ==, !=); any other field is refused with exit 2, saying so."""
     from kstream.errors import UsageError
-    from kstream.journalevents import EventFilter
+    from kstream.journal.events import EventFilter
     from kstream.selector import Scope
 
     f = EventFilter(Scope(field_selector="metadata.namespace==a,metadata.name!=x"))

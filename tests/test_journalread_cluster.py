@@ -15,8 +15,8 @@ from typing import Any
 
 import pytest
 
-from kstream.journalformat import Event, format_time, parse_time, unit_resource
-from kstream.journalread import _open_lines, _open_segment
+from kstream.journal.format import Event, format_time, parse_time, unit_resource
+from kstream.journal.reader import _open_lines, _open_segment
 from tests.conftest import Cluster, kstream
 from tests.journalmaker import segment_bytes
 from tests.seed import CRD_GROUP, Api, configmap, namespace, widget
@@ -32,7 +32,7 @@ pytestmark = pytest.mark.cluster
 def dump(cluster: Cluster, out: Path) -> dict[str, Any]:
     r = kstream("dump", *SELECT, "-o", str(out), "-q", kubeconfig=cluster.kubeconfig)
     assert r.code == 0, r.err
-    from kstream.snapshot import open_snapshot
+    from kstream.store.snapshot import open_snapshot
 
     m = open_snapshot(str(out)).manifest
     assert m is not None

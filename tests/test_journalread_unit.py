@@ -11,9 +11,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from kstream import journalread
 from kstream.errors import SnapshotError, UsageError
-from kstream.snapshot import open_snapshot
+from kstream.journal import reader as journalread
+from kstream.store.snapshot import open_snapshot
 from tests.conftest import kstream, one_line
 from tests.journalmaker import Journal, ev, obj, write_base
 
@@ -327,7 +327,7 @@ def test_many_events(tmp_path: Path) -> None:
     st.one_of(st.none(), st.dictionaries(st.text(max_size=5), st.text(max_size=5), max_size=3)),
 )
 def test_fast_event_decode_agrees(type_: str, ns: str, rv: str, o: dict[str, str] | None) -> None:
-    from kstream.journalformat import Event
+    from kstream.journal.format import Event
 
     raw = json.dumps(o, separators=(",", ":")).encode() if o is not None else None
     e = Event(t(1), type_, "apps/v1/deployments", ns, rv, raw)

@@ -15,7 +15,7 @@ import pytest
 from kstream import diff as d
 from kstream.count import Grouping, count_snapshot
 from kstream.selector import Scope
-from kstream.snapshot import open_snapshot
+from kstream.store.snapshot import open_snapshot
 from tests.conftest import kstream
 
 GROUP = "jl.kstream.dev"

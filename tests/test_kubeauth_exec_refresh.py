@@ -20,8 +20,8 @@ from typing import Any
 
 import pytest
 
+from kstream.cluster.client import Client, ConnectSettings
 from kstream.errors import AuthError
-from kstream.kubeclient import Client, ConnectSettings
 from tests.conftest import KUBECTL, Cluster, kstream, one_line
 from tests.loopback import JsonHandler, serving
 

@@ -21,8 +21,8 @@ from typing import Any
 import pytest
 
 from kstream.cli.common import impersonation
+from kstream.cluster.client import Client, ConnectSettings
 from kstream.errors import ConfigError, KstreamError, UsageError
-from kstream.kubeclient import Client, ConnectSettings
 from tests.conftest import KUBECTL, Cluster, kstream, kubectl_json, one_line
 from tests.loopback import JsonHandler, serving
 from tests.seed import grant
@@ -201,7 +201,7 @@ def test_impersonation_errors_are_kstream_errors(tmp_path: Path) -> None:
 
 def test_in_cluster_with_as_flags(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """In a pod without a kubeconfig the flags still impersonate (never ignored)."""
-    from kstream import kubeauth
+    from kstream.cluster import auth as kubeauth
 
     monkeypatch.setenv("HOME", str(tmp_path))
     monkeypatch.delenv("KUBECONFIG", raising=False)

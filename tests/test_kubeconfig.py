@@ -21,8 +21,14 @@ from typing import Any
 
 import pytest
 
+from kstream.cluster.client import (
+    Client,
+    ConnectSettings,
+    KubeconfigFiles,
+    kubeconfig_files,
+    resolve,
+)
 from kstream.errors import ConfigError
-from kstream.kubeclient import Client, ConnectSettings, KubeconfigFiles, kubeconfig_files, resolve
 from tests.conftest import KUBECTL, Cluster, kstream
 
 # ---------------------------------------------------------------- the table

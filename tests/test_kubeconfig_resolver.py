@@ -1,5 +1,5 @@
-"""The small kubeconfig resolver (kstream.kubeauth) against the `kubernetes`
-package's loader (kstream.kubeclient.kubernetes_configuration, the code path kstream
+"""The small kubeconfig resolver (kstream.cluster.auth) against the `kubernetes`
+package's loader (kstream.cluster.client.kubernetes_configuration, the code path kstream
 used before) and, for exec plugins, against the pinned kubectl.
 
 For every kubeconfig of the corpus, both loaders must give the same server, the
@@ -25,10 +25,8 @@ from typing import Any
 
 import pytest
 
-from kstream import kubeauth
-from kstream.errors import AuthError, ConfigError, KstreamError
-from kstream.exitcodes import ExitCode
-from kstream.kubeclient import (
+from kstream.cluster import auth as kubeauth
+from kstream.cluster.client import (
     Client,
     ConnectSettings,
     _kubernetes_auth,
@@ -37,6 +35,8 @@ from kstream.kubeclient import (
     kubernetes_configuration,
     resolve,
 )
+from kstream.errors import AuthError, ConfigError, KstreamError
+from kstream.exitcodes import ExitCode
 from tests.conftest import KUBECTL, Cluster
 
 PROXY_VARS = ("http_proxy", "https_proxy", "all_proxy", "no_proxy")
@@ -668,7 +668,7 @@ def _dump_without_kubernetes(kubeconfig: Path, env: dict[str, str] | None = None
     modules = {
         ln.split("|")[-1].strip() for ln in err.splitlines() if ln.startswith("import time:")
     }
-    assert "kstream.kubeclient" in modules  # the import list is there
+    assert "kstream.cluster.client" in modules  # the import list is there
     assert not {m for m in modules if m == "kubernetes" or m.startswith("kubernetes.")}
     names = [json.loads(ln)["metadata"]["name"] for ln in p.stdout.splitlines()]
     assert "extension-apiserver-authentication" in names

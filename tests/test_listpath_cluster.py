@@ -13,10 +13,10 @@ from typing import Any
 
 import pytest
 
-from kstream.kubeclient import Client, ConnectSettings, read_chunks
+from kstream.cluster.client import Client, ConnectSettings, read_chunks
+from kstream.cluster.stream import Reader, StreamOptions, Unit
 from kstream.listpage import PageReader
 from kstream.resources import Resource
-from kstream.stream import Reader, StreamOptions, Unit
 from tests.conftest import Cluster
 from tests.fakes import FakeSink
 from tests.seed import CRD_GROUP, namespace

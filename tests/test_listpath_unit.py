@@ -14,10 +14,10 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from kstream.kubeclient import Client, ConnectSettings, read_chunks
+from kstream.cluster.client import Client, ConnectSettings, read_chunks
+from kstream.cluster.stream import Reader, StreamOptions, Unit, _typed
 from kstream.listpage import BATCH, HAS_API_VERSION, HAS_KIND
 from kstream.resources import Resource
-from kstream.stream import Reader, StreamOptions, Unit, _typed
 from tests.fakes import FakeSink
 
 V = frozenset({"list", "watch"})

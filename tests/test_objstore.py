@@ -284,8 +284,8 @@ def test_diff_remote_and_local(s3: S3, big: Cluster, remote_archive: str, tmp_pa
 
 def test_an_object_replaced_while_it_is_read(s3: S3, monkeypatch: pytest.MonkeyPatch) -> None:
     """Reads after the HEAD carry If-Match: a replaced object is one clear error."""
-    from kstream import objstore
     from kstream.errors import SnapshotError
+    from kstream.store import objstore
 
     for k, v in s3.env(direct=True).items():
         monkeypatch.setenv(k, v)

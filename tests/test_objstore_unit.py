@@ -1,4 +1,4 @@
-"""kstream/objstore.py without a server: names, part sizes, error translation."""
+"""kstream/store/objstore.py without a server: names, part sizes, error translation."""
 
 from __future__ import annotations
 
@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from kstream import objstore
 from kstream.errors import ConfigError, ConnectionFailed, OutputError, SnapshotError, UsageError
 from kstream.exitcodes import ExitCode
+from kstream.store import objstore
 
 
 def test_parse() -> None:
@@ -84,8 +84,8 @@ def test_translate_transport() -> None:
 
 def test_local_snapshots_do_not_import_botocore(tmp_path: Path) -> None:
     """count and diff of local snapshots never load the object-storage client."""
-    from kstream.archive import ArchiveWriter
-    from kstream.snapshot import Manifest
+    from kstream.store.snapshot import Manifest
+    from kstream.store.writers import ArchiveWriter
     from tests.test_startup import imports
 
     path = str(tmp_path / "s.ndjson.zst")

@@ -17,14 +17,14 @@ from pathlib import Path
 
 import pytest
 
-from kstream.archive import (
+from kstream.errors import OutputError, UsageError
+from kstream.store.snapshot import Entry, open_snapshot
+from kstream.store.writers import (
     DirectoryWriter,
     check_output,
     detect_format,
     output_format,
 )
-from kstream.errors import OutputError, UsageError
-from kstream.snapshot import Entry, open_snapshot
 from tests.conftest import NOWHERE, VENV_BIN, Cluster, Result, kstream, one_line
 
 

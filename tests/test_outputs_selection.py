@@ -22,7 +22,7 @@ from hypothesis import strategies as st
 from kstream import paths
 from kstream.cli.common import names, namespace_names
 from kstream.errors import UsageError
-from kstream.snapshot import open_snapshot
+from kstream.store.snapshot import open_snapshot
 from tests.conftest import KUBECTL, NOWHERE, Cluster, kstream, one_line
 from tests.seed import grant
 

@@ -14,9 +14,9 @@ from typing import Any
 import pytest
 import zstandard
 
-from kstream import archive
-from kstream.archive import ArchiveWriter
-from kstream.snapshot import MAGIC_FOOTER, MAGIC_HEADER, MAGIC_MANIFEST, ZSTD_MAGIC, Entry
+from kstream.store import writers as archive
+from kstream.store.snapshot import MAGIC_FOOTER, MAGIC_HEADER, MAGIC_MANIFEST, ZSTD_MAGIC, Entry
+from kstream.store.writers import ArchiveWriter
 
 
 def frames(data: bytes) -> list[tuple[str, bytes]]:

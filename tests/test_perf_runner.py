@@ -6,9 +6,9 @@ from __future__ import annotations
 import threading
 from typing import Any
 
+from kstream.cluster.runner import Run
+from kstream.cluster.stream import Unit
 from kstream.resources import Resource
-from kstream.runner import Run
-from kstream.stream import Unit
 
 WAIT = 20.0  # seconds: only reached when the runner is wrong
 

@@ -17,10 +17,10 @@ from rich.console import Console
 
 from kstream.cli import render
 from kstream.cli.render import ProgressView, human_bytes, human_count
+from kstream.cluster.runner import Run
+from kstream.cluster.stream import Unit
 from kstream.errors import Interrupted
 from kstream.resources import Resource
-from kstream.runner import Run
-from kstream.stream import Unit
 
 LONG_NS = "some-long-namespace-name"
 REFUSED = (
@@ -289,7 +289,7 @@ class _StallFirst(_FakeReader):
     """Unit 0 blocks until the run is cancelled; the others finish at once."""
 
     def read(self, unit: Unit, sink: Any, emit: Any) -> None:
-        from kstream.stream import Cancelled
+        from kstream.cluster.stream import Cancelled
 
         if unit.index == 0:
             self.cancel.wait(30)
@@ -326,9 +326,9 @@ def test_units_finished_behind_a_stalled_one_are_salvaged() -> None:
 
 
 def test_every_fallback_code_has_its_own_explanation() -> None:
-    """Each short reason the reader gives (kstream.stream) is explained under
+    """Each short reason the reader gives (kstream.cluster.stream) is explained under
     the summary in its own words, not by the generic line."""
-    from kstream import stream
+    from kstream.cluster import stream
 
     codes = [stream.WATCH_LIST_OFF, stream.WATCH_FORBIDDEN, stream.NO_WATCH_VERB,
              stream.WATCH_NOT_SERVED, stream.ERROR_EVENT, stream.STREAMS_BROKE]  # fmt: skip
@@ -340,7 +340,7 @@ def test_every_fallback_code_has_its_own_explanation() -> None:
 def test_problem_lines_say_refused_field_selectors_once() -> None:
     """Several contexts (dump, count, diff --live A B): each resource not read
     gets its line, those whose field selector the server refused one line."""
-    from kstream.stream import FIELD_SELECTOR_REFUSED
+    from kstream.cluster.stream import FIELD_SELECTOR_REFUSED
 
     refused = f"{FIELD_SELECTOR_REFUSED}: the server said so"
     lines = render.problem_lines(

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from kstream.snapshot import open_snapshot
+from kstream.store.snapshot import open_snapshot
 from tests.conftest import VENV_BIN, Cluster, kstream
 from tests.faultproxy import Fault, FaultProxy
 from tests.seed import configmap, namespace, secret

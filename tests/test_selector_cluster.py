@@ -187,7 +187,7 @@ def test_count_and_diff_select_what_the_server_selects(
 
 
 def _lines(snap: Path) -> list[bytes]:
-    from kstream.snapshot import open_snapshot
+    from kstream.store.snapshot import open_snapshot
 
     return list(open_snapshot(str(snap)).lines())
 

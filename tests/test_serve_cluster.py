@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from kstream.snapshot import open_snapshot
+from kstream.store.snapshot import open_snapshot
 from tests.conftest import KUBECTL, VENV_BIN, Cluster, kstream
 from tests.seed import configmap, crd, deployment, namespace, secret, wait_for_resource
 

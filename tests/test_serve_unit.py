@@ -13,11 +13,11 @@ from urllib.parse import parse_qsl, urlsplit
 
 import pytest
 
-from kstream import serve as s
-from kstream.discovery import parse_aggregated, preferred_resources
+from kstream.cluster.discovery import parse_aggregated, preferred_resources
 from kstream.resources import Resource
-from kstream.servetable import human_duration, table
-from kstream.snapshot import open_snapshot
+from kstream.serve import api as s
+from kstream.serve.table import human_duration, table
+from kstream.store.snapshot import open_snapshot
 from kstream.transform import TransformOptions, make_transform, redact_secret
 
 

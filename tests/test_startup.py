@@ -79,12 +79,12 @@ def kube(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     }
 
 
-COMMANDS = ("kstream.cli.render", "kstream.stream", "kstream.kubeclient", "kstream.count",
-            "kstream.diff", "kstream.archive", "rich", "urllib3", "yaml")  # fmt: skip
+COMMANDS = ("kstream.cli.render", "kstream.cluster.stream", "kstream.cluster.client", "kstream.count",
+            "kstream.diff", "kstream.store.writers", "rich", "urllib3", "yaml")  # fmt: skip
 OTHERS = {"dump": ("kstream.cli.count", "kstream.cli.diff"),
           "count": ("kstream.cli.dump", "kstream.cli.diff"),
           "diff": ("kstream.cli.dump", "kstream.cli.count"),
-          "serve": ("kstream.cli.dump", "kstream.cli.count", "kstream.cli.diff", "kstream.serve",
+          "serve": ("kstream.cli.dump", "kstream.cli.count", "kstream.cli.diff", "kstream.serve.api",
                     "http.server", "ssl")}  # fmt: skip
 
 
@@ -130,7 +130,10 @@ def test_completion_imports_little(
     mods, out = imports(env=env)
     if want is not None:
         assert want in [ln.split("\t")[0] for ln in out.splitlines()], out
-    assert heavy(mods, ("kstream.stream", "kstream.count", "kstream.diff", "rich", "urllib3")) == []
+    assert (
+        heavy(mods, ("kstream.cluster.stream", "kstream.count", "kstream.diff", "rich", "urllib3"))
+        == []
+    )
     parts = words.split()  # the command word is complete when a word follows it
     first = parts[1] if len(parts) > 2 or (len(parts) == 2 and words.endswith(" ")) else ""
     if first in OTHERS:  # inside one command: the others are not loaded
@@ -153,7 +156,7 @@ def test_small_dump_imports_only_what_it_uses(cluster: Cluster) -> None:
     )
     assert "extension-apiserver-authentication" in out
     assert heavy(mods, ("kstream.count", "kstream.diff")) == []
-    assert "kstream.kubeauth" in mods
+    assert "kstream.cluster.auth" in mods
 
 
 @pytest.mark.cluster

@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
+from kstream.cluster.stream import Cancelled, Reader, StreamOptions, Unit
 from kstream.resources import Resource
-from kstream.stream import Cancelled, Reader, StreamOptions, Unit
 from tests.fakes import FakeResponse, FakeSink, FakeTransport
 
 V = frozenset({"list", "watch"})

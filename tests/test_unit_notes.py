@@ -7,9 +7,9 @@ from __future__ import annotations
 import re
 
 from kstream.cli import render
+from kstream.cluster.stream import Unit
 from kstream.dump import _entry
-from kstream.snapshot import Entry
-from kstream.stream import Unit
+from kstream.store.snapshot import Entry
 from tests.test_render import draw, unit
 
 FOLDED = "3 changes folded before the marker"

@@ -21,12 +21,12 @@ from typing import Any
 
 import pytest
 
-from kstream.archive import ArchiveWriter, DirectoryWriter, NdjsonWriter, Spool, copy_spool
+from kstream.cluster.stream import Reader, StreamOptions, Unit, dechunk
 from kstream.count import CountSink
 from kstream.errors import TransportError
 from kstream.jsonlines import iter_line_blocks, iter_lines
 from kstream.resources import Resource
-from kstream.stream import Reader, StreamOptions, Unit, dechunk
+from kstream.store.writers import ArchiveWriter, DirectoryWriter, NdjsonWriter, Spool, copy_spool
 
 CM = Resource("", "v1", "configmaps", "ConfigMap", True, frozenset({"list", "watch"}))
 HEAD = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n"
@@ -405,7 +405,7 @@ def test_ndjson_output_synced_behind_reports_a_write_error(
     sync meets (the kernel reports it once) fails the dump as the final fsync
     would have, and nothing is renamed into place."""
     from kstream.errors import OutputError
-    from kstream.snapshot import Entry
+    from kstream.store.snapshot import Entry
 
     def broken(fd: int) -> None:
         raise OSError(errno.EIO, "Input/output error")
@@ -436,7 +436,7 @@ def test_ndjson_output_synced_behind_reports_a_write_error(
 
 
 def _entry() -> Any:
-    from kstream.snapshot import Entry
+    from kstream.store.snapshot import Entry
 
     return Entry(
         group="",

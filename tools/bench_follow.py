@@ -57,8 +57,8 @@ def churn(api: Api, names: list[str], stop: threading.Event, rate: float, done: 
 
 
 def journal_changes(j: Path) -> int:
-    from kstream.journalformat import CHANGE_TYPES
-    from kstream.journalread import open_journal
+    from kstream.journal.format import CHANGE_TYPES
+    from kstream.journal.reader import open_journal
 
     return sum(1 for e in open_journal(str(j)).events() if e.type in CHANGE_TYPES)
 

@@ -23,7 +23,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
-from kstream.journalformat import Event, format_time
+from kstream.journal.format import Event, format_time
 from tests.journalmaker import Journal, segment_bytes, write_base
 
 CM = "v1/configmaps"

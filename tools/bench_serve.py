@@ -35,8 +35,8 @@ MB = 2**20
 
 
 def make_archive(path: Path, n: int) -> None:
-    from kstream.archive import ArchiveWriter
-    from kstream.snapshot import Entry, Manifest
+    from kstream.store.snapshot import Entry, Manifest
+    from kstream.store.writers import ArchiveWriter
 
     w = ArchiveWriter(str(path), force=True)
     spool = w.new_spool("configmaps", None)

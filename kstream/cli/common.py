@@ -14,7 +14,7 @@ import typer
 if TYPE_CHECKING:
     from rich.console import Console
 
-    from kstream.kubeauth import Impersonation
+    from kstream.cluster.auth import Impersonation
     from kstream.selector import Scope
 
 # ------------------------------------------------------------------ consoles
@@ -431,7 +431,7 @@ def impersonation(as_user: str, as_group: list[str] | None, as_uid: str) -> Impe
     kubeconfig user's impersonation when connecting, as kubectl merges them."""
     if not (as_user or as_group or as_uid):
         return None
-    from kstream.kubeauth import Impersonation
+    from kstream.cluster.auth import Impersonation
 
     return Impersonation(user=as_user, uid=as_uid, groups=tuple(as_group or ()))
 

@@ -17,8 +17,8 @@ if TYPE_CHECKING:
     from rich.table import Table
     from rich.text import Text
 
+    from kstream.cluster.plan import LiveOptions
     from kstream.count import CountResult, Grouping, Row
-    from kstream.plan import LiveOptions
     from kstream.selector import Scope
 
 EXAMPLES = """
@@ -204,7 +204,7 @@ def count(
     if {p.strip() for p in by.split(",")} & {"manager", "kind"}:
         raise UsageError("--by manager and --by kind group a journal's --events")
     grouping = Grouping.parse(by)
-    from kstream.plan import LiveOptions
+    from kstream.cluster.plan import LiveOptions
 
     scope = c.scope(resource, exclude, namespace, selector, field_selector)
     from kstream import fleet
@@ -459,7 +459,12 @@ def run_events(
     sort: Sort,
     output: Output = Output.table,
 ) -> ExitCode:
-    from kstream.journalevents import EventGrouping, count_events, sort_event_rows, window_bounds
+    from kstream.journal.events import (
+        EventGrouping,
+        count_events,
+        sort_event_rows,
+        window_bounds,
+    )
 
     if not events:
         raise UsageError("--since and --until are for --events (a journal's change events)")

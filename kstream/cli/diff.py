@@ -23,9 +23,9 @@ from kstream.exitcodes import ExitCode
 if TYPE_CHECKING:
     from rich.text import Text
 
+    from kstream.cluster.plan import LiveOptions
     from kstream.diff import Settings
-    from kstream.plan import LiveOptions
-    from kstream.snapshot import Snapshot
+    from kstream.store.snapshot import Snapshot
 
 EXAMPLES_ONLY = """
 Examples:
@@ -260,7 +260,7 @@ def diff(
     try:
         if two is not None:
             live_dir = tempfile.mkdtemp(prefix="kstream-diff-live-")
-            from kstream.plan import LiveOptions
+            from kstream.cluster.plan import LiveOptions
 
             live_opts = LiveOptions(
                 kubeconfig, None, method.value, concurrency, timeout, retries, imp
@@ -280,7 +280,7 @@ def diff(
         if is_live:
             assert old is not None
             live_dir = tempfile.mkdtemp(prefix="kstream-diff-live-")
-            from kstream.plan import LiveOptions
+            from kstream.cluster.plan import LiveOptions
 
             ctx = context[0] if context else None
             live_opts = LiveOptions(
@@ -397,7 +397,7 @@ def _dump_live(
     words) goes to stderr, as for dump --debug."""
     from kstream.cli.render import run_dump
     from kstream.diff import dump_like
-    from kstream.snapshot import open_snapshot
+    from kstream.store.snapshot import open_snapshot
 
     snap = open_snapshot(snapshot)
     out = os.path.join(tmpdir, "live.ndjson.zst")
@@ -432,9 +432,9 @@ def run_diff(
 ) -> ExitCode:
     from rich.text import Text
 
+    from kstream.cluster.stream import FIELD_SELECTOR_REFUSED, refused_field_selector
     from kstream.diff import Comparison
-    from kstream.snapshot import open_snapshot
-    from kstream.stream import FIELD_SELECTOR_REFUSED, refused_field_selector
+    from kstream.store.snapshot import open_snapshot
 
     a = open_snapshot(old) if isinstance(old, str) else old  # --live: already open
     b = open_snapshot(new) if isinstance(new, str) else new

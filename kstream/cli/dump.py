@@ -200,7 +200,7 @@ def dump(
     imp = c.impersonation(as_user, as_group, as_uid)  # --as, --as-group, --as-uid
     if namespace and all_namespaces:
         raise UsageError("--namespace and --all-namespaces cannot be used together")
-    from kstream import outputname
+    from kstream.store import outputname
 
     started = dt.datetime.now(dt.timezone.utc)
     many = False  # without --context or --all-contexts, one context: kstream.fleet not imported
@@ -246,7 +246,7 @@ def dump(
                 f"--resume carries on with the journal's own selection and rules: drop {', '.join(given)}"
             )
         from kstream.cli.follow import run_resume
-        from kstream.plan import LiveOptions
+        from kstream.cluster.plan import LiveOptions
 
         assert fopts is not None
         key = _secret_key(secret_key_file)
@@ -264,7 +264,7 @@ def dump(
         output = "-"
     template = output
     outputname.fields(template)  # a bad template is refused before anything else
-    from kstream.archive import check_output, output_format
+    from kstream.store.writers import check_output, output_format
 
     if output == "-" and not follow and output_format(output, fmt.value) != "ndjson":
         raise UsageError(f"-o - writes NDJSON; --format {fmt.value} needs a file or directory")
@@ -297,7 +297,7 @@ def dump(
         for n, nf in zip(names, formats, strict=True):
             created.append(outputname.make_parents(template, n))
             if follow:  # before connecting: a bad name costs no cluster work
-                from kstream.journal import check_new_journal
+                from kstream.journal.writer import check_new_journal
 
                 check_new_journal(n, force)
             else:
@@ -306,8 +306,8 @@ def dump(
         for dirs in created:
             outputname.remove_empty(dirs)
         raise
+    from kstream.cluster.plan import LiveOptions
     from kstream.dump import DumpSettings
-    from kstream.plan import LiveOptions
 
     contexts = [t.context for t in targets] if many else [one_context]
     settings = [

@@ -29,15 +29,15 @@ from kstream.exitcodes import ExitCode
 from kstream.fleet import Fleet, Outcome, Stop, Target, dump_one, worst
 
 if TYPE_CHECKING:
+    from kstream.cluster.plan import LiveOptions
     from kstream.count import CountResult, Grouping
     from kstream.dump import DumpJob, DumpResult, DumpSettings
-    from kstream.plan import LiveOptions
     from kstream.selector import Scope
 
 
 def outputs(template: str, targets: Sequence[Target], started: Any) -> list[str]:
     """Each context's output name (checked: {context} present, names distinct)."""
-    from kstream import outputname
+    from kstream.store import outputname
 
     if template == "-":
         raise UsageError("several contexts cannot all write to stdout: use -o with {context}")
@@ -126,7 +126,7 @@ def run_dump_fleet(
     fleet = Fleet(targets, work, parallel)
     live = not quiet and c.stderr_is_terminal()
     outcomes = _with_progress(fleet, jobs) if live else fleet.run()
-    from kstream.outputname import remove_empty
+    from kstream.store.outputname import remove_empty
 
     for o, dirs in zip(outcomes, created, strict=False):
         if o.value is None:

@@ -1,5 +1,5 @@
 """`kstream dump --follow -o JOURNAL/` and `--resume JOURNAL/`: the base snapshot,
-then the followers (kstream/follow.py) feeding the journal, with a live view
+then the followers (kstream/journal/follow.py) feeding the journal, with a live view
 per resource and a summary at the end.
 
 Ctrl-C and SIGTERM end a follow normally (exit 0): the followers stop, what
@@ -40,8 +40,9 @@ from kstream.cli.render import (
 )
 from kstream.errors import UsageError
 from kstream.exitcodes import ExitCode
-from kstream.follow import Follow, Replan, UnitFollow, base_follows, resume
-from kstream.journal import (
+from kstream.journal.follow import Follow, Replan, UnitFollow, base_follows, resume
+from kstream.journal.format import BASE_NAME
+from kstream.journal.writer import (
     JournalMeta,
     JournalWriter,
     check_key,
@@ -52,7 +53,6 @@ from kstream.journal import (
     swap_in,
     write_meta,
 )
-from kstream.journalformat import BASE_NAME
 
 PLAIN_EVERY = 10.0  # seconds between the plain progress lines (CI, not a terminal)
 

@@ -15,7 +15,7 @@ from kstream.exitcodes import ExitCode
 if TYPE_CHECKING:
     from rich.text import Text
 
-    from kstream.journalevents import LogEntry
+    from kstream.journal.events import LogEntry
 
 EXAMPLES = """
 Examples:
@@ -105,8 +105,8 @@ def log(
     status is shown. -l and --field-selector (metadata.name, metadata.namespace)
     are checked on each event's object. A corrupted segment exits 6.
     """
-    from kstream.journalevents import log as log_events
-    from kstream.journalevents import window_bounds
+    from kstream.journal.events import log as log_events
+    from kstream.journal.events import window_bounds
 
     c.setup_consoles(color)
     if namespace and all_namespaces:
@@ -160,7 +160,7 @@ _STYLE = {"ADDED": "green", "MODIFIED": "yellow", "DELETED": "red"}
 def line(e: LogEntry) -> Text:
     from rich.text import Text
 
-    from kstream.journalevents import resource_label
+    from kstream.journal.events import resource_label
 
     t = Text()
     t.append(e.time)

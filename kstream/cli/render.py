@@ -17,16 +17,16 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from kstream.cli.common import consoles, stderr_is_terminal
+from kstream.cluster.stream import FIELD_SELECTOR_REFUSED, Unit, refused_field_selector
 from kstream.exitcodes import ExitCode
-from kstream.stream import FIELD_SELECTOR_REFUSED, Unit, refused_field_selector
 
 if TYPE_CHECKING:  # rich is imported where something is drawn: a quiet dump never is
     from rich.console import Console, ConsoleOptions, Group, RenderableType, RenderResult
     from rich.live import Live
     from rich.text import Text
 
+    from kstream.cluster.runner import Run
     from kstream.dump import DumpResult, DumpSettings
-    from kstream.runner import Run
 
 STATE_STYLE = {
     "waiting": "dim",

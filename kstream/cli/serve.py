@@ -85,8 +85,8 @@ def serve(
     import tempfile
     import threading
 
-    from kstream import serve as s
-    from kstream.snapshot import open_snapshot
+    from kstream.serve import api as s
+    from kstream.store.snapshot import open_snapshot
 
     s.check_port(port)
     if bookmark_interval <= 0:

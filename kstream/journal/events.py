@@ -1,5 +1,5 @@
 """A journal's change events, counted and logged (the cores of `count --events`
-and `log`; the journal is read by `kstream/journalread.py`).
+and `log`; the journal is read by `kstream/journal/reader.py`).
 
 Change events are ADDED, MODIFIED and DELETED; bookmarks and resyncs are the
 stream's bookkeeping, not changes. A window is `since < time <= until` (either
@@ -39,7 +39,7 @@ from typing import Any
 
 from kstream import deepjson, paths
 from kstream.errors import UsageError
-from kstream.journalformat import (
+from kstream.journal.format import (
     CHANGE_TYPES,
     Event,
     format_time,
@@ -47,7 +47,7 @@ from kstream.journalformat import (
     split_unit_resource,
     unit_resource,
 )
-from kstream.journalread import Journal, open_journal, parse_instant, split_instant
+from kstream.journal.reader import Journal, open_journal, parse_instant, split_instant
 from kstream.resources import Resource, match, snapshot_resource, split_names
 from kstream.selector import LabelSelector, MetadataFieldSelector, Scope
 

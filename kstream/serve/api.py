@@ -45,7 +45,7 @@ from kstream.exitcodes import ExitCode
 from kstream.jsonlines import go_json, line_key
 from kstream.resources import SHORT_NAMES, guess_plural, split_api_version
 from kstream.selector import FieldRequirement, LabelSelector, SelectorError, parse_fields
-from kstream.snapshot import Entry, Snapshot
+from kstream.store.snapshot import Entry, Snapshot
 
 END_ANNOTATION = "k8s.io/initial-events-end"
 DISCOVERY_V2 = "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList"
@@ -669,7 +669,7 @@ class Api:
                 _details(t.resource, t.name),
             )
         if _wants_table(req.accept):
-            from kstream.servetable import table
+            from kstream.serve.table import table
 
             obj = deepjson.loads(line)
             r = t.resource
@@ -749,7 +749,7 @@ class Api:
             return items, cont, remaining
 
         if table:
-            from kstream.servetable import table as make_table
+            from kstream.serve.table import table as make_table
 
             items, cont, remaining = page()
             doc = make_table(r.kind, r.group, items, now, req.query, self.printer_columns(r))
@@ -922,7 +922,7 @@ def _list_doc(r: Served, rv: str, items: list[bytes], cont: str, remaining: int 
 
 
 def _encode_continue(i: int, rv: str) -> str:
-    raw = json.dumps({"v": "kstream.serve/1", "rv": rv, "i": i}, separators=(",", ":"))
+    raw = json.dumps({"v": "kstream.serve.api/1", "rv": rv, "i": i}, separators=(",", ":"))
     return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
 
 
@@ -931,7 +931,7 @@ def _decode_continue(token: str) -> int:
         raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
         d = json.loads(raw)
         i = d["i"]
-        if d.get("v") != "kstream.serve/1" or not isinstance(i, int) or i < 0:
+        if d.get("v") != "kstream.serve.api/1" or not isinstance(i, int) or i < 0:
             raise ValueError
         return i
     except (ValueError, KeyError, TypeError):

@@ -1,5 +1,5 @@
 """Writing a journal (`dump --follow`): segments of change events, in the layout
-of `kstream/journalformat.py`.
+of `kstream/journal/format.py`.
 
 `JournalWriter` is driven by one thread: `write()` appends an event to the open
 segment's current zstd frame (compressed as it goes, so memory stays flat);
@@ -28,9 +28,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
-from kstream.archive import own_dir_problem, skippable
 from kstream.errors import OutputError, SnapshotError, UsageError
-from kstream.journalformat import (
+from kstream.journal.format import (
     BASE_NAME,
     FLUSH_INTERVAL,
     JOURNAL_FORMAT,
@@ -49,7 +48,7 @@ from kstream.journalformat import (
     segment_name,
     segment_number,
 )
-from kstream.snapshot import (
+from kstream.store.snapshot import (
     FOOTER_PAYLOAD,
     FOOTER_SIZE,
     FOOTER_TAG,
@@ -59,10 +58,11 @@ from kstream.snapshot import (
     ZSTD_MAGIC,
     DumpOptions,
 )
+from kstream.store.writers import own_dir_problem, skippable
 
 if TYPE_CHECKING:
+    from kstream.cluster.plan import Plan
     from kstream.dump import DumpSettings
-    from kstream.plan import Plan
 
 # events that move a unit's position (RESYNC/SYNC do not: an open resync changes nothing)
 POSITION_TYPES = frozenset(("ADDED", "MODIFIED", "DELETED", "BOOKMARK", "SYNCED"))
@@ -563,7 +563,7 @@ def check_new_journal(path: str, force: bool) -> Path:
     --force and anything that is not a kstream journal even with it (exit 2)."""
     if path == "-" or not path.strip():
         raise UsageError("--follow writes a journal directory: -o JOURNAL/")
-    from kstream.archive import format_of_name
+    from kstream.store.writers import format_of_name
 
     fmt = format_of_name(path)
     if fmt not in (None, "dir"):

@@ -2,7 +2,7 @@
 
 kstream merges the kubeconfig files itself (client-go's rules, below); the common
 credentials and TLS settings (tokens, client certificates, CA, exec plugins,
-in-cluster) come from kstream.kubeauth, everything else from the official
+in-cluster) come from kstream.cluster.auth, everything else from the official
 `kubernetes` package's loaders and pool manager, which are imported only then
 (their import alone costs 0.2-0.4 s). Requests are raw, with
 `preload_content=False`, so no body is ever read whole and no model objects are
@@ -37,7 +37,7 @@ if TYPE_CHECKING:
     import urllib3
     from kubernetes.client import Configuration
 
-    from kstream.kubeauth import Impersonation, TlsSettings, Transport
+    from kstream.cluster.auth import Impersonation, TlsSettings, Transport
 
 CHUNK = 256 * 1024
 USER_AGENT = f"kstream/{__version__}"
@@ -387,7 +387,7 @@ class Client:
         self.loader = "kstream"  # or "kubernetes": which loader made the connection settings
         self._auth: Callable[[], str | None]
         self._refresh: Callable[[str | None, bool], bool] | None = None
-        from kstream import kubeauth
+        from kstream.cluster import auth as kubeauth
 
         self._impersonate = _impersonation(resolved, s.impersonate).headers()
         transport: Transport | None = None
@@ -537,7 +537,7 @@ def _impersonation(resolved: ResolvedConfig | None, flags: Impersonation | None)
     """Who the requests act as: the kubeconfig user's `as*` fields with the
     command line's over them; uid, groups or extra without a user to impersonate
     are refused, as kubectl refuses them."""
-    from kstream import kubeauth
+    from kstream.cluster import auth as kubeauth
 
     name = ""
     imp = kubeauth.Impersonation()
@@ -561,7 +561,7 @@ def _impersonation(resolved: ResolvedConfig | None, flags: Impersonation | None)
 
 
 # ------------------------------------------------------------------ transports
-# Two ways to the same connection settings: kstream.kubeauth (the common cases,
+# Two ways to the same connection settings: kstream.cluster.auth (the common cases,
 # without importing the `kubernetes` package) and the `kubernetes` package's
 # loaders (everything else; KSTREAM_CONFIG_LOADER=kubernetes forces it). Both are
 # compared by tests/test_kubeconfig_resolver.py.
@@ -631,7 +631,7 @@ def _client_cert_context(tls: TlsSettings) -> ssl.SSLContext:
 
 def kubernetes_configuration(resolved: ResolvedConfig | None) -> Configuration:
     """The `kubernetes` package's Configuration for a resolved context (None: in-cluster),
-    its errors translated. The path for everything kstream.kubeauth leaves to it."""
+    its errors translated. The path for everything kstream.cluster.auth leaves to it."""
     from kubernetes import config as kconfig
     from kubernetes.client import Configuration
     from kubernetes.config.config_exception import ConfigException

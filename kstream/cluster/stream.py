@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
 from kstream import deepjson
+from kstream.cluster.client import CHUNK, ApiTransport, read_chunks, translate
 from kstream.errors import (
     ApiError,
     AuthError,
@@ -35,7 +36,6 @@ from kstream.errors import (
     TransportError,
 )
 from kstream.jsonlines import go_json, iter_line_blocks, iter_lines, object_key
-from kstream.kubeclient import CHUNK, ApiTransport, read_chunks, translate
 from kstream.listpage import (
     BATCH,
     HAS_API_VERSION,

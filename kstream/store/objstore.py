@@ -308,7 +308,7 @@ def put_file(loc: Location, f: IO[bytes]) -> None:
 
 def free_partial_name(loc: Location) -> Location:
     """KEY.partial, or KEY.partial2 ... when taken (as for files)."""
-    from kstream.outputname import partial_name
+    from kstream.store.outputname import partial_name
 
     return Location(
         loc.bucket, partial_name(loc.key, lambda k: exists(Location(loc.bucket, k), "write"))

@@ -36,8 +36,8 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
+from kstream.cluster.stream import Cancelled, Reader, Sink, Unit
 from kstream.errors import AuthError, KstreamError, OutputError, TLSError
-from kstream.stream import Cancelled, Reader, Sink, Unit
 
 S = TypeVar("S", bound=Sink)
 

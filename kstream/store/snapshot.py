@@ -2,7 +2,7 @@
 
 Formats (the `format` of a `Snapshot`):
 
-- `zst`: kstream's zstd archive (layout in the docstring of `kstream/archive.py`,
+- `zst`: kstream's zstd archive (layout in the docstring of `kstream/store/writers.py`,
   which writes it): header, one frame per unit, manifest, footer;
 - `dir`: a directory with one NDJSON file per unit and `manifest.json`;
 - `ndjson`: one NDJSON file, or stdout (`-`); no manifest;
@@ -345,7 +345,7 @@ class Snapshot:
 def listed_object(prefix: Any, name: str) -> Any:
     """The object `name` under a remote directory snapshot's prefix, which its
     manifest lists (an objstore.RemoteObject); SnapshotError when it is gone."""
-    from kstream import objstore
+    from kstream.store import objstore
 
     loc = prefix.child(name)
     obj = objstore.RemoteObject.open(loc)
@@ -528,17 +528,17 @@ def _ndjson_lines(path: str, compressed: bool, opener: Callable[[], IO[bytes]]) 
 def open_snapshot(path: str) -> Snapshot:
     """Open any snapshot kstream writes; raise SnapshotError for what is not one.
     A journal (`JOURNAL/`, `JOURNAL/@TIME`) opens as its state at that instant
-    (`kstream/journalread.py`); `s3://BUCKET/KEY` reads one from object storage
-    (kstream/objstore.py)."""
+    (`kstream/journal/reader.py`); `s3://BUCKET/KEY` reads one from object storage
+    (kstream/store/objstore.py)."""
     if path == "-":
         return Snapshot(path, "ndjson", None)
-    from kstream.objstore import is_url
+    from kstream.store.objstore import is_url
 
     if is_url(path):
         return _open_remote(path)
     p = Path(path)
     if "@" in path or (p.is_dir() and not (p / MANIFEST_NAME).exists()):
-        from kstream.journalread import open_state
+        from kstream.journal.reader import open_state
 
         state = open_state(path)
         if state is not None:
@@ -565,7 +565,7 @@ def open_snapshot(path: str) -> Snapshot:
 def _open_remote(url: str) -> Snapshot:
     """An object (archive, NDJSON ...: read with ranged GETs), or a prefix holding
     a directory snapshot (its manifest.json)."""
-    from kstream import objstore
+    from kstream.store import objstore
 
     loc = objstore.parse(url)
     obj = None

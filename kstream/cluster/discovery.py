@@ -16,8 +16,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from kstream.cluster.client import ApiTransport
 from kstream.errors import ApiError, AuthError, ConfigError, TransportError
-from kstream.kubeclient import ApiTransport
 from kstream.resources import Resource
 
 AGGREGATED_ACCEPT = (

@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal, cast
 
-from kstream.archive import Spool, iter_spool_lines
+from kstream.cluster.stream import Cancelled, Reader, StreamOptions, Unit
 from kstream.errors import (
     ApiError,
     AuthError,
@@ -42,14 +42,14 @@ from kstream.errors import (
     TLSError,
     TransportError,
 )
-from kstream.journal import JournalMeta, JournalWriter
-from kstream.journalformat import BASE_NAME, Event, now_time, position_key, unit_resource
+from kstream.journal.format import BASE_NAME, Event, now_time, position_key, unit_resource
+from kstream.journal.writer import JournalMeta, JournalWriter
 from kstream.resources import Resource
 from kstream.selector import Scope
-from kstream.stream import Cancelled, Reader, StreamOptions, Unit
+from kstream.store.writers import Spool, iter_spool_lines
 
 if TYPE_CHECKING:
-    from kstream.plan import LiveOptions
+    from kstream.cluster.plan import LiveOptions
     from kstream.transform import SecretsMode, TransformOptions
 
 # a follower's state, for the display: ended = its resource is gone (CRD deleted)
@@ -483,7 +483,7 @@ class Replan:
     topts: TransformOptions
 
     def units(self) -> list[Unit]:
-        from kstream.plan import make_plan
+        from kstream.cluster.plan import make_plan
 
         s = self.scope
         return make_plan(
@@ -534,9 +534,9 @@ def resume(
     resourceVersion (a resync where there is none, or one was left open), with
     the selection and rules the journal was written with."""
     from kstream import paths
-    from kstream.journal import recover
-    from kstream.plan import open_live
-    from kstream.snapshot import open_snapshot
+    from kstream.cluster.plan import open_live
+    from kstream.journal.writer import recover
+    from kstream.store.snapshot import open_snapshot
     from kstream.transform import TransformOptions, make_transform
 
     opts = meta.options

@@ -9,15 +9,15 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from kstream.discovery import Discovery, discover
+from kstream.cluster.client import ApiTransport, Client, ConnectSettings
+from kstream.cluster.discovery import Discovery, discover
+from kstream.cluster.stream import Method, Reader, StreamOptions, Unit
 from kstream.errors import ApiError, KstreamError
-from kstream.kubeclient import ApiTransport, Client, ConnectSettings
 from kstream.resources import Resource, Selection, select
 from kstream.selector import Scope
-from kstream.stream import Method, Reader, StreamOptions, Unit
 
 if TYPE_CHECKING:
-    from kstream.kubeauth import Impersonation
+    from kstream.cluster.auth import Impersonation
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,4 @@
-"""Snapshot formats: writing them incrementally (reading is `kstream/snapshot.py`).
+"""Snapshot formats: writing them incrementally (reading is `kstream/store/snapshot.py`).
 
 Archive (`.zst`): a sequence of zstd frames that any zstd tool decompresses to the
 NDJSON of the dump (`zstdcat snap.ndjson.zst | jq`), with kstream's own data in
@@ -44,8 +44,8 @@ from typing import IO, Any, Literal, Protocol, cast
 
 from kstream.errors import OutputError, UsageError
 from kstream.jsonlines import line_key
-from kstream.outputname import partial_name
-from kstream.snapshot import (  # the format's constants and its manifest record
+from kstream.store.outputname import partial_name
+from kstream.store.snapshot import (  # the format's constants and its manifest record
     FOOTER_TAG,
     FORMAT,
     FORMAT_VERSION,
@@ -109,7 +109,7 @@ def detect_format(path: str) -> OutputFormat:
     fmt = format_of_name(path)
     if fmt is not None:
         return fmt
-    from kstream.objstore import is_url
+    from kstream.store.objstore import is_url
 
     if is_url(path) and path.count("/") < 3:
         return "dir"  # s3://BUCKET: the bucket's top
@@ -153,7 +153,7 @@ def check_output(path: str, fmt: OutputFormat, force: bool) -> None:
     when they open the output."""
     if path == "-":
         return
-    from kstream.objstore import is_url
+    from kstream.store.objstore import is_url
 
     if is_url(path):
         _check_remote(path, fmt, force)
@@ -844,7 +844,7 @@ class DirectoryWriter(Writer):
 def open_writer(
     path: str, fmt: OutputFormat, force: bool, level: int, header: dict[str, Any]
 ) -> Writer:
-    from kstream.objstore import is_url
+    from kstream.store.objstore import is_url
 
     if is_url(path):
         if fmt == "zst":
@@ -864,7 +864,7 @@ def open_writer(
 
 def _check_remote(path: str, fmt: OutputFormat, force: bool) -> None:
     """check_output for s3:// names (HEAD the key, or look at the prefix)."""
-    from kstream import objstore
+    from kstream.store import objstore
 
     loc = objstore.parse(path)
     if fmt != "dir":
@@ -898,7 +898,7 @@ def _check_remote(path: str, fmt: OutputFormat, force: bool) -> None:
 def _remote_listed(prefix: Any) -> set[str] | None:
     """The names a kstream manifest.json under the prefix lists (with itself),
     or None when it is not kstream's."""
-    from kstream import objstore
+    from kstream.store import objstore
 
     obj = objstore.RemoteObject.open(prefix.child(MANIFEST_NAME))
     if obj is None:
@@ -917,7 +917,7 @@ class _RemoteFile:
     under its key only when complete."""
 
     def __init__(self, path: str, force: bool) -> None:
-        from kstream import objstore
+        from kstream.store import objstore
 
         self.loc = objstore.parse(path)
         _check_remote(path, "zst", force)
@@ -940,7 +940,7 @@ class _RemoteFile:
             self.write(chunk)
 
     def finish(self, interrupted: bool) -> str:
-        from kstream import objstore
+        from kstream.store import objstore
 
         _write_guard(self.local.flush, str(self.tmp))
         if not interrupted:
@@ -1032,7 +1032,7 @@ class RemoteDirectoryWriter(DirectoryWriter):
     Interrupted, it goes under PREFIX.partial/."""
 
     def __init__(self, path: str, force: bool) -> None:
-        from kstream import objstore
+        from kstream.store import objstore
 
         Writer.__init__(self, path, force)
         self.prefix = objstore.parse(path).as_prefix()
@@ -1042,7 +1042,7 @@ class RemoteDirectoryWriter(DirectoryWriter):
         self.uploaded: list[Any] = []
 
     def finish(self, manifest: dict[str, Any], interrupted: bool) -> str:
-        from kstream import objstore
+        from kstream.store import objstore
 
         manifest = {**manifest, "resources": [e.to_json() for e in self.entries]}
         dest = self.prefix
@@ -1074,7 +1074,7 @@ class RemoteDirectoryWriter(DirectoryWriter):
 
     def abort(self) -> None:
         """Remove what was uploaded (best effort) and the local spools."""
-        from kstream import objstore
+        from kstream.store import objstore
 
         for loc in reversed(self.uploaded):
             with contextlib.suppress(Exception):

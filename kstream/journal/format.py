@@ -11,7 +11,7 @@ A journal is a directory:
         000001.events.zst   change events after the base, in order of arrival
         000002.events.zst   ...
 
-A segment is a kstream archive in layout (see `kstream/archive.py`):
+A segment is a kstream archive in layout (see `kstream/store/writers.py`):
 
     [skippable MAGIC_HEADER: {"format": "kstream-journal-segment", "version": 1,
                               "segment": N, "created": TIME}]

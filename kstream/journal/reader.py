@@ -1,9 +1,9 @@
-"""Reading a journal (`dump --follow`'s directory, format in `kstream/journalformat.py`):
+"""Reading a journal (`dump --follow`'s directory, format in `kstream/journal/format.py`):
 its events in order, verified, and its state at an instant as a snapshot.
 
 - `open_journal(dir)` checks `journal.json`, the base and every segment's
   structure (header; for a sealed segment footer, manifest, and the sha256 of
-  header + manifest, as `kstream/snapshot.py` checks an archive).
+  header + manifest, as `kstream/store/snapshot.py` checks an archive).
 - `Journal.events()` yields the events in file order. Each frame of a sealed
   segment is verified (its sha256 and event count from the segment's manifest,
   the frames contiguous from the header to the manifest) before any of its
@@ -43,7 +43,7 @@ from typing import IO, Any
 
 from kstream import deepjson
 from kstream.errors import SnapshotError, UsageError
-from kstream.journalformat import (
+from kstream.journal.format import (
     BASE_NAME,
     JOURNAL_FORMAT,
     JOURNAL_VERSION,
@@ -60,7 +60,7 @@ from kstream.journalformat import (
     split_unit_resource,
     unit_resource,
 )
-from kstream.snapshot import (
+from kstream.store.snapshot import (
     FOOTER_PAYLOAD,
     FOOTER_SIZE,
     FOOTER_TAG,
@@ -746,7 +746,7 @@ def fold(journal: Journal, until: str | None, tmp: Path) -> tuple[_Store, list[_
 
 def _materialise(journal: Journal, until: str | None, tmp: Path) -> tuple[Path, StateInfo]:
     """Write the state into `tmp/state.ndjson.zst`, a kstream archive."""
-    from kstream.archive import ArchiveWriter
+    from kstream.store.writers import ArchiveWriter
 
     store, order, info = fold(journal, until, tmp)
     target = tmp / "state.ndjson.zst"

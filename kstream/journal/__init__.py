@@ -1,0 +1,1 @@
+"""Journals (`dump --follow`): format, writer, directory rules, follow, reader, events."""

@@ -1,0 +1,1 @@
+"""`kstream serve`: the catalog, the API, its tables, the HTTPS server."""

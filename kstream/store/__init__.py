@@ -1,0 +1,1 @@
+"""Snapshots at rest: the format, writers, readers, object storage, output names."""
