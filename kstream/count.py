@@ -513,10 +513,10 @@ def count_snapshot(
 ) -> CountResult:
     """Count a snapshot written by dump: from its manifest where the grouping
     and the scope allow, else in one streaming pass (checksums verified)."""
-    from kstream.store.snapshot import open_snapshot
+    from kstream.sources import open_source
 
     filters = Filters(scope or Scope())
-    snap = open_snapshot(path)
+    snap = open_source(path)
     if snap.manifest is None:
         return _count_plain(snap, grouping, filters)
     result = CountResult(

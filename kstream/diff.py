@@ -46,7 +46,8 @@ from kstream.selector import (
     SelectorError,
     parse_fields,
 )
-from kstream.store.snapshot import DumpOptions, Entry, Manifest, Snapshot
+from kstream.store.format import DumpOptions, Entry, Manifest
+from kstream.store.snapshot import Snapshot
 
 if TYPE_CHECKING:
     from kstream.cluster.plan import LiveOptions

@@ -18,8 +18,9 @@ from kstream.cluster.stream import Unit
 from kstream.errors import Interrupted, Terminated
 from kstream.exitcodes import ExitCode
 from kstream.selector import Scope
-from kstream.store.snapshot import DiscoveryFailure, DumpOptions, DumpStatus, Entry, Manifest
-from kstream.store.writers import OutputFormat, Spool, open_writer, unit_file_name
+from kstream.store.format import DiscoveryFailure, DumpOptions, DumpStatus, Entry, Manifest
+from kstream.store.outputs import OutputFormat
+from kstream.store.writers import Spool, open_writer, unit_file_name
 from kstream.transform import SecretsMode, TransformOptions, make_transform
 
 

@@ -31,6 +31,12 @@ class UnknownResourceError(UsageError):
     pass
 
 
+class ServeError(KstreamError):
+    """kstream serve cannot start (no openssl, port in use)."""
+
+    exit_code = ExitCode.USAGE
+
+
 class ConfigError(KstreamError):
     """Kubeconfig missing/invalid, unknown context."""
 

@@ -29,8 +29,15 @@ from kstream.journal.format import (
     segment_name,
     split_unit_resource,
 )
-from kstream.store.snapshot import FOOTER_TAG, MAGIC_FOOTER, MAGIC_HEADER, MAGIC_MANIFEST, Entry
-from kstream.store.writers import ArchiveWriter, skippable
+from kstream.store.format import (
+    FOOTER_TAG,
+    MAGIC_FOOTER,
+    MAGIC_HEADER,
+    MAGIC_MANIFEST,
+    Entry,
+    skippable,
+)
+from kstream.store.writers import ArchiveWriter
 
 KINDS = {
     "v1/configmaps": ("ConfigMap", True),

@@ -24,7 +24,8 @@ from pathlib import Path
 import pytest
 
 from kstream.errors import SnapshotError
-from kstream.store.snapshot import FOOTER_SIZE, open_snapshot
+from kstream.store.format import FOOTER_SIZE
+from kstream.store.snapshot import open_snapshot
 from tests.conftest import VENV_BIN, Cluster, Result, kstream
 from tests.faultproxy import Fault, FaultProxy, tally
 from tests.seed import configmap, namespace, secret

@@ -24,7 +24,8 @@ from kstream.errors import ApiError, SnapshotError, UnknownResourceError
 from kstream.exitcodes import ExitCode
 from kstream.jsonlines import go_json, iter_lines, line_key, object_key
 from kstream.resources import Resource, match, select
-from kstream.store.snapshot import Entry, open_snapshot
+from kstream.store.format import Entry
+from kstream.store.snapshot import open_snapshot
 from kstream.store.writers import ArchiveWriter, DirectoryWriter, NdjsonWriter
 from kstream.transform import TransformOptions, make_transform, redact_secret
 from tests.fakes import FakeTransport
@@ -470,7 +471,7 @@ def test_forced_watch_list_never_falls_back() -> None:
 def test_manifest_json_round_trip_keeps_the_on_disk_layout() -> None:
     """The typed Manifest reads what dump writes and writes it back key for key,
     in the same order (archives digest the manifest's bytes)."""
-    from kstream.store.snapshot import Manifest
+    from kstream.store.format import Manifest
 
     on_disk: dict[str, Any] = {
         "format": "kstream-archive",

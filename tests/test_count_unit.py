@@ -29,7 +29,7 @@ from kstream.exitcodes import ExitCode
 from kstream.jsonlines import go_json
 from kstream.resources import Resource, guess_plural
 from kstream.selector import LabelSelector, MetadataFieldSelector, Scope
-from kstream.store.snapshot import Entry
+from kstream.store.format import Entry
 from kstream.store.writers import open_writer, unit_file_name
 from tests.conftest import kstream
 from tests.fakes import FakeTransport

@@ -16,7 +16,8 @@ import pytest
 from kstream import diff as d
 from kstream.errors import SnapshotError, UsageError
 from kstream.selector import LabelSelector, Scope
-from kstream.store.snapshot import Entry, open_snapshot
+from kstream.store.format import Entry
+from kstream.store.snapshot import open_snapshot
 from kstream.store.writers import (
     ArchiveWriter,
     DirectoryWriter,

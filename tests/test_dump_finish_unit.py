@@ -21,7 +21,8 @@ from kstream.errors import Interrupted, Terminated
 from kstream.exitcodes import ExitCode
 from kstream.selector import Scope
 from kstream.store import writers as archive
-from kstream.store.snapshot import Entry, open_snapshot
+from kstream.store.format import Entry
+from kstream.store.snapshot import open_snapshot
 from kstream.store.writers import open_writer
 
 OBJS = [b'{"kind":"ConfigMap","metadata":{"name":"c%d","namespace":"ns"}}' % i for i in range(50)]

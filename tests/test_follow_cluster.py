@@ -27,9 +27,9 @@ from urllib.parse import urlparse
 import pytest
 
 from kstream import deepjson
-from kstream.journal.format import BASE_NAME, Event, position_key
-from kstream.journal.writer import _scan_frames as scan_frames
-from kstream.journal.writer import list_segments, read_sealed_manifest, segment_events
+from kstream.journal.format import BASE_NAME, Event, list_segments, position_key
+from kstream.journal.recovery import _scan_frames as scan_frames
+from kstream.journal.recovery import read_sealed_manifest, segment_events
 from kstream.store.snapshot import open_snapshot
 from kstream.transform import redact_secret
 from tests.conftest import VENV_BIN, Cluster, Result, kstream, kubectl_json

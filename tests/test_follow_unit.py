@@ -9,7 +9,8 @@ import pytest
 
 from kstream.cli.follow import parse_duration, parse_size
 from kstream.errors import UsageError
-from kstream.journal.writer import JournalWriter, write_meta
+from kstream.journal.directory import write_meta
+from kstream.journal.writer import JournalWriter
 from tests.conftest import NOWHERE, kstream, one_line
 
 
@@ -127,8 +128,8 @@ def test_follower_reconnects_from_its_position_and_resyncs_on_410(tmp_path: Path
     from kstream.cluster.stream import Reader, StreamOptions, Unit
     from kstream.errors import ConnectionFailed
     from kstream.journal.follow import Follow, UnitFollow
-    from kstream.journal.format import Event
-    from kstream.journal.writer import list_segments, read_sealed_manifest, segment_events
+    from kstream.journal.format import Event, list_segments
+    from kstream.journal.recovery import read_sealed_manifest, segment_events
     from kstream.resources import Resource
     from tests.fakes import FakeTransport
 

@@ -13,24 +13,16 @@ import pytest
 import zstandard
 
 from kstream.errors import SnapshotError
-from kstream.journal.format import SEGMENT_FORMAT, Event, SegmentManifest
-from kstream.journal.writer import (
-    JournalWriter,
-    journal_dir_problem,
-    list_segments,
+from kstream.journal.directory import journal_dir_problem, write_meta
+from kstream.journal.format import SEGMENT_FORMAT, Event, SegmentManifest, list_segments
+from kstream.journal.recovery import (
     read_sealed_manifest,
     recover,
     seal_open_segment,
     segment_events,
-    write_meta,
 )
-from kstream.store.snapshot import (
-    FOOTER_SIZE,
-    FOOTER_TAG,
-    MAGIC_FOOTER,
-    MAGIC_HEADER,
-    MAGIC_MANIFEST,
-)
+from kstream.journal.writer import JournalWriter
+from kstream.store.format import FOOTER_SIZE, FOOTER_TAG, MAGIC_FOOTER, MAGIC_HEADER, MAGIC_MANIFEST
 
 
 class Clock:
@@ -274,29 +266,29 @@ def test_journal_dir_rules(tmp_path: Path) -> None:
 def test_own_directory_problems_say_why(tmp_path: Path) -> None:
     """What a snapshot directory or a journal directory holds that kstream did
     not write: the reason each refusal (even with --force) gives."""
-    from kstream.journal.writer import journal_dir_problem, write_meta
-    from kstream.store.writers import _snapshot_dir_problem
+    from kstream.journal.directory import journal_dir_problem, write_meta
+    from kstream.store.outputs import snapshot_dir_problem
 
     snap, journal = tmp_path / "snap", tmp_path / "journal"
     for d in (snap, journal):
         d.mkdir()
-        assert _snapshot_dir_problem(d) == journal_dir_problem(d) == ""  # empty
+        assert snapshot_dir_problem(d) == journal_dir_problem(d) == ""  # empty
         for n in ("a", "b", "c", "d"):
             (d / n).write_text("x")
-    assert _snapshot_dir_problem(snap) == "has no kstream manifest.json (it holds a, b, c, ...)"
+    assert snapshot_dir_problem(snap) == "has no kstream manifest.json (it holds a, b, c, ...)"
     assert journal_dir_problem(journal) == "has no kstream journal.json (it holds a, b, c, ...)"
     (snap / "manifest.json").write_text('{"format": "other"}')
     (journal / "journal.json").write_text('{"format": "other"}')
-    assert _snapshot_dir_problem(snap) == "has a manifest.json that kstream did not write"
+    assert snapshot_dir_problem(snap) == "has a manifest.json that kstream did not write"
     assert journal_dir_problem(journal) == "has a journal.json that kstream did not write"
     manifest = {"format": "kstream-archive", "version": 1, "resources": [{"file": "a"}]}
     (snap / "manifest.json").write_text(json.dumps(manifest))
     write_meta(journal, {})
-    assert _snapshot_dir_problem(snap) == "holds files its manifest does not list (b, c, d)"
+    assert snapshot_dir_problem(snap) == "holds files its manifest does not list (b, c, d)"
     assert journal_dir_problem(journal) == "holds files a kstream journal does not (a, b, c, ...)"
     for n in ("b", "c", "d"):
         (snap / n).unlink()
-    assert _snapshot_dir_problem(snap) == ""
+    assert snapshot_dir_problem(snap) == ""
 
 
 def test_journal_json_layout_and_key_check(tmp_path: Path) -> None:
@@ -307,7 +299,7 @@ def test_journal_json_layout_and_key_check(tmp_path: Path) -> None:
     from kstream.cluster.plan import LiveOptions
     from kstream.dump import DumpSettings
     from kstream.errors import UsageError
-    from kstream.journal.writer import JournalMeta, check_key, new_meta, read_meta
+    from kstream.journal.directory import JournalMeta, check_key, new_meta, read_meta
     from kstream.selector import Scope
     from kstream.transform import digest
 

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from kstream.errors import SnapshotError, UsageError
 from kstream.journal import reader as journalread
-from kstream.store.snapshot import open_snapshot
+from kstream.sources import open_source
 from tests.conftest import kstream, one_line
 from tests.journalmaker import Journal, ev, obj, write_base
 
@@ -31,7 +31,7 @@ def cm(name: str, rv: str, ns: str = "shop", **data: str) -> dict[str, Any]:
 
 
 def state(path: str) -> dict[tuple[str, str, str], dict[str, Any]]:
-    snap = open_snapshot(path)
+    snap = open_source(path)
     out = {}
     for line in snap.lines():
         o = json.loads(line)
@@ -93,7 +93,7 @@ def test_state_at_instants(journal: Journal) -> None:
 
 
 def test_state_manifest(journal: Journal) -> None:
-    snap = open_snapshot(f"{journal.root}/@{t(5)}")
+    snap = open_source(f"{journal.root}/@{t(5)}")
     assert snap.path == f"{journal.root}/@{t(5)}"
     assert snap.manifest is not None and snap.manifest.status == "complete"
     e = {x.resource: x for x in snap.entries}
@@ -139,7 +139,7 @@ def test_resync_rules(tmp_path: Path) -> None:
     assert {k[2]: o["metadata"]["resourceVersion"] for k, o in s.items()} == {"b": "50", "x": "51"}
     s = state(root)
     assert {k[2]: o["data"] for k, o in s.items()} == {"b": {"k": "s"}, "x": {"k": "after"}}
-    snap = open_snapshot(root)
+    snap = open_source(root)
     assert snap.entries[0].resourceVersion == "70"  # the bookmark moved the unit on
 
 
@@ -155,7 +155,7 @@ def test_unit_new_since_base(tmp_path: Path) -> None:
             [ev(t(2), "SYNCED", w, rv="5"), ev(t(3), "ADDED", w, obj(w, "w2", "shop", "6"))],
         ],
     )
-    snap = open_snapshot(str(j.root))
+    snap = open_source(str(j.root))
     e = {x.resource: x for x in snap.entries}
     assert (e["widgets"].group, e["widgets"].kind, e["widgets"].namespaced) == (
         "example.com",
@@ -164,7 +164,7 @@ def test_unit_new_since_base(tmp_path: Path) -> None:
     )
     assert (e["widgets"].objects, e["widgets"].resourceVersion) == (2, "6")
     journalread._opened.clear()
-    snap = open_snapshot(f"{j.root}/@{t(1)}")
+    snap = open_source(f"{j.root}/@{t(1)}")
     assert [x.resource for x in snap.entries] == ["configmaps"]  # not yet synced
 
 
@@ -260,7 +260,7 @@ def test_bad_instant_usage(journal: Journal) -> None:
     r = kstream("count", f"{journal.root}/@2026-11-29T14:00:00")
     one_line(r, 2, "time zone")
     with pytest.raises(UsageError, match="before the journal begins"):
-        open_snapshot(f"{journal.root}/@2026-11-29T12:00:00Z")
+        open_source(f"{journal.root}/@2026-11-29T12:00:00Z")
 
 
 @pytest.mark.parametrize(
@@ -296,9 +296,9 @@ def test_not_a_journal_is_still_an_error(tmp_path: Path) -> None:
     d = tmp_path / "plain"
     d.mkdir()
     with pytest.raises(SnapshotError, match="not a kstream snapshot directory"):
-        open_snapshot(str(d))
+        open_source(str(d))
     with pytest.raises(SnapshotError, match="no such file"):
-        open_snapshot(str(tmp_path / "nothing@2026-11-29T14:00:00Z"))
+        open_source(str(tmp_path / "nothing@2026-11-29T14:00:00Z"))
 
 
 def test_many_events(tmp_path: Path) -> None:

@@ -84,7 +84,7 @@ def test_translate_transport() -> None:
 
 def test_local_snapshots_do_not_import_botocore(tmp_path: Path) -> None:
     """count and diff of local snapshots never load the object-storage client."""
-    from kstream.store.snapshot import Manifest
+    from kstream.store.format import Manifest
     from kstream.store.writers import ArchiveWriter
     from tests.test_startup import imports
 

@@ -18,13 +18,10 @@ from pathlib import Path
 import pytest
 
 from kstream.errors import OutputError, UsageError
-from kstream.store.snapshot import Entry, open_snapshot
-from kstream.store.writers import (
-    DirectoryWriter,
-    check_output,
-    detect_format,
-    output_format,
-)
+from kstream.store.format import Entry
+from kstream.store.outputs import check_output, detect_format, output_format
+from kstream.store.snapshot import open_snapshot
+from kstream.store.writers import DirectoryWriter
 from tests.conftest import NOWHERE, VENV_BIN, Cluster, Result, kstream, one_line
 
 

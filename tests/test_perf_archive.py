@@ -15,7 +15,7 @@ import pytest
 import zstandard
 
 from kstream.store import writers as archive
-from kstream.store.snapshot import MAGIC_FOOTER, MAGIC_HEADER, MAGIC_MANIFEST, ZSTD_MAGIC, Entry
+from kstream.store.format import MAGIC_FOOTER, MAGIC_HEADER, MAGIC_MANIFEST, ZSTD_MAGIC, Entry
 from kstream.store.writers import ArchiveWriter
 
 

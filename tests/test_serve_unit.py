@@ -16,6 +16,7 @@ import pytest
 from kstream.cluster.discovery import parse_aggregated, preferred_resources
 from kstream.resources import Resource
 from kstream.serve import api as s
+from kstream.serve import catalog, server
 from kstream.serve.table import human_duration, table
 from kstream.store.snapshot import open_snapshot
 from kstream.transform import TransformOptions, make_transform, redact_secret
@@ -56,7 +57,7 @@ def api(tmp_path: Path) -> s.Api:
     snap = open_snapshot(write(tmp_path / "s.ndjson", objs))
     tmp = tmp_path / "tmp"
     tmp.mkdir()
-    return s.Api(s.open_catalog(snap, str(tmp)), "kstream-s", bookmark_interval=0.01)
+    return s.Api(catalog.open_catalog(snap, str(tmp)), "kstream-s", bookmark_interval=0.01)
 
 
 def get(
@@ -135,7 +136,9 @@ def test_field_selectors_on_absent_fields_use_the_servers_zero_values(tmp_path: 
     ]
     snap = open_snapshot(write(tmp_path / "s.ndjson", objs))
     (tmp_path / "tmp").mkdir()
-    api = s.Api(s.open_catalog(snap, str(tmp_path / "tmp")), "kstream-s", bookmark_interval=0.01)
+    api = s.Api(
+        catalog.open_catalog(snap, str(tmp_path / "tmp")), "kstream-s", bookmark_interval=0.01
+    )
     for path, want in [
         ("/api/v1/nodes?fieldSelector=spec.unschedulable%3Dfalse", ["/n1"]),
         ("/api/v1/nodes?fieldSelector=spec.unschedulable!%3Dfalse", ["/n2"]),
@@ -173,7 +176,9 @@ def test_field_selectors_of_services_and_events_k8s_io(tmp_path: Path) -> None:
     objs += [event("e1", "Pod", "Pulled"), event("e2", "Node", "Ready")]
     snap = open_snapshot(write(tmp_path / "s.ndjson", objs))
     (tmp_path / "tmp").mkdir()
-    api = s.Api(s.open_catalog(snap, str(tmp_path / "tmp")), "kstream-s", bookmark_interval=0.01)
+    api = s.Api(
+        catalog.open_catalog(snap, str(tmp_path / "tmp")), "kstream-s", bookmark_interval=0.01
+    )
     ev = "/apis/events.k8s.io/v1/events?fieldSelector="
     for path, want in [
         ("/api/v1/services?fieldSelector=spec.type%3DLoadBalancer", ["a/s2"]),
@@ -365,10 +370,10 @@ def test_plain_snapshot_resources(api: s.Api) -> None:
 
 
 def test_context_names() -> None:
-    assert s.context_name("/x/snap.zst") == "kstream-snap.zst"
-    assert s.context_name("/x/journal/@2026-01-01T14:03") == "kstream-journal@2026-01-01T14:03"
-    assert s.context_name("dir/") == "kstream-dir"
-    assert s.context_name("-") == "kstream-stdin"
+    assert server.context_name("/x/snap.zst") == "kstream-snap.zst"
+    assert server.context_name("/x/journal/@2026-01-01T14:03") == "kstream-journal@2026-01-01T14:03"
+    assert server.context_name("dir/") == "kstream-dir"
+    assert server.context_name("-") == "kstream-stdin"
 
 
 def test_redacting_a_redacted_secret_keeps_its_digests() -> None:
@@ -396,7 +401,7 @@ def test_filtered_lists_and_watches_send_the_snapshot_bytes(tmp_path: Path) -> N
     the server parse them (no re-encoding: `<` stays, 1.50 stays)."""
     line = b'{"kind":"ConfigMap","apiVersion":"v1","metadata":{"name":"c","namespace":"n","labels":{"k":"v"}},"data":{"x":"<&>"},"n":1.50}'
     (tmp_path / "s.ndjson").write_bytes(line + b"\n")
-    api = s.Api(s.open_catalog(open_snapshot(str(tmp_path / "s.ndjson")), str(tmp_path)), "t")
+    api = s.Api(catalog.open_catalog(open_snapshot(str(tmp_path / "s.ndjson")), str(tmp_path)), "t")
     for path in (
         "/api/v1/configmaps?labelSelector=k%3Dv",
         "/api/v1/configmaps?labelSelector=k%3Dv&limit=5",

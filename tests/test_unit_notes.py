@@ -9,7 +9,7 @@ import re
 from kstream.cli import render
 from kstream.cluster.stream import Unit
 from kstream.dump import _entry
-from kstream.store.snapshot import Entry
+from kstream.store.format import Entry
 from tests.test_render import draw, unit
 
 FOLDED = "3 changes folded before the marker"

@@ -405,7 +405,7 @@ def test_ndjson_output_synced_behind_reports_a_write_error(
     sync meets (the kernel reports it once) fails the dump as the final fsync
     would have, and nothing is renamed into place."""
     from kstream.errors import OutputError
-    from kstream.store.snapshot import Entry
+    from kstream.store.format import Entry
 
     def broken(fd: int) -> None:
         raise OSError(errno.EIO, "Input/output error")
@@ -436,7 +436,7 @@ def test_ndjson_output_synced_behind_reports_a_write_error(
 
 
 def _entry() -> Any:
-    from kstream.store.snapshot import Entry
+    from kstream.store.format import Entry
 
     return Entry(
         group="",

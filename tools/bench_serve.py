@@ -35,7 +35,7 @@ MB = 2**20
 
 
 def make_archive(path: Path, n: int) -> None:
-    from kstream.store.snapshot import Entry, Manifest
+    from kstream.store.format import Entry, Manifest
     from kstream.store.writers import ArchiveWriter
 
     w = ArchiveWriter(str(path), force=True)

@@ -397,9 +397,9 @@ def _dump_live(
     words) goes to stderr, as for dump --debug."""
     from kstream.cli.render import run_dump
     from kstream.diff import dump_like
-    from kstream.store.snapshot import open_snapshot
+    from kstream.sources import open_source
 
-    snap = open_snapshot(snapshot)
+    snap = open_source(snapshot)
     out = os.path.join(tmpdir, "live.ndjson.zst")
     dump, new, inherited = dump_like(snap, settings, live, out)
     if inherited and not quiet:
@@ -434,10 +434,10 @@ def run_diff(
 
     from kstream.cluster.stream import FIELD_SELECTOR_REFUSED, refused_field_selector
     from kstream.diff import Comparison
-    from kstream.store.snapshot import open_snapshot
+    from kstream.sources import open_source
 
-    a = open_snapshot(old) if isinstance(old, str) else old  # --live: already open
-    b = open_snapshot(new) if isinstance(new, str) else new
+    a = open_source(old) if isinstance(old, str) else old  # --live: already open
+    b = open_source(new) if isinstance(new, str) else new
     spinner: AbstractContextManager[Any] = nullcontext()
     if not quiet and c.stderr_is_terminal():
         spinner = c.consoles.err.status("reading the snapshots")

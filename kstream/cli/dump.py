@@ -264,7 +264,7 @@ def dump(
         output = "-"
     template = output
     outputname.fields(template)  # a bad template is refused before anything else
-    from kstream.store.writers import check_output, output_format
+    from kstream.store.outputs import check_output, output_format
 
     if output == "-" and not follow and output_format(output, fmt.value) != "ndjson":
         raise UsageError(f"-o - writes NDJSON; --format {fmt.value} needs a file or directory")
@@ -297,7 +297,7 @@ def dump(
         for n, nf in zip(names, formats, strict=True):
             created.append(outputname.make_parents(template, n))
             if follow:  # before connecting: a bad name costs no cluster work
-                from kstream.journal.writer import check_new_journal
+                from kstream.journal.directory import check_new_journal
 
                 check_new_journal(n, force)
             else:

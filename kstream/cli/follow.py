@@ -40,11 +40,8 @@ from kstream.cli.render import (
 )
 from kstream.errors import UsageError
 from kstream.exitcodes import ExitCode
-from kstream.journal.follow import Follow, Replan, UnitFollow, base_follows, resume
-from kstream.journal.format import BASE_NAME
-from kstream.journal.writer import (
+from kstream.journal.directory import (
     JournalMeta,
-    JournalWriter,
     check_key,
     check_new_journal,
     journal_lock,
@@ -53,6 +50,9 @@ from kstream.journal.writer import (
     swap_in,
     write_meta,
 )
+from kstream.journal.follow import Follow, Replan, UnitFollow, base_follows, resume
+from kstream.journal.format import BASE_NAME
+from kstream.journal.writer import JournalWriter
 
 PLAIN_EVERY = 10.0  # seconds between the plain progress lines (CI, not a terminal)
 

@@ -86,9 +86,11 @@ def serve(
     import threading
 
     from kstream.serve import api as s
-    from kstream.store.snapshot import open_snapshot
+    from kstream.serve import catalog as sc
+    from kstream.serve import server as ss
+    from kstream.sources import open_source
 
-    s.check_port(port)
+    ss.check_port(port)
     if bookmark_interval <= 0:
         from kstream.errors import UsageError
 
@@ -102,19 +104,19 @@ def serve(
     api = None
     thread = None
     try:
-        snap = open_snapshot(snapshot)
+        snap = open_source(snapshot)
         if snap.problem and not quiet:
             c.note(f"warning: {snapshot}: {snap.problem}")
-        catalog = s.open_catalog(snap, tmp)
-        tls = s.make_tls(tmp)
-        token = s.new_token()
-        name = s.context_name(snapshot)
+        catalog = sc.open_catalog(snap, tmp)
+        tls = ss.make_tls(tmp)
+        token = ss.new_token()
+        name = ss.context_name(snapshot)
         api = s.Api(catalog, name, bookmark_interval=bookmark_interval)
-        prefix = s.new_prefix()
-        server = s.make_server(api, token, tls, port, prefix)
+        prefix = ss.new_prefix()
+        server = ss.make_server(api, token, tls, port, prefix)
         url = f"https://{api.server_address}"
         path = kubeconfig_out or os.path.join(tmp, "kubeconfig")
-        s.write_kubeconfig(path, s.kubeconfig(name, url + prefix, tls.ca_pem, token), force=True)
+        ss.write_kubeconfig(path, ss.kubeconfig(name, url + prefix, tls.ca_pem, token), force=True)
         objects = sum(e.objects for r in catalog.resources for e in r.entries)
         held = f"{len(catalog.resources)} resources" + (f", {objects} objects" if objects else "")
         # Ctrl-C and SIGTERM only set `stop` from here on: no exception can cut

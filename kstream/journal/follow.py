@@ -42,8 +42,9 @@ from kstream.errors import (
     TLSError,
     TransportError,
 )
+from kstream.journal.directory import JournalMeta
 from kstream.journal.format import BASE_NAME, Event, now_time, position_key, unit_resource
-from kstream.journal.writer import JournalMeta, JournalWriter
+from kstream.journal.writer import JournalWriter
 from kstream.resources import Resource
 from kstream.selector import Scope
 from kstream.store.writers import Spool, iter_spool_lines
@@ -535,7 +536,7 @@ def resume(
     the selection and rules the journal was written with."""
     from kstream import paths
     from kstream.cluster.plan import open_live
-    from kstream.journal.writer import recover
+    from kstream.journal.recovery import recover
     from kstream.store.snapshot import open_snapshot
     from kstream.transform import TransformOptions, make_transform
 

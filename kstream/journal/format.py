@@ -55,10 +55,15 @@ within the unit).
 
 from __future__ import annotations
 
+import hashlib
 import json
+import struct
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from pathlib import Path
 from typing import Any, Literal
+
+from kstream.store.format import FOOTER_TAG, MAGIC_FOOTER, MAGIC_MANIFEST, skippable
 
 JOURNAL_FORMAT = "kstream-journal"
 JOURNAL_VERSION = 1
@@ -238,3 +243,36 @@ class SegmentManifest:
 
 def position_key(resource: str, namespace: str) -> str:
     return f"{resource} {namespace}"
+
+
+# what the writer and recovery share
+POSITION_TYPES = frozenset(("ADDED", "MODIFIED", "DELETED", "BOOKMARK", "SYNCED"))
+READ_BUF = 1024 * 1024
+
+
+def list_segments(directory: Path | str) -> dict[int, Path]:
+    d = Path(directory) / SEGMENT_DIR
+    out: dict[int, Path] = {}
+    if not d.is_dir():
+        return out
+    for p in d.iterdir():
+        n = segment_number(p.name)
+        if n is not None:
+            out[n] = p
+    return dict(sorted(out.items()))
+
+
+def event_fields(line: bytes) -> tuple[str, str, str, str]:
+    """(time, type, position key, rv) of an encoded event line."""
+    ev = Event.decode(line)
+    return ev.time, ev.type, position_key(ev.resource, ev.namespace), ev.rv
+
+
+def sealing(header: bytes, m: SegmentManifest, offset: int) -> bytes:
+    """What seals a segment whose frames end at `offset`: the manifest, then the
+    footer (sha256 of header + manifest, the manifest's offset)."""
+    body = json.dumps(m.to_json()).encode()
+    digest = hashlib.sha256(header + body).digest()
+    return skippable(MAGIC_MANIFEST, body) + skippable(
+        MAGIC_FOOTER, FOOTER_TAG + digest + struct.pack("<Q", offset)
+    )

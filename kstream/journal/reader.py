@@ -18,7 +18,7 @@ its events in order, verified, and its state at an instant as a snapshot.
   replaces its unit's objects at SYNCED, one not closed by the instant changes
   nothing). The state is folded in an on-disk sqlite database keyed by (unit,
   namespace/name), so memory stays flat whatever the number of events.
-- `open_state(path)` is what `snapshot.open_snapshot()` calls for `JOURNAL/`
+- `open_state(path)` is what `sources.open_source()` calls for `JOURNAL/`
   (the latest state) and `JOURNAL/@TIME` (RFC 3339).
 """
 
@@ -60,7 +60,7 @@ from kstream.journal.format import (
     split_unit_resource,
     unit_resource,
 )
-from kstream.store.snapshot import (
+from kstream.store.format import (
     FOOTER_PAYLOAD,
     FOOTER_SIZE,
     FOOTER_TAG,
@@ -69,9 +69,8 @@ from kstream.store.snapshot import (
     MAGIC_MANIFEST,
     READ_BUF,
     Entry,
-    Snapshot,
-    open_snapshot,
 )
+from kstream.store.snapshot import Snapshot, open_snapshot
 
 # a frame is held decompressed while it is verified (its events are used only
 # then): in memory up to this many bytes, beyond in a temporary file

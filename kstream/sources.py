@@ -1,0 +1,38 @@
+"""Every source a user may name, opened by one function above the store and the
+journal: `open_source()` is what count, diff, serve and log call.
+
+- a snapshot file (archive, NDJSON, compressed NDJSON, a JSON List document), a
+  snapshot directory, `-` (stdin), `s3://BUCKET/KEY` or `s3://BUCKET/PREFIX/`:
+  `kstream/store/snapshot.py`'s `open_snapshot()`;
+- a journal (`JOURNAL/`: its latest state; `JOURNAL/@TIME`: its state at that
+  instant): `kstream/journal/reader.py`'s `open_state()`, which folds the journal
+  into a temporary archive and opens that as a snapshot.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from kstream.journal.reader import open_state
+from kstream.store.format import MANIFEST_NAME
+from kstream.store.objstore import is_url
+from kstream.store.snapshot import Snapshot, open_snapshot
+
+
+def is_journal_name(path: str) -> bool:
+    """Whether `path` may name a journal (`JOURNAL/@TIME`, or a directory that holds
+    no snapshot manifest); `open_state` decides whether it is one."""
+    if path == "-" or is_url(path):
+        return False
+    p = Path(path)
+    return "@" in path or (p.is_dir() and not (p / MANIFEST_NAME).exists())
+
+
+def open_source(path: str) -> Snapshot:
+    """Open what `path` names (see the module docstring) as a `Snapshot`; raise
+    SnapshotError for what is none of them."""
+    if is_journal_name(path):
+        state = open_state(path)
+        if state is not None:
+            return state
+    return open_snapshot(path)
