@@ -31,11 +31,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from tests.controlplane.versions import (
-    BIN_DIR,
+    ETCD_DIR,
     ETCD_VERSION,
     GO_BUILD_ENV,
     GO_MODULES,
     KUBE_VERSION,
+    apiserver_module,
+    bin_dir,
 )
 
 READY_TIMEOUT = 120.0
@@ -48,37 +50,44 @@ class ControlPlaneError(RuntimeError):
 # --------------------------------------------------------------------------- build
 
 
-def binaries() -> dict[str, Path]:
-    return {"etcd": BIN_DIR / "etcd", "kube-apiserver": BIN_DIR / "kube-apiserver"}
+def binaries(version: str = KUBE_VERSION) -> dict[str, Path]:
+    return {"etcd": ETCD_DIR / "etcd", "kube-apiserver": bin_dir(version) / "kube-apiserver"}
 
 
-def build(verbose: bool = True) -> dict[str, Path]:
-    """Build etcd and kube-apiserver once; later calls reuse the cached binaries."""
-    bins = binaries()
+def build(verbose: bool = True, version: str = KUBE_VERSION) -> dict[str, Path]:
+    """Build etcd and kube-apiserver `version` once; later calls reuse the cached
+    binaries (one cache directory per version)."""
+    bins = binaries(version)
     if all(p.is_file() and os.access(p, os.X_OK) for p in bins.values()):
         return bins
-    BIN_DIR.mkdir(parents=True, exist_ok=True)
-    major, minor = KUBE_VERSION.lstrip("v").split(".")[:2]
+    module = apiserver_module(version)
+    if not (module / "go.mod").is_file():
+        raise ControlPlaneError(
+            f"no wrapper module for kube-apiserver {version} ({module}/go.mod); "
+            f"write it with: python -m tests.controlplane.genmod --kube-version {version}"
+        )
+    for p in bins.values():
+        p.parent.mkdir(parents=True, exist_ok=True)
+    major, minor = version.lstrip("v").split(".")[:2]
     version_pkg = "k8s.io/component-base/version"
     kube_ldflags = " ".join(
         [
             "-s -w",
-            f"-X {version_pkg}.gitVersion={KUBE_VERSION}",
+            f"-X {version_pkg}.gitVersion={version}",
             f"-X {version_pkg}.gitMajor={major}",
             f"-X {version_pkg}.gitMinor={minor}",
             f"-X {version_pkg}.gitTreeState=clean",
         ]
     )
     targets = [
-        ("kube-apiserver", "k8s.io/kubernetes/cmd/kube-apiserver", kube_ldflags),
-        ("etcd", "go.etcd.io/etcd/server/v3", "-s -w"),
+        ("kube-apiserver", "k8s.io/kubernetes/cmd/kube-apiserver", kube_ldflags, version, module),
+        ("etcd", "go.etcd.io/etcd/server/v3", "-s -w", ETCD_VERSION, GO_MODULES / "etcd"),
     ]
-    for name, pkg, ldflags in targets:
+    for name, pkg, ldflags, v, mod in targets:
         out = bins[name]
         if out.is_file():
             continue
-        version = KUBE_VERSION if name != "etcd" else ETCD_VERSION
-        go_build(out, pkg, name, version, ldflags, verbose, ControlPlaneError)
+        go_build(out, pkg, name, v, ldflags, verbose, ControlPlaneError, module=mod)
     return bins
 
 
@@ -90,9 +99,11 @@ def go_build(
     ldflags: str,
     verbose: bool,
     error: type[Exception],
+    module: Path | None = None,
 ) -> None:
     """`go build` `pkg` into `out` (through out.tmp: a failed build leaves nothing)
-    in the pinned wrapper module GO_MODULES/`name`; raises `error` if it fails."""
+    in the pinned wrapper module `module` (default GO_MODULES/`name`); raises
+    `error` if it fails."""
     if verbose:
         print(
             f"building {name} ({version}) into {out.parent}; the first build takes several minutes",
@@ -102,7 +113,7 @@ def go_build(
     tmp = out.with_suffix(".tmp")
     cmd = ["go", "build", "-trimpath", "-pgo=off", "-ldflags", ldflags, "-o", str(tmp), pkg]
     started = time.monotonic()
-    res = subprocess.run(cmd, cwd=GO_MODULES / name, env=GO_BUILD_ENV)
+    res = subprocess.run(cmd, cwd=module or GO_MODULES / name, env=GO_BUILD_ENV)
     if res.returncode != 0:
         raise error(f"building {name} failed (exit {res.returncode})")
     tmp.rename(out)
@@ -175,6 +186,7 @@ def _pid_is_ours(pid: int, marker: str) -> bool:
 class ControlPlane:
     dir: Path
     feature_gates: str = ""
+    kube_version: str = KUBE_VERSION
     extra_apiserver_args: list[str] = field(default_factory=list)
     url: str = ""
     _procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict, repr=False)
@@ -202,7 +214,7 @@ class ControlPlane:
 
     # lifecycle -----------------------------------------------------------
     def start(self) -> Path:
-        bins = build()
+        bins = build(version=self.kube_version)
         self.dir = self.dir.resolve()
         if self.state_file.exists():
             raise ControlPlaneError(f"{self.dir} already holds a control plane; stop it first")
@@ -245,6 +257,9 @@ class ControlPlane:
                 f"--etcd-servers=http://127.0.0.1:{etcd_client}",
                 "--bind-address=127.0.0.1",
                 "--advertise-address=127.0.0.1",
+                # 1.37 refuses a loopback advertise address with the default (lease)
+                # endpoint reconciler; no reconciler at all is the same on every version.
+                "--endpoint-reconciler-type=none",
                 f"--secure-port={secure}",
                 f"--cert-dir={self.certs}",
                 f"--tls-cert-file={self.certs / 'server.crt'}",
@@ -349,7 +364,7 @@ class ControlPlane:
             "url": self.url,
             "pids": {n: p.pid for n, p in self._procs.items()},
             "apiserver_args": getattr(self, "_apiserver_args", []),
-            "kube_version": KUBE_VERSION,
+            "kube_version": self.kube_version,
             "etcd_version": ETCD_VERSION,
         }
         if self.state_file.exists():
