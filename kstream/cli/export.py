@@ -1,0 +1,180 @@
+"""kstream export: a snapshot as a tree of clean YAML (or JSON) files, one object
+per file, ready for git and for kubectl apply."""
+
+from __future__ import annotations
+
+from enum import Enum
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from kstream.cli import common as c
+from kstream.errors import UsageError
+
+if TYPE_CHECKING:
+    from kstream.export import ExportResult
+
+EXAMPLES = """
+Examples:
+
+\b
+  kstream export snap.ndjson.zst -o backup/               # clean YAML, one object per file
+  kstream export snap.ndjson.zst -o backup/ --force       # again: only changed files change
+  kstream export snap.ndjson.zst -o shop/ -n shop --format json
+  kstream export journal/@2026-11-29T14:00:00Z -o then/   # a journal's state at an instant
+\b
+Restore (docs/export.md):
+  kubectl apply -R -f backup/_cluster/customresourcedefinitions.apiextensions.k8s.io/
+  kubectl wait --for condition=Established -R -f backup/_cluster/customresourcedefinitions.apiextensions.k8s.io/
+  kubectl apply -R -f backup/
+"""
+
+
+class Format(str, Enum):
+    yaml = "yaml"
+    json = "json"
+
+
+def export(
+    source: Annotated[
+        str,
+        typer.Argument(
+            help="What to export: a snapshot (archive .zst, NDJSON file, zstd-compressed "
+            "NDJSON, directory, a JSON List such as kubectl get -o json writes, - for "
+            "stdin, s3://BUCKET/KEY), or a journal (JOURNAL/, JOURNAL/@TIME).",
+            metavar="SOURCE",
+            show_default=False,
+            autocompletion=c.complete_snapshot,
+        ),
+    ],
+    output: Annotated[
+        str,
+        typer.Option(
+            "--output",
+            "-o",
+            metavar="DIR/",
+            help="The directory to write: DIR/NAMESPACE/RESOURCE/NAME.yaml, cluster-scoped "
+            "objects under DIR/_cluster/, and DIR/kstream-export.index (the files, in apply "
+            "order).",
+            show_default=False,
+            rich_help_panel=c.HELP_OUTPUT,
+        ),
+    ],
+    fmt: Annotated[
+        Format,
+        typer.Option(
+            "--format",
+            help="yaml or json files.",
+            rich_help_panel=c.HELP_OUTPUT,
+        ),
+    ] = Format.yaml,
+    keep: Annotated[
+        bool,
+        typer.Option(
+            "--keep",
+            help="Keep every field as the snapshot has it (no cleaning: status, "
+            "managedFields, uid, resourceVersion, server-filled fields stay).",
+            rich_help_panel=c.HELP_OUTPUT,
+        ),
+    ] = False,
+    everything: Annotated[
+        bool,
+        typer.Option(
+            "--all",
+            help="Also write the objects left out by default as not to be applied back "
+            "(controller-owned children, ServiceAccount token Secrets, kube-root-ca.crt, "
+            "control-plane Endpoints/EndpointSlices, Events, Leases and Nodes, objects "
+            "the control plane made).",
+            rich_help_panel=c.HELP_SELECT,
+        ),
+    ] = False,
+    placeholders: Annotated[
+        bool,
+        typer.Option(
+            "--secret-placeholders",
+            help="A snapshot with redacted Secrets: write them anyway, each value "
+            "its digest (which the API server refuses until it is replaced by the "
+            "real base64 value). Without it they are not written (exit 3).",
+            rich_help_panel=c.HELP_OUTPUT,
+        ),
+    ] = False,
+    force: Annotated[
+        bool,
+        typer.Option(
+            "--force",
+            "-f",
+            help="Export into an existing directory: replaces the files of a previous "
+            "export (only those that changed) and removes its files no longer exported; "
+            "files kstream did not write are never changed or removed.",
+            rich_help_panel=c.HELP_OUTPUT,
+        ),
+    ] = False,
+    resource: c.ResourceOpt = None,
+    exclude: c.ExcludeOpt = None,
+    namespace: c.NamespaceOpt = None,
+    all_namespaces: c.AllNamespacesOpt = False,
+    selector: c.SelectorOpt = "",
+    field_selector: c.FieldSelectorOpt = "",
+    quiet: c.QuietOpt = False,
+    debug: c.DebugOpt = False,
+    color: c.ColorOpt = c.Color.auto,
+) -> None:
+    """Write a snapshot as files to apply back: one object per file, cleaned.
+
+    Cleaned like kubectl-neat: status, managedFields, uid, resourceVersion,
+    generation, creationTimestamp, ownerReferences, the last-applied annotation
+    and fields the server fills in (a Service's cluster IPs, a PVC's volumeName,
+    ...) are removed; --keep keeps everything. Objects that must not be applied
+    back are left out and counted on stderr; --all writes them. Keys are in a
+    fixed order and a re-export of the same snapshot writes the same bytes, so
+    a changed object changes only its own file.
+
+    Secrets of a snapshot dumped with redacted values (the default of dump) are
+    not written, and the command says so and exits 3; dump with --secrets
+    include to export them.
+    """
+    from kstream.export import ExportSettings
+    from kstream.export import export as run_export
+
+    c.setup_consoles(color)
+    if namespace and all_namespaces:
+        raise UsageError("--namespace and --all-namespaces cannot be used together")
+    scope = c.scope(resource, exclude, namespace, selector, field_selector)
+    settings = ExportSettings(
+        source, output, fmt.value, scope, keep, everything, placeholders, force
+    )
+    result = run_export(settings)
+    report(result, quiet)
+    raise typer.Exit(int(result.exit_code))
+
+
+def report(result: ExportResult, quiet: bool) -> None:
+    from kstream.neat import REASONS
+
+    d = result.directory.rstrip("/") + "/"
+    if result.problem:
+        c.note(f"kstream: error: {result.problem}")
+    if not quiet:
+        c.note(
+            f"exported {result.objects} objects to {d}: {result.written} files written, "
+            f"{result.unchanged} unchanged, {result.removed} removed"
+        )
+        for reason in REASONS:
+            n = result.left_out.get(reason, 0)
+            if n:
+                some = ", ".join(result.examples.get(reason, []))
+                more = ", ..." if n > len(result.examples.get(reason, [])) else ""
+                c.note(f"  left out: {n} {reason}: {some}{more}")
+        if result.placeholders:
+            c.note(
+                f"  {result.placeholders} Secrets written with placeholders: replace each "
+                "digest by the base64 value before applying"
+            )
+    for what in result.incomplete:
+        c.note(f"kstream: warning: {what} is incomplete in the snapshot: not all exported")
+    if result.secrets_withheld:
+        c.note(
+            f"kstream: warning: {result.secrets_withheld} Secrets not written: the snapshot "
+            "holds only digests of their values (dump --secrets include keeps them; "
+            "--secret-placeholders writes them with the digests)"
+        )
