@@ -164,6 +164,7 @@ def clean(doc: dict[str, Any], group: str) -> None:
     """Remove, in place, what export leaves out of an object kept (docs/export.md)."""
     doc.pop("status", None)
     md = _meta(doc)
+    asked = _asked_node_ports(md)  # read before the annotation goes
     for k in METADATA_DROPPED:
         md.pop(k, None)
     _drop_keys(md, "annotations", ANNOTATIONS_DROPPED)
@@ -178,7 +179,7 @@ def clean(doc: dict[str, Any], group: str) -> None:
         if not spec:
             del doc["spec"]
     elif group == "" and kind == "Service":
-        _clean_service(spec, md)
+        _clean_service(spec, asked)
     elif group == "" and kind == "PersistentVolumeClaim":
         spec.pop("volumeName", None)
     elif group == "" and kind == "PersistentVolume":
@@ -195,7 +196,7 @@ def clean(doc: dict[str, Any], group: str) -> None:
             _drop_keys(tmd, "labels", ("controller-uid", "batch.kubernetes.io/controller-uid"))
 
 
-def _clean_service(spec: dict[str, Any], md: dict[str, Any]) -> None:
+def _clean_service(spec: dict[str, Any], asked: set[Any]) -> None:
     """A Service's allocated fields: cluster IPs (unless headless: None), node
     ports the last-applied configuration did not ask for, and the IP families
     when single-stack (the default the server fills in)."""
@@ -205,7 +206,6 @@ def _clean_service(spec: dict[str, Any], md: dict[str, Any]) -> None:
     if spec.get("ipFamilyPolicy") == "SingleStack":
         spec.pop("ipFamilyPolicy", None)
         spec.pop("ipFamilies", None)
-    asked = _asked_node_ports(md)
     for port in spec.get("ports") or []:
         if isinstance(port, dict) and "nodePort" in port and port["nodePort"] not in asked:
             del port["nodePort"]

@@ -595,6 +595,8 @@ def main(argv: list[str] | None = None) -> None:
                     help="journal: objects in the base (the state-at-an-instant row)")  # fmt: skip
     ap.add_argument("--journal-events", type=int, default=1_000_000,
                     help="journal: change events (0: skip the journal row)")  # fmt: skip
+    ap.add_argument("--export-objects", default="10000,100000",
+                    help="export: archive sizes for the export row (empty: skip)")  # fmt: skip
     ap.add_argument("--no-s3", action="store_true", help="skip the upload to the local S3 server")
     ap.add_argument(
         "--only-upload",
@@ -663,6 +665,13 @@ def main(argv: list[str] | None = None) -> None:
         results["journal"] = bench_journal(
             work / "journal-bench", args.journal_objects, args.journal_events, log
         )
+        publish()
+
+    export_sizes = [int(x) for x in args.export_objects.split(",") if x.strip()]
+    if export_sizes:
+        from tools.bench_export import run as bench_export
+
+        results["export"] = bench_export(work / "export-bench", export_sizes, log)
         publish()
 
     if not args.no_server_side:
