@@ -238,6 +238,7 @@ def stage(
     """Write every exported object into `staging`, and the index (its sections
     spooled to temporary files meanwhile)."""
     ext = "." + settings.format
+    made = [staging]
     with contextlib.ExitStack() as stack:
         sections = [
             stack.enter_context(tempfile.TemporaryFile("w+", encoding="utf-8")) for _ in range(4)
@@ -247,7 +248,8 @@ def stage(
             if path is None:
                 continue
             data = render(item.doc, settings.format)
-            write_new(staging / path, data, secret=item.resource == "secrets" and not item.group)
+            secret = item.resource == "secrets" and not item.group
+            write_new(staging / path, data, secret, made)
             sections[section(item)].write(path + "\n")
             result.objects += 1
         with open(staging / INDEX_NAME, "w", encoding="utf-8") as out:
@@ -289,8 +291,13 @@ def place(
     return relative_path(item, ext)
 
 
-def write_new(path: Path, data: bytes, secret: bool) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
+def write_new(path: Path, data: bytes, secret: bool, made: list[Path] | None = None) -> None:
+    """Create `path` (never over an existing file); `made`: the last directory
+    made, to skip making it again for the next object of the same resource."""
+    if made is None or made[0] != path.parent:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if made is not None:
+            made[0] = path.parent
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600 if secret else 0o644)
     except FileExistsError:

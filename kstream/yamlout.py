@@ -46,6 +46,7 @@ _UNSAFE = re.compile(
     "[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u2028\u2029\ufeff\ufffe\uffff\ud800-\udfff]"
 )
 # in a literal block: everything unsafe above, plus tab-free control of line ends
+_BLANK_LINE = re.compile(r"(?m)^ +$")
 _NOT_LITERAL = re.compile(
     "[\x00-\x08\x0b-\x1f\x7f-\x9f\u2028\u2029\ufeff\ufffe\uffff\ud800-\udfff]"
 )
@@ -93,24 +94,22 @@ def _float(v: float) -> str:
 def _literal(s: str, indent: str) -> str | None:
     """`s` as a literal block under `indent` (the header and lines), or None when
     a literal block cannot hold it exactly."""
-    if "\n" not in s or _NOT_LITERAL.search(s) or "\r" in s:
+    if "\n" not in s or _NOT_LITERAL.search(s):  # (\r is in _NOT_LITERAL)
         return None
     body = s.rstrip("\n")
+    if not body or body[0] in "\n\t" or _BLANK_LINE.search(body):
+        # a leading blank line or tab would be read as indentation; readers
+        # disagree on lines of spaces only
+        return None
     trailing = len(s) - len(body)
     chomp = "-" if trailing == 0 else ("" if trailing == 1 else "+")
-    lines = body.split("\n")
-    if not body.strip(" \n") or any(
-        line != line.rstrip(" ") and not line.strip(" ") for line in lines
-    ):
-        return None  # blank lines of spaces only: readers disagree on them
-    first = next((line for line in lines if line), "")
-    head = "|" + ("2" if first.startswith((" ", "\t")) else "") + chomp
-    if first.startswith("\t") or lines[0] == "":
-        return None  # a leading tab or blank line would be read as indentation
-    out = [head]
-    for line in lines + [""] * (trailing - 1 if trailing > 1 else 0):
-        out.append(f"\n{indent}{line}" if line else "\n")
-    return "".join(out)
+    head = "|" + ("2" if body[0] == " " else "") + chomp
+    sep = "\n" + indent
+    if "\n\n" in body:  # empty lines stay empty (no indentation written on them)
+        text = "".join(sep + line if line else "\n" for line in body.split("\n"))
+    else:
+        text = sep + body.replace("\n", sep)
+    return head + text + "\n" * (trailing - 1 if trailing > 1 else 0)
 
 
 def _flow(v: Any) -> str:

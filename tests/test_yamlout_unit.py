@@ -184,3 +184,15 @@ def test_property_round_trip(doc: dict[str, Any]) -> None:
     assert back == doc, text
     assert json.dumps(load_pure(text), sort_keys=True) == json.dumps(doc, sort_keys=True)
     assert yamlout.dumps(back) == text  # deterministic
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    st.lists(st.text(alphabet=" \n\tab:#-|>\"'\u2028\r\x85", max_size=30), max_size=4),
+    st.text(alphabet="ab \n-:", max_size=6),
+)
+def test_property_multiline_strings(values: list[str], key: str) -> None:
+    doc = {"data": {f"k{i}": v for i, v in enumerate(values)}, key or "e": values}
+    text = yamlout.dumps(doc)
+    assert load(text) == doc, text
+    assert load_pure(text) == doc, text
