@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import json
 import os
 import shutil
 import tempfile
@@ -202,7 +203,11 @@ def section(item: Item) -> int:
 def render(doc: dict[str, Any], fmt: ExportFormat) -> bytes:
     doc = neat.ordered(doc)
     if fmt == "json":
-        return (deepjson.dumps(doc, ensure_ascii=False) + "\n").encode()
+        try:  # indented: a changed field is a changed line in git
+            text = json.dumps(doc, ensure_ascii=False, indent=2)
+        except RecursionError:  # thousands of levels deep: one line
+            text = deepjson.dumps(doc, ensure_ascii=False)
+        return (text + "\n").encode("utf-8", "surrogatepass")
     return yamlout.dumps(doc).encode("utf-8", "surrogatepass")
 
 

@@ -119,7 +119,7 @@ def export(
     debug: c.DebugOpt = False,
     color: c.ColorOpt = c.Color.auto,
 ) -> None:
-    """Write a snapshot as files to apply back: one object per file, cleaned.
+    """Write a snapshot as files to apply back, one cleaned object per file.
 
     Cleaned like kubectl-neat: status, managedFields, uid, resourceVersion,
     generation, creationTimestamp, ownerReferences, the last-applied annotation
