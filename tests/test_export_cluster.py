@@ -49,7 +49,7 @@ SERVER_SET = {
     ("jobs.batch", OPS, "once"): {
         'spec.selector.matchLabels["batch.kubernetes.io/controller-uid"]',
         'spec.template.metadata.labels["batch.kubernetes.io/controller-uid"]',
-        'spec.template.metadata.labels.controller-uid',
+        "spec.template.metadata.labels.controller-uid",
     },
 }
 # ... and the objects export leaves out, which only a controller-manager makes.

@@ -186,7 +186,7 @@ def test_layout_cleaning_and_what_is_left_out(tmp_path: Path) -> None:
         b"    b:\n"
         b"    - 3\n"
         b"    - 1\n"
-        b"    \"y\": null\n"
+        b'    "y": null\n'
         b"  z: 1\n"
     )
     assert files["kstream-export.index"].decode().splitlines()[1:] == [
