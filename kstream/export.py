@@ -133,6 +133,11 @@ def items(snap: Any, scope: Scope, result: ExportResult) -> Iterator[Item]:
         for e in snap.entries
     }
     chosen = _chosen(list(resources.values()), filters.include, filters.exclude)
+    m = snap.manifest
+    for nr in m.not_read:
+        result.incomplete.append(f"{nr.name}: {nr.status}, not in the snapshot")
+    for f in m.discovery_failures:
+        result.incomplete.append(f"{f.group_version}: discovery failed, not in the snapshot")
     for e in snap.entries:
         if resources[id(e)] not in chosen:
             continue
@@ -143,7 +148,11 @@ def items(snap: Any, scope: Scope, result: ExportResult) -> Iterator[Item]:
             continue
         if e.status != "complete":
             where = f" in {e.namespace}" if e.namespace else ""
-            result.incomplete.append(f"{e.name}{where} ({e.status})")
+            result.incomplete.append(
+                f"{e.name}{where}: {e.status} in the snapshot, exported as far as read"
+            )
+            if e.offset is None and e.file is None:
+                continue  # nothing of it was written
         for line in snap.lines(e):
             try:
                 doc = deepjson.loads(line)

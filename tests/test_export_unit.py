@@ -402,3 +402,39 @@ def test_control_plane_made_needs_managed_fields() -> None:
     assert neat.made_by_control_plane(md)
     md["managedFields"].append({"manager": "kubectl-edit"})
     assert not neat.made_by_control_plane(md)
+
+
+def test_a_partial_snapshot_exports_what_it_holds_and_says_so(tmp_path: Path) -> None:
+    snap = tmp_path / "partial.ndjson.zst"
+    write_base(snap, {"v1/configmaps": [cm("web")], "v1/namespaces": []}, failed=("v1/namespaces",))
+    r = kstream("export", str(snap), "-o", f"{tmp_path}/out/", "-q")
+    one_line(r, 3, "namespaces: failed in the snapshot")
+    assert "shop/configmaps/web.yaml" in tree(tmp_path / "out")
+
+
+def test_a_journal_at_an_instant(tmp_path: Path) -> None:
+    from tests.journalmaker import Journal, ev
+
+    j = Journal(tmp_path / "J")
+    write_base(
+        j.base, {"v1/configmaps": [cm("a", v="1"), cm("b", v="1")]}, options={"secrets": "include"}
+    )
+    j.segment(
+        1,
+        [
+            [ev("2026-11-29T13:00:01.000000Z", "MODIFIED", "v1/configmaps", cm("a", v="2"))],
+            [ev("2026-11-29T13:00:05.000000Z", "DELETED", "v1/configmaps", cm("b"))],
+        ],
+    )
+    r = kstream("export", f"{j.root}/@2026-11-29T13:00:02Z", "-o", f"{tmp_path}/then/", "-q")
+    assert r.code == 0, r.err
+    then = tree(tmp_path / "then")
+    assert sorted(then) == [
+        "kstream-export.index",
+        "shop/configmaps/a.yaml",
+        "shop/configmaps/b.yaml",
+    ]
+    assert b'v: "2"' in then["shop/configmaps/a.yaml"]
+    r = kstream("export", f"{j.root}/", "-o", f"{tmp_path}/now/", "-q")
+    assert r.code == 0, r.err
+    assert sorted(tree(tmp_path / "now")) == ["kstream-export.index", "shop/configmaps/a.yaml"]

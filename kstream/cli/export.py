@@ -171,7 +171,7 @@ def report(result: ExportResult, quiet: bool) -> None:
                 "digest by the base64 value before applying"
             )
     for what in result.incomplete:
-        c.note(f"kstream: warning: {what} is incomplete in the snapshot: not all exported")
+        c.note(f"kstream: warning: {what}")
     if result.secrets_withheld:
         c.note(
             f"kstream: warning: {result.secrets_withheld} Secrets not written: the snapshot "
