@@ -58,6 +58,9 @@ CONTROL_PLANE_MANAGERS = frozenset(
         "kube-apiserver",
         "kube-controller-manager",
         "kube-scheduler",
+        # the controller-manager's aggregation controller fills in the rules of
+        # the bootstrap admin, edit and view ClusterRoles
+        "clusterrole-aggregation-controller",
         "api-priority-and-fairness-config-producer-v1",
         "api-priority-and-fairness-config-consumer-v1",
     }

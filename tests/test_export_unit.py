@@ -399,6 +399,7 @@ def test_control_plane_made_needs_managed_fields() -> None:
     md["managedFields"] = [{"manager": "kube-apiserver"}]
     assert neat.made_by_control_plane(md)
     md["managedFields"].append({"manager": "kube-controller-manager", "subresource": "status"})
+    md["managedFields"].append({"manager": "clusterrole-aggregation-controller"})
     assert neat.made_by_control_plane(md)
     md["managedFields"].append({"manager": "kubectl-edit"})
     assert not neat.made_by_control_plane(md)
