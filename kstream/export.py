@@ -294,7 +294,10 @@ def place(
     if (
         item.group == ""
         and item.resource == "secrets"
-        and (secrets_mode == "redact" or (secrets_mode is None and neat.redacted_secret(doc)))
+        and (
+            (secrets_mode == "redact" and neat.has_values(doc))
+            or (secrets_mode is None and neat.redacted_secret(doc))
+        )
     ):
         if not settings.placeholders:
             result.secrets_withheld += 1

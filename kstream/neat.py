@@ -294,6 +294,11 @@ def _sorted(v: Any) -> Any:
 _DIGEST = re.compile(r"(?:hmac-)?sha256:[0-9a-f]{64}")
 
 
+def has_values(doc: dict[str, Any]) -> bool:
+    """Whether a Secret holds any value (an empty one has nothing to redact)."""
+    return bool(_map(doc, "data") or _map(doc, "stringData"))
+
+
 def redacted_secret(doc: dict[str, Any]) -> bool:
     """Whether a Secret's values are dump's digests (a snapshot without a
     manifest does not say how its Secrets were dumped)."""

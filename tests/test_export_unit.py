@@ -319,6 +319,17 @@ def test_redacted_secrets_are_not_written(tmp_path: Path) -> None:
     assert "1 Secrets written with placeholders" in r.err
     doc = yaml.safe_load((tmp_path / "ph" / "shop" / "secrets" / "db.yaml").read_text())
     assert doc["data"] == {"password": DIGEST}
+    # a Secret without values has nothing redacted: written
+    empty = secrets_archive(tmp_path / "empty.ndjson.zst", "redact", DIGEST)
+    write_base(
+        empty,
+        {"v1/secrets": [{"apiVersion": "v1", "kind": "Secret",
+                         "metadata": {"name": "e", "namespace": "shop"}, "type": "Opaque"}]},
+        options={"secrets": "redact"},
+    )  # fmt: skip
+    r = kstream("export", str(empty), "-o", f"{tmp_path}/e/", "-q")
+    assert r.code == 0, r.err
+    assert "shop/secrets/e.yaml" in tree(tmp_path / "e")
     # a snapshot without a manifest: redacted values are recognised
     src = write_ndjson(
         tmp_path / "r.ndjson",
