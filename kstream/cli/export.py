@@ -24,9 +24,10 @@ Examples:
   kstream export journal/@2026-11-29T14:00:00Z -o then/   # a journal's state at an instant
 \b
 Restore (docs/export.md):
-  kubectl apply -R -f backup/_cluster/customresourcedefinitions.apiextensions.k8s.io/
-  kubectl wait --for condition=Established -R -f backup/_cluster/customresourcedefinitions.apiextensions.k8s.io/
-  kubectl apply -R -f backup/
+  CRDS=backup/_cluster/customresourcedefinitions.apiextensions.k8s.io
+  kubectl apply --server-side -R -f $CRDS/
+  kubectl wait --for condition=Established -R -f $CRDS/
+  kubectl apply --server-side -R -f backup/
 """
 
 
