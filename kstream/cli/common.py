@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import dataclasses
+import functools
+import inspect
 import os
 import re
 import sys
+import typing
 from collections.abc import Callable
 from enum import Enum
-from typing import TYPE_CHECKING, Annotated
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -15,6 +20,7 @@ if TYPE_CHECKING:
     from rich.console import Console
 
     from kstream.cluster.auth import Impersonation
+    from kstream.cluster.plan import LiveOptions
     from kstream.selector import Scope
 
 # ------------------------------------------------------------------ consoles
@@ -115,11 +121,15 @@ def complete_namespace(ctx: typer.Context, incomplete: str) -> list[tuple[str, s
 
 
 def complete_snapshot(incomplete: str) -> list[tuple[str, str]]:
-    """For snapshot arguments (count, diff): directories and *.zst / *.ndjson files.
-    Use as `typer.Argument(..., autocompletion=complete_snapshot)`."""
+    """For snapshot arguments: directories and *.zst / *.ndjson files."""
     from kstream.completion import snapshot_paths
 
     return snapshot_paths(incomplete)
+
+
+def snapshot_argument(metavar: str, help: str) -> Any:
+    """typer.Argument naming a snapshot or a journal (count, diff, log, serve)."""
+    return typer.Argument(help=help, metavar=metavar, autocompletion=complete_snapshot)
 
 
 # ------------------------------------------------------------------ checking names
@@ -186,125 +196,104 @@ _namespaces_checked = _checked(namespace_names)
 
 # ------------------------------------------------------------------ shared options
 
-HELP_CLUSTER = "Cluster"
-HELP_SELECT = "Selection"
-HELP_OUTPUT = "Output"
-HELP_TUNING = "Tuning"
+# typer.Option in each help panel (with rich help; kstream's plain help lists the
+# options in their order)
+cluster_option = functools.partial(typer.Option, rich_help_panel="Cluster")
+select_option = functools.partial(typer.Option, rich_help_panel="Selection")
+output_option = functools.partial(typer.Option, rich_help_panel="Output")
+tuning_option = functools.partial(typer.Option, rich_help_panel="Tuning")
+# -r and --exclude: resource names
+resources_option = functools.partial(
+    select_option, metavar="NAME[,NAME...]", autocompletion=complete_resource
+)
+
+
+def key_file_option(help: str) -> Any:
+    """--secret-key-file (dump, diff)."""
+    return output_option("--secret-key-file", help=help, metavar="FILE")
+
 
 KubeconfigOpt = Annotated[
     str | None,
-    typer.Option(
+    cluster_option(
         "--kubeconfig",
         help="Kubeconfig file, one name as in kubectl (default: $KUBECONFIG, a list of files, else ~/.kube/config; in a pod, the in-cluster config).",
-        rich_help_panel=HELP_CLUSTER,
-        show_default=False,
         metavar="FILE",
-    ),
-]
-ContextOpt = Annotated[
-    str | None,
-    typer.Option(
-        "--context",
-        help="Kubeconfig context to use (default: the current context).",
-        rich_help_panel=HELP_CLUSTER,
-        show_default=False,
-        metavar="NAME",
-        autocompletion=complete_context,
     ),
 ]
 ContextsOpt = Annotated[
     list[str] | None,
-    typer.Option(
+    cluster_option(
         "--context",
         help="Kubeconfig context to use (default: the current context). Repeat it, or give a glob ('prod-*'), to run on several contexts at once (the -o name then needs {context}).",
-        rich_help_panel=HELP_CLUSTER,
-        show_default=False,
         metavar="NAME",
         autocompletion=complete_context,
     ),
 ]
 AsOpt = Annotated[
     str,
-    typer.Option(
+    cluster_option(
         "--as",
         help="Username to impersonate for every request, as kubectl --as (a user, or system:serviceaccount:NS:NAME); replaces the kubeconfig user's `as`.",
-        rich_help_panel=HELP_CLUSTER,
-        show_default=False,
         metavar="USER",
     ),
 ]
 AsGroupOpt = Annotated[
     list[str] | None,
-    typer.Option(
+    cluster_option(
         "--as-group",
         help="Group to impersonate, as kubectl --as-group (repeatable; needs a user to impersonate).",
-        rich_help_panel=HELP_CLUSTER,
-        show_default=False,
         metavar="GROUP",
     ),
 ]
 AsUidOpt = Annotated[
     str,
-    typer.Option(
+    cluster_option(
         "--as-uid",
         help="UID to impersonate, as kubectl --as-uid (needs a user to impersonate).",
-        rich_help_panel=HELP_CLUSTER,
-        show_default=False,
         metavar="UID",
     ),
 ]
 AllContextsOpt = Annotated[
     bool,
-    typer.Option(
+    cluster_option(
         "--all-contexts",
         help="Run on every context of the kubeconfig (the -o name then needs {context}).",
-        rich_help_panel=HELP_CLUSTER,
     ),
 ]
 ParallelContextsOpt = Annotated[
     int,
-    typer.Option(
+    tuning_option(
         "--parallel-contexts",
         min=1,
         max=64,
         help="With several contexts: how many run at the same time.",
-        rich_help_panel=HELP_TUNING,
         metavar="N",
     ),
 ]
 ResourceOpt = Annotated[
     list[str] | None,
-    typer.Option(
+    resources_option(
         "--resource",
         "-r",
         help="Resources to read, kubectl-style (plural, singular, short name, kind, resource.group, resource.version.group for a version other than the preferred one); repeatable or comma-separated. Default: every resource that supports list and watch.",
-        rich_help_panel=HELP_SELECT,
-        show_default=False,
-        metavar="NAME[,NAME...]",
-        autocompletion=complete_resource,
         callback=_resources_checked,
     ),
 ]
 ExcludeOpt = Annotated[
     list[str] | None,
-    typer.Option(
+    resources_option(
         "--exclude",
         help="Resources to leave out, same names as --resource.",
-        rich_help_panel=HELP_SELECT,
-        show_default=False,
-        metavar="NAME[,NAME...]",
-        autocompletion=complete_resource,
         callback=_exclude_checked,
     ),
 ]
 NamespaceOpt = Annotated[
     list[str] | None,
-    typer.Option(
+    select_option(
         "--namespace",
         "-n",
         help="Only these namespaces (repeatable or comma-separated); cluster-scoped resources are then left out unless named with -r. Default: all namespaces.",
-        rich_help_panel=HELP_SELECT,
-        show_default=False,
         metavar="NS[,NS...]",
         autocompletion=complete_namespace,
         callback=_namespaces_checked,
@@ -312,32 +301,37 @@ NamespaceOpt = Annotated[
 ]
 AllNamespacesOpt = Annotated[
     bool,
-    typer.Option(
+    select_option(
         "--all-namespaces",
         "-A",
         help="All namespaces (the default; accepted for kubectl habits).",
-        rich_help_panel=HELP_SELECT,
     ),
 ]
 SelectorOpt = Annotated[
     str,
-    typer.Option(
+    select_option(
         "--selector",
         "-l",
         help="Label selector, evaluated by the server (e.g. app=web,tier!=db).",
-        rich_help_panel=HELP_SELECT,
         metavar="SELECTOR",
     ),
 ]
 FieldSelectorOpt = Annotated[
     str,
-    typer.Option(
+    select_option(
         "--field-selector",
         help="Field selector, evaluated by the server (e.g. metadata.name=x).",
-        rich_help_panel=HELP_SELECT,
         metavar="SELECTOR",
     ),
 ]
+
+
+class Report(str, Enum):
+    """-o of diff and log: text for people, json or ndjson for scripts."""
+
+    text = "text"
+    json = "json"
+    ndjson = "ndjson"
 
 
 class Method(str, Enum):
@@ -348,43 +342,39 @@ class Method(str, Enum):
 
 MethodOpt = Annotated[
     Method,
-    typer.Option(
+    tuning_option(
         "--method",
         help="How to read: watch-list with LIST fallback (auto), or force one (a forced method never falls back: a resource it cannot read fails, with the reason).",
-        rich_help_panel=HELP_TUNING,
         metavar="[auto|watch-list|list]",
     ),
 ]
 ConcurrencyOpt = Annotated[
     int,
-    typer.Option(
+    tuning_option(
         "--concurrency",
         "-c",
         min=1,
         max=64,
         help="Resources streamed at the same time.",
-        rich_help_panel=HELP_TUNING,
         metavar="N",
     ),
 ]
 TimeoutOpt = Annotated[
     float,
-    typer.Option(
+    tuning_option(
         "--timeout",
         min=1,
         help="Seconds of silence tolerated inside a stream before it is retried.",
-        rich_help_panel=HELP_TUNING,
         metavar="SECONDS",
     ),
 ]
 RetriesOpt = Annotated[
     int,
-    typer.Option(
+    tuning_option(
         "--retries",
         min=0,
         max=100,
         help="Retries per resource on 429, 5xx and broken streams (with backoff).",
-        rich_help_panel=HELP_TUNING,
         metavar="N",
     ),
 ]
@@ -404,6 +394,168 @@ ColorOpt = Annotated[
         help="Colour on stderr/stdout; NO_COLOR is honoured by auto.",
     ),
 ]
+
+
+# ------------------------------------------------------------------ option groups
+# The options several commands share are declared once, in groups. A command takes
+# a group as one keyword-only parameter (`sel: c.Selection`); `@c.option_groups`
+# shows typer the group's options in its place, in the group's order, and hands the
+# command the group built from their values.
+
+
+class OptionGroup:
+    """Base of the option groups: frozen dataclasses whose fields are typer options."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Selection(OptionGroup):
+    """-r, --exclude, -n, -A, -l, --field-selector (dump, count, log)."""
+
+    resource: ResourceOpt = None
+    exclude: ExcludeOpt = None
+    namespace: NamespaceOpt = None
+    all_namespaces: AllNamespacesOpt = False
+    selector: SelectorOpt = ""
+    field_selector: FieldSelectorOpt = ""
+
+    def __post_init__(self) -> None:
+        if self.namespace and self.all_namespaces:
+            from kstream.errors import UsageError
+
+            raise UsageError("--namespace and --all-namespaces cannot be used together")
+
+    def given(self) -> list[str]:
+        """The options given, each by its shortest name (-r, --exclude, ...)."""
+        return given(self)
+
+    def scope(self) -> Scope:
+        return scope(
+            self.resource, self.exclude, self.namespace, self.selector, self.field_selector
+        )
+
+
+@dataclasses.dataclass(frozen=True)
+class Cluster(OptionGroup):
+    """--kubeconfig, --context (repeatable), --as, --as-group, --as-uid (diff)."""
+
+    kubeconfig: KubeconfigOpt = None
+    context: ContextsOpt = None
+    as_user: AsOpt = ""
+    as_group: AsGroupOpt = None
+    as_uid: AsUidOpt = ""
+
+    @property
+    def contexts(self) -> list[str]:
+        return list(self.context or [])
+
+    @property
+    def first_context(self) -> str | None:
+        """The one context named (None: the kubeconfig's current one)."""
+        return self.context[0] if self.context else None
+
+    def impersonation(self) -> Impersonation | None:
+        return impersonation(self.as_user, self.as_group, self.as_uid)
+
+
+@dataclasses.dataclass(frozen=True)
+class Clusters(Cluster):
+    """Cluster's options, then --all-contexts and --parallel-contexts (dump, count)."""
+
+    all_contexts: AllContextsOpt = False
+    parallel_contexts: ParallelContextsOpt = 4
+
+
+@dataclasses.dataclass(frozen=True)
+class Tuning(OptionGroup):
+    """--method, --concurrency, --timeout, --retries (dump, count, diff)."""
+
+    method: MethodOpt = Method.auto
+    concurrency: ConcurrencyOpt = 4
+    timeout: TimeoutOpt = 60.0
+    retries: RetriesOpt = 8
+
+    def live(self, cluster: Cluster, context: str | None) -> LiveOptions:
+        """How to reach `context` (None: the current one) and read from it."""
+        from kstream.cluster.plan import LiveOptions
+
+        return LiveOptions(
+            cluster.kubeconfig,
+            context,
+            self.method.value,
+            self.concurrency,
+            self.timeout,
+            self.retries,
+            cluster.impersonation(),
+        )
+
+
+@dataclasses.dataclass(frozen=True)
+class Ui(OptionGroup):
+    """-q, --debug, --color (dump, count, diff, log)."""
+
+    quiet: QuietOpt = False
+    debug: DebugOpt = False
+    color: ColorOpt = Color.auto
+
+
+def given(group: OptionGroup) -> list[str]:
+    """The options of a group that were given (a true value), each by its shortest
+    name, as its typer option declares them."""
+    hints = typing.get_type_hints(type(group), include_extras=True)
+    out = []
+    for f in dataclasses.fields(group):  # type: ignore[arg-type]
+        if getattr(group, f.name):
+            info = hints[f.name].__metadata__[0]  # the typer.Option of the Annotated type
+            out.append(min([info.default, *info.param_decls], key=len))
+    return out
+
+
+def option_groups(command: Callable[..., None]) -> Callable[..., None]:
+    """The command with each OptionGroup parameter replaced, for typer, by the
+    group's own options (keyword-only, in the group's order); called, it gets
+    each group as one value built from them."""
+    sig = inspect.signature(command, eval_str=True)
+    params: list[inspect.Parameter] = []
+    groups: dict[str, tuple[type[OptionGroup], list[str]]] = {}
+    for p in sig.parameters.values():
+        group = p.annotation
+        if not (isinstance(group, type) and issubclass(group, OptionGroup)):
+            params.append(p)
+            continue
+        hints = typing.get_type_hints(group, include_extras=True)
+        fields = dataclasses.fields(group)  # type: ignore[arg-type]
+        groups[p.name] = (group, [f.name for f in fields])
+        params += [
+            inspect.Parameter(f.name, p.KEYWORD_ONLY, default=f.default, annotation=hints[f.name])
+            for f in fields
+        ]
+
+    @functools.wraps(command)
+    def run(**values: Any) -> None:
+        for name, (group, fields) in groups.items():
+            values[name] = group(**{f: values.pop(f) for f in fields})
+        command(**values)
+
+    run.__signature__ = sig.replace(parameters=params)  # type: ignore[attr-defined]
+    run.__annotations__ = {p.name: p.annotation for p in params}
+    run.__annotations__["return"] = sig.return_annotation
+    return run
+
+
+def read_key(path: Path | None) -> bytes | None:
+    """The key in a --secret-key-file (None: none given); UsageError for a file
+    that cannot be read or is empty."""
+    if path is None:
+        return None
+    from kstream.errors import UsageError
+
+    try:
+        key = path.read_bytes().strip()
+    except OSError as e:
+        raise UsageError(f"--secret-key-file: {e.strerror}: {path}") from None
+    if not key:
+        raise UsageError(f"--secret-key-file: {path} is empty")
+    return key
 
 
 def scope(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import inspect
 import json
 from enum import Enum
@@ -14,6 +15,9 @@ from kstream.errors import OutputError, UsageError
 from kstream.exitcodes import ExitCode
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from rich.console import Console
     from rich.table import Table
     from rich.text import Text
 
@@ -54,7 +58,7 @@ BAR_WIDTH = 24
 _EIGHTHS = " ▏▎▍▌▋▊▉"
 
 
-HELP_JOURNAL = "Journal"
+journal_option = functools.partial(typer.Option, rich_help_panel="Journal")
 
 
 class Sort(str, Enum):
@@ -69,113 +73,87 @@ class Output(str, Enum):
     ndjson = "ndjson"
 
 
+@c.option_groups
 def count(
     snapshot: Annotated[
         str | None,
-        typer.Argument(
-            help="Count this snapshot written by dump (archive .zst, NDJSON file, "
+        c.snapshot_argument(
+            "SNAPSHOT",
+            "Count this snapshot written by dump (archive .zst, NDJSON file, "
             "zstd-compressed NDJSON, directory, or - for NDJSON on stdin; s3://BUCKET/KEY reads one from object storage) instead of the cluster.",
-            metavar="SNAPSHOT",
-            show_default=False,
-            autocompletion=c.complete_snapshot,
         ),
     ] = None,
     by: Annotated[
         str,
-        typer.Option(
+        c.output_option(
             "--by",
             metavar="resource|namespace|label:KEY[,...]",
             help="Group the counts: resource, namespace or label:KEY, or several joined by "
             "commas (namespace,resource).",
-            rich_help_panel=c.HELP_OUTPUT,
         ),
     ] = "resource",
     estimate: Annotated[
         bool,
-        typer.Option(
+        c.output_option(
             "--estimate",
             help="Fast approximate object counts: one LIST limit=1 per resource and the "
             "server's remainingItemCount; no objects are streamed, no bytes counted.",
-            rich_help_panel=c.HELP_OUTPUT,
         ),
     ] = False,
     verify: Annotated[
         bool,
-        typer.Option(
+        c.output_option(
             "--verify",
             help="Snapshot: read every object and check the checksums, even where the "
             "manifest alone would give the counts.",
-            rich_help_panel=c.HELP_OUTPUT,
         ),
     ] = False,
     sort: Annotated[
         Sort,
-        typer.Option(
+        c.output_option(
             "--sort",
             help="Order of the rows (count and size: biggest first).",
-            rich_help_panel=c.HELP_OUTPUT,
         ),
     ] = Sort.by_count,
     output: Annotated[
         Output,
-        typer.Option(
+        c.output_option(
             "--output",
             "-o",
             help="table (stdout, with bars), json or ndjson (for scripts).",
-            rich_help_panel=c.HELP_OUTPUT,
         ),
     ] = Output.table,
     events: Annotated[
         bool,
-        typer.Option(
+        journal_option(
             "--events",
             help="Journal (written by dump --follow): count change events (added, modified, "
             "deleted) instead of objects; --by resource, namespace, manager (the newest "
             "managedFields entry) or kind.",
-            rich_help_panel=HELP_JOURNAL,
         ),
     ] = False,
     since: Annotated[
         str | None,
-        typer.Option(
+        journal_option(
             "--since",
             metavar="TIME|DURATION",
             help="With --events: only events after this instant (RFC 3339, or a duration "
             "before now: 5m, 1h).",
-            rich_help_panel=HELP_JOURNAL,
-            show_default=False,
         ),
     ] = None,
     until: Annotated[
         str | None,
-        typer.Option(
+        journal_option(
             "--until",
             metavar="TIME|DURATION",
             help="With --events: only events up to this instant (included).",
-            rich_help_panel=HELP_JOURNAL,
-            show_default=False,
         ),
     ] = None,
-    resource: c.ResourceOpt = None,
-    exclude: c.ExcludeOpt = None,
-    namespace: c.NamespaceOpt = None,
-    all_namespaces: c.AllNamespacesOpt = False,
-    selector: c.SelectorOpt = "",
-    field_selector: c.FieldSelectorOpt = "",
-    kubeconfig: c.KubeconfigOpt = None,
-    context: c.ContextsOpt = None,
-    as_user: c.AsOpt = "",
-    as_group: c.AsGroupOpt = None,
-    as_uid: c.AsUidOpt = "",
-    all_contexts: c.AllContextsOpt = False,
-    parallel_contexts: c.ParallelContextsOpt = 4,
-    method: c.MethodOpt = c.Method.auto,
-    concurrency: c.ConcurrencyOpt = 4,
-    timeout: c.TimeoutOpt = 60.0,
-    retries: c.RetriesOpt = 8,
-    quiet: c.QuietOpt = False,
-    debug: c.DebugOpt = False,
-    color: c.ColorOpt = c.Color.auto,
+    *,
+    sel: c.Selection,
+    cluster: c.Clusters,
+    tuning: c.Tuning,
+    ui: c.Ui,
 ) -> None:
     """Count objects and bytes per resource, namespace or label, live or from a snapshot.
 
@@ -191,12 +169,9 @@ def count(
     """
     from kstream.count import Grouping, sort_rows
 
-    c.setup_consoles(color)
-    imp = c.impersonation(as_user, as_group, as_uid)  # --as, --as-group, --as-uid
-    if namespace and all_namespaces:
-        raise UsageError("--namespace and --all-namespaces cannot be used together")
+    c.setup_consoles(ui.color)
     if events or since is not None or until is not None:
-        scope = c.scope(resource, exclude, namespace, selector, field_selector)
+        scope = sel.scope()
         code = run_events(
             snapshot, events, by, since, until, scope, estimate or verify, sort, output
         )
@@ -204,12 +179,10 @@ def count(
     if {p.strip() for p in by.split(",")} & {"manager", "kind"}:
         raise UsageError("--by manager and --by kind group a journal's --events")
     grouping = Grouping.parse(by)
-    from kstream.cluster.plan import LiveOptions
-
-    scope = c.scope(resource, exclude, namespace, selector, field_selector)
+    scope = sel.scope()
     from kstream import fleet
 
-    if fleet.is_many(context or [], all_contexts):
+    if fleet.is_many(cluster.contexts, cluster.all_contexts):
         if snapshot is not None:
             raise UsageError(
                 "a snapshot is counted alone: --context/--all-contexts are for live counts"
@@ -218,30 +191,36 @@ def count(
             raise UsageError("--verify is for snapshots (live counts read every object)")
         from kstream.cli.fleet import run_count_fleet
 
-        targets = fleet.select_targets(kubeconfig, context or [], all_contexts)
-        live = LiveOptions(kubeconfig, None, method.value, concurrency, timeout, retries, imp)
+        targets = fleet.select_targets(cluster.kubeconfig, cluster.contexts, cluster.all_contexts)
+        live = tuning.live(cluster, None)
         code = run_count_fleet(
-            targets, scope, live, grouping, estimate, parallel_contexts, quiet, output.value
+            targets,
+            scope,
+            live,
+            grouping,
+            estimate,
+            cluster.parallel_contexts,
+            ui.quiet,
+            output.value,
         )
         raise typer.Exit(int(code))
-    ctx = context[0] if context else None
-    live = LiveOptions(kubeconfig, ctx, method.value, concurrency, timeout, retries, imp)
+    live = tuning.live(cluster, cluster.first_context)
     interrupted: ExitCode | None = None
     if snapshot is None and verify:
         raise UsageError("--verify is for snapshots (live counts read every object)")
     if snapshot is not None:
         if estimate:
             raise UsageError("--estimate is for live counts; a snapshot is counted exactly")
-        result = count_snapshot_cli(snapshot, grouping, scope, quiet, verify)
+        result = count_snapshot_cli(snapshot, grouping, scope, ui.quiet, verify)
     elif estimate:
         from kstream.count import estimate_live
 
         result = estimate_live(scope, live, grouping, c.note)
     else:
-        result, interrupted = run_count(grouping, scope, live, quiet)
+        result, interrupted = run_count(grouping, scope, live, ui.quiet)
     result.rows = sort_rows(result.rows, sort.value)
     emit(result, output, sort.value)
-    report(result, quiet)
+    report(result, ui.quiet)
     code = interrupted if interrupted is not None else result.exit_code()
     raise typer.Exit(int(code))
 
@@ -290,31 +269,43 @@ def run_count(
 
 
 def emit(result: CountResult, output: Output, sort: str) -> None:
-    from rich.text import Text
+    def print_table(out: Console) -> None:
+        from rich.text import Text
 
+        t, notes = table(result, sort, None if not out.is_terminal else out.width)
+        _unfolded(out, t)
+        out.print(title(result), soft_wrap=True)
+        out.print(t)
+        for line in notes:
+            out.print(Text(line), soft_wrap=True)
+
+    _write(result, output, print_table)
+
+
+def _write(result: Any, output: Output, print_table: Callable[[Console], None]) -> None:
+    """A count on stdout: one JSON document, its rows as NDJSON, or print_table's table."""
+    out = c.consoles.out
     try:
         if output is Output.json:
-            c.consoles.out.file.write(json.dumps(result.to_json(), indent=2) + "\n")
+            out.file.write(json.dumps(result.to_json(), indent=2) + "\n")
         elif output is Output.ndjson:
-            f = c.consoles.out.file
             for line in result.ndjson():
-                f.write(line + "\n")
+                out.file.write(line + "\n")
         else:
-            out = c.consoles.out
-            t, notes = table(result, sort, None if not out.is_terminal else out.width)
-            if not out.is_terminal:  # a file or a pipe: never fold the rows
-                from rich.measure import Measurement
-
-                out.width = max(
-                    out.width, Measurement.get(out, out.options.update_width(10_000), t).maximum
-                )
-            out.print(title(result), soft_wrap=True)
-            out.print(t)
-            for line in notes:
-                out.print(Text(line), soft_wrap=True)
-        c.consoles.out.file.flush()
+            print_table(out)
+        out.file.flush()
     except BrokenPipeError:
         raise OutputError("stdout was closed (broken pipe)") from None
+
+
+def _unfolded(out: Console, t: Table) -> None:
+    """On a file or a pipe, the console as wide as the table: rows never fold."""
+    if not out.is_terminal:
+        from rich.measure import Measurement
+
+        out.width = max(
+            out.width, Measurement.get(out, out.options.update_width(10_000), t).maximum
+        )
 
 
 def bar(value: float, biggest: float, width: int = BAR_WIDTH) -> str:
@@ -483,62 +474,46 @@ def run_events(
 
 
 def emit_events(result: Any, output: Output) -> None:
-    from rich.table import Table
-    from rich.text import Text
+    def print_table(out: Console) -> None:
+        from rich.table import Table
+        from rich.text import Text
 
-    from kstream.cli.render import human_count
+        from kstream.cli.render import human_count
 
-    try:
-        if output is Output.json:
-            c.consoles.out.file.write(json.dumps(result.to_json(), indent=2) + "\n")
-        elif output is Output.ndjson:
-            f = c.consoles.out.file
-            for line in result.ndjson():
-                f.write(line + "\n")
-        else:
-            out = c.consoles.out
-            window = f"{result.since or 'the start'} .. {result.until or 'the end'}"
-            out.print(
-                Text(f"kstream count: events of journal {result.journal} ({window})", style="bold"),
-                soft_wrap=True,
-            )
-            t = Table(box=None, header_style="bold", pad_edge=False)
-            for f in result.grouping.fields:
-                t.add_column(f, overflow="fold")
-            for h in ("events", "added", "modified", "deleted"):
-                t.add_column(h, justify="right", no_wrap=True)
-            t.add_column("share of events", no_wrap=True)
-            t.add_column("%", justify="right", no_wrap=True)
-            total = result.total
-            biggest = max((r.events for r in result.rows), default=0)
-            for r in result.rows:
-                cells: list[Any] = []
-                for f, v in zip(result.grouping.fields, r.key, strict=True):
-                    if f == "namespace" and not v:
-                        cells.append(Text("(cluster)", style="dim"))
-                    else:
-                        cells.append(Text(v))
-                cells += [human_count(x) for x in (r.events, r.added, r.modified, r.deleted)]
-                cells.append(Text(bar(r.events, biggest), style="cyan"))
-                cells.append(f"{r.events / total.events * 100:.1f}" if total.events else "")
-                t.add_row(*cells)
-            row: list[Any] = [Text("total", style="bold")] + [""] * (
-                len(result.grouping.fields) - 1
-            )
-            row += [
-                Text(human_count(x), style="bold")
-                for x in (total.events, total.added, total.modified, total.deleted)
-            ]
-            t.add_row(*row, "", "")
-            if not out.is_terminal:
-                from rich.measure import Measurement
+        window = f"{result.since or 'the start'} .. {result.until or 'the end'}"
+        out.print(
+            Text(f"kstream count: events of journal {result.journal} ({window})", style="bold"),
+            soft_wrap=True,
+        )
+        t = Table(box=None, header_style="bold", pad_edge=False)
+        for f in result.grouping.fields:
+            t.add_column(f, overflow="fold")
+        for h in ("events", "added", "modified", "deleted"):
+            t.add_column(h, justify="right", no_wrap=True)
+        t.add_column("share of events", no_wrap=True)
+        t.add_column("%", justify="right", no_wrap=True)
+        total = result.total
+        biggest = max((r.events for r in result.rows), default=0)
+        for r in result.rows:
+            cells: list[Any] = []
+            for f, v in zip(result.grouping.fields, r.key, strict=True):
+                if f == "namespace" and not v:
+                    cells.append(Text("(cluster)", style="dim"))
+                else:
+                    cells.append(Text(v))
+            cells += [human_count(x) for x in (r.events, r.added, r.modified, r.deleted)]
+            cells.append(Text(bar(r.events, biggest), style="cyan"))
+            cells.append(f"{r.events / total.events * 100:.1f}" if total.events else "")
+            t.add_row(*cells)
+        row: list[Any] = [Text("total", style="bold")] + [""] * (len(result.grouping.fields) - 1)
+        row += [
+            Text(human_count(x), style="bold")
+            for x in (total.events, total.added, total.modified, total.deleted)
+        ]
+        t.add_row(*row, "", "")
+        _unfolded(out, t)
+        out.print(t)
+        if not result.rows:
+            out.print(Text("no change events in this window"), soft_wrap=True)
 
-                out.width = max(
-                    out.width, Measurement.get(out, out.options.update_width(10_000), t).maximum
-                )
-            out.print(t)
-            if not result.rows:
-                out.print(Text("no change events in this window"), soft_wrap=True)
-        c.consoles.out.file.flush()
-    except BrokenPipeError:
-        raise OutputError("stdout was closed (broken pipe)") from None
+    _write(result, output, print_table)

@@ -9,7 +9,6 @@ import sys
 import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, nullcontext
-from enum import Enum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -61,115 +60,92 @@ CONTEXT = 60  # characters shown before the first difference of two long values
 MAX_DIFF_LINES = 60  # lines of a multi-line string's diff shown in text output
 
 
-class OutFormat(str, Enum):
-    text = "text"
-    json = "json"
-    ndjson = "ndjson"
-
-
+@c.option_groups
 def diff(
     old: Annotated[
         str | None,
-        typer.Argument(
-            help="The older snapshot: archive (.ndjson.zst), NDJSON file, directory, or - for stdin; s3://BUCKET/KEY for one in object storage.",
-            metavar="OLD",
-            show_default=False,
-            autocompletion=c.complete_snapshot,
+        c.snapshot_argument(
+            "OLD",
+            "The older snapshot: archive (.ndjson.zst), NDJSON file, directory, or - for stdin; s3://BUCKET/KEY for one in object storage.",
         ),
     ] = None,
     new: Annotated[
         str | None,
-        typer.Argument(
-            help="The newer snapshot (omit with --live / --live-old).",
-            metavar="NEW",
-            show_default=False,
-            autocompletion=c.complete_snapshot,
+        c.snapshot_argument(
+            "NEW",
+            "The newer snapshot (omit with --live / --live-old).",
         ),
     ] = None,
     live: Annotated[
         bool,
-        typer.Option(
+        c.cluster_option(
             "--live",
             help="Compare the snapshot (OLD) with the live cluster (NEW).",
-            rich_help_panel=c.HELP_CLUSTER,
         ),
     ] = False,
     live_old: Annotated[
         bool,
-        typer.Option(
+        c.cluster_option(
             "--live-old",
             help="The live cluster is OLD and the snapshot NEW.",
-            rich_help_panel=c.HELP_CLUSTER,
         ),
     ] = False,
     output: Annotated[
-        OutFormat,
-        typer.Option(
+        c.Report,
+        c.output_option(
             "--output",
             "-o",
             metavar="text|json|ndjson",
             help="text (coloured, on stdout), json or ndjson (schema below).",
-            rich_help_panel=c.HELP_OUTPUT,
         ),
-    ] = OutFormat.text,
+    ] = c.Report.text,
     stat: Annotated[
         bool,
-        typer.Option(
+        c.output_option(
             "--stat",
             help="Only the summary per resource (with -o json: no changes list).",
-            rich_help_panel=c.HELP_OUTPUT,
         ),
     ] = False,
     ignore: Annotated[
         list[str] | None,
-        typer.Option(
+        c.output_option(
             "--ignore",
             help='Also ignore this field path (repeatable; * matches any key or index), e.g. spec.*.image or metadata.labels["a/b"].',
-            rich_help_panel=c.HELP_OUTPUT,
             metavar="PATH",
-            show_default=False,
         ),
     ] = None,
     include_status: Annotated[
         bool,
-        typer.Option(
+        c.output_option(
             "--include-status",
             help="Compare status too (ignored by default).",
-            rich_help_panel=c.HELP_OUTPUT,
         ),
     ] = False,
     no_default_ignores: Annotated[
         bool,
-        typer.Option(
+        c.output_option(
             "--no-default-ignores",
             help="Compare every field but status (see --explain), plus --ignore.",
-            rich_help_panel=c.HELP_OUTPUT,
         ),
     ] = False,
     explain: Annotated[
         bool,
-        typer.Option(
+        c.output_option(
             "--explain",
             help="List the ignored field paths with the reason for each, and exit.",
-            rich_help_panel=c.HELP_OUTPUT,
         ),
     ] = False,
     secret_key_file: Annotated[
         Path | None,
-        typer.Option(
-            "--secret-key-file",
-            help="The key a snapshot's Secrets were HMAC-redacted with: needed by --live for such a snapshot, and to compare it with raw values.",
-            metavar="FILE",
-            rich_help_panel=c.HELP_OUTPUT,
-            show_default=False,
+        c.key_file_option(
+            "The key a snapshot's Secrets were HMAC-redacted with: needed by --live for such a snapshot, and to compare it with raw values."
         ),
     ] = None,
     show_api_version_changes: Annotated[
         bool,
-        typer.Option(
+        c.output_option(
             "--show-api-version-changes",
             help="Report objects that differ only in apiVersion (same group and kind, e.g. after a CRD's preferred version changed) as modified; by default they count as unchanged.",
-            rich_help_panel=c.HELP_OUTPUT,
         ),
     ] = False,
     sort_buffer: Annotated[
@@ -183,26 +159,17 @@ def diff(
     namespace: c.NamespaceOpt = None,
     selector: Annotated[
         str,
-        typer.Option(
+        c.select_option(
             "--selector",
             "-l",
             metavar="SELECTOR",
             help="Label selector (a=b,c!=d,e in (x,y),f,!g), applied to both sides.",
-            rich_help_panel=c.HELP_SELECT,
         ),
     ] = "",
-    kubeconfig: c.KubeconfigOpt = None,
-    context: c.ContextsOpt = None,
-    as_user: c.AsOpt = "",
-    as_group: c.AsGroupOpt = None,
-    as_uid: c.AsUidOpt = "",
-    method: c.MethodOpt = c.Method.auto,
-    concurrency: c.ConcurrencyOpt = 4,
-    timeout: c.TimeoutOpt = 60.0,
-    retries: c.RetriesOpt = 8,
-    quiet: c.QuietOpt = False,
-    debug: c.DebugOpt = False,
-    color: c.ColorOpt = c.Color.auto,
+    *,
+    cluster: c.Cluster,
+    tuning: c.Tuning,
+    ui: c.Ui,
 ) -> None:
     """Compare two snapshots written by dump (or one and the live cluster).
 
@@ -223,15 +190,14 @@ def diff(
     """
     from kstream.diff import Settings, ignore_list
 
-    c.setup_consoles(color)
-    imp = c.impersonation(as_user, as_group, as_uid)  # --as, --as-group, --as-uid
+    c.setup_consoles(ui.color)
     ignores = ignore_list(ignore or [], include_status, not no_default_ignores)
     if explain:
         _explain(ignores)
         raise typer.Exit(0)
     if live and live_old:
         raise UsageError("--live and --live-old cannot be used together")
-    two = _two_contexts(context or [], live, live_old, old, new)
+    two = _two_contexts(cluster.contexts, live, live_old, old, new)
     is_live = (live or live_old) and two is None
     if two is not None:
         pass
@@ -248,7 +214,7 @@ def diff(
         raise UsageError("only one side can be read from stdin")
     # the selectors are checked here, before reading anything: exit 2, one line
     scope = c.scope(resource, exclude, namespace, selector)
-    key = _read_key(secret_key_file)
+    key = c.read_key(secret_key_file)
     settings = Settings(
         ignore=tuple(ignores),
         scope=scope,
@@ -260,11 +226,7 @@ def diff(
     try:
         if two is not None:
             live_dir = tempfile.mkdtemp(prefix="kstream-diff-live-")
-            from kstream.cluster.plan import LiveOptions
-
-            live_opts = LiveOptions(
-                kubeconfig, None, method.value, concurrency, timeout, retries, imp
-            )
+            live_opts = tuning.live(cluster, None)
             settings = dataclasses.replace(settings, same_cluster=False)
             a, b = _dump_two(two, live_dir, settings, live_opts)
             code = run_diff(
@@ -273,20 +235,17 @@ def diff(
                 settings,
                 output,
                 stat,
-                quiet,
+                ui.quiet,
                 names=(f"context {two[0]}", f"context {two[1]}"),
             )
             raise typer.Exit(int(code))
         if is_live:
             assert old is not None
             live_dir = tempfile.mkdtemp(prefix="kstream-diff-live-")
-            from kstream.cluster.plan import LiveOptions
-
-            ctx = context[0] if context else None
-            live_opts = LiveOptions(
-                kubeconfig, ctx, method.value, concurrency, timeout, retries, imp
+            live_opts = tuning.live(cluster, cluster.first_context)
+            snap, live_path, settings = _dump_live(
+                old, live_dir, settings, live_opts, ui.quiet, ui.debug
             )
-            snap, live_path, settings = _dump_live(old, live_dir, settings, live_opts, quiet, debug)
             sides: tuple[str | Snapshot, str | Snapshot] = (
                 (snap, live_path) if live else (live_path, snap)
             )
@@ -294,24 +253,12 @@ def diff(
             assert old is not None and new is not None
             sides = (old, new)
         code = run_diff(
-            *sides, settings, output, stat, quiet, "new" if live else "old" if live_old else ""
+            *sides, settings, output, stat, ui.quiet, "new" if live else "old" if live_old else ""
         )
     finally:
         if live_dir is not None:
             shutil.rmtree(live_dir, ignore_errors=True)
     raise typer.Exit(int(code))
-
-
-def _read_key(path: Path | None) -> bytes | None:
-    if path is None:
-        return None
-    try:
-        key = path.read_bytes().strip()
-    except OSError as e:
-        raise UsageError(f"--secret-key-file: {e.strerror}: {path}") from None
-    if not key:
-        raise UsageError(f"--secret-key-file: {path} is empty")
-    return key
 
 
 def _explain(ignores: list[Any]) -> None:
@@ -424,7 +371,7 @@ def run_diff(
     old: str | Snapshot,
     new: str | Snapshot,
     settings: Settings,
-    output: OutFormat,
+    output: c.Report,
     stat: bool,
     quiet: bool,
     live: str = "",
@@ -459,15 +406,15 @@ def run_diff(
         if cmp.selection_note:
             c.note(f"note: {cmp.selection_note}")
         changes = cmp.changes()
-        if output is OutFormat.ndjson:
+        if output is c.Report.ndjson:
             _write_ndjson(changes, stat)
-        elif output is OutFormat.json:
+        elif output is c.Report.json:
             _write_json(changes, cmp, stat)
         else:
             _write_text(changes, cmp, stat, quiet)
         total = cmp.total
         hidden = _api_version_note(cmp)
-        if hidden and output is not OutFormat.text and not quiet:
+        if hidden and output is not c.Report.text and not quiet:
             c.note(f"note: {hidden}")
     if cmp.skipped:
         return ExitCode.PARTIAL

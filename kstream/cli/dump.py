@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import sys
 from enum import Enum
 from pathlib import Path
@@ -44,151 +45,117 @@ Examples:
   kstream dump --follow --resume journal/              # carry on after a stop or crash
 """
 
-HELP_FOLLOW = "Follow (journal)"
+follow_option = functools.partial(typer.Option, rich_help_panel="Follow (journal)")
 
 
+@c.option_groups
 def dump(
     output: Annotated[
         str | None,
-        typer.Option(
+        c.output_option(
             "--output",
             "-o",
             help="Where to write: FILE.ndjson (or .jsonl), FILE.ndjson.zst (archive; or .zst, .zstd), DIR/ (one file per resource), or - for stdout; s3://BUCKET/KEY.ndjson.zst or s3://BUCKET/PREFIX/ uploads to object storage (AWS_ENDPOINT_URL, AWS_PROFILE ... as for the aws CLI). Other names are refused: a name without an extension needs the slash of DIR/ (or --format). Placeholders: {context}, {cluster} (server host), {time:FORMAT} (UTC, strftime), {date}; with them, missing parent directories are created.",
             metavar="PATH",
-            rich_help_panel=c.HELP_OUTPUT,
-            show_default=False,
         ),
     ] = None,
     fmt: Annotated[
         Format,
-        typer.Option(
+        c.output_option(
             "--format",
             "-f",
             help="Output format; auto goes by the name.",
-            rich_help_panel=c.HELP_OUTPUT,
         ),
     ] = Format.auto,
     force: Annotated[
         bool,
-        typer.Option(
+        c.output_option(
             "--force",
             help="Replace an existing output file, or a directory holding a kstream snapshot (never a directory with anything else in it), once the new dump is complete.",
-            rich_help_panel=c.HELP_OUTPUT,
         ),
     ] = False,
     secrets: Annotated[
         Secrets,
-        typer.Option(
+        c.output_option(
             "--secrets",
             help="Secret values: redact (replace each by its sha256 digest, also inside last-applied-configuration), include as they are, or exclude Secrets.",
-            rich_help_panel=c.HELP_OUTPUT,
         ),
     ] = Secrets.redact,
     secret_key_file: Annotated[
         Path | None,
-        typer.Option(
-            "--secret-key-file",
-            help="Key file: redact with HMAC-SHA256 under this key instead of plain sha256 (resists guessing short values). Same key, comparable digests.",
-            metavar="FILE",
-            rich_help_panel=c.HELP_OUTPUT,
-            show_default=False,
+        c.key_file_option(
+            "Key file: redact with HMAC-SHA256 under this key instead of plain sha256 (resists guessing short values). Same key, comparable digests."
         ),
     ] = None,
     clean: Annotated[
         bool,
-        typer.Option(
+        c.output_option(
             "--clean",
             help="Drop metadata.managedFields and the last-applied-configuration annotation.",
-            rich_help_panel=c.HELP_OUTPUT,
         ),
     ] = False,
     strip: Annotated[
         list[str] | None,
-        typer.Option(
+        c.output_option(
             "--strip",
             help='Drop a field path from every object (repeatable), e.g. status or metadata.annotations["x/y"].',
             metavar="PATH",
-            rich_help_panel=c.HELP_OUTPUT,
-            show_default=False,
         ),
     ] = None,
     level: Annotated[
         int,
-        typer.Option(
+        c.output_option(
             "--level",
             min=1,
             max=22,
             metavar="1-22",
             help="zstd compression level for archives.",
-            rich_help_panel=c.HELP_OUTPUT,
         ),
     ] = 3,
     follow: Annotated[
         bool,
-        typer.Option(
+        follow_option(
             "--follow",
             help="After the snapshot, keep every stream open and record each change (and bookmark) in a journal: -o JOURNAL/ holds base.ndjson.zst and segments/. Ends on Ctrl-C or SIGTERM (exit 0), --follow-for, or a fatal error.",
-            rich_help_panel=HELP_FOLLOW,
         ),
     ] = False,
     resume: Annotated[
         str | None,
-        typer.Option(
+        follow_option(
             "--resume",
             help="Carry on following the journal JOURNAL/ (implies --follow; replaces -o): seal a segment a crash left open, then watch on from each resource's last recorded resourceVersion (a resync for a resource new since then, or after 410 Gone). Selection, --secrets, --strip and --clean are the journal's own.",
             metavar="JOURNAL/",
-            rich_help_panel=HELP_FOLLOW,
-            show_default=False,
         ),
     ] = None,
     follow_for: Annotated[
         str | None,
-        typer.Option(
+        follow_option(
             "--follow-for",
             help="Stop following after this long, e.g. 30s, 5m, 1h30m.",
             metavar="DURATION",
-            rich_help_panel=HELP_FOLLOW,
-            show_default=False,
         ),
     ] = None,
     rotate_size: Annotated[
         str,
-        typer.Option(
+        follow_option(
             "--rotate-size",
             help="Seal the open segment and start a new one past this many (uncompressed) bytes of events.",
             metavar="SIZE",
-            rich_help_panel=HELP_FOLLOW,
         ),
     ] = "64MiB",
     rotate_interval: Annotated[
         str,
-        typer.Option(
+        follow_option(
             "--rotate-interval",
             help="Seal the open segment and start a new one after this long.",
             metavar="DURATION",
-            rich_help_panel=HELP_FOLLOW,
         ),
     ] = "1h",
-    resource: c.ResourceOpt = None,
-    exclude: c.ExcludeOpt = None,
-    namespace: c.NamespaceOpt = None,
-    all_namespaces: c.AllNamespacesOpt = False,
-    selector: c.SelectorOpt = "",
-    field_selector: c.FieldSelectorOpt = "",
-    kubeconfig: c.KubeconfigOpt = None,
-    context: c.ContextsOpt = None,
-    as_user: c.AsOpt = "",
-    as_group: c.AsGroupOpt = None,
-    as_uid: c.AsUidOpt = "",
-    all_contexts: c.AllContextsOpt = False,
-    parallel_contexts: c.ParallelContextsOpt = 4,
-    method: c.MethodOpt = c.Method.auto,
-    concurrency: c.ConcurrencyOpt = 4,
-    timeout: c.TimeoutOpt = 60.0,
-    retries: c.RetriesOpt = 8,
-    quiet: c.QuietOpt = False,
-    debug: c.DebugOpt = False,
-    color: c.ColorOpt = c.Color.auto,
+    *,
+    sel: c.Selection,
+    cluster: c.Clusters,
+    tuning: c.Tuning,
+    ui: c.Ui,
 ) -> None:
     """Copy every object out of the cluster, streaming, into NDJSON or a zstd archive.
 
@@ -196,19 +163,16 @@ def dump(
     it); each object is written as the bytes the server sent, as it arrives.
     Secret values are redacted by default.
     """
-    c.setup_consoles(color)
-    imp = c.impersonation(as_user, as_group, as_uid)  # --as, --as-group, --as-uid
-    if namespace and all_namespaces:
-        raise UsageError("--namespace and --all-namespaces cannot be used together")
+    c.setup_consoles(ui.color)
     from kstream.store import outputname
 
     started = dt.datetime.now(dt.timezone.utc)
     many = False  # without --context or --all-contexts, one context: kstream.fleet not imported
-    if context or all_contexts:
+    if cluster.context or cluster.all_contexts:
         from kstream import fleet
 
-        many = fleet.is_many(context or [], all_contexts)
-    one_context = context[0] if context else None
+        many = fleet.is_many(cluster.contexts, cluster.all_contexts)
+    one_context = cluster.first_context
     fopts = None
     if follow or resume is not None:
         if many:
@@ -220,20 +184,21 @@ def dump(
         from kstream.cli.follow import follow_options
 
         fopts = follow_options(
-            follow_for, rotate_size, rotate_interval, level, timeout, output, resume, fmt.value
+            follow_for,
+            rotate_size,
+            rotate_interval,
+            level,
+            tuning.timeout,
+            output,
+            resume,
+            fmt.value,
         )
     elif follow_for is not None or rotate_size != "64MiB" or rotate_interval != "1h":
         raise UsageError("--follow-for, --rotate-size and --rotate-interval need --follow")
     if resume is not None:
-        given = [
+        given = sel.given() + [
             n
             for n, v in (
-                ("-r", resource),
-                ("--exclude", exclude),
-                ("-n", namespace),
-                ("-A", all_namespaces),
-                ("-l", selector),
-                ("--field-selector", field_selector),
                 ("--strip", strip),
                 ("--clean", clean),
                 ("--secrets", secrets is not Secrets.redact),
@@ -246,14 +211,11 @@ def dump(
                 f"--resume carries on with the journal's own selection and rules: drop {', '.join(given)}"
             )
         from kstream.cli.follow import run_resume
-        from kstream.cluster.plan import LiveOptions
 
         assert fopts is not None
-        key = _secret_key(secret_key_file)
-        live = LiveOptions(
-            kubeconfig, one_context, method.value, concurrency, timeout, retries, imp
-        )
-        raise typer.Exit(int(run_resume(resume, live, key, fopts, quiet)))
+        key = c.read_key(secret_key_file)
+        live = tuning.live(cluster, one_context)
+        raise typer.Exit(int(run_resume(resume, live, key, fopts, ui.quiet)))
     if follow and output is None:
         raise UsageError("--follow writes a journal directory: -o JOURNAL/")
     if output is None:
@@ -276,20 +238,20 @@ def dump(
         from kstream.transform import CLEAN_PATHS
 
         strip_paths += tuple(paths.parse(p) for p in CLEAN_PATHS)
-    key = _secret_key(secret_key_file)
+    key = c.read_key(secret_key_file)
     # the selection is checked before the kubeconfig is read (for the names)
-    scope = c.scope(resource, exclude, namespace, selector, field_selector)
+    scope = sel.scope()
     targets: list[fleet.Target] = []
     names = [output]
     if many:
         from kstream.cli.fleet import outputs
 
-        targets = fleet.select_targets(kubeconfig, context or [], all_contexts)
+        targets = fleet.select_targets(cluster.kubeconfig, cluster.contexts, cluster.all_contexts)
         names = outputs(template, targets, started)
     elif outputname.has_placeholders(template):
         from kstream import fleet
 
-        t = fleet.single_target(kubeconfig, one_context)
+        t = fleet.single_target(cluster.kubeconfig, one_context)
         names = [outputname.expand(template, context=t.context, cluster=t.server, started=started)]
     formats = ["dir" if follow else output_format(n, fmt.value) for n in names]
     created: list[list[Path]] = []  # directories made for each output
@@ -306,7 +268,6 @@ def dump(
         for dirs in created:
             outputname.remove_empty(dirs)
         raise
-    from kstream.cluster.plan import LiveOptions
     from kstream.dump import DumpSettings
 
     contexts = [t.context for t in targets] if many else [one_context]
@@ -315,7 +276,7 @@ def dump(
             output=n,
             fmt=nf,
             scope=scope,
-            live=LiveOptions(kubeconfig, ctx, method.value, concurrency, timeout, retries, imp),
+            live=tuning.live(cluster, ctx),
             force=force,
             level=level,
             secrets=secrets.value,
@@ -328,13 +289,15 @@ def dump(
     if many:
         from kstream.cli.fleet import run_dump_fleet
 
-        code = run_dump_fleet(settings, targets, parallel_contexts, quiet, debug, created)
+        code = run_dump_fleet(
+            settings, targets, cluster.parallel_contexts, ui.quiet, ui.debug, created
+        )
         raise typer.Exit(int(code))
     if fopts is not None:
         from kstream.cli.follow import run_new
 
         try:
-            code = run_new(settings[0], fopts, quiet, debug)
+            code = run_new(settings[0], fopts, ui.quiet, ui.debug)
         except BaseException:
             outputname.remove_empty(created[0])
             raise
@@ -342,20 +305,8 @@ def dump(
     from kstream.cli.render import run_dump
 
     try:
-        code = run_dump(settings[0], quiet=quiet, debug=debug)
+        code = run_dump(settings[0], quiet=ui.quiet, debug=ui.debug)
     except BaseException:  # nothing written (a written dump returns its code)
         outputname.remove_empty(created[0])
         raise
     raise typer.Exit(int(code))
-
-
-def _secret_key(secret_key_file: Path | None) -> bytes | None:
-    key: bytes | None = None
-    if secret_key_file is not None:
-        try:
-            key = secret_key_file.read_bytes().strip()
-        except OSError as e:
-            raise UsageError(f"--secret-key-file: {e.strerror}: {secret_key_file}") from None
-        if not key:
-            raise UsageError(f"--secret-key-file: {secret_key_file} is empty")
-    return key

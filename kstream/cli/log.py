@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import json
-from enum import Enum
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from kstream.cli import common as c
-from kstream.errors import OutputError, UsageError
+from kstream.errors import OutputError
 from kstream.exitcodes import ExitCode
 
 if TYPE_CHECKING:
@@ -41,20 +40,13 @@ SHORT_VALUE = 40  # a scalar value shown in text when its JSON is at most this l
 MAX_FIELDS = 8  # fields named on a text line before "+N more"
 
 
-class LogFormat(str, Enum):
-    text = "text"
-    json = "json"
-    ndjson = "ndjson"
-
-
+@c.option_groups
 def log(
     journal: Annotated[
         str,
-        typer.Argument(
-            help="The journal: a directory written by dump --follow.",
-            metavar="JOURNAL",
-            show_default=False,
-            autocompletion=c.complete_snapshot,
+        c.snapshot_argument(
+            "JOURNAL",
+            "The journal: a directory written by dump --follow.",
         ),
     ],
     names: Annotated[
@@ -62,7 +54,6 @@ def log(
         typer.Argument(
             help="Only objects with these names.",
             metavar="NAME",
-            show_default=False,
         ),
     ] = None,
     since: Annotated[
@@ -71,7 +62,6 @@ def log(
             "--since",
             metavar="TIME|DURATION",
             help="Only events after this instant (RFC 3339, or a duration before now: 5m, 1h).",
-            show_default=False,
         ),
     ] = None,
     until: Annotated[
@@ -80,22 +70,15 @@ def log(
             "--until",
             metavar="TIME|DURATION",
             help="Only events up to this instant (included).",
-            show_default=False,
         ),
     ] = None,
     output: Annotated[
-        LogFormat,
+        c.Report,
         typer.Option("--output", "-o", help="text (one line per event), json or ndjson."),
-    ] = LogFormat.text,
-    resource: c.ResourceOpt = None,
-    exclude: c.ExcludeOpt = None,
-    namespace: c.NamespaceOpt = None,
-    all_namespaces: c.AllNamespacesOpt = False,
-    selector: c.SelectorOpt = "",
-    field_selector: c.FieldSelectorOpt = "",
-    quiet: c.QuietOpt = False,
-    debug: c.DebugOpt = False,
-    color: c.ColorOpt = c.Color.auto,
+    ] = c.Report.text,
+    *,
+    sel: c.Selection,
+    ui: c.Ui,
 ) -> None:
     """The change history of matching objects in a journal: one line per change event
     (time, type, resource, namespace/name, who wrote it, which fields changed).
@@ -108,17 +91,15 @@ def log(
     from kstream.journal.events import log as log_events
     from kstream.journal.events import window_bounds
 
-    c.setup_consoles(color)
-    if namespace and all_namespaces:
-        raise UsageError("--namespace and --all-namespaces cannot be used together")
-    scope = c.scope(resource, exclude, namespace, selector, field_selector)
+    c.setup_consoles(ui.color)
+    scope = sel.scope()
     lo, hi = window_bounds(since, until)
     entries = log_events(journal, scope, tuple(names or ()), lo, hi)
     n = 0
     try:
         out = c.consoles.out
         f = out.file
-        if output is LogFormat.json:
+        if output is c.Report.json:
             head = {
                 "kind": "kstream-log",
                 "schemaVersion": 1,
@@ -132,7 +113,7 @@ def log(
                 f.write(("," if n else "") + "\n    " + _dumps(e.to_json()))
                 n += 1
             f.write("\n  ]\n}\n" if n else "]\n}\n")
-        elif output is LogFormat.ndjson:
+        elif output is c.Report.ndjson:
             for e in entries:
                 f.write(_dumps(e.to_json()) + "\n")
                 n += 1
@@ -143,7 +124,7 @@ def log(
         f.flush()
     except BrokenPipeError:
         raise OutputError("stdout was closed (broken pipe)") from None
-    if n == 0 and not quiet:
+    if n == 0 and not ui.quiet:
         c.note("no change events match")
     raise typer.Exit(int(ExitCode.OK))
 

@@ -24,12 +24,10 @@ Examples:
 def serve(
     snapshot: Annotated[
         str,
-        typer.Argument(
-            help="The snapshot to serve (archive .zst, NDJSON file, zstd-compressed NDJSON, "
+        c.snapshot_argument(
+            "SNAPSHOT",
+            "The snapshot to serve (archive .zst, NDJSON file, zstd-compressed NDJSON, "
             "directory, a JSON List, or - for NDJSON on stdin).",
-            metavar="SNAPSHOT",
-            show_default=False,
-            autocompletion=c.complete_snapshot,
         ),
     ],
     port: Annotated[
@@ -47,7 +45,6 @@ def serve(
             metavar="FILE",
             help="Write the kubeconfig for the server here (mode 0600; default: a file in "
             "a temporary directory removed when the server stops).",
-            show_default=False,
         ),
     ] = None,
     force: Annotated[
