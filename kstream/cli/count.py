@@ -80,7 +80,7 @@ def count(
         c.snapshot_argument(
             "SNAPSHOT",
             "Count this snapshot written by dump (archive .zst, NDJSON file, "
-            "zstd-compressed NDJSON, directory, or - for NDJSON on stdin; s3://BUCKET/KEY reads one from object storage) instead of the cluster.",
+            "zstd-compressed NDJSON, directory, JSON List, or - for any of them on stdin; s3://BUCKET/KEY reads one from object storage) instead of the cluster.",
         ),
     ] = None,
     by: Annotated[

@@ -66,7 +66,7 @@ def diff(
         str | None,
         c.snapshot_argument(
             "OLD",
-            "The older snapshot: archive (.ndjson.zst), NDJSON file, directory, or - for stdin; s3://BUCKET/KEY for one in object storage.",
+            "The older snapshot: archive (.ndjson.zst), NDJSON file (plain or compressed), directory, JSON List, or - for any of them on stdin; s3://BUCKET/KEY for one in object storage.",
         ),
     ] = None,
     new: Annotated[

@@ -27,7 +27,7 @@ def serve(
         c.snapshot_argument(
             "SNAPSHOT",
             "The snapshot to serve (archive .zst, NDJSON file, zstd-compressed NDJSON, "
-            "directory, a JSON List, or - for NDJSON on stdin).",
+            "directory, a JSON List, or - for any of them on stdin).",
         ),
     ],
     port: Annotated[

@@ -5,10 +5,14 @@ Formats (the `format` of a `Snapshot`):
 - `zst`: kstream's zstd archive (layout in the docstring of `kstream/store/writers.py`,
   which writes it): header, one frame per unit, manifest, footer;
 - `dir`: a directory with one NDJSON file per unit and `manifest.json`;
-- `ndjson`: one NDJSON file, or stdout (`-`); no manifest;
+- `ndjson`: one NDJSON file; no manifest;
 - `ndjson.zst`: compressed NDJSON (plain zstd frames); no manifest;
 - `json`: a JSON List document such as `kubectl get -A -o json` writes, read with
   the LIST page reader (`kstream/listpage.py`); no manifest.
+
+`-` (stdin) may hold any of the file formats, told apart by its first bytes as a
+file's are: an archive is copied to a temporary file first (its index is at its
+end), the others are streamed (read once).
 
 The manifest is the typed `Manifest` (dump writes it, count and diff read it);
 `Entry` is its record of one unit. Truncated or corrupted input raises
@@ -58,6 +62,7 @@ class Snapshot:
     file: str = ""  # where the archive is when `path` is a name (a journal's state)
     # s3://: the object (archive, NDJSON), or the prefix of a directory snapshot
     remote: Any = None  # objstore.RemoteObject | objstore.Location | None
+    stdin: IO[bytes] | None = None  # `-` streamed: stdin, its sniffed first bytes put back
 
     @property
     def entries(self) -> list[Entry]:
@@ -135,8 +140,8 @@ class Snapshot:
         """The whole file (NDJSON, compressed NDJSON, JSON List), streamed."""
         if self.remote is not None:
             return self.remote.stream()  # type: ignore[no-any-return]
-        if self.path == "-":
-            return sys.stdin.buffer
+        if self.stdin is not None:
+            return self.stdin
         try:
             return open(self.path, "rb")
         except OSError as e:
@@ -322,8 +327,7 @@ def _ndjson_lines(path: str, compressed: bool, opener: Callable[[], IO[bytes]]) 
         if tail and tail != b"\n":
             raise SnapshotError(f"{path}: the last line is cut short (truncated)")
     finally:
-        if f is not sys.stdin.buffer:
-            f.close()
+        f.close()
 
 
 def open_snapshot(path: str) -> Snapshot:
@@ -332,7 +336,7 @@ def open_snapshot(path: str) -> Snapshot:
     Journals are not snapshots: `kstream/sources.py`'s `open_source()` opens those
     as well, and is what commands call."""
     if path == "-":
-        return Snapshot(path, "ndjson", None)
+        return _open_stdin(sys.stdin.buffer)
     from kstream.store.objstore import is_url
 
     if is_url(path):
@@ -403,6 +407,75 @@ def _open_file(path: str, f: IO[bytes]) -> Snapshot:
             return Snapshot(path, "json", None)
         return Snapshot(path, "ndjson", None)
     raise SnapshotError(f"{path}: not a kstream snapshot (neither an archive nor NDJSON)")
+
+
+def _open_stdin(stdin: IO[bytes]) -> Snapshot:
+    """`-`: any format a file may hold, sniffed from its first bytes (as many as
+    `_open_file` reads of a file). An archive is copied to a temporary file (removed
+    with the Snapshot), since its index is at its end; the other formats are
+    streamed, those first bytes put back in front. Memory: JSON_LIST_PEEK bytes."""
+    head = b""
+    while len(head) < JSON_LIST_PEEK:
+        chunk = stdin.read(JSON_LIST_PEEK - len(head))
+        if not chunk:
+            break
+        head += chunk
+    if not head:  # `dump -o -` of nothing: an empty NDJSON snapshot, as before
+        return Snapshot("-", "ndjson", None, stdin=io.BytesIO())
+    magic = struct.unpack("<I", head[:4])[0] if len(head) >= 4 else 0
+    if magic == MAGIC_HEADER:
+        return _spooled_archive(head, stdin)
+    snap = _open_file("-", io.BytesIO(head))  # every check a file's first bytes get
+    snap.stdin = io.BufferedReader(_Replay(head, stdin), READ_BUF)
+    return snap
+
+
+def _spooled_archive(head: bytes, stdin: IO[bytes]) -> Snapshot:
+    import shutil
+    import tempfile
+    import weakref
+
+    tmp = tempfile.NamedTemporaryFile(prefix="kstream-stdin-", suffix=".zst", delete=False)  # noqa: SIM115
+    try:
+        with tmp:
+            tmp.write(head)
+            shutil.copyfileobj(stdin, tmp, READ_BUF)
+        with open(tmp.name, "rb") as f:
+            snap = _open_archive("-", f)
+    except BaseException:
+        os.unlink(tmp.name)
+        raise
+    snap.file = tmp.name
+    weakref.finalize(snap, _unlink, tmp.name)
+    return snap
+
+
+def _unlink(path: str) -> None:
+    try:
+        os.unlink(path)
+    except OSError:
+        pass
+
+
+class _Replay(io.RawIOBase):
+    """A stream whose first bytes were read already (to tell its format): those
+    bytes again, then the rest. Closing it leaves the stream open (stdin)."""
+
+    def __init__(self, head: bytes, rest: IO[bytes]) -> None:
+        self.head, self.rest = memoryview(head), rest
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, b: Any) -> int:
+        if self.head:
+            n = min(len(b), len(self.head))
+            b[:n] = self.head[:n]
+            self.head = self.head[n:]
+            return n
+        data = self.rest.read(len(b))
+        b[: len(data)] = data
+        return len(data)
 
 
 def _open_archive(path: str, f: IO[bytes]) -> Snapshot:
