@@ -67,6 +67,16 @@ class OutputError(KstreamError):
     exit_code = ExitCode.OUTPUT
 
 
+class StdoutClosed(OutputError):
+    """The reader of stdout went away (`kstream ... | head`): the one rule for every
+    command is no error line and exit 141, the status of a process SIGPIPE ends."""
+
+    exit_code = ExitCode.STDOUT_CLOSED
+
+    def __init__(self, message: str = "stdout was closed (broken pipe)") -> None:
+        super().__init__(message)
+
+
 class ApiError(KstreamError):
     """A non-success HTTP answer from the server, with its status and reason."""
 

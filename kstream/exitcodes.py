@@ -16,6 +16,7 @@ class ExitCode(IntEnum):
     OUTPUT = 7
     INTERNAL = 70
     INTERRUPTED = 130
+    STDOUT_CLOSED = 141
     TERMINATED = 143
 
 
@@ -30,6 +31,7 @@ MEANING: dict[ExitCode, str] = {
     ExitCode.OUTPUT: "the output cannot be written: exists (use --force), unwritable, disk full",
     ExitCode.INTERNAL: "a bug in kstream: please report it with the output of --debug",
     ExitCode.INTERRUPTED: "interrupted (Ctrl-C); the output is marked incomplete",
+    ExitCode.STDOUT_CLOSED: "stdout was closed early (| head): no error line, as SIGPIPE would exit",
     ExitCode.TERMINATED: "terminated (SIGTERM); the output is marked incomplete",
 }
 

@@ -7,9 +7,11 @@ main() maps every expected error to one line on stderr and its exit code
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import sys
-from typing import IO, Annotated
+from collections.abc import Callable
+from typing import IO, Annotated, Any
 
 import typer
 from typer._click import exceptions as click  # typer >= 0.29 vendors click
@@ -68,8 +70,24 @@ def _register(names: tuple[str, ...] = COMMANDS) -> None:
     for name in COMMANDS:
         if name in names and name not in _registered:
             mod = importlib.import_module(f"kstream.cli.{name}")
-            _app.command(name, epilog=mod.EXAMPLES)(getattr(mod, name))
+            _app.command(name, epilog=mod.EXAMPLES)(_stdout_closed_rule(getattr(mod, name)))
             _registered.append(name)
+
+
+def _stdout_closed_rule(command: Callable[..., Any]) -> Callable[..., Any]:
+    """The command, with a closed stdout (`| head`) raised as StdoutClosed: click
+    would turn a BrokenPipeError into exit 1, diff's "they differ"."""
+
+    @functools.wraps(command)
+    def run(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return command(*args, **kwargs)
+        except BrokenPipeError:
+            from kstream.errors import StdoutClosed
+
+            raise StdoutClosed() from None
+
+    return run
 
 
 def __getattr__(name: str) -> typer.Typer:
@@ -114,6 +132,9 @@ def _prog() -> str:
 def main(argv: list[str] | None = None) -> None:
     """Entry point of `kstream` and `kubectl-kstream`."""
     code = run(argv)
+    if code == ExitCode.STDOUT_CLOSED:  # what is left in stdout's buffer goes nowhere
+        with contextlib.suppress(OSError, ValueError):
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
     # The command is done (outputs closed and renamed, stdout flushed): the process
     # exits now. Frozen objects are left out of the interpreter's last cycle
     # collection, which only frees memory the exit frees anyway (~5% of an empty
@@ -145,7 +166,7 @@ def run(
 def _run(argv: list[str] | None) -> int:
     import signal
 
-    from kstream.errors import Interrupted, KstreamError, Terminated
+    from kstream.errors import Interrupted, KstreamError, StdoutClosed, Terminated
 
     def on_term(signum: int, frame: object) -> None:
         raise Terminated()
@@ -185,6 +206,12 @@ def _run(argv: list[str] | None) -> int:
     except click.ClickException as e:
         _error(e.format_message())
         code = ExitCode.USAGE
+    except (StdoutClosed, BrokenPipeError):  # `| head`: no error line, as SIGPIPE
+        code = ExitCode.STDOUT_CLOSED
+    except SystemExit as e:  # click's answer to a closed stdout while it prints help
+        if e.code != 1 or type(sys.stdout).__name__ != "PacifyFlushWrapper":
+            raise
+        code = ExitCode.STDOUT_CLOSED
     except KstreamError as e:
         if debug:
             import traceback
@@ -198,8 +225,6 @@ def _run(argv: list[str] | None) -> int:
     except Terminated:
         _error("terminated")
         code = ExitCode.TERMINATED
-    except BrokenPipeError:
-        code = ExitCode.OUTPUT
     except Exception as e:
         if debug:
             import traceback
@@ -210,7 +235,7 @@ def _run(argv: list[str] | None) -> int:
     try:
         sys.stdout.flush()
     except BrokenPipeError:
-        pass
+        code = ExitCode.STDOUT_CLOSED
     return int(code)
 
 

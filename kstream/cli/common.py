@@ -44,9 +44,7 @@ class Consoles:
     @property
     def err(self) -> Console:
         if self._err is None:
-            from rich.console import Console
-
-            self._err = Console(stderr=True, highlight=False, **self.kw)  # type: ignore[arg-type]
+            self._err = self._make(stderr=True)
         return self._err
 
     @err.setter
@@ -56,14 +54,30 @@ class Consoles:
     @property
     def out(self) -> Console:
         if self._out is None:
-            from rich.console import Console
-
-            self._out = Console(highlight=False, **self.kw)  # type: ignore[arg-type]
+            self._out = self._make(stderr=False)
         return self._out
 
     @out.setter
     def out(self, console: Console) -> None:
         self._out = console
+
+    def _make(self, stderr: bool) -> Console:
+        """A console whose closed pipe is kstream's rule, not rich's (which exits 1):
+        a closed stdout raises StdoutClosed (exit 141, no error line); on a closed
+        stderr the messages stop and the command carries on."""
+        from rich.console import Console
+
+        console = Console(stderr=stderr, highlight=False, **self.kw)  # type: ignore[arg-type]
+
+        def closed() -> None:
+            console.quiet = True
+            if not stderr:
+                from kstream.errors import StdoutClosed
+
+                raise StdoutClosed()
+
+        console.on_broken_pipe = closed  # type: ignore[method-assign]
+        return console
 
 
 consoles = Consoles()

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from kstream.cli import common as c
-from kstream.errors import OutputError, UsageError
+from kstream.errors import StdoutClosed, UsageError
 from kstream.exitcodes import ExitCode
 
 if TYPE_CHECKING:
@@ -295,7 +295,7 @@ def _write(result: Any, output: Output, print_table: Callable[[Console], None]) 
             print_table(out)
         out.file.flush()
     except BrokenPipeError:
-        raise OutputError("stdout was closed (broken pipe)") from None
+        raise StdoutClosed() from None
 
 
 def _unfolded(out: Console, t: Table) -> None:

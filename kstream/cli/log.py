@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from kstream.cli import common as c
-from kstream.errors import OutputError
+from kstream.errors import StdoutClosed
 from kstream.exitcodes import ExitCode
 
 if TYPE_CHECKING:
@@ -123,7 +123,7 @@ def log(
                 n += 1
         f.flush()
     except BrokenPipeError:
-        raise OutputError("stdout was closed (broken pipe)") from None
+        raise StdoutClosed() from None
     if n == 0 and not ui.quiet:
         c.note("no change events match")
     raise typer.Exit(int(ExitCode.OK))

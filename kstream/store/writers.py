@@ -42,7 +42,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, Protocol
 
-from kstream.errors import OutputError
+from kstream.errors import OutputError, StdoutClosed
 from kstream.jsonlines import line_key
 from kstream.store.format import (
     FOOTER_TAG,
@@ -495,7 +495,7 @@ class NdjsonWriter(Writer):
                 copy_spool(spool, self.out)
             self.out.flush()
         except BrokenPipeError:
-            raise OutputError("stdout was closed (broken pipe)") from None
+            raise StdoutClosed() from None
         except OSError as e:
             raise OutputError(f"cannot write {self.path}: {e.strerror or e}") from None
         spool.close()
