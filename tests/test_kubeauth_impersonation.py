@@ -305,7 +305,9 @@ def test_cluster_kubeconfig_impersonation_sees_what_the_user_may_see(
     assert r.code == 0, r.err
     assert names(r.out) == kubectl_names(kc, NS_A) == {f"{NS_A}-cm-{i}" for i in range(3)}
     # what the admin may read, the impersonated user may not: nothing read, exit 3
-    r = kstream("dump", "-r", "configmaps", "-n", NS_B, "-o", "-", "-q", kubeconfig=kc, env=env)
+    r = kstream(
+        "dump", "-r", "configmaps", "-n", NS_B, "-o", "-", "--debug", kubeconfig=kc, env=env
+    )
     assert r.code == 3, r.err
     assert names(r.out) == set()
     assert f'User "{USER}" cannot' in r.err  # the server names who it saw
@@ -325,7 +327,17 @@ def test_cluster_as_flags_like_kubectl(limited: Cluster, tmp_path: Path) -> None
     kc = limited.kubeconfig
     # --as: dump and count see the user's namespace, not the other one
     r = kstream(
-        "dump", "-r", "cm", "-n", f"{NS_A},{NS_B}", "--as", USER, "-o", "-", "-q", kubeconfig=kc
+        "dump",
+        "-r",
+        "cm",
+        "-n",
+        f"{NS_A},{NS_B}",
+        "--as",
+        USER,
+        "-o",
+        "-",
+        "--debug",
+        kubeconfig=kc,
     )
     assert r.code == 3, r.err
     assert names(r.out) == kubectl_names(kc, NS_A, "--as", USER)
@@ -355,6 +367,6 @@ def test_cluster_diff_live_as(limited: Cluster, tmp_path: Path) -> None:
     assert r.code == 0, r.err
     r = kstream("diff", str(snap), "--live", "--as", USER, "-q", kubeconfig=kc)
     assert r.code == 0, (r.code, r.err)
-    r = kstream("diff", str(snap), "--live", "--as", "nobody-at-all", "-q", kubeconfig=kc)
+    r = kstream("diff", str(snap), "--live", "--as", "nobody-at-all", kubeconfig=kc)
     # nothing readable: not "no differences", nor "all removed"
     assert r.code == 3 and 'User "nobody-at-all" cannot list' in r.err, (r.code, r.err)

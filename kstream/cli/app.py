@@ -183,7 +183,9 @@ def _run(argv: list[str] | None) -> int:
     _register((word,) if word else COMMANDS)
     command = typer.main.get_command(_app)
     from kstream.cli import fastcoerce
+    from kstream.cli.common import consoles
 
+    consoles.quiet = False  # until a command's -q (a run in-process may follow another)
     fastcoerce.install()  # option values without importing pydantic
     fastcoerce.install_completion_help()  # zsh/fish descriptions without rich
     try:

@@ -40,6 +40,7 @@ class Consoles:
         self._err: Console | None = None
         self._out: Console | None = None
         self.kw: dict[str, object] = {}  # colour settings of setup_consoles()
+        self.quiet = False  # -q: no warnings and notes (note() says nothing)
 
     @property
     def err(self) -> Console:
@@ -83,9 +84,10 @@ class Consoles:
 consoles = Consoles()
 
 
-def setup_consoles(color: Color) -> None:
-    """The consoles' colour settings; each console is made when first used (a
-    quiet dump that prints nothing never imports rich)."""
+def setup_consoles(ui: Ui) -> None:
+    """The consoles' colour settings and -q; each console is made when first used
+    (a quiet dump that prints nothing never imports rich)."""
+    color = ui.color
     no_color = "NO_COLOR" in os.environ and os.environ["NO_COLOR"] != ""
     if color is Color.never or (color is Color.auto and no_color):
         kw: dict[str, object] = {"no_color": True, "color_system": None}
@@ -95,10 +97,19 @@ def setup_consoles(color: Color) -> None:
         kw = {}
     consoles.kw = kw
     consoles._err = consoles._out = None
+    consoles.quiet = ui.quiet
 
 
 def note(msg: str) -> None:
-    """A message on stderr; cluster strings are never interpreted as markup."""
+    """A warning or a note on stderr, none with -q (which keeps errors only);
+    cluster strings are never interpreted as markup."""
+    if not consoles.quiet:
+        consoles.err.print(msg, markup=False, highlight=False, soft_wrap=True)
+
+
+def note_error(msg: str) -> None:
+    """An error of one part of the run (a context that failed, among several) on
+    stderr, -q or not."""
     consoles.err.print(msg, markup=False, highlight=False, soft_wrap=True)
 
 

@@ -169,7 +169,7 @@ def count(
     """
     from kstream.count import Grouping, sort_rows
 
-    c.setup_consoles(ui.color)
+    c.setup_consoles(ui)
     if events or since is not None or until is not None:
         scope = sel.scope()
         code = run_events(

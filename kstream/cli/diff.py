@@ -190,7 +190,7 @@ def diff(
     """
     from kstream.diff import Settings, ignore_list
 
-    c.setup_consoles(ui.color)
+    c.setup_consoles(ui)
     ignores = ignore_list(ignore or [], include_status, not no_default_ignores)
     if explain:
         _explain(ignores)
@@ -280,7 +280,14 @@ def _explain(ignores: list[Any]) -> None:
 def _two_contexts(
     contexts: list[str], live: bool, live_old: bool, old: str | None, new: str | None
 ) -> tuple[str, str] | None:
-    """`--live --context A --context B`: the two contexts (A old, B new), else None."""
+    """`--live --context A --context B`: the two contexts (A old, B new), else None.
+    Globs are refused: which cluster is OLD and which NEW must be said."""
+    if len(contexts) == 1 and (live or live_old) and any(ch in contexts[0] for ch in "*?["):
+        raise UsageError(
+            f"diff --live takes exact context names, not a glob ({contexts[0]}): "
+            "--live --context OLD --context NEW compares two clusters, "
+            "SNAPSHOT --live --context NAME a snapshot with one"
+        )
     if len(contexts) <= 1:
         return None
     if len(contexts) != 2 or len(set(contexts)) != 2:

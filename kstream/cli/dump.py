@@ -163,7 +163,7 @@ def dump(
     it); each object is written as the bytes the server sent, as it arrives.
     Secret values are redacted by default.
     """
-    c.setup_consoles(ui.color)
+    c.setup_consoles(ui)
     from kstream.store import outputname
 
     started = dt.datetime.now(dt.timezone.utc)

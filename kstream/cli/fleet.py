@@ -87,7 +87,7 @@ def note_problems(
     """The context's error, else what it did not read, `not_read(o.value)` as
     (label, status, error): refused field selectors in one line."""
     if o.error:
-        c.note(f"{o.context}: {o.error}")
+        c.note_error(f"{o.context}: {o.error}")
     elif o.value is not None:
         for line in problem_lines(not_read(o.value)):
             c.note(f"{o.context}: {prefix}{line}")
@@ -171,7 +171,7 @@ def run_dump_fleet(
     if quiet:
         for o in outcomes:
             if o.error:
-                c.note(f"{o.context}: {o.error}")
+                c.note_error(f"{o.context}: {o.error}")
             elif o.value is not None and o.value.status != "complete":
                 c.note(f"{o.context}: {o.value.status}: see {o.value.destination}")
         return code

@@ -91,7 +91,7 @@ def log(
     from kstream.journal.events import log as log_events
     from kstream.journal.events import window_bounds
 
-    c.setup_consoles(ui.color)
+    c.setup_consoles(ui)
     scope = sel.scope()
     lo, hi = window_bounds(since, until)
     entries = log_events(journal, scope, tuple(names or ()), lo, hi)
