@@ -24,8 +24,15 @@ def go_escape(s: str) -> str:
 
 def go_json(obj: Any) -> bytes:
     """Compact JSON escaped like Go's encoding/json (the server's encoder), so a
-    re-encoded object matches what the server sends for it."""
-    return go_escape(deepjson.dumps(obj, ensure_ascii=False, separators=(",", ":"))).encode()
+    re-encoded object matches what the server sends for it. A lone surrogate
+    (from a "\\ud800" escape in a snapshot) is no character: Go writes "\\ufffd"."""
+    text = go_escape(deepjson.dumps(obj, ensure_ascii=False, separators=(",", ":")))
+    try:
+        return text.encode()
+    except UnicodeEncodeError:
+        import re
+
+        return re.sub("[\ud800-\udfff]", r"\\ufffd", text).encode()
 
 
 def object_key(obj: Any) -> tuple[str, str]:

@@ -104,13 +104,16 @@ def note(msg: str) -> None:
     """A warning or a note on stderr, none with -q (which keeps errors only);
     cluster strings are never interpreted as markup."""
     if not consoles.quiet:
-        consoles.err.print(msg, markup=False, highlight=False, soft_wrap=True)
+        note_error(msg)
 
 
 def note_error(msg: str) -> None:
     """An error of one part of the run (a context that failed, among several) on
-    stderr, -q or not."""
-    consoles.err.print(msg, markup=False, highlight=False, soft_wrap=True)
+    stderr, -q or not; what it quotes from a cluster shown with visible()."""
+    from kstream.printable import visible
+
+    text = "\n".join(visible(line) for line in msg.split("\n"))
+    consoles.err.print(text, markup=False, highlight=False, soft_wrap=True)
 
 
 # ------------------------------------------------------------------ completion

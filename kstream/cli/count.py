@@ -13,6 +13,7 @@ import typer
 from kstream.cli import common as c
 from kstream.errors import StdoutClosed, UsageError
 from kstream.exitcodes import ExitCode
+from kstream.printable import visible
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -277,7 +278,7 @@ def emit(result: CountResult, output: Output, sort: str) -> None:
         out.print(title(result), soft_wrap=True)
         out.print(t)
         for line in notes:
-            out.print(Text(line), soft_wrap=True)
+            out.print(Text(visible(line)), soft_wrap=True)
 
     _write(result, output, print_table)
 
@@ -324,10 +325,10 @@ def _cell(field: str, v: Any) -> Text:
 
     if field == "resource":
         assert isinstance(v, ResKey)
-        return Text(v.name)
+        return Text(visible(v.name))
     if field == "namespace":
-        return Text(v) if v else Text("(cluster)", style="dim")
-    return Text(v) if v is not None else Text("<none>", style="dim")
+        return Text(visible(v)) if v else Text("(cluster)", style="dim")
+    return Text(visible(v)) if v is not None else Text("<none>", style="dim")
 
 
 def title(result: CountResult) -> Text:
@@ -343,7 +344,7 @@ def title(result: CountResult) -> Text:
             text += "  ESTIMATES (remainingItemCount), no bytes"
     if not result.complete:
         text += "  [INCOMPLETE]"
-    return Text(text, style="bold")
+    return Text(visible(text), style="bold")
 
 
 def table(result: CountResult, sort: str, width: int | None = None) -> tuple[Table, list[str]]:
@@ -482,7 +483,10 @@ def emit_events(result: Any, output: Output) -> None:
 
         window = f"{result.since or 'the start'} .. {result.until or 'the end'}"
         out.print(
-            Text(f"kstream count: events of journal {result.journal} ({window})", style="bold"),
+            Text(
+                visible(f"kstream count: events of journal {result.journal} ({window})"),
+                style="bold",
+            ),
             soft_wrap=True,
         )
         t = Table(box=None, header_style="bold", pad_edge=False)
@@ -500,7 +504,7 @@ def emit_events(result: Any, output: Output) -> None:
                 if f == "namespace" and not v:
                     cells.append(Text("(cluster)", style="dim"))
                 else:
-                    cells.append(Text(v))
+                    cells.append(Text(visible(v)))
             cells += [human_count(x) for x in (r.events, r.added, r.modified, r.deleted)]
             cells.append(Text(bar(r.events, biggest), style="cyan"))
             cells.append(f"{r.events / total.events * 100:.1f}" if total.events else "")

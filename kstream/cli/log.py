@@ -131,8 +131,9 @@ def log(
 
 def _dumps(v: Any) -> str:
     from kstream import deepjson
+    from kstream.printable import json_text
 
-    return deepjson.dumps(v, ensure_ascii=False, separators=(",", ":"))
+    return json_text(deepjson.dumps(v, ensure_ascii=False, separators=(",", ":")))
 
 
 _STYLE = {"ADDED": "green", "MODIFIED": "yellow", "DELETED": "red"}
@@ -142,16 +143,17 @@ def line(e: LogEntry) -> Text:
     from rich.text import Text
 
     from kstream.journal.events import resource_label
+    from kstream.printable import visible
 
     t = Text()
-    t.append(e.time)
+    t.append(visible(e.time))
     t.append("  ")
     t.append(f"{e.type:<8}", style=_STYLE.get(e.type, ""))
-    t.append(f"  {resource_label(e.resource)}  ")
-    t.append(f"{e.namespace}/{e.name}" if e.namespace else e.name, style="bold")
-    t.append(f"  by {e.manager}", style="dim")
+    t.append(visible(f"  {resource_label(e.resource)}  "))
+    t.append(visible(f"{e.namespace}/{e.name}" if e.namespace else e.name), style="bold")
+    t.append(visible(f"  by {e.manager}"), style="dim")
     t.append("  ")
-    t.append(describe(e))
+    t.append(visible(describe(e)))
     return t
 
 

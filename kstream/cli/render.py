@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from kstream.cli.common import consoles, stderr_is_terminal
 from kstream.cluster.stream import FIELD_SELECTOR_REFUSED, Unit, refused_field_selector
 from kstream.exitcodes import ExitCode
+from kstream.printable import visible
 
 if TYPE_CHECKING:  # rich is imported where something is drawn: a quiet dump never is
     from rich.console import Console, ConsoleOptions, Group, RenderableType, RenderResult
@@ -425,7 +426,7 @@ def summary(units: Sequence[Unit], title: str) -> RenderableType:
     for u in shown:
         status = u.status or "incomplete"
         row: list[Text | str] = [
-            Text(u.label),
+            Text(visible(u.label)),
             Text(status, style=STATE_STYLE.get(status, "")),
             *([] if same is not None else [method_cell(u)]),
             human_count(u.objects),
@@ -456,7 +457,7 @@ def summary(units: Sequence[Unit], title: str) -> RenderableType:
     notes += fallback_notes(shown)
     notes += problem_lines([(u.label, u.status, u.error) for u in [*shown, *refused] if u.error])
     notes += unit_notes(units)
-    parts += [Text(n) for n in notes]
+    parts += [Text(visible(n)) for n in notes]
     return Group(*parts)
 
 
@@ -464,7 +465,7 @@ def logfmt(value: object) -> str:
     s = str(value)
     if s and all(ch.isalnum() or ch in "-._/:~" for ch in s):
         return s
-    return json.dumps(s, ensure_ascii=False)
+    return visible(json.dumps(s, ensure_ascii=False))
 
 
 def summary_lines(units: Sequence[Unit], title: str) -> list[str]:

@@ -12,6 +12,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from kstream.printable import visible
+
 Obj = dict[str, Any]
 Col = tuple[str, str, int, Callable[[Obj, float], Any]]  # name, type, priority, cell
 
@@ -721,6 +723,12 @@ def _printer_column(c: dict[str, Any]) -> Col:
     return (str(c.get("name") or path), kind, int(c.get("priority") or 0), cell)
 
 
+def _shown(cell: Any) -> Any:
+    """A cell as kubectl may print it on a terminal: control and bidi characters of
+    a string (the object's own data) as escapes (kstream/printable.py)."""
+    return visible(cell) if isinstance(cell, str) else cell
+
+
 def table(
     kind: str,
     group: str,
@@ -735,7 +743,7 @@ def table(
     include = query.get("includeObject", "") or "Metadata"
     rows = []
     for o in objs:
-        row: Obj = {"cells": [c[3](o, now) for c in cols]}
+        row: Obj = {"cells": [_shown(c[3](o, now)) for c in cols]}
         if include == "Object":
             row["object"] = o
         elif include != "None":
