@@ -33,34 +33,28 @@ class Color(str, Enum):
 
 
 class Consoles:
-    """stderr and stdout, each made on first use: rich costs about 20 ms to import,
-    and `--help` or a tab press never print through it."""
+    """stderr (`err`) and stdout (`out`), each made on first use: rich costs about
+    20 ms to import, and `--help` or a tab press never print through it. Either
+    may be set (tests set their own)."""
+
+    err: Console  # made by __getattr__ on first use
+    out: Console
 
     def __init__(self) -> None:
-        self._err: Console | None = None
-        self._out: Console | None = None
         self.kw: dict[str, object] = {}  # colour settings of setup_consoles()
         self.quiet = False  # -q: no warnings and notes (note() says nothing)
 
-    @property
-    def err(self) -> Console:
-        if self._err is None:
-            self._err = self._make(stderr=True)
-        return self._err
+    def __getattr__(self, name: str) -> Console:
+        if name not in ("err", "out"):
+            raise AttributeError(name)
+        console = self._make(stderr=name == "err")
+        setattr(self, name, console)
+        return console
 
-    @err.setter
-    def err(self, console: Console) -> None:
-        self._err = console
-
-    @property
-    def out(self) -> Console:
-        if self._out is None:
-            self._out = self._make(stderr=False)
-        return self._out
-
-    @out.setter
-    def out(self, console: Console) -> None:
-        self._out = console
+    def reset(self) -> None:
+        """Both made again on next use (with new colour settings)."""
+        self.__dict__.pop("err", None)
+        self.__dict__.pop("out", None)
 
     def _make(self, stderr: bool) -> Console:
         """A console whose closed pipe is kstream's rule, not rich's (which exits 1):
@@ -96,7 +90,7 @@ def setup_consoles(ui: Ui) -> None:
     else:
         kw = {}
     consoles.kw = kw
-    consoles._err = consoles._out = None
+    consoles.reset()
     consoles.quiet = ui.quiet
 
 
