@@ -9,7 +9,6 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from kstream.cli import common as c
-from kstream.errors import UsageError
 
 if TYPE_CHECKING:
     from kstream.export import ExportResult
@@ -36,21 +35,20 @@ class Format(str, Enum):
     json = "json"
 
 
+@c.option_groups
 def export(
     source: Annotated[
         str,
-        typer.Argument(
-            help="What to export: a snapshot (archive .zst, NDJSON file, zstd-compressed "
+        c.snapshot_argument(
+            "SOURCE",
+            "What to export: a snapshot (archive .zst, NDJSON file, zstd-compressed "
             "NDJSON, directory, a JSON List such as kubectl get -o json writes, - for "
             "stdin, s3://BUCKET/KEY), or a journal (JOURNAL/, JOURNAL/@TIME).",
-            metavar="SOURCE",
-            show_default=False,
-            autocompletion=c.complete_snapshot,
         ),
     ],
     output: Annotated[
         str,
-        typer.Option(
+        c.output_option(
             "--output",
             "-o",
             metavar="DIR/",
@@ -58,67 +56,55 @@ def export(
             "objects under DIR/_cluster/, and DIR/kstream-export.index (the files, in apply "
             "order).",
             show_default=False,
-            rich_help_panel=c.HELP_OUTPUT,
         ),
     ],
     fmt: Annotated[
         Format,
-        typer.Option(
+        c.output_option(
             "--format",
             help="yaml or json files.",
-            rich_help_panel=c.HELP_OUTPUT,
         ),
     ] = Format.yaml,
     keep: Annotated[
         bool,
-        typer.Option(
+        c.output_option(
             "--keep",
             help="Keep every field as the snapshot has it (no cleaning: status, "
             "managedFields, uid, resourceVersion, server-filled fields stay).",
-            rich_help_panel=c.HELP_OUTPUT,
         ),
     ] = False,
     everything: Annotated[
         bool,
-        typer.Option(
+        c.select_option(
             "--all",
             help="Also write the objects left out by default as not to be applied back "
             "(controller-owned children, ServiceAccount token Secrets, kube-root-ca.crt, "
             "control-plane Endpoints/EndpointSlices, Events, Leases and Nodes, objects "
             "the control plane made).",
-            rich_help_panel=c.HELP_SELECT,
         ),
     ] = False,
     placeholders: Annotated[
         bool,
-        typer.Option(
+        c.output_option(
             "--secret-placeholders",
             help="A snapshot with redacted Secrets: write them anyway, each value "
             "its digest (which the API server refuses until it is replaced by the "
             "real base64 value). Without it they are not written (exit 3).",
-            rich_help_panel=c.HELP_OUTPUT,
         ),
     ] = False,
     force: Annotated[
         bool,
-        typer.Option(
+        c.output_option(
             "--force",
             "-f",
             help="Export into an existing directory: replaces the files of a previous "
             "export (only those that changed) and removes its files no longer exported; "
             "files kstream did not write are never changed or removed.",
-            rich_help_panel=c.HELP_OUTPUT,
         ),
     ] = False,
-    resource: c.ResourceOpt = None,
-    exclude: c.ExcludeOpt = None,
-    namespace: c.NamespaceOpt = None,
-    all_namespaces: c.AllNamespacesOpt = False,
-    selector: c.SelectorOpt = "",
-    field_selector: c.FieldSelectorOpt = "",
-    quiet: c.QuietOpt = False,
-    debug: c.DebugOpt = False,
-    color: c.ColorOpt = c.Color.auto,
+    *,
+    sel: c.Selection,
+    ui: c.Ui,
 ) -> None:
     """Write a snapshot as files to apply back, one cleaned object per file.
 
@@ -137,15 +123,13 @@ def export(
     from kstream.export import ExportSettings
     from kstream.export import export as run_export
 
-    c.setup_consoles(color)
-    if namespace and all_namespaces:
-        raise UsageError("--namespace and --all-namespaces cannot be used together")
-    scope = c.scope(resource, exclude, namespace, selector, field_selector)
+    c.setup_consoles(ui)
+    scope = sel.scope()
     settings = ExportSettings(
         source, output, fmt.value, scope, keep, everything, placeholders, force
     )
     result = run_export(settings)
-    report(result, quiet)
+    report(result, ui.quiet)
     raise typer.Exit(int(result.exit_code))
 
 
@@ -154,7 +138,7 @@ def report(result: ExportResult, quiet: bool) -> None:
 
     d = result.directory.rstrip("/") + "/"
     if result.problem:
-        c.note(f"kstream: error: {result.problem}")
+        c.note_error(f"kstream: error: {result.problem}")
     if not quiet:
         c.note(
             f"exported {result.objects} objects to {d}: {result.written} files written, "
