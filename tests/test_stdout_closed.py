@@ -130,3 +130,10 @@ def test_serve_writes_nothing_on_stdout(snaps: tuple[Path, Path], tmp_path: Path
     proc.send_signal(signal.SIGTERM)
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 0 and b"error" not in err, err
+
+
+def test_export_writes_nothing_on_stdout(snaps: tuple[Path, Path], tmp_path: Path) -> None:
+    """export writes files and says what it did on stderr: a closed stdout changes nothing."""
+    code, err = closed_stdout("export", str(snaps[0]), "-o", f"{tmp_path}/out/")
+    assert code == 0 and "error" not in err, err
+    assert (tmp_path / "out" / "kstream-export.index").exists()
