@@ -279,6 +279,88 @@ _MEMBER_SEP, _DONE = 9, 10
 _WAIT = 11  # the fast path's answer: the item is not complete yet
 
 
+class FastPath:
+    """The fast path of one page (see the module's docstring): items that start
+    as the one before did (`head`) cut with `str.find` and checked by msgspec.
+    `off` once it has failed otherwise than "truncated" (the exact path reads
+    the rest of the page); `items`: how many items it cut."""
+
+    def __init__(self) -> None:
+        self.head = ""
+        self.off = False
+        self.items = 0
+
+    def cut(self, s: str, i: int, eof: bool, out: list[tuple[bytes, int]]) -> tuple[int, int]:
+        """Cut the items from s[i:] (an item that starts as the last one did)
+        while the fast path can, appending them to `out`. Returns (position,
+        state): _ITEM: the item at position is for the exact path; _ITEM_SEP:
+        position is just after the last item cut, whose follower does not start
+        alike (or is not there yet); _WAIT: the item at position is not
+        complete yet."""
+        decode = _typemeta_decoder()
+        if decode is None:
+            self.off, self.head = True, ""
+            return i, _ITEM
+        mark, skip, find = "}," + self.head, len(self.head), s.find
+        c = i + skip
+        tries = 0
+        while True:
+            c = find(mark, c)
+            if c < 0:
+                # no candidate: the item is not all here, it is the last one, or
+                # the next one starts otherwise: msgspec on the rest tells which
+                n = len(s)
+                item = s[i:].encode("utf-8", "surrogateescape")
+                try:
+                    tm = decode(item)
+                except (ValueError, RecursionError) as e:
+                    msg = str(e)
+                    if msg == _TRUNCATED:
+                        return (i, _WAIT) if not eof and n - i < _SCAN_AFTER else (i, _ITEM)
+                    m = _TRAILING.fullmatch(msg)
+                    if m is None:
+                        return i, _ITEM
+                    # a whole value and more: the item is that value, if it checks
+                    item = item[: int(m.group(1)) - 1].rstrip(b" \t\n\r")
+                    try:
+                        tm = decode(item)
+                    except (ValueError, RecursionError):
+                        return i, _ITEM
+                    end = i + (
+                        len(item) if s.isascii() else len(item.decode("utf-8", "surrogateescape"))
+                    )
+                else:
+                    if not s.endswith("}"):
+                        return i, _ITEM
+                    # the buffer ends just after the item
+                    end = n
+                out.append(
+                    (item, (HAS_KIND if tm.kind else 0) | (HAS_API_VERSION if tm.apiVersion else 0))
+                )
+                self.items += 1
+                return end, _ITEM_SEP
+            item = s[i : c + 1].encode("utf-8", "surrogateescape")
+            try:
+                tm = decode(item)
+            except (ValueError, RecursionError) as e:
+                tries += 1
+                if str(e) == _TRUNCATED and tries < FAST_TRIES:
+                    c += 1  # a candidate inside the item: a nested list of objects
+                    continue
+                # malformed, more than one item, or too many candidates inside
+                # one item: the exact path decides, and this page goes without
+                self.off, self.head = True, ""
+                return i, _ITEM
+            out.append(
+                (item, (HAS_KIND if tm.kind else 0) | (HAS_API_VERSION if tm.apiVersion else 0))
+            )
+            self.items += 1
+            # the next item starts just after the comma, as this one did
+            i = c + 2
+            c = i + skip
+            tries = 0
+
+
 class PageReader:
     """Feed the body chunk by chunk; `feed()` and `close()` return the items
     finished so far as (bytes, flags). `members` holds the other top-level
@@ -298,9 +380,12 @@ class PageReader:
         self.items_seen = False
         # the fast path: how the last item started ("" = unknown), whether it
         # is off for this page, and how many items it cut
-        self._head = ""
-        self._fast_off = False
-        self.fast_items = 0
+        self._fastpath = FastPath()
+
+    @property
+    def fast_items(self) -> int:
+        """How many items the fast path cut."""
+        return self._fastpath.items
 
     # -- the top-level members of a Kubernetes list
     @property
@@ -351,76 +436,6 @@ class PageReader:
         self._buf = self._buf[self._pos :] + text if self._pos < len(self._buf) else text
         self._pos = 0
 
-    def _fast(self, s: str, i: int, eof: bool, out: list[tuple[bytes, int]]) -> tuple[int, int]:
-        """Cut the items from s[i:] (an item that starts as the last one did)
-        while the fast path can, appending them to `out`. Returns (position,
-        state): _ITEM: the item at position is for the exact path; _ITEM_SEP:
-        position is just after the last item cut, whose follower does not start
-        alike (or is not there yet); _WAIT: the item at position is not
-        complete yet."""
-        decode = _typemeta_decoder()
-        if decode is None:
-            self._fast_off, self._head = True, ""
-            return i, _ITEM
-        mark, skip, find = "}," + self._head, len(self._head), s.find
-        c = i + skip
-        tries = 0
-        while True:
-            c = find(mark, c)
-            if c < 0:
-                # no candidate: the item is not all here, it is the last one, or
-                # the next one starts otherwise: msgspec on the rest tells which
-                n = len(s)
-                item = s[i:].encode("utf-8", "surrogateescape")
-                try:
-                    tm = decode(item)
-                except (ValueError, RecursionError) as e:
-                    msg = str(e)
-                    if msg == _TRUNCATED:
-                        return (i, _WAIT) if not eof and n - i < _SCAN_AFTER else (i, _ITEM)
-                    m = _TRAILING.fullmatch(msg)
-                    if m is None:
-                        return i, _ITEM
-                    # a whole value and more: the item is that value, if it checks
-                    item = item[: int(m.group(1)) - 1].rstrip(b" \t\n\r")
-                    try:
-                        tm = decode(item)
-                    except (ValueError, RecursionError):
-                        return i, _ITEM
-                    end = i + (
-                        len(item) if s.isascii() else len(item.decode("utf-8", "surrogateescape"))
-                    )
-                else:
-                    if not s.endswith("}"):
-                        return i, _ITEM
-                    # the buffer ends just after the item
-                    end = n
-                out.append(
-                    (item, (HAS_KIND if tm.kind else 0) | (HAS_API_VERSION if tm.apiVersion else 0))
-                )
-                self.fast_items += 1
-                return end, _ITEM_SEP
-            item = s[i : c + 1].encode("utf-8", "surrogateescape")
-            try:
-                tm = decode(item)
-            except (ValueError, RecursionError) as e:
-                tries += 1
-                if str(e) == _TRUNCATED and tries < FAST_TRIES:
-                    c += 1  # a candidate inside the item: a nested list of objects
-                    continue
-                # malformed, more than one item, or too many candidates inside
-                # one item: the exact path decides, and this page goes without
-                self._fast_off, self._head = True, ""
-                return i, _ITEM
-            out.append(
-                (item, (HAS_KIND if tm.kind else 0) | (HAS_API_VERSION if tm.apiVersion else 0))
-            )
-            self.fast_items += 1
-            # the next item starts just after the comma, as this one did
-            i = c + 2
-            c = i + skip
-            tries = 0
-
     def _skip(self) -> int:
         s, i, n = self._buf, self._pos, len(self._buf)
         while i < n and s[i] in _WS:
@@ -438,6 +453,7 @@ class PageReader:
 
     def _run(self, eof: bool) -> list[tuple[bytes, int]]:
         out: list[tuple[bytes, int]] = []
+        fp = self._fastpath
         s = self._buf
         n = len(s)
         self._wait = 0
@@ -459,15 +475,15 @@ class PageReader:
                         self._state = _MEMBER_SEP
                         break
                     end = -1
-                    if not eof and n - i < len(self._head) and self._head.startswith(s[i:]):
+                    if not eof and n - i < len(fp.head) and fp.head.startswith(s[i:]):
                         # the buffer ends inside the start of an item: wait (the
                         # exact path would try it, and JSONDecodeError counts the
                         # lines of the whole buffer)
                         self._pos = i
                         self._state = state
                         return out
-                    if self._head and s.startswith(self._head, i):
-                        i, fast = self._fast(s, i, eof, out)
+                    if fp.head and s.startswith(fp.head, i):
+                        i, fast = fp.cut(s, i, eof, out)
                         if fast == _WAIT:
                             self._pos = i
                             self._state = _ITEM
@@ -487,8 +503,8 @@ class PageReader:
                         except PageError as e:
                             raise self._again(e, i) from None
                         out.append((s[i:end].encode("utf-8", "surrogateescape"), flags))
-                        if not self._fast_off:
-                            self._head = _head(s, i, end)
+                        if not fp.off:
+                            fp.head = _head(s, i, end)
                     i = end
                     while i < n and s[i] in _WS:
                         i += 1

@@ -15,7 +15,8 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 
 from kstream.cluster.client import Client, ConnectSettings, read_chunks
-from kstream.cluster.stream import Reader, StreamOptions, Unit, _typed
+from kstream.cluster.pager import _typed
+from kstream.cluster.stream import Reader, StreamOptions, Unit
 from kstream.listpage import BATCH, HAS_API_VERSION, HAS_KIND
 from kstream.resources import Resource
 from tests.fakes import FakeSink
