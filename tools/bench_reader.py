@@ -39,19 +39,26 @@ def read(
             "Accept: application/json\r\nAccept-Encoding: identity\r\n\r\n".encode()
         )
         sink = os.open(os.devnull, os.O_WRONLY)
-        tail = b""
+        # one buffer for every read: recv(256 KiB) allocated a fresh 256 KiB
+        # object per socket read (one TLS record, ~4 KB), which glibc mapped,
+        # shrank and unmapped each time; that churn was a quarter of the CPU
+        buf = bytearray(256 * 1024)
+        view = memoryview(buf)
+        keep = len(MARKER) - 1
         n = 0
         while True:
-            data = s.recv(256 * 1024)
-            if not data:
+            got = s.recv_into(view[keep:])
+            if not got:
                 if watch:
                     raise SystemExit(f"{path}: stream ended before the end marker")
                 break
-            os.write(sink, data)
-            n += len(data)
-            if watch and (MARKER in tail + data[:64] or MARKER in data):
+            os.write(sink, view[keep : keep + got])
+            n += got
+            # the marker may straddle two reads: the last bytes of the previous
+            # read stay just in front of the new ones
+            if watch and buf.find(MARKER, 0, keep + got) >= 0:
                 break
-            tail = data[-64:]
+            buf[:keep] = buf[got : keep + got]
         os.close(sink)
         out.append(n)
 

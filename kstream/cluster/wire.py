@@ -13,7 +13,7 @@ import threading
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from kstream.cluster.client import CHUNK, ApiTransport, read_chunks, translate
+from kstream.cluster.client import CHUNK, ApiTransport, read_chunks, reader, translate
 from kstream.cluster.unit import Cancelled, StreamOptions, Unit
 
 _NS_FIELD = re.compile(r"metadata\.namespace==?([a-z0-9]([-a-z0-9]*[a-z0-9])?)")
@@ -142,7 +142,7 @@ def body(resp: Any, host: str, size: int = CHUNK) -> Iterator[bytes]:
         yield from read_chunks(resp, host, size)
         return
     try:
-        yield from dechunk(fp.read1, size)
+        yield from dechunk(reader(fp, size), size)
     except Exception as e:
         raise translate(e, host) from None
 
