@@ -297,3 +297,43 @@ def test_b64_is_b64decode_validate(v: str) -> None:
     except (binascii.Error, ValueError):
         want = v.encode()
     assert transform._b64(v) == want
+
+
+@settings(max_examples=3000, deadline=None)
+@given(
+    st.one_of(
+        B64,
+        st.text(alphabet="ABCQUJDZGVm+/=\n é\\-_", max_size=16),
+        st.text(max_size=8),
+    )
+)
+def test_msgspec_base64_is_b64decode_validate(v: str) -> None:
+    """What msgspec decodes as base64 (the server-layout path's data values, JSON
+    escapes undone first) is what b64decode(validate=True) makes of the same
+    string; what it refuses goes to the other paths."""
+    import msgspec
+
+    decoders = transform._secret_decoders()
+    assert decoders is not None
+    doc = json.dumps({"k": v}).encode()
+    try:
+        got = decoders[1](doc)["k"]
+    except msgspec.DecodeError:
+        return
+    assert got == base64.b64decode(v, validate=True)
+
+
+def test_server_layout_bytes_path_is_taken() -> None:
+    """A Secret as the server writes it is redacted on its bytes (no str path)."""
+    obj = {
+        "kind": "Secret",
+        "apiVersion": "v1",
+        "metadata": {"name": "s", "namespace": "ns", "resourceVersion": "12", "generation": 3},
+        "data": {"tls.key": base64.b64encode(bytes(range(256))).decode(), "p<": "cHc="},
+        "type": "kubernetes.io/tls",
+    }
+    raw = go_json(obj)
+    out = transform._server_bytes(raw, b"k")
+    assert out is not None and out == reference(raw, b"k")
+    for odd in (b'"generation":3.0', b'"generation":-0', b'"generation":3e0'):
+        assert transform._server_bytes(raw.replace(b'"generation":3', odd), None) is None
