@@ -33,7 +33,7 @@ class DumpSettings:
     scope: Scope
     live: LiveOptions
     force: bool = False
-    level: int = 3
+    level: int = 1
     secrets: SecretsMode = "redact"
     secret_key: bytes | None = None
     strip: tuple[paths.FieldPath, ...] = ()

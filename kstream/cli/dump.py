@@ -111,7 +111,7 @@ def dump(
             metavar="1-22",
             help="zstd compression level for archives.",
         ),
-    ] = 3,
+    ] = 1,
     follow: Annotated[
         bool,
         follow_option(

@@ -62,7 +62,7 @@ class FollowOptions:
     follow_for: float | None = None
     rotate_size: int = 0
     rotate_interval: float = 0.0
-    level: int = 3
+    level: int = 1
     timeout: float = 60.0
 
 

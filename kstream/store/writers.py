@@ -336,7 +336,7 @@ class ArchiveWriter(Writer):
     format = "zst"
 
     def __init__(
-        self, path: str, force: bool, level: int = 3, header: dict[str, Any] | None = None
+        self, path: str, force: bool, level: int = 1, header: dict[str, Any] | None = None
     ) -> None:
         super().__init__(path, force)
         self.level = level
@@ -724,7 +724,7 @@ class RemoteArchiveWriter(ArchiveWriter):
     """The archive, into object storage (`_RemoteFile`)."""
 
     def __init__(
-        self, path: str, force: bool, level: int = 3, header: dict[str, Any] | None = None
+        self, path: str, force: bool, level: int = 1, header: dict[str, Any] | None = None
     ) -> None:
         Writer.__init__(self, path, force)
         self.level = level
