@@ -48,6 +48,8 @@ from tools import bench_data as data
 from tools.bench_measure import Measured, measure
 
 REPO = Path(__file__).resolve().parents[1]
+# the compiled peer (tools/bench_peer.py): built in main() before the first run
+PEER = Path("benchpeer")
 VENV_BIN = Path(sys.executable).parent
 KSTREAM = str(VENV_BIN / "kstream")
 KUBECTL = str(VENV_BIN / "kubectl")
@@ -153,6 +155,12 @@ def contenders_watchlist_server(cp: ControlPlane) -> list[Contender]:
         Contender("kstream dump --method list --secrets include", "LIST (limit=500)", "NDJSON",
                   kstream_dump(cp, "ks-list.ndjson", "--method", "list", *include),
                   "ks-list.ndjson", kstream=True),
+        Contender("Go client-go peer, server's bytes (json.RawMessage)", "watch-list", "NDJSON",
+                  lambda w: [str(PEER), "-kubeconfig", kc, "-mode", "raw", "-o",
+                             str(w / "peer-raw.ndjson"), *RESOURCES.split(",")], "peer-raw.ndjson"),
+        Contender("Go client-go peer, dynamic client (Unstructured)", "watch-list (client-go List)", "NDJSON",
+                  lambda w: [str(PEER), "-kubeconfig", kc, "-mode", "dynamic", "-o",
+                             str(w / "peer-dyn.ndjson"), *RESOURCES.split(",")], "peer-dyn.ndjson"),
         Contender("kubectl get configmaps,secrets -A -o json", "LIST (chunks of 500)", "JSON (stdout)",
                   lambda w: [KUBECTL, "--kubeconfig", kc, "get", RESOURCES, "-A", "-o", "json"],
                   "kubectl.json", stdout=True),
@@ -617,6 +625,10 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--seed-procs", type=int, default=1,
                     help="--huge: client processes that seed (1: this process, 8 connections)")  # fmt: skip
     args = ap.parse_args(argv)
+    global PEER
+    from tools.bench_peer import build as build_peer
+
+    PEER = build_peer()
     if args.huge:
         from tools.bench_huge import run as bench_huge
 
