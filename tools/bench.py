@@ -158,7 +158,7 @@ def contenders_watchlist_server(cp: ControlPlane) -> list[Contender]:
         Contender("Go client-go peer, server's bytes (json.RawMessage)", "watch-list", "NDJSON",
                   lambda w: [str(PEER), "-kubeconfig", kc, "-mode", "raw", "-o",
                              str(w / "peer-raw.ndjson"), *RESOURCES.split(",")], "peer-raw.ndjson"),
-        Contender("Go client-go peer, dynamic client (Unstructured)", "watch-list (client-go List)", "NDJSON",
+        Contender("Go client-go peer, dynamic client (Unstructured)", "watch-list", "NDJSON",
                   lambda w: [str(PEER), "-kubeconfig", kc, "-mode", "dynamic", "-o",
                              str(w / "peer-dyn.ndjson"), *RESOURCES.split(",")], "peer-dyn.ndjson"),
         Contender("kubectl get configmaps,secrets -A -o json", "LIST (chunks of 500)", "JSON (stdout)",

@@ -7,8 +7,10 @@ repository in ~/.cache/kstream/benchpeer/<client-go version>/ (or $KSTREAM_CACHE
 
 Modes (see controlplane/benchpeer/main.go): `raw` writes each watch-list event's
 object as the server's bytes (json.RawMessage); `dynamic` reads with the dynamic
-client's List, which client-go serves from a watch-list stream, and writes each
-Unstructured object with json.Marshal.
+client's watch-list (Watch with sendInitialEvents: events decoded into
+Unstructured objects) and writes each with json.Marshal. (The dynamic client's
+List is a plain LIST in client-go v0.37: WatchListClient is used by informers'
+reflectors, not by List.)
 """
 
 from __future__ import annotations

@@ -4,9 +4,9 @@
 //
 //	raw      the REST client's watch-list stream; each ADDED event's object is written as
 //	         the bytes the server sent (json.RawMessage), as kstream does
-//	dynamic  the dynamic client's List, which client-go serves from a watch-list stream
-//	         (WatchListClient, on by default since v0.35): Unstructured objects, each
-//	         written with json.Marshal (what an informer user gets)
+//	dynamic  the dynamic client's watch-list (Watch with sendInitialEvents): each
+//	         event decoded into an Unstructured object, written with json.Marshal
+//	         (what a user of the dynamic client or of an informer gets)
 //
 //	benchpeer -kubeconfig FILE -mode raw|dynamic -o FILE [-n NAMESPACE] RESOURCE...
 //
@@ -25,7 +25,9 @@ import (
 	"strings"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/clientcmd"
@@ -102,22 +104,47 @@ func raw(ctx context.Context, cs *kubernetes.Clientset, r schema.GroupVersionRes
 	}
 }
 
-// dynamic: the dynamic client's List (a watch-list stream under client-go's
-// WatchListClient feature); Unstructured objects re-encoded.
+// dynamic: the dynamic client's watch-list (Watch with sendInitialEvents), each
+// event decoded by client-go into an Unstructured object and written with
+// json.Marshal, up to the end-of-initial-events bookmark.
 func dyn(ctx context.Context, dc dynamic.Interface, r schema.GroupVersionResource, ns string, w *bufio.Writer) (int, error) {
-	list, err := dc.Resource(r).Namespace(ns).List(ctx, metav1.ListOptions{})
+	yes := true
+	timeout := int64(600)
+	wi, err := dc.Resource(r).Namespace(ns).Watch(ctx, metav1.ListOptions{
+		SendInitialEvents:    &yes,
+		AllowWatchBookmarks:  true,
+		ResourceVersionMatch: metav1.ResourceVersionMatchNotOlderThan,
+		TimeoutSeconds:       &timeout,
+	})
 	if err != nil {
 		return 0, err
 	}
-	for i := range list.Items {
-		b, err := json.Marshal(list.Items[i].Object)
-		if err != nil {
-			return i, err
+	defer wi.Stop()
+	n := 0
+	for ev := range wi.ResultChan() {
+		switch ev.Type {
+		case watch.Added:
+			u, ok := ev.Object.(*unstructured.Unstructured)
+			if !ok {
+				return n, fmt.Errorf("%s: unexpected object %T", r.Resource, ev.Object)
+			}
+			b, err := json.Marshal(u.Object)
+			if err != nil {
+				return n, err
+			}
+			w.Write(b)
+			w.WriteByte('\n')
+			n++
+		case watch.Bookmark:
+			u, ok := ev.Object.(*unstructured.Unstructured)
+			if ok && u.GetAnnotations()[endAnnotation] == "true" {
+				return n, nil
+			}
+		case watch.Error:
+			return n, fmt.Errorf("%s: ERROR event: %v", r.Resource, ev.Object)
 		}
-		w.Write(b)
-		w.WriteByte('\n')
 	}
-	return len(list.Items), nil
+	return n, fmt.Errorf("%s: stream ended before the end marker", r.Resource)
 }
 
 func main() {
