@@ -699,11 +699,13 @@ def reader(fp: Any, size: int = CHUNK) -> Callable[[int], bytes]:
     """`fp.read1`, but into one buffer of `size` bytes reused for every read,
     handing on a copy of just what arrived.
 
-    A socket read returns one TLS record (about 4 KB from kube-apiserver), and
-    `read1(256 KiB)` allocates a fresh 256 KiB object for each, which glibc
-    maps, shrinks and unmaps every time (mmap/mremap/munmap were about a
-    quarter of the stream threads' native samples). `readinto1` reads straight
-    into the reused buffer (or copies from the file's own buffer first)."""
+    A socket read returns one TLS record (about 4-6 KB from kube-apiserver),
+    and `read1(256 KiB)` allocates a fresh 256 KiB object for each, which glibc
+    may map, shrink and unmap every time (issue 26 measured that churn at a
+    quarter of kstream's native samples; on the benchmark machine it showed in
+    the raw reader, not in kstream: docs/benchmarks.md). `readinto1` reads
+    straight into the reused buffer (or copies from the file's own buffer
+    first), so no read allocates more than it returns."""
     readinto1 = getattr(fp, "readinto1", None)
     if readinto1 is None:
         read1: Callable[[int], bytes] = fp.read1
