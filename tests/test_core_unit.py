@@ -34,7 +34,7 @@ from tests.fakes import FakeTransport
 def test_exit_codes_are_pinned() -> None:
     assert {c.name: int(c) for c in ExitCode} == {
         "OK": 0, "DIFFERENCES": 1, "USAGE": 2, "PARTIAL": 3, "CONFIG": 4, "CONNECTION": 5,
-        "SNAPSHOT": 6, "OUTPUT": 7, "INTERNAL": 70, "INTERRUPTED": 130, "TERMINATED": 143,
+        "SNAPSHOT": 6, "OUTPUT": 7, "INTERNAL": 70, "INTERRUPTED": 130, "STDOUT_CLOSED": 141, "TERMINATED": 143,
     }  # fmt: skip
 
 
