@@ -97,3 +97,65 @@ def test_local_snapshots_do_not_import_botocore(tmp_path: Path) -> None:
     mods, _ = imports("diff", path, path)
     assert "kstream.diff" in mods
     assert not [m for m in mods if m.split(".")[0] == "botocore"]
+
+
+# ---------------------------------------------------------------- checksums (botocore >= 1.36)
+
+_AWS_ENV = ("AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3", "AWS_REQUEST_CHECKSUM_CALCULATION",
+            "AWS_RESPONSE_CHECKSUM_VALIDATION", "AWS_PROFILE")  # fmt: skip
+
+
+def _client_config(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, **env: str) -> object:
+    """The botocore client objstore makes in this environment (no request sent)."""
+    for k in _AWS_ENV:
+        monkeypatch.delenv(k, raising=False)
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "config"))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "credentials"))
+    monkeypatch.setenv("AWS_REGION", "us-east-1")
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIAEXAMPLE")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "example")
+    for k, v in env.items():
+        monkeypatch.setenv(k, v)
+    monkeypatch.setattr(objstore, "_client", None)
+    try:
+        return objstore.client().meta.config
+    finally:
+        monkeypatch.setattr(objstore, "_client", None)
+
+
+def test_custom_endpoint_checksums_only_when_required(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """S3-compatible servers: no CRC checksum on every request (several refuse it)."""
+    cfg = _client_config(monkeypatch, tmp_path, AWS_ENDPOINT_URL="http://127.0.0.1:9")
+    assert cfg.request_checksum_calculation == "when_required"  # type: ignore[attr-defined]
+    assert cfg.response_checksum_validation == "when_required"  # type: ignore[attr-defined]
+    # the endpoint from the profile counts as custom too
+    (tmp_path / "config").write_text("[default]\nendpoint_url = http://127.0.0.1:9\n")
+    cfg = _client_config(monkeypatch, tmp_path)
+    assert cfg.request_checksum_calculation == "when_required"  # type: ignore[attr-defined]
+
+
+def test_aws_s3_keeps_botocore_checksums(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    cfg = _client_config(monkeypatch, tmp_path)
+    assert cfg.request_checksum_calculation == "when_supported"  # type: ignore[attr-defined]
+    assert cfg.response_checksum_validation == "when_supported"  # type: ignore[attr-defined]
+
+
+def test_the_users_checksum_configuration_wins(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    cfg = _client_config(
+        monkeypatch,
+        tmp_path,
+        AWS_ENDPOINT_URL="http://127.0.0.1:9",
+        AWS_REQUEST_CHECKSUM_CALCULATION="when_supported",
+    )
+    assert cfg.request_checksum_calculation == "when_supported"  # type: ignore[attr-defined]
+    assert cfg.response_checksum_validation == "when_required"  # type: ignore[attr-defined]
+    (tmp_path / "config").write_text(
+        "[default]\nendpoint_url = http://127.0.0.1:9\nresponse_checksum_validation = when_supported\n"
+    )
+    cfg = _client_config(monkeypatch, tmp_path)
+    assert cfg.request_checksum_calculation == "when_required"  # type: ignore[attr-defined]
+    assert cfg.response_checksum_validation == "when_supported"  # type: ignore[attr-defined]

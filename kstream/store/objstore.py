@@ -145,12 +145,36 @@ def client() -> Any:
                 read_timeout=60,
                 s3={"addressing_style": "path"} if custom else None,
                 max_pool_connections=IN_FLIGHT + 4,
+                **(checksum_settings(session.get_scoped_config()) if custom else {}),
             )
             try:
                 _client = session.create_client("s3", config=cfg)
             except Exception as e:  # bad region/endpoint/profile in the configuration
                 raise ConfigError(f"object storage: {_short(e)}") from None
         return _client
+
+
+# botocore >= 1.36 computes a CRC checksum of every upload and asks for one with
+# every download ("when_supported"), which several S3-compatible servers refuse
+# (unknown x-amz-checksum-* headers, aws-chunked bodies). With a custom endpoint
+# kstream asks for checksums only where the operation requires them, unless the
+# user's configuration says otherwise (environment first, then the profile, as
+# botocore reads them). Integrity does not rest on them: TCP, and the sha256 of
+# each archive frame and directory file, checked on every read.
+CHECKSUM_SETTINGS = {
+    "request_checksum_calculation": "AWS_REQUEST_CHECKSUM_CALCULATION",
+    "response_checksum_validation": "AWS_RESPONSE_CHECKSUM_VALIDATION",
+}
+
+
+def checksum_settings(profile: dict[str, Any]) -> dict[str, str]:
+    """The botocore Config arguments for a custom endpoint: `when_required` for
+    each checksum setting the environment and the profile leave unset."""
+    return {
+        name: "when_required"
+        for name, env in CHECKSUM_SETTINGS.items()
+        if not os.environ.get(env, "").strip() and not profile.get(name)
+    }
 
 
 def _short(e: BaseException) -> str:

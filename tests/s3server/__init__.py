@@ -12,6 +12,12 @@ holds the wrapper go.mod/go.sum), cached outside the repository:
 Identities (s3.json): ADMIN may do everything, READER may only read and list,
 WRITER may only write (not even read), nothing else is known (a wrong key is rejected). `Proxy` sits in front of it for
 the tests that count the bytes fetched or need the server to answer 503 SlowDown.
+
+`MotoServer` is a second, independent implementation with the same interface:
+moto's standalone server (`moto[server]`, a pinned dev dependency, pure Python),
+started on loopback in a few seconds, so that no behaviour of kstream depends on
+one server's leniency. It accepts any credentials (`identities` is False): the
+tests of rejected credentials and missing permissions run on SeaweedFS only.
 """
 
 from __future__ import annotations
@@ -22,6 +28,7 @@ import os
 import shutil
 import signal
 import subprocess
+import sys
 import threading
 import time
 import urllib.request
@@ -92,6 +99,8 @@ class S3Server:
     dir: Path
     port: int = 0
     _proc: subprocess.Popen[bytes] | None = field(default=None, repr=False)
+    name = "seaweedfs"
+    identities = True  # rejects unknown keys, enforces each identity's actions
 
     @property
     def endpoint(self) -> str:
@@ -160,7 +169,7 @@ class S3Server:
             assert self._proc is not None
             if self._proc.poll() is not None:
                 raise S3ServerError(
-                    f"seaweedfs exited ({self._proc.returncode}); see {self.dir}/logs/weed.log"
+                    f"{self.name} exited ({self._proc.returncode}); see {self.dir}/logs/"
                 )
             try:
                 # an anonymous request: the server is up once it answers at all
@@ -171,7 +180,7 @@ class S3Server:
             except OSError as e:
                 last = str(e)
             time.sleep(0.2)
-        raise S3ServerError(f"seaweedfs did not answer within {READY_TIMEOUT:.0f}s: {last}")
+        raise S3ServerError(f"{self.name} did not answer within {READY_TIMEOUT:.0f}s: {last}")
 
     def stop(self) -> None:
         p, self._proc = self._proc, None
@@ -188,6 +197,29 @@ class S3Server:
                 sock.unlink(missing_ok=True)
 
 
+class MotoServer(S3Server):
+    """moto's standalone server (`python -m moto.server`) on loopback."""
+
+    name = "moto"
+    identities = False  # any key is accepted, every action allowed
+
+    def start(self) -> None:
+        self.dir = self.dir.resolve()
+        (self.dir / "logs").mkdir(parents=True, exist_ok=True)
+        self.port = free_port()
+        self._ports = []
+        args = [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(self.port)]
+        self._proc = spawn_logged(args, self.dir / "logs" / "moto.log", self.dir)
+        try:
+            self._wait_ready()
+        except BaseException:
+            self.stop()
+            raise
+
+
+SERVERS: dict[str, type[S3Server]] = {"seaweedfs": S3Server, "moto": MotoServer}
+
+
 # --------------------------------------------------------------------------- proxy
 
 
@@ -198,6 +230,20 @@ class Request:
     range: str
     status: int
     body_bytes: int  # bytes of the response body sent to the client
+    headers: dict[str, str] = field(default_factory=dict)  # the request's, names lowercased
+
+
+def asks_for_checksums(headers: object) -> bool:
+    """Whether a request carries botocore's flexible checksums (botocore >= 1.36 with
+    `when_supported`): a CRC header or trailer, or asks for one in the response."""
+    names = {k.lower(): v for k, v in headers.items()}  # type: ignore[attr-defined]
+    return (
+        any(k.startswith("x-amz-checksum-") for k in names)
+        or "x-amz-sdk-checksum-algorithm" in names
+        or "x-amz-trailer" in names
+        or "x-amz-checksum-mode" in names
+        or "aws-chunked" in names.get("content-encoding", "")
+    )
 
 
 class Proxy:
@@ -211,6 +257,10 @@ class Proxy:
         self.requests: list[Request] = []
         self.throttle = 0  # the next N requests get 503 SlowDown
         self.throttle_puts = 0  # the next N PUT requests (objects, parts) get 503 SlowDown
+        # as the S3-compatible stores that know no flexible checksums: a request with
+        # x-amz-checksum-*, x-amz-sdk-checksum-algorithm or an aws-chunked body is
+        # refused (400 InvalidArgument) rather than stored unverified
+        self.refuse_checksums = True
         # while `hold` is set, requests that send a part wait until it is cleared;
         # `held` is set when one arrives
         self.hold = threading.Event()
@@ -238,6 +288,19 @@ class Proxy:
                     elif self.command == "PUT" and proxy.throttle_puts > 0:
                         throttled = True
                         proxy.throttle_puts -= 1
+                if proxy.refuse_checksums and asks_for_checksums(self.headers):
+                    payload = (
+                        b'<?xml version="1.0" encoding="UTF-8"?><Error><Code>InvalidArgument'
+                        b"</Code><Message>x-amz-checksum is not supported</Message></Error>"
+                    )
+                    self.send_response(400)
+                    self.send_header("Content-Type", "application/xml")
+                    self.send_header("Content-Length", str(len(payload)))
+                    self.end_headers()
+                    if self.command != "HEAD":
+                        self.wfile.write(payload)
+                    proxy._record(self.command, self.path, self.headers, 400, len(payload))
+                    return
                 if throttled:
                     payload = (
                         b'<?xml version="1.0" encoding="UTF-8"?><Error><Code>SlowDown</Code>'
@@ -288,14 +351,16 @@ class Proxy:
 
     def _record(self, method: str, path: str, headers: object, status: int, n: int) -> None:
         rng = headers.get("Range") or ""  # type: ignore[attr-defined]
+        sent = {k.lower(): v for k, v in headers.items()}  # type: ignore[attr-defined]
         with self.lock:
-            self.requests.append(Request(method, path, rng, status, n))
+            self.requests.append(Request(method, path, rng, status, n, sent))
 
     def reset(self) -> None:
         with self.lock:
             self.requests = []
             self.throttle = 0
             self.throttle_puts = 0
+            self.refuse_checksums = True
         self.hold.clear()
         self.held.clear()
         self.release.set()
