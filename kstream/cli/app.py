@@ -53,14 +53,14 @@ def root(
         ),
     ] = False,
 ) -> None:
-    """kstream: copy Kubernetes clusters out, streaming: dump (or follow), count, diff, log, serve and export."""
+    """kstream: copy Kubernetes clusters out, streaming: dump (or follow), count, diff, log, serve and export; rbac prints the role a dump needs."""
 
 
 # One module per command, imported when the command is registered. `kstream dump`
 # (and a tab press inside it) registers dump only: count and diff are neither
 # imported nor turned into click commands. Everything else (the root help, an
 # unknown command, `kstream.cli.app.app` for docs and tests) registers all three.
-COMMANDS = ("dump", "count", "diff", "log", "serve", "export")
+COMMANDS = ("dump", "count", "diff", "log", "serve", "export", "rbac")
 _registered: list[str] = []
 
 
