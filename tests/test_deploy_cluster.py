@@ -5,10 +5,12 @@ and the in-cluster configuration works with the files and environment of a pod."
 
 from __future__ import annotations
 
+import http.client
 import json
 import os
 import subprocess
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -214,3 +216,182 @@ def test_in_cluster_configuration(applied: Api, cluster: Cluster, tmp_path: Path
     r = kstream("count", "-r", "namespaces", env=pod)
     assert r.code == 4, r.err
     assert "Traceback" not in r.err
+
+
+# --------------------------------------------------------------------------- least privilege
+
+AGGREGATED = "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList"
+
+
+def subresources(api: Api) -> list[tuple[str, str, str, bool]]:
+    """Every (group, resource, subresource, namespaced) the server serves, from its
+    aggregated discovery (as the admin)."""
+    out: set[tuple[str, str, str, bool]] = set()
+    for path in ("/api", "/apis"):
+        conn = http.client.HTTPSConnection(api.host, api.port, context=api.ctx, timeout=60)
+        conn.request(
+            "GET", path, headers={"Authorization": f"Bearer {api.token}", "Accept": AGGREGATED}
+        )
+        doc = json.loads(conn.getresponse().read())
+        conn.close()
+        for group in doc["items"]:
+            for version in group["versions"]:
+                for r in version["resources"]:
+                    for sub in r.get("subresources") or []:
+                        out.add((group["metadata"].get("name", ""), r["resource"],
+                                 sub["subresource"], r["scope"] == "Namespaced"))  # fmt: skip
+    return sorted(out)
+
+
+def _status(api: Api, token: str, method: str, path: str) -> int:
+    conn = http.client.HTTPSConnection(api.host, api.port, context=api.ctx, timeout=60)
+    try:
+        conn.request(method, path, body=b"" if method in ("POST", "PUT", "PATCH") else None,
+                     headers={"Authorization": f"Bearer {token}"})  # fmt: skip
+        resp = conn.getresponse()
+        resp.read()
+        return resp.status
+    finally:
+        conn.close()
+
+
+def _can_i(kc: Path, verb: str, group: str, resource: str, sub: str, namespaced: bool) -> str:
+    args = ["auth", "can-i", verb, f"{resource}.{group}" if group else resource,
+            f"--subresource={sub}"]  # fmt: skip
+    if namespaced:
+        args += ["-n", "default"]
+    r = _kubectl(kc, *args)
+    assert r.returncode in (0, 1), r.stderr  # yes / no
+    return r.stdout.strip()
+
+
+@pytest.fixture(scope="module")
+def sa_kubeconfig(applied: Api, cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return _token_kubeconfig(
+        cluster, _token(applied, "kstream"), tmp_path_factory.mktemp("sa") / "sa.kubeconfig"
+    )
+
+
+def test_no_get_or_create_on_any_subresource(applied: Api, sa_kubeconfig: Path) -> None:
+    """deploy/'s ServiceAccount: `kubectl auth can-i` says no to get and to create on
+    every subresource discovery lists (pods/exec, pods/log, nodes/proxy, the status
+    and scale of every kind, serviceaccounts/token ...). list and watch match "*"
+    (RBAC matches subresources against it; README says what that means)."""
+    subs = subresources(applied)
+    names = {f"{r}/{s}" for _, r, s, _ in subs}
+    assert {"pods/exec", "pods/log", "pods/attach", "pods/portforward", "pods/proxy",
+            "nodes/proxy", "services/proxy", "serviceaccounts/token"} <= names  # fmt: skip
+    jobs = [(verb, *s) for s in subs for verb in ("get", "create")]
+    with ThreadPoolExecutor(4) as pool:
+        answers = list(pool.map(lambda j: _can_i(sa_kubeconfig, *j), jobs))
+    allowed = [j for j, a in zip(jobs, answers, strict=True) if a != "no"]
+    assert allowed == [], allowed
+    # what the wildcard does match: list and watch, which no subresource serves
+    assert _can_i(sa_kubeconfig, "list", "", "pods", "log", True) == "yes"
+    assert _can_i(sa_kubeconfig, "get", "", "pods", "", True) == "no"
+
+
+PROXIES = ("/api/v1/nodes/{node}/proxy", "/api/v1/namespaces/default/pods/{pod}/proxy",
+           "/api/v1/namespaces/default/services/kubernetes/proxy")  # fmt: skip
+
+
+def test_every_proxy_request_is_refused(applied: Api, sa_kubeconfig: Path) -> None:
+    """Each proxy subresource (nodes, pods, services), each HTTP method, with and
+    without a path and a port: 403 for the ServiceAccount; the admin's same
+    requests get past authorization (anything but 403), so the 403 is the role's.
+    The list/watch forms of a subresource (which "*" matches) reach no handler."""
+    token = _token(applied, "kstream")
+    node, pod = "no-such-node", "no-such-pod"
+    paths = []
+    for p in PROXIES:
+        base = p.format(node=node, pod=pod)
+        paths += [base, base + "/", base + "/metrics", base + "/api/v1/pods?watch=true"]
+    paths += [
+        PROXIES[1].format(pod=pod + ":8080", node=""),
+        PROXIES[0].format(node=node + ":10250"),
+    ]
+    methods = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
+    for path in paths:
+        for method in methods:
+            assert _status(applied, token, method, path) == 403, (method, path)
+            assert _status(applied, applied.token, method, path) != 403, (method, path)
+    # the other connect subresources and the logs
+    for sub in ("exec", "attach", "portforward", "log"):
+        path = f"/api/v1/namespaces/default/pods/{pod}/{sub}"
+        for method in ("GET", "POST"):
+            assert _status(applied, token, method, path) == 403, (method, path)
+    # list/watch forms of subresources: authorised by the wildcard, served by nothing
+    for path in (f"/api/v1/watch/nodes/{node}/proxy", f"/api/v1/watch/namespaces/default/pods/{pod}/log",
+                 f"/api/v1/watch/namespaces/default/pods/{pod}/exec"):  # fmt: skip
+        assert _status(applied, token, "GET", path) == 404, path
+
+
+def _apply(kc: Path, yaml_text: str) -> None:
+    r = subprocess.run([KUBECTL, "--kubeconfig", str(kc), "apply", "-f", "-"],
+                       input=yaml_text, capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert r.returncode == 0, r.stderr
+
+
+@pytest.mark.parametrize(
+    "scope",
+    [
+        (),
+        ("--exclude", "secrets"),
+        ("-n", "demo-0,demo-1", "-r", "cm,secrets,deploy,widgets,namespaces"),
+    ],
+    ids=["everything", "no-secrets", "namespaces"],
+)
+def test_the_generated_role_is_enough(
+    applied: Api, cluster: Cluster, tmp_path: Path, scope: tuple[str, ...]
+) -> None:
+    """`kstream rbac` for a scope, applied, bound to a new ServiceAccount: the dump
+    of that scope as it is complete and equal to the admin's (leases, renewed by
+    the API server every few seconds, left out of the comparison)."""
+    name = "kstream-exact"
+    applied.create(f"/api/v1/namespaces/{NS}/serviceaccounts", {"metadata": {"name": name}},
+                   exist_ok=True)  # fmt: skip
+    role = kstream("rbac", *scope, "--name", name, "--service-account", f"{NS}/{name}",
+                   kubeconfig=cluster.kubeconfig)  # fmt: skip
+    assert role.code == 0, role.err
+    assert '"get"' not in role.text or "-n" in scope
+    _apply(cluster.kubeconfig, role.text)
+    try:
+        kc = _token_kubeconfig(cluster, _token(applied, name), tmp_path / "exact.kubeconfig")
+        sa = kstream("dump", *scope, "-o", str(tmp_path / "sa.ndjson.zst"), kubeconfig=kc,
+                     env={"CI": "true"})  # fmt: skip
+        assert sa.code == 0, sa.err
+        assert "warning" not in sa.err, sa.err
+        admin = kstream("dump", *scope, "-o", str(tmp_path / "admin.ndjson.zst"),
+                        kubeconfig=cluster.kubeconfig)  # fmt: skip
+        assert admin.code == 0, admin.err
+        m_sa, m_ad = _manifest(tmp_path / "sa.ndjson.zst"), _manifest(tmp_path / "admin.ndjson.zst")
+        assert m_sa["status"] == "complete"
+        rows = m_sa["resources"]
+        assert [(e["group"], e["resource"], e["namespace"]) for e in rows] == [  # type: ignore[attr-defined]
+            (e["group"], e["resource"], e["namespace"])
+            for e in m_ad["resources"]  # type: ignore[attr-defined]
+        ]
+        assert all(e["status"] == "complete" and e["method"] == "watch-list" for e in rows)  # type: ignore[attr-defined]
+        renewed = () if "-r" in scope else ("--exclude", "leases")
+        d = kstream("diff", str(tmp_path / "sa.ndjson.zst"), str(tmp_path / "admin.ndjson.zst"),
+                    *renewed)  # fmt: skip
+        assert d.code == 0, d.text[:2000]
+        if "-n" in scope:  # granted in those namespaces only, with get of the namespace itself
+
+            def can(*args: str) -> str:
+                return _kubectl(kc, "auth", "can-i", *args).stdout.strip()
+
+            assert can("get", "namespaces/demo-0", "-n", "demo-0") == "yes"
+            assert can("get", "namespaces/demo-2", "-n", "demo-2") == "no"
+            assert can("get", "configmaps", "-n", "demo-0") == "no"
+            assert can("list", "configmaps", "-n", "demo-0") == "yes"
+            assert can("list", "configmaps", "-n", "demo-2") == "no"
+            assert can("list", "namespaces") == "yes"  # named with -r: cluster-wide
+        if "secrets" in scope and "--exclude" in scope:
+            assert not [e for e in rows if e["resource"] == "secrets"]  # type: ignore[index]
+            assert _kubectl(kc, "auth", "can-i", "list", "secrets", "-A").stdout.strip() == "no"
+    finally:
+        r = subprocess.run([KUBECTL, "--kubeconfig", str(cluster.kubeconfig), "delete", "-f", "-",
+                            "--ignore-not-found"], input=role.text, capture_output=True, text=True,
+                           timeout=120)  # fmt: skip
+        assert r.returncode == 0, r.stderr
