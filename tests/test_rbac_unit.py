@@ -110,6 +110,7 @@ def test_deploy_role_is_what_rbac_wildcard_prints() -> None:
         (["--wildcard", "--service-account", "kstream"], "NAMESPACE/NAME"),
         (["--wildcard", "--service-account", "Bad/x"], "NAMESPACE/NAME"),
         (["-n", "a", "-A"], "cannot be used together"),
+        (["--wildcard", "--name", "x\ny: 1"], "not a valid role name"),
     ],
 )
 def test_refused_options(args: list[str], words: str) -> None:

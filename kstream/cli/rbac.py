@@ -78,6 +78,7 @@ def rbac(
     if namespace and all_namespaces:
         raise UsageError("--namespace and --all-namespaces cannot be used together")
     sa = core.parse_service_account(service_account) if service_account else None
+    name = core.check_name(name)
     namespaces = tuple(namespace or ())
     if wildcard:
         if resource or exclude:

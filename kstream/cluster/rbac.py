@@ -240,6 +240,17 @@ def render(
     return "\n".join(_comment(header)) + "\n" + text if header else text
 
 
+def check_name(name: str) -> str:
+    """--name: a valid RBAC object name (lowercase, digits, '-', '.', ':')."""
+    import re
+
+    from kstream.errors import UsageError
+
+    if len(name) > 253 or not re.fullmatch(r"[a-z0-9]([-a-z0-9.:]*[a-z0-9])?", name):
+        raise UsageError(f"--name {name!r}: not a valid role name (a-z, 0-9, '-', '.', ':')")
+    return name
+
+
 def parse_service_account(value: str) -> tuple[str, str]:
     """NAMESPACE/NAME of --service-account, each part a valid name."""
     import re
