@@ -66,7 +66,7 @@ def applied(cluster: Cluster) -> Iterator[Api]:
         yield api
     finally:
         _kubectl(cluster.kubeconfig, "delete", "-k", str(DEPLOY), "--wait=false")
-        for sa in ("kstream-nowatch",):
+        for sa in ("kstream-nowatch", "kstream-exact"):
             api.call("DELETE", f"/api/v1/namespaces/{NS}/serviceaccounts/{sa}", ok=(200, 404))
             api.call("DELETE", f"{RBAC}/clusterroles/{sa}", ok=(200, 404))
             api.call("DELETE", f"{RBAC}/clusterrolebindings/{sa}", ok=(200, 404))
