@@ -360,7 +360,10 @@ def test_the_generated_role_is_enough(
     assert '"get"' not in role.text or "-n" in scope
     _apply(cluster.kubeconfig, role.text)
     try:
-        kc = _token_kubeconfig(cluster, _token(applied, name), tmp_path / "exact.kubeconfig")
+        token = _token(applied, name)
+        kc = _token_kubeconfig(cluster, token, tmp_path / "exact.kubeconfig")
+        for p in PROXIES:  # no rule names a subresource
+            assert _status(applied, token, "GET", p.format(node="n", pod="p")) == 403, p
         sa = kstream("dump", *scope, "-o", str(tmp_path / "sa.ndjson.zst"), kubeconfig=kc,
                      env={"CI": "true"})  # fmt: skip
         assert sa.code == 0, sa.err
