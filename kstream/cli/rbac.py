@@ -5,8 +5,6 @@ from __future__ import annotations
 import sys
 from typing import Annotated
 
-import typer
-
 from kstream.cli import common as c
 
 EXAMPLES = """
@@ -21,45 +19,40 @@ Examples:
 """
 
 
+@c.option_groups
 def rbac(
     service_account: Annotated[
         str,
-        typer.Option(
+        c.output_option(
             "--service-account",
             metavar="NAMESPACE/NAME",
             help="Also print the bindings of the role(s) to this ServiceAccount (a "
             "ClusterRoleBinding; with -n, a RoleBinding in each namespace).",
-            rich_help_panel=c.HELP_OUTPUT,
             show_default=False,
         ),
     ] = "",
     name: Annotated[
         str,
-        typer.Option(
+        c.output_option(
             "--name",
             metavar="NAME",
             help="Name of the ClusterRole and its bindings (with -n and cluster-scoped "
             "resources named with -r, those go to NAME-cluster).",
-            rich_help_panel=c.HELP_OUTPUT,
         ),
     ] = "kstream-reader",
     wildcard: Annotated[
         bool,
-        typer.Option(
+        c.output_option(
             "--wildcard",
             help="One rule, list and watch on every resource of every group, CRDs created "
             "later included (deploy/'s role); no cluster is contacted. Cannot leave "
             "anything out (-r, --exclude).",
-            rich_help_panel=c.HELP_OUTPUT,
         ),
     ] = False,
-    resource: c.ResourceOpt = None,
-    exclude: c.ExcludeOpt = None,
-    namespace: c.NamespaceOpt = None,
-    all_namespaces: c.AllNamespacesOpt = False,
-    kubeconfig: c.KubeconfigOpt = None,
-    context: c.ContextOpt = None,
-    debug: c.DebugOpt = False,
+    *,
+    sel: c.Selection,
+    cluster: c.Cluster,
+    ui: c.Ui,
 ) -> None:
     """Print the least-privilege RBAC for `kstream dump` of a scope, as YAML.
 
@@ -75,13 +68,14 @@ def rbac(
     from kstream.cluster import rbac as core
     from kstream.errors import UsageError
 
-    if namespace and all_namespaces:
-        raise UsageError("--namespace and --all-namespaces cannot be used together")
+    c.setup_consoles(ui)
+    if len(cluster.contexts) > 1:
+        raise UsageError("rbac reads one cluster's discovery: give --context once")
     sa = core.parse_service_account(service_account) if service_account else None
     name = core.check_name(name)
-    namespaces = tuple(namespace or ())
+    namespaces = tuple(sel.namespace or ())
     if wildcard:
-        if resource or exclude:
+        if sel.resource or sel.exclude:
             raise UsageError(
                 "--wildcard grants every resource: it cannot leave any out (-r, --exclude); "
                 "leave --wildcard out for a role that names the resources"
@@ -90,13 +84,15 @@ def rbac(
         return
     from kstream.cluster.plan import LiveOptions
 
-    scope = c.scope(resource, exclude, namespace, "")
-    live = core.live_access(scope, LiveOptions(kubeconfig, context))
+    live_opts = LiveOptions(
+        cluster.kubeconfig, cluster.first_context, impersonate=cluster.impersonation()
+    )
+    live = core.live_access(sel.scope(), live_opts)
     for failure in live.failures:
         c.note(f"warning: discovery failed, not in the role: {failure}")
     words = [
-        *([f"-r {','.join(resource)}"] if resource else []),
-        *([f"--exclude {','.join(exclude)}"] if exclude else []),
+        *([f"-r {','.join(sel.resource)}"] if sel.resource else []),
+        *([f"--exclude {','.join(sel.exclude)}"] if sel.exclude else []),
         *([f"-n {','.join(namespaces)}"] if namespaces else []),
     ]
     header = (

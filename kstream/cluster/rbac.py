@@ -28,7 +28,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from kstream.cluster.plan import LiveOptions, connect, make_plan
-from kstream.cluster.stream import Unit
+from kstream.cluster.unit import Unit
 from kstream.resources import Resource
 from kstream.selector import Scope
 
