@@ -12,9 +12,10 @@ import struct
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, TYPE_CHECKING
+from typing import IO
 
 from kstream.errors import SnapshotError
+from kstream.journal import durable
 from kstream.journal.format import (
     POSITION_TYPES,
     READ_BUF,
@@ -23,6 +24,7 @@ from kstream.journal.format import (
     FrameRecord,
     SegmentManifest,
     event_fields,
+    gap_record,
     list_segments,
     now_time,
     position_key,
@@ -38,9 +40,6 @@ from kstream.store.format import (
     MAGIC_MANIFEST,
     ZSTD_MAGIC,
 )
-
-if TYPE_CHECKING:
-    pass
 
 
 def recover(directory: Path, base_rvs: dict[str, str]) -> Positions:
@@ -64,8 +63,11 @@ def recover(directory: Path, base_rvs: dict[str, str]) -> Positions:
                 continue
         pos.rvs.update(m.positions)
         pos.segments += 1
-    pos.next_segment = (numbers[-1] + 1) if numbers else 1
+        pos.last_time = max(pos.last_time, m.last)
     remaining = list_segments(directory)
+    # a newest segment removed above (cut before its header) leaves its number free:
+    # numbers stay without holes, which readers require
+    pos.next_segment = max(remaining, default=0) + 1
     if remaining:
         newest = remaining[max(remaining)]
         opened: set[str] = set()
@@ -204,8 +206,8 @@ def seal_open_segment(path: Path) -> SegmentManifest | None:
             meta = None
         if not isinstance(meta, dict) or meta.get("format") != SEGMENT_FORMAT:
             meta = None
-    if meta is None:
-        path.unlink()
+    if meta is None:  # cut before its header was whole: it holds no event
+        durable.unlink(path)
         return None
     number = int(meta.get("segment") or segment_number(path.name) or 0)
     m = SegmentManifest(segment=number, created=str(meta.get("created") or ""), sealed="")
@@ -219,6 +221,8 @@ def seal_open_segment(path: Path) -> SegmentManifest | None:
                 h.update(ln + b"\n")
                 try:
                     t, typ, key, rv = event_fields(ln)
+                    if typ == "GAP":
+                        m.gaps.append(gap_record(Event.decode(ln)))
                 except ValueError:
                     raise SnapshotError(f"{path}: corrupted segment (not an event line)") from None
                 m.first = m.first or t
@@ -228,11 +232,15 @@ def seal_open_segment(path: Path) -> SegmentManifest | None:
             m.frames.append(FrameRecord(off, length, len(lines), h.hexdigest()))
             m.events += len(lines)
             keep = off + length
-        f.truncate(keep)
+        if keep != end:
+            durable.step(f"truncate {path.name}")
+            f.truncate(keep)
         f.seek(keep)
         m.sealed = now_time()
+        durable.step(f"seal {path.name}")
         f.write(sealing(header, m, keep))
         f.flush()
+        durable.step(f"fsync {path.name}")
         os.fsync(f.fileno())
     return m
 
@@ -249,3 +257,5 @@ class Positions:
     sealed_tail: int | None = None  # the segment sealed after a crash, if any
     segments: int = 0
     next_segment: int = 1
+    last_time: str = ""  # the newest event time on disk ("" for none)
+    end: str = ""  # the journal's last known instant (its newest event, or the base's end)

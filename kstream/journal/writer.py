@@ -24,9 +24,10 @@ import os
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any
+from typing import IO, Any
 
 from kstream.errors import OutputError
+from kstream.journal import durable
 from kstream.journal.format import (
     FLUSH_INTERVAL,
     POSITION_TYPES,
@@ -38,8 +39,10 @@ from kstream.journal.format import (
     Event,
     FrameRecord,
     SegmentManifest,
+    gap_record,
     list_segments,
     now_time,
+    parse_time,
     position_key,
     sealing,
     segment_name,
@@ -48,11 +51,6 @@ from kstream.store.format import (
     MAGIC_HEADER,
     skippable,
 )
-
-if TYPE_CHECKING:
-    pass
-
-# events that move a unit's position (RESYNC/SYNC do not: an open resync changes nothing)
 
 
 def guard(fn: Callable[[], Any], what: str) -> Any:
@@ -76,6 +74,7 @@ class SegmentWriter:
         self.created = now_time()
         self.opened = opened  # on the writer's clock (rotate_interval)
         self.cctx = zstandard.ZstdCompressor(level=level, write_checksum=True)
+        durable.step(f"create {path.name}")
         fd = guard(lambda: os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), str(path))
         self.file: IO[bytes] = os.fdopen(fd, "wb")
         head = {
@@ -85,6 +84,7 @@ class SegmentWriter:
             "created": self.created,
         }
         self.header = json.dumps(head).encode()
+        durable.step(f"write header {path.name}")
         self._write(skippable(MAGIC_HEADER, self.header))
         self.manifest = SegmentManifest(segment=number, created=self.created, sealed="")
         self.size = 0  # uncompressed event bytes
@@ -93,6 +93,7 @@ class SegmentWriter:
         self._frame_events = 0
         self._frame_sha = hashlib.sha256()
         self._pending: dict[str, str] = {}  # positions of the frame being written
+        self.pending_gaps: list[dict[str, str]] = []
         self._pending_first = ""
         self._pending_last = ""
 
@@ -127,9 +128,11 @@ class SegmentWriter:
         if self._frame is None:
             return
         frame, self._frame = self._frame, None
+        durable.step(f"end frame {self.path.name}")
         guard(lambda: frame.flush(zstandard.FLUSH_FRAME), str(self.path))
         guard(self.file.flush, str(self.path))
         if sync:
+            durable.step(f"fsync {self.path.name}")
             guard(lambda: os.fsync(self.file.fileno()), str(self.path))
         m = self.manifest
         m.frames.append(
@@ -144,15 +147,19 @@ class SegmentWriter:
         m.first = m.first or self._pending_first
         m.last = self._pending_last or m.last
         m.positions.update(self._pending)
+        m.gaps.extend(self.pending_gaps)
         self._pending = {}
+        self.pending_gaps = []
         self._pending_first = self._pending_last = ""
 
     def seal(self) -> SegmentManifest:
         self.flush(sync=False)
         m = self.manifest
         m.sealed = now_time()
+        durable.step(f"seal {self.path.name}")
         self._write(sealing(self.header, m, self.file.tell()))
         guard(self.file.flush, str(self.path))
+        durable.step(f"fsync {self.path.name}")
         guard(lambda: os.fsync(self.file.fileno()), str(self.path))
         self.file.close()
         return m
@@ -163,6 +170,12 @@ class SegmentWriter:
 
 
 # --------------------------------------------------------------------------- the journal
+
+CLOCK_STEP = 1.0  # seconds: a step back of the wall clock beyond this is noted
+
+
+def _seconds_between(earlier: str, later: str) -> float:
+    return (parse_time(later) - parse_time(earlier)).total_seconds()
 
 
 class JournalWriter:
@@ -177,9 +190,11 @@ class JournalWriter:
         flush_interval: float = FLUSH_INTERVAL,
         next_segment: int | None = None,
         clock: Callable[[], float] = time.monotonic,
+        last_time: str = "",
     ) -> None:
         self.dir = Path(directory) / SEGMENT_DIR
-        guard(lambda: self.dir.mkdir(mode=0o700, exist_ok=True), str(self.dir))
+        if not self.dir.is_dir():
+            guard(lambda: durable.mkdir(self.dir), str(self.dir))
         self.level = level
         self.rotate_size = rotate_size
         self.rotate_interval = rotate_interval
@@ -192,8 +207,20 @@ class JournalWriter:
         self.last_flush = clock()
         self.sealed: list[SegmentManifest] = []  # sealed by this writer, in order
         self.events = 0
+        self.last_time = last_time  # the newest event time in the journal
+        self.clock_step = ""  # what was said of a clock step back (once per run)
 
     def write(self, ev: Event) -> None:
+        """Append an event. Event times never go back within a journal: one
+        stamped before the newest written (threads race by microseconds; a
+        wall clock stepped back by seconds) takes the newest time; a step back
+        of more than CLOCK_STEP seconds is noted once, as a CLOCK event."""
+        if ev.time < self.last_time:
+            if not self.clock_step and _seconds_between(ev.time, self.last_time) > CLOCK_STEP:
+                self._note_clock(ev.time)
+            ev.time = self.last_time
+        else:
+            self.last_time = ev.time
         if self.current is None:
             path = self.dir / segment_name(self.next_segment)
             self.current = SegmentWriter(path, self.next_segment, self.level, self.clock())
@@ -201,7 +228,18 @@ class JournalWriter:
         self.current.write(
             ev.encode(), ev.time, ev.type, position_key(ev.resource, ev.namespace), ev.rv
         )
+        if ev.type == "GAP":
+            self.current.pending_gaps.append(gap_record(ev))
         self.events += 1
+
+    def _note_clock(self, wall: str) -> None:
+        back = _seconds_between(wall, self.last_time)
+        self.clock_step = (
+            f"the system clock stepped back by {back:.1f}s (to {wall}); event times are held "
+            f"at {self.last_time} until it catches up, so their order is kept"
+        )
+        body = json.dumps({"wall": wall, "kept": self.last_time, "step": -round(back, 6)})
+        self.write(Event(self.last_time, "CLOCK", "", "", "", body.encode()))
 
     def tick(self) -> None:
         """Flush when due; rotate when the segment is full or old enough."""
