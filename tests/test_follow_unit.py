@@ -183,12 +183,14 @@ def test_follower_reconnects_from_its_position_and_resyncs_on_410(tmp_path: Path
         ("ADDED", "11"),
         ("BOOKMARK", "12"),
         ("MODIFIED", "13"),
+        ("GAP", "20"),  # from the 410 to the resync: changes meanwhile are lost
         ("RESYNC", "20"),
         ("SYNC", "20"),
         ("SYNCED", "20"),
         ("DELETED", "21"),
     ]
-    assert json.loads(evs[4].object or b"")["data"] == {"v": "3"}
+    assert json.loads(evs[5].object or b"")["data"] == {"v": "3"}
+    assert "410" in json.loads(evs[3].object or b"")["why"]
     assert all(e.resource == "v1/configmaps" and e.namespace == "ns" for e in evs)
     m = read_sealed_manifest(path)
     assert m is not None and m.positions == {"v1/configmaps ns": "21"}

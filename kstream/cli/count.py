@@ -521,3 +521,9 @@ def emit_events(result: Any, output: Output) -> None:
             out.print(Text("no change events in this window"), soft_wrap=True)
 
     _write(result, output, print_table)
+    for g in result.gaps:
+        ns = f" -n {g['namespace']}" if g["namespace"] else ""
+        c.note(
+            f"gap in the journal: {g['resource']}{ns} from {g['since']} to {g['until']} "
+            f"({g['why']}): its changes then may be missing or counted later"
+        )

@@ -151,6 +151,14 @@ def dump(
             metavar="DURATION",
         ),
     ] = "1h",
+    outage_limit: Annotated[
+        str,
+        follow_option(
+            "--outage-limit",
+            help="Keep retrying a stream that cannot reach the API server (refused, 5xx, 429) for this long before that resource counts as failed; the time it was down is recorded as a gap.",
+            metavar="DURATION",
+        ),
+    ] = "10m",
     *,
     sel: c.Selection,
     cluster: c.Clusters,
@@ -192,9 +200,17 @@ def dump(
             output,
             resume,
             fmt.value,
+            outage_limit,
         )
-    elif follow_for is not None or rotate_size != "64MiB" or rotate_interval != "1h":
-        raise UsageError("--follow-for, --rotate-size and --rotate-interval need --follow")
+    elif (
+        follow_for is not None
+        or rotate_size != "64MiB"
+        or rotate_interval != "1h"
+        or outage_limit != "10m"
+    ):
+        raise UsageError(
+            "--follow-for, --rotate-size, --rotate-interval and --outage-limit need --follow"
+        )
     if resume is not None:
         given = sel.given() + [
             n

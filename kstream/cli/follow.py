@@ -14,7 +14,6 @@ import os
 import re
 import shutil
 import signal
-import tempfile
 import threading
 import time
 from collections.abc import Sequence
@@ -40,19 +39,25 @@ from kstream.cli.render import (
 )
 from kstream.errors import UsageError
 from kstream.exitcodes import ExitCode
+from kstream.journal import durable
+from kstream.journal.crds import Replan
 from kstream.journal.directory import (
     JournalMeta,
     check_key,
     check_new_journal,
+    journal_dir_problem,
     journal_lock,
+    make_base,
     new_meta,
     read_meta,
-    swap_in,
+    tidy,
     write_meta,
 )
-from kstream.journal.follow import Follow, Replan, UnitFollow, base_follows, resume
-from kstream.journal.format import BASE_NAME
-from kstream.journal.writer import JournalWriter
+from kstream.journal.follow import Follow, UnitFollow
+from kstream.journal.follower import OUTAGE
+from kstream.journal.format import BASE_NAME, LOCK_NAME, META_NAME
+from kstream.journal.resume import base_follows, cluster_identity, identity_json, resume
+from kstream.journal.writer import JournalWriter, guard
 
 PLAIN_EVERY = 10.0  # seconds between the plain progress lines (CI, not a terminal)
 
@@ -64,6 +69,7 @@ class FollowOptions:
     rotate_interval: float = 0.0
     level: int = 1
     timeout: float = 60.0
+    outage: float = OUTAGE
 
 
 # ------------------------------------------------------------------ option values
@@ -118,6 +124,7 @@ def follow_options(
     output: str | None,
     resume: str | None,
     fmt: str,
+    outage_limit: str = "10m",
 ) -> FollowOptions:
     """The follow options checked (exit 2 for a bad one), before connecting."""
     if (
@@ -134,6 +141,7 @@ def follow_options(
         rotate_interval=parse_duration(rotate_interval, "--rotate-interval"),
         level=level,
         timeout=timeout,
+        outage=parse_duration(outage_limit, "--outage-limit"),
     )
 
 
@@ -141,34 +149,57 @@ def follow_options(
 
 
 def run_new(settings: Any, fopts: FollowOptions, quiet: bool, debug: bool) -> ExitCode:
-    """`dump --follow -o JOURNAL/`: the base, then the followers."""
-    from kstream.dump import DumpJob
-
+    """`dump --follow -o JOURNAL/`: under the journal's lock for the whole run,
+    the base (into JOURNAL/.kstream-new/, its journal.json written last), moved
+    into place, then the followers."""
     target = check_new_journal(settings.output, settings.force)
-    tmp = Path(
-        tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".kstream-tmp", dir=target.parent)
-    )
-    try:
-        from dataclasses import replace
+    made = not target.exists()
+    if made:
+        guard(lambda: durable.mkdir(target), str(target))
+    with journal_lock(target):
+        try:
+            tidy(target)
+            check_new_journal(settings.output, settings.force)  # again, under the lock
+            return _run_new(target, settings, fopts, quiet, debug)
+        except BaseException:
+            if made:  # nothing of a journal came to be: leave no directory behind
+                with contextlib.suppress(OSError):
+                    if all(p.name == LOCK_NAME for p in target.iterdir()):
+                        shutil.rmtree(target)
+            raise
 
-        s = replace(settings, output=str(tmp / BASE_NAME), fmt="zst", force=False)
+
+def _run_new(
+    target: Path, settings: Any, fopts: FollowOptions, quiet: bool, debug: bool
+) -> ExitCode:
+    from dataclasses import replace
+
+    from kstream.dump import DumpJob, DumpResult
+
+    done: list[tuple[DumpJob, DumpResult, ExitCode | None]] = []
+
+    def write(base: Path) -> dict[str, Any] | None:
+        s = replace(settings, output=str(base), fmt="zst", force=False)
         job = DumpJob(s, note, estimate=not quiet and stderr_is_terminal())
-        write_meta(tmp, new_meta(job.plan, settings).to_json())
+        identity = cluster_identity(job.run.reader.client)
         try:
             interrupted = drive(job.run, quiet)
         except BaseException:
             job.abort()
             raise
         result = job.finish(interrupted)
+        done.append((job, result, interrupted))
         if interrupted is not None:
-            note("interrupted before the base snapshot was complete: no journal written")
-            return interrupted
-        swap_in(tmp, target)
-        result.destination = str(target / BASE_NAME)
-        report_dump(result, quiet, debug)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+            return None
+        return new_meta(job.plan, settings, identity).to_json()
+
+    complete = make_base(target, write)
+    job, result, interrupted = done[0]
+    if not complete:
+        note("interrupted before the base snapshot was complete: no journal written")
+        return interrupted or ExitCode.INTERRUPTED
+    result.destination = str(target / BASE_NAME)
+    report_dump(result, quiet, debug)
     units = base_follows(job.plan.units, job.topts)
     writer = JournalWriter(
         target, fopts.level, fopts.rotate_size, fopts.rotate_interval, next_segment=1
@@ -183,23 +214,40 @@ def run_new(settings: Any, fopts: FollowOptions, quiet: bool, debug: bool) -> Ex
 def run_resume(
     path: str, live: Any, secret_key: bytes | None, fopts: FollowOptions, quiet: bool
 ) -> ExitCode:
-    """`dump --follow --resume JOURNAL/`: seal a tail left by a crash, then
-    watch on from each unit's last recorded resourceVersion."""
+    """`dump --follow --resume JOURNAL/`: under the journal's lock, finish what a
+    crash left undone, seal a tail left open, then watch on from each unit's
+    last recorded resourceVersion."""
     target = Path(path.rstrip("/" + os.sep) or "/")
     if not target.is_dir():
         raise UsageError(f"--resume {path}: no such journal directory")
-    meta = JournalMeta.from_json(read_meta(target))
-    check_key(target, meta, secret_key)
+    problem = journal_dir_problem(target)
+    if problem:
+        raise UsageError(f"{target} is not a kstream journal: it {problem}")
     with journal_lock(target):
+        done = tidy(target)
+        if done:
+            note(f"{target}: {done}")
+        if not (target / META_NAME).is_file():
+            raise UsageError(
+                f"{target} holds no journal: the run that began it was cut before its base "
+                f"snapshot was complete (nothing to resume); start it again with "
+                f"kstream dump --follow -o {target}/ and the selection it had"
+            )
+        raw = read_meta(target)
+        meta = JournalMeta.from_json(raw)
+        check_key(target, meta, secret_key)
         r = resume(target, meta, live, secret_key, note)
+        if r.identity:  # a journal from before identities were recorded
+            write_meta(target, identity_json(raw, r.identity))
         writer = JournalWriter(
             target,
             fopts.level,
             fopts.rotate_size,
             fopts.rotate_interval,
             next_segment=r.next_segment,
+            last_time=r.last_time,
         )
-        return _follow(target, r.reader, writer, r.units, fopts, quiet, r.replan, locked=True)
+        return _follow(target, r.reader, writer, r.units, fopts, quiet, r.replan)
 
 
 def _follow(
@@ -210,11 +258,8 @@ def _follow(
     fopts: FollowOptions,
     quiet: bool,
     replan: Replan | None = None,
-    locked: bool = False,
 ) -> ExitCode:
-    if not locked:
-        with journal_lock(target):
-            return _follow(target, reader, writer, units, fopts, quiet, replan, locked=True)
+    """The follow itself (the journal locked by the caller)."""
     watch_timeout = max(1, int(fopts.timeout * 0.8))
     reader.cancel.clear()
     follow = Follow(
@@ -222,8 +267,10 @@ def _follow(
         writer,
         units,
         watch_timeout,
+        spool_dir=target,
         replan=replan.units if replan else None,
         make_follow=replan.make_follow if replan else None,
+        outage=fopts.outage,
     )
     stop = threading.Event()
     why: list[str] = []
@@ -238,6 +285,7 @@ def _follow(
             old[sig] = signal.signal(sig, on_signal)
     deadline = time.monotonic() + fopts.follow_for if fopts.follow_for else None
     said: set[int] = {uf.unit.index for uf in units if uf.state == "failed"}  # said at the end
+    clock_said = False
     try:
         follow.start()
         with FollowView(follow, enabled=not quiet) as view:
@@ -249,6 +297,9 @@ def _follow(
                 follow.step()
                 view.update()
                 _say_ended(follow, said)
+                if writer.clock_step and not clock_said:
+                    clock_said = True
+                    note(f"warning: {writer.clock_step}")
     except BaseException:
         follow.abandon()
         raise
@@ -319,7 +370,7 @@ class FollowView(LiveView):
             total = sum(uf.events for uf in f.units)
             el = max(time.monotonic() - f.started, 1e-6)
             note(
-                f"following: {f.active}/{len(f.units)} streams, {total:,} events "
+                f"following: {_connected(f)}, {total:,} events "
                 f"({total / el:,.1f}/s), {len(f.writer.sealed)} segments sealed"
             )
 
@@ -332,7 +383,7 @@ class FollowView(LiveView):
             rows.append(
                 [
                     Text(uf.label),
-                    Text(uf.state, style=_STATE.get(uf.state, "")),
+                    Text(stream_state(uf), style=_STATE.get(uf.state, "")),
                     human_count(uf.events),
                     f"{self._rate(uf):,.1f}/s",
                     _clock(uf.last_event),
@@ -350,12 +401,33 @@ class FollowView(LiveView):
         total = sum(uf.events for uf in f.units)
         el = max(time.monotonic() - f.started, 1e-6)
         tail = Text(
-            f"{f.active}/{len(f.units)} streams  {human_count(total)} events  "
+            f"{_connected(f)}  {human_count(total)} events  "
             f"{total / el:,.1f}/s  {len(f.writer.sealed)} segments sealed  {el:.0f}s  "
             "(Ctrl-C to stop)",
             style="bold",
         )
         return Group(FitTable(cols, rows, reserve_lines=3), tail)
+
+
+def stream_state(uf: UnitFollow, now: float | None = None) -> str:
+    """What the live view says of one stream: streaming, reconnecting since N s,
+    resync, failed, ended."""
+    if uf.state in ("failed", "ended", "resync"):
+        return uf.state
+    if uf.down_since:
+        since = (time.monotonic() if now is None else now) - uf.down_since
+        return f"reconnecting since {since:.0f}s"
+    return "streaming"
+
+
+def _connected(f: Follow) -> str:
+    """N/M streams connected, and how many are reconnecting (the longest down)."""
+    now = time.monotonic()
+    down = [now - uf.down_since for uf in f.units if uf.down_since and uf.state == "retrying"]
+    text = f"{f.connected}/{len(f.units)} streams connected"
+    if down:
+        text += f" ({len(down)} reconnecting, the longest for {max(down):.0f}s)"
+    return text
 
 
 _STATE = {

@@ -136,7 +136,7 @@ def _dumps(v: Any) -> str:
     return json_text(deepjson.dumps(v, ensure_ascii=False, separators=(",", ":")))
 
 
-_STYLE = {"ADDED": "green", "MODIFIED": "yellow", "DELETED": "red"}
+_STYLE = {"ADDED": "green", "MODIFIED": "yellow", "DELETED": "red", "GAP": "red"}
 
 
 def line(e: LogEntry) -> Text:
@@ -150,6 +150,10 @@ def line(e: LogEntry) -> Text:
     t.append("  ")
     t.append(f"{e.type:<8}", style=_STYLE.get(e.type, ""))
     t.append(visible(f"  {resource_label(e.resource)}  "))
+    if e.gap is not None:
+        t.append(visible(f"-n {e.namespace}  ") if e.namespace else "", style="bold")
+        t.append(describe(e), style="red")
+        return t
     t.append(visible(f"{e.namespace}/{e.name}" if e.namespace else e.name), style="bold")
     t.append(visible(f"  by {e.manager}"), style="dim")
     t.append("  ")
@@ -161,6 +165,11 @@ def describe(e: LogEntry) -> str:
     """What the event did, in a few words: the fields it changed."""
     from kstream.diff import MISSING
 
+    if e.gap is not None:
+        return (
+            f"(gap since {e.gap['since']}: {e.gap['why']}; changes then may be missing "
+            "or shown later)"
+        )
     if e.type == "DELETED":
         return "(deleted)"
     if e.fields is None:

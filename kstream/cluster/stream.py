@@ -271,8 +271,9 @@ class Reader:
 
     def watch_from(
         self, unit: Unit, rv: str, timeout_seconds: int
-    ) -> Iterator[tuple[str, bytes | None, str]]:
-        """The changes after `rv` (`watchlist.watch_from`)."""
+    ) -> Iterator[tuple[str, bytes | None, str, str]]:
+        """The changes after `rv` (`watchlist.watch_from`): (type, object, rv,
+        stated), `stated` the newest time the object states (`server_time()`)."""
         return watch_from(self.wire, unit, rv, timeout_seconds)
 
     def _list(self, unit: Unit, sink: Sink) -> str:

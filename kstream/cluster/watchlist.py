@@ -98,12 +98,33 @@ def watch_list(wire: Wire, unit: Unit, sink: Sink) -> str:
         wire.untrack(resp)
 
 
+def server_time(md: Any) -> str:
+    """The newest time an object's metadata states (RFC 3339, seconds, as the
+    server writes them): its managedFields entries' `time`, its
+    `deletionTimestamp`, its `creationTimestamp`; "" when it states none."""
+    if not isinstance(md, dict):
+        return ""
+    best = ""
+    for k in ("creationTimestamp", "deletionTimestamp"):
+        t = md.get(k)
+        if isinstance(t, str) and t > best:
+            best = t
+    mf = md.get("managedFields")
+    if isinstance(mf, list):
+        for e in mf:
+            t = e.get("time") if isinstance(e, dict) else None
+            if isinstance(t, str) and t > best:
+                best = t
+    return best
+
+
 def watch_from(
     wire: Wire, unit: Unit, rv: str, timeout_seconds: int
-) -> Iterator[tuple[str, bytes | None, str]]:
-    """The changes after `rv`: (type, object, rv) for each ADDED, MODIFIED,
-    DELETED (the object as the bytes the server sent) and BOOKMARK (no
-    object); ends when the server ends the stream (timeoutSeconds). An
+) -> Iterator[tuple[str, bytes | None, str, str]]:
+    """The changes after `rv`: (type, object, rv, stated) for each ADDED,
+    MODIFIED, DELETED (the object as the bytes the server sent; `stated`: the
+    newest time the object itself states, `server_time()`) and BOOKMARK (no
+    object, no time); ends when the server ends the stream (timeoutSeconds). An
     ERROR event raises StreamError with its code (410: rv too old)."""
     path, selectors = wire.target(unit)
     q = [
@@ -129,14 +150,14 @@ def watch_from(
                 raise error_event(unit, o)
             new_rv = str(md.get("resourceVersion") or "")
             if typ == "BOOKMARK":
-                yield typ, None, new_rv
+                yield typ, None, new_rv, ""
             elif typ in ("ADDED", "MODIFIED", "DELETED"):
                 prefix = b'{"type":"' + typ.encode() + b'","object":'
                 if line.startswith(prefix) and line.endswith(b"}"):
                     obj = line[len(prefix) : -1]
                 else:
                     obj = go_json(o)
-                yield typ, obj, new_rv
+                yield typ, obj, new_rv, server_time(md)
     finally:
         wire.untrack(resp)
 

@@ -1,7 +1,7 @@
 """A journal directory's rules: journal.json (`JournalMeta`: `new_meta`, `read_meta`,
 `write_meta`, `check_key` for the HMAC key), whether a path may become a journal
-(`check_new_journal`, `journal_dir_problem`), the one-writer lock (`journal_lock`) and
-the base's swap into place (`swap_in`).
+(`check_new_journal`, `journal_dir_problem`), the one-writer lock (`journal_lock`),
+what a crash left undone (`tidy`) and a new base's move into place (`promote`).
 """
 
 from __future__ import annotations
@@ -9,17 +9,22 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-from collections.abc import Iterator
+import shutil
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from kstream.errors import OutputError, SnapshotError, UsageError
+from kstream.journal import durable
 from kstream.journal.format import (
     BASE_NAME,
+    FOLLOW_PREFIX,
     JOURNAL_FORMAT,
     JOURNAL_VERSION,
+    LOCK_NAME,
     META_NAME,
+    NEW_DIR,
     SEGMENT_DIR,
     segment_number,
 )
@@ -36,7 +41,11 @@ if TYPE_CHECKING:
 
 def journal_dir_problem(target: Path) -> str:
     """Why the directory is not a kstream journal that may be replaced ("" if it
-    is one, or is empty)."""
+    is one, is empty, or holds only what a run cut before its base was whole left:
+    the lock file, the unfinished base, a follower's spool directory)."""
+    with contextlib.suppress(OSError):
+        if all(_transient(p.name) for p in target.iterdir()):
+            return ""
 
     def foreign_of(entries: list[str]) -> list[str] | None:
         try:
@@ -59,8 +68,15 @@ def journal_dir_problem(target: Path) -> str:
     return own_dir_problem(target, META_NAME, foreign_of, "a kstream journal does not")
 
 
+def _transient(name: str) -> bool:
+    """What a writer keeps in a journal's directory besides the journal itself."""
+    return name in (LOCK_NAME, NEW_DIR) or name.startswith(FOLLOW_PREFIX)
+
+
 def _journal_own(name: str, p: Path) -> bool:
     """A file or directory a journal's writers leave at its top level."""
+    if _transient(name):
+        return True
     if p.is_file():
         return name in (META_NAME, BASE_NAME, META_NAME + ".tmp") or name.startswith(
             BASE_NAME + ".partial"
@@ -94,7 +110,7 @@ def check_new_journal(path: str, force: bool) -> Path:
         )
     if target.is_symlink() or (target.exists() and not target.is_dir()):
         raise UsageError(f"-o {target}: a file is in the way; name a new directory")
-    if target.is_dir() and any(target.iterdir()):
+    if target.is_dir() and not all(_transient(p.name) for p in target.iterdir()):
         problem = journal_dir_problem(target)
         if problem:
             raise UsageError(
@@ -112,43 +128,113 @@ def check_new_journal(path: str, force: bool) -> Path:
     return target
 
 
+def _holder() -> str:
+    import socket
+    from datetime import datetime, timezone
+
+    since = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return f"pid {os.getpid()} on {socket.gethostname()}, since {since}"
+
+
 @contextlib.contextmanager
 def journal_lock(target: Path) -> Iterator[None]:
-    """One writer per journal: an exclusive lock on the directory while following."""
+    """One writer per journal, for the whole of a run (its base, the follow,
+    --force, --resume): an exclusive flock on JOURNAL/.lock, which says who
+    holds it, and one on the directory itself (what kstreams before the lock
+    file locked). The kernel drops both when the process ends, however it ends,
+    so a lock file left by a dead process is free and taken over (its words
+    replaced). Held elsewhere: UsageError (exit 2) naming the holder."""
     import fcntl
 
-    fd = os.open(target, os.O_RDONLY)
+    dfd = guard(lambda: os.open(target, os.O_RDONLY), str(target))
+    lfd = -1
     try:
+        lock = target / LOCK_NAME
+        durable.step(f"lock {target.name}")
+        lfd = guard(lambda: os.open(lock, os.O_RDWR | os.O_CREAT, 0o600), str(lock))
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.flock(lfd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.flock(dfd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
-            raise UsageError(f"{target} is being written by another kstream") from None
+            try:
+                holder = os.pread(lfd, 512, 0).decode(errors="replace").strip()
+            except OSError:
+                holder = ""
+            raise UsageError(
+                f"{target} is being written by another kstream "
+                f"({holder or 'it does not say who: one starting, or an earlier kstream'}): "
+                "stop it first (or let it end)"
+            ) from None
+        durable.step(f"write {LOCK_NAME}")
+        guard(lambda: os.ftruncate(lfd, 0), str(lock))
+        guard(lambda: os.pwrite(lfd, (_holder() + "\n").encode(), 0), str(lock))
         yield
     finally:
-        os.close(fd)
+        if lfd >= 0:
+            os.close(lfd)
+        os.close(dfd)
 
 
-def swap_in(tmp: Path, target: Path) -> None:
-    """The new journal (its base complete) takes the name; an old one goes."""
-    import shutil
-    import tempfile
+def tidy(target: Path) -> str:
+    """Under the lock, before anything else: finish or undo what a run cut by a
+    crash left. A new base whose journal.json was written (the base's commit
+    point) is moved into place (`promote`, step by step, each step safe to do
+    again); one without it is removed; spool directories of followers are
+    removed. Returns what was done ("" for nothing)."""
+    done = []
+    new = target / NEW_DIR
+    if new.is_dir():
+        if (new / META_NAME).is_file():
+            promote(target)
+            done.append("moved the complete base of a cut run into place")
+        else:
+            durable.rmtree(new)
+            done.append("removed the unfinished base of a cut run")
+    for p in sorted(target.iterdir()):
+        if p.name.startswith(FOLLOW_PREFIX) or p.name == META_NAME + ".tmp":
+            durable.rmtree(p)
+    return "; ".join(done)
 
-    if target.is_dir():
-        problem = journal_dir_problem(target)
-        if problem:  # changed meanwhile: leave it alone
-            raise OutputError(f"{target} changed meanwhile: it {problem}; left alone")
-        old = Path(
-            tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".kstream-old", dir=target.parent)
-        )
-        os.replace(target, old)
-        try:
-            os.replace(tmp, target)
-        except OSError as e:
-            os.replace(old, target)
-            raise OutputError(f"cannot write {target}: {e.strerror or e}") from None
-        shutil.rmtree(old, ignore_errors=True)
-    else:
-        os.replace(tmp, target)
+
+def make_base(target: Path, write: Callable[[Path], dict[str, Any] | None]) -> bool:
+    """A new journal's base, under the lock: `write(path)` writes the base
+    archive at `path` (in JOURNAL/.kstream-new/) and returns journal.json's
+    content, or None when it could not finish (then nothing of it is kept);
+    journal.json is written last (the commit point), then `promote`. A crash
+    before the commit point: `tidy` removes the new base; after it: `tidy`
+    moves it into place."""
+    new = target / NEW_DIR
+    guard(lambda: durable.mkdir(new), str(new))
+    try:
+        meta = write(new / BASE_NAME)
+        if meta is None:
+            durable.rmtree(new)
+            return False
+        write_meta(new, meta)
+    except BaseException:
+        if not (new / META_NAME).is_file():
+            shutil.rmtree(new, ignore_errors=True)
+        raise
+    guard(lambda: promote(target), str(target))
+    return True
+
+
+def promote(target: Path) -> None:
+    """The new journal in JOURNAL/.kstream-new (its base and journal.json
+    complete) takes the place of the old one, if any. The old journal.json goes
+    first (the directory is no journal until the new one's is renamed in), then
+    its segments; the new base replaces the old; its journal.json comes last.
+    A crash at any step: `tidy` does the rest."""
+    new = target / NEW_DIR
+    if (new / BASE_NAME).is_file():
+        durable.unlink(target / META_NAME)
+        segs = target / SEGMENT_DIR
+        if segs.is_dir():
+            durable.rmtree(segs)
+        durable.replace(new / BASE_NAME, target / BASE_NAME)
+    durable.replace(new / META_NAME, target / META_NAME)
+    durable.fsync_dir(target)
+    durable.rmtree(new)
 
 
 @dataclass(frozen=True)
@@ -165,6 +251,7 @@ class JournalMeta:
     server_version: str | None = None
     options: DumpOptions = field(default_factory=DumpOptions)
     key_check: object = None  # options.secretKeyCheck as written (None: no HMAC key)
+    identity: str | None = None  # the cluster's: its kube-system namespace's uid
 
     def to_json(self) -> dict[str, Any]:
         options = self.options.to_json()
@@ -174,7 +261,8 @@ class JournalMeta:
             "created": self.created,
             "tool": self.tool,
             "context": self.context,
-            "server": {"url": self.server_url, "version": self.server_version},
+            "server": {"url": self.server_url, "version": self.server_version}
+            | ({"identity": self.identity} if self.identity else {}),
             "options": options,
         }
 
@@ -190,10 +278,11 @@ class JournalMeta:
             server_version=server.get("version"),
             options=DumpOptions.from_json(meta.get("options")) or DumpOptions(),
             key_check=raw_opts.get("secretKeyCheck"),
+            identity=server.get("identity") or None,
         )
 
 
-def new_meta(plan: Plan, settings: DumpSettings) -> JournalMeta:
+def new_meta(plan: Plan, settings: DumpSettings, identity: str | None = None) -> JournalMeta:
     """journal.json of a new journal: where it was written from and the dump's
     options (and a check value of the HMAC key, when there is one)."""
     from datetime import datetime, timezone
@@ -209,6 +298,7 @@ def new_meta(plan: Plan, settings: DumpSettings) -> JournalMeta:
         server_version=plan.server_version,
         options=settings.dump_options(),
         key_check=digest(KEY_CHECK, settings.secret_key) if settings.secret_key else None,
+        identity=identity,
     )
 
 
@@ -250,11 +340,14 @@ def write_meta(directory: Path, meta: dict[str, Any]) -> None:
     tmp = p.with_name(META_NAME + ".tmp")
 
     def put() -> None:
+        durable.step(f"create {tmp.name}")
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w") as f:
             json.dump({"format": JOURNAL_FORMAT, "version": JOURNAL_VERSION, **meta}, f, indent=2)
             f.flush()
+            durable.step(f"fsync {tmp.name}")
             os.fsync(f.fileno())
-        os.replace(tmp, p)
+        durable.replace(tmp, p)
+        durable.fsync_dir(p.parent)
 
     guard(put, str(p))

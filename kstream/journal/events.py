@@ -43,6 +43,7 @@ from kstream.journal.format import (
     CHANGE_TYPES,
     Event,
     format_time,
+    gap_record,
     position_key,
     split_unit_resource,
     unit_resource,
@@ -194,6 +195,19 @@ def changes(
             yield c
 
 
+def gap_ok(filt: EventFilter, ev: Event) -> bool:
+    """Whether a GAP event is of a unit the filter's resources and namespaces take."""
+    if filt.namespaces and ev.namespace and ev.namespace not in filt.namespaces:
+        return False
+    try:
+        g, _, r = split_unit_resource(ev.resource)
+    except ValueError:
+        return False
+    known = next((x for x in filt.known if (x.group, x.resource) == (g, r)), None)
+    kind = known.kind if known is not None else ""
+    return filt.resource_ok(ev.resource, kind, bool(known and known.namespaced))
+
+
 def _change(ev: Event, filt: EventFilter, labels: bool = True) -> Change | None:
     if ev.type not in CHANGE_TYPES or ev.object is None:
         return None
@@ -292,6 +306,7 @@ class EventCount:
     rows: list[EventRow] = field(default_factory=list)
     first: str = ""  # the first and last event counted
     last: str = ""
+    gaps: list[dict[str, str]] = field(default_factory=list)  # `gap_record`s in the window
 
     @property
     def total(self) -> EventRow:
@@ -327,6 +342,7 @@ class EventCount:
             "first": self.first or None,
             "last": self.last or None,
             "rows": [self.row_json(r) for r in self.rows],
+            "gaps": self.gaps,
             "total": {
                 "rows": len(self.rows),
                 "events": t.events,
@@ -359,7 +375,14 @@ def count_events(
     filt.known = _known(journal)
     result = EventCount(path, grouping, since, until)
     rows: dict[tuple[str, ...], EventRow] = {}
-    for c in changes(journal, filt, since, until):
+    for ev in journal.events(until=until, since=since):
+        if ev.type == "GAP":
+            if gap_ok(filt, ev):
+                result.gaps.append(gap_record(ev))
+            continue
+        c = _change(ev, filt)
+        if c is None:
+            continue
         key: list[str] = []
         for f in grouping.fields:
             if f == "resource":
@@ -411,6 +434,7 @@ class LogEntry:
     manager: str
     fields: list[FieldDiff] | None  # None: nothing to compare with (ADDED, first seen)
     previous: bool  # whether a previous state was known
+    gap: dict[str, str] | None = None  # a GAP: `gap_record` (since, until, why)
 
     def to_json(self) -> dict[str, Any]:
         from kstream.diff import MISSING
@@ -428,6 +452,8 @@ class LogEntry:
             "resourceVersion": self.rv,
             "manager": self.manager,
         }
+        if self.gap is not None:
+            d.update(since=self.gap["since"], why=self.gap["why"])
         if self.fields is not None:
             out = []
             for f in self.fields:
@@ -552,6 +578,23 @@ def log(
                     states.put(_res_key(res), _obj_key(md), line)
         for ev in journal.events(until=until):
             unit = position_key(ev.resource, ev.namespace)
+            if ev.type == "GAP":
+                if (since is None or ev.time > since) and gap_ok(filt, ev):
+                    gap = gap_record(ev)
+                    yield LogEntry(
+                        ev.time,
+                        "GAP",
+                        ev.resource,
+                        "",
+                        ev.namespace,
+                        "",
+                        ev.rv,
+                        "",
+                        None,
+                        False,
+                        gap,
+                    )
+                continue
             if ev.type == "RESYNC":
                 states.resync(unit)
                 continue

@@ -4,12 +4,20 @@ A journal is a directory:
 
     JOURNAL/
       journal.json          {"format": "kstream-journal", "version": 1, "created": ...,
-                             "context": ..., "server": {...}, "options": {...}}
+                             "context": ..., "server": {"url", "version", "identity"},
+                             "options": {...}}
       base.ndjson.zst       the snapshot the journal starts from: an ordinary kstream
                             archive (`kstream count JOURNAL/base.ndjson.zst` reads it)
       segments/
         000001.events.zst   change events after the base, in order of arrival
         000002.events.zst   ...
+      .lock                 the writer's lock (flock), with who holds it: "pid N on
+                            HOST, since TIME"
+      .kstream-new/         only while a base is written (or after a crash then)
+      .kstream-follow-*/    only while following: a resync's objects
+
+`server.identity` is the cluster's identity, the uid of its kube-system
+namespace (absent in journals written before it was recorded; `--resume` adds it).
 
 A segment is a kstream archive in layout (see `kstream/store/writers.py`):
 
@@ -32,14 +40,32 @@ would hold it (redacted and stripped by the dump's own rules):
     {"time":"2026-11-29T14:00:00.123456Z","type":"MODIFIED","resource":"apps/v1/deployments",
      "namespace":"shop","rv":"12345","object":{...}}
 
-- `time`: when kstream received the event (UTC, microseconds, `Z`).
+- `time`: when kstream received the event (UTC, microseconds, `Z`), never
+  before the time of the event written before it (see I4).
 - `type`: ADDED, MODIFIED, DELETED (object: its last state), BOOKMARK (no object:
-  the stream's position moved to `rv`), RESYNC / SYNC / SYNCED (below).
+  the stream's position moved to `rv`), RESYNC / SYNC / SYNCED (below), GAP and
+  CLOCK (below). A reader skips a type it does not know.
 - `resource`: `GROUP/VERSION/RESOURCE`, the core group written as `v1/configmaps`
   (`unit_resource()`); `namespace`: the unit's namespace scope (`-n`), "" for a
   unit over all namespaces or a cluster-scoped resource. Resource plus namespace
   name the unit, as in the base's manifest.
 - `rv`: the resourceVersion the event brought the unit's stream to.
+- `st` (only when the object states a time): the newest of the times the object
+  itself states, as the server wrote them (seconds): its managedFields entries'
+  `time`, its deletionTimestamp, its creationTimestamp. It sits beside `time`;
+  instants (`JOURNAL/@T`) are read on `time`, the receive time, the one clock
+  every event has and the one that orders them (see docs/journal.md).
+
+GAP (object `{"since": TIME, "why": TEXT}`, `time`: the gap's end) says that the
+unit's changes between `since` and `time` may be missing or recorded late: no
+follower ran then (a crash, a stop, the time until `--resume`), its stream was
+down (an outage: the changes meanwhile are replayed, late, when it is back), or
+its position expired (410: the changes meanwhile are lost; the resync that
+follows the GAP gives the state). It is written just before what closed the gap
+(the unit's first event from its stream again, or its RESYNC), and listed in the
+segment's manifest (`gaps`). CLOCK (no unit; object `{"wall", "kept", "step"}`)
+says the wall clock stepped back by more than a second: event times were held at
+`kept` until it caught up (once per run).
 
 A resync replaces one unit's state: after a 410 Gone, or for a resource that is
 new since the journal began (a CRD created while following). RESYNC opens it,
@@ -50,7 +76,31 @@ ever: interrupted) changes nothing.
 
 The state at an instant T is the base's objects, then every event with time <= T
 applied in file order (ADDED/MODIFIED put, DELETED removes, by namespace/name
-within the unit).
+within the unit). An instant inside a gap (since < T < its time) has no known
+state: readers refuse it unless asked (`JOURNAL/@~T`).
+
+What a reader may rely on after any crash of the writer (kill -9, power cut, a
+full disk), at any step; each has its test in tests/test_journal_crash_unit.py
+(`test_invariant_*`), and the writer is crashed at every step by
+`test_crash_at_every_step_*`:
+
+- I1. journal.json is in JOURNAL/ only when base.ndjson.zst beside it is whole:
+  a new base is written in JOURNAL/.kstream-new/, its journal.json last (the
+  commit point), then moved into place (journal.json last again); a run cut
+  before the commit point leaves no journal, one cut after it is finished by the
+  next run (`directory.tidy`).
+- I2. Segments are numbered 1..N without a hole; all but the newest are sealed;
+  the newest may be open: its header (or a part of it: then it holds no event),
+  whole zstd frames, then at most a cut frame or a cut manifest.
+- I3. A unit's position (the base's, then the sealed manifests', then the whole
+  frames' of the open segment) is the resourceVersion of its last durable
+  event: a resume never skips a change (and, watching from there, never
+  repeats one).
+- I4. Event times never go back in file order, within a segment, across
+  segments and across runs (a resume starts from the newest time on disk).
+- I5. Nothing is left beside JOURNAL/; inside it, only .lock, .kstream-new/ and
+  .kstream-follow-*/, which the next writer finishes or removes under the lock.
+- I6. One writer at a time: every step above is taken under the lock.
 """
 
 from __future__ import annotations
@@ -73,15 +123,30 @@ META_NAME = "journal.json"
 BASE_NAME = "base.ndjson.zst"
 SEGMENT_DIR = "segments"
 SEGMENT_SUFFIX = ".events.zst"
+LOCK_NAME = ".lock"  # the writer's lock (who holds it)
+NEW_DIR = ".kstream-new"  # a base being written (journal.json last: its commit point)
+FOLLOW_PREFIX = ".kstream-follow-"  # a follower's spool directory (resync objects)
 
 # rotation defaults (`--rotate-size`, `--rotate-interval`) and the flush interval
 ROTATE_SIZE = 64 * 1024 * 1024  # uncompressed event bytes per segment
 ROTATE_INTERVAL = 3600.0  # seconds
 FLUSH_INTERVAL = 1.0  # seconds: the open segment is flushed at least this often
 
-EventType = Literal["ADDED", "MODIFIED", "DELETED", "BOOKMARK", "RESYNC", "SYNC", "SYNCED"]
+EventType = Literal[
+    "ADDED", "MODIFIED", "DELETED", "BOOKMARK", "RESYNC", "SYNC", "SYNCED", "GAP", "CLOCK"
+]
 CHANGE_TYPES = ("ADDED", "MODIFIED", "DELETED")
-EVENT_TYPES = ("ADDED", "MODIFIED", "DELETED", "BOOKMARK", "RESYNC", "SYNC", "SYNCED")
+EVENT_TYPES = (
+    "ADDED",
+    "MODIFIED",
+    "DELETED",
+    "BOOKMARK",
+    "RESYNC",
+    "SYNC",
+    "SYNCED",
+    "GAP",
+    "CLOCK",
+)
 
 _OBJECT = b',"object":'
 
@@ -137,18 +202,19 @@ class Event:
     namespace: str
     rv: str
     object: bytes | None = None  # the object's JSON, as written
+    st: str = ""  # the newest time the object states (server time), "" for none
 
     def encode(self) -> bytes:
-        head = json.dumps(
-            {
-                "time": self.time,
-                "type": self.type,
-                "resource": self.resource,
-                "namespace": self.namespace,
-                "rv": self.rv,
-            },
-            separators=(",", ":"),
-        ).encode()
+        d = {
+            "time": self.time,
+            "type": self.type,
+            "resource": self.resource,
+            "namespace": self.namespace,
+            "rv": self.rv,
+        }
+        if self.st:
+            d["st"] = self.st
+        head = json.dumps(d, separators=(",", ":")).encode()
         if self.object is None:
             return head
         return head[:-1] + _OBJECT + self.object + b"}"
@@ -175,6 +241,7 @@ class Event:
                 str(d.get("namespace") or ""),
                 str(d.get("rv") or ""),
                 obj,
+                str(d.get("st") or ""),
             )
         except KeyError as e:
             raise ValueError(f"event line lacks {e}") from None
@@ -207,11 +274,14 @@ class SegmentManifest:
     frames: list[FrameRecord] = field(default_factory=list)
     # each unit's last rv in this segment: "RESOURCE NAMESPACE" -> rv
     positions: dict[str, str] = field(default_factory=dict)
+    # the GAP events of this segment (`gap_record`), so a reader finds gaps unread
+    gaps: list[dict[str, str]] = field(default_factory=list)
     format: str = SEGMENT_FORMAT
     version: int = SEGMENT_VERSION
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        gaps = {"gaps": [dict(g) for g in self.gaps]} if self.gaps else {}
+        return gaps | {
             "format": self.format,
             "version": self.version,
             "segment": self.segment,
@@ -236,9 +306,27 @@ class SegmentManifest:
             last=str(d.get("last") or ""),
             frames=[FrameRecord(**f) for f in d.get("frames") or []],
             positions={str(k): str(v) for k, v in (d.get("positions") or {}).items()},
+            gaps=[{str(k): str(v) for k, v in g.items()} for g in d.get("gaps") or []],
             format=str(d.get("format")),
             version=int(d.get("version") or 0),
         )
+
+
+def gap_record(ev: Event) -> dict[str, str]:
+    """A GAP event as the segment manifest lists it: the unit, since, until (the
+    event's time), why. Raises ValueError for a GAP event without its object."""
+    try:
+        body = json.loads(ev.object or b"")
+        since, why = str(body["since"]), str(body.get("why") or "")
+    except (ValueError, TypeError, KeyError):
+        raise ValueError("a GAP event without since") from None
+    return {
+        "resource": ev.resource,
+        "namespace": ev.namespace,
+        "since": since,
+        "until": ev.time,
+        "why": why,
+    }
 
 
 def position_key(resource: str, namespace: str) -> str:

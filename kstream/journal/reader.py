@@ -55,6 +55,7 @@ from kstream.journal.format import (
     FrameRecord,
     SegmentManifest,
     format_time,
+    gap_record,
     parse_time,
     segment_number,
     split_unit_resource,
@@ -449,10 +450,75 @@ class Journal:
                 ev.time = t
                 yield ev
 
+    def gaps(self) -> tuple[list[Gap], str]:
+        """The journal's gaps (from the sealed segments' manifests, and the open
+        segment's GAP events) and its end: the time of its newest durable event
+        ("" when it has none)."""
+        out: list[Gap] = []
+        end = ""
+        for seg in self.segments:
+            m = seg.manifest
+            if m is not None:
+                out += [Gap.of(g) for g in m.gaps]
+                end = max(end, _time_key(m.last)) if m.last else end
+                continue
+            for line in _open_lines(seg, []):
+                ev = decode_event(line)
+                end = max(end, _time_key(ev.time))
+                if ev.type == "GAP":
+                    try:
+                        out.append(Gap.of(gap_record(ev)))
+                    except ValueError:
+                        raise SnapshotError(f"{seg.path}: a GAP event has no since") from None
+        return out, end
+
     def flush_notes(self) -> None:
         for n in self.notes:
             note(n)
         self.notes.clear()
+
+
+@dataclass(frozen=True)
+class Gap:
+    """A time when a unit's changes may be missing or late in the journal."""
+
+    resource: str
+    namespace: str
+    since: str  # canonical times (`_time_key`)
+    until: str
+    why: str
+
+    @classmethod
+    def of(cls, g: dict[str, str]) -> Gap:
+        return cls(
+            g.get("resource", ""),
+            g.get("namespace", ""),
+            _time_key(g.get("since", "")) if g.get("since") else "",
+            _time_key(g.get("until", "")) if g.get("until") else "",
+            g.get("why", ""),
+        )
+
+    @property
+    def unit(self) -> str:
+        return f"{self.resource}{' -n ' + self.namespace if self.namespace else ''}"
+
+
+def gap_at(gaps: list[Gap], t: str) -> tuple[list[Gap], str, str]:
+    """The gaps an instant falls inside (since < t < until), and the nearest
+    instants on both sides that fall inside none ("", "" when t is in none)."""
+    inside = [g for g in gaps if g.since < t < g.until]
+    if not inside:
+        return [], "", ""
+    lo, hi = min(g.since for g in inside), max(g.until for g in inside)
+    moved = True
+    while moved:  # a neighbouring gap may cover an end
+        moved = False
+        for g in gaps:
+            if g.since < lo < g.until:
+                lo, moved = g.since, True
+            if g.since < hi < g.until:
+                hi, moved = g.until, True
+    return inside, lo, hi
 
 
 def open_journal(path: str) -> Journal:
@@ -507,7 +573,7 @@ def open_journal(path: str) -> Journal:
 # goes through Event.decode.
 _HEAD = re.compile(
     rb'\{"time":"([^"\\]*)","type":"([A-Z]+)","resource":"([^"\\]*)",'
-    rb'"namespace":"([^"\\]*)","rv":"([^"\\]*)"'
+    rb'"namespace":"([^"\\]*)","rv":"([^"\\]*)"(?:,"st":"([^"\\]*)")?'
 )
 _OBJECT_AT = b',"object":'
 # The start of an object as the server encodes it: a few top-level strings (kind,
@@ -527,7 +593,15 @@ def decode_event(line: bytes) -> Event:
         end = m.end()
         if line[end : end + 1] == b"}" and end + 1 == len(line):
             g = m.groups()
-            return Event(g[0].decode(), g[1].decode(), g[2].decode(), g[3].decode(), g[4].decode())
+            return Event(
+                g[0].decode(),
+                g[1].decode(),
+                g[2].decode(),
+                g[3].decode(),
+                g[4].decode(),
+                None,
+                g[5].decode() if g[5] else "",
+            )
         if line.startswith(_OBJECT_AT, end) and line.endswith(b"}"):
             g = m.groups()
             return Event(
@@ -537,6 +611,7 @@ def decode_event(line: bytes) -> Event:
                 g[3].decode(),
                 g[4].decode(),
                 line[end + len(_OBJECT_AT) : -1],
+                g[5].decode() if g[5] else "",
             )
     return Event.decode(line)
 
@@ -817,6 +892,38 @@ def _materialise(journal: Journal, until: str | None, tmp: Path) -> tuple[Path, 
     return target, info
 
 
+ACCEPT_GAP = "~"
+
+
+def check_instant(journal: Journal, until: str, path: str, d: str, accept: bool) -> list[str]:
+    """An instant inside a gap is refused (UsageError naming the gap and the
+    nearest instants with a known state), or with `accept` answered with a
+    note; one after the journal's end is answered with a note that says so.
+    Returns the notes (said once the state is made)."""
+    notes = []
+    gaps, end = journal.gaps()
+    m = journal.base.manifest
+    end = end or (_time_key(m.finished) if m is not None and m.finished else "")
+    inside, lo, hi = gap_at(gaps, until)
+    if inside:
+        g = inside[0]
+        units = g.unit + (f" and {len(inside) - 1} more" if len(inside) > 1 else "")
+        what = f"a gap in the journal of {units} from {g.since} to {g.until} ({g.why})"
+        if not accept:
+            raise UsageError(
+                f"{path}: that instant is inside {what}: the state then is not known; the "
+                f"nearest known states are {d}/@{lo} and {d}/@{hi} "
+                f"({d}/@{ACCEPT_GAP}TIME takes the state anyway)"
+            )
+        notes.append(f"{path}: inside {what}: changes of that time may be missing or come later")
+    if end and until > end:
+        notes.append(
+            f"{path}: the journal ends at {end} (its last durable event): "
+            f"this is its state there; nothing after it is known"
+        )
+    return notes
+
+
 # the states opened by this process: (journal, instant) -> Snapshot, so that a
 # command opening the same state twice (diff --live) folds it once
 _opened: dict[tuple[str, str | None], Snapshot] = {}
@@ -851,19 +958,25 @@ def open_state(path: str) -> Snapshot | None:
         return None
     directory, instant = split
     until: str | None = None
+    accept = False  # JOURNAL/@~TIME: the state even inside a gap (with a note)
     if instant is not None:
-        t = parse_instant(instant, path)
+        accept = instant.startswith(ACCEPT_GAP)
+        t = parse_instant(instant[len(ACCEPT_GAP) :] if accept else instant, path)
         until = format_time(t)
     key = (os.path.realpath(directory), until)
     if key in _opened:
         return _opened[key]
     journal = open_journal(directory)
     started = journal.started
+    d = directory.rstrip("/")
     if until is not None and started and until < _time_key(started):
         raise UsageError(
             f"{path}: that is before the journal begins (its base snapshot was taken from "
-            f"{started}); the earliest state is {directory.rstrip('/')}/@{started}"
+            f"{started}); the earliest state is {d}/@{started}"
         )
+    notes = check_instant(journal, until, path, d, accept) if until is not None else []
     snap = state(journal, until, path)
+    for n in notes:
+        note(n)
     _opened[key] = snap
     return snap

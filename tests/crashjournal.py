@@ -1,0 +1,159 @@
+"""A journal's writer run against a fake server, as a process a test crashes
+(`KSTREAM_CRASH_AT=N`, kstream/journal/durable.py) at each step in turn.
+
+    python -m tests.crashjournal new JOURNAL     # lock, base, promote, follow
+    python -m tests.crashjournal resume JOURNAL  # lock, tidy, recover, follow on
+
+Both run the code `dump --follow` runs (journal_lock, tidy, make_base,
+JournalWriter, Follow and its followers, recover, resume_units); only the server
+is a fake: one ConfigMap unit whose changes are `CHANGES` (resourceVersions
+BASE_RV+1 ..), served a few per watch request from the position asked for, as a
+watch from a resourceVersion would be. Each run follows until its unit's
+position is the last change, then stops (the segment sealed). Exit 0, or
+NO_JOURNAL when `resume` finds no journal (the base was cut before it was whole).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+NS = "ns"
+BASE_RV = 5
+CHANGES = 16  # change events after the base
+PER_REQUEST = 3  # changes per watch request (the stream then ends: a reconnect)
+NO_JOURNAL = 9
+LOCKED = 2  # exit 2, as the CLI: another writer holds the lock
+ROTATE = 1500  # bytes of events per segment: a rotation every few changes
+
+
+def obj(name: str, rv: int, v: int) -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {
+            "name": name,
+            "namespace": NS,
+            "resourceVersion": str(rv),
+            "managedFields": [{"manager": "churn", "time": "2026-12-01T00:00:00Z"}],
+        },
+        "data": {"v": str(v)},
+    }
+
+
+def change(rv: int) -> tuple[str, dict[str, Any]]:
+    """The change that brought the server to resourceVersion `rv` (> BASE_RV)."""
+    i = rv - BASE_RV - 1
+    name = f"cm-{i % 3}"
+    if i % 7 == 6:
+        return "DELETED", obj(name, rv, i)
+    return ("ADDED" if i < 3 or (i - 1) % 7 == 6 else "MODIFIED"), obj(name, rv, i)
+
+
+def base_objects() -> list[dict[str, Any]]:
+    return [obj("seed", 1, 0)]
+
+
+def last_rv() -> int:
+    return BASE_RV + CHANGES
+
+
+def handler_for(t: Any) -> Any:
+    def handler(path: str, accept: str) -> bytes:
+        start = int(t.requests[-1].get("resourceVersion") or 0)
+        out = []
+        for rv in range(start + 1, min(start + PER_REQUEST, last_rv()) + 1):
+            typ, o = change(rv)
+            out.append(json.dumps({"type": typ, "object": o}).encode() + b"\n")
+        time.sleep(0.05)  # a few changes at a time: a frame each (flushed at every step)
+        return b"".join(out)
+
+    return handler
+
+
+def follow(target: Path, units: list[Any], next_segment: int, last_time: str) -> None:
+    from kstream.cluster.stream import Reader, StreamOptions
+    from kstream.journal.follow import Follow
+    from kstream.journal.writer import JournalWriter
+    from tests.fakes import FakeTransport
+
+    t = FakeTransport(lambda p, a: b"")
+    t.handler = handler_for(t)
+    reader = Reader(t, StreamOptions(backoff_base=0.01, backoff_max=0.05), threading.Event())
+    writer = JournalWriter(
+        target, level=1, rotate_size=ROTATE, flush_interval=0.0, next_segment=next_segment,
+        last_time=last_time,
+    )  # fmt: skip
+    f = Follow(reader, writer, units, watch_timeout=5, spool_dir=target)
+    f.start()
+    deadline = time.monotonic() + 60
+    while units[0].rv != str(last_rv()) and time.monotonic() < deadline:
+        f.step(0.02)
+    f.step(0.02)
+    f.stop()
+    if units[0].rv != str(last_rv()):
+        raise SystemExit(f"the follow did not reach {last_rv()}: {units[0].rv}")
+
+
+def unit() -> Any:
+    from kstream.cluster.stream import Unit
+    from kstream.resources import Resource
+
+    r = Resource("", "v1", "configmaps", "ConfigMap", True, frozenset({"list", "watch"}))
+    return Unit(r)  # over all namespaces, as the base's
+
+
+def new(target: Path) -> int:
+    from kstream.journal import durable
+    from kstream.journal.directory import journal_lock, make_base, tidy
+    from kstream.journal.follow import UnitFollow
+    from kstream.journal.format import now_time
+    from tests.journalmaker import write_base
+
+    if not target.is_dir():
+        durable.mkdir(target)
+    with journal_lock(target):
+        tidy(target)
+
+        def write(base: Path) -> dict[str, Any]:
+            now = now_time()
+            write_base(base, {"v1/configmaps": base_objects()}, started=now,
+                       rvs={"v1/configmaps": str(BASE_RV)})  # fmt: skip
+            return {"created": now, "options": {"secrets": "redact", "secretDigest": "sha256"}}
+
+        make_base(target, write)
+        follow(target, [UnitFollow(unit(), str(BASE_RV))], 1, "")
+    return 0
+
+
+def resume(target: Path) -> int:
+    from kstream.journal.directory import journal_lock, tidy
+    from kstream.journal.format import META_NAME
+    from kstream.journal.resume import positions, resume_units
+    from kstream.transform import TransformOptions
+
+    if not target.is_dir():  # as --resume says: no such journal directory
+        return NO_JOURNAL
+    with journal_lock(target):
+        tidy(target)
+        if not (target / META_NAME).is_file():
+            return NO_JOURNAL
+        pos = positions(target)
+        units = resume_units([unit()], pos, TransformOptions())
+        follow(target, units, pos.next_segment, pos.last_time)
+    return 0
+
+
+if __name__ == "__main__":
+    from kstream.errors import UsageError
+
+    what, path = sys.argv[1], Path(sys.argv[2])
+    try:
+        sys.exit(new(path) if what == "new" else resume(path))
+    except UsageError as e:  # the lock held by another writer
+        print(e, file=sys.stderr)
+        sys.exit(LOCKED)
