@@ -25,6 +25,7 @@ from kstream.journal.format import (
     Event,
     FrameRecord,
     SegmentManifest,
+    gap_record,
     position_key,
     segment_name,
     split_unit_resource,
@@ -167,6 +168,8 @@ def segment_bytes(
             m.first = m.first or e.time
             m.last = e.time
             m.positions[position_key(e.resource, e.namespace)] = e.rv
+            if e.type == "GAP":  # listed in the manifest, as the writer does
+                m.gaps.append(gap_record(e))
     if sealed:
         sb.manifest_offset = len(out)
         body = json.dumps(m.to_json()).encode()

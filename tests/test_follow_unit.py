@@ -224,3 +224,111 @@ def test_summary_on_a_terminal_without_changes_draws_no_empty_table(
     assert "kstream dump --follow → j/" in text
     assert "1 more resources without changes" in text
     assert "state" not in text and "retries" not in text  # no header row alone
+
+
+def test_outage_is_ridden_out_and_recorded_as_a_gap(tmp_path: Path) -> None:
+    """The API server unreachable for more attempts than --retries allows (which
+    ended the resource's stream before): the follower keeps retrying within the
+    outage limit, goes on from its position, and a GAP (since the stream broke)
+    comes before its first event after the outage. Past the limit, the resource
+    fails, saying how long it was down."""
+    import json
+    import threading
+    import time
+
+    from kstream.cluster.stream import Reader, StreamOptions, Unit
+    from kstream.errors import ConnectionFailed
+    from kstream.journal.follow import Follow, UnitFollow
+    from kstream.journal.format import Event, list_segments
+    from kstream.journal.recovery import segment_events
+    from kstream.resources import Resource
+    from tests.fakes import FakeTransport
+
+    def change(rv: str) -> bytes:
+        o = {"kind": "ConfigMap", "apiVersion": "v1",
+             "metadata": {"name": "a", "namespace": "ns", "resourceVersion": rv}}  # fmt: skip
+        return json.dumps({"type": "MODIFIED", "object": o}).encode() + b"\n"
+
+    refused = ConnectionFailed("connection refused")
+    answers: list[object] = [change("11"), *[refused] * 6, change("12")]
+    done = threading.Event()
+
+    def handler(path: str, accept: str) -> object:
+        if answers:
+            return answers.pop(0)
+        done.set()
+        time.sleep(0.01)
+        return b""
+
+    r = Resource("", "v1", "configmaps", "ConfigMap", True, frozenset({"list", "watch"}))
+    opts = StreamOptions(backoff_base=0.01, backoff_max=0.02, max_retries=2)
+    t = FakeTransport(handler)
+    reader = Reader(t, opts, threading.Event())
+    uf = UnitFollow(Unit(r, "ns"), "10")
+    f = Follow(reader, JournalWriter(tmp_path), [uf], watch_timeout=5, spool_dir=tmp_path)
+    f.start()
+    deadline = time.monotonic() + 20
+    while not done.is_set() and time.monotonic() < deadline:
+        f.step(0.02)
+    f.step(0.02)
+    f.stop()
+    assert uf.state != "failed" and uf.rv == "12"
+    assert [q.get("resourceVersion") for q in t.requests[:8]] == ["10"] + ["11"] * 7
+    evs = [Event.decode(x) for p in list_segments(tmp_path).values() for x in segment_events(p)]
+    assert [(e.type, e.rv) for e in evs] == [("MODIFIED", "11"), ("GAP", "11"), ("MODIFIED", "12")]
+    gap = json.loads(evs[1].object or b"")
+    assert evs[0].time <= gap["since"] <= evs[1].time == evs[2].time
+    assert "broke" in gap["why"]
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".kstream-follow-")]
+
+    # past the outage limit: that resource fails, saying how long it was down
+    j2 = tmp_path / "j2"
+    j2.mkdir()
+    reader = Reader(FakeTransport(lambda p, a: refused), opts, threading.Event())
+    uf = UnitFollow(Unit(r, "ns"), "10")
+    f = Follow(reader, JournalWriter(j2), [uf], watch_timeout=5, spool_dir=j2, outage=0.2)
+    f.start()
+    deadline = time.monotonic() + 20
+    while uf.state != "failed" and time.monotonic() < deadline:
+        f.step(0.02)
+    f.stop()
+    assert uf.state == "failed" and "connection refused" in uf.error and "down for" in uf.error
+
+
+def test_force_on_a_held_journal_names_the_holder(tmp_path: Path) -> None:
+    """--force (and --resume) on a journal another kstream is writing: exit 2,
+    one line naming the holder (pid, host, since); the journal untouched. A lock
+    left by a killed process is free: the next run gets past it."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    j = journal(tmp_path)
+    ready = tmp_path / "ready"
+    holder = subprocess.Popen(
+        [sys.executable, "-c",
+         "import sys, time, pathlib\n"
+         "from kstream.journal.directory import journal_lock\n"
+         "with journal_lock(pathlib.Path(sys.argv[1])):\n"
+         "    pathlib.Path(sys.argv[2]).write_text('x')\n"
+         "    time.sleep(60)\n", str(j), str(ready)],
+        env=dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parent.parent)),
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 30
+        while not ready.exists():
+            assert holder.poll() is None and time.monotonic() < deadline
+            time.sleep(0.02)
+        before = sorted((p.name, p.stat().st_size) for p in j.rglob("*"))
+        r = kstream("dump", "--follow", "-o", f"{j}/", "--force", env=NOWHERE)
+        one_line(r, 2, "being written by another kstream", f"pid {holder.pid} on ", "since")
+        r = kstream("dump", "--resume", f"{j}/", env=NOWHERE)
+        one_line(r, 2, "being written by another kstream", f"pid {holder.pid} on ")
+        assert sorted((p.name, p.stat().st_size) for p in j.rglob("*")) == before
+    finally:
+        holder.send_signal(signal.SIGKILL)
+        holder.wait()
+    r = kstream("dump", "--resume", f"{j}/", env=NOWHERE)  # the lock is free again
+    assert "being written" not in r.err

@@ -475,3 +475,114 @@ def test_resync_completes_a_unit_the_base_could_not_read(tmp_path: Path) -> None
     assert r.code == 0, r.err
     doc = json.loads(r.out)
     assert doc["complete"] is True and doc["total"]["objects"] == 2
+
+
+# --------------------------------------------------------------------------- gaps and clocks
+
+
+_OPS_GAPS = st.lists(
+    st.tuples(
+        st.one_of(
+            st.tuples(st.sampled_from(["ADDED", "MODIFIED", "DELETED"]), st.sampled_from("abcd")),
+            st.tuples(st.just("RESYNC"), st.just("")),
+            st.tuples(st.just("SYNC"), st.sampled_from("abcd")),
+            st.tuples(st.just("SYNCED"), st.just("")),
+            st.tuples(st.just("GAP"), st.integers(1, 6).map(str)),  # its length in seconds
+            st.tuples(st.just("CLOCK"), st.just("")),
+        ),
+        st.booleans(),  # held: the same time as the event before (a clock step held it)
+    ),
+    max_size=20,
+)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.sets(st.sampled_from("abcd")), _OPS_GAPS, st.data())
+def test_fold_with_gaps_and_clock_steps_matches_the_rules(
+    tmp_path_factory: pytest.TempPathFactory,
+    base: set[str],
+    ops: list[tuple[tuple[str, str], bool]],
+    data: Any,
+) -> None:
+    """The fold model with GAP events (an instant strictly inside one is refused,
+    `@~T` answers it with the same rules) and clock steps (times held: several
+    events at one time, a CLOCK event among them, which changes nothing)."""
+    j = Journal(tmp_path_factory.mktemp("gaps") / "J")
+    write_base(j.base, {CM: [cm(n, "1") for n in base]})
+    events, times, gaps = [], [], []
+    now = 0
+    for i, ((typ, arg), held) in enumerate(ops):
+        now = now if held and i else now + 2
+        times.append(now)
+        rv = str(100 + i)
+        if typ == "GAP":
+            since = max(0, now - int(arg))
+            gaps.append((since, now))
+            body = {"since": t(since), "why": "test"}
+            o_line = json.dumps(body).encode()
+            from kstream.journal.format import Event
+
+            events.append(Event(t(now), "GAP", CM, "", rv, o_line))
+        elif typ == "CLOCK":
+            from kstream.journal.format import Event
+
+            events.append(Event(t(now), "CLOCK", "", "", "", b'{"step":-5}'))
+        else:
+            events.append(ev(t(now), typ, CM, cm(arg, rv) if arg else None, rv=rv))
+    if events:
+        cut = data.draw(st.integers(0, len(events)))
+        j.segment(1, [events[:cut]] if cut else [])
+        if cut < len(events):
+            j.segment(2, [events[cut:]], sealed=data.draw(st.booleans()))
+    at = data.draw(st.integers(0, now + 1))
+    upto = sum(1 for x in times if x <= at)
+    # the model's rvs count every op (GAP and CLOCK included) as in the journal
+    renum = [(typ, arg) for (typ, arg), _ in ops]
+    expect = _model(
+        base, [(x if x[0] not in ("GAP", "CLOCK") else ("BOOKMARK", "")) for x in renum], upto
+    )
+    inside = any(s < at < u for s, u in gaps)
+    journalread._opened.clear()
+    if inside:
+        with pytest.raises(UsageError, match="inside a gap"):
+            state(f"{j.root}/@{t(at)}")
+        journalread._opened.clear()
+    got = state(f"{j.root}/@~{t(at)}")
+    assert {k[2]: o["metadata"]["resourceVersion"] for k, o in got.items()} == expect
+
+
+def test_instant_inside_a_gap_is_refused_and_named(tmp_path: Path) -> None:
+    """A GAP (no follower ran from t(2) to t(8)): an instant inside it is refused,
+    naming the gap and the nearest known states on both sides; its ends are
+    answered; `@~T` answers with a note; an instant after the journal's end
+    says the journal ends there; count --events and log show the gap."""
+    from kstream.journal.format import Event
+
+    j = Journal(tmp_path / "J")
+    write_base(j.base, {CM: [cm("a", "10", k="1")]})
+    gap = Event(
+        t(8), "GAP", CM, "", "20", b'{"since":"' + t(2).encode() + b'","why":"no follower ran"}'
+    )
+    j.segment(1, [[ev(t(1), "MODIFIED", CM, cm("a", "20", k="2"))], [gap]])
+    j.segment(2, [[ev(t(9), "MODIFIED", CM, cm("a", "30", k="3"))]], sealed=False)
+    r = kstream("count", f"{j.root}/@{t(5)}")
+    one_line(r, 2, "inside a gap", "v1/configmaps", t(2), t(8), f"@{t(2)}", f"@{t(8)}")
+    for ok in (t(2), t(8)):
+        journalread._opened.clear()
+        assert state(f"{j.root}/@{ok}")
+    r = kstream("count", f"{j.root}/@~{t(5)}")
+    assert r.code == 0 and "inside a gap" in r.err and "may be missing" in r.err
+    r = kstream("count", f"{j.root}/@2099-01-01T00:00:00Z")
+    assert r.code == 0 and f"the journal ends at {t(9)}" in r.err
+    r = kstream("count", f"{j.root}/", "--events", "-o", "json")
+    assert r.code == 0
+    assert json.loads(r.text)["gaps"] == [
+        {"resource": CM, "namespace": "", "since": t(2), "until": t(8), "why": "no follower ran"}
+    ]
+    r = kstream("count", f"{j.root}/", "--events")
+    assert r.code == 0 and f"gap in the journal: {CM} from {t(2)} to {t(8)}" in r.err
+    r = kstream("log", f"{j.root}/", "-o", "ndjson")
+    assert r.code == 0
+    recs = [json.loads(x) for x in r.text.splitlines()]
+    assert [x["type"] for x in recs] == ["MODIFIED", "GAP", "MODIFIED"]
+    assert recs[1]["since"] == t(2)

@@ -130,7 +130,7 @@ class Follow:
         elif isinstance(item, Delivered):
             uf, ev = item.uf, item.ev
             if item.gap[0]:
-                self.writer.write(gap_event(uf, item.gap, ev.time, uf.rv))
+                self.writer.write(gap_event(uf, item.gap, ev.time))
         elif isinstance(item, Burst):
             self._write_burst(item)
             return
@@ -157,7 +157,7 @@ class Follow:
         try:
             t = now_time()
             if b.gap[0]:
-                w.write(gap_event(uf, b.gap, t, b.rv))
+                w.write(gap_event(uf, b.gap, t))
             w.write(Event(t, "RESYNC", uf.resource, uf.namespace, b.rv))
             for line in iter_spool_lines(b.spool.file, False):
                 w.write(Event(t, "SYNC", uf.resource, uf.namespace, b.rv, line))

@@ -90,26 +90,21 @@ class UnitFollow:
         if not self.gap_since:
             self.gap_since, self.gap_why = since, why
 
-    def take_gap(self) -> tuple[str, str]:
-        """The open gap (since, why), now handed to the writer to close."""
-        gap = (self.gap_since, self.gap_why)
+    def take_gap(self, rv: str) -> tuple[str, str, str]:
+        """The open gap (since, why) and the position `rv` the unit went on from,
+        now handed to the writer to close."""
+        gap = (self.gap_since, self.gap_why, rv)
         self.gap_since = self.gap_why = ""
         return gap
 
 
-def gap_event(uf: UnitFollow, gap: tuple[str, str], until: str, rv: str) -> Event:
+def gap_event(uf: UnitFollow, gap: tuple[str, str, str], until: str) -> Event:
     """The GAP event that closes a unit's gap at `until`: its object says since
     when the unit's changes may be missing or late, and why."""
     body = {"since": gap[0], "why": gap[1]}
     uf.gaps += 1
-    return Event(
-        until,
-        "GAP",
-        uf.resource,
-        uf.namespace,
-        rv,
-        json.dumps(body, separators=(",", ":")).encode(),
-    )
+    data = json.dumps(body, separators=(",", ":")).encode()
+    return Event(until, "GAP", uf.resource, uf.namespace, gap[2], data)
 
 
 @dataclass
@@ -119,7 +114,7 @@ class Burst:
     uf: UnitFollow
     spool: Spool
     rv: str
-    gap: tuple[str, str] = ("", "")
+    gap: tuple[str, str, str] = ("", "", "")
 
 
 @dataclass
@@ -146,7 +141,7 @@ class Delivered:
 
     uf: UnitFollow
     ev: Event
-    gap: tuple[str, str]
+    gap: tuple[str, str, str]
 
 
 Item = tuple[UnitFollow, Event] | Burst | Failed | Fatal | NewUnit | Delivered
@@ -196,7 +191,7 @@ class Streams:
                 obj = uf.transform(obj)
             ev = Event(now_time(), typ, resource, namespace, rv, obj, stated)
             if uf.gap_since:  # the stream delivers again: the writer closes the gap first
-                self.put(Delivered(uf, ev, uf.take_gap()))
+                self.put(Delivered(uf, ev, uf.take_gap(uf.rv)))
             else:
                 self.put((uf, ev))
             if rv:
@@ -283,7 +278,7 @@ class Streams:
             spool.close()
             raise
         try:
-            self.put(Burst(uf, spool, unit.resource_version, uf.take_gap()))
+            self.put(Burst(uf, spool, unit.resource_version, uf.take_gap(unit.resource_version)))
         except BaseException:
             spool.close()
             raise
