@@ -332,3 +332,29 @@ def test_force_on_a_held_journal_names_the_holder(tmp_path: Path) -> None:
         holder.wait()
     r = kstream("dump", "--resume", f"{j}/", env=NOWHERE)  # the lock is free again
     assert "being written" not in r.err
+
+
+def test_resume_after_a_crash_in_the_base_says_what_to_run(tmp_path: Path) -> None:
+    """A run killed while writing its base leaves JOURNAL/ with its lock and the
+    unfinished base in .kstream-new/ (nothing beside it): --resume removes them
+    and says exactly what to run; a run killed after the base's journal.json was
+    written (while moving it into place) is finished by the next run instead."""
+    from kstream.journal.directory import journal_dir_problem, write_meta
+    from kstream.journal.format import NEW_DIR
+
+    j = tmp_path / "j"
+    (j / NEW_DIR).mkdir(parents=True)
+    (j / ".lock").write_text("pid 1 on gone, since 2026-12-01T00:00:00Z\n")
+    (j / NEW_DIR / "base.ndjson.zst").write_bytes(b"(cut)")
+    r = kstream("dump", "--resume", f"{j}/", env=NOWHERE)
+    one_line(r, 2, "holds no journal", f"kstream dump --follow -o {j}/")
+    assert sorted(p.name for p in j.iterdir()) == [".lock"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["j"]
+    # cut after the commit point: the old journal.json gone, the new one not yet renamed in
+    (j / NEW_DIR).mkdir()
+    (j / NEW_DIR / "base.ndjson.zst").write_bytes(b"(a base)")
+    write_meta(j / NEW_DIR, {"options": {"secrets": "redact", "secretDigest": "sha256"}})
+    assert journal_dir_problem(j) == ""
+    r = kstream("dump", "--resume", f"{j}/", env=NOWHERE)
+    assert "moved the complete base of a cut run into place" in r.err
+    assert sorted(p.name for p in j.iterdir()) == [".lock", "base.ndjson.zst", "journal.json"]

@@ -225,14 +225,14 @@ def run_resume(
         raise UsageError(f"{target} is not a kstream journal: it {problem}")
     with journal_lock(target):
         done = tidy(target)
-        if done:
-            note(f"{target}: {done}")
         if not (target / META_NAME).is_file():
             raise UsageError(
                 f"{target} holds no journal: the run that began it was cut before its base "
-                f"snapshot was complete (nothing to resume); start it again with "
-                f"kstream dump --follow -o {target}/ and the selection it had"
+                f"snapshot was complete (its unfinished base is removed; nothing to resume): "
+                f"start it again with kstream dump --follow -o {target}/ and the selection it had"
             )
+        if done:
+            note(f"{target}: {done}")
         raw = read_meta(target)
         meta = JournalMeta.from_json(raw)
         check_key(target, meta, secret_key)

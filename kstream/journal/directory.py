@@ -32,7 +32,7 @@ from kstream.journal.writer import guard
 from kstream.store.format import (
     DumpOptions,
 )
-from kstream.store.outputs import own_dir_problem
+from kstream.store.outputs import listing_problem, own_dir_problem
 
 if TYPE_CHECKING:
     from kstream.cluster.plan import Plan
@@ -47,9 +47,13 @@ def journal_dir_problem(target: Path) -> str:
         if all(_transient(p.name) for p in target.iterdir()):
             return ""
 
+    # a new base moved into place when a crash cut it: its journal.json stands for
+    # the one not yet renamed in (`tidy` finishes the move)
+    promoting = (target / NEW_DIR / META_NAME).is_file() and not (target / META_NAME).exists()
+
     def foreign_of(entries: list[str]) -> list[str] | None:
         try:
-            read_meta(target)
+            read_meta(target / NEW_DIR if promoting else target)
         except Exception:
             return None
         foreign = []
@@ -65,6 +69,14 @@ def journal_dir_problem(target: Path) -> str:
                 foreign.append(n)
         return foreign
 
+    if promoting:
+        try:
+            names = sorted(p.name for p in target.iterdir())
+        except OSError as e:
+            return f"cannot be read ({e.strerror or type(e).__name__})"
+        return listing_problem(
+            [*names, META_NAME], META_NAME, foreign_of, "files a kstream journal does not"
+        )
     return own_dir_problem(target, META_NAME, foreign_of, "a kstream journal does not")
 
 
