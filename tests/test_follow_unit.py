@@ -3,6 +3,7 @@ line and exit 2 before anything connects; durations and sizes parse."""
 
 from __future__ import annotations
 
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -358,3 +359,74 @@ def test_resume_after_a_crash_in_the_base_says_what_to_run(tmp_path: Path) -> No
     r = kstream("dump", "--resume", f"{j}/", env=NOWHERE)
     assert "moved the complete base of a cut run into place" in r.err
     assert sorted(p.name for p in j.iterdir()) == [".lock", "base.ndjson.zst", "journal.json"]
+
+
+def test_server_stated_time_is_recorded_beside_the_receive_time() -> None:
+    """The newest time an object states (managedFields entries, deletionTimestamp,
+    creationTimestamp) goes beside the receive time as `st`; both decoders read it."""
+    from kstream.cluster.stream import server_time
+    from kstream.journal.format import Event
+    from kstream.journal.reader import decode_event
+
+    md = {
+        "creationTimestamp": "2026-12-01T09:00:00Z",
+        "managedFields": [{"time": "2026-12-01T10:00:00Z"}, {"time": "2026-12-01T10:30:00Z"}],
+    }
+    assert server_time(md) == "2026-12-01T10:30:00Z"
+    assert server_time(md | {"deletionTimestamp": "2026-12-01T11:00:00Z"}) == "2026-12-01T11:00:00Z"
+    assert server_time({"name": "x"}) == ""
+    e = Event("2026-12-01T12:00:00.000000Z", "MODIFIED", "v1/configmaps", "", "5", b"{}", "T")
+    line = e.encode()
+    assert b',"st":"T"' in line
+    assert Event.decode(line) == e == decode_event(line)
+    plain = Event("2026-12-01T12:00:00.000000Z", "BOOKMARK", "v1/configmaps", "", "6")
+    assert b'"st"' not in plain.encode() and decode_event(plain.encode()) == plain
+
+
+def test_live_view_says_each_streams_state_and_how_many_are_connected() -> None:
+    """streaming / reconnecting since N s / failed per stream, and N/M connected
+    (the live view said "following: 57/57 streams" for a minute after the server
+    was gone)."""
+    import threading
+    import time
+
+    from kstream.cli.follow import _connected, stream_state
+    from kstream.cluster.stream import Reader, StreamOptions, Unit
+    from kstream.journal.follow import Follow, UnitFollow
+    from kstream.resources import Resource
+    from tests.fakes import FakeTransport
+
+    r = Resource("", "v1", "configmaps", "ConfigMap", True, frozenset({"list", "watch"}))
+    up, down, failed = (UnitFollow(Unit(r, ns), "1") for ns in ("a", "b", "c"))
+    now = time.monotonic()
+    down.state, down.down_since = "retrying", now - 42
+    failed.state = "failed"
+    assert stream_state(up, now) == "streaming"
+    assert stream_state(down, now) == "reconnecting since 42s"
+    assert stream_state(failed, now) == "failed"
+    reader = Reader(FakeTransport([]), StreamOptions(), threading.Event())
+    with tempfile.TemporaryDirectory() as d:
+        f = Follow(reader, JournalWriter(Path(d)), [up, down, failed], 5, spool_dir=Path(d))
+        text = _connected(f)
+        f.stop()
+    assert text.startswith("1/3 streams connected (1 reconnecting, the longest for 4")
+
+
+def test_resource_versions_gone_back_force_a_resync_of_every_resource() -> None:
+    """The server's resourceVersion below the journal's highest (etcd restored
+    behind the same URL): every unit is read again (a resync), with a gap."""
+    from kstream.cluster.stream import Unit
+    from kstream.journal.recovery import Positions
+    from kstream.journal.resume import resume_units, rv_behind
+    from kstream.resources import Resource
+    from kstream.transform import TransformOptions
+
+    assert rv_behind("100", ["150", "90", ""]) == "150"
+    assert rv_behind("200", ["150", "90"]) == "" and rv_behind("", ["150"]) == ""
+    r = Resource("", "v1", "configmaps", "ConfigMap", True, frozenset({"list", "watch"}))
+    pos = Positions(rvs={"v1/configmaps a": "150"}, end="2026-12-01T10:00:00.000000Z")
+    (same,) = resume_units([Unit(r, "a")], pos, TransformOptions())
+    assert same.rv == "150" and not same.needs_resync and "no follower ran" in same.gap_why
+    (back,) = resume_units([Unit(r, "a")], pos, TransformOptions(), behind=True)
+    assert back.rv == "" and back.needs_resync and "went back" in back.gap_why
+    assert back.gap_since == pos.end
