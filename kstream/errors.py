@@ -118,6 +118,13 @@ class StreamError(KstreamError):
         self.reason = reason
 
 
+class ResyncFailed(KstreamError):
+    """A follower's fresh read of one resource did not complete (`dump --follow`
+    retries it like a broken stream)."""
+
+    exit_code = ExitCode.PARTIAL
+
+
 # Signals, turned into exceptions in the main thread (kstream.cluster.runner installs the
 # handlers' effects; kstream.cli.app maps them to exit codes). BaseException, so no
 # `except Exception` in between swallows them. Here rather than in kstream.cluster.runner

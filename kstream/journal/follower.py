@@ -32,6 +32,7 @@ from kstream.errors import (
     ConnectionFailed,
     KstreamError,
     OutputError,
+    ResyncFailed,
     StreamError,
     TLSError,
     TransportError,
@@ -145,10 +146,6 @@ class Delivered:
 
 
 Item = tuple[UnitFollow, Event] | Burst | Failed | Fatal | NewUnit | Delivered
-
-
-class ResyncFailed(KstreamError):
-    pass
 
 
 class Streams:
