@@ -77,7 +77,10 @@ ever: interrupted) changes nothing.
 The state at an instant T is the base's objects, then every event with time <= T
 applied in file order (ADDED/MODIFIED put, DELETED removes, by namespace/name
 within the unit). An instant inside a gap (since < T < its time) has no known
-state: readers refuse it unless asked (`JOURNAL/@~T`).
+state: readers refuse it unless asked (`JOURNAL/@~T`). Journals written before
+GAP, CLOCK, `st`, `gaps` and `server.identity` existed are read as before (they
+have none); a reader of that earlier version skips GAP and CLOCK events (unknown
+types) and ignores the new keys.
 
 What a reader may rely on after any crash of the writer (kill -9, power cut, a
 full disk), at any step; each has its test in tests/test_journal_crash_unit.py
