@@ -385,3 +385,29 @@ def test_two_writers_race_at_every_phase(tmp_path: Path) -> None:
             assert run("new", j) == 0
         check_complete(j)
         shutil.rmtree(d)
+
+
+def test_crash_at_every_step_of_a_force_over_a_journal(tmp_path: Path) -> None:
+    """A new journal written over a complete one (what `--force` does): a crash
+    before each step of its base and its move into place leaves either the old
+    journal whole (before the new journal.json was written) or the new one
+    (after it; the next run finishes the move), never a mix: after the resume,
+    the journal is complete and every reader exits 0."""
+    trace = tmp_path / "trace"
+    old = tmp_path / "old" / "j"
+    old.parent.mkdir()
+    assert run("new", old) == 0
+    probe = tmp_path / "probe"
+    shutil.copytree(old.parent, probe)
+    assert run("new", probe / "j", trace=trace) == 0
+    names = trace.read_text().splitlines()
+    last = next(i for i, ln in enumerate(names, 1) if ln.split()[1] == "rmdir")
+    for n in range(1, last + 2):
+        d = tmp_path / f"f{n}"
+        shutil.copytree(old.parent, d)
+        j = d / "j"
+        assert run("new", j, crash=n) == CRASH_EXIT
+        check_durable_prefix(j)
+        assert run("resume", j) == 0
+        check_complete(j)
+        shutil.rmtree(d)
