@@ -189,6 +189,7 @@ def test_follower_reconnects_from_its_position_and_resyncs_on_410(tmp_path: Path
         ("SYNC", "20"),
         ("SYNCED", "20"),
         ("DELETED", "21"),
+        ("GAP", "21"),  # the stream was down ("no more") from then to the stop
     ]
     assert json.loads(evs[5].object or b"")["data"] == {"v": "3"}
     assert "410" in json.loads(evs[3].object or b"")["why"]
@@ -430,3 +431,47 @@ def test_resource_versions_gone_back_force_a_resync_of_every_resource() -> None:
     (back,) = resume_units([Unit(r, "a")], pos, TransformOptions(), behind=True)
     assert back.rv == "" and back.needs_resync and "went back" in back.gap_why
     assert back.gap_since == pos.end
+
+
+def test_a_quiet_resumed_stream_closes_its_gap_and_the_stop_closes_an_open_one(
+    tmp_path: Path,
+) -> None:
+    """After --resume each unit's gap is open: a stream that runs to its end
+    without an event (it was connected: nothing was missed) closes it; a unit
+    whose stream never came back has its gap closed at the stop, so no later run
+    leaves that time unrecorded."""
+    import threading
+    import time
+
+    from kstream.cluster.stream import Reader, StreamOptions, Unit
+    from kstream.errors import ConnectionFailed
+    from kstream.journal.follow import Follow, UnitFollow
+    from kstream.journal.format import Event, list_segments
+    from kstream.journal.recovery import segment_events
+    from kstream.resources import Resource
+    from tests.fakes import FakeTransport
+
+    def handler(path: str, accept: str) -> object:
+        time.sleep(0.01)
+        if "/namespaces/down/" in path:
+            return ConnectionFailed("connection refused")
+        return b""  # the server ends the stream: quiet
+
+    r = Resource("", "v1", "configmaps", "ConfigMap", True, frozenset({"list", "watch"}))
+    opts = StreamOptions(backoff_base=0.01, backoff_max=0.02)
+    reader = Reader(FakeTransport(handler), opts, threading.Event())
+    quiet, down = UnitFollow(Unit(r, "quiet"), "7"), UnitFollow(Unit(r, "down"), "8")
+    for uf in (quiet, down):
+        uf.open_gap("2026-12-01T10:00:00.000000Z", "no follower ran")
+    f = Follow(reader, JournalWriter(tmp_path), [quiet, down], 5, spool_dir=tmp_path)
+    f.start()
+    deadline = time.monotonic() + 20
+    while quiet.gaps == 0 and time.monotonic() < deadline:
+        f.step(0.02)
+    f.stop()
+    evs = [Event.decode(x) for p in list_segments(tmp_path).values() for x in segment_events(p)]
+    assert sorted((e.type, e.namespace, e.rv) for e in evs) == [
+        ("GAP", "down", "8"),
+        ("GAP", "quiet", "7"),
+    ]
+    assert down.state != "failed"

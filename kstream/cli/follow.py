@@ -447,6 +447,12 @@ def report_follow(follow: Follow, target: Path, quiet: bool, why: str) -> None:
     if resynced and not quiet:
         shown_names = ", ".join(resynced[:5]) + (", ..." if len(resynced) > 5 else "")
         note(f"resynced (resource version expired, or new): {len(resynced)} ({shown_names})")
+    gapped = [uf for uf in units if uf.gaps]
+    if gapped and not quiet:
+        note(
+            f"gaps recorded for {len(gapped)} resources (a stop before this run, or a stream "
+            "down): instants inside them are refused; `kstream count JOURNAL/ --events` lists them"
+        )
     for uf in units:
         if uf.state == "failed" and uf.error.startswith("not in the base"):
             note(f"warning: {uf.label}: not followed: {uf.error}")

@@ -29,6 +29,7 @@ from kstream.journal.crds import CrdWatch
 from kstream.journal.follower import (
     OUTAGE,
     Burst,
+    Closed,
     Delivered,
     Failed,
     Item,
@@ -141,6 +142,9 @@ class Follow:
         elif isinstance(item, NewUnit):
             self._add(item.uf)
             return
+        elif isinstance(item, Closed):
+            self.writer.write(gap_event(item.uf, item.gap, now_time()))
+            return
         else:
             raise item.error
         self.writer.write(ev)
@@ -184,8 +188,9 @@ class Follow:
                     item = self._q.get_nowait()
                 except queue.Empty:
                     break
-                if isinstance(item, (tuple, Delivered, Burst, Failed)):
+                if isinstance(item, (tuple, Delivered, Burst, Failed, Closed)):
                     self._handle(item)
+            self._close_gaps()
             self.writer.close()
         finally:
             shutil.rmtree(self._tmp, ignore_errors=True)
@@ -194,9 +199,19 @@ class Follow:
         """After a fatal error: stop the followers, seal what was written."""
         self._halt()
         try:
+            self._close_gaps()
             self.writer.close()
         finally:
             shutil.rmtree(self._tmp, ignore_errors=True)
+
+    def _close_gaps(self) -> None:
+        """At the end: a unit whose stream has not delivered since its gap
+        opened (down, or quiet since the resume) closes its gap at the end, so
+        no later run's gap leaves that time unrecorded."""
+        now = now_time()
+        for uf in self.units:
+            if uf.gap_since:
+                self.writer.write(gap_event(uf, uf.take_gap(uf.rv), now))
 
     def _halt(self) -> None:
         """Cancel the followers and wait for them (5 s in all at most)."""

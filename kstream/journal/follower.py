@@ -145,7 +145,16 @@ class Delivered:
     gap: tuple[str, str, str]
 
 
-Item = tuple[UnitFollow, Event] | Burst | Failed | Fatal | NewUnit | Delivered
+@dataclass
+class Closed:
+    """A unit's stream ran to its end without an event: it was connected, so its
+    gap ends (at the time the writer takes this)."""
+
+    uf: UnitFollow
+    gap: tuple[str, str, str]
+
+
+Item = tuple[UnitFollow, Event] | Burst | Failed | Fatal | NewUnit | Delivered | Closed
 
 
 class Streams:
@@ -213,6 +222,8 @@ class Streams:
                 self._watch(uf)
                 attempt = 0
                 uf.reconnects += 1  # the server ended the stream: watch on from uf.rv
+                if uf.gap_since:  # a whole stream, quiet: it was connected all along
+                    self.put(Closed(uf, uf.take_gap(uf.rv)))
                 continue
             except (Cancelled, AuthError, TLSError):
                 raise
