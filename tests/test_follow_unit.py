@@ -365,7 +365,7 @@ def test_resume_after_a_crash_in_the_base_says_what_to_run(tmp_path: Path) -> No
 def test_server_stated_time_is_recorded_beside_the_receive_time() -> None:
     """The newest time an object states (managedFields entries, deletionTimestamp,
     creationTimestamp) goes beside the receive time as `st`; both decoders read it."""
-    from kstream.cluster.stream import server_time
+    from kstream.cluster.watchlist import server_time
     from kstream.journal.format import Event
     from kstream.journal.reader import decode_event
 
