@@ -663,7 +663,7 @@ def test_new_crd_is_followed_and_a_deleted_one_ends(gadgets: Cluster, tmp_path: 
     j = tmp_path / "journal"
     log = tmp_path / "kstream.log"
     p = popen(
-        "dump", "--follow", "-o", f"{j}/", "-n", ns, "-q", "--timeout", "5",
+        "dump", "--follow", "-o", f"{j}/", "-n", ns, "--timeout", "5",
         kubeconfig=cp.kubeconfig, log=log,
     )  # fmt: skip
     sprockets = f"/apis/{GROUP}/v1/namespaces/{ns}/sprockets"
@@ -755,13 +755,15 @@ def test_resume_against_another_server_warns(cluster: Cluster, tmp_path: Path) -
         kubeconfig=cluster.kubeconfig,
     )  # fmt: skip
     assert r.code == 0, r.err
-    same = kstream("dump", "--follow", "--resume", f"{j}/", *args, kubeconfig=cluster.kubeconfig)
+    # without -q: the warning is a note, and -q silences notes
+    loud = ("--follow-for", "1s")
+    same = kstream("dump", "--follow", "--resume", f"{j}/", *loud, kubeconfig=cluster.kubeconfig)
     assert same.code == 0, same.err
     assert "was written from" not in same.err
     meta = json.loads((j / "journal.json").read_text())
     meta["server"]["url"] = "https://127.0.0.1:1"
     (j / "journal.json").write_text(json.dumps(meta))
-    other = kstream("dump", "--follow", "--resume", f"{j}/", *args, kubeconfig=cluster.kubeconfig)
+    other = kstream("dump", "--follow", "--resume", f"{j}/", *loud, kubeconfig=cluster.kubeconfig)
     assert other.code == 0, other.err
     assert f"{j} was written from https://127.0.0.1:1; resuming against https://" in other.err
 
