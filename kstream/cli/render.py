@@ -539,7 +539,7 @@ def drive(run: Run[Any], quiet: bool) -> ExitCode | None:
 def run_dump(settings: DumpSettings, quiet: bool, debug: bool = False) -> ExitCode:
     """The dump job (`kstream.dump`), driven with progress on stderr, then its
     summary; for `dump`, and for `diff --live` (quiet)."""
-    from kstream.cli.common import note
+    from kstream.cli.common import note, note_error
     from kstream.dump import DumpJob
 
     # warnings from planning (a namespace of -n that does not exist): with a
@@ -560,10 +560,13 @@ def run_dump(settings: DumpSettings, quiet: bool, debug: bool = False) -> ExitCo
     finally:
         for w in held:
             note(w)
+    # the outcome of a run cut short, so said with -q too (as errors are)
     if result.manifest is None:
-        note("interrupted: the output on stdout is incomplete")
+        note_error("interrupted: the output on stdout is incomplete")
     elif interrupted is not None:
-        note(f"interrupted: what was read so far is in {result.destination}, marked incomplete")
+        note_error(
+            f"interrupted: what was read so far is in {result.destination}, marked incomplete"
+        )
     return result.exit_code
 
 
