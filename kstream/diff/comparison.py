@@ -91,7 +91,6 @@ class Comparison:
         self._prepared = True
         sel = self.selection
         sel.from_dumps()
-        self.merge.secrets_policy(self.warnings)
         # plain NDJSON sides learn their resources by reading; indexed ones from the manifest
         sel.merge_infos()
         for side in (self.old, self.new):
@@ -103,6 +102,7 @@ class Comparison:
                     self.settings.sort_buffer,
                     self.progress,
                 )
+        self.merge.secrets_policy(self.warnings)
         sel.merge_infos()
         sel.check_names()
         infos = self._compared()

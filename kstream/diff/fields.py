@@ -3,7 +3,7 @@ Secret values are shown and redacted to compare (`SecretMasker`)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 from kstream import paths
@@ -96,7 +96,8 @@ def field_changes(
 class SecretMasker:
     """diff's handling of Secret values, in one place: which objects and fields
     hold them, how a value is shown (a digest as it is, anything else as
-    HIDDEN), and how raw values are redacted to compare with a redacted side."""
+    HIDDEN), and how an object holds its values (`rule_of`: raw, or which
+    digest), for the merge to digest a raw side like a redacted one."""
 
     @staticmethod
     def applies_to(k: KindKey) -> bool:
@@ -138,17 +139,22 @@ class SecretMasker:
         return top
 
     @staticmethod
-    def redactor(key: bytes | None) -> Callable[[dict[str, Any]], None]:
-        """Redact a Secret's raw values as dump does (sha256, or HMAC under key);
-        one already redacted is left as it is."""
-        from kstream.transform import redact_secret
+    def rule_of(obj: dict[str, Any]) -> str | None:
+        """How a Secret object holds its values: "raw" when one of them is not a
+        digest, else the digest they were written with ("sha256",
+        "hmac-sha256"); None when it holds no value."""
+        from kstream.transform import redacted_rule
 
-        def redact(obj: dict[str, Any]) -> None:
-            data = obj.get("data")
-            if isinstance(data, dict) and all(
-                isinstance(v, str) and v.startswith(DIGEST_PREFIXES) for v in data.values()
-            ):
-                return  # already redacted
-            redact_secret(obj, key)
-
-        return redact
+        rule: str | None = None
+        for member in ("data", "stringData"):
+            values = obj.get(member)
+            if not isinstance(values, dict):
+                continue
+            for v in values.values():
+                if not isinstance(v, str):
+                    continue
+                r = redacted_rule(v)
+                if r is None:
+                    return "raw"
+                rule = rule or r
+        return rule

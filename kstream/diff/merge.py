@@ -5,7 +5,7 @@ other side, shown hidden)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 from kstream import paths
@@ -15,6 +15,7 @@ from kstream.diff.settings import Settings
 from kstream.diff.side import ResInfo, Side, parse_line, uid_of
 from kstream.errors import SnapshotError
 from kstream.resources import split_api_version
+from kstream.transform import redact_secret
 
 
 class Merge:
@@ -31,21 +32,22 @@ class Merge:
         self.summary: dict[str, Counts] = {}
         # resource -> objects unchanged but for apiVersion (counted as unchanged)
         self.api_version_only: dict[str, int] = {}
-        self._redact: dict[str, Callable[[dict[str, Any]], None]] = {}
 
     def secrets_policy(self, warnings: list[str]) -> None:
-        """Which side's raw Secret values are redacted to compare, and how."""
+        """What cannot be compared about Secret values, said once (after the
+        sides without a manifest were read): raw values against HMAC digests
+        without the key, two different digests."""
         o, n = self.old, self.new
         for side, other in ((o, n), (n, o)):
-            if side.secrets == "include" and other.secrets == "redact":
-                if other.digest == "hmac-sha256" and not self.settings.secret_key:
-                    warnings.append(
-                        f"{other.where} has HMAC-keyed Secret digests and {side.where} raw values: "
-                        "give --secret-key-file to compare them"
-                    )
-                    continue
-                key = self.settings.secret_key if other.digest == "hmac-sha256" else None
-                self._redact[side.label] = SecretMasker.redactor(key)
+            if (
+                side.raw_secrets
+                and "hmac-sha256" in other.secret_digests
+                and not self.settings.secret_key
+            ):
+                warnings.append(
+                    f"{other.where} has HMAC-keyed Secret digests and {side.where} raw values: "
+                    "give --secret-key-file to compare them"
+                )
         if (
             o.secrets == n.secrets == "redact"
             and o.digest != n.digest
@@ -56,6 +58,20 @@ class Merge:
                 f"the snapshots redact Secrets differently ({o.digest} vs {n.digest}): "
                 "every Secret value will differ"
             )
+
+    def _align_secrets(self, oa: dict[str, Any], ob: dict[str, Any]) -> None:
+        """Raw Secret values on one side and digests on the other (whichever
+        tool wrote them: kubectl's JSON, plain NDJSON, a dump with --secrets
+        include): the raw side is digested with the other's rule (sha256, or
+        HMAC under --secret-key-file), so equal values compare equal."""
+        ra, rb = self.old.secret_rule(oa), self.new.secret_rule(ob)
+        for obj, mine, theirs in ((oa, ra, rb), (ob, rb, ra)):
+            if mine != "raw" or theirs not in ("sha256", "hmac-sha256"):
+                continue
+            key = self.settings.secret_key if theirs == "hmac-sha256" else None
+            if theirs == "hmac-sha256" and not key:
+                continue  # said by secrets_policy; the values show as "(changed)"
+            redact_secret(obj, key)
 
     def changes(self, resources: list[ResInfo]) -> Iterator[Change]:
         for info in resources:
@@ -145,10 +161,7 @@ class Merge:
         recreated = ua and ub and ua != ub and self.settings.same_cluster
         change: ChangeKind = "recreated" if recreated else "modified"
         if secret:
-            for side, o in (("old", oa), ("new", ob)):
-                r = self._redact.get(side)
-                if r is not None:
-                    r(o)
+            self._align_secrets(oa, ob)
         for p in ignores:
             paths.delete(oa, p, prune=True)
             paths.delete(ob, p, prune=True)

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from kstream import deepjson
+from kstream.diff.fields import SecretMasker
 from kstream.diff.records import KindKey
 from kstream.diff.settings import DumpSelection
 from kstream.errors import SnapshotError
@@ -80,7 +81,7 @@ class KeyedFile:
         if self.last is not None and key <= self.last:
             self.ordered = False
         self.last = key
-        self._f.write(key.encode())
+        self._f.write(key.encode("utf-8", "surrogatepass"))  # names may hold "\\ud800"
         self._f.write(b"\0")
         self._f.write(line)
         self._f.write(b"\n")
@@ -96,7 +97,7 @@ class KeyedFile:
         with open(self.path, "rb") as f:
             for rec in f:
                 k, _, line = rec.rstrip(b"\n").partition(b"\0")
-                yield k.decode(), line
+                yield k.decode("utf-8", "surrogatepass"), line
 
 
 def external_sort(
@@ -181,6 +182,12 @@ class Side:
         options = snap.manifest.options if snap.manifest else None
         self.secrets: str | None = options.secrets if options else None
         self.digest: str | None = options.secret_digest if options else None
+        # how its Secrets hold their values: from the manifest, or (no manifest)
+        # learnt while partitioning: raw values seen, digests seen
+        self.raw_secrets = self.secrets == "include"
+        self.secret_digests: set[str] = (
+            {self.digest or "sha256"} if self.secrets == "redact" else set()
+        )
         self.selection = DumpSelection.of(snap.manifest)  # None: unknown (no manifest)
         for e in snap.entries:
             k = (e.group, e.kind)
@@ -227,6 +234,8 @@ class Side:
                     ns = (obj.get("metadata") or {}).get("namespace")
                     # the server always sets metadata.namespace on namespaced objects
                     self.infos[k] = ResInfo(g, kind, "", v, bool(ns))
+                if k == ("", "Secret"):
+                    self._learn_secret(obj)
                 if not accept(k, obj):
                     continue
                 f = files.get(k)
@@ -237,6 +246,26 @@ class Side:
             for f in files.values():
                 f.close()
         return files
+
+    def _learn_secret(self, obj: dict[str, Any]) -> None:
+        rule = SecretMasker.rule_of(obj)
+        if rule == "raw":
+            self.raw_secrets = True
+        elif rule is not None:
+            self.secret_digests.add(rule)
+
+    def secret_rule(self, obj: dict[str, Any]) -> str | None:
+        """How one of its Secrets holds its values ("raw", "sha256",
+        "hmac-sha256"): the object's own values say, else (it has none) the
+        manifest; None when nothing says."""
+        rule = SecretMasker.rule_of(obj)
+        if rule is not None:
+            return rule
+        if self.secrets == "include":
+            return "raw"
+        if self.secrets == "redact":
+            return self.digest or "sha256"
+        return None
 
     def items(
         self, info: ResInfo, accept: Accept, tally: bool = False
