@@ -91,9 +91,23 @@ class Api:
                 self.empty[(group, version, "events")] = Served(
                     group, version, "events", kind, True, resource_version=catalog.resource_version
                 )
-        self.discovery = Discovery(catalog, self.store)
+        self.discovery = Discovery(catalog, self.store, self._known_not_dumped())
         self.reads = Reads(catalog, self.store, self.discovery, self.empty, clock)
         self.watches = Watches(self.reads, bookmark_interval, self.stopping)
+
+    def _known_not_dumped(self) -> list[Served]:
+        """The empty resources discovery lists, as the real server would: those
+        the snapshot's dump found but left out by default (its manifest's
+        `excludedByDefault`: core events and events.k8s.io events unless -r named
+        them), so `kubectl get events` prints "No resources found" and exits 0.
+        A snapshot without a manifest does not say what its source knew: none."""
+        m = self.catalog.snap.manifest
+        known = set(m.excluded_by_default) if m is not None else set()
+        return [
+            r
+            for (group, _version, resource), r in self.empty.items()
+            if (f"{resource}.{group}" if group else resource) in known
+        ]
 
     # ------------------------------------------------------------------ entry
 
@@ -140,7 +154,7 @@ class Api:
                 return self.json(
                     {
                         "kind": "APIVersions",
-                        "versions": self.catalog.groups.get("", ["v1"]) or ["v1"],
+                        "versions": self.discovery.groups.get("", ["v1"]) or ["v1"],
                         "serverAddressByClientCIDRs": [
                             {"clientCIDR": "0.0.0.0/0", "serverAddress": self.server_address}
                         ],
@@ -155,11 +169,11 @@ class Api:
                     {
                         "kind": "APIGroupList",
                         "apiVersion": "v1",
-                        "groups": [self.discovery.api_group(g) for g in self.catalog.groups if g],
+                        "groups": [self.discovery.api_group(g) for g in self.discovery.groups if g],
                     }
                 )
             group = parts[1]
-            known = group in self.catalog.groups
+            known = group in self.discovery.groups
             if not group or not (known or any(k[0] == group for k in self.empty)):
                 raise not_found()
             if len(parts) == 2:
@@ -175,7 +189,7 @@ class Api:
         return json_response(doc, content_type)
 
     def resource_request(self, req: Request, group: str, version: str, rest: list[str]) -> Response:
-        if version not in self.catalog.groups.get(group, []) and not (
+        if version not in self.discovery.groups.get(group, []) and not (
             rest and any(k[:2] == (group, version) for k in self.empty)
         ):
             raise not_found()

@@ -30,9 +30,19 @@ CATEGORIES_ALL = {
 class Discovery:
     """What the snapshot serves, as discovery documents."""
 
-    def __init__(self, catalog: Catalog, store: Store) -> None:
+    def __init__(self, catalog: Catalog, store: Store, listed_empty: list[Served]) -> None:
         self.catalog = catalog
         self.store = store
+        # what discovery lists: the snapshot's resources, then those its dump
+        # knew but did not read (events by default), served as empty lists
+        self.resources = catalog.resources + [
+            r for r in listed_empty if r.key not in catalog.by_gvr
+        ]
+        self.groups: dict[str, list[str]] = {g: list(vs) for g, vs in catalog.groups.items()}
+        for r in self.resources:
+            vs = self.groups.setdefault(r.group, [])
+            if r.version not in vs:
+                vs.append(r.version)
         self.crds: dict[tuple[str, str], dict[str, Any]] = {}
         self.crd_lock = threading.Lock()
 
@@ -89,19 +99,17 @@ class Discovery:
         return None
 
     def api_group(self, group: str) -> dict[str, Any]:
-        versions = [
-            {"groupVersion": f"{group}/{v}", "version": v} for v in self.catalog.groups[group]
-        ]
+        versions = [{"groupVersion": f"{group}/{v}", "version": v} for v in self.groups[group]]
         return {"name": group, "versions": versions, "preferredVersion": versions[0]}
 
     def discovery_v2(self, core: bool) -> dict[str, Any]:
         items = []
-        for group, versions in self.catalog.groups.items():
+        for group, versions in self.groups.items():
             if (group == "") != core:
                 continue
             vs = []
             for v in versions:
-                rs = [r for r in self.catalog.resources if r.group == group and r.version == v]
+                rs = [r for r in self.resources if r.group == group and r.version == v]
                 vs.append(
                     {
                         "version": v,
@@ -118,7 +126,7 @@ class Discovery:
         }
 
     def resource_list(self, group: str, version: str) -> dict[str, Any]:
-        rs = [r for r in self.catalog.resources if r.group == group and r.version == version]
+        rs = [r for r in self.resources if r.group == group and r.version == version]
         if not rs:
             raise not_found()
         return {
