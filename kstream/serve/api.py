@@ -24,6 +24,7 @@ from typing import Any
 
 from kstream.errors import SnapshotError
 from kstream.jsonlines import go_json
+from kstream.resources import ALIASES
 from kstream.serve.catalog import Catalog, Served, Store
 from kstream.serve.discovery import Discovery
 from kstream.serve.protocol import (
@@ -98,11 +99,16 @@ class Api:
     def _known_not_dumped(self) -> list[Served]:
         """The empty resources discovery lists, as the real server would: those
         the snapshot's dump found but left out by default (its manifest's
-        `excludedByDefault`: core events and events.k8s.io events unless -r named
-        them), so `kubectl get events` prints "No resources found" and exits 0.
+        `excludedByDefault`: core events unless -r named them, and with them
+        events.k8s.io events, the same objects under another group), so `kubectl get events` prints "No resources found" and exits 0.
         A snapshot without a manifest does not say what its source knew: none."""
         m = self.catalog.snap.manifest
         known = set(m.excluded_by_default) if m is not None else set()
+        # a resource served under two groups is recorded once (its first group's):
+        # events.k8s.io events are core events, known with them
+        for (group, resource), (first_group, first) in ALIASES.items():
+            if (f"{first}.{first_group}" if first_group else first) in known:
+                known.add(f"{resource}.{group}" if group else resource)
         return [
             r
             for (group, _version, resource), r in self.empty.items()
