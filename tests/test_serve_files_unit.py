@@ -169,3 +169,25 @@ def test_kubectl_get_events_and_a_replaced_file(tmp_path: Path) -> None:
     assert code == 0
     warnings = [x for x in srv.lines if "warning:" in x]
     assert len(warnings) == 1 and "still serving" in warnings[0], srv.lines
+
+
+@pytest.mark.parametrize("fmt", ["zst", "dir"])
+def test_replaced_between_open_and_hold_is_refused(tmp_path: Path, fmt: str) -> None:
+    """The manifest read at open must be the one of the files held: a dump
+    swapped in between would have its units read at the old one's offsets."""
+    from kstream.errors import SnapshotError
+
+    name = tmp_path / ("snap.ndjson.zst" if fmt == "zst" else "snap")
+    snapshot(name, ["old"], fmt)
+    snap = open_source(str(name))
+    newer = snapshot(tmp_path / ("new.ndjson.zst" if fmt == "zst" else "new"), ["new"], fmt)
+    if fmt == "dir":
+        shutil.rmtree(name)
+    os.replace(newer, name)
+    with pytest.raises(SnapshotError, match="changed while it was being opened"):
+        snap.hold()
+    assert snap.held == {}
+    fresh = open_source(str(name))
+    fresh.hold()
+    assert [json.loads(x)["metadata"]["name"] for x in fresh.lines()] == ["new"]
+    fresh.release()

@@ -92,6 +92,9 @@ class Snapshot:
     stdin: IO[bytes] | None = None  # `-` streamed: stdin, its sniffed first bytes put back
     # files kept open by hold(): path -> Held; reads go to them, not to the names
     held: dict[str, Held] = field(default_factory=dict)
+    # the file (a directory's manifest) as open_snapshot() read it: hold() checks
+    # that what it holds is that file
+    opened: tuple[int, int, int, int] | None = None
 
     @property
     def entries(self) -> list[Entry]:
@@ -208,6 +211,12 @@ class Snapshot:
                 except OSError as e:
                     raise SnapshotError(f"{name}: {e.strerror}") from None
                 self.held[name] = Held(name, fd, os.fstat(fd))
+            first = self.held[names[0]].stat
+            if self.opened is not None and _identity(first) != self.opened:
+                raise SnapshotError(
+                    f"{names[0]}: changed while it was being opened (a new dump written "
+                    "over it?): open it again"
+                )
         except BaseException:
             self.release()
             raise
@@ -453,16 +462,26 @@ def open_snapshot(path: str) -> Snapshot:
         if not mpath.exists():
             raise SnapshotError(f"{path}: not a kstream snapshot directory (no {MANIFEST_NAME})")
         try:
-            manifest = json.loads(mpath.read_text())
+            with open(mpath, "rb") as mf:
+                st = os.fstat(mf.fileno())
+                manifest = json.loads(mf.read())
         except (ValueError, OSError) as e:
             raise SnapshotError(f"{mpath}: unreadable manifest ({type(e).__name__})") from None
-        return _from_manifest(path, "dir", manifest)
+        snap = _from_manifest(path, "dir", manifest)
+        snap.opened = _identity(st)
+        return snap
     try:
         f = open(p, "rb")  # noqa: SIM115
     except OSError as e:
         raise SnapshotError(f"{path}: {e.strerror}") from None
     with f:
-        return _open_file(path, f)
+        snap = _open_file(path, f)
+        snap.opened = _identity(os.fstat(f.fileno()))
+        return snap
+
+
+def _identity(st: os.stat_result) -> tuple[int, int, int, int]:
+    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
 
 
 def _open_remote(url: str) -> Snapshot:
