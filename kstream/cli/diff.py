@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import re
 import shutil
 import sys
 import tempfile
@@ -19,6 +18,7 @@ from kstream import deepjson
 from kstream.cli import common as c
 from kstream.errors import UsageError
 from kstream.exitcodes import ExitCode
+from kstream.printable import json_text, visible
 
 if TYPE_CHECKING:
     from rich.text import Text
@@ -429,20 +429,9 @@ def run_diff(
     return ExitCode.DIFFERENCES if total.changed else ExitCode.OK
 
 
-_SURROGATE = re.compile("[\ud800-\udfff]")
-
-
-def _visible(s: str) -> str:
-    """A string as stdout can take it: a lone surrogate (a valid JSON escape
-    such as "\\ud800", which no UTF-8 can hold) shown as that escape."""
-    if s.isascii():
-        return s
-    return _SURROGATE.sub(lambda m: f"\\u{ord(m.group()):04x}", s)
-
-
 def _dumps(v: Any) -> str:
-    # inside a JSON string the escape is the same string: JSON output stays exact
-    return _visible(deepjson.dumps(v, ensure_ascii=False, separators=(",", ":")))
+    # a lone surrogate as its escape: inside a JSON string, the same string
+    return json_text(deepjson.dumps(v, ensure_ascii=False, separators=(",", ":")))
 
 
 def _write_ndjson(changes: Iterator[Any], stat: bool) -> None:
@@ -548,14 +537,14 @@ def _write_text(changes: Iterator[Any], cmp: Any, stat: bool, quiet: bool) -> No
         if stat:
             continue
         head = Text(f"{SIGN[ch.change]} ", style=STYLE[ch.change] + " bold")
-        head.append(_visible(ch.resource_name), style="bold")
-        head.append(_visible(" " + (f"{ch.namespace}/" if ch.namespace else "") + ch.name))
+        head.append(visible(ch.resource_name), style="bold")
+        head.append(visible(" " + (f"{ch.namespace}/" if ch.namespace else "") + ch.name))
         head.append(f"  {ch.change}", style=STYLE[ch.change])
         if ch.change == "recreated":
-            head.append(_visible(f" (uid {ch.old_uid} → {ch.new_uid})"), style="dim")
+            head.append(visible(f" (uid {ch.old_uid} → {ch.new_uid})"), style="dim")
         pr(head)
         for f in ch.fields:
-            path = _visible(f.path)
+            path = visible(f.path)
             line = Text("    ")
             if f.old is MISSING:
                 line.append("+ " + path + ": ", style="green")
@@ -595,7 +584,7 @@ def _write_text(changes: Iterator[Any], cmp: Any, stat: bool, quiet: bool) -> No
             t.add_column(col, justify="right")
         for name, cnt in rows:
             t.add_row(
-                Text(_visible(name)),
+                Text(visible(name)),
                 *(
                     Text(str(getattr(cnt, k)), style=STYLE[k] if getattr(cnt, k) else "")
                     for k in ("added", "removed", "modified", "recreated")
@@ -658,4 +647,4 @@ def _text_diff(old: str, new: str, pr: Callable[[Text], None]) -> None:
         )
         if len(ln) > MAX_VALUE and ln == lines[i]:
             ln = ln[:MAX_VALUE] + f"… ({len(ln) - 1:,} chars)"
-        pr(Text("      " + _visible(ln), style=style))
+        pr(Text("      " + visible(ln), style=style))
