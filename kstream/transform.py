@@ -73,6 +73,14 @@ _REDACTED = re.compile(r"(?:hmac-)?sha256:[0-9a-f]{64}")
 _REDACTED_HEADS = ("sha256:", "hmac-sha256:")  # checked first: the regex costs more
 
 
+def redacted_rule(v: str) -> str | None:
+    """The digest a redacted value was written with ("sha256", "hmac-sha256"),
+    None for a value that is not one (a raw value)."""
+    if v.startswith(_REDACTED_HEADS) and _REDACTED.fullmatch(v):
+        return v.partition(":")[0]
+    return None
+
+
 def _redact_values(obj: dict[str, Any], key: bytes | None) -> None:
     data = obj.get("data")
     if isinstance(data, dict):

@@ -367,3 +367,40 @@ def test_crd_preferred_version_change_is_no_content_change(
     assert by["g1"]["fields"] == [
         {"path": "apiVersion", "old": f"{GADGETS}/v1", "new": f"{GADGETS}/v2"}
     ]
+
+
+def test_kubectl_json_of_the_same_secrets_is_no_difference(
+    cluster: Cluster, tmp_path: Path
+) -> None:
+    """README's workflow (issue 22.2): `kubectl get secrets,cm -o json` (raw values)
+    against a dump of the same objects (sha256 digests, or HMAC under a key) is
+    no difference, whichever side is old."""
+    import subprocess
+
+    from tests.conftest import KUBECTL
+
+    ns = "diff-kubectl-secrets"
+    api = cluster.api
+    api.create(*namespace(ns), exist_ok=True)
+    try:
+        for name in ("a", "b"):
+            api.create(*secret(ns, name, {"password": f"pw-{name}", "user": "admin"}))
+        api.create(*configmap(ns, "c", size=10))
+        key = tmp_path / "key"
+        key.write_bytes(b"k" * 32)
+        for extra in ((), ("--secret-key-file", str(key))):
+            snap = tmp_path / f"snap{len(extra)}.ndjson.zst"
+            dump(cluster, snap, "-n", ns, "-r", "secrets,configmaps", *extra)
+            p = subprocess.run(
+                [KUBECTL, "--kubeconfig", str(cluster.kubeconfig), "get", "secrets,configmaps",
+                 "-n", ns, "-o", "json"],
+                capture_output=True, check=True, timeout=120,
+            )  # fmt: skip
+            listed = tmp_path / "all.json"
+            listed.write_bytes(p.stdout)
+            assert b"cHctYQ==" in p.stdout  # the raw value of a's password
+            for old, new in ((snap, listed), (listed, snap)):
+                r = kstream("diff", str(old), str(new), *extra)
+                assert (r.code, r.out) == (0, b""), r.err
+    finally:
+        api.call("DELETE", f"/api/v1/namespaces/{ns}", ok=(200, 202, 404))

@@ -293,8 +293,28 @@ def test_describe_like_the_real_server(served: Served, cluster: Cluster) -> None
 
 
 def test_api_resources_lists_what_the_snapshot_holds(served: Served) -> None:
+    # and what its dump found but left out by default (events), listed empty
+    manifest = open_snapshot(str(served.snap)).manifest
+    assert manifest is not None
+    assert manifest.excluded_by_default == ("events",)
+    left_out = ["events", "events.events.k8s.io"]  # the same objects under two groups
     out = served.kubectl("api-resources", "-o", "name").stdout.split()
-    assert sorted(out) == sorted(served.objects)
+    assert sorted(out) == sorted([*served.objects, *left_out])
+
+
+def test_events_left_out_list_empty_like_the_real_server(served: Served, cluster: Cluster) -> None:
+    """`kubectl get events` against a default dump: "No resources found", exit 0,
+    as the real server says for a namespace without events."""
+    for what in ("events", "events.events.k8s.io", "ev"):
+        args = ("get", what, "-n", "kstream-no-events")
+        mine = served.kubectl(*args, check=False)
+        real = real_kubectl(cluster, *args)
+        assert (mine.returncode, mine.stdout, mine.stderr) == (
+            real.returncode,
+            real.stdout,
+            real.stderr,
+        ), what
+        assert mine.returncode == 0 and "No resources found" in mine.stderr
 
 
 def test_short_names_like_the_real_server(served: Served, cluster: Cluster) -> None:

@@ -111,11 +111,6 @@ def test_count_tables(value: str, ns: str, tmp_path: Path) -> None:
         pytest.fail("-o ndjson: not the label as written")
 
 
-@pytest.mark.xfail(
-    reason="diff's renderer (kstream/cli/diff.py) is fixed on branch wt-diffserve (c4979b4), "
-    "not yet on main: a lone surrogate exits 70",
-    strict=False,
-)
 @FAST
 @given(value=strange)
 @example(value=BIG)

@@ -18,6 +18,7 @@ from kstream import deepjson
 from kstream.cli import common as c
 from kstream.errors import UsageError
 from kstream.exitcodes import ExitCode
+from kstream.printable import json_text, visible
 
 if TYPE_CHECKING:
     from rich.text import Text
@@ -429,7 +430,8 @@ def run_diff(
 
 
 def _dumps(v: Any) -> str:
-    return deepjson.dumps(v, ensure_ascii=False, separators=(",", ":"))
+    # a lone surrogate as its escape: inside a JSON string, the same string
+    return json_text(deepjson.dumps(v, ensure_ascii=False, separators=(",", ":")))
 
 
 def _write_ndjson(changes: Iterator[Any], stat: bool) -> None:
@@ -535,35 +537,36 @@ def _write_text(changes: Iterator[Any], cmp: Any, stat: bool, quiet: bool) -> No
         if stat:
             continue
         head = Text(f"{SIGN[ch.change]} ", style=STYLE[ch.change] + " bold")
-        head.append(ch.resource_name, style="bold")
-        head.append(" " + (f"{ch.namespace}/" if ch.namespace else "") + ch.name)
+        head.append(visible(ch.resource_name), style="bold")
+        head.append(visible(" " + (f"{ch.namespace}/" if ch.namespace else "") + ch.name))
         head.append(f"  {ch.change}", style=STYLE[ch.change])
         if ch.change == "recreated":
-            head.append(f" (uid {ch.old_uid} → {ch.new_uid})", style="dim")
+            head.append(visible(f" (uid {ch.old_uid} → {ch.new_uid})"), style="dim")
         pr(head)
         for f in ch.fields:
+            path = visible(f.path)
             line = Text("    ")
             if f.old is MISSING:
-                line.append("+ " + f.path + ": ", style="green")
+                line.append("+ " + path + ": ", style="green")
                 line.append(_value(f.new), style="green")
             elif f.new is MISSING:
-                line.append("- " + f.path + ": ", style="red")
+                line.append("- " + path + ": ", style="red")
                 line.append(_value(f.old), style="red")
             elif (
                 isinstance(f.old, str)
                 and isinstance(f.new, str)
                 and ("\n" in f.old or "\n" in f.new)
             ):
-                line.append(f.path + ":", style="bold")
+                line.append(path + ":", style="bold")
                 pr(line)
                 _text_diff(f.old, f.new, pr)
                 continue
             else:
                 a, b = _dumps(f.old), _dumps(f.new)
                 if len(a) > MAX_VALUE or len(b) > MAX_VALUE:
-                    _long_change(f.path, f.old, f.new, a, b, pr)
+                    _long_change(path, f.old, f.new, a, b, pr)
                     continue
-                line.append(f.path + ": ", style="bold")
+                line.append(path + ": ", style="bold")
                 line.append(a, style="red")
                 line.append(" → ")
                 line.append(b, style="green")
@@ -581,7 +584,7 @@ def _write_text(changes: Iterator[Any], cmp: Any, stat: bool, quiet: bool) -> No
             t.add_column(col, justify="right")
         for name, cnt in rows:
             t.add_row(
-                Text(name),
+                Text(visible(name)),
                 *(
                     Text(str(getattr(cnt, k)), style=STYLE[k] if getattr(cnt, k) else "")
                     for k in ("added", "removed", "modified", "recreated")
@@ -644,4 +647,4 @@ def _text_diff(old: str, new: str, pr: Callable[[Text], None]) -> None:
         )
         if len(ln) > MAX_VALUE and ln == lines[i]:
             ln = ln[:MAX_VALUE] + f"… ({len(ln) - 1:,} chars)"
-        pr(Text("      " + ln, style=style))
+        pr(Text("      " + visible(ln), style=style))

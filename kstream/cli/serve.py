@@ -10,6 +10,8 @@ import typer
 from kstream.cli import common as c
 from kstream.exitcodes import ExitCode
 
+DISK_CHECK = 2.0  # seconds between looks at the served files on disk
+
 EXAMPLES = """
 Examples:
 
@@ -99,9 +101,11 @@ def serve(
     tmp = tempfile.mkdtemp(prefix="kstream-serve-")
     server = None
     api = None
+    snap = None
     thread = None
     try:
         snap = open_source(snapshot)
+        snap.hold()  # served as opened, whatever later happens to the files
         if snap.problem and not quiet:
             c.note(f"warning: {snapshot}: {snap.problem}")
         catalog = sc.open_catalog(snap, tmp)
@@ -133,7 +137,12 @@ def serve(
         )
         thread = threading.Thread(target=server.serve_forever, name="serve", daemon=True)
         thread.start()
-        stop.wait()
+        changed = ""
+        while not stop.wait(DISK_CHECK):
+            if not changed:
+                changed = catalog.disk_changes()
+                if changed and not quiet:
+                    print(f"kstream: warning: {changed}", file=sys.stderr, flush=True)  # once
         if not quiet:
             print("kstream: server stopped", file=sys.stderr, flush=True)
         raise typer.Exit(ExitCode.OK)
@@ -144,4 +153,6 @@ def serve(
             if thread is not None:
                 server.shutdown()  # waits for serve_forever: only once it runs
             server.server_close()
+        if snap is not None:
+            snap.release()
         shutil.rmtree(tmp, ignore_errors=True)

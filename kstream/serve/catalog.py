@@ -80,6 +80,20 @@ class Catalog:
         m = snap.manifest
         self.server_version = (m.server_version if m else None) or ""
 
+    def disk_changes(self) -> str:
+        """One line when the snapshot's files on disk are no longer the ones
+        opened at start (`Snapshot.hold()`): replaced by a newer dump, deleted,
+        or changed in place; "" while they are the same."""
+        changed = self.snap.changed_on_disk()
+        if not changed:
+            return ""
+        more = f" (and {len(changed) - 3} more)" if len(changed) > 3 else ""
+        return (
+            f"{'; '.join(changed[:3])}{more}: still serving the snapshot as it was opened "
+            "(restart kstream serve to serve what is there now; a file changed in place "
+            "is refused where it no longer matches its checksums, never half read)"
+        )
+
     def lines(self, r: Served) -> Iterator[bytes]:
         if r.spool is not None:
             with open(r.spool, "rb") as f:

@@ -21,6 +21,7 @@ SnapshotError (exit 6); a reader never yields an unverified tail.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import json
@@ -28,7 +29,7 @@ import os
 import struct
 import sys
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
@@ -52,6 +53,32 @@ from kstream.store.format import (
 
 
 @dataclass
+class Held:
+    """A file of a snapshot kept open (`Snapshot.hold()`), and what it was then."""
+
+    path: str
+    fd: int
+    stat: os.stat_result
+
+
+class _PreadFile(io.RawIOBase):
+    """An open descriptor read from an offset with pread: threads share the
+    descriptor, never a file position."""
+
+    def __init__(self, fd: int, offset: int = 0) -> None:
+        self.fd, self.pos = fd, offset
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, b: Any) -> int:
+        data = os.pread(self.fd, len(b), self.pos)
+        b[: len(data)] = data
+        self.pos += len(data)
+        return len(data)
+
+
+@dataclass
 class Snapshot:
     """A snapshot opened for reading: the manifest (when the format has one) and
     a way to read each unit's lines, or all lines."""
@@ -63,6 +90,11 @@ class Snapshot:
     # s3://: the object (archive, NDJSON), or the prefix of a directory snapshot
     remote: Any = None  # objstore.RemoteObject | objstore.Location | None
     stdin: IO[bytes] | None = None  # `-` streamed: stdin, its sniffed first bytes put back
+    # files kept open by hold(): path -> Held; reads go to them, not to the names
+    held: dict[str, Held] = field(default_factory=dict)
+    # the file (a directory's manifest) as open_snapshot() read it: hold() checks
+    # that what it holds is that file
+    opened: tuple[int, int, int, int] | None = None
 
     @property
     def entries(self) -> list[Entry]:
@@ -100,10 +132,7 @@ class Snapshot:
                     yield from _checked(_lines_of(f), entry, verify, obj.loc.url)
                 return
             path = Path(self.path) / entry.file
-            try:
-                f = open(path, "rb")  # noqa: SIM115
-            except OSError as e:
-                raise SnapshotError(f"{path}: {e.strerror}") from None
+            f = self._open_held(str(path))
             with f:
                 yield from _checked(_lines_of(f), entry, verify, str(path))
             return
@@ -112,8 +141,7 @@ class Snapshot:
             if self.remote is not None:  # one streamed GET of the unit's bytes
                 f = self.remote.stream(entry.offset, entry.offset + entry.length)
             else:
-                f = open(self.file or self.path, "rb")  # noqa: SIM115
-                f.seek(entry.offset)
+                f = self._open_held(self.file or self.path, entry.offset)
             with f:
                 yield from _checked(
                     _zstd_frame_lines(f, entry.length, self.path), entry, verify, self.path
@@ -142,10 +170,95 @@ class Snapshot:
             return self.remote.stream()  # type: ignore[no-any-return]
         if self.stdin is not None:
             return self.stdin
+        return self._open_held(self.file or self.path)
+
+    def _open_held(self, path: str, offset: int = 0) -> IO[bytes]:
+        """`path` from `offset`: the file held since hold() when it is, else
+        opened now."""
+        h = self.held.get(path)
+        if h is not None:
+            return io.BufferedReader(_PreadFile(h.fd, offset), READ_BUF)
         try:
-            return open(self.path, "rb")
+            f = open(path, "rb")  # noqa: SIM115
         except OSError as e:
-            raise SnapshotError(f"{self.path}: {e.strerror}") from None
+            raise SnapshotError(f"{path}: {e.strerror}") from None
+        if offset:
+            f.seek(offset)
+        return f
+
+    def hold(self) -> None:
+        """Keep this snapshot's local files open from now on (an archive or an
+        NDJSON file; a directory's manifest and every unit's file), so that it is
+        read as it was when held, whatever happens to the names on disk later
+        (replaced by a newer dump, deleted): `kstream serve` serves what it
+        opened. `changed_on_disk()` says when the names no longer match;
+        `release()` closes them. Object storage and stdin hold nothing."""
+        if self.remote is not None or self.path == "-":
+            return
+        if self.format == "dir":
+            root = Path(self.path)
+            names = [str(root / MANIFEST_NAME)]
+            names += [str(root / e.file) for e in self.entries if e.file]
+        else:
+            names = [self.file or self.path]
+        _room_for(len(names))
+        try:
+            for name in names:
+                if name in self.held:
+                    continue
+                try:
+                    fd = os.open(name, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+                except OSError as e:
+                    raise SnapshotError(f"{name}: {e.strerror}") from None
+                self.held[name] = Held(name, fd, os.fstat(fd))
+            first = self.held[names[0]].stat
+            if self.opened is not None and _identity(first) != self.opened:
+                raise SnapshotError(
+                    f"{names[0]}: changed while it was being opened (a new dump written "
+                    "over it?): open it again"
+                )
+        except BaseException:
+            self.release()
+            raise
+
+    def changed_on_disk(self) -> list[str]:
+        """What happened to the held files since hold(), one phrase each: a name
+        that is gone, that names another file now (replaced), or whose file
+        changed in place."""
+        out = []
+        for h in self.held.values():
+            try:
+                st = os.stat(h.path)
+            except OSError:
+                out.append(f"{h.path} is gone")
+                continue
+            now = os.fstat(h.fd)
+            if (st.st_dev, st.st_ino) != (h.stat.st_dev, h.stat.st_ino):
+                out.append(f"{h.path} was replaced")
+            elif (now.st_size, now.st_mtime_ns) != (h.stat.st_size, h.stat.st_mtime_ns):
+                out.append(f"{h.path} changed in place")
+        return out
+
+    def release(self) -> None:
+        """Close the files hold() opened."""
+        held, self.held = self.held, {}
+        for h in held.values():
+            os.close(h.fd)
+
+
+def _room_for(files: int) -> None:
+    """Raise the soft limit of open files towards the hard one when holding
+    `files` more may not fit (a directory snapshot of many units)."""
+    try:
+        import resource
+    except ImportError:  # not on POSIX
+        return
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    want = files + 256  # and room for sockets, temp files, the index files
+    if soft != resource.RLIM_INFINITY and soft < want:
+        new = want if hard == resource.RLIM_INFINITY else min(want, hard)
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (new, hard))
 
 
 def listed_object(prefix: Any, name: str) -> Any:
@@ -349,16 +462,26 @@ def open_snapshot(path: str) -> Snapshot:
         if not mpath.exists():
             raise SnapshotError(f"{path}: not a kstream snapshot directory (no {MANIFEST_NAME})")
         try:
-            manifest = json.loads(mpath.read_text())
+            with open(mpath, "rb") as mf:
+                st = os.fstat(mf.fileno())
+                manifest = json.loads(mf.read())
         except (ValueError, OSError) as e:
             raise SnapshotError(f"{mpath}: unreadable manifest ({type(e).__name__})") from None
-        return _from_manifest(path, "dir", manifest)
+        snap = _from_manifest(path, "dir", manifest)
+        snap.opened = _identity(st)
+        return snap
     try:
         f = open(p, "rb")  # noqa: SIM115
     except OSError as e:
         raise SnapshotError(f"{path}: {e.strerror}") from None
     with f:
-        return _open_file(path, f)
+        snap = _open_file(path, f)
+        snap.opened = _identity(os.fstat(f.fileno()))
+        return snap
+
+
+def _identity(st: os.stat_result) -> tuple[int, int, int, int]:
+    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
 
 
 def _open_remote(url: str) -> Snapshot:
