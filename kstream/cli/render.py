@@ -570,6 +570,33 @@ def run_dump(settings: DumpSettings, quiet: bool, debug: bool = False) -> ExitCo
     return result.exit_code
 
 
+def quiet_outcome(units: list[Unit], bad: list[Unit], plan: Any) -> None:
+    """With -q a partial dump (exit 3) says so in one error line, however many
+    resources were not read (each is named without -q and in the manifest)."""
+    from collections import Counter
+
+    from kstream.cli.common import note_error
+
+    failures = list(plan.discovery.failures)
+    if not bad and not failures:
+        return
+    pieces = []
+    if bad:
+        kinds = Counter(u.status or "incomplete" for u in bad)
+        first = bad[0]
+        pieces.append(
+            f"{len(bad)} of {len(units)} resources not read ("
+            + ", ".join(f"{n} {status}" for status, n in kinds.items())
+            + f"; {first.label}: {first.error})"
+        )
+    if failures:
+        pieces.append(
+            f"discovery of {len(failures)} API group(s) failed ({failures[0].group}: "
+            f"{failures[0].error})"
+        )
+    note_error("partial: " + "; ".join(pieces) + "; run without -q for each")
+
+
 def report_dump(result: DumpResult, quiet: bool, debug: bool) -> None:
     """What a dump did, on stderr: warnings, the summary table, the totals."""
     from kstream.cli.common import note
@@ -583,12 +610,7 @@ def report_dump(result: DumpResult, quiet: bool, debug: bool) -> None:
             if u.fallback_reason:
                 note(f"debug: {u.label}: read with LIST: {u.fallback_reason}")
     if quiet:
-        for u in bad:
-            if u.status == "interrupted" or field_selector_refused(u):  # said once
-                continue
-            note(f"warning: {u.label}: {u.status or 'incomplete'}: {u.error}")
-        for line in refused_notes(bad):
-            note(f"warning: {line}")
+        quiet_outcome(units, [u for u in bad if u.status != "interrupted"], plan)
         return
     title = f"kstream dump → {result.destination}"
     if plain_layout():
