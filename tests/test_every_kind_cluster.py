@@ -248,7 +248,7 @@ def test_every_kind_equals_the_server(server: Cluster, tmp_path: Path) -> None:
     assert by_name[f"clustergadgets.{GROUP}"].objects == 600
     assert by_name[f"versioneds.{GROUP}"].version == "v1"
     assert checked > 2 * PAGES + 600
-    if server.cp.feature_gates:
+    if not server.cp.watch_list:
         assert {e.method for e in s.entries} == {"list"}
 
 
@@ -258,7 +258,7 @@ def test_every_kind_equals_the_server(server: Cluster, tmp_path: Path) -> None:
 def test_every_kind_list_writes_the_watch_list_bytes(server: Cluster, tmp_path: Path) -> None:
     """Every kind, built-in (kind/apiVersion added to LIST items) and custom, read
     through watch-list and then through LIST: the same bytes, object by object."""
-    assert not server.cp.feature_gates
+    assert server.cp.watch_list
     kc = server.kubeconfig
     a, b = tmp_path / "wl.zst", tmp_path / "list.zst"
     for out, method in ((a, "auto"), (b, "list")):
@@ -359,7 +359,7 @@ def test_diff_live_sees_no_difference(server: Cluster, tmp_path: Path) -> None:
     r = kstream("diff", str(snap), "--live", "--debug", kubeconfig=kc)
     assert r.code == 0, (r.err, r.text[:2000])
     said = [x for x in r.err.splitlines() if "read with LIST" in x]
-    if server.cp.feature_gates:
+    if not server.cp.watch_list:
         assert len(said) == 2 and all("watch-list refused" in x for x in said), r.err
     else:
         assert said == [], r.err

@@ -12,7 +12,7 @@ import pytest
 from tests import referee
 from tests.conftest import KUBECTL, Cluster, kubectl_json
 
-pytestmark = pytest.mark.cluster
+pytestmark = [pytest.mark.cluster, pytest.mark.compat]
 
 
 @pytest.fixture

@@ -52,6 +52,13 @@ def kube_minor(version: str) -> int:
     return int(version.lstrip("v").split(".")[1])
 
 
+def watch_list_by_default(version: str) -> bool:
+    """The WatchList feature gate's default: alpha (off) up to 1.31, beta on in
+    1.32, off again in 1.33, on from 1.34 (shared/docs: ecosystem-2026.md)."""
+    minor = kube_minor(version)
+    return minor == 32 or minor >= 34
+
+
 def bin_dir(version: str) -> Path:
     """Where kube-apiserver `version` is cached (etcd, the same for every version,
     is cached once, in ETCD_DIR)."""
