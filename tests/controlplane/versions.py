@@ -24,6 +24,9 @@ OTHER_KUBE_VERSIONS = tuple(
     sorted(KUBE_VERSIONS[1:], key=lambda v: tuple(int(x) for x in v.lstrip("v").split(".")))
 )
 MAKE_TEST_KUBE_VERSIONS = (OTHER_KUBE_VERSIONS[0], OTHER_KUBE_VERSIONS[-1])
+# Older releases, beyond the matrix, that build with Go 1.26 and pass the
+# compatibility subset: `make test-matrix` runs it on them too (docs/compatibility.md).
+OLDER_KUBE_VERSIONS: tuple[str, ...] = ("v1.33.13",)
 ETCD_VERSION = "v3.6.16"
 
 REPO = Path(__file__).resolve().parents[2]
