@@ -17,7 +17,7 @@ help:
 	@echo "make demo        set up, start a local control plane, seed it, run kstream on it"
 	@echo "make test        set up and run the whole suite (lint, types, unit, control plane),"
 	@echo "                 then the compatibility subset on the oldest and newest other kube-apiserver"
-	@echo "make test-matrix the compatibility subset on every other kube-apiserver (1.33 too)"
+	@echo "make test-matrix the compatibility subset on every other kube-apiserver (1.31-1.33 too)"
 	@echo "make bench       benchmarks against kubectl and the Python client (docs/benchmarks.md)"
 	@echo "make bench-seed  the watch-list blog's experiment: 16 clients x 400 x 1 MB Secrets"
 	@echo "make bench-follow dump --follow under steady changes: CPU per event, RSS over time"
@@ -75,7 +75,7 @@ test: install controlplane controlplane-compat s3server shells lint typecheck
 	exit $$status
 
 # The compatibility subset on every version of the matrix but the default, and on
-# the older releases tried beyond it (1.33; builds each on first use).
+# the older releases tried beyond it (1.31 to 1.33; builds each on first use).
 test-matrix: install shells
 	status=0; for v in $$($(PY) -m tests.controlplane versions --others); do \
 		echo "== compatibility subset on kube-apiserver $$v"; \
