@@ -7,12 +7,17 @@ PY     := $(VENV)/bin/python
 # Go builds of the control plane use the machine's Go toolchain, never a download.
 export GOTOOLCHAIN ?= local
 export GOFLAGS ?= -buildvcs=false
+# The kube-apiserver of the control plane (default: the first line of
+# `python -m tests.controlplane versions`).
+export KSTREAM_KUBE_VERSION
 
-.PHONY: help install controlplane s3server shells test lint typecheck unit demo bench bench-seed bench-follow bench-serve docs completions clean
+.PHONY: help install controlplane controlplane-compat s3server shells test test-matrix compat lint typecheck unit demo bench bench-seed bench-follow bench-serve docs completions clean
 
 help:
 	@echo "make demo        set up, start a local control plane, seed it, run kstream on it"
-	@echo "make test        set up and run the whole suite (lint, types, unit, control plane)"
+	@echo "make test        set up and run the whole suite (lint, types, unit, control plane),"
+	@echo "                 then the compatibility subset on the oldest and newest other kube-apiserver"
+	@echo "make test-matrix the compatibility subset on every other kube-apiserver (1.31-1.33 too)"
 	@echo "make bench       benchmarks against kubectl and the Python client (docs/benchmarks.md)"
 	@echo "make bench-seed  the watch-list blog's experiment: 16 clients x 400 x 1 MB Secrets"
 	@echo "make bench-follow dump --follow under steady changes: CPU per event, RSS over time"
@@ -28,9 +33,16 @@ $(VENV)/.installed: pyproject.toml
 install: $(VENV)/.installed
 
 # Builds etcd and kube-apiserver on first use (several minutes), then reuses
-# the binaries cached in ~/.cache/kstream/controlplane/<versions>/.
+# the binaries cached in ~/.cache/kstream/controlplane/<version>/.
+# KSTREAM_KUBE_VERSION picks another version of the matrix (`... versions`).
 controlplane: install
 	$(PY) -m tests.controlplane build
+
+# The other kube-apiservers `make test` runs the compatibility subset on (about
+# 5 minutes each on 2 cores the first time, then cached).
+controlplane-compat: install
+	for v in $$($(PY) -m tests.controlplane versions --make-test); do \
+		$(PY) -m tests.controlplane build --kube-version $$v || exit 1; done
 
 # The S3-compatible server of the object-storage tests (SeaweedFS), built on first
 # use (about 11 minutes on 2 cores), then reused from ~/.cache/kstream/s3server/<version>/.
@@ -52,8 +64,29 @@ typecheck: install
 unit: install
 	$(PY) -m pytest -m "not cluster"
 
-test: install controlplane s3server shells lint typecheck
-	$(PY) -m pytest
+# The whole suite on the default kube-apiserver, then the compatibility subset
+# (pytest -m compat, docs/compatibility.md) on the oldest and the newest other
+# version; every run goes to the end, the target fails if any failed.
+test: install controlplane controlplane-compat s3server shells lint typecheck
+	status=0; $(PY) -m pytest || status=1; \
+	for v in $$($(PY) -m tests.controlplane versions --make-test); do \
+		echo "== compatibility subset on kube-apiserver $$v"; \
+		KSTREAM_KUBE_VERSION=$$v $(PY) -m pytest -m compat || status=1; done; \
+	exit $$status
+
+# The compatibility subset on every version of the matrix but the default, and on
+# the older releases tried beyond it (1.31 to 1.33; builds each on first use).
+test-matrix: install shells
+	status=0; for v in $$($(PY) -m tests.controlplane versions --others); do \
+		echo "== compatibility subset on kube-apiserver $$v"; \
+		$(PY) -m tests.controlplane build --kube-version $$v && \
+		KSTREAM_KUBE_VERSION=$$v $(PY) -m pytest -m compat || status=1; done; \
+	exit $$status
+
+# One version: make compat KSTREAM_KUBE_VERSION=v1.35.4
+compat: install shells
+	$(PY) -m tests.controlplane build
+	$(PY) -m pytest -m compat
 
 demo: install controlplane
 	$(PY) -m tools.demo

@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 
 from tests.controlplane import ControlPlane
+from tests.controlplane.versions import KUBE_VERSION, watch_list_by_default
 from tests.faultproxy import FaultProxy, make_server_cert
 from tests.seed import Api, seed_demo
 
@@ -44,7 +45,9 @@ def _start(tmp: Path, gates: str = "") -> ControlPlane:
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     """The session's control plane, seeded with the demo objects (3 namespaces,
     ConfigMaps, Secrets, Deployments, widgets.demo.kstream.dev)."""
-    cp = _start(tmp_path_factory.mktemp("controlplane"))
+    # a server whose WatchList gate is off by default (1.33) gets it turned on here
+    gates = "" if watch_list_by_default(KUBE_VERSION) else "WatchList=true"
+    cp = _start(tmp_path_factory.mktemp("controlplane"), gates)
     try:
         api = seed_demo(cp)
         yield Cluster(cp, api)

@@ -16,6 +16,7 @@ response says `Connection: close`); the proxy listens on 127.0.0.1 only.
 
 from __future__ import annotations
 
+import gzip
 import http.client
 import json
 import random
@@ -48,7 +49,12 @@ END_MARKER = b"k8s.io/initial-events-end"
 #                Status (`event_code`: 410 Expired by default), then end the stream cleanly
 #   slow         forward, sleeping `delay` seconds between body chunks of
 #                `chunk` bytes
-ACTIONS = ("status", "cut", "stall", "drop_marker", "error_event", "slow")
+#   gzip         forward with `Content-Encoding: gzip`, each event line its own gzip
+#                member in a chunk of its own (as kube-apiserver 1.37 answers a
+#                watch that accepts gzip, WatchListCompression); with `after_lines`,
+#                only the first half of the member after that many events is sent,
+#                then the body ends cleanly (a gzip stream cut mid-member)
+ACTIONS = ("status", "cut", "stall", "drop_marker", "error_event", "slow", "gzip")
 
 
 @dataclass
@@ -87,6 +93,7 @@ class Record:
     method: str
     path: str
     query: dict[str, list[str]]
+    headers: dict[str, str] = field(default_factory=dict)  # the request's, names lower-cased
     action: str = ""  # the fault applied, "" when forwarded untouched
     status: int = 0
     body_bytes: int = 0
@@ -296,7 +303,9 @@ class FaultProxy:
             body = rf.read(n)
         u = urlparse(target)
         query = parse_qs(u.query, keep_blank_values=True)
-        rec = Record(time.monotonic(), method, u.path, query)
+        rec = Record(
+            time.monotonic(), method, u.path, query, {k.lower(): v for k, v in headers.items()}
+        )
         with self._lock:
             self.log.append(rec)
         fault = self._pick(method, u.path, query)
@@ -360,6 +369,8 @@ class FaultProxy:
                 if k.lower() not in ("transfer-encoding", "content-length", "connection")
             ]
             hs += [("Transfer-Encoding", "chunked"), ("Connection", "close")]
+            if fault is not None and fault.action == "gzip" and resp.status < 300:
+                hs.append(("Content-Encoding", "gzip"))
             head = (
                 f"HTTP/1.1 {resp.status} {resp.reason}\r\n"
                 + "".join(f"{k}: {v}\r\n" for k, v in hs)
@@ -422,6 +433,19 @@ class FaultProxy:
                 send(data[: max(0, fault.after_bytes - sent)])
                 hold(fault.stall_for)
                 return
+            if action == "gzip" and fault:
+                pending += data
+                *whole, pending = pending.split(b"\n")
+                for ln in whole:
+                    member = gzip.compress(ln + b"\n", mtime=0)
+                    if fault.after_lines and lines >= fault.after_lines:
+                        send(member[: len(member) // 2])
+                        conn.sendall(b"0\r\n\r\n")
+                        return
+                    send(member)
+                    rec.marker = rec.marker or END_MARKER in ln
+                    lines += 1
+                continue
             if action in ("drop_marker", "error_event") and fault:
                 pending += data
                 *whole, pending = pending.split(b"\n")
@@ -443,6 +467,8 @@ class FaultProxy:
             send(data)
             if action == "slow" and fault:
                 time.sleep(fault.delay)
+        if action == "gzip" and pending:
+            pending = gzip.compress(pending, mtime=0)
         send(pending)
         conn.sendall(b"0\r\n\r\n")
 

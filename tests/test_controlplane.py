@@ -20,12 +20,14 @@ WATCHLIST = (
 )
 
 
+@pytest.mark.compat
 def test_version_is_pinned(cluster: Cluster) -> None:
     status, body = cluster.cp.request("/version")
     assert status == 200
     assert json.loads(body)["gitVersion"] == KUBE_VERSION
 
 
+@pytest.mark.compat
 def test_watch_list_sends_objects_then_end_marker(cluster: Cluster) -> None:
     status, body = cluster.cp.request(WATCHLIST, timeout=30)
     assert status == 200
@@ -42,6 +44,7 @@ def test_watch_list_sends_objects_then_end_marker(cluster: Cluster) -> None:
     assert events[marker]["object"]["metadata"]["resourceVersion"]
 
 
+@pytest.mark.compat
 def test_watch_list_refused_with_gate_off(cluster_no_watchlist: Cluster) -> None:
     status, body = cluster_no_watchlist.cp.request(WATCHLIST, timeout=30)
     assert status == 422

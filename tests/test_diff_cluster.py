@@ -200,6 +200,7 @@ def test_filters_apply_to_both_sides(golden: dict[str, Path]) -> None:
     assert r.code == 2 and "nosuchthing" in r.err
 
 
+@pytest.mark.compat
 def test_live(cluster: Cluster, golden: dict[str, Path]) -> None:
     r = kstream("diff", str(golden["new"]), "--live", kubeconfig=cluster.kubeconfig)
     assert r.code == 0, r.err + r.text
@@ -231,6 +232,7 @@ def _methods(path: Path) -> set[str]:
     return {e.method for e in open_snapshot(str(path)).entries if e.objects}
 
 
+@pytest.mark.compat
 @pytest.mark.parametrize("which", ["cluster", "cluster_no_watchlist"])
 def test_watch_list_and_list_fallback_diff_identical(
     which: str, request: pytest.FixtureRequest, tmp_path: Path

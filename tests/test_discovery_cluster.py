@@ -24,6 +24,7 @@ import pytest
 from kstream.cluster.client import Client, ConnectSettings
 from kstream.cluster.discovery import AGGREGATED_ACCEPT, Discovery, _discover_legacy, discover
 from kstream.resources import DEFAULT_EXCLUDED
+from tests import referee
 from tests.conftest import KUBECTL, Cluster, completion_refresh, kstream
 from tests.seed import Api, namespace, wait_for_resource
 from tests.seed import crd as seed_crd
@@ -175,6 +176,16 @@ def kubectl_preferred(kc: Path, cache: Path, *args: str) -> set[tuple[str, str, 
     return {(r.get("group", ""), r["version"], r["name"]) for r in doc["resources"]}
 
 
+def preferred(c: Cluster, cache: Path, verbs: tuple[str, ...] = ()) -> set[tuple[str, str, str]]:
+    """kubectl_preferred; the server's raw discovery read the same way where kubectl
+    is out of the version skew policy (tests/referee.py)."""
+    if referee.kubectl_fits(c.cp, KUBECTL):
+        return kubectl_preferred(
+            c.kubeconfig, cache, *([f"--verbs={','.join(verbs)}"] if verbs else [])
+        )
+    return referee.preferred_resources(c.cp, verbs)
+
+
 def gvr(resources: Any) -> set[tuple[str, str, str]]:
     return {(r.group, r.version, r.resource) for r in resources}
 
@@ -205,12 +216,13 @@ def ours(objs: list[dict[str, Any]]) -> dict[str, set[str]]:
 # ------------------------------------------------------------------ (a) same choice as kubectl
 
 
+@pytest.mark.compat
 def test_discovery_picks_the_versions_kubectl_picks(any_multi: Cluster, tmp_path: Path) -> None:
     """Every resource, aggregated and legacy discovery alike: the (group, version,
     resource) set equals `kubectl api-resources`, and the group's resources are
     read in the expected versions."""
     kc = any_multi.kubeconfig
-    want = kubectl_preferred(kc, tmp_path / "kc")
+    want = preferred(any_multi, tmp_path / "kc")
     assert {r for r in want if r[0] == GROUP} == {
         (GROUP, "v1", "gizmos"),
         (GROUP, "v1alpha1", "sprockets"),
@@ -234,12 +246,13 @@ def test_discovery_picks_the_versions_kubectl_picks(any_multi: Cluster, tmp_path
     assert c.get_json("/apis", accept=AGGREGATED_ACCEPT)["kind"] == "APIGroupDiscoveryList"
 
 
+@pytest.mark.compat
 def test_full_dump_plans_what_kubectl_lists(any_multi: Cluster, tmp_path: Path) -> None:
     """(a)+(b): the units of a full dump are kubectl's listable and watchable
     resources minus the documented default exclusions, B's objects are in it
     at multi.kstream.dev/v1alpha1, and the dump is complete (exit 0)."""
     kc = any_multi.kubeconfig
-    want = kubectl_preferred(kc, tmp_path / "kc", "--verbs=list,watch")
+    want = preferred(any_multi, tmp_path / "kc", ("list", "watch"))
     want = {r for r in want if (r[0], r[2]) not in DEFAULT_EXCLUDED}
     manifest, objs = dump(kc, tmp_path / "snap")
     assert manifest["status"] == "complete"

@@ -32,7 +32,8 @@ from kstream.journal.recovery import _scan_frames as scan_frames
 from kstream.journal.recovery import read_sealed_manifest, segment_events
 from kstream.store.snapshot import open_snapshot
 from kstream.transform import redact_secret
-from tests.conftest import VENV_BIN, Cluster, Result, kstream, kubectl_json
+from tests import referee
+from tests.conftest import KUBECTL, VENV_BIN, Cluster, Result, kstream, kubectl_json
 from tests.controlplane import ControlPlane
 from tests.faultproxy import APF_BODY, Fault, FaultProxy, make_server_cert
 from tests.seed import Api, configmap, crd, namespace, secret, wait_for_resource
@@ -259,13 +260,21 @@ def without_managed(o: dict[str, Any]) -> dict[str, Any]:
 
 
 def server_state(cp: ControlPlane, ns: str) -> dict[tuple[str, str], dict[str, Any]]:
+    """The objects as `kubectl get` gives them; as the server's raw LIST gives them
+    where kubectl is out of the version skew policy (tests/referee.py)."""
+    fits = referee.kubectl_fits(cp, KUBECTL)
     out = {}
-    for kind, name in (
-        ("configmaps", "configmaps"),
-        ("secrets", "secrets"),
-        ("gadgets", f"gadgets.{GROUP}"),
+    for kind, name, gv in (
+        ("configmaps", "configmaps", ("", "v1")),
+        ("secrets", "secrets", ("", "v1")),
+        ("gadgets", f"gadgets.{GROUP}", (GROUP, "v1")),
     ):
-        for o in kubectl_json(cp.kubeconfig, "get", name, "-n", ns)["items"]:
+        items = (
+            kubectl_json(cp.kubeconfig, "get", name, "-n", ns)["items"]
+            if fits
+            else referee.list_items(cp, *gv, kind, namespace=ns, managed_fields=False)
+        )
+        for o in items:
             if kind == "secrets":
                 redact_secret(o, None)
             out[(kind, o["metadata"]["name"])] = o
@@ -317,6 +326,7 @@ def assert_secrets_redacted(j: Path) -> None:
 # ------------------------------------------------------------------ the tests
 
 
+@pytest.mark.compat
 def test_churn_killed_twice_and_resumed(gadgets: Cluster, tmp_path: Path) -> None:
     cp = gadgets.cp
     ns = "follow-churn"

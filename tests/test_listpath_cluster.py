@@ -102,6 +102,7 @@ def read(client: Client, r: Resource, method: str) -> list[bytes]:
     return sink.objects
 
 
+@pytest.mark.compat
 @pytest.mark.parametrize("r", [STS, WIDGETS], ids=["statefulsets", "widgets"])
 def test_list_pages_give_the_watch_list_bytes(seeded: Cluster, r: Resource) -> None:
     client = Client(ConnectSettings(kubeconfig=str(seeded.kubeconfig)))
@@ -115,6 +116,7 @@ def test_list_pages_give_the_watch_list_bytes(seeded: Cluster, r: Resource) -> N
     assert sorted(listed, key=name) == sorted(watched, key=name)
 
 
+@pytest.mark.compat
 @pytest.mark.parametrize("r", [STS, WIDGETS], ids=["statefulsets", "widgets"])
 def test_the_fast_path_cuts_the_servers_items(seeded: Cluster, r: Resource) -> None:
     client = Client(ConnectSettings(kubeconfig=str(seeded.kubeconfig)))

@@ -38,6 +38,7 @@ from tests.controlplane.versions import (
     KUBE_VERSION,
     apiserver_module,
     bin_dir,
+    watch_list_by_default,
 )
 
 READY_TIMEOUT = 120.0
@@ -190,6 +191,15 @@ class ControlPlane:
     extra_apiserver_args: list[str] = field(default_factory=list)
     url: str = ""
     _procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict, repr=False)
+
+    @property
+    def watch_list(self) -> bool:
+        """Whether this server serves watch-list (its WatchList gate, as set or
+        by the version's default)."""
+        gates = dict(g.split("=", 1) for g in self.feature_gates.split(",") if "=" in g)
+        if "WatchList" in gates:
+            return gates["WatchList"].strip().lower() == "true"
+        return watch_list_by_default(self.kube_version)
 
     # paths ---------------------------------------------------------------
     @property

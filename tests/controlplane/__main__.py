@@ -16,6 +16,7 @@ from tests.controlplane.versions import (
     KUBE_VERSION,
     KUBE_VERSIONS,
     MAKE_TEST_KUBE_VERSIONS,
+    OLDER_KUBE_VERSIONS,
     OTHER_KUBE_VERSIONS,
     check_kube_version,
 )
@@ -34,7 +35,10 @@ def main(argv: list[str] | None = None) -> int:
     vs = sub.add_parser("versions", help="print the kube-apiserver matrix, the default first")
     which = vs.add_mutually_exclusive_group()
     which.add_argument(
-        "--others", action="store_true", help="only the versions other than the default"
+        "--others",
+        action="store_true",
+        help="the versions other than the default, and the older ones tried beyond the "
+        "matrix (what `make test-matrix` runs)",
     )
     which.add_argument(
         "--make-test",
@@ -62,7 +66,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if a.cmd == "versions":
             shown = (
-                OTHER_KUBE_VERSIONS
+                OLDER_KUBE_VERSIONS + OTHER_KUBE_VERSIONS
                 if a.others
                 else MAKE_TEST_KUBE_VERSIONS
                 if a.make_test

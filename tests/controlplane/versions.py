@@ -24,6 +24,10 @@ OTHER_KUBE_VERSIONS = tuple(
     sorted(KUBE_VERSIONS[1:], key=lambda v: tuple(int(x) for x in v.lstrip("v").split(".")))
 )
 MAKE_TEST_KUBE_VERSIONS = (OTHER_KUBE_VERSIONS[0], OTHER_KUBE_VERSIONS[-1])
+# Older releases, beyond the matrix, that build with Go 1.26 and pass the
+# compatibility subset: `make test-matrix` runs it on them too (docs/compatibility.md;
+# v1.30.14 builds too, but a dump hung there: not listed).
+OLDER_KUBE_VERSIONS: tuple[str, ...] = ("v1.31.14", "v1.32.13", "v1.33.13")
 ETCD_VERSION = "v3.6.16"
 
 REPO = Path(__file__).resolve().parents[2]
@@ -50,6 +54,13 @@ def check_kube_version(version: str) -> str:
 
 def kube_minor(version: str) -> int:
     return int(version.lstrip("v").split(".")[1])
+
+
+def watch_list_by_default(version: str) -> bool:
+    """The WatchList feature gate's default: alpha (off) up to 1.31, beta on in
+    1.32, off again in 1.33, on from 1.34 (shared/docs: ecosystem-2026.md)."""
+    minor = kube_minor(version)
+    return minor == 32 or minor >= 34
 
 
 def bin_dir(version: str) -> Path:
