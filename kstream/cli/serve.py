@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import sys
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from kstream.cli import common as c
 from kstream.exitcodes import ExitCode
+
+if TYPE_CHECKING:
+    from kstream.serve.server import Source
+    from kstream.store.snapshot import Snapshot
 
 DISK_CHECK = 2.0  # seconds between looks at the served files on disk
 
@@ -20,16 +24,23 @@ Examples:
   KUBECONFIG=snap.kubeconfig kubectl get pods -A     # in another terminal
   KUBECONFIG=snap.kubeconfig k9s
   kstream serve snap.zst --port 6443                # a fixed port (default: any free one)
+  kstream serve prod=journal/@2026-12-01T10:00:00Z staging=staging.ndjson.zst \\
+      --kubeconfig-out fleet.kubeconfig               # a context per source
+  KUBECONFIG=fleet.kubeconfig kubectl --context staging get pods -A
 """
 
 
 def serve(
-    snapshot: Annotated[
-        str,
-        c.snapshot_argument(
-            "SNAPSHOT",
-            "The snapshot to serve (archive .zst, NDJSON file, zstd-compressed NDJSON, "
-            "directory, a JSON List, or - for any of them on stdin).",
+    sources: Annotated[
+        list[str],
+        typer.Argument(
+            help="What to serve, each as a kubeconfig context of its own: SOURCE (a snapshot: "
+            "archive .zst, NDJSON file, zstd-compressed NDJSON, directory, a JSON List, s3://, "
+            "JOURNAL/ or JOURNAL/@TIME, or - for any of them on stdin; context kstream-NAME after "
+            "its file name) or NAME=SOURCE (context NAME).",
+            metavar="[NAME=]SOURCE...",
+            show_default=False,
+            autocompletion=c.complete_snapshot,
         ),
     ],
     port: Annotated[
@@ -64,16 +75,18 @@ def serve(
     quiet: c.QuietOpt = False,
     debug: c.DebugOpt = False,
 ) -> None:
-    """Serve a snapshot as a read-only Kubernetes API on 127.0.0.1 (HTTPS).
+    """Serve snapshots as read-only Kubernetes APIs on 127.0.0.1 (HTTPS).
 
     kubectl, k9s and client-go informers read it as they read a cluster:
     discovery (aggregated and legacy), GET, LIST with label selectors,
     metadata.name/metadata.namespace field selectors and limit/continue, the
     Table format of `kubectl get`, watch and watch-list. Writes are refused (405).
-    The server has its own throwaway CA and token, in the kubeconfig it writes
-    (context named after the snapshot). Objects are read from the snapshot
-    one resource at a time; only the resources asked for last are kept (on
-    disk, their offsets in memory). Secrets are served as they were dumped.
+    The server has its own throwaway CA and token, in the kubeconfig it writes:
+    one context per source (named after the snapshot, or NAME for NAME=SOURCE;
+    the first is the current one), all served by one HTTPS listener, each at a
+    path of its own. Objects are read from each snapshot one resource at a
+    time; only the resources asked for last are kept (on disk, their offsets in
+    memory). Secrets are served as they were dumped.
 
     It runs until Ctrl-C or SIGTERM (exit 0).
     """
@@ -90,6 +103,7 @@ def serve(
     from kstream.sources import open_source
 
     ss.check_port(port)
+    specs = ss.parse_sources(sources)
     if bookmark_interval <= 0:
         from kstream.errors import UsageError
 
@@ -100,59 +114,86 @@ def serve(
         raise OutputError(f"{kubeconfig_out}: exists (use --force to overwrite)")
     tmp = tempfile.mkdtemp(prefix="kstream-serve-")
     server = None
-    api = None
-    snap = None
+    apis: list[s.Api] = []
+    snaps: list[Snapshot] = []
     thread = None
     try:
-        snap = open_source(snapshot)
-        snap.hold()  # served as opened, whatever later happens to the files
-        if snap.problem and not quiet:
-            c.note(f"warning: {snapshot}: {snap.problem}")
-        catalog = sc.open_catalog(snap, tmp)
+        held: list[str] = []
+        for i, spec in enumerate(specs):
+            snap = open_source(spec.path)
+            snaps.append(snap)
+            snap.hold()  # served as opened, whatever later happens to the files
+            if snap.problem and not quiet:
+                c.note(f"warning: {spec.path}: {snap.problem}")
+            spool = os.path.join(tmp, f"source-{i}")
+            os.mkdir(spool)
+            catalog = sc.open_catalog(snap, spool)
+            apis.append(s.Api(catalog, spec.context, bookmark_interval=bookmark_interval))
+            objects = sum(e.objects for r in catalog.resources for e in r.entries)
+            held.append(
+                f"{len(catalog.resources)} resources" + (f", {objects} objects" if objects else "")
+            )
         tls = ss.make_tls(tmp)
         token = ss.new_token()
-        name = ss.context_name(snapshot)
-        api = s.Api(catalog, name, bookmark_interval=bookmark_interval)
-        prefix = ss.new_prefix()
-        server = ss.make_server(api, token, tls, port, prefix)
-        url = f"https://{api.server_address}"
+        routes = {ss.new_prefix(): api for api in apis}
+        server = ss.make_server(routes, token, tls, port)
+        url = f"https://{apis[0].server_address}"
         path = kubeconfig_out or os.path.join(tmp, "kubeconfig")
-        ss.write_kubeconfig(path, ss.kubeconfig(name, url + prefix, tls.ca_pem, token), force=True)
-        objects = sum(e.objects for r in catalog.resources for e in r.entries)
-        held = f"{len(catalog.resources)} resources" + (f", {objects} objects" if objects else "")
+        contexts = [(spec.context, url + p) for spec, p in zip(specs, routes, strict=True)]
+        ss.write_kubeconfig(path, ss.kubeconfig_of(contexts, tls.ca_pem, token), force=True)
         # Ctrl-C and SIGTERM only set `stop` from here on: no exception can cut
         # the clean-up, however many signals come (timeout(1) sends two)
         stop = threading.Event()
         with contextlib.suppress(ValueError):  # not the main thread (embedded use)
             for sig in (signal.SIGINT, signal.SIGTERM):
                 signal.signal(sig, lambda signum, frame: stop.set())
-        print(
-            f"kstream: serving {snapshot} ({held}) on {url} (port {api.server_address.rsplit(':', 1)[1]})\n"
-            f"kubeconfig: {path} (context {name})\n"
-            f"  KUBECONFIG={path} kubectl get pods -A\n"
-            f"  KUBECONFIG={path} k9s\n"
-            "Read-only; Ctrl-C stops it.",
-            file=sys.stderr,
-            flush=True,
-        )
+        print(banner(specs, held, url, path), file=sys.stderr, flush=True)
         thread = threading.Thread(target=server.serve_forever, name="serve", daemon=True)
         thread.start()
-        changed = ""
+        changed = [""] * len(apis)
         while not stop.wait(DISK_CHECK):
-            if not changed:
-                changed = catalog.disk_changes()
-                if changed and not quiet:
-                    print(f"kstream: warning: {changed}", file=sys.stderr, flush=True)  # once
+            for i, api in enumerate(apis):
+                if not changed[i]:
+                    changed[i] = api.catalog.disk_changes()
+                    if changed[i] and not quiet:  # once per source
+                        where = f"{api.name}: " if len(apis) > 1 else ""
+                        print(f"kstream: warning: {where}{changed[i]}", file=sys.stderr, flush=True)
         if not quiet:
             print("kstream: server stopped", file=sys.stderr, flush=True)
         raise typer.Exit(ExitCode.OK)
     finally:
-        if api is not None:
+        for api in apis:
             api.stopping.set()
         if server is not None:
             if thread is not None:
                 server.shutdown()  # waits for serve_forever: only once it runs
             server.server_close()
-        if snap is not None:
+        for snap in snaps:
             snap.release()
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def banner(specs: list[Source], held: list[str], url: str, path: str) -> str:
+    """What serve says on start-up: each context and its source, the kubeconfig."""
+    port = url.rsplit(":", 1)[1]
+    if len(specs) == 1:
+        return (
+            f"kstream: serving {specs[0].path} ({held[0]}) on {url} (port {port})\n"
+            f"kubeconfig: {path} (context {specs[0].context})\n"
+            f"  KUBECONFIG={path} kubectl get pods -A\n"
+            f"  KUBECONFIG={path} k9s\n"
+            "Read-only; Ctrl-C stops it."
+        )
+    width = max(len(spec.context) for spec in specs)
+    lines = [f"kstream: serving {len(specs)} sources on {url} (port {port}), a context each:"]
+    lines += [
+        f"  {spec.context:<{width}}  {spec.path} ({what})"
+        for spec, what in zip(specs, held, strict=True)
+    ]
+    lines += [
+        f"kubeconfig: {path} (current context {specs[0].context})",
+        f"  KUBECONFIG={path} kubectl --context {specs[-1].context} get pods -A",
+        f"  KUBECONFIG={path} k9s      # :ctx switches between them",
+        "Read-only; Ctrl-C stops it.",
+    ]
+    return "\n".join(lines)

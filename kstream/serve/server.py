@@ -1,6 +1,9 @@
-"""kstream serve's HTTPS side: the throwaway TLS (`make_tls`, the `openssl` command), the
-kubeconfig it writes, the request handler that turns HTTP into `Api.handle()` calls,
-and the threading server (`make_server`), on loopback with a bearer token.
+"""kstream serve's HTTPS side: the sources named on the command line (`parse_sources`:
+`SOURCE` or `NAME=SOURCE`, one kubeconfig context each), the throwaway TLS (`make_tls`,
+the `openssl` command), the kubeconfig it writes, the request handler that turns HTTP
+into `Api.handle()` calls (one `Api` per source, told apart by the path prefix of each
+context's server URL), and the threading server (`make_server`), on loopback with a
+bearer token.
 """
 
 from __future__ import annotations
@@ -9,6 +12,7 @@ import base64
 import hmac
 import json
 import os
+import re
 import shutil
 import subprocess
 from dataclasses import dataclass
@@ -80,22 +84,71 @@ def context_name(path: str) -> str:
     return f"kstream-{base}"
 
 
+# a context name given as NAME=SOURCE: what a shell, kubectl's --context and k9s's
+# context list take without quoting (EKS-style ARNs with `/` are left to plain sources)
+CONTEXT_NAME = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9._@:+-]{0,251}[A-Za-z0-9])?")
+
+
+@dataclass(frozen=True)
+class Source:
+    """One source to serve and the kubeconfig context it is served as."""
+
+    context: str
+    path: str
+    named: bool  # given as NAME=SOURCE
+
+
+def parse_sources(args: list[str]) -> list[Source]:
+    """`SOURCE` (context `kstream-<name of the source>`, `context_name()`) or
+    `NAME=SOURCE` (context NAME). An argument is NAME=SOURCE when the text before
+    its first `=` has no `/`: a file whose name holds `=` is named `./a=b.zst`.
+    A bad name, a context named twice or `-` given twice: UsageError (exit 2)."""
+    out: list[Source] = []
+    for arg in args:
+        name, eq, path = arg.partition("=")
+        if eq and "/" not in name:
+            if not CONTEXT_NAME.fullmatch(name):
+                what = f"context name {name!r}" if name else "an empty context name"
+                raise UsageError(
+                    f"{arg}: {what}: use letters, digits and . _ - @ : + (first and last a "
+                    "letter or digit), as NAME=SOURCE; a file whose name holds '=': ./" + arg
+                )
+            if not path:
+                raise UsageError(f"{arg}: no source after '=' (NAME=SOURCE)")
+            out.append(Source(name, path, True))
+        else:
+            out.append(Source(context_name(arg), arg, False))
+    seen: dict[str, Source] = {}
+    for src in out:
+        if src.context in seen:
+            hint = "" if src.named and seen[src.context].named else "; name them: NAME=SOURCE"
+            raise UsageError(
+                f"context {src.context!r} named twice ({seen[src.context].path}, {src.path}){hint}"
+            )
+        seen[src.context] = src
+    if sum(src.path == "-" for src in out) > 1:
+        raise UsageError("- (stdin) can be served once only")
+    return out
+
+
 def kubeconfig(name: str, server: str, ca_pem: bytes, token: str) -> dict[str, Any]:
+    return kubeconfig_of([(name, server)], ca_pem, token)
+
+
+def kubeconfig_of(contexts: list[tuple[str, str]], ca_pem: bytes, token: str) -> dict[str, Any]:
+    """A kubeconfig with a cluster, a user and a context per (name, server URL),
+    all named after the context; the first is the current context."""
+    ca = base64.b64encode(ca_pem).decode()
     return {
         "apiVersion": "v1",
         "kind": "Config",
         "clusters": [
-            {
-                "name": name,
-                "cluster": {
-                    "server": server,
-                    "certificate-authority-data": base64.b64encode(ca_pem).decode(),
-                },
-            }
+            {"name": n, "cluster": {"server": url, "certificate-authority-data": ca}}
+            for n, url in contexts
         ],
-        "users": [{"name": name, "user": {"token": token}}],
-        "contexts": [{"name": name, "context": {"cluster": name, "user": name}}],
-        "current-context": name,
+        "users": [{"name": n, "user": {"token": token}} for n, _ in contexts],
+        "contexts": [{"name": n, "context": {"cluster": n, "user": n}} for n, _ in contexts],
+        "current-context": contexts[0][0],
         "preferences": {},
     }
 
@@ -124,9 +177,9 @@ class _Handler(BaseHTTPRequestHandler):
     disable_nagle_algorithm = True  # headers and body go out as separate writes
     server_version = "kstream-serve"
     sys_version = ""
-    api: Api
+    api: Api  # the first source's: requests without a known path prefix go to it
     token: str
-    prefix: str = ""  # the kubeconfig's path (`new_prefix()`), taken off each request's
+    routes: dict[str, Api]  # each context's path (`new_prefix()`) -> its source's Api
 
     def log_message(self, format: str, *args: Any) -> None:
         pass  # quiet: no access log on stderr
@@ -145,11 +198,18 @@ class _Handler(BaseHTTPRequestHandler):
             return
         u = urlsplit(self.path)
         q = {k: v[-1] for k, v in parse_qs(u.query, keep_blank_values=True).items()}
-        path = u.path
-        if self.prefix and (path == self.prefix or path.startswith(self.prefix + "/")):
-            path = path[len(self.prefix) :] or "/"
+        api, path = self.route(u.path)
         req = Request(self.command, path, q, self.headers.get("Accept", ""), body)
-        self._send(self.api.handle(req))
+        self._send(api.handle(req))
+
+    def route(self, path: str) -> tuple[Api, str]:
+        """The source a request is for (by its first path segment, the prefix of
+        its context's server URL), and the path without that prefix."""
+        head, _, rest = path[1:].partition("/")
+        api = self.routes.get("/" + head)
+        if api is None:
+            return self.api, path
+        return api, "/" + rest
 
     def _send(self, resp: Response) -> None:
         self.send_response(resp.code)
@@ -186,10 +246,13 @@ class _Server(ThreadingHTTPServer):
         pass  # a client that went away mid-handshake or mid-stream
 
 
-def make_server(api: Api, token: str, tls: Tls, port: int, prefix: str = "") -> ThreadingHTTPServer:
+def make_server(routes: dict[str, Api], token: str, tls: Tls, port: int) -> ThreadingHTTPServer:
+    """One HTTPS listener for every source: `routes` maps each context's path
+    prefix to its source's Api (the first one also answers requests without one)."""
     import ssl
 
-    handler = type("Handler", (_Handler,), {"api": api, "token": token, "prefix": prefix})
+    first = next(iter(routes.values()))
+    handler = type("Handler", (_Handler,), {"api": first, "token": token, "routes": routes})
     try:
         server = _Server(("127.0.0.1", port), handler)
     except OSError as e:
@@ -198,7 +261,8 @@ def make_server(api: Api, token: str, tls: Tls, port: int, prefix: str = "") -> 
     ctx.load_cert_chain(tls.cert_file, tls.key_file)
     ctx.set_alpn_protocols(["http/1.1"])
     server.socket = ctx.wrap_socket(server.socket, server_side=True)
-    api.server_address = f"127.0.0.1:{server.server_address[1]}"
+    for api in routes.values():
+        api.server_address = f"127.0.0.1:{server.server_address[1]}"
     return server
 
 
