@@ -171,3 +171,14 @@ def test_cli_refuses_a_bad_or_duplicate_name_in_one_line(tmp_path: Path) -> None
         assert p.returncode == code, (args, p.stderr)
         assert len(p.stderr.splitlines()) == 1 and words in p.stderr, p.stderr
         assert list(tmp.iterdir()) == []
+
+
+def test_completion_completes_the_source_after_a_name(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from kstream.cli.serve import complete_source
+
+    (tmp_path / "snap.ndjson.zst").write_bytes(b"")
+    monkeypatch.chdir(tmp_path)
+    assert [v for v, _ in complete_source("prod=sn")] == ["prod=snap.ndjson.zst"]
+    assert [v for v, _ in complete_source("sn")] == ["snap.ndjson.zst"]

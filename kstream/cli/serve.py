@@ -30,6 +30,14 @@ Examples:
 """
 
 
+def complete_source(incomplete: str) -> list[tuple[str, str]]:
+    """Snapshot paths, also after `NAME=`."""
+    name, eq, rest = incomplete.partition("=")
+    if eq and "/" not in name:
+        return [(f"{name}={path}", help) for path, help in c.complete_snapshot(rest)]
+    return c.complete_snapshot(incomplete)
+
+
 def serve(
     sources: Annotated[
         list[str],
@@ -38,9 +46,9 @@ def serve(
             "archive .zst, NDJSON file, zstd-compressed NDJSON, directory, a JSON List, s3://, "
             "JOURNAL/ or JOURNAL/@TIME, or - for any of them on stdin; context kstream-NAME after "
             "its file name) or NAME=SOURCE (context NAME).",
-            metavar="[NAME=]SOURCE...",
+            metavar="[NAME=]SOURCE",
             show_default=False,
-            autocompletion=c.complete_snapshot,
+            autocompletion=complete_source,
         ),
     ],
     port: Annotated[
