@@ -148,6 +148,13 @@ def test_one_server_serves_each_source_at_its_context(tmp_path: Path) -> None:
 
         assert flags("prod") == (["flags", "more"], "new")
         assert flags("kstream-old.ndjson") == (["flags"], "old")
+        # without a context's path: the first source (the current context)
+        bare = json.loads(json.dumps(doc))
+        for c in bare["clusters"]:
+            c["cluster"]["server"] = c["cluster"]["server"].rsplit("/", 1)[0]
+        assert _get(bare, "kstream-old.ndjson", "/api/v1/namespaces/shop/configmaps/flags")[
+            "data"
+        ] == {"v": "new"}
     finally:
         proc.send_signal(signal.SIGTERM)
         _, err = proc.communicate(timeout=60)
