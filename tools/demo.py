@@ -58,8 +58,10 @@ def run(*args: str, check_codes: tuple[int, ...] = (0,)) -> int:
 def background(*args: str, stderr: int | Path) -> subprocess.Popen[bytes]:
     """A command left running (shown with `&`); its stderr to a file or a pipe."""
     print("$ " + " ".join(shlex.quote(a) for a in args) + " &", flush=True)
-    err = open(stderr, "wb") if isinstance(stderr, Path) else stderr  # noqa: SIM115
-    return subprocess.Popen(list(args), env=env(), cwd=OUT, stderr=err)
+    if isinstance(stderr, Path):
+        with open(stderr, "wb") as log:
+            return subprocess.Popen(list(args), env=env(), cwd=OUT, stderr=log)
+    return subprocess.Popen(list(args), env=env(), cwd=OUT, stderr=stderr)
 
 
 def wait_for(what: str, ready: Callable[[], bool], proc: subprocess.Popen[bytes]) -> None:
