@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import KUBECTL, VENV_BIN, Cluster, kstream
-from tests.seed import configmap, namespace
+from tests.seed import configmap, namespace, secret
 
 pytestmark = pytest.mark.cluster
 
@@ -21,8 +21,9 @@ CMS = f"/api/v1/namespaces/{NS}/configmaps"
 
 
 def kubectl(kubeconfig: Path, *args: str) -> str:
+    cache = kubeconfig.parent / "kube-cache"  # kubectl's discovery cache, fresh for the test
     p = subprocess.run(
-        [KUBECTL, "--kubeconfig", str(kubeconfig), *args],
+        [KUBECTL, "--kubeconfig", str(kubeconfig), "--cache-dir", str(cache), *args],
         capture_output=True,
         text=True,
         timeout=120,
@@ -38,17 +39,21 @@ def test_kubectl_reads_each_source_through_its_context(cluster: Cluster, tmp_pat
         _, flags = configmap(NS, "flags")
         flags["data"] = {"mode": "before"}
         api.create(CMS, flags)
-        before = tmp_path / "before.zst"
-        r = kstream("dump", "-q", "-n", NS, "-o", str(before), kubeconfig=cluster.kubeconfig)
+        before = tmp_path / "before.zst"  # ConfigMaps only
+        r = kstream(
+            "dump", "-q", "-n", NS, "-r", "cm", "-o", str(before), kubeconfig=cluster.kubeconfig
+        )
         assert r.code == 0, r.err
         api.call("PATCH", f"{CMS}/flags", {"data": {"mode": "after"}})
         api.create(*configmap(NS, "added"))
+        api.create(*secret(NS, "creds"))
         after = tmp_path / "after.ndjson"  # another format: no manifest
         r = kstream("dump", "-q", "-n", NS, "-o", str(after), kubeconfig=cluster.kubeconfig)
         assert r.code == 0, r.err
     finally:
         for name in ("flags", "added"):
             api.call("DELETE", f"{CMS}/{name}", ok=(200, 404))
+        api.call("DELETE", f"/api/v1/namespaces/{NS}/secrets/creds", ok=(200, 404))
         api.call("DELETE", f"/api/v1/namespaces/{NS}", ok=(200, 404))
 
     kc = tmp_path / "fleet.kubeconfig"
@@ -80,6 +85,12 @@ def test_kubectl_reads_each_source_through_its_context(cluster: Cluster, tmp_pat
         assert state("--context", "then") == {"flags": "before"}
         assert state("--context", "prod") == {"added": "", "flags": "after"}
         assert state() == state("--context", "prod")  # the current context: the first
+        # discovery per context, though both share one host and port (kubectl keeps
+        # discovery on disk by server URL): prod holds Secrets, then does not
+        resources = "api-resources", "--namespaced", "-o", "name"
+        assert "secrets" in kubectl(kc, "--context", "prod", *resources).split()
+        assert "secrets" not in kubectl(kc, "--context", "then", *resources).split()
+        assert "creds" in kubectl(kc, "--context", "prod", "get", "secrets", "-n", NS)
         jsonpath = "-o=jsonpath={.data.mode}"
         assert (
             kubectl(kc, "--context", "then", "get", "cm", "-n", NS, "flags", jsonpath) == "before"
