@@ -12,13 +12,12 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import Cluster
-from tests.seed import configmap
+from tests.seed import configmap, deployment, namespace
 from tools import demo
 
 pytestmark = pytest.mark.cluster
 
-DEPLOY = "/apis/apps/v1/namespaces/demo-0/deployments/api"
-CMS = "/api/v1/namespaces/demo-0/configmaps"
+NS = "demo-timemachine-t"  # its own namespace: the session's demo objects stay as seeded
 
 
 def test_the_time_machine_shows_the_values_before_the_changes(
@@ -28,25 +27,27 @@ def test_the_time_machine_shows_the_values_before_the_changes(
     capfd: pytest.CaptureFixture[str],
 ) -> None:
     api = cluster.api
-    old_cm = api.call("GET", f"{CMS}/config-3")
-    replicas = api.call("GET", DEPLOY)["spec"]["replicas"]
-    assert replicas != 1
+    api.create(*namespace(NS), exist_ok=True)
+    api.create(*deployment(NS, "api", replicas=3))
+    api.create(*deployment(NS, "web"))
+    for i in range(5):
+        api.create(*configmap(NS, f"config-{i}"))
     monkeypatch.setattr(demo, "OUT", tmp_path)
     monkeypatch.setattr(demo, "KUBECONFIG", cluster.kubeconfig)
     try:
-        demo.time_machine(api)
-    finally:
-        api.call("PATCH", DEPLOY, {"spec": {"replicas": replicas}})
-        api.call("DELETE", f"{CMS}/config-new", ok=(200, 404))
-        path, obj = configmap("demo-0", "config-3")
-        obj["metadata"]["labels"] = old_cm["metadata"].get("labels", {})
-        obj["data"] = old_cm["data"]
-        api.create(path, obj, exist_ok=True)
+        demo.time_machine(api, NS)
+    finally:  # no namespace controller here: the objects first
+        for name in ("api", "web"):
+            api.call("DELETE", f"/apis/apps/v1/namespaces/{NS}/deployments/{name}", ok=(200, 404))
+        for name in [f"config-{i}" for i in range(5)] + ["config-new"]:
+            api.call("DELETE", f"/api/v1/namespaces/{NS}/configmaps/{name}", ok=(200, 404))
+        api.call("DELETE", f"/api/v1/namespaces/{NS}", ok=(200, 404))
     out = capfd.readouterr().out
     _, before, now = re.split(r"--context (?:before|now) get deployments", out)
-    assert re.search(rf"deployment.apps/api\s+0/{replicas}\s", before), out
+    assert re.search(r"deployment.apps/api\s+0/3\s", before), out
     assert re.search(r"deployment.apps/api\s+0/1\s", now), out
     assert "configmap/config-3 " in before and "configmap/config-new" not in before, out
     assert "configmap/config-3 " not in now and "configmap/config-new" in now, out
+    assert "configmap/config-4 " in before and "configmap/config-4 " in now, out
     assert (tmp_path / "journal" / "base.ndjson.zst").exists()
     assert (tmp_path / "timemachine.kubeconfig").exists()

@@ -95,13 +95,13 @@ def stop(proc: subprocess.Popen[bytes], what: str) -> None:
         raise SystemExit(f"demo: {what} exited {proc.returncode}")
 
 
-def time_machine(api: Api) -> None:
+def time_machine(api: Api, ns: str = "demo-0") -> None:
     """Record changes with `dump --follow`, then serve an instant before them.
     `--follow-for` only bounds the follow: it is stopped (Ctrl-C) as soon as
     the journal holds the three changes."""
     step("the time machine: record every change with dump --follow ...")
     follow = background(
-        "kstream", "dump", "--follow", "-o", "journal/", "-n", "demo-0",
+        "kstream", "dump", "--follow", "-o", "journal/", "-n", ns,
         "-r", "deployments,configmaps", "--follow-for", "5m",
         stderr=OUT / "follow.log",
     )  # fmt: skip
@@ -111,10 +111,10 @@ def time_machine(api: Api) -> None:
         print(f"# the journal's base is written; the instant before the changes: {before}")
         print("# change: scale deployment api to 1, delete config-3, add config-new", flush=True)
         api.call(
-            "PATCH", "/apis/apps/v1/namespaces/demo-0/deployments/api", {"spec": {"replicas": 1}}
+            "PATCH", f"/apis/apps/v1/namespaces/{ns}/deployments/api", {"spec": {"replicas": 1}}
         )
-        api.call("DELETE", "/api/v1/namespaces/demo-0/configmaps/config-3")
-        api.create(*configmap("demo-0", "config-new", 100))
+        api.call("DELETE", f"/api/v1/namespaces/{ns}/configmaps/config-3")
+        api.create(*configmap(ns, "config-new", 100))
         wait_for("3 change events in journal/", lambda: change_events("journal/") >= 3, follow)
         stop(follow, "kstream dump --follow")
         print(
@@ -142,7 +142,7 @@ def time_machine(api: Api) -> None:
         for context in ("before", "now"):
             run(
                 "kubectl", "--kubeconfig", "timemachine.kubeconfig", "--context", context,
-                "get", "deployments,configmaps", "-n", "demo-0",
+                "get", "deployments,configmaps", "-n", ns,
             )  # fmt: skip
         stop(served, "kstream serve")
     finally:
