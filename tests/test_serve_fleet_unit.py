@@ -189,3 +189,51 @@ def test_completion_completes_the_source_after_a_name(
     monkeypatch.chdir(tmp_path)
     assert [v for v, _ in complete_source("prod=sn")] == ["prod=snap.ndjson.zst"]
     assert [v for v, _ in complete_source("sn")] == ["snap.ndjson.zst"]
+
+
+def test_a_replaced_file_is_said_once_for_its_context_and_changes_nothing_served(
+    tmp_path: Path,
+) -> None:
+    """Each source's files are held as opened: a newer dump written over one
+    source's name gives one warning line naming that context; both contexts
+    serve what they served."""
+    import threading
+    import time
+
+    from tests.test_diff_unit import write_snapshot
+
+    prod = write_snapshot(tmp_path / "prod.ndjson.zst", [cm("shop", "flags", "p")], "zst")
+    staging = write_snapshot(tmp_path / "staging.ndjson.zst", [cm("shop", "flags", "s")], "zst")
+    kc = tmp_path / "fleet.kubeconfig"
+    args = [f"prod={prod}", f"staging={staging}", "--kubeconfig-out", str(kc)]
+    proc = subprocess.Popen(serve_cmd(*args), stderr=subprocess.PIPE)
+    lines: list[str] = []
+    banner = threading.Event()
+
+    def read() -> None:
+        assert proc.stderr is not None
+        for raw in proc.stderr:
+            lines.append(raw.decode())
+            if "Ctrl-C" in lines[-1]:
+                banner.set()
+
+    threading.Thread(target=read, daemon=True).start()
+    try:
+        assert banner.wait(120), "".join(lines)
+        doc = json.loads(kc.read_text())
+        newer = write_snapshot(tmp_path / "newer.ndjson.zst", [cm("shop", "other", "n")], "zst")
+        os.replace(newer, staging)
+        end = time.monotonic() + 120  # a guard against hanging, not a measure
+        while not any("was replaced" in x for x in lines):
+            assert time.monotonic() < end, "".join(lines)
+            time.sleep(0.2)
+        for context, value in (("prod", "p"), ("staging", "s")):
+            one = _get(doc, context, "/api/v1/namespaces/shop/configmaps/flags")
+            assert one["data"] == {"v": value}
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(60)
+    assert proc.returncode == 0, lines
+    warnings = [x for x in lines if "warning:" in x]
+    assert len(warnings) == 1 and warnings[0].startswith("kstream: warning: staging: "), lines
+    assert "still serving" in warnings[0], lines
