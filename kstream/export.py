@@ -29,11 +29,12 @@ from typing import IO, Any, Literal
 
 from kstream import deepjson, neat, yamlout
 from kstream.count import Filters, _chosen
-from kstream.errors import OutputError, SnapshotError, UsageError
+from kstream.errors import OutputError, UsageError
 from kstream.exitcodes import ExitCode
 from kstream.resources import guess_plural, snapshot_resource, split_api_version
 from kstream.selector import Scope
 from kstream.store.outputs import dir_target
+from kstream.store.snapshot import object_of
 
 ExportFormat = Literal["yaml", "json"]
 INDEX_NAME = "kstream-export.index"
@@ -154,12 +155,7 @@ def items(snap: Any, scope: Scope, result: ExportResult) -> Iterator[Item]:
             if e.offset is None and e.file is None:
                 continue  # nothing of it was written
         for line in snap.lines(e):
-            try:
-                doc = deepjson.loads(line)
-            except ValueError:
-                raise SnapshotError(f"{snap.path}: a line is not valid JSON (corrupted)") from None
-            if not isinstance(doc, dict):
-                raise SnapshotError(f"{snap.path}: a line is not a JSON object")
+            doc = object_of(line, snap.path)
             if keep(_meta(doc), e.namespaced):
                 yield Item(e.group, e.resource, e.namespaced, doc)
 

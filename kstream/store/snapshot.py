@@ -153,16 +153,8 @@ class Snapshot:
         """Every object line with its parsed document (formats without a
         manifest are read this way to learn each object's apiVersion and kind);
         a line that is not a JSON object is a corrupted snapshot."""
-        from kstream import deepjson
-
         for line in self.lines(verify=verify):
-            try:
-                doc = deepjson.loads(line)
-            except ValueError:
-                raise SnapshotError(f"{self.path}: a line is not valid JSON (corrupted)") from None
-            if not isinstance(doc, dict):
-                raise SnapshotError(f"{self.path}: a line is not a JSON object")
-            yield line, doc
+            yield line, object_of(line, self.path)
 
     def _open_whole(self) -> IO[bytes]:
         """The whole file (NDJSON, compressed NDJSON, JSON List), streamed."""
@@ -259,6 +251,20 @@ def _room_for(files: int) -> None:
         new = want if hard == resource.RLIM_INFINITY else min(want, hard)
         with contextlib.suppress(ValueError, OSError):
             resource.setrlimit(resource.RLIMIT_NOFILE, (new, hard))
+
+
+def object_of(line: bytes, where: str) -> dict[str, Any]:
+    """One snapshot line parsed; a line that is not a JSON object is a corrupted
+    snapshot (SnapshotError naming `where`)."""
+    from kstream import deepjson
+
+    try:
+        doc = deepjson.loads(line)
+    except ValueError:
+        raise SnapshotError(f"{where}: a line is not valid JSON (corrupted)") from None
+    if not isinstance(doc, dict):
+        raise SnapshotError(f"{where}: a line is not a JSON object")
+    return doc
 
 
 def listed_object(prefix: Any, name: str) -> Any:
