@@ -419,11 +419,15 @@ def table(result: CountResult, sort: str, width: int | None = None) -> tuple[Tab
 
 def report(result: CountResult, quiet: bool) -> None:
     """Messages on stderr: what was not counted, and why."""
-    from kstream.cli.render import fallback_lines, problem_lines
+    from kstream.cli.render import fallback_lines, problem_lines, quiet_partial
 
     if result.problem:
         c.note(f"warning: {result.snapshot}: {result.problem}")
     bad = [(m.label, m.status, m.error) for m in result.incomplete]
+    if quiet:  # errors only: a partial count says so in one line
+        quiet_partial(
+            [(lb, st or "incomplete", er or "") for lb, st, er in bad], None, [], "counted"
+        )
     for line in problem_lines(bad):  # refused field selectors: one line
         c.note(f"warning: {line}")
     if result.fallbacks and not quiet:

@@ -366,7 +366,7 @@ def _dump_live(
             f"{'s' if len(held) > 1 else ''} {','.join(held)}: reading the cluster there "
             "only (-n chooses)"
         )
-    code = run_dump(dump, quiet=True, debug=debug)
+    code = run_dump(dump, quiet=True, debug=debug, partial_line=False)
     if code not in (ExitCode.OK, ExitCode.PARTIAL):
         raise typer.Exit(int(code))
     return snap, out, new

@@ -536,9 +536,12 @@ def drive(run: Run[Any], quiet: bool) -> ExitCode | None:
     return None
 
 
-def run_dump(settings: DumpSettings, quiet: bool, debug: bool = False) -> ExitCode:
+def run_dump(
+    settings: DumpSettings, quiet: bool, debug: bool = False, partial_line: bool = True
+) -> ExitCode:
     """The dump job (`kstream.dump`), driven with progress on stderr, then its
-    summary; for `dump`, and for `diff --live` (quiet)."""
+    summary; for `dump`, and for `diff --live` (quiet, and without the partial
+    line: diff says what it could not compare itself)."""
     from kstream.cli.common import note, note_error
     from kstream.dump import DumpJob
 
@@ -556,7 +559,7 @@ def run_dump(settings: DumpSettings, quiet: bool, debug: bool = False) -> ExitCo
             raise
         result = job.finish(interrupted)
         if result.manifest is not None:
-            report_dump(result, quiet, debug)
+            report_dump(result, quiet, debug, partial_line)
     finally:
         for w in held:
             note(w)
@@ -573,31 +576,46 @@ def run_dump(settings: DumpSettings, quiet: bool, debug: bool = False) -> ExitCo
 def quiet_outcome(units: list[Unit], bad: list[Unit], plan: Any) -> None:
     """With -q a partial dump (exit 3) says so in one error line, however many
     resources were not read (each is named without -q and in the manifest)."""
+    quiet_partial(
+        [(u.label, u.status or "incomplete", u.error or "") for u in bad],
+        len(units),
+        [(f.group, f.error) for f in plan.discovery.failures],
+        "read",
+    )
+
+
+def quiet_partial(
+    bad: list[tuple[str, str, str]],
+    total: int | None,
+    failures: list[tuple[str, str]],
+    verb: str,
+) -> None:
+    """The one error line -q keeps for a partial result (exit 3): how many
+    resources were not `verb` (by status, the first one's error), and the API
+    groups whose discovery failed."""
     from collections import Counter
 
     from kstream.cli.common import note_error
 
-    failures = list(plan.discovery.failures)
     if not bad and not failures:
         return
     pieces = []
     if bad:
-        kinds = Counter(u.status or "incomplete" for u in bad)
-        first = bad[0]
+        kinds = Counter(status for _, status, _ in bad)
+        label, _, error = bad[0]
+        of = f" of {total}" if total is not None else ""
         pieces.append(
-            f"{len(bad)} of {len(units)} resources not read ("
+            f"{len(bad)}{of} resources not {verb} ("
             + ", ".join(f"{n} {status}" for status, n in kinds.items())
-            + f"; {first.label}: {first.error})"
+            + f"; {label}: {error})"
         )
     if failures:
-        pieces.append(
-            f"discovery of {len(failures)} API group(s) failed ({failures[0].group}: "
-            f"{failures[0].error})"
-        )
+        group, error = failures[0]
+        pieces.append(f"discovery of {len(failures)} API group(s) failed ({group}: {error})")
     note_error("partial: " + "; ".join(pieces) + "; run without -q for each")
 
 
-def report_dump(result: DumpResult, quiet: bool, debug: bool) -> None:
+def report_dump(result: DumpResult, quiet: bool, debug: bool, partial_line: bool = True) -> None:
     """What a dump did, on stderr: warnings, the summary table, the totals."""
     from kstream.cli.common import note
 
@@ -609,8 +627,17 @@ def report_dump(result: DumpResult, quiet: bool, debug: bool) -> None:
         for u in units:
             if u.fallback_reason:
                 note(f"debug: {u.label}: read with LIST: {u.fallback_reason}")
-    if quiet:
-        quiet_outcome(units, [u for u in bad if u.status != "interrupted"], plan)
+    if quiet and consoles.quiet:  # the user's -q: errors only, a partial dump in one line
+        if partial_line:
+            quiet_outcome(units, [u for u in bad if u.status != "interrupted"], plan)
+        return
+    if quiet:  # no summary (diff --live's dump): what was not read, as warnings
+        for u in bad:
+            if u.status == "interrupted" or field_selector_refused(u):  # said once
+                continue
+            note(f"warning: {u.label}: {u.status or 'incomplete'}: {u.error}")
+        for line in refused_notes(bad):
+            note(f"warning: {line}")
         return
     title = f"kstream dump → {result.destination}"
     if plain_layout():
