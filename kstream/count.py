@@ -48,6 +48,7 @@ from kstream.selector import (
 if TYPE_CHECKING:
     from kstream.cluster.plan import LiveOptions, Plan
     from kstream.cluster.runner import Run
+    from kstream.store.format import Entry
 
 SCHEMA_VERSION = 1
 FIELDS = ("resource", "namespace", "label")
@@ -529,21 +530,8 @@ def count_snapshot(
     )
     m = snap.manifest
     result.server = m.server_url
-    resources = {id(e): _entry_resource(e) for e in snap.entries}
-    chosen = _chosen(list(resources.values()), filters.include, filters.exclude)
     wanted_ns = set(filters.namespaces)
-    explicit = bool(filters.include)
-    entries = []
-    for e in snap.entries:
-        r = resources[id(e)]
-        if r not in chosen:
-            continue
-        if wanted_ns:
-            if not e.namespaced and not explicit:
-                continue
-            if e.namespace is not None and e.namespace not in wanted_ns:
-                continue
-        entries.append(e)
+    entries = selected_entries(snap.entries, filters)
     if m.status == "partial" or any(e.status != "complete" for e in snap.entries):
         for e in entries:
             if e.status != "complete":
@@ -628,6 +616,27 @@ def _snapshot_sink(
         return make_key(grouping, res, obj_ns, md.get("labels"))
 
     return CountSink(None, key_of)
+
+
+def selected_entries(entries: Sequence[Entry], filters: Filters) -> list[Entry]:
+    """The units of a snapshot with a manifest that -r/--exclude and -n select
+    (count's rules, export's too): cluster-scoped units with -n only when named
+    with -r."""
+    resources = {id(e): _entry_resource(e) for e in entries}
+    chosen = _chosen(list(resources.values()), filters.include, filters.exclude)
+    wanted_ns = set(filters.namespaces)
+    explicit = bool(filters.include)
+    out = []
+    for e in entries:
+        if resources[id(e)] not in chosen:
+            continue
+        if wanted_ns:
+            if not e.namespaced and not explicit:
+                continue
+            if e.namespace is not None and e.namespace not in wanted_ns:
+                continue
+        out.append(e)
+    return out
 
 
 def _count_plain(snap: Any, grouping: Grouping, filters: Filters) -> CountResult:

@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import IO, Any, Literal
 
 from kstream import deepjson, neat, yamlout
-from kstream.count import Filters, _chosen
+from kstream.count import Filters, _chosen, selected_entries
 from kstream.errors import OutputError, UsageError
 from kstream.exitcodes import ExitCode
 from kstream.resources import guess_plural, snapshot_resource, split_api_version
@@ -129,24 +129,12 @@ def items(snap: Any, scope: Scope, result: ExportResult) -> Iterator[Item]:
                 continue
             yield Item(res[0], res[1], bool(md.get("namespace")), doc)
         return
-    resources = {
-        id(e): snapshot_resource(e.group, e.version, e.resource, e.kind, e.namespaced)
-        for e in snap.entries
-    }
-    chosen = _chosen(list(resources.values()), filters.include, filters.exclude)
     m = snap.manifest
     for nr in m.not_read:
         result.incomplete.append(f"{nr.name}: {nr.status}, not in the snapshot")
     for f in m.discovery_failures:
         result.incomplete.append(f"{f.group_version}: discovery failed, not in the snapshot")
-    for e in snap.entries:
-        if resources[id(e)] not in chosen:
-            continue
-        if wanted and (
-            (not e.namespaced and not explicit)
-            or (e.namespace is not None and e.namespace not in wanted)
-        ):
-            continue
+    for e in selected_entries(snap.entries, filters):
         if e.status != "complete":
             where = f" in {e.namespace}" if e.namespace else ""
             result.incomplete.append(
