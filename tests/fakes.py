@@ -110,3 +110,25 @@ class FakeTransport:
 
 def _conforms(t: FakeTransport) -> ApiTransport:
     return t  # mypy: the fake keeps up with the protocol
+
+
+class Streams:
+    """stdout and stderr as a pipe gives them (UTF-8, strict), for running the
+    CLI in-process with `kstream.cli.app.run`: `Streams()(*argv)` -> (code, out, err)."""
+
+    def __init__(self) -> None:
+        self.out = io.TextIOWrapper(io.BytesIO(), encoding="utf-8", write_through=True)
+        self.err = io.TextIOWrapper(io.BytesIO(), encoding="utf-8", write_through=True)
+
+    def __call__(self, *argv: str) -> tuple[int, str, str]:
+        from kstream.cli.app import run
+
+        code = run(list(argv), stdout=self.out, stderr=self.err)
+        return code, self._text(self.out), self._text(self.err)
+
+    @staticmethod
+    def _text(s: io.TextIOWrapper) -> str:
+        s.flush()
+        buf = s.buffer
+        assert isinstance(buf, io.BytesIO)
+        return buf.getvalue().decode("utf-8")  # strict: no surrogate got through

@@ -3,31 +3,13 @@ stdout and stderr captured as streams (no subprocess, no cluster)."""
 
 from __future__ import annotations
 
-import io
 import json
 import signal
 from pathlib import Path
 
 from kstream import __version__
-from kstream.cli.app import run
 from kstream.exitcodes import ExitCode
-
-
-class Streams:
-    def __init__(self) -> None:
-        self.out = io.TextIOWrapper(io.BytesIO(), encoding="utf-8", write_through=True)
-        self.err = io.TextIOWrapper(io.BytesIO(), encoding="utf-8", write_through=True)
-
-    def __call__(self, *argv: str) -> tuple[int, str, str]:
-        code = run(list(argv), stdout=self.out, stderr=self.err)
-        return code, self._text(self.out), self._text(self.err)
-
-    @staticmethod
-    def _text(s: io.TextIOWrapper) -> str:
-        s.flush()
-        buf = s.buffer
-        assert isinstance(buf, io.BytesIO)
-        return buf.getvalue().decode()
+from tests.fakes import Streams
 
 
 def cm(name: str, data: str) -> str:

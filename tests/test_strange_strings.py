@@ -15,12 +15,12 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from kstream.cli.app import run
 from kstream.cluster.stream import Unit
 from kstream.jsonlines import go_json
 from kstream.printable import visible
 from kstream.resources import Resource
 from kstream.serve.table import table
+from tests.fakes import Streams
 from tests.journalmaker import Journal, ev, obj, write_base
 
 SPECIAL = ["\ud800", "\udfff", "\x00", "\x07", "\x1b[31m", "\x7f", "\x85", "\u202e", "\u2066",
@@ -61,24 +61,6 @@ def shows(part: str, text: str) -> None:
     part = read(part)
     if len(part) < 1000 and visible(part) not in text:
         pytest.fail(f"{visible(part)[:80]!r} not in the output")
-
-
-class Streams:
-    """stdout and stderr as a pipe gives them: UTF-8, strict."""
-
-    def __init__(self) -> None:
-        self.out = io.TextIOWrapper(io.BytesIO(), encoding="utf-8", write_through=True)
-        self.err = io.TextIOWrapper(io.BytesIO(), encoding="utf-8", write_through=True)
-
-    def __call__(self, *argv: str) -> tuple[int, str, str]:
-        code = run(list(argv), stdout=self.out, stderr=self.err)
-        return code, self._text(self.out), self._text(self.err)
-
-    @staticmethod
-    def _text(s: io.TextIOWrapper) -> str:
-        buf = s.buffer
-        assert isinstance(buf, io.BytesIO)
-        return buf.getvalue().decode("utf-8")  # strict: no surrogate got through
 
 
 def cm(name: str, ns: str, value: str, label: str) -> dict[str, Any]:
