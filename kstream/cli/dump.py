@@ -50,6 +50,7 @@ follow_option = functools.partial(typer.Option, rich_help_panel="Follow (journal
 
 @c.option_groups
 def dump(
+    ctx: typer.Context,
     output: Annotated[
         str | None,
         c.output_option(
@@ -159,6 +160,16 @@ def dump(
             metavar="DURATION",
         ),
     ] = "10m",
+    health_port: Annotated[
+        int,
+        follow_option(
+            "--health-port",
+            min=0,
+            max=65535,
+            help="Answer GET /healthz on this port, on every interface (for a pod's liveness probe): 200 while the follow makes progress, 503 with the reason once it has not for a while (docs/journal.md). 0: off.",
+            metavar="PORT",
+        ),
+    ] = 0,
     *,
     sel: c.Selection,
     cluster: c.Clusters,
@@ -201,15 +212,22 @@ def dump(
             resume,
             fmt.value,
             outage_limit,
+            health_port,
         )
+        if health_port:  # before connecting; closed with the command
+            from kstream.cli.follow import serve_health
+
+            ctx.call_on_close(serve_health(fopts).close)
     elif (
         follow_for is not None
         or rotate_size != "64MiB"
         or rotate_interval != "1h"
         or outage_limit != "10m"
+        or health_port
     ):
         raise UsageError(
-            "--follow-for, --rotate-size, --rotate-interval and --outage-limit need --follow"
+            "--follow-for, --rotate-size, --rotate-interval, --outage-limit and --health-port "
+            "need --follow"
         )
     if resume is not None:
         given = sel.given() + [

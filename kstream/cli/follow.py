@@ -39,7 +39,7 @@ from kstream.cli.render import (
 )
 from kstream.errors import UsageError
 from kstream.exitcodes import ExitCode
-from kstream.journal import durable
+from kstream.journal import durable, health
 from kstream.journal.crds import Replan
 from kstream.journal.directory import (
     JournalMeta,
@@ -55,7 +55,8 @@ from kstream.journal.directory import (
 )
 from kstream.journal.follow import Follow, UnitFollow
 from kstream.journal.follower import OUTAGE
-from kstream.journal.format import BASE_NAME, LOCK_NAME, META_NAME
+from kstream.journal.format import BASE_NAME, FLUSH_INTERVAL, LOCK_NAME, META_NAME
+from kstream.journal.health import HealthServer, stall_bound
 from kstream.journal.resume import base_follows, cluster_identity, identity_json, resume
 from kstream.journal.writer import JournalWriter, guard
 
@@ -70,6 +71,7 @@ class FollowOptions:
     level: int = 1
     timeout: float = 60.0
     outage: float = OUTAGE
+    health_port: int = 0  # --health-port (0: off)
 
 
 # ------------------------------------------------------------------ option values
@@ -125,6 +127,7 @@ def follow_options(
     resume: str | None,
     fmt: str,
     outage_limit: str = "10m",
+    health_port: int = 0,
 ) -> FollowOptions:
     """The follow options checked (exit 2 for a bad one), before connecting."""
     if (
@@ -142,7 +145,14 @@ def follow_options(
         level=level,
         timeout=timeout,
         outage=parse_duration(outage_limit, "--outage-limit"),
+        health_port=health_port,
     )
+
+
+def serve_health(fopts: FollowOptions) -> HealthServer:
+    """--health-port: /healthz, with a stall bound from this follow's intervals."""
+    bound = stall_bound(FLUSH_INTERVAL, fopts.rotate_interval)
+    return health.serve_health(fopts.health_port, bound)
 
 
 # ------------------------------------------------------------------ running
