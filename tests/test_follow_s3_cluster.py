@@ -198,3 +198,24 @@ def test_errors_of_a_journal_in_object_storage(
     r = kstream("dump", "--follow", "--resume", f"s3://{BUCKET}/one/", "--follow-for", "1s", "--stage", str(tmp_path / "s3"), "-q", kubeconfig=kc, env=admin)  # fmt: skip
     assert r.code == 0, r.err
     assert set(store.versions("one/").values()) == {1}
+
+
+def test_a_second_writer_is_refused_on_seaweedfs(store: Store, tmp_path: Path) -> None:
+    from tests.test_journal_s3_crash import second_writer_refused
+
+    second_writer_refused(store.server.env(ADMIN), store.client, BUCKET, tmp_path)
+
+
+def test_resume_or_start_on_a_directory(cluster: Cluster, tmp_path: Path) -> None:
+    """The first run starts the journal, the second (the same arguments) resumes
+    it (without the flag: refused, exit 2), recording the gap between them."""
+    j = tmp_path / "j"
+    args = ("dump", "--follow", "-o", f"{j}/", "-n", "default", "-r", "configmaps", "-q")
+    r = kstream(*args, "--resume-or-start", "--follow-for", "1s", kubeconfig=cluster.kubeconfig)
+    assert r.code == 0, r.err
+    created = json.loads((j / META_NAME).read_text())["created"]
+    one_line(kstream(*args, kubeconfig=cluster.kubeconfig), 2, "carry on with --resume")
+    r = kstream(*args, "--resume-or-start", "--follow-for", "1s", kubeconfig=cluster.kubeconfig)
+    assert r.code == 0, r.err
+    assert json.loads((j / META_NAME).read_text())["created"] == created  # the same journal
+    assert [e.type for e in journal_events(j)] == ["GAP"]  # the time between the runs

@@ -21,6 +21,7 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -199,42 +200,41 @@ def test_resume_on_a_new_machine_from_the_bucket_alone(bucket: Bucket, tmp_path:
 
 def test_a_second_writer_fails_at_its_first_upload(bucket: Bucket, tmp_path: Path) -> None:
     """Two stages writing the same prefix: the second one's upload of a key the
-    first wrote is refused (the conditional write, or the HEAD before it), with
-    one line naming the key; the first one's object is kept."""
+    first wrote is refused (the HEAD before it, and the conditional write
+    itself), with one line naming the key; the first one's object is kept."""
+    second_writer_refused(bucket.env, bucket.client, BUCKET, tmp_path)
+
+
+def second_writer_refused(env: dict[str, str], client: Any, name: str, tmp_path: Path) -> None:
+    """(Also run on SeaweedFS by tests/test_follow_s3_cluster.py.)"""
     from kstream.errors import AlreadyExists, OutputError
     from kstream.journal.remote import Uploader, prefix_of
-
-    env = bucket.env
-    old = {k: os.environ.get(k) for k in env}
-    os.environ.update(env)
     from kstream.store import objstore
 
+    old = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
     objstore._client = None
+    seg = f"{SEGMENT_DIR}/000001.events.zst"
     try:
-        prefix = prefix_of(f"s3://{BUCKET}/two/")
+        prefix = prefix_of(f"s3://{name}/two/")
         a, b = tmp_path / "a", tmp_path / "b"
         for d, data in ((a, b"first"), (b, b"second")):
             (d / SEGMENT_DIR).mkdir(parents=True)
-            (d / SEGMENT_DIR / "000001.events.zst").write_bytes(data)
-        Uploader(prefix, a).upload(
-            a / SEGMENT_DIR / "000001.events.zst", "segments/000001.events.zst"
-        )
+            (d / seg).write_bytes(data)
+        Uploader(prefix, a).upload(a / seg, seg)
         # the same bytes again: taken as uploaded (a crash after the upload)
-        Uploader(prefix, a).upload(
-            a / SEGMENT_DIR / "000001.events.zst", "segments/000001.events.zst"
-        )
+        Uploader(prefix, a).upload(a / seg, seg)
         with pytest.raises(OutputError) as e:
-            Uploader(prefix, b).upload(
-                b / SEGMENT_DIR / "000001.events.zst", "segments/000001.events.zst"
-            )
+            Uploader(prefix, b).upload(b / seg, seg)
         assert "exists with other content: another kstream writes this journal" in str(e.value)
         assert "\n" not in str(e.value)
-        got = bucket.client.get_object(Bucket=BUCKET, Key="two/segments/000001.events.zst")
-        assert got["Body"].read() == b"first"
         # the conditional write itself (no HEAD first): refused, nothing replaced
-        with open(b / SEGMENT_DIR / "000001.events.zst", "rb") as f, pytest.raises(AlreadyExists):
-            objstore.put_file(prefix.child("segments/000001.events.zst"), f, create_only=True)
-        assert bucket.versions("two/") == {"two/segments/000001.events.zst": 1}
+        with open(b / seg, "rb") as f, pytest.raises(AlreadyExists):
+            objstore.put_file(prefix.child(seg), f, create_only=True)
+        got = client.get_object(Bucket=name, Key=f"two/{seg}")
+        assert got["Body"].read() == b"first"
+        r = client.list_object_versions(Bucket=name, Prefix="two/")
+        assert [v["Key"] for v in r.get("Versions") or []] == [f"two/{seg}"]
     finally:
         objstore._client = None
         for k, v in old.items():
