@@ -156,6 +156,11 @@ def check_new_remote(url: str, force: bool) -> Location:
     lst = listing(prefix)
     if lst.meta:
         raise UsageError(f"{prefix.url} holds a kstream journal: carry on with --resume {url}")
+    if lst.base and not lst.other:
+        raise UsageError(
+            f"{prefix.url} holds the base of a journal whose {META_NAME} was never uploaded "
+            f"(a run cut then): carry on with --resume {url} where its stage is"
+        )
     if not lst.empty:
         names = sorted([*lst.other, *lst.segments.values()] + ([BASE_NAME] if lst.base else []))
         raise UsageError(
