@@ -122,7 +122,7 @@ def test_health_port_needs_follow(tmp_path: Path) -> None:
     err = io.StringIO()
     code = run(["dump", "-o", str(tmp_path / "x.ndjson"), "--health-port", "8080"], stderr=err)
     assert code == 2
-    assert "--outage-limit and --health-port need --follow" in err.getvalue()
+    assert "--health-port, --stage and --resume-or-start need --follow" in err.getvalue()
 
 
 def test_health_port_in_use_fails_before_connecting(tmp_path: Path) -> None:
