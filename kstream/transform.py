@@ -248,91 +248,118 @@ def _server_layout(s: str, key: bytes | None) -> str | None:
 
 
 # The server's layout once more, on the bytes and with msgspec (imported on first
-# use): one C pass validates the whole object and hands back the exact bytes of
-# metadata and data (`msgspec.Raw`), a second decodes every data value's base64
-# (msgspec's decoder is about four times binascii's strict one, which was most of
-# a Secret's CPU). The metadata is kept as the bytes sent when re-encoding could
-# not change it: no blank, no backslash (so its strings are plain "..." and what
-# lies between them is the structure), no float and no -0 there. Anything else
-# (another layout, a value msgspec will not take as base64, escapes Go would add)
-# returns None and the str paths below decide, as before.
-_SERVER_HEAD_B = _SERVER_HEAD.encode()
-_LAST_APPLIED_B = LAST_APPLIED.encode()
-# bytes the kept text may not hold: blanks, backslashes, what Go escapes (and, in
-# text that is not ASCII, U+2028 and U+2029, which Go escapes too)
-_NOT_KEPT_B = b" \\\n\r\t<>&"
+# use), in one C pass: msgspec validates the whole object against the layout
+# (kind "Secret", apiVersion "v1", metadata, data, maybe type, nothing else),
+# decodes every data value's base64 (about four times binascii's strict decoder)
+# and the metadata as plain values, refusing a float there (`float_hook`). The
+# metadata is written back as the bytes sent when they are exactly msgspec's
+# compact encoding of what was decoded, with no backslash (so no escape either
+# encoder could write otherwise) and nothing Go escapes (<, >, &, U+2028,
+# U+2029): then it is also what json.dumps writes of it (no blank, no float, no
+# -0, no repeated member name, integers as written). The data map is never
+# looked at as text: its decoded values (the last of a repeated name, in its
+# first place, as json.loads keeps them) are digested, and the type member is
+# the last one. Anything else (another layout, a value msgspec will not take as
+# base64, the last-applied annotation, escapes) returns None and the str paths
+# below decide, as before.
+_SERVER_HEAD_B = b'{"kind":"Secret","apiVersion":"v1","metadata":'
+_TYPE_B = b',"type":"'
+# the type's value as it may be kept: printable ASCII but what JSON or Go escape
+_TYPE_KEPT_B = re.compile(rb'[^"\\<>&\x00-\x1f\x7f-\xff]*')
+_GO_ESCAPED_B = b"\\<>&"  # in kept metadata: an escape, or what Go escapes
 _LINE_SEPS_B = ("\u2028".encode(), "\u2029".encode())
-# a number with a fraction or an exponent, or -0, as it can start outside a string
-# in plain text (after ':' ',' or '['); a hit inside a string is checked again
-# with the strings cut out
-_FLOATISH_B = re.compile(rb"[:,\[]-?[0-9]+[.eE]|[:,\[]-0")
-_FLOATISH_OUTSIDE_B = re.compile(rb"[.]|[0-9][eE]|-0")
+_SHA256 = hashlib.sha256()  # copied for each value: cheaper than a new one
+
+
+def _refuse_float_b(text: str) -> Any:
+    raise ValueError("a float: json.dumps may write it otherwise")
 
 
 @functools.cache
-def _secret_decoders() -> tuple[Callable[[bytes], Any], Callable[[bytes], dict[str, bytes]]] | None:
-    """msgspec's decoders of a Secret's outline and of its data map; None
-    without msgspec."""
+def _secret_codec() -> tuple[Callable[[bytes], Any], Callable[[Any], bytes]] | None:
+    """msgspec's decoder of a Secret in the server's layout and its encoder;
+    None without msgspec."""
     try:
         import msgspec
     except ImportError:  # pragma: no cover - a dependency
         return None
 
-    outline = msgspec.defstruct("Outline", [("metadata", msgspec.Raw), ("data", msgspec.Raw)])
-    return msgspec.json.Decoder(outline).decode, msgspec.json.Decoder(dict[str, bytes]).decode
+    unset = msgspec.UNSET
+    layout = msgspec.defstruct(
+        "ServerSecret",
+        [
+            ("kind", Literal["Secret"]),
+            ("apiVersion", Literal["v1"]),
+            ("metadata", Any),
+            ("data", dict[str, bytes]),
+            ("type", str | msgspec.UnsetType, unset),
+        ],
+        forbid_unknown_fields=True,
+    )
+    decode = msgspec.json.Decoder(layout, float_hook=_refuse_float_b).decode
+    return decode, msgspec.json.Encoder().encode
 
 
 def _server_bytes(raw: bytes, key: bytes | None) -> bytes | None:
     """transform(raw) for a Secret in the server's layout, or None."""
     if not raw.startswith(_SERVER_HEAD_B):
         return None
-    if not raw.isascii():
-        raw.decode()  # invalid UTF-8 fails here as on the other paths
-    decoders = _secret_decoders()
-    if decoders is None:
+    codec = _secret_codec()
+    if codec is None:
         return None
-    outline, data_map = decoders
+    decode, encode = codec
     try:
-        obj = outline(raw)
+        # every byte is structure or inside a decoded string: invalid UTF-8
+        # fails here (then on the str path, as before)
+        obj = decode(raw)
     except ValueError:
         return None
-    start = len(_SERVER_HEAD_B) - 1
-    md = bytes(obj.metadata)
-    end = start + len(md)
-    pos = end + 8
-    if raw[start:end] != md or raw[end:pos] != b',"data":' or _LAST_APPLIED_B in md:
+    meta = obj.metadata
+    if not isinstance(meta, dict):
         return None
-    data = bytes(obj.data)
-    stop = pos + len(data)
-    if raw[pos:stop] != data or data[:1] != b"{":
+    ann = meta.get("annotations")
+    if isinstance(ann, dict) and LAST_APPLIED in ann:
+        return None  # its Secret values: the str path
+    md = encode(meta)
+    start = len(_SERVER_HEAD_B)
+    pos = start + len(md)
+    # the first metadata member is md (a whole object, so it ends there), and
+    # the data member comes next
+    if not raw.startswith(md, start) or not raw.startswith(b',"data":', pos):
         return None
-    tail = raw[stop:]
-    if tail != b"}" and not (
-        tail.startswith(_SERVER_TYPE.encode())
-        and tail.endswith(b'"}')
-        and tail.count(b'"') == 4
-        and tail.decode().isprintable()
-    ):
+    if len(md.translate(None, _GO_ESCAPED_B)) != len(md):
         return None
-    for kept in (md, tail):
-        if len(kept.translate(None, _NOT_KEPT_B)) != len(kept):
+    if not md.isascii() and (_LINE_SEPS_B[0] in md or _LINE_SEPS_B[1] in md):
+        return None
+    if not isinstance(obj.type, str):  # no type member (msgspec.UNSET)
+        if not raw.endswith(b"}}"):  # the last member is an object: data, or metadata again
             return None
-        if not kept.isascii() and any(c in kept for c in _LINE_SEPS_B):
+        tail = b"}"
+    else:
+        at = raw.rfind(_TYPE_B, -512)
+        if at < 0:
             return None
-    # no backslash: its strings are plain "...", and every other part is structure
-    if _FLOATISH_B.search(md) and _FLOATISH_OUTSIDE_B.search(b"".join(md.split(b'"')[::2])):
-        return None
-    try:
-        values = data_map(data)
-    except ValueError:
-        return None
+        tail = raw[at:]
+        # four quotes: `,"type":"X"}` is the last member and X holds none
+        if tail.count(b'"') != 4 or not tail.endswith(b'"}'):
+            return None
+        if not _TYPE_KEPT_B.fullmatch(tail, len(_TYPE_B), len(tail) - 2):
+            return None
+    values: dict[str, bytes] = obj.data
     enc = encode_basestring
     if key:
         text = ",".join(enc(k) + ':"' + digest(v, key) + '"' for k, v in values.items())
     else:
-        sha = hashlib.sha256
-        text = ",".join(enc(k) + ':"sha256:' + sha(v).hexdigest() + '"' for k, v in values.items())
-    return b"".join((raw[:pos], b"{", go_escape(text).encode(), b"}", tail))
+        parts = []
+        for k, v in values.items():
+            h = _SHA256.copy()
+            h.update(v)
+            parts.append(enc(k) + ':"sha256:' + h.hexdigest() + '"')
+        text = ",".join(parts)
+    names = "".join(values)  # the digests need no escape; the names may
+    if not names.isascii() or "<" in names or ">" in names or "&" in names:
+        text = go_escape(text)
+    return b"".join((raw[: pos + 8], b"{", text.encode(), b"}", tail))
 
 
 def _fast_redact(s: str, key: bytes | None, *, outer: bool) -> str | None:
