@@ -250,116 +250,135 @@ def _server_layout(s: str, key: bytes | None) -> str | None:
 # The server's layout once more, on the bytes and with msgspec (imported on first
 # use), in one C pass: msgspec validates the whole object against the layout
 # (kind "Secret", apiVersion "v1", metadata, data, maybe type, nothing else),
-# decodes every data value's base64 (about four times binascii's strict decoder)
-# and the metadata as plain values, refusing a float there (`float_hook`). The
-# metadata is written back as the bytes sent when they are exactly msgspec's
-# compact encoding of what was decoded, with no backslash (so no escape either
-# encoder could write otherwise) and nothing Go escapes (<, >, &, U+2028,
-# U+2029): then it is also what json.dumps writes of it (no blank, no float, no
-# -0, no repeated member name, integers as written). The data map is never
-# looked at as text: its decoded values (the last of a repeated name, in its
-# first place, as json.loads keeps them) are digested, and the type member is
-# the last one. Anything else (another layout, a value msgspec will not take as
-# base64, the last-applied annotation, escapes) returns None and the str paths
-# below decide, as before.
-_SERVER_HEAD_B = b'{"kind":"Secret","apiVersion":"v1","metadata":'
-_TYPE_B = b',"type":"'
-# the type's value as it may be kept: printable ASCII but what JSON or Go escape
-_TYPE_KEPT_B = re.compile(rb'[^"\\<>&\x00-\x1f\x7f-\xff]*')
-_GO_ESCAPED_B = b"\\<>&"  # in kept metadata: an escape, or what Go escapes
+# hands back the exact bytes of the metadata (`msgspec.Raw`) and decodes every
+# data value's base64 (about four times binascii's strict decoder). The data map
+# is never looked at as text: its decoded values (the last of a repeated name,
+# in its first place, as json.loads keeps them) are digested. The metadata is
+# kept as the bytes sent when re-encoding could not change it: no blank, no
+# backslash (so its strings are plain "..." and what lies between them is the
+# structure), nothing Go escapes (<, >, &, U+2028, U+2029), no float and no -0
+# (checked in one table lookup per byte: every number of the structure ends with
+# a digit right before ',', '}' or ']'; only when some digit does, the strings are
+# cut out and the numbers looked at). As on the str path, a member name repeated
+# inside the metadata is not looked for (the server does not write one). The
+# type member, when there is one, is the last, and a plain string. Anything else
+# (another layout, a value msgspec will not take as base64, the last-applied
+# annotation, escapes) returns None and the str paths below decide, as before.
+_SERVER_HEAD_B = _SERVER_HEAD.encode()
+_LAST_APPLIED_B = LAST_APPLIED.encode()
 _LINE_SEPS_B = ("\u2028".encode(), "\u2029".encode())
+# the metadata's bytes mapped: what may not be kept to '!', digits to '0', what
+# follows a number in compact JSON to '}', the rest to '.'
+_KEPT_MAP_B = bytes(
+    ord("!") if c in b" \\\n\r\t<>&" else
+    ord("0") if c in b"0123456789" else
+    ord("}") if c in b",}]" else
+    ord(".")
+    for c in range(256)
+)  # fmt: skip
+# a number with a fraction or an exponent, or -0, as it can start outside a string
+# in plain text (after ':' ',' or '['); a hit inside a string is checked again
+# with the strings cut out
+_FLOATISH_B = re.compile(rb"[:,\[]-?[0-9]+[.eE]|[:,\[]-0")
+_FLOATISH_OUTSIDE_B = re.compile(rb"[.]|[0-9][eE]|-0")
+_TYPE_TAILS: dict[str, bytes] = {}  # a type value kept as sent -> the object's last bytes
 _SHA256 = hashlib.sha256()  # copied for each value: cheaper than a new one
+_codec: Callable[[bytes], Any] | None = None
 
 
-def _refuse_float_b(text: str) -> Any:
-    raise ValueError("a float: json.dumps may write it otherwise")
+def _secret_decoder() -> Callable[[bytes], Any] | None:
+    """msgspec's decoder of a Secret in the server's layout; None without msgspec."""
+    global _codec
+    if _codec is None:
+        try:
+            import msgspec
+        except ImportError:  # pragma: no cover - a dependency
+            return None
+        layout = msgspec.defstruct(
+            "ServerSecret",
+            [
+                ("kind", Literal["Secret"]),
+                ("apiVersion", Literal["v1"]),
+                ("metadata", msgspec.Raw),
+                ("data", dict[str, bytes]),
+                ("type", str | msgspec.UnsetType, msgspec.UNSET),
+            ],
+            forbid_unknown_fields=True,
+        )
+        _codec = msgspec.json.Decoder(layout).decode
+    return _codec
 
 
-@functools.cache
-def _secret_codec() -> tuple[Callable[[bytes], Any], Callable[[Any], bytes]] | None:
-    """msgspec's decoder of a Secret in the server's layout and its encoder;
-    None without msgspec."""
-    try:
-        import msgspec
-    except ImportError:  # pragma: no cover - a dependency
-        return None
-
-    unset = msgspec.UNSET
-    layout = msgspec.defstruct(
-        "ServerSecret",
-        [
-            ("kind", Literal["Secret"]),
-            ("apiVersion", Literal["v1"]),
-            ("metadata", Any),
-            ("data", dict[str, bytes]),
-            ("type", str | msgspec.UnsetType, unset),
-        ],
-        forbid_unknown_fields=True,
-    )
-    decode = msgspec.json.Decoder(layout, float_hook=_refuse_float_b).decode
-    return decode, msgspec.json.Encoder().encode
+def _type_tail(value: str) -> bytes | None:
+    """The last bytes of a Secret whose type member, the last, is `value` as
+    sent (no escape, nothing Go escapes); None for a value not kept so."""
+    tail = _TYPE_TAILS.get(value)
+    if tail is None:
+        if not (value.isascii() and value.isprintable()) or any(c in value for c in '"\\<>&'):
+            return None
+        tail = b',"type":"' + value.encode() + b'"}'
+        if len(_TYPE_TAILS) < 64:  # a handful in a cluster
+            _TYPE_TAILS[value] = tail
+    return tail
 
 
 def _server_bytes(raw: bytes, key: bytes | None) -> bytes | None:
     """transform(raw) for a Secret in the server's layout, or None."""
     if not raw.startswith(_SERVER_HEAD_B):
         return None
-    codec = _secret_codec()
-    if codec is None:
+    decode = _codec or _secret_decoder()
+    if decode is None:
         return None
-    decode, encode = codec
     try:
-        # every byte is structure or inside a decoded string: invalid UTF-8
-        # fails here (then on the str path, as before)
+        # every byte is structure, inside a decoded string or skipped as valid
+        # JSON; invalid UTF-8 in the metadata is found below
         obj = decode(raw)
     except ValueError:
         return None
-    meta = obj.metadata
-    if not isinstance(meta, dict):
+    start = len(_SERVER_HEAD_B) - 1
+    end = start + len(obj.metadata)
+    md = raw[start:end]
+    # the first metadata member is the one decoded (not repeated), and the data
+    # member comes next
+    if md != bytes(obj.metadata) or not raw.startswith(b',"data":', end) or _LAST_APPLIED_B in md:
         return None
-    ann = meta.get("annotations")
-    if isinstance(ann, dict) and LAST_APPLIED in ann:
-        return None  # its Secret values: the str path
-    md = encode(meta)
-    start = len(_SERVER_HEAD_B)
-    pos = start + len(md)
-    # the first metadata member is md (a whole object, so it ends there), and
-    # the data member comes next
-    if not raw.startswith(md, start) or not raw.startswith(b',"data":', pos):
+    mapped = md.translate(_KEPT_MAP_B)
+    if b"!" in mapped:
         return None
-    if len(md.translate(None, _GO_ESCAPED_B)) != len(md):
+    if (
+        b"0}" in mapped
+        and _FLOATISH_B.search(md)
+        and _FLOATISH_OUTSIDE_B.search(b"".join(md.split(b'"')[::2]))
+    ):
         return None
-    if not md.isascii() and (_LINE_SEPS_B[0] in md or _LINE_SEPS_B[1] in md):
-        return None
-    if not isinstance(obj.type, str):  # no type member (msgspec.UNSET)
-        if not raw.endswith(b"}}"):  # the last member is an object: data, or metadata again
+    if not md.isascii():
+        md.decode()  # invalid UTF-8 fails here as on the other paths
+        if _LINE_SEPS_B[0] in md or _LINE_SEPS_B[1] in md:
             return None
+    kind = obj.type
+    if kind.__class__ is str:
+        tail = _type_tail(kind)
+        if tail is None or not raw.endswith(tail):
+            return None
+    elif raw.endswith(b"}}"):  # the last member is an object: data, or metadata again
         tail = b"}"
     else:
-        at = raw.rfind(_TYPE_B, -512)
-        if at < 0:
-            return None
-        tail = raw[at:]
-        # four quotes: `,"type":"X"}` is the last member and X holds none
-        if tail.count(b'"') != 4 or not tail.endswith(b'"}'):
-            return None
-        if not _TYPE_KEPT_B.fullmatch(tail, len(_TYPE_B), len(tail) - 2):
-            return None
+        return None
     values: dict[str, bytes] = obj.data
     enc = encode_basestring
     if key:
-        text = ",".join(enc(k) + ':"' + digest(v, key) + '"' for k, v in values.items())
+        text = ",".join(f'{enc(k)}:"{digest(v, key)}"' for k, v in values.items())
     else:
         parts = []
         for k, v in values.items():
             h = _SHA256.copy()
             h.update(v)
-            parts.append(enc(k) + ':"sha256:' + h.hexdigest() + '"')
+            parts.append(f'{enc(k)}:"sha256:{h.hexdigest()}"')
         text = ",".join(parts)
     names = "".join(values)  # the digests need no escape; the names may
     if not names.isascii() or "<" in names or ">" in names or "&" in names:
         text = go_escape(text)
-    return b"".join((raw[: pos + 8], b"{", text.encode(), b"}", tail))
+    return b"".join((raw[: end + 8], b"{", text.encode(), b"}", tail))
 
 
 def _fast_redact(s: str, key: bytes | None, *, outer: bool) -> str | None:

@@ -313,14 +313,14 @@ def test_msgspec_base64_is_b64decode_validate(v: str) -> None:
     string; what it refuses goes to the other paths."""
     import msgspec
 
-    codec = transform._secret_codec()
-    assert codec is not None
+    decode = transform._secret_decoder()
+    assert decode is not None
     doc = (
         b'{"kind":"Secret","apiVersion":"v1","metadata":{},"data":%s}'
         % json.dumps({"k": v}).encode()
     )
     try:
-        got = codec[0](doc).data["k"]
+        got = decode(doc).data["k"]
     except msgspec.DecodeError:
         return
     assert got == base64.b64decode(v, validate=True)
