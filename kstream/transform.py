@@ -265,6 +265,7 @@ def _server_layout(s: str, key: bytes | None) -> str | None:
 # (another layout, a value msgspec will not take as base64, the last-applied
 # annotation, escapes) returns None and the str paths below decide, as before.
 _SERVER_HEAD_B = _SERVER_HEAD.encode()
+_SERVER_PREFIX_B = _SERVER_HEAD_B[:-1]  # up to the metadata's value
 _LAST_APPLIED_B = LAST_APPLIED.encode()
 _LINE_SEPS_B = ("\u2028".encode(), "\u2029".encode())
 # the metadata's bytes mapped: what may not be kept to '!', digits to '0', what
@@ -282,6 +283,7 @@ _KEPT_MAP_B = bytes(
 _FLOATISH_B = re.compile(rb"[:,\[]-?[0-9]+[.eE]|[:,\[]-0")
 _FLOATISH_OUTSIDE_B = re.compile(rb"[.]|[0-9][eE]|-0")
 _TYPE_TAILS: dict[str, bytes] = {}  # a type value kept as sent -> the object's last bytes
+_NAME_TEXTS: dict[str, str] = {}  # a data name -> its JSON text
 _SHA256 = hashlib.sha256()  # copied for each value: cheaper than a new one
 _codec: Callable[[bytes], Any] | None = None
 
@@ -322,6 +324,14 @@ def _type_tail(value: str) -> bytes | None:
     return tail
 
 
+def _name_text(name: str) -> str:
+    """A data name as JSON text with Go's escapes (the digests need none)."""
+    text = go_escape(encode_basestring(name))
+    if len(_NAME_TEXTS) < 4096:  # the names Secrets use are few
+        _NAME_TEXTS[name] = text
+    return text
+
+
 def _server_bytes(raw: bytes, key: bytes | None) -> bytes | None:
     """transform(raw) for a Secret in the server's layout, or None."""
     if not raw.startswith(_SERVER_HEAD_B):
@@ -335,12 +345,14 @@ def _server_bytes(raw: bytes, key: bytes | None) -> bytes | None:
         obj = decode(raw)
     except ValueError:
         return None
-    start = len(_SERVER_HEAD_B) - 1
+    start = len(_SERVER_PREFIX_B)
     end = start + len(obj.metadata)
     md = raw[start:end]
     # the first metadata member is the one decoded (not repeated), and the data
     # member comes next
-    if md != bytes(obj.metadata) or not raw.startswith(b',"data":', end) or _LAST_APPLIED_B in md:
+    if not raw.startswith(obj.metadata, start) or not raw.startswith(b',"data":', end):
+        return None
+    if _LAST_APPLIED_B in md:
         return None
     mapped = md.translate(_KEPT_MAP_B)
     if b"!" in mapped:
@@ -364,21 +376,18 @@ def _server_bytes(raw: bytes, key: bytes | None) -> bytes | None:
         tail = b"}"
     else:
         return None
-    values: dict[str, bytes] = obj.data
-    enc = encode_basestring
-    if key:
-        text = ",".join(f'{enc(k)}:"{digest(v, key)}"' for k, v in values.items())
-    else:
-        parts = []
-        for k, v in values.items():
+    names = _NAME_TEXTS
+    parts = []
+    for k, v in obj.data.items():
+        name = names.get(k) or _name_text(k)
+        if key:
+            parts.append(f'{name}:"{digest(v, key)}"')
+        else:
             h = _SHA256.copy()
             h.update(v)
-            parts.append(f'{enc(k)}:"sha256:{h.hexdigest()}"')
-        text = ",".join(parts)
-    names = "".join(values)  # the digests need no escape; the names may
-    if not names.isascii() or "<" in names or ">" in names or "&" in names:
-        text = go_escape(text)
-    return b"".join((raw[: end + 8], b"{", text.encode(), b"}", tail))
+            parts.append(f'{name}:"sha256:{h.hexdigest()}"')
+    text = ",".join(parts).encode()
+    return b"".join((_SERVER_PREFIX_B, md, b',"data":{', text, b"}", tail))
 
 
 def _fast_redact(s: str, key: bytes | None, *, outer: bool) -> str | None:
