@@ -264,6 +264,9 @@ def _server_layout(s: str, key: bytes | None) -> str | None:
 # type member, when there is one, is the last, and a plain string. Anything else
 # (another layout, a value msgspec will not take as base64, the last-applied
 # annotation, escapes) returns None and the str paths below decide, as before.
+# A member repeated at the top level is decoded as json.loads keeps it (the last
+# value, in the first one's place): the metadata's first copy must be that value,
+# the type member (if any) must be the last, kind and apiVersion are checked.
 _SERVER_HEAD_B = _SERVER_HEAD.encode()
 _SERVER_PREFIX_B = _SERVER_HEAD_B[:-1]  # up to the metadata's value
 _LAST_APPLIED_B = LAST_APPLIED.encode()
@@ -367,15 +370,14 @@ def _server_bytes(raw: bytes, key: bytes | None) -> bytes | None:
         md.decode()  # invalid UTF-8 fails here as on the other paths
         if _LINE_SEPS_B[0] in md or _LINE_SEPS_B[1] in md:
             return None
+    tail = b"}"  # without a type member: what follows data is kind, apiVersion or
+    # metadata again, equal to the first ones (checked above), or data again
     kind = obj.type
     if kind.__class__ is str:
-        tail = _type_tail(kind)
-        if tail is None or not raw.endswith(tail):
+        kept = _type_tail(kind)
+        if kept is None or not raw.endswith(kept):
             return None
-    elif raw.endswith(b"}}"):  # the last member is an object: data, or metadata again
-        tail = b"}"
-    else:
-        return None
+        tail = kept
     names = _NAME_TEXTS
     parts = []
     for k, v in obj.data.items():
