@@ -1,7 +1,7 @@
 """zstd level table: ratio and speed of each level on a dump's NDJSON, as the archive
 writer compresses it (one frame per unit, zstd's worker threads for units over 1 MiB).
 
-    python -m tools.bench_zstd FILE.ndjson [--levels -5,-3,-1,1,2,3,5] [--threads 0,2] [--repeat 3]
+    python -m tools.bench_zstd FILE.ndjson [--levels=-5,-3,-1,1,2,3,5] [--threads 0,2] [--repeat 3]
     python -m tools.bench_zstd --synthetic 20000      # objects 0..N-1 of tools/bench_data.py
 
 Prints a markdown table: level, worker threads (0: zstd compresses on the calling
