@@ -280,6 +280,9 @@ _KEPT_MAP_B = bytes(
     ord(".")
     for c in range(256)
 )  # fmt: skip
+# a digit right before ',', '}' or ']' in the mapped bytes (re's literal search:
+# faster here than `in` with a two-byte needle)
+_NUMBER_END_B = re.compile(b"0}").search
 # a number with a fraction or an exponent, or -0, as it can start outside a string
 # in plain text (after ':' ',' or '['); a hit inside a string is checked again
 # with the strings cut out
@@ -361,7 +364,7 @@ def _server_bytes(raw: bytes, key: bytes | None) -> bytes | None:
     if b"!" in mapped:
         return None
     if (
-        b"0}" in mapped
+        _NUMBER_END_B(mapped)
         and _FLOATISH_B.search(md)
         and _FLOATISH_OUTSIDE_B.search(b"".join(md.split(b'"')[::2]))
     ):
