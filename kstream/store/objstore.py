@@ -305,6 +305,20 @@ def list_keys(loc: Location, op: Op = "read") -> list[str]:
     return keys
 
 
+def list_objects(loc: Location, op: Op = "read") -> list[dict[str, Any]]:
+    """Every object under the prefix `loc.key`: its Key, Size and ETag (as LIST
+    gives them: no HEAD needed to read one)."""
+    c = client()
+    out: list[dict[str, Any]] = []
+    with _translated(op, loc.url):
+        for page in c.get_paginator("list_objects_v2").paginate(Bucket=loc.bucket, Prefix=loc.key):
+            out.extend(
+                {"Key": o["Key"], "Size": o.get("Size"), "ETag": o.get("ETag")}
+                for o in page.get("Contents") or []
+            )
+    return out
+
+
 def delete(loc: Location) -> None:
     with _translated("write", loc.url):
         client().delete_object(Bucket=loc.bucket, Key=loc.key)
