@@ -10,10 +10,10 @@ Names are relative to the journal: `journal.json`, `base.ndjson.zst`,
 - `LocalFiles(directory)`: plain files.
 - `RemoteFiles(prefix)`: the prefix is listed once (LIST, which also gives each
   object's size and ETag, so no HEAD per segment); `open()` is a seekable file
-  whose small reads are ranged GETs (`objstore.RemoteObject.reader()`), the
-  object's last TAIL bytes fetched in one GET on the first read there (a
-  segment's footer and manifest); `range()` one streamed GET of a byte range (a
-  segment's frames). Nothing is downloaded whole. A journal in object storage
+  whose small reads are ranged GETs of a few KB (`objstore.RemoteObject.reader()`:
+  a segment's header, footer and manifest take three); `range()` one streamed
+  GET of a byte range (all the frames of a segment being read). Nothing is
+  downloaded whole. A journal in object storage
   has no open segment (the writer stages it locally and uploads it sealed) and
   no lock. Errors of the store (unknown bucket, no permission ...) come from
   `objstore.translate`: one line, their exit code.
@@ -21,8 +21,6 @@ Names are relative to the journal: `journal.json`, `base.ndjson.zst`,
 
 from __future__ import annotations
 
-import io
-import os
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
@@ -31,10 +29,6 @@ from kstream.journal.format import META_NAME
 
 if TYPE_CHECKING:
     from kstream.store.objstore import Location, RemoteObject
-
-# a remote file's last bytes fetched at once on the first read there: a
-# segment's manifest (about 100 bytes a frame) and its footer
-TAIL = 64 * 1024
 
 
 class JournalFiles:
@@ -147,54 +141,13 @@ class RemoteFiles(JournalFiles):
         return obj.get(0, obj.size)
 
     def open(self, name: str) -> IO[bytes]:
-        obj = self.object(name)
-        return io.BufferedReader(_TailFile(obj), 4096)
+        return self.object(name).reader()
 
     def range(self, name: str, start: int, end: int) -> IO[bytes]:
         return self.object(name).stream(start, end)
 
     def snapshot_name(self, name: str) -> str:
         return self.where(name)
-
-
-class _TailFile(io.RawIOBase):
-    """A seekable file over ranged GETs (as `RemoteObject.reader()`), whose last
-    TAIL bytes are fetched in one GET on the first read that touches them."""
-
-    def __init__(self, obj: RemoteObject) -> None:
-        self.obj = obj
-        self.pos = 0
-        self.tail_at = max(0, obj.size - TAIL)
-        self.tail: bytes | None = None
-
-    def readable(self) -> bool:
-        return True
-
-    def seekable(self) -> bool:
-        return True
-
-    def seek(self, offset: int, whence: int = 0) -> int:
-        if whence == os.SEEK_SET:
-            self.pos = offset
-        elif whence == os.SEEK_CUR:
-            self.pos += offset
-        else:
-            self.pos = self.obj.size + offset
-        return self.pos
-
-    def tell(self) -> int:
-        return self.pos
-
-    def readinto(self, b: Any) -> int:
-        if self.pos >= self.tail_at:
-            if self.tail is None:
-                self.tail = self.obj.get(self.tail_at, self.obj.size)
-            data = self.tail[self.pos - self.tail_at : self.pos - self.tail_at + len(b)]
-        else:
-            data = self.obj.get(self.pos, min(self.pos + len(b), self.tail_at))
-        b[: len(data)] = data
-        self.pos += len(data)
-        return len(data)
 
 
 def journal_files(root: str) -> JournalFiles:
