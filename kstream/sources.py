@@ -50,4 +50,9 @@ def open_source(path: str) -> Snapshot:
             state = open_state(path)
             if state is not None:
                 return state
+        if absent and is_url(path) and INSTANT_SEP in path:
+            head = path.rpartition(INSTANT_SEP)[0].rstrip("/")
+            raise SnapshotError(
+                f"{path}: no journal under {head}/ (no journal.json) and no object of that name"
+            ) from None
         raise
