@@ -11,7 +11,7 @@ Names are relative to the journal: `journal.json`, `base.ndjson.zst`,
 - `RemoteFiles(prefix)`: the prefix is listed once (LIST, which also gives each
   object's size and ETag, so no HEAD per segment); `open()` is a seekable file
   whose small reads are ranged GETs of a few KB (`objstore.RemoteObject.reader()`:
-  a segment's header, footer and manifest take three); `range()` one streamed
+  a segment's header, footer and manifest take two); `range()` one streamed
   GET of a byte range (all the frames of a segment being read). Nothing is
   downloaded whole. A journal in object storage
   has no open segment (the writer stages it locally and uploads it sealed) and
@@ -124,7 +124,7 @@ class RemoteFiles(JournalFiles):
         if obj is not None:
             return obj
         loc = self.prefix.child(name)
-        listed = self._listing.get(name) if self._listing is not None else None
+        listed = self._listed().get(name)
         if listed is not None:
             obj = objstore.RemoteObject(
                 loc, {"ContentLength": listed.get("Size"), "ETag": listed.get("ETag")}
