@@ -3,6 +3,8 @@
 
     python -m tests.crashjournal new JOURNAL     # lock, base, promote, follow
     python -m tests.crashjournal resume JOURNAL  # lock, tidy, recover, follow on
+    python -m tests.crashjournal s3new STAGE s3://BUCKET/PREFIX/     # the same, staged in
+    python -m tests.crashjournal s3resume STAGE s3://BUCKET/PREFIX/  # STAGE, uploaded
 
 Both run the code `dump --follow` runs (journal_lock, tidy, make_base,
 JournalWriter, Follow and its followers, recover, resume_units); only the server
@@ -75,7 +77,9 @@ def handler_for(t: Any) -> Any:
     return handler
 
 
-def follow(target: Path, units: list[Any], next_segment: int, last_time: str) -> None:
+def follow(
+    target: Path, units: list[Any], next_segment: int, last_time: str, on_sealed: Any = None
+) -> None:
     from kstream.cluster.stream import Reader, StreamOptions
     from kstream.journal.follow import Follow
     from kstream.journal.writer import JournalWriter
@@ -86,7 +90,7 @@ def follow(target: Path, units: list[Any], next_segment: int, last_time: str) ->
     reader = Reader(t, StreamOptions(backoff_base=0.01, backoff_max=0.05), threading.Event())
     writer = JournalWriter(
         target, level=1, rotate_size=ROTATE, flush_interval=0.0, next_segment=next_segment,
-        last_time=last_time,
+        last_time=last_time, on_sealed=on_sealed,
     )  # fmt: skip
     f = Follow(reader, writer, units, watch_timeout=5, spool_dir=target)
     f.start()
@@ -148,11 +152,71 @@ def resume(target: Path) -> int:
     return 0
 
 
+def base_meta(base: Path) -> dict[str, Any]:
+    from kstream.journal.format import now_time
+    from tests.journalmaker import write_base
+
+    now = now_time()
+    write_base(base, {"v1/configmaps": base_objects()}, started=now,
+               rvs={"v1/configmaps": str(BASE_RV)})  # fmt: skip
+    return {"created": now, "options": {"secrets": "redact", "secretDigest": "sha256"}}
+
+
+def s3new(stage: Path, url: str) -> int:
+    """As `dump --follow -o s3://...` (cli/follow._run_new_remote) runs."""
+    from kstream.journal import remote
+    from kstream.journal.directory import journal_lock, make_base, tidy
+    from kstream.journal.follow import UnitFollow
+
+    prefix = remote.check_new_remote(url, False)
+    stage = remote.prepare_stage(str(stage), url)
+    with journal_lock(stage):
+        tidy(stage)
+        if remote.stage_holds_journal(stage):
+            return NO_JOURNAL + 1  # the CLI says: --resume
+        up = remote.Uploader(prefix, stage)
+        make_base(stage, base_meta)
+        up.commit_base()
+        follow(stage, [UnitFollow(unit(), str(BASE_RV))], 1, "", up.segment_sealed)
+        remote.drop_stage(stage, up)
+    return 0
+
+
+def s3resume(stage: Path, url: str) -> int:
+    """As `dump --follow --resume s3://...` (cli/follow._run_resume_remote) runs."""
+    from kstream.journal import remote
+    from kstream.journal.directory import journal_lock, tidy
+    from kstream.journal.resume import resume_units
+    from kstream.transform import TransformOptions
+
+    prefix = remote.prefix_of(url)
+    stage = remote.prepare_stage(str(stage), url)
+    with journal_lock(stage):
+        tidy(stage)
+        if not remote.listing(prefix).meta:
+            if not remote.stage_holds_journal(stage):
+                remote.drop_stage(stage)
+                return NO_JOURNAL
+        else:
+            remote.fetch_meta(prefix, stage)
+        up = remote.Uploader(prefix, stage)
+        tail = up.push_staged()
+        pos = remote.remote_positions(prefix, stage, tail)
+        units = resume_units([unit()], pos, TransformOptions())
+        follow(stage, units, pos.next_segment, pos.last_time, up.segment_sealed)
+        remote.drop_stage(stage, up)
+    return 0
+
+
 if __name__ == "__main__":
     from kstream.errors import UsageError
 
     what, path = sys.argv[1], Path(sys.argv[2])
     try:
+        if what == "s3new":
+            sys.exit(s3new(path, sys.argv[3]))
+        if what == "s3resume":
+            sys.exit(s3resume(path, sys.argv[3]))
         sys.exit(new(path) if what == "new" else resume(path))
     except UsageError as e:  # the lock held by another writer
         print(e, file=sys.stderr)
