@@ -7,7 +7,8 @@ the local copy; a gap is refused alike; errors are one line with their exit code
 The journal is real: `kstream dump --follow` against the control plane while
 objects change, stopped, changed, and resumed (a real gap), then its files put
 under a prefix of each S3 server (SeaweedFS and moto, tests/s3server) as the
-writer to object storage lays them out (docs/objectstorage.md)."""
+writer to object storage lays them out (docs/objectstorage.md); and one that
+`dump --follow -o s3://` wrote itself, read from the bucket and from a copy."""
 
 from __future__ import annotations
 
@@ -397,3 +398,43 @@ def test_count_at_an_instant_reads_manifests_and_the_frames_it_needs(
     assert len(gets) <= 1 + 2 + units + 2 * len(journal.segments) + len(needed), gets
     later_frames = sum(s.manifest_offset - s.header_end for s in later)
     assert later_frames > 30_000  # what was left unread, so the bound says something
+
+
+# --------------------------------------------------------------------------- written there
+
+
+def test_a_journal_dump_follow_wrote_to_s3(
+    s3: S3, cluster: Cluster, recorded: Recorded, tmp_path: Path
+) -> None:
+    """`dump --follow -o s3://B/P/` (the writer, staged locally), read straight
+    from the bucket: the same state, events and log as its files downloaded."""
+    import os
+
+    url = f"s3://{BUCKET}/written/"
+    env = {**os.environ, **s3.env(direct=True), "KUBECONFIG": str(cluster.kubeconfig)}
+    log = tmp_path / "follow.log"
+    args = ["dump", "--follow", "-o", url, "--stage", str(tmp_path / "stage"),
+            "--rotate-interval", "2s", "--follow-for", "8s", "-q", *SELECT]  # fmt: skip
+    with open(log, "wb") as f:
+        p = subprocess.Popen([str(VENV_BIN / "kstream"), *args], stdout=f, stderr=f, env=env)
+    try:
+        wait_for(lambda: "written/base.ndjson.zst" in s3.keys("written/"), "the base uploaded")
+        cms = f"/api/v1/namespaces/{NS}/configmaps"
+        # a value of its own each run (a PATCH that changes nothing makes no event)
+        cluster.api.call("PATCH", f"{cms}/cm-3", {"data": {"k": f"written {time.time()}"}})
+    finally:
+        assert p.wait(timeout=120) == 0, log.read_text()
+    copy = tmp_path / "copy"
+    for key in s3.keys("written/"):
+        (copy / key[len("written/") :]).parent.mkdir(parents=True, exist_ok=True)
+        (copy / key[len("written/") :]).write_bytes(s3.get(key))
+    assert any(k.startswith("written/segments/") for k in s3.keys("written/")), (
+        s3.keys("written/"),
+        log.read_text(),
+    )
+    local = str(copy) + "/"
+    same(s3, local, url, "count", "{}", "-o", "json")
+    same(s3, local, url, "count", "{}", "--events", "-o", "json")
+    same(s3, local, url, "log", "{}", "-o", "ndjson")
+    r = run(s3, "log", url, "-r", "cm", "cm-3", "-o", "ndjson")
+    assert any(json.loads(x)["type"] == "MODIFIED" for x in r.text.splitlines()), r.text
