@@ -19,7 +19,7 @@ import json
 import os
 import subprocess
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -29,12 +29,14 @@ from kstream.cluster import auth as kubeauth
 from kstream.cluster.client import (
     Client,
     ConnectSettings,
+    Urllib3Pool,
     _kubernetes_auth,
     build_pool,
     kubeconfig_files,
     kubernetes_configuration,
     resolve,
 )
+from kstream.cluster.httppool import Pool
 from kstream.errors import AuthError, ConfigError, KstreamError
 from kstream.exitcodes import ExitCode
 from tests.conftest import KUBECTL, Cluster
@@ -388,13 +390,18 @@ def test_pool_loads_certificate_data_without_leaving_files(
 
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
     t = kubeauth.TlsSettings(ca_data=pki["ca"], cert_data=pki["cert"], key_data=pki["key"])
-    pool = build_pool(t, 4)
-    assert pool.connection_pool_kw["ssl_context"] is not None
+    pool = build_pool(t, 4, SERVER)
+    assert isinstance(pool, Pool) and pool.context is not None
+    assert pool.context.cert_store_stats()["x509_ca"] == 1  # the kubeconfig's CA only
     assert list(tmp_path.iterdir()) == []  # the key was on disk only while loading
     from kstream.errors import TLSError
 
     with pytest.raises(TLSError, match="cannot load TLS material"):
-        build_pool(kubeauth.TlsSettings(cert_data=pki["cert"], key_data=b"not a key"), 4)
+        build_pool(kubeauth.TlsSettings(cert_data=pki["cert"], key_data=b"not a key"), 4, SERVER)
+    # a proxy-url goes through urllib3's ProxyManager, with the same context
+    proxied = build_pool(replace(t, proxy_url="http://127.0.0.1:3128"), 4, SERVER)
+    assert isinstance(proxied, Urllib3Pool)
+    assert proxied.manager.connection_pool_kw["ssl_context"] is not None
 
 
 def test_token_file_like_client_go(tmp_path: Path) -> None:
