@@ -737,3 +737,44 @@ def test_cluster_same_objects_with_either_loader(cluster: Cluster) -> None:
     )  # fmt: skip
     assert p.returncode == 0
     assert sorted(p.stdout.splitlines()) == sorted(a.splitlines())
+
+
+@pytest.mark.cluster
+def test_cluster_tls_server_name_and_insecure_through_httppool(
+    cluster: Cluster, tmp_path: Path
+) -> None:
+    """kstream's own pool (kstream.cluster.httppool, no urllib3 imported) against
+    the real server: tls-server-name checked instead of the URL's host, a name the
+    certificate does not hold refused, insecure-skip-tls-verify without a CA."""
+    doc = json.loads(cluster.kubeconfig.read_text())
+    server = doc["clusters"][0]["cluster"]["server"]
+    assert "127.0.0.1" in server  # the certificate holds localhost and 127.0.0.1
+
+    def with_cluster(name: str, **fields: Any) -> Path:
+        d = json.loads(cluster.kubeconfig.read_text())
+        d["clusters"][0]["cluster"].update(fields)
+        for k in [k for k, v in fields.items() if v is None]:
+            del d["clusters"][0]["cluster"][k]
+        p = tmp_path / name
+        p.write_text(json.dumps(d))
+        return p
+
+    _dump_without_kubernetes(with_cluster("named", **{"tls-server-name": "localhost"}))
+    insecure = with_cluster(
+        "insecure", **{"certificate-authority-data": None, "insecure-skip-tls-verify": True}
+    )
+    out = _dump_without_kubernetes(insecure)
+    assert b"urllib3" not in out
+    e = {k: v for k, v in os.environ.items() if k != "KSTREAM_CONFIG_LOADER"}
+    e["KUBECONFIG"] = str(with_cluster("wrong", **{"tls-server-name": "not.in.the.cert"}))
+    p = subprocess.run(
+        [sys.executable, "-X", "importtime", "-m", "kstream", "dump", "-r", "configmaps",
+         "-n", "kube-system", "-o", "-", "--quiet"],
+        capture_output=True, env=e, timeout=120,
+    )  # fmt: skip
+    err = p.stderr.decode(errors="replace")
+    assert p.returncode == ExitCode.CONNECTION, err[-2000:]
+    lines = [ln for ln in err.splitlines() if not ln.startswith("import time:")]
+    assert len(lines) == 1, lines
+    assert lines[0].endswith(f"TLS error talking to {server}: certificate verify failed"), lines
+    assert not any(ln.split("|")[-1].strip() == "urllib3" for ln in err.splitlines())

@@ -62,6 +62,19 @@ class Headers(Mapping[str, str]):
         return len(self._msg)
 
 
+def _ascii(name: str) -> str | bytes:
+    """An ASCII host name as bytes: socket and ssl put a str through the idna
+    codec (importing encodings.idna and stringprep, ~1 ms of every start)."""
+    return name.encode("ascii") if name.isascii() else name
+
+
+def _create_connection(
+    address: tuple[str, int], timeout: float | None, source_address: object = None
+) -> socket.socket:
+    host, port = address
+    return socket.create_connection((_ascii(host), port), timeout, source_address)  # type: ignore[arg-type]
+
+
 class _Connection(http.client.HTTPSConnection):
     """HTTPS with the TLS server name given apart from the host (tls-server-name),
     and the read timeout set once the handshake is done."""
@@ -75,6 +88,7 @@ class _Connection(http.client.HTTPSConnection):
         connect_timeout: float,
     ) -> None:
         super().__init__(host, port, timeout=connect_timeout, context=context)
+        self._create_connection = _create_connection
         self.server_name = server_name
         self.read_timeout: float | None = None
 
@@ -83,7 +97,9 @@ class _Connection(http.client.HTTPSConnection):
 
         try:
             http.client.HTTPConnection.connect(self)  # TCP
-            self.sock = self._context.wrap_socket(self.sock, server_hostname=self.server_name)  # type: ignore[attr-defined]
+            self.sock = self._context.wrap_socket(  # type: ignore[attr-defined]
+                self.sock, server_hostname=_ascii(self.server_name)
+            )
         except ssl.SSLError:
             self.close()
             raise
@@ -98,6 +114,7 @@ class _PlainConnection(http.client.HTTPConnection):
 
     def __init__(self, host: str, port: int | None, connect_timeout: float) -> None:
         super().__init__(host, port, timeout=connect_timeout)
+        self._create_connection = _create_connection
         self.read_timeout: float | None = None
 
     def connect(self) -> None:
