@@ -188,7 +188,11 @@ class Fleet(Generic[T]):
         self.outcomes: list[Outcome[T]] = [Outcome(t) for t in self.targets]
         self._stops = [Stop(self.stop._shared) for _ in self.targets]
         self._todo: queue.Queue[int | None] = queue.Queue()
-        self._done = threading.Semaphore(0)
+        self._done = threading.Semaphore(0)  # wakes run() when a context settles
+        # contexts done or abandoned: counted where they settle, never where
+        # run() wakes (a signal between an acquire and its count lost one)
+        self._settled = 0
+        self._lock = threading.Lock()
 
     def _worker(self) -> None:
         while True:
@@ -212,20 +216,22 @@ class Fleet(Generic[T]):
             if stop._move(("connecting", "running"), "done"):  # not abandoned meanwhile
                 o.value, o.code, o.error = value, code, error
                 o.seconds = time.monotonic() - t0
+                with self._lock:
+                    self._settled += 1
                 self._done.release()
 
-    def _stopped(self) -> int:
+    def _stopped(self) -> None:
         """After a stop: contexts not started, or still connecting, are reported
-        as such and not waited for; returns how many."""
-        n = 0
+        as such and not waited for."""
         for o, stop in zip(self.outcomes, self._stops, strict=True):
             if stop._move(("waiting",), "abandoned"):
                 o.code, o.error = stop.code, "not started: the run was stopped"
-                n += 1
             elif stop._move(("connecting",), "abandoned"):
                 o.code, o.error = stop.code, "stopped while connecting; nothing written"
-                n += 1
-        return n
+            else:
+                continue
+            with self._lock:
+                self._settled += 1
 
     def state(self, i: int) -> str:
         """waiting | connecting | running | done | abandoned (for progress)."""
@@ -244,27 +250,26 @@ class Fleet(Generic[T]):
             threading.Thread(target=self._worker, name=f"kstream-ctx-{i}", daemon=True)
             for i in range(self.parallel)
         ]
-        left = len(self.targets)
-        while left:
+        total = len(self.targets)
+        while self._settled < total:
             try:  # a signal may come at any point, while starting the threads too
                 for t in threads:
                     if t.ident is None:
                         t.start()
-                while left:
-                    if self._done.acquire(timeout=0.1):
-                        left -= 1
+                while self._settled < total:
+                    self._done.acquire(timeout=0.1)
                     if tick is not None:
                         tick()
             except (KeyboardInterrupt, Interrupted):
                 if self.stop.is_set():
                     raise
                 self.stop.set(ExitCode.INTERRUPTED)
-                left -= self._stopped()
+                self._stopped()
             except Terminated:
                 if self.stop.is_set():
                     raise
                 self.stop.set(ExitCode.TERMINATED)
-                left -= self._stopped()
+                self._stopped()
         return self.outcomes
 
 

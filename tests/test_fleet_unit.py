@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -267,6 +268,41 @@ def test_ctrl_c_stops_running_jobs_and_abandons_connecting_ones() -> None:
     assert got["hang"] == (None, 130, "stopped while connecting; nothing written")
     assert got["reading"] == ("partial", 130, "")
     never.set()
+
+
+def test_ctrl_c_just_after_a_context_settled_loses_no_count() -> None:
+    """A Ctrl-C that lands between run()'s wake-up and its bookkeeping (here: raised
+    from the wake-up itself, just after a context settled) must not leave run()
+    waiting for ever: it once counted contexts where it woke, and hung."""
+    import threading
+
+    class Wakeup(threading.Semaphore):
+        fired = False
+
+        def acquire(self, blocking: bool = True, timeout: float | None = None) -> bool:
+            got = super().acquire(blocking, timeout)
+            if got and not Wakeup.fired:
+                Wakeup.fired = True
+                raise KeyboardInterrupt
+            return got
+
+    def work(t: fleet.Target, stop: fleet.Stop, warn: object) -> tuple[str, ExitCode]:
+        if t.context == "one":
+            return "done", ExitCode.OK
+        while not stop.is_set():  # "two" runs until the Ctrl-C, so run() must wake for "one"
+            threading.Event().wait(0.01)
+        return "partial", stop.code
+
+    f = fleet.Fleet([fleet.Target(n, "") for n in ("one", "two")], work, 1)
+    f._done = Wakeup(0)
+    out: list[Any] = []
+    runner = threading.Thread(target=lambda: out.extend(f.run()), daemon=True)
+    runner.start()
+    runner.join(60)  # a hang detector, not a timing: it returns at once when right
+    assert not runner.is_alive(), "run() waits for a context that has settled"
+    assert Wakeup.fired
+    assert out[0].value == "done" and int(out[0].code) == 0
+    assert int(out[1].code) == 130
 
 
 def test_ctrl_c_leaves_waiting_contexts_not_started() -> None:
