@@ -159,6 +159,22 @@ def dump(
             metavar="DURATION",
         ),
     ] = "10m",
+    rebase_every: Annotated[
+        str | None,
+        follow_option(
+            "--rebase-every",
+            help="Write a new base (bases/NNNNNN.ndjson.zst: the state after the segments so far) once per period, e.g. 24h (periods aligned on UTC midnight) or 5s; reading JOURNAL/@T then folds at most one period of events. Off by default.",
+            metavar="DURATION",
+        ),
+    ] = None,
+    retain: Annotated[
+        str | None,
+        follow_option(
+            "--retain",
+            help="After each new base, remove the bases and segments no instant of the last DURATION needs (the journal then starts at its oldest base). Needs --rebase-every, and at least as long.",
+            metavar="DURATION",
+        ),
+    ] = None,
     *,
     sel: c.Selection,
     cluster: c.Clusters,
@@ -201,15 +217,20 @@ def dump(
             resume,
             fmt.value,
             outage_limit,
+            rebase_every,
+            retain,
         )
     elif (
         follow_for is not None
         or rotate_size != "64MiB"
         or rotate_interval != "1h"
         or outage_limit != "10m"
+        or rebase_every is not None
+        or retain is not None
     ):
         raise UsageError(
-            "--follow-for, --rotate-size, --rotate-interval and --outage-limit need --follow"
+            "--follow-for, --rotate-size, --rotate-interval, --outage-limit, --rebase-every "
+            "and --retain need --follow"
         )
     if resume is not None:
         given = sel.given() + [

@@ -56,6 +56,7 @@ from kstream.journal.directory import (
 from kstream.journal.follow import Follow, UnitFollow
 from kstream.journal.follower import OUTAGE
 from kstream.journal.format import BASE_NAME, LOCK_NAME, META_NAME
+from kstream.journal.rebase import Rebaser
 from kstream.journal.resume import base_follows, cluster_identity, identity_json, resume
 from kstream.journal.writer import JournalWriter, guard
 
@@ -70,6 +71,8 @@ class FollowOptions:
     level: int = 1
     timeout: float = 60.0
     outage: float = OUTAGE
+    rebase_every: float | None = None  # a new base each period (`--rebase-every`)
+    retain: float | None = None  # what older is removed after each new base (`--retain`)
 
 
 # ------------------------------------------------------------------ option values
@@ -125,6 +128,8 @@ def follow_options(
     resume: str | None,
     fmt: str,
     outage_limit: str = "10m",
+    rebase_every: str | None = None,
+    retain: str | None = None,
 ) -> FollowOptions:
     """The follow options checked (exit 2 for a bad one), before connecting."""
     if (
@@ -135,6 +140,18 @@ def follow_options(
         raise UsageError("--resume JOURNAL/ names the journal: drop -o (or give the same)")
     if fmt not in ("auto", "dir"):
         raise UsageError(f"--follow writes a journal directory; --format {fmt} does not apply")
+    every = parse_duration(rebase_every, "--rebase-every") if rebase_every is not None else None
+    keep = parse_duration(retain, "--retain") if retain is not None else None
+    if keep is not None and every is None:
+        raise UsageError(
+            "--retain removes what a newer base makes unneeded: give --rebase-every too "
+            "(e.g. --rebase-every 24h --retain 7d)"
+        )
+    if keep is not None and every is not None and keep < every:
+        raise UsageError(
+            f"--retain {retain} is shorter than --rebase-every {rebase_every}: "
+            "the retention must span at least one re-base period"
+        )
     return FollowOptions(
         follow_for=parse_duration(follow_for, "--follow-for") if follow_for is not None else None,
         rotate_size=parse_size(rotate_size, "--rotate-size"),
@@ -142,6 +159,8 @@ def follow_options(
         level=level,
         timeout=timeout,
         outage=parse_duration(outage_limit, "--outage-limit"),
+        rebase_every=every,
+        retain=keep,
     )
 
 
@@ -262,6 +281,9 @@ def _follow(
     """The follow itself (the journal locked by the caller)."""
     watch_timeout = max(1, int(fopts.timeout * 0.8))
     reader.cancel.clear()
+    rebaser = None
+    if fopts.rebase_every is not None:
+        rebaser = Rebaser(target, fopts.rebase_every, fopts.retain)
     follow = Follow(
         reader,
         writer,
@@ -271,6 +293,7 @@ def _follow(
         replan=replan.units if replan else None,
         make_follow=replan.make_follow if replan else None,
         outage=fopts.outage,
+        rebaser=rebaser,
     )
     stop = threading.Event()
     why: list[str] = []
@@ -498,6 +521,13 @@ def report_follow(follow: Follow, target: Path, quiet: bool, why: str) -> None:
             consoles.err.print(Text(title, style="bold"))
     if len(shown) < len(units):
         note(f"{len(units) - len(shown)} more resources without changes")
+    rb = follow.rebaser
+    if rb is not None and (rb.written or rb.removed):
+        folds = f" (each folded in {max(rb.fold_seconds):.1f}s at most)" if rb.fold_seconds else ""
+        note(
+            f"{len(rb.written)} new base{'s' if len(rb.written) != 1 else ''} written{folds}"
+            + (f"; retention removed {len(rb.removed)} files" if rb.removed else "")
+        )
     names = ", ".join(f"{m.segment:06d}" for m in segs) or "none"
     note(
         f"{why + ': ' if why else ''}{events:,} change events in {len(segs)} segment"

@@ -563,6 +563,7 @@ def log(
     tmp = Path(tempfile.mkdtemp(prefix="kstream-log-", dir=tmpdir))
     states = _States(tmp)
     try:
+        journal = journal.from_base(since)  # the newest base at or before the window
         base = journal.base
         for e in base.entries:
             res = unit_resource(e.group, e.version, e.resource)

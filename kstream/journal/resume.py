@@ -18,7 +18,7 @@ from kstream.errors import ApiError, KstreamError, UsageError
 from kstream.journal.crds import Replan
 from kstream.journal.directory import JournalMeta
 from kstream.journal.follower import UnitFollow
-from kstream.journal.format import BASE_NAME, position_key, unit_resource
+from kstream.journal.format import BASE_NAME, list_bases, position_key, unit_resource
 from kstream.selector import Scope
 
 if TYPE_CHECKING:
@@ -151,7 +151,9 @@ def positions(target: Path) -> Positions:
     from kstream.journal.recovery import recover
     from kstream.store.snapshot import open_snapshot
 
-    snap = open_snapshot(str(target / BASE_NAME))
+    bases = list_bases(target)
+    newest = max(bases, default=0)  # its positions are those after its segments
+    snap = open_snapshot(str(bases.get(newest, target / BASE_NAME)))
     base_rvs = {
         position_key(unit_resource(e.group, e.version, e.resource), e.namespace or ""): str(
             e.resourceVersion or ""
@@ -159,7 +161,9 @@ def positions(target: Path) -> Positions:
         for e in snap.entries
         if e.status == "complete" and e.resourceVersion
     }
-    pos = recover(target, base_rvs)
+    pos = recover(target, base_rvs, after=newest)
+    if newest and not pos.last_time and snap.manifest is not None:
+        pos.last_time = snap.manifest.finished  # a later base's time: its last event's
     pos.end = pos.last_time or (snap.manifest.finished if snap.manifest else "")
     return pos
 
