@@ -563,7 +563,8 @@ def log(
     tmp = Path(tempfile.mkdtemp(prefix="kstream-log-", dir=tmpdir))
     states = _States(tmp)
     try:
-        journal = journal.from_base(since)  # the newest base at or before the window
+        if since is not None:  # the newest base at or before the window opens
+            journal = journal.from_base(since)
         base = journal.base
         for e in base.entries:
             res = unit_resource(e.group, e.version, e.resource)
