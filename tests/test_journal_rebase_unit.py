@@ -287,3 +287,58 @@ def test_bad_rebase_options(tmp_path: Path, args: list[str], words: list[str]) -
     finally:
         os.chdir(here)
     one_line(r, 2, *words)
+
+
+# --------------------------------------------------------------------------- resyncs at a boundary
+
+W = "example.com/v1/widgets"
+
+
+def test_a_resync_open_at_a_boundary_is_not_lost(tmp_path: Path) -> None:
+    """Segment 1 ends inside a resync of configmaps (RESYNC and a SYNC, cut by a
+    crash: never closed) and holds a whole resync of widgets, a resource the
+    base did not have (a CRD created while following); segment 2 holds the
+    resync done again on resume. With a base after segment 1, every instant
+    reads what the fold from base 0 reads: the cut resync changes nothing (the
+    base keeps the objects before it), the one done again replaces them, and
+    the new resource is in the base."""
+    j = Journal(tmp_path / "J")
+    write_base(j.base, {CM: [cm("a", "10", k="1"), cm("b", "11", k="1")]}, started=t(0))
+    wd = obj(W, "w1", "shop", "5", spec={"n": 1})
+    j.segment(
+        1,
+        [
+            [ev(t(1), "MODIFIED", CM, cm("a", "20", k="2"))],
+            [
+                ev(t(2), "RESYNC", W, rv="5"),
+                ev(t(2), "SYNC", W, wd),
+                ev(t(2), "SYNCED", W, rv="5"),
+            ],
+            [ev(t(3), "RESYNC", CM, rv="30"), ev(t(3), "SYNC", CM, cm("z", "30", k="z"))],
+        ],
+    )
+    j.segment(
+        2,
+        [
+            [ev(t(10), "RESYNC", CM, rv="40"), ev(t(10), "SYNC", CM, cm("y", "40", k="y"))],
+            [ev(t(10), "SYNCED", CM, rv="40")],
+            [ev(t(11), "MODIFIED", CM, cm("y", "41", k="y2"))],
+        ],
+    )
+    plain = tmp_path / "plain"
+    shutil.copytree(j.root, plain)
+    rebase(j.root, 1)
+    b1 = open_source(str(j.root / "bases" / "000001.ndjson.zst"))
+    units = {e.resource: e for e in b1.entries}
+    assert units["configmaps"].resourceVersion == "20"  # not the cut resync's
+    assert units["widgets"].objects == 1 and units["widgets"].resourceVersion == "5"
+    assert {d["metadata"]["name"] for _, d in b1.documents()} == {"a", "b", "w1"}
+    for s in (1, 2, 3, 5, 10, 11, 12):
+        journalread._opened.clear()
+        got = open_source(f"{j.root}/@{t(s)}")
+        journalread._opened.clear()
+        want = open_source(f"{plain}/@{t(s)}")
+        assert [(e.resource, e.objects, e.resourceVersion) for e in got.entries] == [
+            (e.resource, e.objects, e.resourceVersion) for e in want.entries
+        ], t(s)
+        assert sorted(got.lines()) == sorted(want.lines()), t(s)
