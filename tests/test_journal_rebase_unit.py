@@ -342,3 +342,34 @@ def test_a_resync_open_at_a_boundary_is_not_lost(tmp_path: Path) -> None:
             (e.resource, e.objects, e.resourceVersion) for e in want.entries
         ], t(s)
         assert sorted(got.lines()) == sorted(want.lines()), t(s)
+
+
+def test_one_base_per_period(journal: Journal) -> None:
+    """Periods aligned on the epoch (10 s here): no base within the period of
+    the newest one; one at the first step after a period's end, folding the
+    segments sealed by then; none again in that period, though the base's time
+    (its last event's) is in the period before."""
+    from kstream.journal.format import parse_time
+
+    clock = [parse_time(t(5)).timestamp()]
+    rb = Rebaser(journal.root, 10.0, None, background=False, wall=lambda: clock[0])
+
+    def step(sealed: int) -> None:
+        rb.step(SimpleNamespace(current=None, next_segment=sealed + 1))  # type: ignore[arg-type]
+
+    step(2)
+    assert rb.written == []  # t(5): still the base's period
+    clock[0] = parse_time(t(12)).timestamp()
+    step(2)
+    assert rb.written == [2]
+    clock[0] = parse_time(t(19)).timestamp()
+    step(3)
+    assert rb.written == [2]  # the period that base closed is over only at t(20)
+    clock[0] = parse_time(t(21)).timestamp()
+    step(3)
+    assert rb.written == [2, 3]
+    clock[0] = parse_time(t(29)).timestamp()
+    step(4)  # base 3's time, t(14), is in the period before: still no new base
+    assert rb.written == [2, 3]
+    j = journalread.open_journal(str(journal.root))
+    assert (j.base_time(2), j.base_time(3)) == (t(10), t(14))

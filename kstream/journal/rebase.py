@@ -88,6 +88,9 @@ class Rebaser:
         j = open_journal(str(self.dir), upto=0)  # the bases alone
         self.newest = max(j.bases)
         self.newest_time = j.base_time(self.newest)
+        # the period of the newest base, or of the wall clock when the last fold began
+        # (a base's time, its last event's, is before the end of the period it closes)
+        self._period = period(self.newest_time, every) if self.newest_time else -1
         self.written: list[int] = []  # bases written by this run
         self.removed: list[str] = []  # what retention removed in this run
         self.fold_seconds: list[float] = []  # how long each fold took (background)
@@ -96,10 +99,13 @@ class Rebaser:
         self._error: BaseException | None = None
 
     # ------------------------------------------------------------ when
+    def _now_period(self) -> int:
+        return math.floor(self.wall() / self.every)
+
     def due(self) -> bool:
-        """The wall clock is in a later period than the newest base's time."""
-        now = format_time(datetime.fromtimestamp(self.wall(), timezone.utc))
-        return period(now, self.every) > period(self.newest_time, self.every)
+        """The wall clock is in a later period than the newest base's time (and
+        than the one in which the last fold began)."""
+        return self._now_period() > self._period
 
     @property
     def running(self) -> bool:
@@ -123,6 +129,7 @@ class Rebaser:
             last = writer.next_segment - 1
         if last <= self.newest:
             return  # nothing since the newest base
+        self._period = self._now_period()
         self._start(last)
 
     # ------------------------------------------------------------ the fold
