@@ -639,6 +639,14 @@ def selected_entries(entries: Sequence[Entry], filters: Filters) -> list[Entry]:
     return out
 
 
+def selected_kind(filters: Filters, api_version: str, kind: str) -> Resource | None:
+    """An object's apiVersion and kind against -r/--exclude, in a snapshot without
+    a manifest (count's rule, export's too): its resource, None when not selected."""
+    g, v = split_api_version(api_version)
+    r = snapshot_resource(g, v, guess_plural(kind) or "(no kind)", kind, True)
+    return r if r in _chosen([r], filters.include, filters.exclude) else None
+
+
 def _count_plain(snap: Any, grouping: Grouping, filters: Filters) -> CountResult:
     """NDJSON (plain or zstd-compressed) without a manifest: one pass, every
     object parsed for its apiVersion and kind."""
@@ -652,10 +660,8 @@ def _count_plain(snap: Any, grouping: Grouping, filters: Filters) -> CountResult
         av, kind = str(doc.get("apiVersion") or ""), str(doc.get("kind") or "")
         md = _meta(doc)
         if (av, kind) not in decided:
-            g, v = split_api_version(av)
-            r = snapshot_resource(g, v, guess_plural(kind) or "(no kind)", kind, True)
-            ok = r in _chosen([r], filters.include, filters.exclude)
-            decided[(av, kind)] = ResKey(g, v, r.resource, kind) if ok else None
+            r = selected_kind(filters, av, kind)
+            decided[(av, kind)] = ResKey(r.group, r.version, r.resource, kind) if r else None
         res = decided[(av, kind)]
         if res is None:
             continue

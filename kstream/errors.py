@@ -67,6 +67,10 @@ class OutputError(KstreamError):
     exit_code = ExitCode.OUTPUT
 
 
+class AlreadyExists(OutputError):
+    """A create-only upload refused: the key exists in object storage."""
+
+
 class StdoutClosed(OutputError):
     """The reader of stdout went away (`kstream ... | head`): the one rule for every
     command is no error line and exit 141, the status of a process SIGPIPE ends."""

@@ -28,10 +28,9 @@ from pathlib import Path
 from typing import IO, Any, Literal
 
 from kstream import deepjson, neat, yamlout
-from kstream.count import Filters, _chosen, selected_entries
+from kstream.count import Filters, selected_entries, selected_kind
 from kstream.errors import OutputError, UsageError
 from kstream.exitcodes import ExitCode
-from kstream.resources import guess_plural, snapshot_resource, split_api_version
 from kstream.selector import Scope
 from kstream.store.outputs import dir_target
 from kstream.store.snapshot import object_of
@@ -119,10 +118,8 @@ def items(snap: Any, scope: Scope, result: ExportResult) -> Iterator[Item]:
         for _, doc in snap.documents():
             av, kind = str(doc.get("apiVersion") or ""), str(doc.get("kind") or "")
             if (av, kind) not in decided:
-                g, v = split_api_version(av)
-                r = snapshot_resource(g, v, guess_plural(kind) or "(no kind)", kind, True)
-                ok = r in _chosen([r], filters.include, filters.exclude)
-                decided[(av, kind)] = (g, r.resource) if ok else None
+                r = selected_kind(filters, av, kind)
+                decided[(av, kind)] = (r.group, r.resource) if r else None
             res = decided[(av, kind)]
             md = _meta(doc)
             if res is None or not keep(md, bool(md.get("namespace"))):

@@ -5,6 +5,8 @@
     python -m tests.crashjournal resume JOURNAL  # lock, tidy, recover, follow on
     python -m tests.crashjournal new+rebase JOURNAL     # the same with a new base
     python -m tests.crashjournal resume+rebase JOURNAL  # at every rotation, and retention
+    python -m tests.crashjournal s3new STAGE s3://BUCKET/PREFIX/     # the same, staged in
+    python -m tests.crashjournal s3resume STAGE s3://BUCKET/PREFIX/  # STAGE, uploaded
 
 Both run the code `dump --follow` runs (journal_lock, tidy, make_base,
 JournalWriter, Follow and its followers, recover, resume_units); only the server
@@ -82,7 +84,12 @@ RETAIN = 0.001  # seconds: retention removes all it may after each new base
 
 
 def follow(
-    target: Path, units: list[Any], next_segment: int, last_time: str, rebase: bool = False
+    target: Path,
+    units: list[Any],
+    next_segment: int,
+    last_time: str,
+    on_sealed: Any = None,
+    rebase: bool = False,
 ) -> None:
     from kstream.cluster.stream import Reader, StreamOptions
     from kstream.journal.follow import Follow
@@ -95,7 +102,7 @@ def follow(
     reader = Reader(t, StreamOptions(backoff_base=0.01, backoff_max=0.05), threading.Event())
     writer = JournalWriter(
         target, level=1, rotate_size=ROTATE, flush_interval=0.0, next_segment=next_segment,
-        last_time=last_time,
+        last_time=last_time, on_sealed=on_sealed,
     )  # fmt: skip
     # inline (no background thread): each run takes the same steps in the same order
     rb = Rebaser(target, REBASE_EVERY, RETAIN, background=False) if rebase else None
@@ -137,7 +144,7 @@ def new(target: Path, rebase: bool = False) -> int:
             return {"created": now, "options": {"secrets": "redact", "secretDigest": "sha256"}}
 
         make_base(target, write)
-        follow(target, [UnitFollow(unit(), str(BASE_RV))], 1, "", rebase)
+        follow(target, [UnitFollow(unit(), str(BASE_RV))], 1, "", rebase=rebase)
     return 0
 
 
@@ -155,7 +162,63 @@ def resume(target: Path, rebase: bool = False) -> int:
             return NO_JOURNAL
         pos = positions(target)
         units = resume_units([unit()], pos, TransformOptions())
-        follow(target, units, pos.next_segment, pos.last_time, rebase)
+        follow(target, units, pos.next_segment, pos.last_time, rebase=rebase)
+    return 0
+
+
+def base_meta(base: Path) -> dict[str, Any]:
+    from kstream.journal.format import now_time
+    from tests.journalmaker import write_base
+
+    now = now_time()
+    write_base(base, {"v1/configmaps": base_objects()}, started=now,
+               rvs={"v1/configmaps": str(BASE_RV)})  # fmt: skip
+    return {"created": now, "options": {"secrets": "redact", "secretDigest": "sha256"}}
+
+
+def s3new(stage: Path, url: str) -> int:
+    """As `dump --follow -o s3://...` (cli/follow._run_new_remote) runs."""
+    from kstream.journal import remote
+    from kstream.journal.directory import journal_lock, make_base, tidy
+    from kstream.journal.follow import UnitFollow
+
+    prefix = remote.check_new_remote(url, False)
+    stage = remote.prepare_stage(str(stage), url)
+    with journal_lock(stage):
+        tidy(stage)
+        if remote.stage_holds_journal(stage):
+            return NO_JOURNAL + 1  # the CLI says: --resume
+        up = remote.Uploader(prefix, stage)
+        make_base(stage, base_meta)
+        up.commit_base()
+        follow(stage, [UnitFollow(unit(), str(BASE_RV))], 1, "", up.segment_sealed)
+        remote.drop_stage(stage, up)
+    return 0
+
+
+def s3resume(stage: Path, url: str) -> int:
+    """As `dump --follow --resume s3://...` (cli/follow._run_resume_remote) runs."""
+    from kstream.journal import remote
+    from kstream.journal.directory import journal_lock, tidy
+    from kstream.journal.resume import resume_units
+    from kstream.transform import TransformOptions
+
+    prefix = remote.prefix_of(url)
+    stage = remote.prepare_stage(str(stage), url)
+    with journal_lock(stage):
+        tidy(stage)
+        if not remote.listing(prefix).meta:
+            if not remote.stage_holds_journal(stage):
+                remote.drop_stage(stage)
+                return NO_JOURNAL
+        else:
+            remote.fetch_meta(prefix, stage)
+        up = remote.Uploader(prefix, stage)
+        tail = up.push_staged()
+        pos = remote.remote_positions(prefix, stage, tail)
+        units = resume_units([unit()], pos, TransformOptions())
+        follow(stage, units, pos.next_segment, pos.last_time, up.segment_sealed)
+        remote.drop_stage(stage, up)
     return 0
 
 
@@ -164,6 +227,10 @@ if __name__ == "__main__":
 
     what, path = sys.argv[1], Path(sys.argv[2])
     try:
+        if what == "s3new":
+            sys.exit(s3new(path, sys.argv[3]))
+        if what == "s3resume":
+            sys.exit(s3resume(path, sys.argv[3]))
         rebase = what.endswith("+rebase")
         sys.exit(new(path, rebase) if what.startswith("new") else resume(path, rebase))
     except UsageError as e:  # the lock held by another writer

@@ -102,11 +102,11 @@ def test_hadolint_clean(tmp_path: Path) -> None:
 
 
 def test_the_clusterrole_only_reads() -> None:
-    """deploy/clusterrole.yaml: list and watch, nothing else (the cluster tests
+    """deploy/base/clusterrole.yaml: list and watch, nothing else (the cluster tests
     show these are enough and open no subresource: tests/test_deploy_cluster.py)."""
     import yaml
 
-    role = yaml.safe_load((REPO / "deploy" / "clusterrole.yaml").read_text())
+    role = yaml.safe_load((REPO / "deploy" / "base" / "clusterrole.yaml").read_text())
     assert role["kind"] == "ClusterRole"
     assert "aggregationRule" not in role
     assert [sorted(r["verbs"]) for r in role["rules"]] == [["list", "watch"]]

@@ -275,6 +275,10 @@ def test_a_new_journal_over_one_with_bases_removes_them(journal: Journal) -> Non
         ),
         (["--follow", "-o", "j/", "--rebase-every", "often"], ["--rebase-every", "duration"]),
         (["-o", "j/", "--rebase-every", "1h"], ["need --follow"]),
+        (
+            ["--follow", "-o", "s3://bucket/j/", "--rebase-every", "1h"],
+            ["--rebase-every", "object storage", "not take them yet"],
+        ),
     ],
 )
 def test_bad_rebase_options(tmp_path: Path, args: list[str], words: list[str]) -> None:

@@ -90,14 +90,14 @@ def test_render_is_yaml_kubectl_reads() -> None:
 
 
 def test_deploy_role_is_what_rbac_wildcard_prints() -> None:
-    """deploy/clusterrole.yaml and clusterrolebinding.yaml are `kstream rbac
+    """deploy/base/clusterrole.yaml and clusterrolebinding.yaml are `kstream rbac
     --wildcard --service-account kstream/kstream`, byte for byte: list and watch on
     "*", no get (which on "*" grants pods/exec, pods/log, nodes/proxy ...)."""
     code, out, err = cli("rbac", "--wildcard", "--service-account", "kstream/kstream")
     assert code == 0, err
     role, binding = out.split("---\n")
-    assert (REPO / "deploy" / "clusterrole.yaml").read_text() == role
-    assert (REPO / "deploy" / "clusterrolebinding.yaml").read_text() == binding
+    assert (REPO / "deploy" / "base" / "clusterrole.yaml").read_text() == role
+    assert (REPO / "deploy" / "base" / "clusterrolebinding.yaml").read_text() == binding
     doc = yaml.safe_load(role)
     assert doc["rules"] == [{"apiGroups": ["*"], "resources": ["*"], "verbs": ["list", "watch"]}]
 

@@ -50,6 +50,7 @@ follow_option = functools.partial(typer.Option, rich_help_panel="Follow (journal
 
 @c.option_groups
 def dump(
+    ctx: typer.Context,
     output: Annotated[
         str | None,
         c.output_option(
@@ -123,8 +124,23 @@ def dump(
         str | None,
         follow_option(
             "--resume",
-            help="Carry on following the journal JOURNAL/ (implies --follow; replaces -o): seal a segment a crash left open, then watch on from each resource's last recorded resourceVersion (a resync for a resource new since then, or after 410 Gone). Selection, --secrets, --strip and --clean are the journal's own.",
+            help="Carry on following the journal JOURNAL/ or s3://BUCKET/PREFIX/ (implies --follow; replaces -o): seal a segment a crash left open, then watch on from each resource's last recorded resourceVersion (a resync for a resource new since then, or after 410 Gone). Selection, --secrets, --strip and --clean are the journal's own.",
             metavar="JOURNAL/",
+        ),
+    ] = None,
+    resume_or_start: Annotated[
+        bool,
+        follow_option(
+            "--resume-or-start",
+            help="With --follow -o TARGET: carry on with the journal TARGET holds (as --resume TARGET; the selection given is then ignored: the journal's own applies), or start a new one when it holds none. What a recorder restarted with the same arguments runs.",
+        ),
+    ] = False,
+    stage: Annotated[
+        str | None,
+        follow_option(
+            "--stage",
+            help="With -o s3://BUCKET/PREFIX/ (or --resume s3://...): the local directory where the journal is written before each complete file is uploaded (the open segment stays there). Default: $XDG_CACHE_HOME/kstream/stage/BUCKET-DIGEST (~/.cache without XDG_CACHE_HOME), one per target, the same on every run, so a restart finds what a killed run left.",
+            metavar="DIR",
         ),
     ] = None,
     follow_for: Annotated[
@@ -144,13 +160,14 @@ def dump(
         ),
     ] = "64MiB",
     rotate_interval: Annotated[
-        str,
+        str | None,
         follow_option(
             "--rotate-interval",
-            help="Seal the open segment and start a new one after this long.",
+            help="Seal the open segment and start a new one after this long (default: 1h for a directory, 1m for s3://, where each sealed segment is uploaded).",
             metavar="DURATION",
+            show_default=False,
         ),
-    ] = "1h",
+    ] = None,
     outage_limit: Annotated[
         str,
         follow_option(
@@ -175,6 +192,16 @@ def dump(
             metavar="DURATION",
         ),
     ] = None,
+    health_port: Annotated[
+        int,
+        follow_option(
+            "--health-port",
+            min=0,
+            max=65535,
+            help="Answer GET /healthz on this port, on every interface (for a pod's liveness probe): 200 while the follow makes progress, 503 with the reason once it has not for a while (docs/journal.md). 0: off.",
+            metavar="PORT",
+        ),
+    ] = 0,
     *,
     sel: c.Selection,
     cluster: c.Clusters,
@@ -201,10 +228,11 @@ def dump(
     if follow or resume is not None:
         if many:
             raise UsageError("--follow and --resume follow one context: give --context once")
-        if output is not None and "://" in output:
-            raise UsageError(
-                "--follow writes a local journal directory: -o JOURNAL/ (not object storage)"
-            )
+        for name in (output, resume):
+            if name is not None and "://" in name and not name.lower().startswith("s3://"):
+                raise UsageError(
+                    f"--follow writes a journal directory or s3://BUCKET/PREFIX/: not {name}"
+                )
         from kstream.cli.follow import follow_options
 
         fopts = follow_options(
@@ -217,21 +245,32 @@ def dump(
             resume,
             fmt.value,
             outage_limit,
+            health_port,
+            stage,
             rebase_every,
             retain,
         )
+        if health_port:  # before connecting; closed with the command
+            from kstream.cli.follow import serve_health
+
+            ctx.call_on_close(serve_health(fopts).close)
     elif (
         follow_for is not None
         or rotate_size != "64MiB"
-        or rotate_interval != "1h"
+        or rotate_interval is not None
         or outage_limit != "10m"
+        or health_port
+        or stage is not None
+        or resume_or_start
         or rebase_every is not None
         or retain is not None
     ):
         raise UsageError(
-            "--follow-for, --rotate-size, --rotate-interval, --outage-limit, --rebase-every "
-            "and --retain need --follow"
+            "--follow-for, --rotate-size, --rotate-interval, --outage-limit, --rebase-every, "
+            "--retain, --health-port, --stage and --resume-or-start need --follow"
         )
+    if resume_or_start and resume is not None:
+        raise UsageError("--resume-or-start goes with -o TARGET, not with --resume")
     if resume is not None:
         given = sel.given() + [
             n
@@ -291,14 +330,26 @@ def dump(
         t = fleet.single_target(cluster.kubeconfig, one_context)
         names = [outputname.expand(template, context=t.context, cluster=t.server, started=started)]
     formats = ["dir" if follow else output_format(n, fmt.value) for n in names]
+    if fopts is not None and resume_or_start:
+        from kstream.cli.follow import holds_journal, run_resume
+
+        if holds_journal(names[0], stage):
+            live = tuning.live(cluster, one_context)
+            raise typer.Exit(int(run_resume(names[0], live, key, fopts, ui.quiet)))
     created: list[list[Path]] = []  # directories made for each output
     try:
         for n, nf in zip(names, formats, strict=True):
             created.append(outputname.make_parents(template, n))
             if follow:  # before connecting: a bad name costs no cluster work
                 from kstream.journal.directory import check_new_journal
+                from kstream.store.objstore import is_url
 
-                check_new_journal(n, force)
+                if is_url(n):
+                    from kstream.journal.remote import check_new_remote
+
+                    check_new_remote(n, force)
+                else:
+                    check_new_journal(n, force)
             else:
                 check_output(n, nf, force)
     except BaseException:

@@ -1,6 +1,8 @@
 """`kstream dump --follow -o JOURNAL/` and `--resume JOURNAL/`: the base snapshot,
 then the followers (kstream/journal/follow.py) feeding the journal, with a live view
-per resource and a summary at the end.
+per resource and a summary at the end. `-o s3://BUCKET/PREFIX/` writes the same
+journal in a local staging directory and uploads each complete file
+(kstream/journal/remote.py).
 
 Ctrl-C and SIGTERM end a follow normally (exit 0): the followers stop, what
 they sent is written and the open segment is sealed.
@@ -39,7 +41,7 @@ from kstream.cli.render import (
 )
 from kstream.errors import UsageError
 from kstream.exitcodes import ExitCode
-from kstream.journal import durable
+from kstream.journal import durable, health
 from kstream.journal.crds import Replan
 from kstream.journal.directory import (
     JournalMeta,
@@ -55,12 +57,19 @@ from kstream.journal.directory import (
 )
 from kstream.journal.follow import Follow, UnitFollow
 from kstream.journal.follower import OUTAGE
-from kstream.journal.format import BASE_NAME, LOCK_NAME, META_NAME
+from kstream.journal.format import BASE_NAME, FLUSH_INTERVAL, LOCK_NAME, META_NAME
+from kstream.journal.health import HealthServer, stall_bound
 from kstream.journal.rebase import Rebaser
 from kstream.journal.resume import base_follows, cluster_identity, identity_json, resume
 from kstream.journal.writer import JournalWriter, guard
 
 PLAIN_EVERY = 10.0  # seconds between the plain progress lines (CI, not a terminal)
+
+
+# --rotate-interval when not given: a local journal, and one in object storage
+# (where the open segment is only staged: what a lost stage can lose)
+ROTATE_LOCAL = "1h"
+ROTATE_REMOTE = "1m"
 
 
 @dataclass(frozen=True)
@@ -71,6 +80,8 @@ class FollowOptions:
     level: int = 1
     timeout: float = 60.0
     outage: float = OUTAGE
+    health_port: int = 0  # --health-port (0: off)
+    stage: str | None = None  # --stage (a journal in object storage)
     rebase_every: float | None = None  # a new base each period (`--rebase-every`)
     retain: float | None = None  # what older is removed after each new base (`--retain`)
 
@@ -121,20 +132,25 @@ def parse_size(text: str, option: str) -> int:
 def follow_options(
     follow_for: str | None,
     rotate_size: str,
-    rotate_interval: str,
+    rotate_interval: str | None,
     level: int,
     timeout: float,
     output: str | None,
     resume: str | None,
     fmt: str,
     outage_limit: str = "10m",
+    health_port: int = 0,
+    stage: str | None = None,
     rebase_every: str | None = None,
     retain: str | None = None,
 ) -> FollowOptions:
     """The follow options checked (exit 2 for a bad one), before connecting."""
+    from kstream.store.objstore import is_url
+
     if (
         resume is not None
         and output is not None
+        and output.rstrip("/") != resume.rstrip("/")
         and Path(output.rstrip("/") or "/") != Path(resume.rstrip("/") or "/")
     ):
         raise UsageError("--resume JOURNAL/ names the journal: drop -o (or give the same)")
@@ -152,6 +168,17 @@ def follow_options(
             f"--retain {retain} is shorter than --rebase-every {rebase_every}: "
             "the retention must span at least one re-base period"
         )
+    name = resume if resume is not None else output
+    remote = name is not None and is_url(name)
+    if stage is not None and not remote:
+        raise UsageError("--stage is for a journal in object storage (-o s3://BUCKET/PREFIX/)")
+    if remote and every is not None:  # TODO: bases uploaded through rebase.base_complete
+        raise UsageError(
+            "--rebase-every and --retain write and remove bases in a local journal directory; "
+            "a journal in object storage (s3://) does not take them yet"
+        )
+    if rotate_interval is None:
+        rotate_interval = ROTATE_REMOTE if remote else ROTATE_LOCAL
     return FollowOptions(
         follow_for=parse_duration(follow_for, "--follow-for") if follow_for is not None else None,
         rotate_size=parse_size(rotate_size, "--rotate-size"),
@@ -159,9 +186,37 @@ def follow_options(
         level=level,
         timeout=timeout,
         outage=parse_duration(outage_limit, "--outage-limit"),
+        health_port=health_port,
+        stage=stage,
         rebase_every=every,
         retain=keep,
     )
+
+
+def serve_health(fopts: FollowOptions) -> HealthServer:
+    """--health-port: /healthz, with a stall bound from this follow's intervals."""
+    bound = stall_bound(FLUSH_INTERVAL, fopts.rotate_interval)
+    return health.serve_health(fopts.health_port, bound)
+
+
+def holds_journal(name: str, stage: str | None) -> bool:
+    """Whether TARGET holds a journal to resume (`--resume-or-start`): a local
+    directory with journal.json (or a complete new base a crash left to move
+    into place); a prefix with journal.json, or a stage with a journal not yet
+    uploaded."""
+    from kstream.journal.format import NEW_DIR
+    from kstream.store.objstore import is_url
+
+    if is_url(name):
+        from kstream.journal import remote
+
+        prefix = remote.prefix_of(name)
+        if remote.listing(prefix).meta:
+            return True
+        where = Path(stage) if stage else remote.default_stage(name)
+        return remote.stage_holds_journal(where)
+    target = Path(name.rstrip("/" + os.sep) or "/")
+    return (target / META_NAME).is_file() or (target / NEW_DIR / META_NAME).is_file()
 
 
 # ------------------------------------------------------------------ running
@@ -171,6 +226,10 @@ def run_new(settings: Any, fopts: FollowOptions, quiet: bool, debug: bool) -> Ex
     """`dump --follow -o JOURNAL/`: under the journal's lock for the whole run,
     the base (into JOURNAL/.kstream-new/, its journal.json written last), moved
     into place, then the followers."""
+    from kstream.store.objstore import is_url
+
+    if is_url(settings.output):
+        return _run_new_remote(settings, fopts, quiet, debug)
     target = check_new_journal(settings.output, settings.force)
     made = not target.exists()
     if made:
@@ -188,8 +247,38 @@ def run_new(settings: Any, fopts: FollowOptions, quiet: bool, debug: bool) -> Ex
             raise
 
 
+def _run_new_remote(settings: Any, fopts: FollowOptions, quiet: bool, debug: bool) -> ExitCode:
+    """`dump --follow -o s3://BUCKET/PREFIX/`: the journal written in the stage
+    (under its lock) as a local one, each complete file uploaded."""
+    from kstream.journal import remote
+
+    prefix = remote.check_new_remote(settings.output, settings.force)
+    stage = remote.prepare_stage(fopts.stage, settings.output)
+    with journal_lock(stage):
+        try:
+            tidy(stage)
+            if remote.stage_holds_journal(stage):
+                raise UsageError(
+                    f"the stage {stage} holds a journal of {prefix.url} not yet uploaded: "
+                    f"carry on with --resume {prefix.url} (or remove {stage} to start anew)"
+                )
+            remote.check_new_remote(settings.output, settings.force)  # again, under the lock
+            up = remote.Uploader(prefix, stage)
+            code = _run_new(stage, settings, fopts, quiet, debug, up)
+        except BaseException:
+            remote.drop_stage(stage)
+            raise
+        remote.drop_stage(stage, up)
+        return code
+
+
 def _run_new(
-    target: Path, settings: Any, fopts: FollowOptions, quiet: bool, debug: bool
+    target: Path,
+    settings: Any,
+    fopts: FollowOptions,
+    quiet: bool,
+    debug: bool,
+    up: Any = None,
 ) -> ExitCode:
     from dataclasses import replace
 
@@ -217,14 +306,24 @@ def _run_new(
     if not complete:
         note("interrupted before the base snapshot was complete: no journal written")
         return interrupted or ExitCode.INTERRUPTED
-    result.destination = str(target / BASE_NAME)
+    if up is not None:
+        up.commit_base()
+        result.destination = up.prefix.child(BASE_NAME).url
+    else:
+        result.destination = str(target / BASE_NAME)
     report_dump(result, quiet, debug)
     units = base_follows(job.plan.units, job.topts)
     writer = JournalWriter(
-        target, fopts.level, fopts.rotate_size, fopts.rotate_interval, next_segment=1
+        target,
+        fopts.level,
+        fopts.rotate_size,
+        fopts.rotate_interval,
+        next_segment=1,
+        on_sealed=up.segment_sealed if up is not None else None,
     )
     ctx = Replan(job.run.reader, settings.scope, settings.secrets == "exclude", job.topts)
-    code = _follow(target, job.run.reader, writer, units, fopts, quiet, ctx)
+    shown = up.prefix.url if up is not None else None
+    code = _follow(target, job.run.reader, writer, units, fopts, quiet, ctx, shown)
     if result.status != "complete" and code == ExitCode.OK:
         return ExitCode.PARTIAL
     return code
@@ -236,6 +335,10 @@ def run_resume(
     """`dump --follow --resume JOURNAL/`: under the journal's lock, finish what a
     crash left undone, seal a tail left open, then watch on from each unit's
     last recorded resourceVersion."""
+    from kstream.store.objstore import is_url
+
+    if is_url(path):
+        return _run_resume_remote(path, live, secret_key, fopts, quiet)
     target = Path(path.rstrip("/" + os.sep) or "/")
     if not target.is_dir():
         raise UsageError(f"--resume {path}: no such journal directory")
@@ -269,6 +372,53 @@ def run_resume(
         return _follow(target, r.reader, writer, r.units, fopts, quiet, r.replan)
 
 
+def _run_resume_remote(
+    url: str, live: Any, secret_key: bytes | None, fopts: FollowOptions, quiet: bool
+) -> ExitCode:
+    """`--resume s3://BUCKET/PREFIX/`: under the stage's lock, what the stage
+    holds uploaded first (an open segment sealed), then the positions from the
+    bucket alone, and the follow on."""
+    from kstream.journal import remote
+
+    prefix = remote.prefix_of(url)
+    stage = remote.prepare_stage(fopts.stage, url)
+    with journal_lock(stage):
+        done = tidy(stage)
+        lst = remote.listing(prefix)
+        if not lst.meta and not remote.stage_holds_journal(stage):
+            remote.drop_stage(stage)
+            raise UsageError(
+                f"{prefix.url} holds no journal (nor has the stage {stage} one to upload): "
+                f"start one with kstream dump --follow -o {prefix.url}"
+            )
+        if done:
+            note(f"{stage}: {done}")
+        if lst.meta:
+            data = remote.fetch_meta(prefix, stage)
+        else:
+            data = guard((stage / META_NAME).read_bytes, str(stage / META_NAME))
+        meta = JournalMeta.from_json(remote.journal_meta(data, prefix.url))
+        check_key(prefix.url, meta, secret_key)
+        up = remote.Uploader(prefix, stage)
+        tail = up.push_staged()
+        pos = remote.remote_positions(prefix, stage, tail)
+        # journal.json is never rewritten in object storage: a journal written
+        # before identities were recorded stays without one
+        r = resume(stage, meta, live, secret_key, note, pos=pos, name=prefix.url)
+        writer = JournalWriter(
+            stage,
+            fopts.level,
+            fopts.rotate_size,
+            fopts.rotate_interval,
+            next_segment=r.next_segment,
+            last_time=r.last_time,
+            on_sealed=up.segment_sealed,
+        )
+        code = _follow(stage, r.reader, writer, r.units, fopts, quiet, r.replan, prefix.url)
+        remote.drop_stage(stage, up)
+        return code
+
+
 def _follow(
     target: Path,
     reader: Any,
@@ -277,6 +427,7 @@ def _follow(
     fopts: FollowOptions,
     quiet: bool,
     replan: Replan | None = None,
+    shown: str | None = None,
 ) -> ExitCode:
     """The follow itself (the journal locked by the caller)."""
     watch_timeout = max(1, int(fopts.timeout * 0.8))
@@ -331,7 +482,7 @@ def _follow(
             signal.signal(sig, h)
     follow.stop()
     _say_ended(follow, said)
-    report_follow(follow, target, quiet, why[0] if why else "")
+    report_follow(follow, shown or target, quiet, why[0] if why else "")
     failed = [uf for uf in units if uf.state == "failed"]
     return ExitCode.PARTIAL if failed else ExitCode.OK
 
@@ -462,7 +613,10 @@ _STATE = {
 }
 
 
-def report_follow(follow: Follow, target: Path, quiet: bool, why: str) -> None:
+def report_follow(follow: Follow, target: Path | str, quiet: bool, why: str) -> None:
+    """The summary; `target` is the journal's directory, or a prefix's URL
+    (its trailing slash included)."""
+    name = target if isinstance(target, str) else f"{target}/"
     units: Sequence[UnitFollow] = follow.units
     segs = follow.writer.sealed
     events = sum(uf.events for uf in units)
@@ -481,7 +635,7 @@ def report_follow(follow: Follow, target: Path, quiet: bool, why: str) -> None:
             note(f"warning: {uf.label}: not followed: {uf.error}")
     if quiet:
         return
-    title = f"kstream dump --follow → {target}/"
+    title = f"kstream dump --follow → {name}"
     shown = [uf for uf in units if uf.events or uf.resyncs or uf.state in ("failed", "ended")]
     if plain_layout():
         consoles.err.print(title, soft_wrap=True, markup=False)
@@ -532,5 +686,5 @@ def report_follow(follow: Follow, target: Path, quiet: bool, why: str) -> None:
     note(
         f"{why + ': ' if why else ''}{events:,} change events in {len(segs)} segment"
         f"{'s' if len(segs) != 1 else ''} written ({names}); carry on with "
-        f"kstream dump --follow --resume {target}/"
+        f"kstream dump --follow --resume {name}"
     )

@@ -15,7 +15,7 @@ Examples:
   kstream rbac --service-account kstream/kstream | kubectl apply -f -
   kstream rbac --exclude secrets                 # everything but Secrets
   kstream rbac -n shop -r deployments,configmaps --service-account shop/backup
-  kstream rbac --wildcard > deploy/clusterrole.yaml   # every resource, CRDs made later too
+  kstream rbac --wildcard > deploy/base/clusterrole.yaml   # every resource, CRDs made later too
 """
 
 

@@ -322,7 +322,7 @@ def new_meta(plan: Plan, settings: DumpSettings, identity: str | None = None) ->
     )
 
 
-def check_key(target: Path, meta: JournalMeta, secret_key: bytes | None) -> None:
+def check_key(target: Path | str, meta: JournalMeta, secret_key: bytes | None) -> None:
     """--resume: the HMAC key must be the one the journal was written with (none
     for plain sha256); UsageError (exit 2) otherwise."""
     from kstream.transform import digest

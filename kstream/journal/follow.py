@@ -25,6 +25,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from kstream.cluster.stream import Cancelled, Reader, Unit
+from kstream.journal import health
 from kstream.journal.crds import CrdWatch
 from kstream.journal.follower import (
     OUTAGE,
@@ -130,6 +131,7 @@ class Follow:
         self.writer.tick()
         if self.rebaser is not None:
             self.rebaser.step(self.writer)
+        health.progress(self)  # --health-port: a step that returns is progress
 
     def _handle(self, item: Item) -> None:
         if isinstance(item, tuple):

@@ -70,17 +70,21 @@ def recover(directory: Path, base_rvs: dict[str, str], after: int = 0) -> Positi
     # numbers stay without holes, which readers require
     pos.next_segment = max(remaining, default=after) + 1
     if remaining:
-        newest = remaining[max(remaining)]
-        opened: set[str] = set()
-        for line in segment_events(newest):
-            ev = Event.decode(line)
-            key = position_key(ev.resource, ev.namespace)
-            if ev.type == "RESYNC":
-                opened.add(key)
-            elif ev.type == "SYNCED":
-                opened.discard(key)
-        pos.open_resync = opened
+        pos.open_resync = open_resyncs(remaining[max(remaining)])
     return pos
+
+
+def open_resyncs(newest: Path) -> set[str]:
+    """The units whose last resync the (sealed) newest segment leaves open."""
+    opened: set[str] = set()
+    for line in segment_events(newest):
+        ev = Event.decode(line)
+        key = position_key(ev.resource, ev.namespace)
+        if ev.type == "RESYNC":
+            opened.add(key)
+        elif ev.type == "SYNCED":
+            opened.discard(key)
+    return opened
 
 
 # what a kstream journal directory may hold (for --force and the refusal messages)
@@ -95,36 +99,42 @@ def read_sealed_manifest(path: Path) -> SegmentManifest | None:
     """The manifest of a sealed segment (footer and checksum verified); None for
     a segment without a footer (open); SnapshotError for one that is corrupted."""
     with open(path, "rb") as f:
-        head = _read_exact(f, 8)
-        if not head:
-            return None
-        magic, hsize = struct.unpack("<II", head)
-        header = _read_exact(f, hsize) if magic == MAGIC_HEADER and hsize < 1 << 20 else b""
-        if not header:
-            raise SnapshotError(f"{path}: not a kstream journal segment (bad header)")
-        end = f.seek(0, os.SEEK_END)
-        if end < 8 + hsize + FOOTER_SIZE:
-            return None
-        f.seek(end - FOOTER_SIZE)
-        footer = f.read(FOOTER_SIZE)
-        fmagic, fsize = struct.unpack("<II", footer[:8])
-        if fmagic != MAGIC_FOOTER or fsize != FOOTER_PAYLOAD or footer[8:16] != FOOTER_TAG:
-            return None
-        (moff,) = struct.unpack("<Q", footer[48:56])
-        f.seek(moff)
-        mh = _read_exact(f, 8)
-        if not mh:
-            raise SnapshotError(f"{path}: corrupted segment (manifest offset)")
-        mmagic, msize = struct.unpack("<II", mh)
-        if mmagic != MAGIC_MANIFEST or moff + 8 + msize + FOOTER_SIZE != end:
-            raise SnapshotError(f"{path}: corrupted segment (manifest)")
-        body = f.read(msize)
-        if hashlib.sha256(header + body).digest() != footer[16:48]:
-            raise SnapshotError(f"{path}: corrupted segment (manifest checksum mismatch)")
-        try:
-            return SegmentManifest.from_json(json.loads(body))
-        except (ValueError, TypeError, KeyError):
-            raise SnapshotError(f"{path}: corrupted segment (manifest is not valid)") from None
+        return read_manifest_of(f, str(path))
+
+
+def read_manifest_of(f: IO[bytes], path: str) -> SegmentManifest | None:
+    """`read_sealed_manifest` of a seekable file (a local one, or an object in
+    object storage read by ranged GETs: `objstore.RemoteObject.reader()`)."""
+    head = _read_exact(f, 8)
+    if not head:
+        return None
+    magic, hsize = struct.unpack("<II", head)
+    header = _read_exact(f, hsize) if magic == MAGIC_HEADER and hsize < 1 << 20 else b""
+    if not header:
+        raise SnapshotError(f"{path}: not a kstream journal segment (bad header)")
+    end = f.seek(0, os.SEEK_END)
+    if end < 8 + hsize + FOOTER_SIZE:
+        return None
+    f.seek(end - FOOTER_SIZE)
+    footer = f.read(FOOTER_SIZE)
+    fmagic, fsize = struct.unpack("<II", footer[:8])
+    if fmagic != MAGIC_FOOTER or fsize != FOOTER_PAYLOAD or footer[8:16] != FOOTER_TAG:
+        return None
+    (moff,) = struct.unpack("<Q", footer[48:56])
+    f.seek(moff)
+    mh = _read_exact(f, 8)
+    if not mh:
+        raise SnapshotError(f"{path}: corrupted segment (manifest offset)")
+    mmagic, msize = struct.unpack("<II", mh)
+    if mmagic != MAGIC_MANIFEST or moff + 8 + msize + FOOTER_SIZE != end:
+        raise SnapshotError(f"{path}: corrupted segment (manifest)")
+    body = _read_exact(f, msize)
+    if hashlib.sha256(header + body).digest() != footer[16:48]:
+        raise SnapshotError(f"{path}: corrupted segment (manifest checksum mismatch)")
+    try:
+        return SegmentManifest.from_json(json.loads(body))
+    except (ValueError, TypeError, KeyError):
+        raise SnapshotError(f"{path}: corrupted segment (manifest is not valid)") from None
 
 
 def _frame_lines(f: IO[bytes], offset: int, length: int) -> list[bytes] | None:

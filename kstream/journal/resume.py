@@ -93,18 +93,24 @@ def resume(
     live: LiveOptions,
     secret_key: bytes | None,
     warn: Callable[[str], None],
+    pos: Positions | None = None,
+    name: str = "",
 ) -> Resumed:
     """`--resume JOURNAL/` (the journal locked, its key checked): seal a tail
     left by a crash, connect, check the cluster is the journal's, and follow
     each unit on from its last recorded resourceVersion (a resync where there is
     none, or one was left open, or the server's resourceVersions went back),
-    with the selection and rules the journal was written with."""
+    with the selection and rules the journal was written with. `pos`: the
+    positions when the caller took them (a journal in object storage:
+    `journal.remote.remote_positions`), `name`: the journal as messages say it."""
     from kstream import paths
     from kstream.cluster.plan import open_live
     from kstream.transform import TransformOptions
 
     opts = meta.options
-    pos = positions(target)
+    if pos is None:
+        pos = positions(target)
+    shown = name or str(target)
     if pos.sealed_tail is not None:
         warn(f"sealed segment {pos.sealed_tail:06d}, left open by the previous run")
     scope = Scope(
@@ -115,13 +121,13 @@ def resume(
     identity = cluster_identity(reader.client)
     if meta.identity and identity and identity != meta.identity:
         raise UsageError(
-            f"{target} is the journal of another cluster (kube-system uid {meta.identity}, "
+            f"{shown} is the journal of another cluster (kube-system uid {meta.identity}, "
             f"written from {meta.server_url}); {plan.server} is cluster {identity}: "
             "start a new journal for it"
         )
     was = str(meta.server_url or "")
     if was and plan.server and was.rstrip("/") != plan.server.rstrip("/"):
-        warn(f"note: {target} was written from {was}; resuming against {plan.server}")
+        warn(f"note: {shown} was written from {was}; resuming against {plan.server}")
     behind = rv_behind(current_rv(reader.client), list(pos.rvs.values()))
     if behind:
         warn(
@@ -149,23 +155,31 @@ def positions(target: Path) -> Positions:
     (`recovery.recover`), and the journal's end (`Positions.last_time`: its
     newest event, or the end of its base)."""
     from kstream.journal.recovery import recover
-    from kstream.store.snapshot import open_snapshot
 
     bases = list_bases(target)
     newest = max(bases, default=0)  # its positions are those after its segments
-    snap = open_snapshot(str(bases.get(newest, target / BASE_NAME)))
-    base_rvs = {
+    base_rvs, finished = base_positions(str(bases.get(newest, target / BASE_NAME)))
+    pos = recover(target, base_rvs, after=newest)
+    if newest and not pos.last_time:
+        pos.last_time = finished  # a later base's time: its last event's
+    pos.end = pos.last_time or finished
+    return pos
+
+
+def base_positions(base: str) -> tuple[dict[str, str], str]:
+    """Each unit's position in a base archive (a path, or an s3:// URL read by
+    ranged GETs: only its manifest is read), and the time its dump finished."""
+    from kstream.store.snapshot import open_snapshot
+
+    snap = open_snapshot(base)
+    rvs = {
         position_key(unit_resource(e.group, e.version, e.resource), e.namespace or ""): str(
             e.resourceVersion or ""
         )
         for e in snap.entries
         if e.status == "complete" and e.resourceVersion
     }
-    pos = recover(target, base_rvs, after=newest)
-    if newest and not pos.last_time and snap.manifest is not None:
-        pos.last_time = snap.manifest.finished  # a later base's time: its last event's
-    pos.end = pos.last_time or (snap.manifest.finished if snap.manifest else "")
-    return pos
+    return rvs, (snap.manifest.finished if snap.manifest else "")
 
 
 def resume_units(

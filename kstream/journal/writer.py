@@ -192,8 +192,12 @@ class JournalWriter:
         next_segment: int | None = None,
         clock: Callable[[], float] = time.monotonic,
         last_time: str = "",
+        on_sealed: Callable[[Path, SegmentManifest], None] | None = None,
     ) -> None:
         self.dir = Path(directory) / SEGMENT_DIR
+        # called with each segment this writer seals, once it is sealed and
+        # fsynced (a journal in object storage uploads it: `journal.remote`)
+        self.on_sealed = on_sealed
         if not self.dir.is_dir():
             guard(lambda: durable.mkdir(self.dir), str(self.dir))
         self.level = level
@@ -263,7 +267,10 @@ class JournalWriter:
         """Seal the open segment; the next event opens a new one."""
         cur, self.current = self.current, None
         if cur is not None:
-            self.sealed.append(cur.seal())
+            m = cur.seal()
+            self.sealed.append(m)
+            if self.on_sealed is not None:
+                self.on_sealed(cur.path, m)
         self.last_flush = self.clock()
 
     def close(self) -> None:

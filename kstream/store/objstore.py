@@ -35,7 +35,14 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import IO, TYPE_CHECKING, Any, Literal
 
-from kstream.errors import ConfigError, ConnectionFailed, KstreamError, OutputError, SnapshotError
+from kstream.errors import (
+    AlreadyExists,
+    ConfigError,
+    ConnectionFailed,
+    KstreamError,
+    OutputError,
+    SnapshotError,
+)
 
 SCHEME = "s3://"
 MIB = 1024 * 1024
@@ -220,6 +227,9 @@ def translate(e: BaseException, op: Op, url: str) -> KstreamError:
             return ConnectionFailed(
                 f"{url}: object storage kept throttling ({code or status}) after {RETRIES} attempts"
             )
+        if (code == "PreconditionFailed" or status == 412) and op == "write":
+            # the If-None-Match: * of a create-only upload (`MultipartUpload(create_only=True)`)
+            return AlreadyExists(f"{url}: already exists (a create-only upload was refused)")
         if code == "PreconditionFailed" or status == 412:  # the If-Match of every read
             return bad_input(f"{url}: the object was replaced while it was read; read it again")
         msg = str(err.get("Message") or "") or code or f"HTTP {status}"
@@ -315,9 +325,15 @@ def put_bytes(loc: Location, data: bytes) -> None:
         client().put_object(Bucket=loc.bucket, Key=loc.key, Body=data)
 
 
-def put_file(loc: Location, f: IO[bytes]) -> None:
-    """Upload a local file (from its current position) as one object."""
-    up = MultipartUpload(loc)
+def put_file(
+    loc: Location,
+    f: IO[bytes],
+    metadata: dict[str, str] | None = None,
+    create_only: bool = False,
+) -> None:
+    """Upload a local file (from its current position) as one object; with
+    `create_only`, AlreadyExists when the key exists (see MultipartUpload)."""
+    up = MultipartUpload(loc, metadata=metadata, create_only=create_only)
     try:
         while True:
             chunk = f.read(MIB)
@@ -346,10 +362,23 @@ class MultipartUpload:
     """A write-only stream into one object: parts are sent on IN_FLIGHT threads
     while the caller goes on writing; `complete()` makes the object appear (one
     plain PUT when everything fit in the first part), `abort()` removes every
-    part sent. `write()` blocks while IN_FLIGHT parts are on their way."""
+    part sent. `write()` blocks while IN_FLIGHT parts are on their way.
 
-    def __init__(self, loc: Location, first_part: int | None = None) -> None:
+    `metadata` goes with the object (x-amz-meta-*). `create_only` sends
+    `If-None-Match: *` with the PUT or the CompleteMultipartUpload: a server that
+    supports conditional writes (AWS S3 since 2024, SeaweedFS, moto) refuses to
+    replace an existing key (AlreadyExists); one that does not ignores it."""
+
+    def __init__(
+        self,
+        loc: Location,
+        first_part: int | None = None,
+        metadata: dict[str, str] | None = None,
+        create_only: bool = False,
+    ) -> None:
         self.loc = loc
+        self.extra: dict[str, Any] = {"Metadata": metadata} if metadata else {}
+        self.create_only = create_only
         self.first = first_part or first_part_size()
         self.buf = bytearray()
         self.pos = 0
@@ -381,7 +410,9 @@ class MultipartUpload:
         c = client()
         if self.upload_id is None:
             with _translated("write", self.loc.url):
-                r = c.create_multipart_upload(Bucket=self.loc.bucket, Key=self.loc.key)
+                r = c.create_multipart_upload(
+                    Bucket=self.loc.bucket, Key=self.loc.key, **self.extra
+                )
             self.upload_id = str(r["UploadId"])
             from concurrent.futures import ThreadPoolExecutor
 
@@ -413,7 +444,13 @@ class MultipartUpload:
         c = client()
         if self.upload_id is None:
             with _translated("write", self.loc.url):
-                c.put_object(Bucket=self.loc.bucket, Key=self.loc.key, Body=bytes(self.buf))
+                c.put_object(
+                    Bucket=self.loc.bucket,
+                    Key=self.loc.key,
+                    Body=bytes(self.buf),
+                    **self.extra,
+                    **({"IfNoneMatch": "*"} if self.create_only else {}),
+                )
             self.buf = bytearray()
             self.done = True
             return
@@ -429,6 +466,7 @@ class MultipartUpload:
                 Key=self.loc.key,
                 UploadId=self.upload_id,
                 MultipartUpload={"Parts": parts},
+                **({"IfNoneMatch": "*"} if self.create_only else {}),
             )
         self.done = True
         self._shutdown()

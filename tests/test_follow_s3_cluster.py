@@ -1,0 +1,221 @@
+"""`kstream dump --follow -o s3://BUCKET/PREFIX/` against the real control plane
+and a real S3 server (SeaweedFS, tests/s3server; its bucket versioned): a
+recorder run with `--resume-or-start` is killed (-9) under churn and restarted
+with the same arguments, then stopped; the journal the prefix holds (downloaded,
+read with the local readers) equals the server's objects, a GAP covers the time
+it was down, every key has one version, nothing is left in the stage. And the
+one-line errors of a journal in object storage: no bucket, no permission, a
+prefix holding a journal, a stage that cannot be written."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from kstream.journal.format import META_NAME, SEGMENT_DIR, list_segments, parse_time
+from tests.conftest import VENV_BIN, Cluster, kstream, one_line
+from tests.s3server import ADMIN, READER, WRITER, S3Server
+from tests.seed import namespace
+from tests.test_follow_cluster import (
+    Churn,
+    fold,
+    gadgets,  # noqa: F401  (the fixture)
+    journal_events,
+    kinds_of,
+    server_state,
+    wait_until,
+    without_managed,
+)
+
+pytestmark = pytest.mark.cluster
+
+BUCKET = "kstream-follow"
+
+
+class Store:
+    def __init__(self, server: S3Server) -> None:
+        import botocore.session
+
+        self.server = server
+        self.client = botocore.session.Session().create_client(
+            "s3",
+            endpoint_url=server.endpoint,
+            region_name="us-east-1",
+            aws_access_key_id=ADMIN.access_key,
+            aws_secret_access_key=ADMIN.secret_key,
+        )
+
+    def versions(self, prefix: str) -> dict[str, int]:
+        out: dict[str, int] = {}
+        r = self.client.list_object_versions(Bucket=BUCKET, Prefix=prefix)
+        for v in r.get("Versions") or []:
+            out[v["Key"]] = out.get(v["Key"], 0) + 1
+        return out
+
+    def download(self, prefix: str, to: Path) -> Path:
+        for key in self.versions(prefix):
+            p = to / key[len(prefix) :]
+            p.parent.mkdir(parents=True, exist_ok=True)
+            p.write_bytes(self.client.get_object(Bucket=BUCKET, Key=key)["Body"].read())
+        return to
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Store]:
+    server = S3Server(tmp_path_factory.mktemp("seaweedfs"))
+    server.start()
+    try:
+        s = Store(server)
+        s.client.create_bucket(Bucket=BUCKET)
+        s.client.put_bucket_versioning(Bucket=BUCKET, VersioningConfiguration={"Status": "Enabled"})
+        yield s
+    finally:
+        server.stop()
+
+
+def popen(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+    e = {k: v for k, v in os.environ.items() if k not in ("KUBECONFIG", "NO_COLOR")}
+    e.update(env)
+    with open(log, "ab") as f:
+        return subprocess.Popen([str(VENV_BIN / "kstream"), *args], stdout=f, stderr=f, env=e)
+
+
+def test_recorder_killed_under_churn_and_restarted(
+    gadgets: Cluster,  # noqa: F811
+    store: Store,
+    tmp_path: Path,
+) -> None:
+    cp = gadgets.cp
+    ns = "follow-s3"
+    gadgets.api.create(*namespace(ns), exist_ok=True)
+    stage = tmp_path / "stage"
+    log = tmp_path / "kstream.log"
+    url = f"s3://{BUCKET}/rec/"
+    env = store.server.env(ADMIN) | {"KUBECONFIG": str(cp.kubeconfig)}
+    args = [
+        "dump", "--follow", "-o", url, "--resume-or-start", "--stage", str(stage),
+        "-n", ns, "-r", "configmaps,secrets,gadgets.follow.kstream.dev",
+        "--rotate-interval", "2s", "-q",
+    ]  # fmt: skip
+    churn = Churn(cp, ns)
+    churn.start()
+    try:
+        time.sleep(0.5)
+        p = popen(args, env, log)
+        wait_until(
+            lambda: sum(k.startswith("rec/segments/") for k in store.versions("rec/")) >= 2,
+            timeout=120,
+            what="two segments uploaded",
+        )
+        time.sleep(1.5)
+        p.send_signal(signal.SIGKILL)
+        p.wait(30)
+        killed = time.time()
+        assert list_segments(stage)  # the open segment stays in the stage
+        time.sleep(3)  # down while the objects change
+        restarted = time.time()
+        before = len(store.versions("rec/"))
+        p = popen(args, env, log)  # the same arguments: resumes
+        wait_until(lambda: len(store.versions("rec/")) >= before + 2, timeout=120, what="uploads")
+        churn.stop.set()
+        churn.join(10)
+        time.sleep(3)
+        p.send_signal(signal.SIGTERM)
+        assert p.wait(60) == 0, log.read_text()
+    finally:
+        churn.stop.set()
+    assert not churn.errors, churn.errors[:3]
+    text = log.read_text()
+    assert "Traceback" not in text
+    versions = store.versions("rec/")
+    assert set(versions.values()) == {1}, versions  # every key written once
+    assert not stage.exists()  # nothing left in the stage after a clean stop
+    j = store.download("rec/", tmp_path / "download")
+    segs = list_segments(j)
+    assert list(segs) == list(range(1, len(segs) + 1))
+    assert {p.name for p in j.iterdir()} == {META_NAME, "base.ndjson.zst", SEGMENT_DIR}
+    server = server_state(cp, ns)
+    folded = fold(j, kinds_of(ns))
+    assert folded.keys() == server.keys()  # nothing lost
+    for key in server:
+        assert without_managed(folded[key]) == server[key], key
+    # a GAP of each unit covers the time the recorder was down
+    gaps = [e for e in journal_events(j) if e.type == "GAP"]
+    covered = set()
+    for g in gaps:
+        assert g.object is not None
+        since = parse_time(json.loads(g.object)["since"]).timestamp()
+        if since <= killed and parse_time(g.time).timestamp() >= restarted:
+            covered.add(g.resource)
+    assert len(covered) == 3, gaps
+
+
+def test_errors_of_a_journal_in_object_storage(
+    cluster: Cluster, store: Store, tmp_path: Path
+) -> None:
+    kc = cluster.kubeconfig
+    sel = ("-n", "default", "-r", "configmaps")
+    admin = store.server.env(ADMIN)
+    r = kstream("dump", "--follow", "-o", "s3://no-such-bucket/j/", *sel, kubeconfig=kc, env=admin)
+    one_line(r, 7, "no such bucket: no-such-bucket")
+    r = kstream("dump", "--follow", "-o", f"s3://{BUCKET}/j", *sel, kubeconfig=kc, env=admin)
+    one_line(r, 2, "s3://BUCKET/PREFIX/ (with the trailing slash)")
+    r = kstream("dump", "--follow", "-o", f"s3://{BUCKET}/j/", "--force", *sel, kubeconfig=kc, env=admin)  # fmt: skip
+    one_line(r, 2, "never replaced")
+    # may not list the bucket
+    writer = store.server.env(WRITER)
+    r = kstream("dump", "--follow", "-o", f"s3://{BUCKET}/j/", *sel, kubeconfig=kc, env=writer)
+    one_line(r, 7, "permission denied")
+    # may list, but not write: the base's upload is refused, nothing is left behind
+    stage = tmp_path / "stage"
+    reader = store.server.env(READER)
+    r = kstream("dump", "--follow", "-o", f"s3://{BUCKET}/ro/", "--stage", str(stage), *sel, "-q", kubeconfig=kc, env=reader)  # fmt: skip
+    assert r.code == 7, r.err
+    assert "permission denied: these credentials may not write it" in r.err
+    assert store.versions("ro/") == {}
+    # the stage is not writable
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    r = kstream("dump", "--follow", "-o", f"s3://{BUCKET}/st/", "--stage", str(blocker / "s"), *sel, kubeconfig=kc, env=admin)  # fmt: skip
+    one_line(r, 7, "--stage", "cannot make the staging directory")
+    # a prefix holding a journal, without --resume
+    r = kstream("dump", "--follow", "-o", f"s3://{BUCKET}/one/", "--follow-for", "1s", "--stage", str(tmp_path / "s1"), *sel, "-q", kubeconfig=kc, env=admin)  # fmt: skip
+    assert r.code == 0, r.err
+    assert f"one/{META_NAME}" in store.versions("one/")
+    r = kstream("dump", "--follow", "-o", f"s3://{BUCKET}/one/", *sel, kubeconfig=kc, env=admin)
+    one_line(r, 2, "holds a kstream journal: carry on with --resume")
+    # --resume of a prefix without a journal
+    r = kstream("dump", "--follow", "--resume", f"s3://{BUCKET}/none/", "--stage", str(tmp_path / "s2"), kubeconfig=kc, env=admin)  # fmt: skip
+    one_line(r, 2, "holds no journal")
+    # and --resume of the journal: from the bucket alone (a new stage), then readable
+    r = kstream("dump", "--follow", "--resume", f"s3://{BUCKET}/one/", "--follow-for", "1s", "--stage", str(tmp_path / "s3"), "-q", kubeconfig=kc, env=admin)  # fmt: skip
+    assert r.code == 0, r.err
+    assert set(store.versions("one/").values()) == {1}
+
+
+def test_a_second_writer_is_refused_on_seaweedfs(store: Store, tmp_path: Path) -> None:
+    from tests.test_journal_s3_crash import second_writer_refused
+
+    second_writer_refused(store.server.env(ADMIN), store.client, BUCKET, tmp_path)
+
+
+def test_resume_or_start_on_a_directory(cluster: Cluster, tmp_path: Path) -> None:
+    """The first run starts the journal, the second (the same arguments) resumes
+    it (without the flag: refused, exit 2), recording the gap between them."""
+    j = tmp_path / "j"
+    args = ("dump", "--follow", "-o", f"{j}/", "-n", "default", "-r", "configmaps", "-q")
+    r = kstream(*args, "--resume-or-start", "--follow-for", "1s", kubeconfig=cluster.kubeconfig)
+    assert r.code == 0, r.err
+    created = json.loads((j / META_NAME).read_text())["created"]
+    one_line(kstream(*args, kubeconfig=cluster.kubeconfig), 2, "carry on with --resume")
+    r = kstream(*args, "--resume-or-start", "--follow-for", "1s", kubeconfig=cluster.kubeconfig)
+    assert r.code == 0, r.err
+    assert json.loads((j / META_NAME).read_text())["created"] == created  # the same journal
+    assert [e.type for e in journal_events(j)] == ["GAP"]  # the time between the runs

@@ -1,0 +1,244 @@
+"""A journal in object storage (kstream/journal/remote.py), crashed at every step:
+the local journal's disk steps in the stage and each upload (`upload NAME`, a
+crash point of kstream/journal/durable.py), against moto's S3 server (from
+tests/s3server) with a versioned bucket, the writer of tests/crashjournal.py
+(`s3new`, `s3resume`) against its fake API server.
+
+After each crash and the resume: the prefix, downloaded to a local directory
+and read with the local journal readers, holds exactly the server's change
+events, its segments are numbered without a hole, every key has exactly one
+version (create-only uploads: nothing written twice), no multipart upload is
+left open, and nothing is left in the stage. A resume on a new machine (an
+empty stage) continues from the bucket alone. A second writer on the same
+prefix fails at its first upload and replaces nothing.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from kstream.journal.durable import CRASH_EXIT
+from kstream.journal.format import BASE_NAME, META_NAME, SEGMENT_DIR, list_segments
+from tests import crashjournal as cj
+from tests.s3server import ADMIN, MotoServer
+from tests.test_journal_crash_unit import changes_of, cli, expected, journal_events
+
+pytestmark = pytest.mark.cluster  # a local S3 server (moto), as tests/test_objstore.py
+
+ROOT = Path(__file__).resolve().parent.parent
+BUCKET = "kstream-journal"
+MAX_STEPS = 200
+
+
+class Bucket:
+    def __init__(self, server: MotoServer) -> None:
+        import botocore.session
+
+        self.server = server
+        self.env = server.env(ADMIN)
+        self.client = botocore.session.Session().create_client(
+            "s3",
+            endpoint_url=server.endpoint,
+            region_name="us-east-1",
+            aws_access_key_id=ADMIN.access_key,
+            aws_secret_access_key=ADMIN.secret_key,
+        )
+
+    def versions(self, prefix: str) -> dict[str, int]:
+        out: dict[str, int] = {}
+        pages = self.client.get_paginator("list_object_versions").paginate(
+            Bucket=BUCKET, Prefix=prefix
+        )
+        for page in pages:
+            for v in page.get("Versions") or []:
+                out[v["Key"]] = out.get(v["Key"], 0) + 1
+            for d in page.get("DeleteMarkers") or []:
+                out[d["Key"]] = out.get(d["Key"], 0) + 100
+        return out
+
+    def uploads(self, prefix: str) -> list[str]:
+        r = self.client.list_multipart_uploads(Bucket=BUCKET, Prefix=prefix)
+        return [u["Key"] for u in r.get("Uploads") or []]
+
+    def download(self, prefix: str, to: Path) -> Path:
+        """The prefix as a local journal directory."""
+        for key in self.versions(prefix):
+            p = to / key[len(prefix) :]
+            p.parent.mkdir(parents=True, exist_ok=True)
+            body = self.client.get_object(Bucket=BUCKET, Key=key)["Body"].read()
+            p.write_bytes(body)
+        return to
+
+
+@pytest.fixture(scope="module")
+def bucket(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Bucket]:
+    server = MotoServer(tmp_path_factory.mktemp("moto"))
+    server.start()
+    try:
+        b = Bucket(server)
+        b.client.create_bucket(Bucket=BUCKET)
+        b.client.put_bucket_versioning(Bucket=BUCKET, VersioningConfiguration={"Status": "Enabled"})
+        yield b
+    finally:
+        server.stop()
+
+
+def run(bucket: Bucket, what: str, stage: Path, url: str, crash: int = 0, trace: Path | None = None) -> int:  # fmt: skip
+    env = dict(os.environ, PYTHONPATH=str(ROOT), **bucket.env)
+    for k in ("KSTREAM_CRASH_AT", "KSTREAM_CRASH_TRACE", "KSTREAM_STOP_AT"):
+        env.pop(k, None)
+    if crash:
+        env["KSTREAM_CRASH_AT"] = str(crash)
+    if trace is not None:
+        env["KSTREAM_CRASH_TRACE"] = str(trace)
+    r = subprocess.run(
+        [sys.executable, "-m", "tests.crashjournal", what, str(stage), url],
+        env=env, cwd=ROOT, capture_output=True, timeout=120,
+    )  # fmt: skip
+    assert r.returncode in (0, CRASH_EXIT, cj.NO_JOURNAL), r.stderr.decode()[-2000:]
+    return r.returncode
+
+
+def check_bucket(bucket: Bucket, prefix: str, stage: Path, tmp: Path) -> None:
+    """The journal the prefix holds is complete and written once."""
+    versions = bucket.versions(prefix)
+    assert versions and set(versions.values()) == {1}, versions  # one version of every key
+    assert bucket.uploads(prefix) == []
+    j = bucket.download(prefix, tmp / "download")
+    evs = journal_events(j)
+    assert changes_of(evs) == expected()  # nothing lost, nothing twice
+    times = [e.time for e in evs]
+    assert times == sorted(times)
+    segs = list_segments(j)
+    assert list(segs) == list(range(1, len(segs) + 1))  # numbered without a hole
+    assert {p.name for p in j.iterdir()} == {META_NAME, BASE_NAME, SEGMENT_DIR}
+    assert not stage.exists()  # nothing left in the stage
+    code, err = cli("count", f"{j}/", "--events")
+    assert code == 0, err
+    shutil.rmtree(j)
+
+
+def test_crash_at_every_step_of_a_new_s3_journal(bucket: Bucket, tmp_path: Path) -> None:
+    """Lock, base, its upload, journal.json's upload (the commit point), each
+    segment sealed, uploaded and removed from the stage: a crash before each
+    step, then the resume with the same stage (a restarted process), or a new
+    run where the resume says there is no journal."""
+    steps = 0
+    uploads = 0
+    for n in range(1, MAX_STEPS):
+        stage = tmp_path / f"c{n}" / "stage"
+        url = f"s3://{BUCKET}/new{n}/"
+        trace = tmp_path / f"c{n}" / "trace"
+        stage.parent.mkdir()
+        code = run(bucket, "s3new", stage, url, crash=n, trace=trace)
+        if code == 0:
+            check_bucket(bucket, f"new{n}/", stage, stage.parent)
+            break
+        assert code == CRASH_EXIT
+        steps = n
+        last = trace.read_text().splitlines()[-1]
+        uploads += " upload " in last
+        if run(bucket, "s3resume", stage, url) == cj.NO_JOURNAL:
+            assert bucket.versions(f"new{n}/") == {}
+            assert run(bucket, "s3new", stage, url) == 0
+        check_bucket(bucket, f"new{n}/", stage, stage.parent)
+    assert steps >= 30
+    assert uploads >= 5  # base, journal.json, every segment: crashed before each
+
+
+def test_crash_at_every_step_of_an_s3_resume(bucket: Bucket, tmp_path: Path) -> None:
+    """A run killed mid-segment (an open segment in the stage, sealed ones
+    uploaded); the resume crashed before each of its steps (the tail sealed,
+    uploaded, the follow on), then resumed again with the same stage."""
+    trace = tmp_path / "trace"
+    assert run(bucket, "s3new", tmp_path / "s0", f"s3://{BUCKET}/r0/", trace=trace) == 0
+    names = trace.read_text().splitlines()
+    frames = [i for i, ln in enumerate(names, 1) if " end frame " in ln]
+    cut = frames[len(frames) // 2 + 1]
+    resumed = 0
+    for m in range(1, MAX_STEPS):
+        stage = tmp_path / f"r{m}" / "stage"
+        url = f"s3://{BUCKET}/res{m}/"
+        stage.parent.mkdir()
+        assert run(bucket, "s3new", stage, url, crash=cut) == CRASH_EXIT
+        assert list_segments(stage)  # an open segment staged
+        code = run(bucket, "s3resume", stage, url, crash=m)
+        if code == 0:
+            check_bucket(bucket, f"res{m}/", stage, stage.parent)
+            break
+        assert code == CRASH_EXIT
+        resumed = m
+        assert run(bucket, "s3resume", stage, url) == 0
+        check_bucket(bucket, f"res{m}/", stage, stage.parent)
+    assert resumed >= 8
+
+
+def test_resume_on_a_new_machine_from_the_bucket_alone(bucket: Bucket, tmp_path: Path) -> None:
+    """The stage lost with the killed run (a new pod): the resume starts from
+    the positions the bucket holds; the server replays the changes since (the
+    fake one always can), so the journal is complete again."""
+    url = f"s3://{BUCKET}/lost/"
+    trace = tmp_path / "trace"
+    assert run(bucket, "s3new", tmp_path / "probe", f"s3://{BUCKET}/probe/", trace=trace) == 0
+    lines = trace.read_text().splitlines()
+    second = next(i for i, ln in enumerate(lines, 1) if "upload segments/000002" in ln)
+    old = tmp_path / "old-stage"
+    assert run(bucket, "s3new", old, url, crash=second + 2) == CRASH_EXIT
+    shutil.rmtree(old)  # the stage is gone with the pod
+    new = tmp_path / "new-stage"
+    assert run(bucket, "s3resume", new, url) == 0
+    check_bucket(bucket, "lost/", new, tmp_path)
+
+
+def test_a_second_writer_fails_at_its_first_upload(bucket: Bucket, tmp_path: Path) -> None:
+    """Two stages writing the same prefix: the second one's upload of a key the
+    first wrote is refused (the HEAD before it, and the conditional write
+    itself), with one line naming the key; the first one's object is kept."""
+    second_writer_refused(bucket.env, bucket.client, BUCKET, tmp_path)
+
+
+def second_writer_refused(env: dict[str, str], client: Any, name: str, tmp_path: Path) -> None:
+    """(Also run on SeaweedFS by tests/test_follow_s3_cluster.py.)"""
+    from kstream.errors import AlreadyExists, OutputError
+    from kstream.journal.remote import Uploader, prefix_of
+    from kstream.store import objstore
+
+    old = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    objstore._client = None
+    seg = f"{SEGMENT_DIR}/000001.events.zst"
+    try:
+        prefix = prefix_of(f"s3://{name}/two/")
+        a, b = tmp_path / "a", tmp_path / "b"
+        for d, data in ((a, b"first"), (b, b"second")):
+            (d / SEGMENT_DIR).mkdir(parents=True)
+            (d / seg).write_bytes(data)
+        Uploader(prefix, a).upload(a / seg, seg)
+        # the same bytes again: taken as uploaded (a crash after the upload)
+        Uploader(prefix, a).upload(a / seg, seg)
+        with pytest.raises(OutputError) as e:
+            Uploader(prefix, b).upload(b / seg, seg)
+        assert "exists with other content: another kstream writes this journal" in str(e.value)
+        assert "\n" not in str(e.value)
+        # the conditional write itself (no HEAD first): refused, nothing replaced
+        with open(b / seg, "rb") as f, pytest.raises(AlreadyExists):
+            objstore.put_file(prefix.child(seg), f, create_only=True)
+        got = client.get_object(Bucket=name, Key=f"two/{seg}")
+        assert got["Body"].read() == b"first"
+        r = client.list_object_versions(Bucket=name, Prefix="two/")
+        assert [v["Key"] for v in r.get("Versions") or []] == [f"two/{seg}"]
+    finally:
+        objstore._client = None
+        for k, v in old.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
