@@ -173,10 +173,11 @@ def follow_options(
     if stage is not None and not remote:
         raise UsageError("--stage is for a journal in object storage (-o s3://BUCKET/PREFIX/)")
     if remote and every is not None:  # TODO: bases uploaded through rebase.base_complete
-        raise UsageError(
-            "--rebase-every and --retain write and remove bases in a local journal directory; "
-            "a journal in object storage (s3://) does not take them yet"
+        note(
+            "--rebase-every and --retain are not applied to a journal in object storage yet: "
+            "every segment is kept, and readers fold from its base.ndjson.zst"
         )
+        every = keep = None
     if rotate_interval is None:
         rotate_interval = ROTATE_REMOTE if remote else ROTATE_LOCAL
     return FollowOptions(
