@@ -171,7 +171,8 @@ def save_discovery_cache(
     tmp = path.with_suffix(f".{os.getpid()}.tmp")
     try:
         path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        tmp.write_text(json.dumps(doc, indent=0, sort_keys=True))
+        # no indent: json's C encoder (with one, the pure-Python one: ~2 ms a dump)
+        tmp.write_text(json.dumps(doc, sort_keys=True))
         os.replace(tmp, path)
     except OSError:
         with contextlib.suppress(OSError):

@@ -248,91 +248,151 @@ def _server_layout(s: str, key: bytes | None) -> str | None:
 
 
 # The server's layout once more, on the bytes and with msgspec (imported on first
-# use): one C pass validates the whole object and hands back the exact bytes of
-# metadata and data (`msgspec.Raw`), a second decodes every data value's base64
-# (msgspec's decoder is about four times binascii's strict one, which was most of
-# a Secret's CPU). The metadata is kept as the bytes sent when re-encoding could
-# not change it: no blank, no backslash (so its strings are plain "..." and what
-# lies between them is the structure), no float and no -0 there. Anything else
-# (another layout, a value msgspec will not take as base64, escapes Go would add)
-# returns None and the str paths below decide, as before.
+# use), in one C pass: msgspec validates the whole object against the layout
+# (kind "Secret", apiVersion "v1", metadata, data, maybe type, nothing else),
+# hands back the exact bytes of the metadata (`msgspec.Raw`) and decodes every
+# data value's base64 (about four times binascii's strict decoder). The data map
+# is never looked at as text: its decoded values (the last of a repeated name,
+# in its first place, as json.loads keeps them) are digested. The metadata is
+# kept as the bytes sent when re-encoding could not change it: no blank, no
+# backslash (so its strings are plain "..." and what lies between them is the
+# structure), nothing Go escapes (<, >, &, U+2028, U+2029), no float and no -0
+# (checked in one table lookup per byte: every number of the structure ends with
+# a digit right before ',', '}' or ']'; only when some digit does, the strings are
+# cut out and the numbers looked at). As on the str path, a member name repeated
+# inside the metadata is not looked for (the server does not write one). The
+# type member, when there is one, is the last, and a plain string. Anything else
+# (another layout, a value msgspec will not take as base64, the last-applied
+# annotation, escapes) returns None and the str paths below decide, as before.
+# A member repeated at the top level is decoded as json.loads keeps it (the last
+# value, in the first one's place): the metadata's first copy must be that value,
+# the type member (if any) must be the last, kind and apiVersion are checked.
 _SERVER_HEAD_B = _SERVER_HEAD.encode()
+_SERVER_PREFIX_B = _SERVER_HEAD_B[:-1]  # up to the metadata's value
 _LAST_APPLIED_B = LAST_APPLIED.encode()
-# bytes the kept text may not hold: blanks, backslashes, what Go escapes (and, in
-# text that is not ASCII, U+2028 and U+2029, which Go escapes too)
-_NOT_KEPT_B = b" \\\n\r\t<>&"
 _LINE_SEPS_B = ("\u2028".encode(), "\u2029".encode())
+# the metadata's bytes mapped: what may not be kept to '!', digits to '0', what
+# follows a number in compact JSON to '}', the rest to '.'
+_KEPT_MAP_B = bytes(
+    ord("!") if c in b" \\\n\r\t<>&" else
+    ord("0") if c in b"0123456789" else
+    ord("}") if c in b",}]" else
+    ord(".")
+    for c in range(256)
+)  # fmt: skip
+# a digit right before ',', '}' or ']' in the mapped bytes (re's literal search:
+# faster here than `in` with a two-byte needle)
+_NUMBER_END_B = re.compile(b"0}").search
 # a number with a fraction or an exponent, or -0, as it can start outside a string
 # in plain text (after ':' ',' or '['); a hit inside a string is checked again
 # with the strings cut out
 _FLOATISH_B = re.compile(rb"[:,\[]-?[0-9]+[.eE]|[:,\[]-0")
 _FLOATISH_OUTSIDE_B = re.compile(rb"[.]|[0-9][eE]|-0")
+_TYPE_TAILS: dict[str, bytes] = {}  # a type value kept as sent -> the object's last bytes
+_NAME_TEXTS: dict[str, str] = {}  # a data name -> its JSON text
+_SHA256 = hashlib.sha256()  # copied for each value: cheaper than a new one
+_codec: Callable[[bytes], Any] | None = None
 
 
-@functools.cache
-def _secret_decoders() -> tuple[Callable[[bytes], Any], Callable[[bytes], dict[str, bytes]]] | None:
-    """msgspec's decoders of a Secret's outline and of its data map; None
-    without msgspec."""
-    try:
-        import msgspec
-    except ImportError:  # pragma: no cover - a dependency
-        return None
+def _secret_decoder() -> Callable[[bytes], Any] | None:
+    """msgspec's decoder of a Secret in the server's layout; None without msgspec."""
+    global _codec
+    if _codec is None:
+        try:
+            import msgspec
+        except ImportError:  # pragma: no cover - a dependency
+            return None
+        layout = msgspec.defstruct(
+            "ServerSecret",
+            [
+                ("kind", Literal["Secret"]),
+                ("apiVersion", Literal["v1"]),
+                ("metadata", msgspec.Raw),
+                ("data", dict[str, bytes]),
+                ("type", str | msgspec.UnsetType, msgspec.UNSET),
+            ],
+            forbid_unknown_fields=True,
+        )
+        _codec = msgspec.json.Decoder(layout).decode
+    return _codec
 
-    outline = msgspec.defstruct("Outline", [("metadata", msgspec.Raw), ("data", msgspec.Raw)])
-    return msgspec.json.Decoder(outline).decode, msgspec.json.Decoder(dict[str, bytes]).decode
+
+def _type_tail(value: str) -> bytes | None:
+    """The last bytes of a Secret whose type member, the last, is `value` as
+    sent (no escape, nothing Go escapes); None for a value not kept so."""
+    tail = _TYPE_TAILS.get(value)
+    if tail is None:
+        if not (value.isascii() and value.isprintable()) or any(c in value for c in '"\\<>&'):
+            return None
+        tail = b',"type":"' + value.encode() + b'"}'
+        if len(_TYPE_TAILS) < 64:  # a handful in a cluster
+            _TYPE_TAILS[value] = tail
+    return tail
+
+
+def _name_text(name: str) -> str:
+    """A data name as JSON text with Go's escapes (the digests need none)."""
+    text = go_escape(encode_basestring(name))
+    if len(_NAME_TEXTS) < 4096:  # the names Secrets use are few
+        _NAME_TEXTS[name] = text
+    return text
 
 
 def _server_bytes(raw: bytes, key: bytes | None) -> bytes | None:
     """transform(raw) for a Secret in the server's layout, or None."""
     if not raw.startswith(_SERVER_HEAD_B):
         return None
-    if not raw.isascii():
-        raw.decode()  # invalid UTF-8 fails here as on the other paths
-    decoders = _secret_decoders()
-    if decoders is None:
+    decode = _codec or _secret_decoder()
+    if decode is None:
         return None
-    outline, data_map = decoders
     try:
-        obj = outline(raw)
+        # every byte is structure, inside a decoded string or skipped as valid
+        # JSON; invalid UTF-8 in the metadata is found below
+        obj = decode(raw)
     except ValueError:
         return None
-    start = len(_SERVER_HEAD_B) - 1
-    md = bytes(obj.metadata)
-    end = start + len(md)
-    pos = end + 8
-    if raw[start:end] != md or raw[end:pos] != b',"data":' or _LAST_APPLIED_B in md:
+    start = len(_SERVER_PREFIX_B)
+    end = start + len(obj.metadata)
+    md = raw[start:end]
+    # the first metadata member is the one decoded (not repeated), and the data
+    # member comes next
+    if not raw.startswith(obj.metadata, start) or not raw.startswith(b',"data":', end):
         return None
-    data = bytes(obj.data)
-    stop = pos + len(data)
-    if raw[pos:stop] != data or data[:1] != b"{":
+    if _LAST_APPLIED_B in md:
         return None
-    tail = raw[stop:]
-    if tail != b"}" and not (
-        tail.startswith(_SERVER_TYPE.encode())
-        and tail.endswith(b'"}')
-        and tail.count(b'"') == 4
-        and tail.decode().isprintable()
+    mapped = md.translate(_KEPT_MAP_B)
+    if b"!" in mapped:
+        return None
+    if (
+        _NUMBER_END_B(mapped)
+        and _FLOATISH_B.search(md)
+        and _FLOATISH_OUTSIDE_B.search(b"".join(md.split(b'"')[::2]))
     ):
         return None
-    for kept in (md, tail):
-        if len(kept.translate(None, _NOT_KEPT_B)) != len(kept):
+    if not md.isascii():
+        md.decode()  # invalid UTF-8 fails here as on the other paths
+        if _LINE_SEPS_B[0] in md or _LINE_SEPS_B[1] in md:
             return None
-        if not kept.isascii() and any(c in kept for c in _LINE_SEPS_B):
+    tail = b"}"  # without a type member: what follows data is kind, apiVersion or
+    # metadata again, equal to the first ones (checked above), or data again
+    kind = obj.type
+    if kind.__class__ is str:
+        kept = _type_tail(kind)
+        if kept is None or not raw.endswith(kept):
             return None
-    # no backslash: its strings are plain "...", and every other part is structure
-    if _FLOATISH_B.search(md) and _FLOATISH_OUTSIDE_B.search(b"".join(md.split(b'"')[::2])):
-        return None
-    try:
-        values = data_map(data)
-    except ValueError:
-        return None
-    enc = encode_basestring
-    if key:
-        text = ",".join(enc(k) + ':"' + digest(v, key) + '"' for k, v in values.items())
-    else:
-        sha = hashlib.sha256
-        text = ",".join(enc(k) + ':"sha256:' + sha(v).hexdigest() + '"' for k, v in values.items())
-    return b"".join((raw[:pos], b"{", go_escape(text).encode(), b"}", tail))
+        tail = kept
+    names = _NAME_TEXTS
+    parts = []
+    for k, v in obj.data.items():
+        name = names.get(k) or _name_text(k)
+        if key:
+            parts.append(f'{name}:"{digest(v, key)}"')
+        else:
+            h = _SHA256.copy()
+            h.update(v)
+            parts.append(f'{name}:"sha256:{h.hexdigest()}"')
+    text = ",".join(parts).encode()
+    return b"".join((_SERVER_PREFIX_B, md, b',"data":{', text, b"}", tail))
 
 
 def _fast_redact(s: str, key: bytes | None, *, outer: bool) -> str | None:

@@ -161,7 +161,7 @@ def test_impersonation_without_a_user_is_refused_like_kubectl(tmp_path: Path) ->
     # with a user in the kubeconfig, --as-group alone is fine (kubectl too)
     kc = write_kc(tmp_path / "config", server, {"token": "t", "as": "alice"})
     c = Client(ConnectSettings(kubeconfig=str(kc), impersonate=impersonation("", ["g"], "")))
-    assert ("Impersonate-Group", "g") in list(c._headers("application/json").items())
+    assert ("Impersonate-Group", "g") in c.header_fields("application/json")
 
 
 @pytest.mark.parametrize(
@@ -214,7 +214,7 @@ def test_in_cluster_with_as_flags(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     monkeypatch.setattr(kubeauth, "SERVICE_ACCOUNT_DIR", str(tmp_path / "sa"))
     c = Client(ConnectSettings(impersonate=impersonation("jane", ["g1", "g2"], "")))
     assert c.context == "in-cluster"
-    h = list(c._headers("application/json").items())
+    h = c.header_fields("application/json")
     assert ("Impersonate-User", "jane") in h
     assert [v for k, v in h if k == "Impersonate-Group"] == ["g1", "g2"]
 

@@ -19,7 +19,7 @@ import json
 import os
 import subprocess
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -29,12 +29,14 @@ from kstream.cluster import auth as kubeauth
 from kstream.cluster.client import (
     Client,
     ConnectSettings,
+    Urllib3Pool,
     _kubernetes_auth,
     build_pool,
     kubeconfig_files,
     kubernetes_configuration,
     resolve,
 )
+from kstream.cluster.httppool import Pool
 from kstream.errors import AuthError, ConfigError, KstreamError
 from kstream.exitcodes import ExitCode
 from tests.conftest import KUBECTL, Cluster
@@ -388,13 +390,18 @@ def test_pool_loads_certificate_data_without_leaving_files(
 
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
     t = kubeauth.TlsSettings(ca_data=pki["ca"], cert_data=pki["cert"], key_data=pki["key"])
-    pool = build_pool(t, 4)
-    assert pool.connection_pool_kw["ssl_context"] is not None
+    pool = build_pool(t, 4, SERVER)
+    assert isinstance(pool, Pool) and pool.context is not None
+    assert pool.context.cert_store_stats()["x509_ca"] == 1  # the kubeconfig's CA only
     assert list(tmp_path.iterdir()) == []  # the key was on disk only while loading
     from kstream.errors import TLSError
 
     with pytest.raises(TLSError, match="cannot load TLS material"):
-        build_pool(kubeauth.TlsSettings(cert_data=pki["cert"], key_data=b"not a key"), 4)
+        build_pool(kubeauth.TlsSettings(cert_data=pki["cert"], key_data=b"not a key"), 4, SERVER)
+    # a proxy-url goes through urllib3's ProxyManager, with the same context
+    proxied = build_pool(replace(t, proxy_url="http://127.0.0.1:3128"), 4, SERVER)
+    assert isinstance(proxied, Urllib3Pool)
+    assert proxied.manager.connection_pool_kw["ssl_context"] is not None
 
 
 def test_token_file_like_client_go(tmp_path: Path) -> None:
@@ -653,8 +660,8 @@ def test_in_cluster_client(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> N
 
 
 def _dump_without_kubernetes(kubeconfig: Path, env: dict[str, str] | None = None) -> bytes:
-    """`kstream dump` in a subprocess with -X importtime: it must work, and the
-    kubernetes package must not have been imported."""
+    """`kstream dump` in a subprocess with -X importtime: it must work, and neither
+    the kubernetes package nor urllib3 must have been imported."""
     e = {k: v for k, v in os.environ.items() if k not in ("KUBECONFIG", "KSTREAM_CONFIG_LOADER")}
     e.update(env or {})
     e["KUBECONFIG"] = str(kubeconfig)
@@ -670,6 +677,7 @@ def _dump_without_kubernetes(kubeconfig: Path, env: dict[str, str] | None = None
     }
     assert "kstream.cluster.client" in modules  # the import list is there
     assert not {m for m in modules if m == "kubernetes" or m.startswith("kubernetes.")}
+    assert "urllib3" not in modules  # kstream's own pool (cluster/httppool)
     names = [json.loads(ln)["metadata"]["name"] for ln in p.stdout.splitlines()]
     assert "extension-apiserver-authentication" in names
     return p.stdout
@@ -730,3 +738,43 @@ def test_cluster_same_objects_with_either_loader(cluster: Cluster) -> None:
     )  # fmt: skip
     assert p.returncode == 0
     assert sorted(p.stdout.splitlines()) == sorted(a.splitlines())
+
+
+@pytest.mark.cluster
+def test_cluster_tls_server_name_and_insecure_through_httppool(
+    cluster: Cluster, tmp_path: Path
+) -> None:
+    """kstream's own pool (kstream.cluster.httppool, no urllib3 imported: checked
+    by _dump_without_kubernetes) against the real server: tls-server-name checked instead of the URL's host, a name the
+    certificate does not hold refused, insecure-skip-tls-verify without a CA."""
+    doc = json.loads(cluster.kubeconfig.read_text())
+    server = doc["clusters"][0]["cluster"]["server"]
+    assert "127.0.0.1" in server  # the certificate holds localhost and 127.0.0.1
+
+    def with_cluster(name: str, **fields: Any) -> Path:
+        d = json.loads(cluster.kubeconfig.read_text())
+        d["clusters"][0]["cluster"].update(fields)
+        for k in [k for k, v in fields.items() if v is None]:
+            del d["clusters"][0]["cluster"][k]
+        p = tmp_path / name
+        p.write_text(json.dumps(d))
+        return p
+
+    _dump_without_kubernetes(with_cluster("named", **{"tls-server-name": "localhost"}))
+    insecure = with_cluster(
+        "insecure", **{"certificate-authority-data": None, "insecure-skip-tls-verify": True}
+    )
+    _dump_without_kubernetes(insecure)
+    e = {k: v for k, v in os.environ.items() if k != "KSTREAM_CONFIG_LOADER"}
+    e["KUBECONFIG"] = str(with_cluster("wrong", **{"tls-server-name": "not.in.the.cert"}))
+    p = subprocess.run(
+        [sys.executable, "-X", "importtime", "-m", "kstream", "dump", "-r", "configmaps",
+         "-n", "kube-system", "-o", "-", "--quiet"],
+        capture_output=True, env=e, timeout=120,
+    )  # fmt: skip
+    err = p.stderr.decode(errors="replace")
+    assert p.returncode == ExitCode.CONNECTION, err[-2000:]
+    lines = [ln for ln in err.splitlines() if not ln.startswith("import time:")]
+    assert len(lines) == 1, lines
+    assert lines[0].endswith(f"TLS error talking to {server}: certificate verify failed"), lines
+    assert not any(ln.split("|")[-1].strip() == "urllib3" for ln in err.splitlines())

@@ -183,3 +183,52 @@ def server_secrets(count: int, size: int) -> Iterator[tuple[str, dict[str, Any]]
                 "data": {"blob": base64.b64encode(rng.randbytes(size * 3 // 4)).decode()},
             },
         )
+
+
+def server_line(i: int) -> bytes:
+    """Object i as the server sends it (one NDJSON line of a `--secrets include`
+    dump): kind and apiVersion first, the metadata the server adds (uid,
+    resourceVersion, creationTimestamp, one managedFields entry), data's keys
+    sorted, the fields in Go's order. For the benchmarks that need no cluster
+    (tools/bench_redact.py, tools/bench_zstd.py)."""
+    import uuid
+
+    from kstream.jsonlines import go_json
+
+    _, o = obj(i)
+    md = o["metadata"]
+    rng = random.Random(i)
+    stamp = "2026-12-07T04:55:00Z"
+    fields: dict[str, Any] = {
+        "f:data": {".": {}, **{f"f:{k}": {} for k in sorted(o["data"])}},
+        "f:metadata": {"f:labels": {".": {}, **{f"f:{k}": {} for k in md["labels"]}}},
+    }
+    if "type" in o:
+        fields["f:type"] = {}
+    meta = {
+        "name": md["name"],
+        "namespace": md["namespace"],
+        "uid": str(uuid.UUID(int=rng.getrandbits(128))),
+        "resourceVersion": str(1000 + i),
+        "creationTimestamp": stamp,
+        "labels": md["labels"],
+        "managedFields": [
+            {
+                "manager": "python-requests",
+                "operation": "Update",
+                "apiVersion": "v1",
+                "time": stamp,
+                "fieldsType": "FieldsV1",
+                "fieldsV1": fields,
+            }
+        ],
+    }
+    out = {
+        "kind": o["kind"],
+        "apiVersion": "v1",
+        "metadata": meta,
+        "data": dict(sorted(o["data"].items())),
+    }
+    if "type" in o:
+        out["type"] = o["type"]
+    return go_json(out)

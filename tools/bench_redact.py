@@ -3,6 +3,12 @@
     kstream dump -r secrets --secrets include -o secrets.ndjson
     python -m tools.bench_redact secrets.ndjson [--max-size 20000] [--repeat 7]
 
+or, without a cluster, on the Secrets of the benchmark's objects 0..N-1
+(tools/bench_data.py) as the server writes them (its metadata: uid,
+resourceVersion, creationTimestamp, labels, one managedFields entry):
+
+    python -m tools.bench_redact --synthetic 20000 [--save FILE]
+
 Times, in one process and one after the other (best of --repeat), the whole
 transform dump applies to each Secret (`make_transform`: the bytes path with
 msgspec for the server's layout, the str paths otherwise) and the str fast path
@@ -14,7 +20,7 @@ from __future__ import annotations
 
 import argparse
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from kstream import transform
@@ -41,17 +47,31 @@ def str_path(line: bytes) -> bytes:
     return go_escape(fast).encode()
 
 
+def server_secrets(n: int) -> Iterator[bytes]:
+    """The Secrets among objects 0..n-1 of the benchmark, as the server sends them."""
+    from tools.bench_data import server_line  # imports tests.seed: only for this
+
+    for i in range(1, n, 2):
+        yield server_line(i)
+
+
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(prog="python -m tools.bench_redact")
-    ap.add_argument("file")
+    ap.add_argument("file", nargs="?", help="an NDJSON dump made with --secrets include")
+    ap.add_argument("--synthetic", type=int, metavar="N", help="the Secrets of N bench objects")
+    ap.add_argument("--save", help="with --synthetic: write them there (NDJSON) too")
     ap.add_argument("--max-size", type=int, default=20_000, help="leave out bigger Secrets")
     ap.add_argument("--repeat", type=int, default=7)
     args = ap.parse_args(argv)
-    lines = [
-        ln
-        for ln in Path(args.file).read_bytes().split(b"\n")
-        if ln.startswith(b'{"kind":"Secret"') and len(ln) <= args.max_size
-    ]
+    if args.synthetic:
+        every = list(server_secrets(args.synthetic))
+        if args.save:
+            Path(args.save).write_bytes(b"".join(ln + b"\n" for ln in every))
+    elif args.file:
+        every = Path(args.file).read_bytes().split(b"\n")
+    else:
+        ap.error("a file or --synthetic N")
+    lines = [ln for ln in every if ln.startswith(b'{"kind":"Secret"') and len(ln) <= args.max_size]
     if not lines:
         raise SystemExit("no Secrets in the file")
     tf = transform.make_transform(SECRETS, transform.TransformOptions())

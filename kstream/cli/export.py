@@ -43,7 +43,8 @@ def export(
             "SOURCE",
             "What to export: a snapshot (archive .zst, NDJSON file, zstd-compressed "
             "NDJSON, directory, a JSON List such as kubectl get -o json writes, - for "
-            "stdin, s3://BUCKET/KEY), or a journal (JOURNAL/, JOURNAL/@TIME).",
+            "stdin, s3://BUCKET/KEY), or a journal (JOURNAL/, JOURNAL/@TIME; a directory or "
+            "s3://BUCKET/PREFIX/).",
         ),
     ],
     output: Annotated[

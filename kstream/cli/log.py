@@ -46,7 +46,7 @@ def log(
         str,
         c.snapshot_argument(
             "JOURNAL",
-            "The journal: a directory written by dump --follow.",
+            "The journal: a directory written by dump --follow, or s3://BUCKET/PREFIX/ holding one.",
         ),
     ],
     names: Annotated[

@@ -44,7 +44,7 @@ def serve(
         typer.Argument(
             help="What to serve, each as a kubeconfig context of its own: SOURCE (a snapshot: "
             "archive .zst, NDJSON file, zstd-compressed NDJSON, directory, a JSON List, s3://, "
-            "JOURNAL/ or JOURNAL/@TIME, or - for any of them on stdin; context kstream-NAME after "
+            "JOURNAL/ or JOURNAL/@TIME (a directory or s3://BUCKET/PREFIX/), or - for any of them on stdin; context kstream-NAME after "
             "its file name) or NAME=SOURCE (context NAME).",
             metavar="[NAME=]SOURCE",
             show_default=False,

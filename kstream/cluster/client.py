@@ -1,11 +1,13 @@
-"""Connection to the cluster: kubeconfig/in-cluster config, auth and a urllib3 pool.
+"""Connection to the cluster: kubeconfig/in-cluster config, auth and a connection pool.
 
 kstream merges the kubeconfig files itself (client-go's rules, below); the common
 credentials and TLS settings (tokens, client certificates, CA, exec plugins,
 in-cluster) come from kstream.cluster.auth, everything else from the official
 `kubernetes` package's loaders and pool manager, which are imported only then
-(their import alone costs 0.2-0.4 s). Requests are raw, with
-`preload_content=False`, so no body is ever read whole and no model objects are
+(their import alone costs 0.2-0.4 s). The pool is kstream.cluster.httppool's
+(http.client) for kstream's own settings, urllib3's for the `kubernetes` package's
+and for a `proxy-url` (`Urllib3Pool`); urllib3 is imported only then. Requests are
+raw, bodies streamed, so no body is ever read whole and no model objects are
 built. Every transport and config error is translated here, once, into kstream.errors.
 """
 
@@ -14,7 +16,7 @@ from __future__ import annotations
 import json
 import os
 import time
-from collections.abc import Callable, Iterator, Mapping, MutableMapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
@@ -38,6 +40,7 @@ if TYPE_CHECKING:
     from kubernetes.client import Configuration
 
     from kstream.cluster.auth import Impersonation, TlsSettings, Transport
+    from kstream.cluster.httppool import Pool
 
 CHUNK = 256 * 1024
 USER_AGENT = f"kstream/{__version__}"
@@ -322,7 +325,7 @@ def resolve(
 
 
 class Response(Protocol):
-    """What the readers use of a streamed response (urllib3's satisfies it)."""
+    """What the readers use of a streamed response (httppool's and urllib3's satisfy it)."""
 
     @property
     def headers(self) -> Mapping[str, str]: ...
@@ -404,36 +407,36 @@ class Client:
             self.loader = "kubernetes"
             cfg = kubernetes_configuration(resolved)
             self.host = _check_host(cfg.host)
-            self.pool = _kubernetes_pool(cfg, s.pool_size)
+            self.pool: Pool | Urllib3Pool = Urllib3Pool(
+                _kubernetes_pool(cfg, s.pool_size), self.host
+            )
             self._auth = lambda: _kubernetes_auth(cfg)
         else:
             self.host = _check_host(transport.host)
-            self.pool = build_pool(transport.tls, s.pool_size)
+            self.pool = build_pool(transport.tls, s.pool_size, self.host)
             self._auth = transport.auth
             self._refresh = transport.refresh
 
     # --------------------------------------------------------------- requests
-    def _headers(self, accept: str) -> MutableMapping[str, str]:
-        h: MutableMapping[str, str] = {
-            "Accept": accept,
-            "User-Agent": USER_AGENT,
-            "Accept-Encoding": "identity",
-        }
+    def _headers(self, accept: str) -> dict[str, str]:
+        h = {"Accept": accept, "User-Agent": USER_AGENT, "Accept-Encoding": "identity"}
         auth = self._auth()
         if auth:
             h["authorization"] = auth  # the key the kubernetes package used
-        if self._impersonate:  # several Impersonate-Group lines: urllib3 sends each
-            import urllib3
-
-            multi = urllib3.HTTPHeaderDict(h)
-            for name, value in self._impersonate:
-                multi.add(name, value)
-            return multi
         return h
 
-    def url(self, path: str, query: Sequence[tuple[str, str]] = ()) -> str:
+    def header_fields(self, accept: str) -> list[tuple[str, str]]:
+        """Every header field of a request, in order: several Impersonate-Group
+        lines are each a field of their own."""
+        return [*self._headers(accept).items(), *self._impersonate]
+
+    def target(self, path: str, query: Sequence[tuple[str, str]] = ()) -> str:
+        """The request target below the server URL: path and query."""
         q = urlencode(list(query), quote_via=quote) if query else ""
-        return f"{self.host}{path}" + (f"?{q}" if q else "")
+        return path + (f"?{q}" if q else "")
+
+    def url(self, path: str, query: Sequence[tuple[str, str]] = ()) -> str:
+        return self.host + self.target(path, query)
 
     def open(
         self,
@@ -442,27 +445,16 @@ class Client:
         accept: str = "application/json",
         read_timeout: float | None = None,
         what: str = "",
-    ) -> urllib3.BaseHTTPResponse:
-        """GET with a streamed body. Raises ApiError for non-2xx (body read, small)."""
-        import urllib3
+    ) -> Any:
+        """GET with a streamed body (a `Response`). Raises ApiError for non-2xx
+        (body read, small)."""
+        target = self.target(path, query)
+        read = read_timeout if read_timeout is not None else self.settings.read_timeout
 
-        url = self.url(path, query)
-        timeout = urllib3.Timeout(
-            connect=self.settings.connect_timeout,
-            read=read_timeout if read_timeout is not None else self.settings.read_timeout,
-        )
-
-        def request(headers: Mapping[str, str]) -> urllib3.BaseHTTPResponse:
+        def request(headers: Mapping[str, str]) -> Any:
+            fields = [*headers.items(), *self._impersonate]  # as header_fields()
             try:
-                return self.pool.request(
-                    "GET",
-                    url,
-                    headers=headers,
-                    preload_content=False,
-                    timeout=timeout,
-                    retries=False,
-                    redirect=False,
-                )
+                return self.pool.get(target, fields, self.settings.connect_timeout, read)
             except Exception as e:
                 raise translate(e, self.host) from None
 
@@ -578,54 +570,109 @@ def _check_host(host: str | None) -> str:
     return host.rstrip("/")
 
 
-def build_pool(tls: TlsSettings, pool_size: int) -> urllib3.PoolManager:
-    """The pool the kubernetes package's RESTClientObject would build for these
-    settings (same urllib3 arguments); client certificate data goes through an
+class Urllib3Pool:
+    """httppool.Pool's `get` over a urllib3 PoolManager: what the kubernetes
+    package's loader builds, and a `proxy-url`'s ProxyManager."""
+
+    def __init__(self, manager: urllib3.PoolManager, host: str) -> None:
+        self.manager = manager
+        self.host = host
+
+    def get(
+        self,
+        target: str,
+        headers: Sequence[tuple[str, str]],
+        connect_timeout: float,
+        read_timeout: float | None,
+    ) -> urllib3.BaseHTTPResponse:
+        import urllib3
+
+        fields = urllib3.HTTPHeaderDict()
+        for name, value in headers:
+            fields.add(name, value)
+        return self.manager.request(
+            "GET",
+            self.host + target,
+            headers=fields,
+            preload_content=False,
+            timeout=urllib3.Timeout(connect=connect_timeout, read=read_timeout),
+            retries=False,
+            redirect=False,
+        )
+
+
+def build_pool(tls: TlsSettings, pool_size: int, host: str) -> Pool | Urllib3Pool:
+    """The connections to `host` for these settings: an httppool.Pool, or with a
+    `proxy-url` urllib3's ProxyManager as the kubernetes package's RESTClientObject
+    would build it (same urllib3 arguments). Client certificate data goes through an
     SSLContext instead of a temporary file that stays on disk."""
     import ssl
 
-    import urllib3
-
-    kw: dict[str, Any] = {
-        "cert_reqs": ssl.CERT_REQUIRED if tls.verify else ssl.CERT_NONE,
-        "ca_certs": tls.ca_file,
-        "ca_cert_data": tls.ca_data.decode("ascii", "replace") if tls.ca_data else None,
-        "cert_file": tls.cert_file,
-        "key_file": tls.key_file,
-        "maxsize": pool_size,
-    }
-    if tls.server_name:
-        kw["server_hostname"] = tls.server_name
     try:
+        if not tls.proxy_url:
+            from kstream.cluster.httppool import Pool
+
+            if not host.startswith("https:"):
+                return Pool(host, None, tls.server_name, pool_size)
+            if tls.cert_data is not None and tls.key_data is not None:
+                return Pool(host, tls_context(tls), tls.server_name, pool_size)
+            # files are read on the first connection, as urllib3 did
+            return Pool(host, lambda: tls_context(tls), tls.server_name, pool_size)
+        import urllib3
+
+        kw: dict[str, Any] = {
+            "cert_reqs": ssl.CERT_REQUIRED if tls.verify else ssl.CERT_NONE,
+            "ca_certs": tls.ca_file,
+            "ca_cert_data": tls.ca_data.decode("ascii", "replace") if tls.ca_data else None,
+            "cert_file": tls.cert_file,
+            "key_file": tls.key_file,
+            "maxsize": pool_size,
+        }
+        if tls.server_name:
+            kw["server_hostname"] = tls.server_name
         if tls.cert_data is not None and tls.key_data is not None:
-            kw["ssl_context"] = _client_cert_context(tls)
-        if tls.proxy_url:
-            return urllib3.ProxyManager(proxy_url=tls.proxy_url, **kw)
-        return urllib3.PoolManager(**kw)
+            kw["ssl_context"] = tls_context(tls)
+        return Urllib3Pool(urllib3.ProxyManager(proxy_url=tls.proxy_url, **kw), host)
     except (ssl.SSLError, OSError, ValueError) as e:
         raise TLSError(f"cannot load TLS material from kubeconfig: {type(e).__name__}") from None
 
 
-def _client_cert_context(tls: TlsSettings) -> ssl.SSLContext:
+def tls_context(tls: TlsSettings) -> ssl.SSLContext:
+    """The TLS context of these settings, made as urllib3 makes its own (TLS 1.2 or
+    later, no compression, no session tickets; the system's CAs when the kubeconfig
+    names none). Certificate and key data are loaded through a private temporary
+    directory, removed before returning."""
     import shutil
     import ssl
     import tempfile
 
-    from urllib3.util.ssl_ import create_urllib3_context
-
-    ctx = create_urllib3_context(cert_reqs=ssl.CERT_REQUIRED if tls.verify else ssl.CERT_NONE)
-    if not (tls.ca_file or tls.ca_data):
-        ctx.load_default_certs()  # what urllib3 does for its own contexts
-    d = tempfile.mkdtemp(prefix="kstream-")  # 0700; removed before returning
-    try:
-        cert, key = os.path.join(d, "cert.pem"), os.path.join(d, "key.pem")
-        for path, data in ((cert, tls.cert_data), (key, tls.key_data)):
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            with os.fdopen(fd, "wb") as f:
-                f.write(data or b"")
-        ctx.load_cert_chain(cert, key)
-    finally:
-        shutil.rmtree(d, ignore_errors=True)
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+    ctx.options |= ssl.OP_NO_COMPRESSION | ssl.OP_NO_TICKET
+    ctx.post_handshake_auth = True
+    if not tls.verify:
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+    if tls.ca_file or tls.ca_data:
+        ctx.load_verify_locations(
+            cafile=tls.ca_file,
+            cadata=tls.ca_data.decode("ascii", "replace") if tls.ca_data else None,
+        )
+    else:
+        ctx.load_default_certs()
+    if tls.cert_file:
+        ctx.load_cert_chain(tls.cert_file, tls.key_file)
+    elif tls.cert_data is not None and tls.key_data is not None:
+        d = tempfile.mkdtemp(prefix="kstream-")  # 0700; removed before returning
+        try:
+            cert, key = os.path.join(d, "cert.pem"), os.path.join(d, "key.pem")
+            for path, data in ((cert, tls.cert_data), (key, tls.key_data)):
+                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+                with os.fdopen(fd, "wb") as f:
+                    f.write(data or b"")
+            ctx.load_cert_chain(cert, key)
+        finally:
+            shutil.rmtree(d, ignore_errors=True)
     return ctx
 
 
@@ -748,46 +795,76 @@ def read_chunks(
 
 
 def translate(e: BaseException, host: str) -> Exception:
-    """urllib3/ssl/socket errors -> kstream errors (one line, no secrets)."""
+    """httppool/urllib3/ssl/socket errors -> kstream errors (one line, no secrets)."""
+    import socket
     import ssl
+    import sys
     from http.client import HTTPException
 
+    from kstream.cluster.httppool import ConnectFailed
+
+    inner: BaseException = e
+    if isinstance(e, ConnectFailed):
+        return _connect_failed(e.reason, host)
+    if "urllib3" in sys.modules:  # the kubernetes package's pool, or a proxy's
+        inner, from_urllib3 = _translate_urllib3(e, host)
+        if from_urllib3 is not None:
+            return from_urllib3
+    if isinstance(inner, ssl.SSLError):
+        return _tls_error(inner, host)
+    if isinstance(inner, (TimeoutError, socket.timeout)):
+        return TransportError(f"no data from {host} within the read timeout")
+    if isinstance(inner, (ConnectionError, OSError, HTTPException)):
+        return TransportError(f"connection to {host} broke: {type(inner).__name__}")
+    return TransportError(f"request to {host} failed: {type(inner).__name__}")
+
+
+def _tls_error(inner: BaseException, host: str) -> TLSError:
+    detail = str(inner)
+    if "CERTIFICATE_VERIFY_FAILED" in detail:
+        detail = "certificate verify failed"
+    elif "hostname" in detail.lower() or "match" in detail.lower():
+        detail = "certificate does not match the server name"
+    else:
+        detail = type(inner).__name__
+    return TLSError(f"TLS error talking to {host}: {detail}")
+
+
+def _connect_failed(reason: OSError, host: str) -> ConnectionFailed:
+    """What httppool's connect phase raised, as urllib3's were reported."""
+    import socket
+
+    if isinstance(reason, socket.gaierror):
+        return ConnectionFailed(f"cannot connect to {host}: name does not resolve")
+    if isinstance(reason, (TimeoutError, socket.timeout)):
+        return ConnectionFailed(f"cannot connect to {host}: timed out")
+    return ConnectionFailed(f"cannot connect to {host}: connection refused or unreachable")
+
+
+def _translate_urllib3(e: BaseException, host: str) -> tuple[BaseException, Exception | None]:
+    """urllib3's errors (the kubernetes package's pool, a proxy's): the error
+    inside a MaxRetryError, and its translation (None: not urllib3's own)."""
     import urllib3.exceptions as ue
 
     inner: BaseException = e
     if isinstance(e, ue.MaxRetryError) and e.reason is not None:
         inner = e.reason
-    if isinstance(inner, (ue.SSLError, ssl.SSLError)):
-        detail = str(inner)
-        if "CERTIFICATE_VERIFY_FAILED" in detail:
-            detail = "certificate verify failed"
-        elif "hostname" in detail.lower() or "match" in detail.lower():
-            detail = "certificate does not match the server name"
-        else:
-            detail = type(inner).__name__
-        return TLSError(f"TLS error talking to {host}: {detail}")
-    if isinstance(inner, (ue.ReadTimeoutError, TimeoutError)):
-        return TransportError(f"no data from {host} within the read timeout")
+    if isinstance(inner, ue.SSLError):
+        return inner, _tls_error(inner, host)
+    if isinstance(inner, ue.ReadTimeoutError):
+        return inner, TransportError(f"no data from {host} within the read timeout")
     # urllib3 2: NameResolutionError < NewConnectionError < ConnectTimeoutError
     if isinstance(inner, ue.NameResolutionError):
-        return ConnectionFailed(f"cannot connect to {host}: name does not resolve")
+        return inner, ConnectionFailed(f"cannot connect to {host}: name does not resolve")
     if isinstance(inner, (ue.NewConnectionError, ConnectionRefusedError)):
-        return ConnectionFailed(f"cannot connect to {host}: connection refused or unreachable")
+        return inner, ConnectionFailed(
+            f"cannot connect to {host}: connection refused or unreachable"
+        )
     if isinstance(inner, ue.ConnectTimeoutError):
-        return ConnectionFailed(f"cannot connect to {host}: timed out")
-    if isinstance(
-        inner,
-        (
-            ue.ProtocolError,
-            ue.IncompleteRead,
-            ConnectionError,
-            ue.HTTPError,
-            OSError,
-            HTTPException,
-        ),
-    ):
-        return TransportError(f"connection to {host} broke: {type(inner).__name__}")
-    return TransportError(f"request to {host} failed: {type(inner).__name__}")
+        return inner, ConnectionFailed(f"cannot connect to {host}: timed out")
+    if isinstance(inner, ue.HTTPError):
+        return inner, TransportError(f"connection to {host} broke: {type(inner).__name__}")
+    return inner, None
 
 
 def _safe(msg: str) -> str:

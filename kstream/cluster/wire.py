@@ -110,8 +110,8 @@ class Wire:
 
 
 def _read_to_end(resp: Any) -> bool:
-    """Whether the body of a urllib3 response was read to its end: the
-    http.client response under it closes itself then (never on a fake)."""
+    """Whether the body of a response (httppool's or urllib3's) was read to its
+    end: the http.client response under it closes itself then (never on a fake)."""
     fp = getattr(resp, "_fp", None)
     try:
         return fp is not None and bool(fp.isclosed())

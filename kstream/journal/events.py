@@ -65,7 +65,8 @@ def journal_dir(path: str, what: str) -> str:
     split = split_instant(path)
     if split is None:
         raise UsageError(
-            f"{what} reads a journal (a directory written by dump --follow); {path} is not one"
+            f"{what} reads a journal (a directory written by dump --follow, or its "
+            f"s3://BUCKET/PREFIX/); {path} is not one"
         )
     directory, instant = split
     if instant is not None:

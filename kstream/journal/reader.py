@@ -47,8 +47,11 @@ from typing import IO, Any
 
 from kstream import deepjson
 from kstream.errors import SnapshotError, UsageError
+from kstream.journal import files as journal_files
+from kstream.journal.files import JournalFiles
 from kstream.journal.format import (
     BASE_NAME,
+    BASES_DIR,
     JOURNAL_FORMAT,
     JOURNAL_VERSION,
     META_NAME,
@@ -58,9 +61,10 @@ from kstream.journal.format import (
     Event,
     FrameRecord,
     SegmentManifest,
+    base_name,
+    base_number,
     format_time,
     gap_record,
-    list_bases,
     parse_time,
     segment_number,
     split_unit_resource,
@@ -76,6 +80,7 @@ from kstream.store.format import (
     READ_BUF,
     Entry,
 )
+from kstream.store.objstore import is_url
 from kstream.store.snapshot import Snapshot, open_snapshot
 
 # a frame is held decompressed while it is verified (its events are used only
@@ -99,8 +104,8 @@ note: Callable[[str], None] = _default_note
 
 
 def is_journal(path: str | os.PathLike[str]) -> bool:
-    p = Path(path)
-    return p.is_dir() and (p / META_NAME).is_file()
+    """A directory or an s3://BUCKET/PREFIX/ holding a journal (its journal.json)."""
+    return journal_files.is_journal(str(path))
 
 
 def split_instant(path: str) -> tuple[str, str | None] | None:
@@ -109,14 +114,17 @@ def split_instant(path: str) -> tuple[str, str | None] | None:
     None for anything else."""
     if path == "-":
         return None
-    if is_journal(path):
+    remote = is_url(path)
+    # object storage: the instant form first when there is one (each try is a request)
+    if not (remote and INSTANT_SEP in path) and is_journal(path):
         return path, None
     head, sep, instant = path.rpartition(INSTANT_SEP)
-    if not sep or not head:
-        return None
-    stripped = head.rstrip("/" + os.sep) or head
-    if is_journal(stripped):
-        return stripped, instant
+    if sep and head:
+        stripped = head.rstrip("/" + os.sep) or head
+        if is_journal(stripped):
+            return stripped, instant
+    if remote and INSTANT_SEP in path and is_journal(path):
+        return path, None
     return None
 
 
@@ -158,12 +166,19 @@ def _time_key(t: str) -> str:
 
 @dataclass
 class Segment:
-    path: Path
+    path: str  # how messages name it (a path, or s3://BUCKET/KEY)
     number: int
     size: int
     header_end: int  # offset of the first frame; -1: the file ends inside the header
     manifest: SegmentManifest | None = None  # None: open (not sealed)
     manifest_offset: int = 0
+    files: JournalFiles | None = None  # the journal's files, and its name there
+    name: str = ""
+
+    def range(self, start: int, end: int) -> IO[bytes]:
+        """Bytes [start, end) of the segment, read in order."""
+        assert self.files is not None
+        return self.files.range(self.name, start, end)
 
     @property
     def sealed(self) -> bool:
@@ -200,19 +215,24 @@ def _read_header(f: IO[bytes], where: str, number: int) -> tuple[int, bytes] | N
     return 8 + size, body
 
 
-def _open_segment(path: Path, number: int) -> Segment:
-    where = str(path)
-    try:
-        f = open(path, "rb")  # noqa: SIM115
-    except OSError as e:
-        raise SnapshotError(f"{where}: {e.strerror}") from None
+def _open_segment(
+    path: str | os.PathLike[str], number: int, files: JournalFiles | None = None
+) -> Segment:
+    """Segment `path` (a name in `files`; without them a local file)."""
+    if files is None:
+        p = Path(path)
+        files, name = JournalFiles(str(p.parent)), p.name
+    else:
+        name = str(path)
+    where = files.where(name)
+    f = files.open(name)
     with f:
         end = f.seek(0, os.SEEK_END)
         got = _read_header(f, where, number)
-        if got is None:
-            return Segment(path, number, end, -1)  # cut inside its header: open, empty
+        if got is None:  # cut inside its header: open, empty
+            return Segment(where, number, end, -1, files=files, name=name)
         header_end, header = got
-        seg = Segment(path, number, end, header_end)
+        seg = Segment(where, number, end, header_end, files=files, name=name)
         if end < header_end + FOOTER_SIZE:
             return seg
         f.seek(end - FOOTER_SIZE)
@@ -259,10 +279,10 @@ def _open_segment(path: Path, number: int) -> Segment:
 
 
 def _frame_chunks(f: IO[bytes], fr: FrameRecord, where: str) -> Iterator[bytes]:
-    """The decompressed bytes of one frame of a sealed segment, streamed."""
+    """The decompressed bytes of one frame of a sealed segment, streamed (`f`
+    stands at its first byte)."""
     import zstandard
 
-    f.seek(fr.offset)
     left = fr.length
     obj = zstandard.ZstdDecompressor().decompressobj()
     try:
@@ -295,7 +315,11 @@ def _sealed_lines(seg: Segment) -> Iterator[bytes]:
     a temporary file), verified against the manifest, then its lines."""
     assert seg.manifest is not None
     where = str(seg.path)
-    with open(seg.path, "rb") as f:
+    if not seg.manifest.frames:
+        return
+    # the frames are contiguous from the header to the manifest: one read of
+    # them all, in order (one streamed GET in object storage)
+    with seg.range(seg.header_end, seg.manifest_offset) as f:
         for fr in seg.manifest.frames:
             with tempfile.SpooledTemporaryFile(max_size=FRAME_IN_MEMORY) as spool:
                 sha = hashlib.sha256()
@@ -338,8 +362,7 @@ def _open_lines(seg: Segment, notes: list[str]) -> Iterator[bytes]:
     frames = 0
     cut = ""
     pos = seg.header_end  # where the frame being read begins
-    with open(seg.path, "rb") as f:
-        f.seek(pos)
+    with seg.range(pos, seg.size) as f:
         pending = b""
         while True:
             while len(pending) < 4:
@@ -407,7 +430,7 @@ class Journal:
     notes: list[str] = field(default_factory=list)
     _base: Snapshot | None = None
     # every base, oldest first, and the one this Journal reads from (its number)
-    bases: dict[int, Path] = field(default_factory=dict)
+    bases: dict[int, str] = field(default_factory=dict)  # open_snapshot's names
     base_no: int = 0
     _times: dict[int, str] = field(default_factory=dict)
 
@@ -455,6 +478,10 @@ class Journal:
     def start(self) -> str:
         """The earliest instant with a state: the oldest base's time."""
         return self.base_time(min(self.bases)) if self.bases else ""
+
+    # where its files are (a directory or an object-storage prefix); names under
+    # `bases/` (re-bases): files.names("bases")
+    files: JournalFiles | None = None
 
     @property
     def base(self) -> Snapshot:
@@ -575,16 +602,27 @@ def gap_at(gaps: list[Gap], t: str) -> tuple[list[Gap], str, str]:
     return inside, lo, hi
 
 
+def _bases(files: JournalFiles) -> dict[int, str]:
+    """The journal's bases by number (0: base.ndjson.zst), oldest first, each as
+    `open_snapshot` takes it (a path, or an s3:// URL)."""
+    out: dict[int, str] = {}
+    if files.exists(BASE_NAME):
+        out[0] = files.snapshot_name(BASE_NAME)
+    for name in files.names(BASES_DIR):
+        n = base_number(name)
+        if n:
+            out[n] = files.snapshot_name(f"{BASES_DIR}/{name}")
+    return dict(sorted(out.items()))
+
+
 def open_journal(path: str, upto: int | None = None) -> Journal:
-    """Open a journal directory and check its structure (not yet each frame).
-    `upto`: the segments after it are left alone (a base being folded while the
-    writer goes on)."""
-    p = Path(path)
-    mpath = p / META_NAME
+    """Open a journal (a directory, or s3://BUCKET/PREFIX/: `kstream/journal/files.py`)
+    and check its structure (not yet each frame). `upto`: the segments after it
+    are left alone (a base being folded while the writer goes on)."""
+    files = journal_files.journal_files(path)
+    mpath = files.where(META_NAME)
     try:
-        meta = json.loads(mpath.read_bytes())
-    except OSError as e:
-        raise SnapshotError(f"{mpath}: {e.strerror}") from None
+        meta = json.loads(files.read(META_NAME))
     except ValueError:
         raise SnapshotError(f"{mpath}: not JSON (corrupted)") from None
     if not isinstance(meta, dict) or meta.get("format") != JOURNAL_FORMAT:
@@ -594,38 +632,58 @@ def open_journal(path: str, upto: int | None = None) -> Journal:
             f"{mpath}: journal format version {meta.get('version')} is not supported "
             f"(this kstream reads version {JOURNAL_VERSION})"
         )
-    bases = list_bases(p)
+    bases = _bases(files)
     if not bases:
         raise SnapshotError(f"{path}: the journal has no base snapshot ({BASE_NAME})")
     oldest = min(bases)  # segments at or below it: what a retention cut short left
-    j = Journal(str(p), meta, str(bases[oldest]), bases=bases, base_no=oldest)
-    sdir = p / SEGMENT_DIR
-    numbered: list[tuple[int, Path]] = []
-    if sdir.is_dir():
-        for child in sdir.iterdir():
-            n = segment_number(child.name)
-            if n is not None and n > oldest and (upto is None or n <= upto):
-                numbered.append((n, child))
+    root = path if files.remote else str(Path(path))
+    j = Journal(root, meta, bases[oldest], bases=bases, base_no=oldest)
+    j.files = files
+    sdir = files.where(SEGMENT_DIR)
+    numbered: list[tuple[int, str]] = []
+    for name in files.names(SEGMENT_DIR):
+        n = segment_number(name)
+        if n is not None and n > oldest and (upto is None or n <= upto):
+            numbered.append((n, name))
     numbered.sort()
     if numbered and numbered[0][0] != oldest + 1:
         raise SnapshotError(
             f"{sdir}: segment {oldest + 1:06d} is missing (the first after "
-            f"{bases[oldest].name}; the oldest is {numbered[0][1].name})"
+            f"{base_name(oldest)}; the oldest is {numbered[0][1]})"
         )
-    for i, (n, sp) in enumerate(numbered):
+    for i, (n, name) in enumerate(numbered):
         if i and n != numbered[i - 1][0] + 1:
             missing = numbered[i - 1][0] + 1
             raise SnapshotError(
-                f"{sdir}: segment {missing:06d} is missing (between {numbered[i - 1][1].name} "
-                f"and {sp.name})"
+                f"{sdir}: segment {missing:06d} is missing (between {numbered[i - 1][1]} "
+                f"and {name})"
             )
-        seg = _open_segment(sp, n)
+    names = [f"{SEGMENT_DIR}/{name}" for _, name in numbered]
+    for i, seg in enumerate(_open_segments(files, names, [n for n, _ in numbered])):
         if not seg.sealed and i != len(numbered) - 1:
             raise SnapshotError(
-                f"{sp}: segment is not sealed but is not the newest (truncated or corrupted)"
+                f"{seg.path}: segment is not sealed but is not the newest (truncated or corrupted)"
             )
         j.segments.append(seg)
     return j
+
+
+# segments of a journal in object storage opened at once (each takes a few
+# ranged GETs: its header, its manifest and footer)
+REMOTE_OPENS = 4
+
+
+def _open_segments(files: JournalFiles, names: list[str], numbers: list[int]) -> Iterator[Segment]:
+    """Each segment opened (`_open_segment`), in order; in object storage a few
+    at a time."""
+    if not files.remote or len(names) < 2:
+        for name, n in zip(names, numbers, strict=True):
+            yield _open_segment(name, n, files)
+        return
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(REMOTE_OPENS, thread_name_prefix="kstream-journal") as pool:
+        yield from pool.map(_open_segment, names, numbers, [files] * len(names))
 
 
 # =========================================================================== fast paths
@@ -1042,7 +1100,7 @@ def open_state(path: str) -> Snapshot | None:
         accept = instant.startswith(ACCEPT_GAP)
         t = parse_instant(instant[len(ACCEPT_GAP) :] if accept else instant, path)
         until = format_time(t)
-    key = (os.path.realpath(directory), until)
+    key = (directory.rstrip("/") if is_url(directory) else os.path.realpath(directory), until)
     if key in _opened:
         return _opened[key]
     journal = open_journal(directory)

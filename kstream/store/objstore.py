@@ -315,6 +315,20 @@ def list_keys(loc: Location, op: Op = "read") -> list[str]:
     return keys
 
 
+def list_objects(loc: Location, op: Op = "read") -> list[dict[str, Any]]:
+    """Every object under the prefix `loc.key`: its Key, Size and ETag (as LIST
+    gives them: no HEAD needed to read one)."""
+    c = client()
+    out: list[dict[str, Any]] = []
+    with _translated(op, loc.url):
+        for page in c.get_paginator("list_objects_v2").paginate(Bucket=loc.bucket, Prefix=loc.key):
+            out.extend(
+                {"Key": o["Key"], "Size": o.get("Size"), "ETag": o.get("ETag")}
+                for o in page.get("Contents") or []
+            )
+    return out
+
+
 def delete(loc: Location) -> None:
     with _translated("write", loc.url):
         client().delete_object(Bucket=loc.bucket, Key=loc.key)
@@ -590,11 +604,15 @@ class _Body(io.RawIOBase):
 
 
 class _RangeFile(io.RawIOBase):
-    """A seekable file over ranged GETs."""
+    """A seekable file over ranged GETs. A read within READ_BLOCK of the end
+    fetches the object's last READ_BLOCK bytes (an archive's or a segment's
+    footer and, most often, its manifest: one GET for both), and the bytes of
+    the last GET serve the reads that fall inside them."""
 
     def __init__(self, obj: RemoteObject) -> None:
         self.obj = obj
         self.pos = 0
+        self.kept = (0, b"")  # (offset, bytes) of the last GET
 
     def readable(self) -> bool:
         return True
@@ -615,7 +633,13 @@ class _RangeFile(io.RawIOBase):
         return self.pos
 
     def readinto(self, b: Any) -> int:
-        data = self.obj.get(self.pos, self.pos + len(b))
+        at, kept = self.kept
+        if not (at <= self.pos and min(self.pos + len(b), self.obj.size) <= at + len(kept)):
+            start, end = self.pos, self.pos + len(b)
+            if end > self.obj.size - READ_BLOCK:  # near the end: the whole tail
+                start, end = min(start, max(0, self.obj.size - READ_BLOCK)), self.obj.size
+            self.kept = at, kept = start, self.obj.get(start, end)
+        data = kept[self.pos - at : self.pos - at + len(b)]
         b[: len(data)] = data
         self.pos += len(data)
         return len(data)

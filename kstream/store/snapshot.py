@@ -508,7 +508,10 @@ def _open_remote(url: str) -> Snapshot:
     mobj = objstore.RemoteObject.open(prefix.child(MANIFEST_NAME))
     if mobj is None:
         if loc.is_prefix:
-            raise SnapshotError(f"{url}: not a kstream snapshot directory (no {MANIFEST_NAME})")
+            raise SnapshotError(
+                f"{url}: neither a kstream snapshot directory ({MANIFEST_NAME}) nor a "
+                "journal (journal.json) under this prefix"
+            )
         raise SnapshotError(f"{url}: no such object")
     try:
         manifest = json.loads(mobj.get(0, mobj.size))
