@@ -3,6 +3,8 @@
 
     python -m tests.crashjournal new JOURNAL     # lock, base, promote, follow
     python -m tests.crashjournal resume JOURNAL  # lock, tidy, recover, follow on
+    python -m tests.crashjournal new+rebase JOURNAL     # the same with a new base
+    python -m tests.crashjournal resume+rebase JOURNAL  # at every rotation, and retention
     python -m tests.crashjournal s3new STAGE s3://BUCKET/PREFIX/     # the same, staged in
     python -m tests.crashjournal s3resume STAGE s3://BUCKET/PREFIX/  # STAGE, uploaded
 
@@ -77,11 +79,21 @@ def handler_for(t: Any) -> Any:
     return handler
 
 
+REBASE_EVERY = 0.001  # seconds: every rotation closes a period (a new base each time)
+RETAIN = 0.001  # seconds: retention removes all it may after each new base
+
+
 def follow(
-    target: Path, units: list[Any], next_segment: int, last_time: str, on_sealed: Any = None
+    target: Path,
+    units: list[Any],
+    next_segment: int,
+    last_time: str,
+    on_sealed: Any = None,
+    rebase: bool = False,
 ) -> None:
     from kstream.cluster.stream import Reader, StreamOptions
     from kstream.journal.follow import Follow
+    from kstream.journal.rebase import Rebaser
     from kstream.journal.writer import JournalWriter
     from tests.fakes import FakeTransport
 
@@ -92,7 +104,9 @@ def follow(
         target, level=1, rotate_size=ROTATE, flush_interval=0.0, next_segment=next_segment,
         last_time=last_time, on_sealed=on_sealed,
     )  # fmt: skip
-    f = Follow(reader, writer, units, watch_timeout=5, spool_dir=target)
+    # inline (no background thread): each run takes the same steps in the same order
+    rb = Rebaser(target, REBASE_EVERY, RETAIN, background=False) if rebase else None
+    f = Follow(reader, writer, units, watch_timeout=5, spool_dir=target, rebaser=rb)
     f.start()
     deadline = time.monotonic() + 60
     while units[0].rv != str(last_rv()) and time.monotonic() < deadline:
@@ -111,7 +125,7 @@ def unit() -> Any:
     return Unit(r)  # over all namespaces, as the base's
 
 
-def new(target: Path) -> int:
+def new(target: Path, rebase: bool = False) -> int:
     from kstream.journal import durable
     from kstream.journal.directory import journal_lock, make_base, tidy
     from kstream.journal.follow import UnitFollow
@@ -130,11 +144,11 @@ def new(target: Path) -> int:
             return {"created": now, "options": {"secrets": "redact", "secretDigest": "sha256"}}
 
         make_base(target, write)
-        follow(target, [UnitFollow(unit(), str(BASE_RV))], 1, "")
+        follow(target, [UnitFollow(unit(), str(BASE_RV))], 1, "", rebase=rebase)
     return 0
 
 
-def resume(target: Path) -> int:
+def resume(target: Path, rebase: bool = False) -> int:
     from kstream.journal.directory import journal_lock, tidy
     from kstream.journal.format import META_NAME
     from kstream.journal.resume import positions, resume_units
@@ -148,7 +162,7 @@ def resume(target: Path) -> int:
             return NO_JOURNAL
         pos = positions(target)
         units = resume_units([unit()], pos, TransformOptions())
-        follow(target, units, pos.next_segment, pos.last_time)
+        follow(target, units, pos.next_segment, pos.last_time, rebase=rebase)
     return 0
 
 
@@ -217,7 +231,8 @@ if __name__ == "__main__":
             sys.exit(s3new(path, sys.argv[3]))
         if what == "s3resume":
             sys.exit(s3resume(path, sys.argv[3]))
-        sys.exit(new(path) if what == "new" else resume(path))
+        rebase = what.endswith("+rebase")
+        sys.exit(new(path, rebase) if what.startswith("new") else resume(path, rebase))
     except UsageError as e:  # the lock held by another writer
         print(e, file=sys.stderr)
         sys.exit(LOCKED)

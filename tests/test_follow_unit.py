@@ -219,7 +219,7 @@ def test_summary_on_a_terminal_without_changes_draws_no_empty_table(
     monkeypatch.delenv("CI", raising=False)
     cm = Resource("", "v1", "configmaps", "ConfigMap", True, frozenset(("list", "watch")))
     follow = SimpleNamespace(
-        units=[UnitFollow(Unit(cm, "shop"), "7")], writer=SimpleNamespace(sealed=[])
+        units=[UnitFollow(Unit(cm, "shop"), "7")], writer=SimpleNamespace(sealed=[]), rebaser=None
     )
     report_follow(follow, Path("j"), quiet=False, why="interrupted")  # type: ignore[arg-type]
     text = out.getvalue()

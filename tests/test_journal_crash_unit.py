@@ -411,3 +411,141 @@ def test_crash_at_every_step_of_a_force_over_a_journal(tmp_path: Path) -> None:
         assert run("resume", j) == 0
         check_complete(j)
         shutil.rmtree(d)
+
+
+# ------------------------------------------------------------------ re-basing and retention
+
+
+def server_state(rv: int) -> dict[str, str]:
+    """The fake server's objects (name -> data.v) at resourceVersion `rv`."""
+    objs = {o["metadata"]["name"]: o["data"]["v"] for o in cj.base_objects()}
+    for r in range(cj.BASE_RV + 1, rv + 1):
+        typ, o = cj.change(r)
+        if typ == "DELETED":
+            objs.pop(o["metadata"]["name"], None)
+        else:
+            objs[o["metadata"]["name"]] = o["data"]["v"]
+    return objs
+
+
+def state_at(j: Path, instant: str | None) -> dict[str, str]:
+    from kstream.journal import reader
+
+    snap = reader.open_state(f"{j}/@{instant}" if instant else f"{j}/")
+    assert snap is not None
+    out = {str(d["metadata"]["name"]): str(d["data"]["v"]) for _, d in snap.documents()}
+    reader._opened.clear()
+    return out
+
+
+def check_states(j: Path) -> None:
+    """The state at the journal's start, at every retained event's time and at
+    its end is the server's at the resourceVersion of that instant."""
+    from kstream.journal.reader import open_journal
+
+    jr = open_journal(str(j))
+    start = jr.start
+    rv0 = int(jr.base.entries[0].resourceVersion or 0)
+    assert state_at(j, start) == server_state(rv0)
+    evs = [e for e in jr.events() if e.type in ("ADDED", "MODIFIED", "DELETED")]
+    for e in evs:
+        rv = max([int(x.rv) for x in evs if x.time <= e.time] + [rv0])
+        assert state_at(j, e.time) == server_state(rv), (e.time, rv)
+    last = max([int(x.rv) for x in evs] + [rv0])
+    assert state_at(j, None) == server_state(last)
+
+
+def check_rebased(j: Path, whole: bool = True) -> None:
+    """A journal with later bases (and retention): its events a suffix of the
+    server's (ending at the last change when `whole`), in order, none twice;
+    its segments numbered without a hole after its oldest base; nothing but
+    the journal in it; every state right; every reader exits 0."""
+    from kstream.journal.format import BASES_DIR, list_bases
+
+    evs = journal_events(j)
+    got, exp = changes_of(evs), expected()
+    if whole:
+        assert got == exp[len(exp) - len(got) :]
+    else:  # cut by a crash: some run of the server's changes, in order
+        firsts = [i for i, c in enumerate(exp) if got and c == got[0]]
+        assert not got or exp[firsts[0] : firsts[0] + len(got)] == got
+    times = [e.time for e in evs]
+    assert times == sorted(times)
+    oldest = min(list_bases(j))
+    segs = [n for n in list_segments(j) if n > oldest]
+    assert segs == list(range(oldest + 1, oldest + 1 + len(segs)))
+    if whole:
+        allowed = {META_NAME, BASE_NAME, SEGMENT_DIR, LOCK_NAME, BASES_DIR}
+        assert {p.name for p in j.iterdir()} <= allowed
+        assert [p.name for p in j.parent.iterdir() if p.name.startswith(".")] == []
+    check_states(j)
+    for argv in (
+        ["count", f"{j}/"],
+        ["count", f"{j}/", "--events"],
+        ["log", f"{j}/"],
+        ["diff", f"{j}/", f"{j}/"],
+    ):
+        code, err = cli(*argv)
+        assert code == 0, (argv, err)
+
+
+def test_crash_at_every_step_of_a_rebase_and_retention(tmp_path: Path) -> None:
+    """`--rebase-every` and `--retain` (a new base at each rotation, then all that
+    retention may remove): a crash before each step of the first three new bases
+    (the work directory made, bases/ made, the rename, its fsync, the work
+    removed) and of each retention after them (base.ndjson.zst, then each
+    segment and older base, oldest first). What the crash left is read by every
+    reader with the server's state at every instant still retained; after the
+    resume (re-basing too) the journal is whole to the last change."""
+    trace = tmp_path / "trace"
+    first = tmp_path / "first" / "j"
+    first.parent.mkdir()
+    assert run("new+rebase", first, trace=trace) == 0
+    check_rebased(first)
+    assert not (first / BASE_NAME).exists()  # retention removed base 0
+    steps = trace.read_text().splitlines()
+    rebases = [i for i, ln in enumerate(steps, 1) if ln.endswith(" mkdir .kstream-rebase")]
+    assert len(rebases) >= 4
+    kinds = set()
+    for n in range(rebases[0], rebases[3]):
+        j = tmp_path / f"c{n}" / "j"
+        j.parent.mkdir()
+        code = run("new+rebase", j, crash=n)
+        if code == 0:
+            break
+        assert code == CRASH_EXIT
+        kinds.add(" ".join(steps[n - 1].split()[1:2]))
+        check_rebased(j, whole=False)  # readable as the crash left it
+        assert run("resume+rebase", j) == 0
+        check_rebased(j)
+        shutil.rmtree(j.parent)
+    assert kinds >= {"mkdir", "rename", "fsync-dir", "rmdir", "unlink"}, kinds
+
+
+def test_crash_at_every_step_of_a_resume_that_rebases(tmp_path: Path) -> None:
+    """A journal with later bases cut mid-follow, then `--resume` (re-basing
+    and retaining) crashed before each of its steps, then resumed again."""
+    trace = tmp_path / "trace"
+    first = tmp_path / "first" / "j"
+    first.parent.mkdir()
+    assert run("new+rebase", first, trace=trace) == 0
+    frames = [i for i, ln in enumerate(trace.read_text().splitlines(), 1) if " end frame " in ln]
+    cut = frames[len(frames) // 2]
+    crashed = tmp_path / "crashed" / "j"
+    crashed.parent.mkdir()
+    assert run("new+rebase", crashed, crash=cut) == CRASH_EXIT
+    assert (crashed / "bases").is_dir()
+    resumed = 0
+    for m in range(1, 60):
+        j = tmp_path / f"r{m}" / "j"
+        shutil.copytree(crashed.parent, j.parent)
+        code = run("resume+rebase", j, crash=m)
+        if code == 0:
+            check_rebased(j)
+            break
+        assert code == CRASH_EXIT
+        resumed = m
+        assert run("resume+rebase", j) == 0
+        check_rebased(j)
+        shutil.rmtree(j.parent)
+    assert resumed >= 8

@@ -176,6 +176,22 @@ def dump(
             metavar="DURATION",
         ),
     ] = "10m",
+    rebase_every: Annotated[
+        str | None,
+        follow_option(
+            "--rebase-every",
+            help="Write a new base (bases/NNNNNN.ndjson.zst: the state after the segments so far) once per period, e.g. 24h (periods aligned on UTC midnight) or 5s; reading JOURNAL/@T then folds at most one period of events. Off by default.",
+            metavar="DURATION",
+        ),
+    ] = None,
+    retain: Annotated[
+        str | None,
+        follow_option(
+            "--retain",
+            help="After each new base, remove the bases and segments no instant of the last DURATION needs (the journal then starts at its oldest base). Needs --rebase-every, and at least as long.",
+            metavar="DURATION",
+        ),
+    ] = None,
     health_port: Annotated[
         int,
         follow_option(
@@ -231,6 +247,8 @@ def dump(
             outage_limit,
             health_port,
             stage,
+            rebase_every,
+            retain,
         )
         if health_port:  # before connecting; closed with the command
             from kstream.cli.follow import serve_health
@@ -244,10 +262,12 @@ def dump(
         or health_port
         or stage is not None
         or resume_or_start
+        or rebase_every is not None
+        or retain is not None
     ):
         raise UsageError(
-            "--follow-for, --rotate-size, --rotate-interval, --outage-limit, --health-port, "
-            "--stage and --resume-or-start need --follow"
+            "--follow-for, --rotate-size, --rotate-interval, --outage-limit, --rebase-every, "
+            "--retain, --health-port, --stage and --resume-or-start need --follow"
         )
     if resume_or_start and resume is not None:
         raise UsageError("--resume-or-start goes with -o TARGET, not with --resume")

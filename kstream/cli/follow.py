@@ -59,6 +59,7 @@ from kstream.journal.follow import Follow, UnitFollow
 from kstream.journal.follower import OUTAGE
 from kstream.journal.format import BASE_NAME, FLUSH_INTERVAL, LOCK_NAME, META_NAME
 from kstream.journal.health import HealthServer, stall_bound
+from kstream.journal.rebase import Rebaser
 from kstream.journal.resume import base_follows, cluster_identity, identity_json, resume
 from kstream.journal.writer import JournalWriter, guard
 
@@ -81,6 +82,8 @@ class FollowOptions:
     outage: float = OUTAGE
     health_port: int = 0  # --health-port (0: off)
     stage: str | None = None  # --stage (a journal in object storage)
+    rebase_every: float | None = None  # a new base each period (`--rebase-every`)
+    retain: float | None = None  # what older is removed after each new base (`--retain`)
 
 
 # ------------------------------------------------------------------ option values
@@ -138,6 +141,8 @@ def follow_options(
     outage_limit: str = "10m",
     health_port: int = 0,
     stage: str | None = None,
+    rebase_every: str | None = None,
+    retain: str | None = None,
 ) -> FollowOptions:
     """The follow options checked (exit 2 for a bad one), before connecting."""
     from kstream.store.objstore import is_url
@@ -151,10 +156,28 @@ def follow_options(
         raise UsageError("--resume JOURNAL/ names the journal: drop -o (or give the same)")
     if fmt not in ("auto", "dir"):
         raise UsageError(f"--follow writes a journal directory; --format {fmt} does not apply")
+    every = parse_duration(rebase_every, "--rebase-every") if rebase_every is not None else None
+    keep = parse_duration(retain, "--retain") if retain is not None else None
+    if keep is not None and every is None:
+        raise UsageError(
+            "--retain removes what a newer base makes unneeded: give --rebase-every too "
+            "(e.g. --rebase-every 24h --retain 7d)"
+        )
+    if keep is not None and every is not None and keep < every:
+        raise UsageError(
+            f"--retain {retain} is shorter than --rebase-every {rebase_every}: "
+            "the retention must span at least one re-base period"
+        )
     name = resume if resume is not None else output
     remote = name is not None and is_url(name)
     if stage is not None and not remote:
         raise UsageError("--stage is for a journal in object storage (-o s3://BUCKET/PREFIX/)")
+    if remote and every is not None:  # TODO: bases uploaded through rebase.base_complete
+        note(
+            "--rebase-every and --retain are not applied to a journal in object storage yet: "
+            "every segment is kept, and readers fold from its base.ndjson.zst"
+        )
+        every = keep = None
     if rotate_interval is None:
         rotate_interval = ROTATE_REMOTE if remote else ROTATE_LOCAL
     return FollowOptions(
@@ -166,6 +189,8 @@ def follow_options(
         outage=parse_duration(outage_limit, "--outage-limit"),
         health_port=health_port,
         stage=stage,
+        rebase_every=every,
+        retain=keep,
     )
 
 
@@ -408,6 +433,9 @@ def _follow(
     """The follow itself (the journal locked by the caller)."""
     watch_timeout = max(1, int(fopts.timeout * 0.8))
     reader.cancel.clear()
+    rebaser = None
+    if fopts.rebase_every is not None:
+        rebaser = Rebaser(target, fopts.rebase_every, fopts.retain)
     follow = Follow(
         reader,
         writer,
@@ -417,6 +445,7 @@ def _follow(
         replan=replan.units if replan else None,
         make_follow=replan.make_follow if replan else None,
         outage=fopts.outage,
+        rebaser=rebaser,
     )
     stop = threading.Event()
     why: list[str] = []
@@ -647,6 +676,13 @@ def report_follow(follow: Follow, target: Path | str, quiet: bool, why: str) -> 
             consoles.err.print(Text(title, style="bold"))
     if len(shown) < len(units):
         note(f"{len(units) - len(shown)} more resources without changes")
+    rb = follow.rebaser
+    if rb is not None and (rb.written or rb.removed):
+        folds = f" (each folded in {max(rb.fold_seconds):.1f}s at most)" if rb.fold_seconds else ""
+        note(
+            f"{len(rb.written)} new base{'s' if len(rb.written) != 1 else ''} written{folds}"
+            + (f"; retention removed {len(rb.removed)} files" if rb.removed else "")
+        )
     names = ", ".join(f"{m.segment:06d}" for m in segs) or "none"
     note(
         f"{why + ': ' if why else ''}{events:,} change events in {len(segs)} segment"

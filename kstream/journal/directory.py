@@ -19,13 +19,16 @@ from kstream.errors import OutputError, SnapshotError, UsageError
 from kstream.journal import durable
 from kstream.journal.format import (
     BASE_NAME,
+    BASES_DIR,
     FOLLOW_PREFIX,
     JOURNAL_FORMAT,
     JOURNAL_VERSION,
     LOCK_NAME,
     META_NAME,
     NEW_DIR,
+    REBASE_DIR,
     SEGMENT_DIR,
+    base_number,
     segment_number,
 )
 from kstream.journal.writer import guard
@@ -65,6 +68,10 @@ def journal_dir_problem(target: Path) -> str:
                 for s in p.iterdir():
                     if segment_number(s.name) is None or not s.is_file() or s.is_symlink():
                         foreign.append(f"{SEGMENT_DIR}/{s.name}")
+            elif n == BASES_DIR and p.is_dir():
+                for s in p.iterdir():
+                    if base_number(s.name) is None or not s.is_file() or s.is_symlink():
+                        foreign.append(f"{BASES_DIR}/{s.name}")
             elif not _journal_own(n, p):
                 foreign.append(n)
         return foreign
@@ -82,7 +89,7 @@ def journal_dir_problem(target: Path) -> str:
 
 def _transient(name: str) -> bool:
     """What a writer keeps in a journal's directory besides the journal itself."""
-    return name in (LOCK_NAME, NEW_DIR) or name.startswith(FOLLOW_PREFIX)
+    return name in (LOCK_NAME, NEW_DIR, REBASE_DIR) or name.startswith(FOLLOW_PREFIX)
 
 
 def _journal_own(name: str, p: Path) -> bool:
@@ -191,7 +198,8 @@ def tidy(target: Path) -> str:
     """Under the lock, before anything else: finish or undo what a run cut by a
     crash left. A new base whose journal.json was written (the base's commit
     point) is moved into place (`promote`, step by step, each step safe to do
-    again); one without it is removed; spool directories of followers are
+    again); one without it is removed; spool directories of followers and a
+    base being folded (`.kstream-rebase/`) are
     removed. Returns what was done ("" for nothing)."""
     done = []
     new = target / NEW_DIR
@@ -203,7 +211,7 @@ def tidy(target: Path) -> str:
             durable.rmtree(new)
             done.append("removed the unfinished base of a cut run")
     for p in sorted(target.iterdir()):
-        if p.name.startswith(FOLLOW_PREFIX) or p.name == META_NAME + ".tmp":
+        if p.name.startswith(FOLLOW_PREFIX) or p.name in (META_NAME + ".tmp", REBASE_DIR):
             durable.rmtree(p)
     return "; ".join(done)
 
@@ -240,9 +248,9 @@ def promote(target: Path) -> None:
     new = target / NEW_DIR
     if (new / BASE_NAME).is_file():
         durable.unlink(target / META_NAME)
-        segs = target / SEGMENT_DIR
-        if segs.is_dir():
-            durable.rmtree(segs)
+        for sub in (SEGMENT_DIR, BASES_DIR):
+            if (target / sub).is_dir():
+                durable.rmtree(target / sub)
         durable.replace(new / BASE_NAME, target / BASE_NAME)
     durable.replace(new / META_NAME, target / META_NAME)
     durable.fsync_dir(target)

@@ -564,6 +564,8 @@ def log(
     tmp = Path(tempfile.mkdtemp(prefix="kstream-log-", dir=tmpdir))
     states = _States(tmp)
     try:
+        if since is not None:  # the newest base at or before the window opens
+            journal = journal.from_base(since)
         base = journal.base
         for e in base.entries:
             res = unit_resource(e.group, e.version, e.resource)

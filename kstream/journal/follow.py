@@ -40,6 +40,7 @@ from kstream.journal.follower import (
     gap_event,
 )
 from kstream.journal.format import FOLLOW_PREFIX, Event, now_time
+from kstream.journal.rebase import Rebaser
 from kstream.journal.writer import JournalWriter
 from kstream.store.writers import iter_spool_lines
 
@@ -62,13 +63,16 @@ class Follow:
         replan: Callable[[], list[Unit]] | None = None,
         make_follow: Callable[[Unit], UnitFollow] | None = None,
         outage: float = OUTAGE,
+        rebaser: Rebaser | None = None,
     ) -> None:
         """With `replan` (the plan's units, discovered again) and `make_follow`,
         CRDs are watched: a resource new since the start is followed (from a
         resync); one whose CRD is deleted ends its follower. `spool_dir`: where
-        a resync's objects wait (the journal's directory)."""
+        a resync's objects wait (the journal's directory). `rebaser`: new
+        bases (and retention) between the writer's items (`--rebase-every`)."""
         self.reader = reader
         self.writer = writer
+        self.rebaser = rebaser
         self.units = units
         self.cancel = reader.cancel
         self._q: queue.Queue[Item] = queue.Queue(maxsize=QUEUE_SIZE)
@@ -125,6 +129,8 @@ class Follow:
                 break
             self._handle(item)
         self.writer.tick()
+        if self.rebaser is not None:
+            self.rebaser.step(self.writer)
         health.progress(self)  # --health-port: a step that returns is progress
 
     def _handle(self, item: Item) -> None:
@@ -196,6 +202,8 @@ class Follow:
             self.writer.close()
         finally:
             shutil.rmtree(self._tmp, ignore_errors=True)
+            if self.rebaser is not None:
+                self.rebaser.abandon()
 
     def abandon(self) -> None:
         """After a fatal error: stop the followers, seal what was written."""
@@ -205,6 +213,8 @@ class Follow:
             self.writer.close()
         finally:
             shutil.rmtree(self._tmp, ignore_errors=True)
+            if self.rebaser is not None:
+                self.rebaser.abandon()
 
     def _close_gaps(self) -> None:
         """At the end: a unit whose stream has not delivered since its gap

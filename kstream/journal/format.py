@@ -11,10 +11,33 @@ A journal is a directory:
       segments/
         000001.events.zst   change events after the base, in order of arrival
         000002.events.zst   ...
+      bases/                only with `--rebase-every`: later bases (below)
+        000002.ndjson.zst   the state after every event of segments 1..2
       .lock                 the writer's lock (flock), with who holds it: "pid N on
                             HOST, since TIME"
       .kstream-new/         only while a base is written (or after a crash then)
       .kstream-follow-*/    only while following: a resync's objects
+      .kstream-rebase/      only while a base is folded (or after a crash then)
+
+`bases/NNNNNN.ndjson.zst` (written by `dump --follow --rebase-every`, see
+`kstream/journal/rebase.py`) is an ordinary kstream archive holding the journal's
+state after every event of segments 1..NNNNNN, folded from the base before it and
+the segments since (base.ndjson.zst is "base 0", before segment 1); its manifest
+entries carry each unit's resourceVersion (its position), its manifest's
+`started` and `finished` are its time: the newest event time of segment NNNNNN
+(for a segment with no event, the time of the base before it). Base 0's time is
+its `started`. A reader of instant T uses the newest base whose time <= T and
+then the events of the segments after it with time <= T (`choose_base`): the
+same state as from base 0, since event times never go back in file order (I4).
+A base is folded only at a segment's end, where no resync of this run is open
+(a resync's burst is written whole between two rotations); a resync a crash
+left open is never closed (the resume does it again from a new RESYNC, which
+drops what was staged), so leaving it out of the base changes no state.
+`--retain` then removes what no retained instant needs (`retention`): the
+bases older than the newest one at or before now - RETAIN (base.ndjson.zst
+too) and the segments they cover, oldest first; the journal then starts at its
+oldest base (instants before it are refused, saying where it starts), and
+segments numbered at or below its oldest base are ignored by readers.
 
 `server.identity` is the cluster's identity, the uid of its kube-system
 namespace (absent in journals written before it was recorded; `--resume` adds it).
@@ -91,8 +114,12 @@ full disk), at any step; each has its test in tests/test_journal_crash_unit.py
   a new base is written in JOURNAL/.kstream-new/, its journal.json last (the
   commit point), then moved into place (journal.json last again); a run cut
   before the commit point leaves no journal, one cut after it is finished by the
-  next run (`directory.tidy`).
-- I2. Segments are numbered 1..N without a hole; all but the newest are sealed;
+  next run (`directory.tidy`). A later base is folded in JOURNAL/.kstream-rebase/
+  and renamed into bases/ whole (fsynced first); retention removes base.ndjson.zst
+  only once a later base is in bases/.
+- I2. Segments are numbered K+1..N without a hole, K the oldest base's number
+  (0 for base.ndjson.zst; segments at or below K, what a retention cut short
+  left, are ignored); all but the newest are sealed;
   the newest may be open: its header (or a part of it: then it holds no event),
   whole zstd frames, then at most a cut frame or a cut manifest.
 - I3. A unit's position (the base's, then the sealed manifests', then the whole
@@ -101,8 +128,9 @@ full disk), at any step; each has its test in tests/test_journal_crash_unit.py
   repeats one).
 - I4. Event times never go back in file order, within a segment, across
   segments and across runs (a resume starts from the newest time on disk).
-- I5. Nothing is left beside JOURNAL/; inside it, only .lock, .kstream-new/ and
-  .kstream-follow-*/, which the next writer finishes or removes under the lock.
+- I5. Nothing is left beside JOURNAL/; inside it, only .lock, .kstream-new/,
+  .kstream-follow-*/ and .kstream-rebase/, which the next writer finishes or
+  removes under the lock.
 - I6. One writer at a time: every step above is taken under the lock.
 """
 
@@ -126,6 +154,9 @@ META_NAME = "journal.json"
 BASE_NAME = "base.ndjson.zst"
 SEGMENT_DIR = "segments"
 SEGMENT_SUFFIX = ".events.zst"
+BASES_DIR = "bases"  # later bases (`--rebase-every`): bases/NNNNNN.ndjson.zst
+BASE_SUFFIX = ".ndjson.zst"
+REBASE_DIR = ".kstream-rebase"  # a base being folded (removed by the next run after a crash)
 LOCK_NAME = ".lock"  # the writer's lock (who holds it)
 NEW_DIR = ".kstream-new"  # a base being written (journal.json last: its commit point)
 FOLLOW_PREFIX = ".kstream-follow-"  # a follower's spool directory (resync objects)
@@ -164,6 +195,76 @@ def segment_number(name: str) -> int | None:
         return None
     stem = name[: -len(SEGMENT_SUFFIX)]
     return int(stem) if stem.isdigit() else None
+
+
+def base_name(n: int) -> str:
+    """Where base N lives, relative to the journal: base.ndjson.zst for 0."""
+    return BASE_NAME if n == 0 else f"{BASES_DIR}/{n:06d}{BASE_SUFFIX}"
+
+
+def base_number(name: str) -> int | None:
+    """N of `bases/NNNNNN.ndjson.zst` (or of its file name alone), 0 for
+    base.ndjson.zst, None for any other name."""
+    if name == BASE_NAME:
+        return 0
+    stem = name.removeprefix(BASES_DIR + "/")
+    if "/" in stem or not stem.endswith(BASE_SUFFIX):
+        return None
+    stem = stem[: -len(BASE_SUFFIX)]
+    return int(stem) if stem.isdigit() and int(stem) > 0 else None
+
+
+def list_bases(directory: Path | str) -> dict[int, Path]:
+    """The journal's bases by number (0: base.ndjson.zst), oldest first."""
+    d = Path(directory)
+    out: dict[int, Path] = {}
+    if (d / BASE_NAME).is_file():
+        out[0] = d / BASE_NAME
+    bd = d / BASES_DIR
+    if bd.is_dir():
+        for p in bd.iterdir():
+            n = base_number(p.name)
+            if n is not None and p.is_file():
+                out[n] = p
+    return dict(sorted(out.items()))
+
+
+def choose_base(times: list[tuple[int, str]], until: str | None) -> int | None:
+    """The base a reader of instant `until` starts from: the newest whose time
+    <= until (canonical times; None: the latest state, the newest base); None
+    when `until` is before the oldest. `times`: (number, time) of each base."""
+    ordered = sorted(times)
+    if until is None:
+        return ordered[-1][0] if ordered else None
+    best = None
+    for n, t in ordered:
+        if t <= until:
+            best = n
+    return best
+
+
+def retention(listing: list[tuple[str, str]], cutoff: str) -> list[str]:
+    """What `--retain` removes, oldest first: `listing` is (name, time) of what
+    a journal holds (names relative to it: base.ndjson.zst, bases/N..., segments/N...;
+    a base's time as `choose_base` takes it; other names ignored), `cutoff` is
+    now - RETAIN (canonical). The newest base at or before the cutoff is kept with
+    everything after it; older bases and the segments they cover go. Each base
+    goes before the segments after it, so that at every step the oldest base left
+    is followed by every segment after it: a crash midway leaves a journal that
+    every reader reads. Pure: object storage decides with it too."""
+    bases = sorted((n, t) for name, t in listing if (n := base_number(name)) is not None)
+    keep = choose_base(bases, cutoff)
+    if not keep:
+        return []
+    order: list[tuple[tuple[int, int], str]] = [
+        ((n, 0), base_name(n)) for n, _ in bases if n < keep
+    ]
+    for name, _ in listing:
+        if name.startswith(SEGMENT_DIR + "/"):
+            s = segment_number(name[len(SEGMENT_DIR) + 1 :])
+            if s is not None and s <= keep:
+                order.append(((s - 1, 1), name))
+    return [name for _, name in sorted(order)]
 
 
 def unit_resource(group: str, version: str, resource: str) -> str:

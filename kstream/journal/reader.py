@@ -20,6 +20,10 @@ its events in order, verified, and its state at an instant as a snapshot.
   namespace/name), so memory stays flat whatever the number of events.
 - `open_state(path)` is what `sources.open_source()` calls for `JOURNAL/`
   (the latest state) and `JOURNAL/@TIME` (RFC 3339).
+- A journal with later bases (`bases/`, `--rebase-every`): `Journal.from_base(T)`
+  is the journal read from the newest base whose time <= T and the segments
+  after it (`format.choose_base`), so a state folds at most one period of
+  events; `Journal.start` is where a journal cut by `--retain` begins.
 """
 
 from __future__ import annotations
@@ -47,6 +51,7 @@ from kstream.journal import files as journal_files
 from kstream.journal.files import JournalFiles
 from kstream.journal.format import (
     BASE_NAME,
+    BASES_DIR,
     JOURNAL_FORMAT,
     JOURNAL_VERSION,
     META_NAME,
@@ -56,6 +61,8 @@ from kstream.journal.format import (
     Event,
     FrameRecord,
     SegmentManifest,
+    base_name,
+    base_number,
     format_time,
     gap_record,
     parse_time,
@@ -422,6 +429,56 @@ class Journal:
     segments: list[Segment] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     _base: Snapshot | None = None
+    # every base, oldest first, and the one this Journal reads from (its number)
+    bases: dict[int, str] = field(default_factory=dict)  # open_snapshot's names
+    base_no: int = 0
+    _times: dict[int, str] = field(default_factory=dict)
+
+    def base_time(self, n: int) -> str:
+        """The instant from which base `n` may be used (canonical): base 0's
+        `started`; a later base's is the newest event time of its segment (or,
+        for a segment with no event, the time of the base before it), which its
+        manifest records too (read when the segment was removed by retention)."""
+        if n not in self._times:
+            seg = next((s for s in self.segments if s.number == n), None)
+            if n == 0:
+                snap = self.base if n == self.base_no else open_snapshot(str(self.bases[0]))
+                t = snap.manifest.started if snap.manifest is not None else ""
+            elif seg is not None and seg.manifest is not None and seg.manifest.last:
+                t = seg.manifest.last
+            elif seg is not None and seg.manifest is not None:
+                older = [b for b in self.bases if b < n]
+                t = self.base_time(max(older)) if older else ""
+            else:
+                snap = self.base if n == self.base_no else open_snapshot(str(self.bases[n]))
+                t = snap.manifest.finished if snap.manifest is not None else ""
+            self._times[n] = _time_key(t) if t else ""
+        return self._times[n]
+
+    def from_base(self, until: str | None) -> Journal:
+        """This journal read from the newest base whose time <= until (the
+        oldest when until is before every base) and the segments after it."""
+        cands = sorted(self.bases, reverse=True)
+        n = cands[-1] if cands else 0
+        for b in cands:  # newest first: usually one look
+            if until is None or self.base_time(b) <= until:
+                n = b
+                break
+        if n == self.base_no:
+            return self
+        return replace(
+            self,
+            base_path=str(self.bases[n]),
+            segments=[s for s in self.segments if s.number > n],
+            _base=None,
+            base_no=n,
+        )
+
+    @property
+    def start(self) -> str:
+        """The earliest instant with a state: the oldest base's time."""
+        return self.base_time(min(self.bases)) if self.bases else ""
+
     # where its files are (a directory or an object-storage prefix); names under
     # `bases/` (re-bases): files.names("bases")
     files: JournalFiles | None = None
@@ -545,9 +602,23 @@ def gap_at(gaps: list[Gap], t: str) -> tuple[list[Gap], str, str]:
     return inside, lo, hi
 
 
-def open_journal(path: str) -> Journal:
+def _bases(files: JournalFiles) -> dict[int, str]:
+    """The journal's bases by number (0: base.ndjson.zst), oldest first, each as
+    `open_snapshot` takes it (a path, or an s3:// URL)."""
+    out: dict[int, str] = {}
+    if files.exists(BASE_NAME):
+        out[0] = files.snapshot_name(BASE_NAME)
+    for name in files.names(BASES_DIR):
+        n = base_number(name)
+        if n:
+            out[n] = files.snapshot_name(f"{BASES_DIR}/{name}")
+    return dict(sorted(out.items()))
+
+
+def open_journal(path: str, upto: int | None = None) -> Journal:
     """Open a journal (a directory, or s3://BUCKET/PREFIX/: `kstream/journal/files.py`)
-    and check its structure (not yet each frame)."""
+    and check its structure (not yet each frame). `upto`: the segments after it
+    are left alone (a base being folded while the writer goes on)."""
     files = journal_files.journal_files(path)
     mpath = files.where(META_NAME)
     try:
@@ -561,17 +632,25 @@ def open_journal(path: str) -> Journal:
             f"{mpath}: journal format version {meta.get('version')} is not supported "
             f"(this kstream reads version {JOURNAL_VERSION})"
         )
-    if not files.exists(BASE_NAME):
+    bases = _bases(files)
+    if not bases:
         raise SnapshotError(f"{path}: the journal has no base snapshot ({BASE_NAME})")
-    j = Journal(path if files.remote else str(Path(path)), meta, files.snapshot_name(BASE_NAME))
+    oldest = min(bases)  # segments at or below it: what a retention cut short left
+    root = path if files.remote else str(Path(path))
+    j = Journal(root, meta, bases[oldest], bases=bases, base_no=oldest)
     j.files = files
     sdir = files.where(SEGMENT_DIR)
     numbered: list[tuple[int, str]] = []
     for name in files.names(SEGMENT_DIR):
         n = segment_number(name)
-        if n is not None:
+        if n is not None and n > oldest and (upto is None or n <= upto):
             numbered.append((n, name))
     numbered.sort()
+    if numbered and numbered[0][0] != oldest + 1:
+        raise SnapshotError(
+            f"{sdir}: segment {oldest + 1:06d} is missing (the first after "
+            f"{base_name(oldest)}; the oldest is {numbered[0][1]})"
+        )
     for i, (n, name) in enumerate(numbered):
         if i and n != numbered[i - 1][0] + 1:
             missing = numbered[i - 1][0] + 1
@@ -859,18 +938,25 @@ def fold(journal: Journal, until: str | None, tmp: Path) -> tuple[_Store, list[_
         raise
 
 
-def _materialise(journal: Journal, until: str | None, tmp: Path) -> tuple[Path, StateInfo]:
-    """Write the state into `tmp/state.ndjson.zst`, a kstream archive."""
+def _materialise(
+    journal: Journal,
+    until: str | None,
+    tmp: Path,
+    target: Path | None = None,
+    stamp: tuple[dict[str, Any], str] | None = None,
+) -> tuple[Path, StateInfo]:
+    """Write the state into `target` (default `tmp/state.ndjson.zst`), a kstream
+    archive. `stamp`: (header, time) of a later base (`rebase.py`): its header,
+    and its time as the manifest's `started` and `finished`."""
     from kstream.store.writers import ArchiveWriter
 
     store, order, info = fold(journal, until, tmp)
-    target = tmp / "state.ndjson.zst"
+    target = target or tmp / "state.ndjson.zst"
     try:
         m = journal.base.manifest
         assert m is not None
-        writer = ArchiveWriter(
-            str(target), force=False, level=1, header={"journal": journal.path, "until": until}
-        )
+        header = stamp[0] if stamp else {"journal": journal.path, "until": until}
+        writer = ArchiveWriter(str(target), force=False, level=1, header=header)
         try:
             for u in order:
                 if not u.in_base and not (u.ever_synced or u.changed):
@@ -922,6 +1008,8 @@ def _materialise(journal: Journal, until: str | None, tmp: Path) -> tuple[Path, 
                 status=status,
                 finished=info.last or m.finished,
             )
+            if stamp is not None:
+                manifest = replace(manifest, started=stamp[1], finished=stamp[1])
             writer.finish(manifest.to_json(), interrupted=False)
         except BaseException:
             writer.abort()
@@ -931,6 +1019,14 @@ def _materialise(journal: Journal, until: str | None, tmp: Path) -> tuple[Path, 
         with contextlib.suppress(OSError):
             (tmp / "state.sqlite").unlink()
     return target, info
+
+
+def write_base(journal: Journal, target: Path, tmp: Path, number: int, time: str) -> StateInfo:
+    """A later base (`bases/NNNNNN.ndjson.zst`, see `kstream/journal/rebase.py`):
+    `journal` (read from its newest base, its segments up to `number`) folded
+    whole into the archive `target`; sqlite's work in `tmp`."""
+    header = {"journal-base": number, "time": time}
+    return _materialise(journal, None, tmp, target, (header, time))[1]
 
 
 ACCEPT_GAP = "~"
@@ -975,7 +1071,7 @@ def state(journal: Journal, until: str | None, label: str, tmpdir: str | None = 
     Snapshot over a temporary archive, removed with the Snapshot (or at exit)."""
     tmp = Path(tempfile.mkdtemp(prefix="kstream-journal-", dir=tmpdir))
     try:
-        archive, info = _materialise(journal, until, tmp)
+        archive, info = _materialise(journal.from_base(until), until, tmp)
         snap = open_snapshot(str(archive))
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -1008,8 +1104,15 @@ def open_state(path: str) -> Snapshot | None:
     if key in _opened:
         return _opened[key]
     journal = open_journal(directory)
-    started = journal.started
     d = directory.rstrip("/")
+    if until is not None and min(journal.bases) > 0 and until < journal.start:
+        start = journal.start
+        raise UsageError(
+            f"{path}: that is before the journal starts: its older bases and segments were "
+            f"removed by retention (--retain); it starts at {start}, the earliest state is "
+            f"{d}/@{start}"
+        )
+    started = journal.started
     if until is not None and started and until < _time_key(started):
         raise UsageError(
             f"{path}: that is before the journal begins (its base snapshot was taken from "

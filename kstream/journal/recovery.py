@@ -42,11 +42,12 @@ from kstream.store.format import (
 )
 
 
-def recover(directory: Path, base_rvs: dict[str, str]) -> Positions:
+def recover(directory: Path, base_rvs: dict[str, str], after: int = 0) -> Positions:
     """Seal the open tail left by a crash (only the newest segment may be open)
-    and take each unit's position: the base's, then each segment's manifest in
-    order; units whose last resync is not closed in the newest segment."""
-    segs = list_segments(directory)
+    and take each unit's position: the base's (`after`: its number, the newest
+    base's), then each later segment's manifest in order; units whose last
+    resync is not closed in the newest segment."""
+    segs = {n: p for n, p in list_segments(directory).items() if n > after}
     pos = Positions(rvs=dict(base_rvs))
     numbers = list(segs)
     for i, n in enumerate(numbers):
@@ -64,10 +65,10 @@ def recover(directory: Path, base_rvs: dict[str, str]) -> Positions:
         pos.rvs.update(m.positions)
         pos.segments += 1
         pos.last_time = max(pos.last_time, m.last)
-    remaining = list_segments(directory)
+    remaining = {n: p for n, p in list_segments(directory).items() if n > after}
     # a newest segment removed above (cut before its header) leaves its number free:
     # numbers stay without holes, which readers require
-    pos.next_segment = max(remaining, default=0) + 1
+    pos.next_segment = max(remaining, default=after) + 1
     if remaining:
         pos.open_resync = open_resyncs(remaining[max(remaining)])
     return pos

@@ -18,7 +18,7 @@ from kstream.errors import ApiError, KstreamError, UsageError
 from kstream.journal.crds import Replan
 from kstream.journal.directory import JournalMeta
 from kstream.journal.follower import UnitFollow
-from kstream.journal.format import BASE_NAME, position_key, unit_resource
+from kstream.journal.format import BASE_NAME, list_bases, position_key, unit_resource
 from kstream.selector import Scope
 
 if TYPE_CHECKING:
@@ -156,8 +156,12 @@ def positions(target: Path) -> Positions:
     newest event, or the end of its base)."""
     from kstream.journal.recovery import recover
 
-    base_rvs, finished = base_positions(str(target / BASE_NAME))
-    pos = recover(target, base_rvs)
+    bases = list_bases(target)
+    newest = max(bases, default=0)  # its positions are those after its segments
+    base_rvs, finished = base_positions(str(bases.get(newest, target / BASE_NAME)))
+    pos = recover(target, base_rvs, after=newest)
+    if newest and not pos.last_time:
+        pos.last_time = finished  # a later base's time: its last event's
     pos.end = pos.last_time or finished
     return pos
 

@@ -40,6 +40,7 @@ from kstream.journal.format import (
     FrameRecord,
     SegmentManifest,
     gap_record,
+    list_bases,
     list_segments,
     now_time,
     parse_time,
@@ -205,7 +206,8 @@ class JournalWriter:
         self.flush_interval = flush_interval
         self.clock = clock
         if next_segment is None:
-            next_segment = max(list_segments(directory).keys(), default=0) + 1
+            newest_base = max(list_bases(directory), default=0)
+            next_segment = max(list_segments(directory).keys(), default=newest_base) + 1
         self.next_segment = next_segment
         self.current: SegmentWriter | None = None
         self.last_flush = clock()
