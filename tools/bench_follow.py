@@ -368,8 +368,8 @@ def _lag(x: float | None) -> str:
     return "-" if x is None else f"{x:.1f}"
 
 
-def s3_section(rows: list[dict[str, Any]], started: str) -> str:
-    m = machine()
+def s3_section(rows: list[dict[str, Any]], started: str, m: dict[str, Any] | None = None) -> str:
+    m = m or machine()
     r0 = rows[0]
     lines = [
         FOLLOW_S3_START,
