@@ -53,6 +53,10 @@ def test_upload_lag_of_each_segment(tmp_path: Path) -> None:
     assert [round(x["lag_modified"], 3) for x in lags] == [0.75, 29.75, 49.0]
     assert [x["events"] for x in lags] == [2, 1, 1]
     assert [x["bytes"] for x in lags] == [100, 200, 400]
+    # the upload alone: listed minus the manifest's sealed (journalmaker seals at 2026-11-29T15:00Z)
+    assert [round(x["sealed_to_listed"]) for x in lags] == [
+        round(at(seen[n]) - at("2026-11-29T15:00:00.000000Z")) for n in (1, 2, 4)
+    ]
     assert [x["at_stop"] for x in lags] == [False, False, True]  # 4: uploaded by the stop
 
 
@@ -62,7 +66,7 @@ def row(mode: str, **kw: Any) -> dict[str, Any]:
         "target_rate": 200.0, "changes": 119_000, "recorded": 119_000, "rate": 198.3, "cpu": 30.0,
         "cpu_per_event_us": 252.1, "rss_first_minute": 57 * MB, "rss_last_minute": 58 * MB,
         "rss_max_sampled": 59 * MB, "peak_rss": 60 * MB, "segments": 11, "journal_bytes": 6 * MB,
-        "upload_lag_median": 1.2, "upload_lag_max": 3.4, "upload_lag_max_modified": 2.9,
+        "upload_lag_median": 1.2, "upload_lag_max": 3.4, "upload_lag_max_modified": 2.9, "upload_max": 0.8,
         "load_start": 9.0, "load_mean": 11.5, "load_max": 13.25, "exit": 0,
     }  # fmt: skip
     r.update(kw)
@@ -81,10 +85,10 @@ def test_s3_table_rows() -> None:
     assert "at 200 changes/s" in text
     assert (
         "| s3:// (SeaweedFS) | 1m | 600 | 119,000 | 119,000 | 198 | 30.0 | 252 | 57 / 58 / 59 | 60 "
-        "| 11 | 6.0 | 1.2 / 3.4 | 2.9 | 9.0 / 11.5 / 13.2 | 0 |" in text
+        "| 11 | 6.0 | 1.2 / 3.4 | 2.9 | 0.8 | 9.0 / 11.5 / 13.2 | 0 |" in text
     )
     assert "| local directory | 1m | 600 | 119,000 | 119,000 | 198 | 30.0 | 150 |" in text
-    assert "| 6.0 | - | - | 9.0 / 11.5 / 13.2 | 0 |" in text
+    assert "| 6.0 | - | - | - | 9.0 / 11.5 / 13.2 | 0 |" in text
 
 
 def test_s3_section_placed_after_the_follow_section_and_kept(tmp_path: Path) -> None:
