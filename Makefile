@@ -103,8 +103,10 @@ bench: install controlplane s3server
 bench-seed: install controlplane
 	$(PY) -m tools.bench_seed $(SEED_ARGS)
 
-# dump --follow under steady changes (10 minutes by default)
-bench-follow: install controlplane
+# dump --follow under steady changes (10 minutes by default); to object storage (a local
+# SeaweedFS): make bench-follow FOLLOW_ARGS="--s3 --rate 200" (add --also-local for the same
+# load to a local directory in the same session)
+bench-follow: install controlplane s3server
 	$(PY) -m compileall -q kstream
 	$(PY) -m tools.bench_follow $(FOLLOW_ARGS)
 

@@ -21,6 +21,10 @@ FOLLOW_START, FOLLOW_END = (
     "<!-- follow-bench -->",
     "<!-- /follow-bench -->",
 )  # tools/bench_follow.py
+FOLLOW_S3_START, FOLLOW_S3_END = (
+    "<!-- follow-s3-bench -->",
+    "<!-- /follow-s3-bench -->",
+)  # tools/bench_follow.py --s3
 HUGE_START, HUGE_END = "<!-- huge-bench -->", "<!-- /huge-bench -->"  # tools/bench_huge.py
 
 
@@ -384,7 +388,12 @@ def render(res: dict[str, Any], previous: str = "") -> str:
             NOTES_END,
             "",
         ]
-    for start, end in ((SEED_START, SEED_END), (FOLLOW_START, FOLLOW_END), (HUGE_START, HUGE_END)):
+    for start, end in (
+        (SEED_START, SEED_END),
+        (FOLLOW_START, FOLLOW_END),
+        (FOLLOW_S3_START, FOLLOW_S3_END),
+        (HUGE_START, HUGE_END),
+    ):
         kept = block(previous, start, end)  # sections of their own make targets
         if kept:
             L += [kept, ""]
