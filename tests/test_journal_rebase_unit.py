@@ -375,18 +375,18 @@ def test_one_base_per_period(journal: Journal) -> None:
     assert (j.base_time(2), j.base_time(3)) == (t(10), t(14))
 
 
-def test_rebase_options_on_object_storage_are_noted_not_applied(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    """Not yet for s3:// (the recorder passes them): one note, the options dropped."""
+def test_rebase_options_apply_to_object_storage_too(monkeypatch: pytest.MonkeyPatch) -> None:
+    """--rebase-every / --retain with -o s3:// (the recorder passes them): taken as
+    for a local journal, with no note."""
     import kstream.cli.follow as cf
 
     said: list[str] = []
     monkeypatch.setattr(cf, "note", said.append)
     fo = cf.follow_options(None, "64MiB", None, 1, 60.0, "s3://b/j/", None, "auto",
                            rebase_every="24h", retain="30d")  # fmt: skip
-    assert (fo.rebase_every, fo.retain) == (None, None)
-    assert len(said) == 1 and "not applied to a journal in object storage" in said[0]
+    assert (fo.rebase_every, fo.retain) == (86400.0, 30 * 86400.0)
+    assert fo.rotate_interval == 60.0  # 1m for s3://
     local = cf.follow_options(None, "64MiB", None, 1, 60.0, "j/", None, "auto",
                               rebase_every="24h", retain="30d")  # fmt: skip
-    assert (local.rebase_every, local.retain) == (86400.0, 30 * 86400.0) and len(said) == 1
+    assert (local.rebase_every, local.retain) == (86400.0, 30 * 86400.0)
+    assert said == []

@@ -172,12 +172,6 @@ def follow_options(
     remote = name is not None and is_url(name)
     if stage is not None and not remote:
         raise UsageError("--stage is for a journal in object storage (-o s3://BUCKET/PREFIX/)")
-    if remote and every is not None:  # TODO: bases uploaded through rebase.base_complete
-        note(
-            "--rebase-every and --retain are not applied to a journal in object storage yet: "
-            "every segment is kept, and readers fold from its base.ndjson.zst"
-        )
-        every = keep = None
     if rotate_interval is None:
         rotate_interval = ROTATE_REMOTE if remote else ROTATE_LOCAL
     return FollowOptions(
@@ -324,7 +318,7 @@ def _run_new(
     )
     ctx = Replan(job.run.reader, settings.scope, settings.secrets == "exclude", job.topts)
     shown = up.prefix.url if up is not None else None
-    code = _follow(target, job.run.reader, writer, units, fopts, quiet, ctx, shown)
+    code = _follow(target, job.run.reader, writer, units, fopts, quiet, ctx, shown, up)
     if result.status != "complete" and code == ExitCode.OK:
         return ExitCode.PARTIAL
     return code
@@ -415,7 +409,7 @@ def _run_resume_remote(
             last_time=r.last_time,
             on_sealed=up.segment_sealed,
         )
-        code = _follow(stage, r.reader, writer, r.units, fopts, quiet, r.replan, prefix.url)
+        code = _follow(stage, r.reader, writer, r.units, fopts, quiet, r.replan, prefix.url, up)
         remote.drop_stage(stage, up)
         return code
 
@@ -429,13 +423,20 @@ def _follow(
     quiet: bool,
     replan: Replan | None = None,
     shown: str | None = None,
+    up: Any = None,
 ) -> ExitCode:
-    """The follow itself (the journal locked by the caller)."""
+    """The follow itself (the journal locked by the caller; `up`: the Uploader
+    of a journal in object storage, `target` its stage)."""
     watch_timeout = max(1, int(fopts.timeout * 0.8))
     reader.cancel.clear()
     rebaser = None
     if fopts.rebase_every is not None:
-        rebaser = Rebaser(target, fopts.rebase_every, fopts.retain)
+        store = None
+        if up is not None:
+            from kstream.journal.remote import RemoteStore
+
+            store = RemoteStore(up, note)
+        rebaser = Rebaser(target, fopts.rebase_every, fopts.retain, store=store)
     follow = Follow(
         reader,
         writer,

@@ -615,10 +615,12 @@ def _bases(files: JournalFiles) -> dict[int, str]:
     return dict(sorted(out.items()))
 
 
-def open_journal(path: str, upto: int | None = None) -> Journal:
+def open_journal(path: str, upto: int | None = None, newest: bool = False) -> Journal:
     """Open a journal (a directory, or s3://BUCKET/PREFIX/: `kstream/journal/files.py`)
     and check its structure (not yet each frame). `upto`: the segments after it
-    are left alone (a base being folded while the writer goes on)."""
+    are left alone (a base being folded while the writer goes on). `newest`: read
+    from the newest base, only the segments after it opened (a re-base's fold,
+    a resume's positions: not every segment since the oldest base)."""
     files = journal_files.journal_files(path)
     mpath = files.where(META_NAME)
     try:
@@ -635,21 +637,23 @@ def open_journal(path: str, upto: int | None = None) -> Journal:
     bases = _bases(files)
     if not bases:
         raise SnapshotError(f"{path}: the journal has no base snapshot ({BASE_NAME})")
-    oldest = min(bases)  # segments at or below it: what a retention cut short left
+    # the base read from; segments at or below it are not read (with the oldest: what
+    # a retention cut short left)
+    first = max(bases) if newest else min(bases)
     root = path if files.remote else str(Path(path))
-    j = Journal(root, meta, bases[oldest], bases=bases, base_no=oldest)
+    j = Journal(root, meta, bases[first], bases=bases, base_no=first)
     j.files = files
     sdir = files.where(SEGMENT_DIR)
     numbered: list[tuple[int, str]] = []
     for name in files.names(SEGMENT_DIR):
         n = segment_number(name)
-        if n is not None and n > oldest and (upto is None or n <= upto):
+        if n is not None and n > first and (upto is None or n <= upto):
             numbered.append((n, name))
     numbered.sort()
-    if numbered and numbered[0][0] != oldest + 1:
+    if numbered and numbered[0][0] != first + 1:
         raise SnapshotError(
-            f"{sdir}: segment {oldest + 1:06d} is missing (the first after "
-            f"{base_name(oldest)}; the oldest is {numbered[0][1]})"
+            f"{sdir}: segment {first + 1:06d} is missing (the first after "
+            f"{base_name(first)}; the oldest is {numbered[0][1]})"
         )
     for i, (n, name) in enumerate(numbered):
         if i and n != numbered[i - 1][0] + 1:

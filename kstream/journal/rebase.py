@@ -8,8 +8,8 @@ own fold) into `bases/NNNNNN.ndjson.zst`, NNNNNN the last segment folded: in
 `JOURNAL/.kstream-rebase/` on a background thread (no disk step of the journal
 itself there), then, on the writer's thread, renamed into `bases/` and the
 directory fsynced (`durable` steps: the crash tests crash at each), and
-`base_complete()` is called: the one place that hears of a new immutable base
-(object storage uploads it there). A run that stops while a fold is running
+`Store.complete()` is called: the one place that hears of a new immutable base
+(object storage uploads it there, `journal.remote.RemoteStore`). A run that stops while a fold is running
 abandons it (`.kstream-rebase/` removed; the next run folds again at its first
 step, the period being over).
 
@@ -20,10 +20,16 @@ the resume does it again from a new RESYNC, which drops what was staged, so the
 fold leaves it out exactly as every reader does (docs/journal.md).
 
 After each new base, `--retain R` removes what no instant within R needs
-(`format.retention`, a pure function of the names and times, which object
-storage uses too), oldest first, each removal a `durable` step; a crash midway
-leaves a journal every reader reads (its oldest base followed by every segment
-after it).
+(`format.retention`, a pure function of the names and times), oldest first,
+through `Store.remove()` (unlinks here, deletes of keys in object storage), each
+removal a `durable` step; a crash midway leaves a journal every reader reads (its
+oldest base followed by every segment after it).
+
+A journal in object storage (`Rebaser(store=RemoteStore(...))`, the directory
+being its stage): the fold reads the newest base and the segments since from
+the bucket (ranged and streamed GETs through `journal/files.py`), so the stage
+holds no period of events; only the fold's sqlite state and the new base, in
+`.kstream-rebase/`, and the base until its upload.
 """
 
 from __future__ import annotations
@@ -44,23 +50,40 @@ from kstream.journal.format import (
     base_name,
     format_time,
     list_bases,
-    list_segments,
     parse_time,
     retention,
-    segment_name,
 )
 from kstream.journal.reader import Journal, open_journal, write_base
 from kstream.journal.writer import JournalWriter, guard
 
 
-def base_complete(journal: Path, name: str) -> None:
-    """A new base is complete and durable at `journal/name` (bases/NNNNNN.ndjson.zst):
-    immutable from now on. The hook for whatever keeps a copy of each completed
-    file (the object-storage writer uploads it here); nothing to do locally."""
+class Store:
+    """Where the journal's complete files live, as the re-base sees them: the
+    journal's own directory (this class: nothing to copy, retention unlinks).
+    `journal.remote.RemoteStore` is the one for a journal in object storage (the
+    directory is then its stage): `source` is the prefix the fold reads,
+    `complete()` uploads each new base, `remove()` deletes keys."""
 
+    def __init__(self, directory: Path) -> None:
+        self.dir = Path(directory)
+        self.source = str(self.dir)  # what `open_journal` reads
 
-def removed(journal: Path, name: str) -> None:
-    """Retention removed `journal/name` (the object-storage writer's hook)."""
+    def complete(self, name: str) -> None:
+        """A new base is complete and durable at `directory/name`
+        (bases/NNNNNN.ndjson.zst): immutable from now on. Nothing to do locally."""
+
+    def remove(self, names: list[str]) -> list[str]:
+        """Retention: remove `names` (relative to the journal) in this order, each
+        a `durable` step; what was removed."""
+
+        def remove() -> None:
+            for name in names:
+                durable.unlink(self.dir / name)
+            for d in {(self.dir / n).parent for n in names}:
+                durable.fsync_dir(d)
+
+        guard(remove, str(self.dir))
+        return names
 
 
 def period(t: str, every: float) -> int:
@@ -78,14 +101,16 @@ class Rebaser:
         background: bool = True,
         force: bool = True,
         wall: Callable[[], float] = time.time,
+        store: Store | None = None,
     ) -> None:
         self.dir = Path(directory)
+        self.store = store if store is not None else Store(self.dir)
         self.every = every
         self.retain = retain
         self.background = background
         self.force = force
         self.wall = wall
-        j = open_journal(str(self.dir), upto=0)  # the bases alone
+        j = open_journal(self.store.source, upto=0)  # the bases alone
         self.newest = max(j.bases)
         self.newest_time = j.base_time(self.newest)
         # the period of the newest base, or of the wall clock when the last fold began
@@ -138,7 +163,8 @@ class Rebaser:
         if work.exists():
             guard(lambda: durable.rmtree(work), str(work))
         guard(lambda: durable.mkdir(work), str(work))
-        j = open_journal(str(self.dir), upto=last).from_base(None)
+        # the newest base and the segments since (only those opened)
+        j = open_journal(self.store.source, upto=last, newest=True)
         seg = next(s for s in j.segments if s.number == last) if j.segments else None
         t = self.newest_time
         if seg is not None and seg.manifest is not None and seg.manifest.last:
@@ -187,7 +213,7 @@ class Rebaser:
         guard(put, str(self.dir / name))
         self.newest, self.newest_time = last, t
         self.written.append(last)
-        base_complete(self.dir, name)
+        self.store.complete(name)
         if self.retain is not None:
             self.trim()
 
@@ -204,30 +230,21 @@ class Rebaser:
 
     # ------------------------------------------------------------ retention
     def listing(self) -> list[tuple[str, str]]:
-        """(name, time) of the journal's bases and segments, as `retention` takes them."""
-        j = open_journal(str(self.dir), upto=self.newest)
+        """(name, time) of the journal's bases and segments, as `retention` takes them
+        (each base's time from its own manifest: no segment is opened)."""
+        j = open_journal(self.store.source, upto=0)
         out = [(base_name(n), j.base_time(n)) for n in j.bases]
-        for n, _ in list_segments(self.dir).items():
-            out.append((f"{SEGMENT_DIR}/{segment_name(n)}", ""))
+        assert j.files is not None
+        for leaf in j.files.names(SEGMENT_DIR):
+            out.append((f"{SEGMENT_DIR}/{leaf}", ""))
         return out
 
     def trim(self) -> None:
         assert self.retain is not None
         cutoff = format_time(datetime.fromtimestamp(self.wall() - self.retain, timezone.utc))
         names = retention(self.listing(), cutoff)
-        if not names:
-            return
-
-        def remove() -> None:
-            for name in names:
-                durable.unlink(self.dir / name)
-            for d in {(self.dir / n).parent for n in names}:
-                durable.fsync_dir(d)
-
-        guard(remove, str(self.dir))
-        for name in names:
-            removed(self.dir, name)
-        self.removed += names
+        if names:
+            self.removed += self.store.remove(names)
 
 
-__all__ = ["Rebaser", "base_complete", "list_bases", "removed", "retention"]
+__all__ = ["Rebaser", "Store", "list_bases", "retention"]

@@ -38,6 +38,7 @@ import json
 import os
 import re
 import shutil
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -46,13 +47,17 @@ from kstream.errors import AlreadyExists, OutputError, SnapshotError, UsageError
 from kstream.journal import durable
 from kstream.journal.format import (
     BASE_NAME,
+    BASES_DIR,
     META_NAME,
     SEGMENT_DIR,
     SegmentManifest,
+    base_name,
+    list_bases,
     list_segments,
-    segment_name,
+    position_key,
     segment_number,
 )
+from kstream.journal.rebase import Store
 from kstream.journal.writer import guard
 
 if TYPE_CHECKING:
@@ -60,7 +65,6 @@ if TYPE_CHECKING:
     from kstream.store.objstore import Location
 
 SHA_KEY = "sha256"  # x-amz-meta-sha256: the sha256 of the object's bytes
-BASES_DIR = "bases"  # re-bases (bases/NNNNNN.ndjson.zst), written by the re-base code
 
 
 def default_stage(url: str) -> Path:
@@ -268,7 +272,56 @@ class Uploader:
         self.commit_base()
         for n, path in sorted(list_segments(self.stage).items()):
             self.segment_sealed(path, SegmentManifest(segment=n, created="", sealed=""))
+        for n, path in list_bases(self.stage).items():  # a re-base cut before its upload
+            if n:
+                self.upload(path, base_name(n))
+                durable.unlink(path)
         return sealed_tail
+
+
+class RemoteStore(Store):
+    """`rebase.Store` for a journal in object storage (`--rebase-every` /
+    `--retain` with -o/--resume s3://): the fold reads the bucket (`source`, the
+    prefix), each new base is uploaded through the Uploader (create-only) and
+    its local copy removed, retention deletes keys. With S3 Object Lock enabled
+    on the bucket nothing is deleted: one note says the bucket's lifecycle rules
+    do it."""
+
+    def __init__(self, up: Uploader, note: Callable[[str], None]) -> None:
+        super().__init__(up.stage)
+        self.up = up
+        self.source = up.prefix.url
+        self.note = note
+        self._locked: bool | None = None  # Object Lock on the bucket (asked once)
+
+    def complete(self, name: str) -> None:
+        local = self.dir / name
+        self.up.upload(local, name)
+        durable.unlink(local)
+
+    def locked(self) -> bool:
+        if self._locked is None:
+            from kstream.store import objstore
+
+            self._locked = objstore.object_lock_enabled(self.up.prefix)
+            if self._locked:
+                self.note(
+                    f"note: S3 Object Lock is enabled on the bucket of {self.up.prefix.url}: "
+                    "--retain deletes nothing; deletion is left to the bucket's lifecycle rules"
+                )
+        return self._locked
+
+    def remove(self, names: list[str]) -> list[str]:
+        """Delete the keys `names`, in this order (oldest first: a crash midway
+        leaves a journal every reader reads); none under Object Lock."""
+        from kstream.store import objstore
+
+        if self.locked():
+            return []
+        for name in names:
+            durable.step(f"delete {name}")
+            objstore.delete(self.up.prefix.child(name))
+        return names
 
 
 def fetch_meta(prefix: Location, stage: Path) -> bytes:
@@ -308,49 +361,39 @@ def fetch_meta(prefix: Location, stage: Path) -> bytes:
 
 def remote_positions(prefix: Location, stage: Path, sealed_tail: int | None) -> Positions:
     """Each unit's position in the journal the bucket holds (after
-    `push_staged`): the base's manifest, then each sealed segment's manifest
-    in order (ranged GETs); the next segment number, the newest event time,
-    the units whose last resync is still open (the newest segment read)."""
-    from kstream.journal.recovery import Positions, open_resyncs, read_manifest_of
+    `push_staged`), read through `journal/files.py` as every reader reads it:
+    the newest base's manifest, then the manifest of each segment after it
+    (ranged GETs; the segments a base covers are not read: the point of
+    re-basing); the next segment number, the newest event time, the units
+    whose last resync is still open (the newest segment's events, streamed)."""
+    from kstream.journal.reader import _sealed_lines, decode_event, open_journal
+    from kstream.journal.recovery import Positions
     from kstream.journal.resume import base_positions
-    from kstream.store import objstore
 
-    lst = listing(prefix)
-    if not lst.base:
-        raise SnapshotError(f"{prefix.url}: corrupted journal: {BASE_NAME} is missing")
-    rvs, finished = base_positions(prefix.child(BASE_NAME).url)
+    j = open_journal(prefix.url, newest=True)
+    rvs, finished = base_positions(j.base_path)
     pos = Positions(rvs=rvs, sealed_tail=sealed_tail)
-    numbers = sorted(lst.segments)
-    if numbers and numbers != list(range(numbers[0], numbers[-1] + 1)):
-        missing = sorted(set(range(numbers[0], numbers[-1] + 1)) - set(numbers))
-        raise SnapshotError(
-            f"{prefix.url}: corrupted journal: segment {segment_name(missing[0])} is missing"
-        )
-    for n in numbers:
-        obj = objstore.RemoteObject.open(prefix.child(lst.segments[n]))
-        if obj is None:
-            raise SnapshotError(f"{prefix.child(lst.segments[n]).url}: vanished")
-        with obj.reader() as f:
-            m = read_manifest_of(f, obj.loc.url)
+    for seg in j.segments:
+        m = seg.manifest
         if m is None:
-            raise SnapshotError(f"{obj.loc.url}: corrupted journal: a segment is not sealed")
+            raise SnapshotError(f"{seg.path}: corrupted journal: a segment is not sealed")
         pos.rvs.update(m.positions)
         pos.segments += 1
         pos.last_time = max(pos.last_time, m.last)
-    pos.next_segment = (numbers[-1] if numbers else 0) + 1
+    pos.next_segment = (j.segments[-1].number if j.segments else j.base_no) + 1
+    if j.base_no and not pos.last_time:
+        pos.last_time = finished  # a later base's time: its last event's
     pos.end = pos.last_time or finished
-    if numbers:
-        newest = prefix.child(lst.segments[numbers[-1]])
-        obj = objstore.RemoteObject.open(newest)
-        tmp = stage / f".{segment_name(numbers[-1])}.newest"
-        try:
-            assert obj is not None
-            with open(tmp, "wb") as out, obj.stream() as body:
-                while chunk := body.read(1 << 20):
-                    out.write(chunk)
-            pos.open_resync = open_resyncs(tmp)
-        finally:
-            tmp.unlink(missing_ok=True)
+    if j.segments:
+        for line in _sealed_lines(j.segments[-1]):
+            if not line.strip():
+                continue
+            ev = decode_event(line)
+            key = position_key(ev.resource, ev.namespace)
+            if ev.type == "RESYNC":
+                pos.open_resync.add(key)
+            elif ev.type == "SYNCED":
+                pos.open_resync.discard(key)
     return pos
 
 
@@ -382,7 +425,7 @@ def drop_stage(stage: Path, up: Uploader | None = None) -> None:
         if up is not None:
             if up.keep_local or META_NAME not in up.uploaded:
                 return
-            if (stage / BASE_NAME).exists() or list_segments(stage):
+            if list_bases(stage) or list_segments(stage):
                 return
         else:
             segs = stage / SEGMENT_DIR

@@ -334,6 +334,36 @@ def delete(loc: Location) -> None:
         client().delete_object(Bucket=loc.bucket, Key=loc.key)
 
 
+# what a bucket without an Object Lock configuration answers GetObjectLockConfiguration
+# (AWS S3, moto: ObjectLockConfigurationNotFoundError; others say it as a 404), and
+# what a server without Object Lock answers (it cannot have it enabled)
+_NO_LOCK = (
+    "ObjectLockConfigurationNotFoundError",
+    "ObjectLockConfigurationNotFound",
+    "NotImplemented",
+)
+
+
+def object_lock_enabled(loc: Location) -> bool:
+    """Whether S3 Object Lock is enabled on `loc`'s bucket (GetObjectLockConfiguration
+    says `Enabled`); False for a bucket without a configuration (the error it
+    answers is that), other errors translated."""
+    from botocore.exceptions import ClientError
+
+    url = f"{SCHEME}{loc.bucket}"
+    try:
+        got = client().get_object_lock_configuration(Bucket=loc.bucket)
+    except ClientError as e:
+        code = str((e.response.get("Error", {}) or {}).get("Code") or "")
+        if code in _NO_LOCK or _status(e) == 501 or (_status(e) == 404 and code != "NoSuchBucket"):
+            return False
+        raise translate(e, "write", url) from None
+    except Exception as e:
+        raise translate(e, "write", url) from None
+    conf = got.get("ObjectLockConfiguration") or {}
+    return str(conf.get("ObjectLockEnabled") or "") == "Enabled"
+
+
 def put_bytes(loc: Location, data: bytes) -> None:
     with _translated("write", loc.url):
         client().put_object(Bucket=loc.bucket, Key=loc.key, Body=data)
