@@ -7,6 +7,8 @@
     python -m tests.crashjournal resume+rebase JOURNAL  # at every rotation, and retention
     python -m tests.crashjournal s3new STAGE s3://BUCKET/PREFIX/     # the same, staged in
     python -m tests.crashjournal s3resume STAGE s3://BUCKET/PREFIX/  # STAGE, uploaded
+    python -m tests.crashjournal s3new+rebase STAGE s3://BUCKET/PREFIX/     # re-based in
+    python -m tests.crashjournal s3resume+rebase STAGE s3://BUCKET/PREFIX/  # the bucket
 
 Both run the code `dump --follow` runs (journal_lock, tidy, make_base,
 JournalWriter, Follow and its followers, recover, resume_units); only the server
@@ -90,6 +92,7 @@ def follow(
     last_time: str,
     on_sealed: Any = None,
     rebase: bool = False,
+    up: Any = None,
 ) -> None:
     from kstream.cluster.stream import Reader, StreamOptions
     from kstream.journal.follow import Follow
@@ -105,7 +108,12 @@ def follow(
         last_time=last_time, on_sealed=on_sealed,
     )  # fmt: skip
     # inline (no background thread): each run takes the same steps in the same order
-    rb = Rebaser(target, REBASE_EVERY, RETAIN, background=False) if rebase else None
+    store = None
+    if rebase and up is not None:  # a journal in object storage: the bucket re-based
+        from kstream.journal.remote import RemoteStore
+
+        store = RemoteStore(up, lambda msg: print(msg, file=sys.stderr))
+    rb = Rebaser(target, REBASE_EVERY, RETAIN, background=False, store=store) if rebase else None
     f = Follow(reader, writer, units, watch_timeout=5, spool_dir=target, rebaser=rb)
     f.start()
     deadline = time.monotonic() + 60
@@ -176,7 +184,7 @@ def base_meta(base: Path) -> dict[str, Any]:
     return {"created": now, "options": {"secrets": "redact", "secretDigest": "sha256"}}
 
 
-def s3new(stage: Path, url: str) -> int:
+def s3new(stage: Path, url: str, rebase: bool = False) -> int:
     """As `dump --follow -o s3://...` (cli/follow._run_new_remote) runs."""
     from kstream.journal import remote
     from kstream.journal.directory import journal_lock, make_base, tidy
@@ -191,12 +199,12 @@ def s3new(stage: Path, url: str) -> int:
         up = remote.Uploader(prefix, stage)
         make_base(stage, base_meta)
         up.commit_base()
-        follow(stage, [UnitFollow(unit(), str(BASE_RV))], 1, "", up.segment_sealed)
+        follow(stage, [UnitFollow(unit(), str(BASE_RV))], 1, "", up.segment_sealed, rebase, up)
         remote.drop_stage(stage, up)
     return 0
 
 
-def s3resume(stage: Path, url: str) -> int:
+def s3resume(stage: Path, url: str, rebase: bool = False) -> int:
     """As `dump --follow --resume s3://...` (cli/follow._run_resume_remote) runs."""
     from kstream.journal import remote
     from kstream.journal.directory import journal_lock, tidy
@@ -217,7 +225,7 @@ def s3resume(stage: Path, url: str) -> int:
         tail = up.push_staged()
         pos = remote.remote_positions(prefix, stage, tail)
         units = resume_units([unit()], pos, TransformOptions())
-        follow(stage, units, pos.next_segment, pos.last_time, up.segment_sealed)
+        follow(stage, units, pos.next_segment, pos.last_time, up.segment_sealed, rebase, up)
         remote.drop_stage(stage, up)
     return 0
 
@@ -227,11 +235,11 @@ if __name__ == "__main__":
 
     what, path = sys.argv[1], Path(sys.argv[2])
     try:
-        if what == "s3new":
-            sys.exit(s3new(path, sys.argv[3]))
-        if what == "s3resume":
-            sys.exit(s3resume(path, sys.argv[3]))
         rebase = what.endswith("+rebase")
+        if what.startswith("s3new"):
+            sys.exit(s3new(path, sys.argv[3], rebase))
+        if what.startswith("s3resume"):
+            sys.exit(s3resume(path, sys.argv[3], rebase))
         sys.exit(new(path, rebase) if what.startswith("new") else resume(path, rebase))
     except UsageError as e:  # the lock held by another writer
         print(e, file=sys.stderr)

@@ -428,7 +428,7 @@ def server_state(rv: int) -> dict[str, str]:
     return objs
 
 
-def state_at(j: Path, instant: str | None) -> dict[str, str]:
+def state_at(j: Path | str, instant: str | None) -> dict[str, str]:
     from kstream.journal import reader
 
     snap = reader.open_state(f"{j}/@{instant}" if instant else f"{j}/")
@@ -438,7 +438,7 @@ def state_at(j: Path, instant: str | None) -> dict[str, str]:
     return out
 
 
-def check_states(j: Path) -> None:
+def check_states(j: Path | str) -> None:
     """The state at the journal's start, at every retained event's time and at
     its end is the server's at the resourceVersion of that instant."""
     from kstream.journal.reader import open_journal
@@ -455,11 +455,12 @@ def check_states(j: Path) -> None:
     assert state_at(j, None) == server_state(last)
 
 
-def check_rebased(j: Path, whole: bool = True) -> None:
+def check_rebased(j: Path, whole: bool = True, at: str = "") -> None:
     """A journal with later bases (and retention): its events a suffix of the
     server's (ending at the last change when `whole`), in order, none twice;
     its segments numbered without a hole after its oldest base; nothing but
-    the journal in it; every state right; every reader exits 0."""
+    the journal in it; every state right; every reader exits 0 (reading `at`
+    when given: the same journal in object storage, `j` its copy)."""
     from kstream.journal.format import BASES_DIR, list_bases
 
     evs = journal_events(j)
@@ -478,12 +479,13 @@ def check_rebased(j: Path, whole: bool = True) -> None:
         allowed = {META_NAME, BASE_NAME, SEGMENT_DIR, LOCK_NAME, BASES_DIR}
         assert {p.name for p in j.iterdir()} <= allowed
         assert [p.name for p in j.parent.iterdir() if p.name.startswith(".")] == []
-    check_states(j)
+    name = at.rstrip("/") or str(j)
+    check_states(name)
     for argv in (
-        ["count", f"{j}/"],
-        ["count", f"{j}/", "--events"],
-        ["log", f"{j}/"],
-        ["diff", f"{j}/", f"{j}/"],
+        ["count", f"{name}/"],
+        ["count", f"{name}/", "--events"],
+        ["log", f"{name}/"],
+        ["diff", f"{name}/", f"{name}/"],
     ):
         code, err = cli(*argv)
         assert code == 0, (argv, err)

@@ -15,6 +15,7 @@ prefix fails at its first upload and replaces nothing.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import subprocess
@@ -26,10 +27,10 @@ from typing import Any
 import pytest
 
 from kstream.journal.durable import CRASH_EXIT
-from kstream.journal.format import BASE_NAME, META_NAME, SEGMENT_DIR, list_segments
+from kstream.journal.format import BASE_NAME, META_NAME, SEGMENT_DIR, list_segments, position_key
 from tests import crashjournal as cj
 from tests.s3server import ADMIN, MotoServer
-from tests.test_journal_crash_unit import changes_of, cli, expected, journal_events
+from tests.test_journal_crash_unit import changes_of, check_rebased, cli, expected, journal_events
 
 pytestmark = pytest.mark.cluster  # a local S3 server (moto), as tests/test_objstore.py
 
@@ -69,8 +70,11 @@ class Bucket:
         return [u["Key"] for u in r.get("Uploads") or []]
 
     def download(self, prefix: str, to: Path) -> Path:
-        """The prefix as a local journal directory."""
-        for key in self.versions(prefix):
+        """The prefix as a local journal directory (its keys not deleted)."""
+        to.mkdir(parents=True, exist_ok=True)
+        for key, n in self.versions(prefix).items():
+            if n >= 100:  # a delete marker: retention deleted it
+                continue
             p = to / key[len(prefix) :]
             p.parent.mkdir(parents=True, exist_ok=True)
             body = self.client.get_object(Bucket=BUCKET, Key=key)["Body"].read()
@@ -91,7 +95,7 @@ def bucket(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Bucket]:
         server.stop()
 
 
-def run(bucket: Bucket, what: str, stage: Path, url: str, crash: int = 0, trace: Path | None = None) -> int:  # fmt: skip
+def run(bucket: Bucket, what: str, stage: Path, url: str, crash: int = 0, trace: Path | None = None, said: list[str] | None = None) -> int:  # fmt: skip
     env = dict(os.environ, PYTHONPATH=str(ROOT), **bucket.env)
     for k in ("KSTREAM_CRASH_AT", "KSTREAM_CRASH_TRACE", "KSTREAM_STOP_AT"):
         env.pop(k, None)
@@ -104,6 +108,8 @@ def run(bucket: Bucket, what: str, stage: Path, url: str, crash: int = 0, trace:
         env=env, cwd=ROOT, capture_output=True, timeout=120,
     )  # fmt: skip
     assert r.returncode in (0, CRASH_EXIT, cj.NO_JOURNAL), r.stderr.decode()[-2000:]
+    if said is not None:
+        said += r.stderr.decode().splitlines()
     return r.returncode
 
 
@@ -205,17 +211,33 @@ def test_a_second_writer_fails_at_its_first_upload(bucket: Bucket, tmp_path: Pat
     second_writer_refused(bucket.env, bucket.client, BUCKET, tmp_path)
 
 
+@contextlib.contextmanager
+def s3_env(env: dict[str, str]) -> Iterator[None]:
+    """This process's object storage is the test server (`env`), then as before."""
+    from kstream.store import objstore
+
+    old = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    objstore._client = None
+    try:
+        yield
+    finally:
+        objstore._client = None
+        for k, v in old.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
 def second_writer_refused(env: dict[str, str], client: Any, name: str, tmp_path: Path) -> None:
     """(Also run on SeaweedFS by tests/test_follow_s3_cluster.py.)"""
     from kstream.errors import AlreadyExists, OutputError
     from kstream.journal.remote import Uploader, prefix_of
     from kstream.store import objstore
 
-    old = {k: os.environ.get(k) for k in env}
-    os.environ.update(env)
-    objstore._client = None
     seg = f"{SEGMENT_DIR}/000001.events.zst"
-    try:
+    with s3_env(env):
         prefix = prefix_of(f"s3://{name}/two/")
         a, b = tmp_path / "a", tmp_path / "b"
         for d, data in ((a, b"first"), (b, b"second")):
@@ -235,10 +257,140 @@ def second_writer_refused(env: dict[str, str], client: Any, name: str, tmp_path:
         assert got["Body"].read() == b"first"
         r = client.list_object_versions(Bucket=name, Prefix="two/")
         assert [v["Key"] for v in r.get("Versions") or []] == [f"two/{seg}"]
+
+
+# =========================================================================== re-basing
+
+
+def check_bucket_rebased(bucket: Bucket, prefix: str, stage: Path, tmp: Path, whole: bool = True) -> None:  # fmt: skip
+    """A re-based journal in the bucket: every key written once (a key retention
+    deleted: its one version and a delete marker, nothing else), no multipart
+    upload open; its events, states and readers as `check_rebased` says (the
+    readers and every retained instant's state read from the bucket itself);
+    after a clean end nothing left in the stage."""
+    versions = bucket.versions(prefix)
+    assert versions and set(versions.values()) <= {1, 101}, versions
+    assert bucket.uploads(prefix) == []
+    j = bucket.download(prefix, tmp / "download" / "j")
+    with s3_env(bucket.env):
+        check_rebased(j, whole, at=f"s3://{BUCKET}/{prefix}")
+    if whole:
+        assert not stage.exists()
+    shutil.rmtree(j.parent)
+
+
+def test_crash_at_every_step_of_an_s3_rebase_and_retention(bucket: Bucket, tmp_path: Path) -> None:
+    """`--rebase-every` / `--retain` on a journal in object storage (a new base
+    at each rotation, then all that retention may delete): a crash before each
+    step of the first three new bases (the fold's work directory, the rename
+    into the stage, the base's upload, its local copy removed) and of each
+    retention after them (the deletes of base.ndjson.zst, then of each segment
+    and older base, oldest first), then the resume with the same stage. What
+    the crash left, and the resumed journal, read from the bucket."""
+    trace = tmp_path / "trace"
+    assert run(bucket, "s3new+rebase", tmp_path / "s0", f"s3://{BUCKET}/rb0/", trace=trace) == 0
+    check_bucket_rebased(bucket, "rb0/", tmp_path / "s0", tmp_path)
+    versions = bucket.versions("rb0/")
+    assert versions[f"rb0/{BASE_NAME}"] == 101  # retention deleted base 0
+    assert any("/bases/" in k and n == 1 for k, n in versions.items())
+    steps = trace.read_text().splitlines()
+    rebases = [i for i, ln in enumerate(steps, 1) if ln.endswith(" mkdir .kstream-rebase")]
+    assert len(rebases) >= 4
+    kinds = set()
+    for n in range(rebases[0], rebases[3]):
+        stage = tmp_path / f"c{n}" / "stage"
+        url = f"s3://{BUCKET}/rbc{n}/"
+        stage.parent.mkdir()
+        code = run(bucket, "s3new+rebase", stage, url, crash=n)
+        if code == 0:
+            break
+        assert code == CRASH_EXIT
+        kinds.add(" ".join(steps[n - 1].split()[1:2]))
+        check_bucket_rebased(bucket, f"rbc{n}/", stage, stage.parent, whole=False)
+        assert run(bucket, "s3resume+rebase", stage, url) == 0
+        check_bucket_rebased(bucket, f"rbc{n}/", stage, stage.parent)
+    assert kinds >= {"mkdir", "rename", "upload", "unlink", "delete"}, kinds
+
+
+def test_crash_at_every_step_of_an_s3_resume_that_rebases(bucket: Bucket, tmp_path: Path) -> None:
+    """A re-based journal in object storage cut mid-follow (an open segment in
+    the stage), then the resume (re-basing and retaining, its positions from
+    the newest base and the segments after it) crashed before each of its steps,
+    then resumed again with the same stage."""
+    trace = tmp_path / "trace"
+    assert run(bucket, "s3new+rebase", tmp_path / "s0", f"s3://{BUCKET}/rr0/", trace=trace) == 0
+    frames = [i for i, ln in enumerate(trace.read_text().splitlines(), 1) if " end frame " in ln]
+    cut = frames[len(frames) // 2]
+    resumed = 0
+    for m in range(1, MAX_STEPS):
+        stage = tmp_path / f"r{m}" / "stage"
+        url = f"s3://{BUCKET}/rr{m}/"
+        stage.parent.mkdir()
+        assert run(bucket, "s3new+rebase", stage, url, crash=cut) == CRASH_EXIT
+        assert any("/bases/" in k for k in bucket.versions(f"rr{m}/"))
+        code = run(bucket, "s3resume+rebase", stage, url, crash=m)
+        if code == 0:
+            check_bucket_rebased(bucket, f"rr{m}/", stage, stage.parent)
+            break
+        assert code == CRASH_EXIT
+        resumed = m
+        assert run(bucket, "s3resume+rebase", stage, url) == 0
+        check_bucket_rebased(bucket, f"rr{m}/", stage, stage.parent)
+    assert resumed >= 8
+
+
+def test_resume_of_a_rebased_journal_reads_only_since_its_newest_base(
+    bucket: Bucket, tmp_path: Path
+) -> None:
+    """`--resume s3://` positions: the newest base's manifest and the segments
+    after it; the segments the bases cover are not read (retention deleted
+    base.ndjson.zst and the oldest segments: a reader from base 0 fails)."""
+    from kstream.journal import remote
+
+    url = f"s3://{BUCKET}/pos/"
+    assert run(bucket, "s3new+rebase", tmp_path / "s", url) == 0
+    versions = bucket.versions("pos/")
+    kept = sorted(k for k, n in versions.items() if n == 1 and "/segments/" in k)
+    gone = sorted(k for k, n in versions.items() if n == 101 and "/segments/" in k)
+    bases = sorted(k for k, n in versions.items() if n == 1 and "/bases/" in k)
+    assert gone and bases and versions[f"pos/{BASE_NAME}"] == 101
+    with s3_env(bucket.env):
+        pos = remote.remote_positions(remote.prefix_of(url), tmp_path, None)
+    newest = int(bases[-1].rsplit("/", 1)[1].split(".")[0])
+    after = [k for k in kept if int(k.rsplit("/", 1)[1].split(".")[0]) > newest]
+    assert pos.segments == len(after)
+    assert pos.next_segment == max([newest] + [int(k.rsplit("/", 1)[1][:6]) for k in kept]) + 1
+    assert pos.rvs == {position_key("v1/configmaps", ""): str(cj.last_rv())}
+
+
+def test_object_lock_deletes_nothing(tmp_path: Path) -> None:
+    """A bucket with S3 Object Lock enabled (moto: ObjectLockEnabledForBucket):
+    re-bases are uploaded, --retain deletes nothing and says so once; a bucket
+    without it answers GetObjectLockConfiguration with an error taken as "not
+    enabled"."""
+    from kstream.store import objstore
+
+    server = MotoServer(tmp_path / "moto")
+    server.start()
+    try:
+        b = Bucket(server)
+        b.client.create_bucket(Bucket=BUCKET, ObjectLockEnabledForBucket=True)
+        b.client.create_bucket(Bucket="plain")
+        with s3_env(b.env):
+            assert objstore.object_lock_enabled(objstore.parse(f"s3://{BUCKET}/j/"))
+            assert not objstore.object_lock_enabled(objstore.parse("s3://plain/j/"))
+        said: list[str] = []
+        stage = tmp_path / "stage"
+        assert run(b, "s3new+rebase", stage, f"s3://{BUCKET}/locked/", said=said) == 0
+        versions = b.versions("locked/")
+        assert set(versions.values()) == {1}, versions  # nothing deleted
+        assert versions[f"locked/{BASE_NAME}"] == 1
+        assert sum("/bases/" in k for k in versions) >= 2
+        notes = [ln for ln in said if "Object Lock" in ln]
+        assert len(notes) == 1, said
+        assert "deletion is left to the bucket's lifecycle rules" in notes[0]
+        j = b.download("locked/", tmp_path / "download" / "j")
+        with s3_env(b.env):
+            check_rebased(j, at=f"s3://{BUCKET}/locked/")
     finally:
-        objstore._client = None
-        for k, v in old.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
+        server.stop()
