@@ -20,13 +20,21 @@ replaced. So every key is written once and a versioned bucket holds one version
 of each.
 
 Local copies: the base and each sealed segment are removed from the stage once
-uploaded, unless `Uploader.keep_local` is set (a caller that needs them, such as
-re-basing, sets it and frees them with `Uploader.release()`).
+uploaded, unless `Uploader.keep_local` is set (a caller that needs them sets it
+and frees them with `Uploader.release()`).
+
+Re-basing (`--rebase-every`, `--retain`): `RemoteStore` is the re-base's
+`rebase.Store` for the bucket: the fold reads the newest base and the segments
+since from the prefix (through `journal/files.py`, so the stage never holds a
+period of events), each new base is uploaded through `Uploader.upload()` and its
+local copy removed, retention deletes keys (oldest first, each a `durable`
+step), or nothing when the bucket has S3 Object Lock enabled (one note).
 
 `--resume` needs only the bucket: `push_staged()` first seals the stage's open
 segment (if any) and uploads what the stage holds in order (base, journal.json,
-segments), then `remote_positions()` reads each unit's position from the base's
-manifest and each sealed segment's manifest (ranged GETs), the next segment
+segments, a base a crash left staged), then `remote_positions()` reads each
+unit's position from the newest base's manifest and the manifests of the
+segments after it (through `journal/files.py`: ranged GETs), the next segment
 number and the journal's end.
 """
 
