@@ -314,3 +314,42 @@ def counts_env(target: str, env: dict[str, str]) -> set[tuple[str, int, int]]:
     r = kstream("count", target, "-o", "json", env=env)
     assert r.code == 0, r.err
     return {(x["resource"], x["objects"], x["bytes"]) for x in json.loads(r.out)["rows"]}
+
+
+def test_object_lock_on_seaweedfs_deletes_nothing(store: Store, tmp_path: Path) -> None:
+    """SeaweedFS (the pinned version) implements S3 Object Lock: on a bucket made
+    with it, GetObjectLockConfiguration says Enabled, and a re-basing writer (the
+    fake server's, tests/crashjournal.py) uploads its bases, deletes nothing and
+    says so once; on the versioned bucket without it the answer is the error
+    taken as "not enabled"."""
+    import types
+
+    from kstream.store import objstore
+    from tests.test_journal_s3_crash import run, s3_env
+
+    locked = "kstream-locked"
+    store.client.create_bucket(Bucket=locked, ObjectLockEnabledForBucket=True)
+    admin = store.server.env(ADMIN)
+    with s3_env(admin):
+        assert objstore.object_lock_enabled(objstore.parse(f"s3://{locked}/j/"))
+        assert not objstore.object_lock_enabled(objstore.parse(f"s3://{BUCKET}/j/"))
+    said: list[str] = []
+    bucket = types.SimpleNamespace(env=admin)
+    url = f"s3://{locked}/j/"
+    assert run(bucket, "s3new+rebase", tmp_path / "stage", url, said=said) == 0  # type: ignore[arg-type]
+    r = store.client.list_object_versions(Bucket=locked, Prefix="j/")
+    keys = [v["Key"] for v in r.get("Versions") or []]
+    assert not r.get("DeleteMarkers") and len(keys) == len(set(keys)), r
+    assert f"j/{BASE_NAME}" in keys and any(k.startswith("j/bases/") for k in keys)
+    notes = [ln for ln in said if "Object Lock" in ln]
+    assert len(notes) == 1 and "left to the bucket's lifecycle rules" in notes[0], said
+    with s3_env(admin):
+        assert kstream_count_ok(url)
+
+
+def kstream_count_ok(url: str) -> bool:
+    from tests.test_journal_crash_unit import cli
+
+    code, err = cli("count", url, "--events")
+    assert code == 0, err
+    return True
