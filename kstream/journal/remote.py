@@ -311,11 +311,18 @@ class RemoteStore(Store):
         if self._locked is None:
             from kstream.store import objstore
 
-            self._locked = objstore.object_lock_enabled(self.up.prefix)
-            if self._locked:
+            got = objstore.object_lock_enabled(self.up.prefix)
+            self._locked = bool(got)
+            if got:
                 self.note(
                     f"note: S3 Object Lock is enabled on the bucket of {self.up.prefix.url}: "
                     "--retain deletes nothing; deletion is left to the bucket's lifecycle rules"
+                )
+            elif got is None:  # a delete under Object Lock only adds a delete marker
+                self.note(
+                    f"note: these credentials may not read the Object Lock configuration of "
+                    f"the bucket of {self.up.prefix.url} (s3:GetBucketObjectLockConfiguration): "
+                    "--retain deletes as without it"
                 )
         return self._locked
 

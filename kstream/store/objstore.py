@@ -344,10 +344,11 @@ _NO_LOCK = (
 )
 
 
-def object_lock_enabled(loc: Location) -> bool:
+def object_lock_enabled(loc: Location) -> bool | None:
     """Whether S3 Object Lock is enabled on `loc`'s bucket (GetObjectLockConfiguration
     says `Enabled`); False for a bucket without a configuration (the error it
-    answers is that), other errors translated."""
+    answers is that); None when these credentials may not ask (403); other
+    errors translated."""
     from botocore.exceptions import ClientError
 
     url = f"{SCHEME}{loc.bucket}"
@@ -357,6 +358,8 @@ def object_lock_enabled(loc: Location) -> bool:
         code = str((e.response.get("Error", {}) or {}).get("Code") or "")
         if code in _NO_LOCK or _status(e) == 501 or (_status(e) == 404 and code != "NoSuchBucket"):
             return False
+        if code in ("AccessDenied", "Forbidden") or _status(e) == 403:
+            return None
         raise translate(e, "write", url) from None
     except Exception as e:
         raise translate(e, "write", url) from None
