@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -245,6 +246,39 @@ def _interrupt_main() -> None:
     signal.pthread_kill(threading.main_thread().ident or 0, signal.SIGINT)
 
 
+@pytest.fixture
+def one_ctrl_c() -> Iterator[None]:
+    """For the tests that press Ctrl-C once: no garbage collection meanwhile. Python
+    runs the SIGINT handler in the main thread at its next check, which in a long
+    session can fall inside a finalizer the collector runs (an old generator's
+    `finally`, a socket's __del__), where the KeyboardInterrupt is reported as
+    "ignored" and lost: the run then waits for a Ctrl-C that never came (seen as
+    a hang of the whole suite, twice). A watchdog presses Ctrl-C twice more after
+    a minute so that such a loss fails the test (the second stops the run with
+    KeyboardInterrupt) instead of hanging it."""
+    import gc
+    import signal
+    import threading
+
+    gc.collect()
+    gc.disable()
+    done = threading.Event()
+
+    def watchdog() -> None:
+        for _ in range(2):
+            if done.wait(60):
+                return
+            signal.pthread_kill(threading.main_thread().ident or 0, signal.SIGINT)
+
+    threading.Thread(target=watchdog, daemon=True).start()
+    try:
+        yield
+    finally:
+        done.set()
+        gc.enable()
+
+
+@pytest.mark.usefixtures("one_ctrl_c")
 def test_ctrl_c_stops_running_jobs_and_abandons_connecting_ones() -> None:
     import threading
 
@@ -305,6 +339,7 @@ def test_ctrl_c_just_after_a_context_settled_loses_no_count() -> None:
     assert int(out[1].code) == 130
 
 
+@pytest.mark.usefixtures("one_ctrl_c")
 def test_ctrl_c_leaves_waiting_contexts_not_started() -> None:
     import threading
 
