@@ -17,28 +17,34 @@ MB = 2**20
 
 
 def test_daily_bases_are_kstreams_fold_and_every_instant_reads_the_same(tmp_path: Path) -> None:
-    jb, jn = tmp_path / "bases", tmp_path / "none"
+    jb = tmp_path / "journal"
     built = bi.build(jb, 300, 6000, 3, 3600, lambda _: None)
-    bi.without_bases(jb, jn)
     # one sealed segment per hour, the last of each day closing it, a base after days 1 and 2
     assert built["segments"] == 72 == max(list_segments(jb))
     assert built["day_last_segment"] == {1: 24, 2: 48, 3: 72}
     assert built["bases"] == [24, 48]
     assert sorted(p.name for p in (jb / BASES_DIR).iterdir()) == [
-        base_name(24).split("/")[1],
-        base_name(48).split("/")[1],
+        Path(base_name(24)).name,
+        Path(base_name(48)).name,
     ]
-    assert not (jn / BASES_DIR).exists()
-    j = open_journal(str(jb))
-    for label, day, sec in bi.instants(3):
-        t = bi.at(sec)
-        # the reader starts from the newest base <= T: the previous midnight's
-        assert j.from_base(t).base_no == {1: 0, 2: 24, 3: 48}[day]
-        counts = [sum(e.objects for e in open_source(f"{d}/@{t}").entries) for d in (jb, jn)]
-        assert counts == [built["alive"][label]] * 2, label
-    # the generator's count moves (deletions and re-additions), so the check can fail
+    # the generator's count moves (deletions and re-additions), so the check below can fail
     assert len(set(built["alive"].values())) > 1
-    # and the events folded since the base are a day's at most
+    expect = {"day 1, 01:00": (1, 0), "day 1, 23:00": (23, 0), "day 2, 23:00": (47, 1),
+              "day 3, 23:00": (71, 2)}  # fmt: skip
+    for k, (label, day, sec) in enumerate(bi.instants(3)):
+        t = bi.at(sec)
+        with_b, without = tmp_path / f"{k}-bases", tmp_path / f"{k}-none"
+        # the journal as it stood at T: the segments sealed by then, the bases written by then
+        assert bi.as_of(jb, with_b, sec, built, True) == expect[label][0]
+        assert bi.as_of(jb, without, sec, built, False) == expect[label][0]
+        assert len(list((with_b / BASES_DIR).glob("*"))) == expect[label][1]
+        assert not (without / BASES_DIR).exists()
+        # the reader starts from the newest base <= T: the previous midnight's
+        assert open_journal(str(with_b)).from_base(t).base_no == {1: 0, 2: 24, 3: 48}[day]
+        counts = [
+            sum(e.objects for e in open_source(f"{d}/@{t}").entries) for d in (with_b, without)
+        ]
+        assert counts == [built["alive"][label]] * 2, label
     assert bi.events_upto(3 * bi.DAY, 6000, 3) == 6000
     assert bi.events_upto(bi.DAY, 6000, 3) == 2000
 
@@ -59,6 +65,8 @@ def result(bases_cpu: list[float], none_cpu: list[float]) -> dict[str, Any]:
                 "day": day,
                 "time": bi.at(sec),
                 "alive": 90,
+                "segments": 24 * day,
+                "bases": day - 1,
                 "events_total": bi.events_upto(sec, 6000, 3),
                 "events_since_base": 1000,
                 "local+bases": cell(b, b),
@@ -87,7 +95,7 @@ def test_report_flat_with_bases_growing_without() -> None:
     assert "**s3://, daily bases: does not grow**" in text
     assert "took 1.20× the CPU of day 1's" in text
     assert "**s3://, no bases: grows**: day 3's read at 23:00 took 3.00× the CPU" in text
-    assert "| day 2, 23:00 (2026-12-01T23:00:00Z) | 90 |" in text
+    assert "| day 2, 23:00 (2026-12-01T23:00:00Z) | 90 | 48 / 1 |" in text
     assert "| 200 / 2.0 |" in text  # s3, no bases, day 2: GETs / MB
     assert "load average 1.0 / 2.0 / 3.0 at the start" in text
 

@@ -13,18 +13,21 @@ Then kstream's own re-base (`kstream/journal/rebase.py`'s `Rebaser`, driven
 with a simulated wall clock just after each midnight, folding in the
 foreground) writes `bases/NNNNNN.ndjson.zst` for days 1..D-1: exactly what
 `dump --follow --rebase-every 24h` writes (the journal is read late on day D,
-before its own midnight base). The same journal without those bases (base 0
-and the segments, hard links) is the contrast.
+before its own midnight base). The same journal without those bases is the
+contrast.
 
-Both are uploaded to a local SeaweedFS (tests/s3server; `s3://bench/with-bases/`
-and `s3://bench/no-bases/`) and `kstream count SOURCE/@T -o json` is timed as a
+Each instant is read from the journal as it stood then (a running recorder's
+journal read for a recent instant): the segments sealed by T and, with bases,
+the bases written by T, as two local directories of hard links and the same
+uploaded to a local SeaweedFS (tests/s3server; `s3://bench/K-bases/` and
+`s3://bench/K-none/`). `kstream count SOURCE/@T -o json` is timed as a
 child process (tools/bench_measure: wall, CPU, peak RSS) for T = 01:00 on day 1,
-23:00 on day 1 and 23:00 on each later day, from the two prefixes and from the
-two local directories. Each s3:// read is then run once more through a loopback
-counting proxy (tests/s3server.Proxy) for its requests (GET, LIST) and the body
-bytes it fetched; `--no-requests` skips that pass. Every run's object count is
-checked against the count the generator knows for T (the bench fails on a
-mismatch), so the four sources are known to give the same state.
+23:00 on day 1 and 23:00 on each later day, from the four. Each s3:// read is
+then run once more through a loopback counting proxy (tests/s3server.Proxy) for
+its GET requests and the body bytes it fetched; `--no-requests` skips that
+pass. Every run's object count is checked against the count the generator
+knows for T (the bench fails on a mismatch), so the four sources are known to
+give the same state.
 
 The section between INSTANT_START and INSTANT_END of docs/benchmarks.md is
 replaced (`make bench` keeps it); raw results go to bench-out/instant.json.
@@ -51,7 +54,9 @@ from kstream.journal.format import (
     META_NAME,
     SEGMENT_DIR,
     Event,
+    base_name,
     format_time,
+    segment_name,
 )
 from kstream.journal.rebase import Rebaser
 from tests.journalmaker import Journal, segment_bytes, write_base
@@ -116,6 +121,7 @@ def build(
     deleted: set[int] = set()
     seg, frames, frame = 1, [], []
     day_last: dict[int, int] = {}  # day -> its last segment
+    seg_end: dict[int, float] = {}  # segment -> the end of its period (seconds after START)
     cur_slot = 0
     pi = 0
 
@@ -127,6 +133,7 @@ def build(
         if frames:
             j.seg_path(seg).write_bytes(segment_bytes(seg, frames).data)
             day_last[cur_slot * rotate // DAY + 1] = seg
+            seg_end[seg] = (cur_slot + 1) * rotate
             seg, frames = seg + 1, []
 
     for n in range(events):
@@ -172,20 +179,31 @@ def build(
     return {
         "segments": seg - 1,
         "day_last_segment": day_last,
+        "segment_end": seg_end,
         "bases": rb.written,
         "fold_s": [round(s, 2) for s in rb.fold_seconds],
         "alive": {p[0]: alive_at[p[2]] for p in points},
     }
 
 
-def without_bases(src: Path, dst: Path) -> None:
-    """The same journal, base 0 and segments only (hard links)."""
+def as_of(src: Path, dst: Path, sec: float, built: dict[str, Any], bases: bool) -> int:
+    """The journal as it stood at `sec` (hard links into `dst`): the segments
+    sealed by then (a segment is sealed at the end of its period) and, with
+    `bases`, the bases written by then (just after each midnight); the number
+    of segments."""
     shutil.rmtree(dst, ignore_errors=True)
     (dst / SEGMENT_DIR).mkdir(parents=True)
     for name in (META_NAME, BASE_NAME):
         os.link(src / name, dst / name)
-    for f in (src / SEGMENT_DIR).iterdir():
-        os.link(f, dst / SEGMENT_DIR / f.name)
+    sealed = [n for n, end in built["segment_end"].items() if end <= sec]
+    for n in sealed:
+        os.link(src / SEGMENT_DIR / segment_name(n), dst / SEGMENT_DIR / segment_name(n))
+    if bases:
+        for d, last in built["day_last_segment"].items():
+            if d * DAY < sec and last in built["bases"]:
+                (dst / BASES_DIR).mkdir(exist_ok=True)
+                os.link(src / base_name(last), dst / base_name(last))
+    return len(sealed)
 
 
 def files_of(root: Path) -> list[Path]:
@@ -240,13 +258,13 @@ def run(
         "load": {"start": os.getloadavg()},
         "runs": [],
     }
-    jb, jn = work / "journal-bases", work / "journal-no-bases"
+    jb = work / "journal"
     shutil.rmtree(jb, ignore_errors=True)
     log(f"instant: writing {objects:,} objects, {events:,} events over {days} days")
     t0 = time.monotonic()
-    res["journal"] = build(jb, objects, events, days, rotate, log)
+    built = build(jb, objects, events, days, rotate, log)
+    res["journal"] = {k: v for k, v in built.items() if k != "segment_end"}
     res["build_s"] = round(time.monotonic() - t0, 1)
-    without_bases(jb, jn)
     res["bytes"] = {
         "segments": sum(f.stat().st_size for f in files_of(jb / SEGMENT_DIR)),
         "base0": (jb / BASE_NAME).stat().st_size,
@@ -264,50 +282,48 @@ def run(
             aws_secret_access_key=ADMIN.secret_key,
         )
         client.create_bucket(Bucket=BUCKET)
-        upload(client, jb, "with-bases/")
-        upload(client, jn, "no-bases/")
-        log(f"instant: uploaded to {server.endpoint} (s3://{BUCKET}/with-bases/, no-bases/)")
         base_env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
         env = base_env | server.env()
-        names = {
-            "local+bases": str(jb),
-            "s3+bases": f"s3://{BUCKET}/with-bases",
-            "local": str(jn),
-            "s3": f"s3://{BUCKET}/no-bases",
-        }
         if requests:
             proxy = Proxy(server.port)
-        for label, day, sec in instants(days):
+        for k, (label, day, sec) in enumerate(instants(days)):
             t = at(sec)
             row: dict[str, Any] = {"instant": label, "day": day, "time": t,
-                                   "alive": res["journal"]["alive"][label],
+                                   "alive": built["alive"][label],
                                    "events_total": events_upto(sec, events, days),
                                    "events_since_base": events_upto(sec, events, days)
                                    - events_upto((day - 1) * DAY, events, days)}  # fmt: skip
+            # the journal as it stood at T, with the daily bases and without: local
+            # directories of hard links, and the same uploaded under their own prefix
+            names = {}
+            for with_bases, local, remote in ((True, "local+bases", "s3+bases"),
+                                              (False, "local", "s3")):  # fmt: skip
+                d = work / "as-of" / f"{k}-{'bases' if with_bases else 'none'}"
+                row["segments"] = as_of(jb, d, sec, built, with_bases)
+                if with_bases:
+                    row["bases"] = len(files_of(d / BASES_DIR)) if (d / BASES_DIR).is_dir() else 0
+                prefix = f"{k}-{'bases' if with_bases else 'none'}/"
+                upload(client, d, prefix)
+                names[local], names[remote] = str(d), f"s3://{BUCKET}/{prefix}"
             for src in SOURCES:
-                r = count(f"{names[src]}/@{t}", env, work)
+                r = count(f"{names[src]}@{t}" if src.startswith("s3") else f"{names[src]}/@{t}",
+                          env, work)  # fmt: skip
                 if r["objects"] != row["alive"]:
                     raise SystemExit(
                         f"{src} @{t}: {r['objects']:,} objects, the generator says {row['alive']:,}"
                     )
                 if proxy is not None and src.startswith("s3"):
                     proxy.reset()
-                    count(
-                        f"{names[src]}/@{t}", base_env | server.env(endpoint=proxy.endpoint), work
-                    )
+                    count(f"{names[src]}@{t}", base_env | server.env(endpoint=proxy.endpoint), work)
                     gets = [q for q in proxy.requests if q.method == "GET"]
-                    r["gets"] = sum(1 for q in gets if q.range)
-                    r["lists"] = sum(1 for q in gets if not q.range)
+                    r["gets"] = len(gets)
+                    r["ranged"] = sum(1 for q in gets if q.range)
                     r["fetched"] = sum(q.body_bytes for q in gets)
                 row[src] = r
                 log(
                     f"instant: {label} {src}: {r['wall']:.2f} s, CPU {r['cpu']:.2f} s, "
                     f"{r['rss'] / MB:.0f} MB"
-                    + (
-                        f", {r['gets']} ranged GETs, {r['fetched'] / MB:.1f} MB"
-                        if "gets" in r
-                        else ""
-                    )
+                    + (f", {r['gets']} GETs, {r['fetched'] / MB:.1f} MB" if "gets" in r else "")
                 )
             res["runs"].append(row)
     finally:
@@ -327,7 +343,7 @@ def _c(r: dict[str, Any] | None, reqs: bool = False) -> str:
         return "- | - | -" + (" | -" if reqs else "")
     cells = f"{r['wall']:.2f} | {r['cpu']:.2f} | {r['rss'] / MB:.0f}"
     if reqs:
-        cells += f" | {r['gets']} / {r['fetched'] / MB:.1f}" if "gets" in r else " | -"
+        cells += f" | {r['gets']:,} / {r['fetched'] / MB:.1f}" if "gets" in r else " | -"
     return cells
 
 
@@ -362,23 +378,26 @@ def render(res: dict[str, Any]) -> str:
         f"{by['bases'] / MB:.1f} MB) were written by kstream's own re-base "
         "(`kstream/journal/rebase.py`, as `dump --follow --rebase-every 24h` does just after "
         f"each midnight; each fold {min(j['fold_s']):.1f}–{max(j['fold_s']):.1f} s); the "
-        "contrast is the same journal without them (every read folds from base 0). Each cell: "
+        "contrast is the same journal without them (every read folds from base 0). Each T is "
+        "read from the journal as it stood at T (as a running recorder's journal is read for a "
+        "recent instant): the segments sealed by then and, with bases, the bases written by "
+        "then, as local directories and uploaded under their own prefixes. Each cell: "
         "`kstream count SOURCE/@T -o json` as a child process, wall s | CPU s | peak RSS MB; "
         "s3:// reads are from a local SeaweedFS on the same machine (tests/s3server), and "
-        "their ranged GETs / MB fetched were counted in a second run through a loopback "
+        "their GET requests (LIST, journal.json, ranged GETs) / MB fetched were counted in a second run through a loopback "
         "counting proxy (the timed run goes to the server directly). Every run's object count "
         "equals the generator's.",
         "",
-        "| instant T | objects | events folded: bases / none "
+        "| instant T | objects | segments / bases | events folded: bases / none "
         "| local+bases wall s | CPU s | RSS MB "
         "| s3+bases wall s | CPU s | RSS MB | GETs / MB "
         "| local wall s | CPU s | RSS MB "
         "| s3 wall s | CPU s | RSS MB | GETs / MB |",
-        "|---|--:|--:|" + "--:|" * 3 + "--:|" * 4 + "--:|" * 3 + "--:|" * 4,
+        "|---|--:|--:|--:|" + "--:|" * 3 + "--:|" * 4 + "--:|" * 3 + "--:|" * 4,
     ]
     for r in res["runs"]:
         L.append(
-            f"| {r['instant']} ({r['time'][:19]}Z) | {r['alive']:,} | "
+            f"| {r['instant']} ({r['time'][:19]}Z) | {r['alive']:,} | {r['segments']} / {r['bases']} | "
             f"{r['events_since_base']:,} / {r['events_total']:,} | "
             f"{_c(r.get('local+bases'))} | {_c(r.get('s3+bases'), True)} | "
             f"{_c(r.get('local'))} | {_c(r.get('s3'), True)} |"
@@ -412,14 +431,16 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap.add_argument("--objects", type=int, default=100_000)
     ap.add_argument("--events", type=int, default=1_000_000)
     ap.add_argument("--days", type=int, default=7)
-    ap.add_argument("--rotate", type=int, default=3600, help="seconds per segment (divides a day)")
+    ap.add_argument(
+        "--rotate", type=int, default=3600, help="seconds per segment (divides an hour)"
+    )
     ap.add_argument("--dir", help="work directory, kept (default: a temporary one, removed)")
     ap.add_argument("--no-requests", action="store_true", help="skip the counting-proxy pass")
     ap.add_argument("--out", default="docs/benchmarks.md")
     ap.add_argument("--json", default="bench-out/instant.json")
     a = ap.parse_args(argv)
-    if DAY % a.rotate or a.days < 2:
-        ap.error("--rotate must divide a day (86400) and --days be at least 2")
+    if 3600 % a.rotate or a.days < 2:
+        ap.error("--rotate must divide an hour (3600) and --days be at least 2")
     work = Path(a.dir) if a.dir else Path(tempfile.mkdtemp(prefix="kstream-bench-instant-"))
     work.mkdir(parents=True, exist_ok=True)
     try:
