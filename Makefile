@@ -11,7 +11,7 @@ export GOFLAGS ?= -buildvcs=false
 # `python -m tests.controlplane versions`).
 export KSTREAM_KUBE_VERSION
 
-.PHONY: help install controlplane controlplane-compat s3server shells test test-matrix compat lint typecheck unit demo bench bench-seed bench-follow bench-serve docs completions clean
+.PHONY: help install controlplane controlplane-compat s3server shells test test-matrix compat lint typecheck unit demo bench bench-seed bench-follow bench-serve bench-instant docs completions clean
 
 help:
 	@echo "make demo        set up, start a local control plane, seed it, run kstream on it"
@@ -22,6 +22,8 @@ help:
 	@echo "make bench-seed  the watch-list blog's experiment: 16 clients x 400 x 1 MB Secrets"
 	@echo "make bench-follow dump --follow under steady changes: CPU per event, RSS over time"
 	@echo "make bench-serve kstream serve's memory on a 100k-object archive (docs/serve.md)"
+	@echo "make bench-instant count JOURNAL/@T from a local S3 server, a week of events,"
+	@echo "                 with daily bases and without (docs/benchmarks.md)"
 	@echo "make docs        regenerate docs/cli.md;  make completions: completions/*"
 
 $(VENV)/.installed: pyproject.toml
@@ -114,6 +116,12 @@ bench-follow: install controlplane s3server
 bench-serve: install
 	$(PY) -m compileall -q kstream
 	$(PY) -m tools.bench_serve $(BENCH_ARGS)
+
+# `count s3://.../@T` on a journal of 100k objects and 1M events over 7 days, with the
+# daily bases of --rebase-every 24h and without (INSTANT_ARGS="--events 100000" is quicker)
+bench-instant: install s3server
+	$(PY) -m compileall -q kstream
+	$(PY) -m tools.bench_instant $(INSTANT_ARGS)
 
 docs: install
 	$(PY) -m tools.gendocs

@@ -26,6 +26,10 @@ FOLLOW_S3_START, FOLLOW_S3_END = (
     "<!-- /follow-s3-bench -->",
 )  # tools/bench_follow.py --s3
 HUGE_START, HUGE_END = "<!-- huge-bench -->", "<!-- /huge-bench -->"  # tools/bench_huge.py
+INSTANT_START, INSTANT_END = (
+    "<!-- instant-bench -->",
+    "<!-- /instant-bench -->",
+)  # tools/bench_instant.py
 
 
 def _mb(b: float) -> str:
@@ -393,6 +397,7 @@ def render(res: dict[str, Any], previous: str = "") -> str:
         (FOLLOW_START, FOLLOW_END),
         (FOLLOW_S3_START, FOLLOW_S3_END),
         (HUGE_START, HUGE_END),
+        (INSTANT_START, INSTANT_END),
     ):
         kept = block(previous, start, end)  # sections of their own make targets
         if kept:
