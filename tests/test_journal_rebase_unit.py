@@ -191,6 +191,24 @@ def test_states_from_later_bases_equal_those_from_base_0(journal: Journal, tmp_p
     assert b3.manifest is not None and b3.manifest.finished == t(14)
 
 
+def test_an_instant_opens_only_the_segments_after_its_base(
+    journal: Journal, tmp_path: Path
+) -> None:
+    """Reading @T opens the segments after the base it reads from, not every
+    segment since the oldest base (in object storage each costs requests: a
+    journal of 1-minute segments would cost more each day). Shown by a segment
+    before that base made unreadable: T after the base reads as before, an
+    instant that needs the segment says it is corrupted."""
+    rebase(journal.root, 1)
+    rebase(journal.root, 3)
+    late = state(f"{journal.root}/@~{t(14)}")
+    seg1 = journal.root / "segments" / "000001.events.zst"
+    seg1.write_bytes(b"not a segment")
+    assert state(f"{journal.root}/@~{t(14)}") == late
+    r = kstream("count", f"{journal.root}/@~{t(2)}")
+    assert r.code == 6 and "000001.events.zst" in r.err, r.err
+
+
 def test_a_gap_that_spans_a_base(journal: Journal) -> None:
     """The GAP in segment 3 (t(9)..t(13)) spans base 2 (time t(10)): an instant
     inside it, before or after the base, is refused naming it; @~ takes it."""

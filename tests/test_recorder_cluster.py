@@ -25,8 +25,6 @@ from tests.controlplane import free_port
 from tests.s3server import ADMIN, SERVERS, S3Server
 from tests.seed import configmap, namespace
 from tests.test_recorder_unit import (
-    NEEDS_S3,
-    PENDING,
     RECORDER,
     container,
     expand,
@@ -138,15 +136,6 @@ def test_health_port_answers_while_following(cluster: Cluster, tmp_path: Path) -
     assert "Traceback" not in log.read_text()
 
 
-def _pending() -> set[str]:
-    import typer
-
-    from kstream.cli.app import app
-
-    dump = typer.main.get_command(app).commands["dump"]  # type: ignore[attr-defined]
-    return PENDING - {o for p in dump.params for o in p.opts}
-
-
 @pytest.fixture(scope="module", params=sorted(SERVERS))
 def s3(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
@@ -203,7 +192,6 @@ def _added(segments: Path) -> set[str]:
     }
 
 
-@pytest.mark.skipif(bool(_pending()), reason=NEEDS_S3)
 def test_the_containers_command_resumes_from_the_bucket(
     cluster: Cluster, s3: S3Server, tmp_path: Path
 ) -> None:

@@ -615,12 +615,20 @@ def _bases(files: JournalFiles) -> dict[int, str]:
     return dict(sorted(out.items()))
 
 
-def open_journal(path: str, upto: int | None = None, newest: bool = False) -> Journal:
+def open_journal(
+    path: str, upto: int | None = None, newest: bool = False, until: str | None = None
+) -> Journal:
     """Open a journal (a directory, or s3://BUCKET/PREFIX/: `kstream/journal/files.py`)
     and check its structure (not yet each frame). `upto`: the segments after it
     are left alone (a base being folded while the writer goes on). `newest`: read
     from the newest base, only the segments after it opened (a re-base's fold,
-    a resume's positions: not every segment since the oldest base)."""
+    a resume's positions: not every segment since the oldest base). `until` (a
+    canonical time): read from the newest base at or before it (its time from the
+    base's own manifest), only the segments after that base opened: reading an
+    instant opens one period of segments, however old the journal (in object
+    storage each opened segment costs requests). A gap around `until` is still
+    seen: its GAP event is written when the gap ends, after `until`, so in a
+    segment after that base."""
     files = journal_files.journal_files(path)
     mpath = files.where(META_NAME)
     try:
@@ -643,6 +651,9 @@ def open_journal(path: str, upto: int | None = None, newest: bool = False) -> Jo
     root = path if files.remote else str(Path(path))
     j = Journal(root, meta, bases[first], bases=bases, base_no=first)
     j.files = files
+    if until is not None and not newest and len(bases) > 1:
+        first = j.from_base(until).base_no  # no segment opened yet: bases' own times
+        j.base_path, j.base_no, j._base = bases[first], first, None
     sdir = files.where(SEGMENT_DIR)
     numbered: list[tuple[int, str]] = []
     for name in files.names(SEGMENT_DIR):
@@ -1107,7 +1118,7 @@ def open_state(path: str) -> Snapshot | None:
     key = (directory.rstrip("/") if is_url(directory) else os.path.realpath(directory), until)
     if key in _opened:
         return _opened[key]
-    journal = open_journal(directory)
+    journal = open_journal(directory, until=until)
     d = directory.rstrip("/")
     if until is not None and min(journal.bases) > 0 and until < journal.start:
         start = journal.start
