@@ -50,6 +50,15 @@ CRD_PATH = "/apis/apiextensions.k8s.io/v1/customresourcedefinitions"
 @pytest.fixture(scope="module")
 def gadgets(cluster: Cluster) -> Iterator[Cluster]:
     api = cluster.api
+    # another module's fixture deletes the CRD when it ends: while it is still
+    # terminating, a create answers 409 and the resource vanishes after (a
+    # follow then found no such resource): wait until it is gone, then create
+    path = f"{CRD_PATH}/gadgets.{GROUP}"
+    for _ in range(600):
+        got = api.call("GET", path, ok=(200, 404))
+        if not got or not got.get("metadata", {}).get("deletionTimestamp"):
+            break
+        time.sleep(0.1)
     api.create(CRD_PATH, crd(GROUP, "gadgets", "Gadget"), exist_ok=True)
     wait_for_resource(api, f"/apis/{GROUP}/v1/gadgets")
     yield cluster
