@@ -7,18 +7,20 @@ or, without a cluster, on the Secrets of the benchmark's objects 0..N-1
 (tools/bench_data.py) as the server writes them (its metadata: uid,
 resourceVersion, creationTimestamp, labels, one managedFields entry):
 
-    python -m tools.bench_redact --synthetic 20000 [--save FILE]
+    python -m tools.bench_redact --synthetic 20000 [--save FILE] [--json]
 
 Times, in one process and one after the other (best of --repeat), the whole
 transform dump applies to each Secret (`make_transform`: the bytes path with
 msgspec for the server's layout, the str paths otherwise) and the str fast path
 alone (what redaction did before the bytes path), and checks that both write the
-same bytes.
+same bytes. --json: the result as one JSON object on stdout instead (`make bench`
+stores it: tools/bench.py).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -62,6 +64,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--save", help="with --synthetic: write them there (NDJSON) too")
     ap.add_argument("--max-size", type=int, default=20_000, help="leave out bigger Secrets")
     ap.add_argument("--repeat", type=int, default=7)
+    ap.add_argument("--json", action="store_true", help="print the result as one JSON object")
     args = ap.parse_args(argv)
     if args.synthetic:
         every = list(server_secrets(args.synthetic))
@@ -80,6 +83,17 @@ def main(argv: list[str] | None = None) -> None:
     size = sum(map(len, lines)) / len(lines)
     now = best(tf, lines, args.repeat)
     before = best(str_path, lines, args.repeat)
+    if args.json:
+        result = {
+            "secrets": len(lines),
+            "mean_bytes": size,
+            "same_bytes": same,
+            "us_per_secret": now,
+            "str_path_us_per_secret": before,
+            "repeat": args.repeat,
+        }
+        print(json.dumps(result))
+        return
     print(f"{len(lines)} Secrets, mean {size:.0f} bytes; same bytes: {same}")
     print(f"redaction (make_transform): {now:.1f} us per Secret")
     print(f"str fast path alone:        {before:.1f} us per Secret ({now / before:.2f}x)")
