@@ -74,7 +74,7 @@ class Contender:
     out_name: str = ""  # output file name in the work dir ("" = none)
     stdout: bool = False  # the command writes its output to stdout
     shell: bool = False
-    kind: str = "dump"  # dump | count | limit
+    kind: str = "dump"  # dump | count | limit | reader (another raw reader, not the limit)
     kstream: bool = False
     per_object: bool = True
     core: bool = False  # one of the rows of the 1.3x wall target: repeated even at large N
@@ -133,6 +133,12 @@ def s3_object_size(key: str) -> int:
     return int(c.head_object(Bucket=S3_BUCKET, Key=key)["ContentLength"])
 
 
+# issue 26's yardstick: the raw reader as it was before 2026-12-07 (a fresh 256 KiB
+# object per read); a reader, but not the limit (the "× limit" column's row is the
+# fixed one above it)
+FRESH_READER = "raw socket reader, fresh 256 KiB per read (the limit before 2026-12-07)"
+
+
 def contenders_watchlist_server(cp: ControlPlane) -> list[Contender]:
     kc = str(cp.kubeconfig)
     url = cp.url
@@ -144,6 +150,10 @@ def contenders_watchlist_server(cp: ControlPlane) -> list[Contender]:
                   lambda w: [PY, str(REPO / "tools" / "bench_reader.py"), url, ca, token,
                              "/api/v1/configmaps", "/api/v1/secrets"],
                   kind="limit", core=True),
+        Contender(FRESH_READER, "watch-list", "/dev/null",
+                  lambda w: [PY, str(REPO / "tools" / "bench_reader.py"), "--fresh-buffers", url, ca,
+                             token, "/api/v1/configmaps", "/api/v1/secrets"],
+                  kind="reader", core=True),
         Contender("kstream dump, Secrets redacted (default)", "watch-list", "NDJSON",
                   kstream_dump(cp, "ks.ndjson"), "ks.ndjson", kstream=True, core=True),
         Contender("kstream dump --secrets include", "watch-list", "NDJSON",
@@ -483,6 +493,28 @@ def startup_empty(cp: ControlPlane, work: Path, runs: int) -> dict[str, Any]:
     }
 
 
+def redaction(objects: int, timeout: float) -> dict[str, Any]:
+    """Issue 26's redaction row: `python -m tools.bench_redact --synthetic OBJECTS --json`,
+    the CPU per Secret of the transform dump applies (best of 7 passes, in one process)
+    on the Secrets of the benchmark's objects 0..OBJECTS-1 as the server sends them.
+    Its JSON result, plus "objects"; or {"objects", "error"} when it fails."""
+    cmd = [PY, "-m", "tools.bench_redact", "--synthetic", str(objects), "--json"]
+    try:
+        p = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=timeout,
+                           check=False, env=CHILD_ENV)  # fmt: skip
+    except subprocess.TimeoutExpired:
+        return {"objects": objects, "error": f"timed out after {timeout:.0f} s"}
+    if p.returncode != 0:
+        lines = p.stderr.strip().splitlines() or [f"exit code {p.returncode}"]
+        return {"objects": objects, "error": lines[-1]}
+    try:
+        res = json.loads(p.stdout.strip().splitlines()[-1])
+        float(res["us_per_secret"])
+    except (ValueError, IndexError, KeyError, TypeError):
+        return {"objects": objects, "error": f"unreadable output: {p.stdout[:200]!r}"}
+    return {"objects": objects, **res}
+
+
 def log_line(msg: str) -> None:
     """Print MSG to stderr with the time of day (the side benches' progress log)."""
     print(f"{time.strftime('%H:%M:%S')} {msg}", file=sys.stderr, flush=True)
@@ -580,7 +612,8 @@ def main(argv: list[str] | None = None) -> None:
         "--repeat-core",
         type=int,
         default=3,
-        help="runs of the raw reader and the two kstream NDJSON rows at every N (the 1.3x target)",
+        help="runs of the two raw readers and the two kstream NDJSON rows at every N "
+        "(the 1.3x target, issue 26's)",
     )
     ap.add_argument(
         "--timeout", type=float, default=1800, help="seconds before a contender is killed"
@@ -606,6 +639,10 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--export-objects", default="10000,100000",
                     help="export: archive sizes for the export row (empty: skip)")  # fmt: skip
     ap.add_argument("--no-s3", action="store_true", help="skip the upload to the local S3 server")
+    ap.add_argument("--no-redact", action="store_true",
+                    help="skip the redaction row (tools/bench_redact.py, after the dumps)")  # fmt: skip
+    ap.add_argument("--redact-objects", type=int, default=20_000,
+                    help="redaction: the Secrets of this many bench objects (--synthetic)")  # fmt: skip
     ap.add_argument(
         "--only-upload",
         action="store_true",
@@ -666,6 +703,18 @@ def main(argv: list[str] | None = None) -> None:
         out_md.write_text(render(results, previous))
         log(f"wrote {out_md}")
 
+    def redact_step() -> None:
+        if args.no_redact:
+            return
+        log(f"redaction: python -m tools.bench_redact --synthetic {args.redact_objects}")
+        rd = results["redact"] = redaction(args.redact_objects, args.timeout)
+        log(
+            f"redaction: failed: {rd['error']}"
+            if rd.get("error")
+            else f"redaction: {rd['us_per_secret']:.1f} us per Secret ({rd['secrets']} Secrets)"
+        )
+        publish()
+
     log(f"machine: {results['machine']}")
     results["help"] = help_time(args.help_runs)
     log(f"kstream --help: median {results['help']['median']:.3f}s")
@@ -701,6 +750,7 @@ def main(argv: list[str] | None = None) -> None:
         publish()
 
     if not sizes:
+        redact_step()
         results["finished"] = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
         publish()
         return
@@ -794,6 +844,7 @@ def main(argv: list[str] | None = None) -> None:
         cp.stop()
         if s3 is not None:
             s3.stop()
+    redact_step()
     results["finished"] = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
     publish()
     shutil.rmtree(work / "cp", ignore_errors=True)
