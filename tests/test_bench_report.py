@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import copy
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -364,3 +365,48 @@ def test_redaction_step_failure_is_reported() -> None:
     assert rd["objects"] == 0
     assert "a file or --synthetic N" in rd["error"]
     assert target(targets(results(redact=rd)), "(#26) redaction")[0].endswith("| not measured |")
+
+
+class Chunks:
+    """A stand-in for the TLS socket: hands out BODY in reads of at most STEP bytes."""
+
+    def __init__(self, body: bytes, step: int) -> None:
+        self.body, self.step, self.pos, self.reads = body, step, 0, 0
+
+    def recv(self, size: int) -> bytes:
+        got = self.body[self.pos : self.pos + min(size, self.step)]
+        self.pos += len(got)
+        self.reads += 1
+        return got
+
+    def recv_into(self, view: memoryview) -> int:
+        got = self.recv(len(view))
+        view[: len(got)] = got
+        return len(got)
+
+
+@pytest.mark.parametrize("pump", [bench_reader.pump_fresh, bench_reader.pump_reused])
+def test_reader_pumps_stop_at_the_marker_across_reads(pump: Any, tmp_path: Path) -> None:
+    events = b"".join(b'{"type":"ADDED","object":{"n":%d}}\n' % i for i in range(200))
+    bookmark = b'{"type":"BOOKMARK","object":{"metadata":{"annotations":{' + bench_reader.MARKER
+    body = events + bookmark + b"}}}}\n" + b"x" * 10_000
+    sink = tmp_path / "sink"
+    fd = os.open(sink, os.O_WRONLY | os.O_CREAT)
+    try:
+        end = len(events) + len(bookmark)
+        start = end - len(bench_reader.MARKER)
+        # the marker straddles two reads at some of these steps (the reader before
+        # 2026-12-07 finds it only in reads of 64 bytes or more, which TLS records are)
+        assert any(start // step != (end - 1) // step for step in (64, 1000, 4096))
+        for step in (64, 1000, 4096):
+            s = Chunks(body, step)
+            n = pump(s, fd, "/p", True)
+            # it stops at the read that completes the marker: the bytes after it are not read
+            assert end <= n < end + step and n == s.pos
+        # the stream ends before the marker: a watch fails, a LIST reads to the end
+        with pytest.raises(SystemExit, match="/p: stream ended before the end marker"):
+            pump(Chunks(events, 1000), fd, "/p", True)
+        assert pump(Chunks(events, 1000), fd, "/p", False) == len(events)
+    finally:
+        os.close(fd)
+    assert sink.stat().st_size > 3 * len(events)

@@ -57,7 +57,9 @@ def pump_reused(s: ssl.SSLSocket, sink: int, path: str, watch: bool) -> int:
 
 def pump_fresh(s: ssl.SSLSocket, sink: int, path: str, watch: bool) -> int:
     """Read the body as the reader did before 2026-12-07: a fresh 256 KiB bytes
-    object per read (--fresh-buffers); the bytes read."""
+    object per read (--fresh-buffers); the bytes read. As then, the end marker is
+    looked for in this read and the last 64 bytes of the one before: found when
+    it straddles reads of 64 bytes or more (TLS records are kilobytes)."""
     tail = b""
     n = 0
     while True:
