@@ -354,8 +354,8 @@ def targets_26(res: dict[str, Any]) -> list[str]:
         peer = _find(e, *PEER_RAW)
         rows = [r for r in e["rows"] if r["kstream"] and r["kind"] == "dump"]
         if not peer or not rows:
-            why = _absent(e, PEER_RAW, "peer") if not peer else "no kstream dump row"
-            out.append(f"| {goal} (N={n:,}) | {why} | {NOT_MEASURED} |")
+            absent = _absent(e, PEER_RAW, "peer") if not peer else "no kstream dump row"
+            out.append(f"| {goal} (N={n:,}) | {absent} | {NOT_MEASURED} |")
             continue
 
         def name(r: dict[str, Any]) -> str:
@@ -383,7 +383,7 @@ def targets_26(res: dict[str, Any]) -> list[str]:
         out.append(f"| {goal} | not run | {NOT_MEASURED} |")
     else:
         met = st["median"] <= 0.1 or st["ratio"] <= 2
-        cpu = (
+        cpus = (
             f"; CPU {st['cpu_median']:.3f} s vs {st['kubectl_cpu_median']:.3f} s"
             if "cpu_median" in st and "kubectl_cpu_median" in st
             else ""
@@ -391,7 +391,7 @@ def targets_26(res: dict[str, Any]) -> list[str]:
         failed = f"; {st['failures']} runs failed" if st.get("failures") else ""
         out.append(
             f"| {goal} | median {st['median']:.3f} s of {len(st['runs'])} runs = "
-            f"{st['ratio']:.1f}× kubectl's {st['kubectl_median']:.3f} s{cpu}{failed} | {_yes(met)} |"
+            f"{st['ratio']:.1f}× kubectl's {st['kubectl_median']:.3f} s{cpus}{failed} | {_yes(met)} |"
         )
 
     # redaction, CPU per Secret (tools/bench_redact.py --synthetic, run by tools/bench.py)
