@@ -21,9 +21,11 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from kstream.dataclass import dataclass
 
 if TYPE_CHECKING:
     from kstream.resources import Resource

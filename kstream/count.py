@@ -23,11 +23,12 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import field
 from typing import TYPE_CHECKING, Any
 
 from kstream import deepjson
 from kstream.cluster.stream import Reader, Unit
+from kstream.dataclass import dataclass
 from kstream.errors import (
     ApiError,
     AuthError,

@@ -9,12 +9,13 @@ from __future__ import annotations
 import datetime as dt
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import replace
 
 from kstream import __version__, paths
 from kstream.cluster.plan import LiveOptions, Plan, open_live
 from kstream.cluster.runner import Run, signals_held
 from kstream.cluster.stream import Unit
+from kstream.dataclass import dataclass
 from kstream.errors import Interrupted, Terminated
 from kstream.exitcodes import ExitCode
 from kstream.selector import Scope

@@ -23,12 +23,13 @@ import os
 import shutil
 import tempfile
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import field
 from pathlib import Path
 from typing import IO, Any, Literal
 
 from kstream import deepjson, neat, yamlout
 from kstream.count import Filters, selected_entries, selected_kind
+from kstream.dataclass import dataclass
 from kstream.errors import OutputError, UsageError
 from kstream.exitcodes import ExitCode
 from kstream.selector import Scope

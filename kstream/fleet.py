@@ -22,7 +22,7 @@ import queue
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import field
 from typing import TYPE_CHECKING, Generic, TypeVar
 
 from kstream.cluster.client import (
@@ -32,6 +32,7 @@ from kstream.cluster.client import (
     merge_kubeconfigs,
     resolve,
 )
+from kstream.dataclass import dataclass
 from kstream.errors import ConfigError, Interrupted, KstreamError, Terminated, UsageError
 from kstream.exitcodes import ExitCode
 

@@ -5,8 +5,9 @@ plan, count and diff share."""
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import field
 
+from kstream.dataclass import dataclass
 from kstream.errors import UnknownResourceError
 
 

@@ -23,9 +23,9 @@ here too.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from typing import Any
 
+from kstream.dataclass import dataclass
 from kstream.errors import UsageError
 
 __all__ = [

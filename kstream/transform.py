@@ -13,11 +13,11 @@ import json
 import re
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass
 from json.encoder import encode_basestring, encode_basestring_ascii
 from typing import Any, Literal
 
 from kstream import deepjson, paths
+from kstream.dataclass import dataclass
 from kstream.jsonlines import go_escape, go_json
 from kstream.resources import Resource
 

@@ -16,6 +16,8 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from kstream.dataclass import dataclass
+
 if TYPE_CHECKING:
     from rich.console import Console
 
@@ -429,7 +431,7 @@ class OptionGroup:
     """Base of the option groups: frozen dataclasses whose fields are typer options."""
 
 
-@dataclasses.dataclass(frozen=True)
+@dataclass(frozen=True)
 class Selection(OptionGroup):
     """-r, --exclude, -n, -A, -l, --field-selector (dump, count, log)."""
 
@@ -456,7 +458,7 @@ class Selection(OptionGroup):
         )
 
 
-@dataclasses.dataclass(frozen=True)
+@dataclass(frozen=True)
 class Cluster(OptionGroup):
     """--kubeconfig, --context (repeatable), --as, --as-group, --as-uid (diff)."""
 
@@ -479,7 +481,7 @@ class Cluster(OptionGroup):
         return impersonation(self.as_user, self.as_group, self.as_uid)
 
 
-@dataclasses.dataclass(frozen=True)
+@dataclass(frozen=True)
 class Clusters(Cluster):
     """Cluster's options, then --all-contexts and --parallel-contexts (dump, count)."""
 
@@ -487,7 +489,7 @@ class Clusters(Cluster):
     parallel_contexts: ParallelContextsOpt = 4
 
 
-@dataclasses.dataclass(frozen=True)
+@dataclass(frozen=True)
 class Tuning(OptionGroup):
     """--method, --concurrency, --timeout, --retries (dump, count, diff)."""
 
@@ -511,7 +513,7 @@ class Tuning(OptionGroup):
         )
 
 
-@dataclasses.dataclass(frozen=True)
+@dataclass(frozen=True)
 class Ui(OptionGroup):
     """-q, --debug, --color (dump, count, diff, log)."""
 

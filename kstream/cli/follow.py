@@ -19,7 +19,6 @@ import signal
 import threading
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -39,6 +38,7 @@ from kstream.cli.render import (
     plain_layout,
     report_dump,
 )
+from kstream.dataclass import dataclass
 from kstream.errors import UsageError
 from kstream.exitcodes import ExitCode
 from kstream.journal import durable, health

@@ -13,11 +13,11 @@ import os
 import re
 import time
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from kstream.cli.common import consoles, stderr_is_terminal
 from kstream.cluster.stream import FIELD_SELECTOR_REFUSED, Unit, refused_field_selector
+from kstream.dataclass import dataclass
 from kstream.exitcodes import ExitCode
 from kstream.printable import visible
 

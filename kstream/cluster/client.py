@@ -17,12 +17,13 @@ import json
 import os
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import quote, urlencode, urlsplit
 
 from kstream import __version__, deepjson
+from kstream.dataclass import dataclass
 from kstream.errors import (
     ApiError,
     AuthError,

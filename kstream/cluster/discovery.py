@@ -13,10 +13,11 @@ v1alpha1. The same resources in their other served versions are kept in
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import field
 from typing import Any
 
 from kstream.cluster.client import ApiTransport
+from kstream.dataclass import dataclass
 from kstream.errors import ApiError, AuthError, ConfigError, TransportError
 from kstream.resources import Resource
 

@@ -6,12 +6,12 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from kstream.cluster.client import ApiTransport, Client, ConnectSettings
 from kstream.cluster.discovery import Discovery, discover
 from kstream.cluster.stream import Method, Reader, StreamOptions, Unit
+from kstream.dataclass import dataclass
 from kstream.errors import ApiError, KstreamError
 from kstream.resources import Resource, Selection, select
 from kstream.selector import Scope

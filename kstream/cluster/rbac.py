@@ -25,10 +25,11 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import field
 
 from kstream.cluster.plan import LiveOptions, connect, make_plan
 from kstream.cluster.unit import Unit
+from kstream.dataclass import dataclass
 from kstream.resources import Resource
 from kstream.selector import Scope
 

@@ -33,10 +33,10 @@ import queue
 import signal
 import threading
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
 from typing import Generic, TypeVar
 
 from kstream.cluster.stream import Cancelled, Reader, Sink, Unit
+from kstream.dataclass import dataclass
 from kstream.errors import AuthError, KstreamError, OutputError, TLSError
 
 S = TypeVar("S", bound=Sink)

@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import field
 from typing import Literal, Protocol
 
+from kstream.dataclass import dataclass
 from kstream.resources import Resource
 
 WATCH_LIST = "watch-list"

@@ -3,8 +3,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import field
 from typing import Any, Literal
+
+from kstream.dataclass import dataclass
 
 MISSING: Any = type("Missing", (), {"__repr__": lambda self: "MISSING"})()
 

@@ -5,10 +5,11 @@ and the dump that reads the cluster as a snapshot was dumped (`dump_like`)."""
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import field
 from typing import TYPE_CHECKING, Any
 
 from kstream import deepjson, paths
+from kstream.dataclass import dataclass
 from kstream.diff.fields import LAST_APPLIED
 from kstream.diff.records import KindKey
 from kstream.errors import SnapshotError, UsageError

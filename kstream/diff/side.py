@@ -8,11 +8,11 @@ import contextlib
 import heapq
 import os
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
 from kstream import deepjson
+from kstream.dataclass import dataclass
 from kstream.diff.fields import SecretMasker
 from kstream.diff.records import KindKey
 from kstream.diff.settings import DumpSelection

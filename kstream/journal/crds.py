@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from kstream.cluster.stream import Cancelled, Reader, StreamOptions, Unit
+from kstream.dataclass import dataclass
 from kstream.errors import ApiError, AuthError, KstreamError, StreamError, TLSError
 from kstream.journal.follower import Fatal, Item, NewUnit, UnitFollow
 from kstream.journal.format import now_time

@@ -11,10 +11,11 @@ import json
 import os
 import shutil
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from kstream.dataclass import dataclass
 from kstream.errors import OutputError, SnapshotError, UsageError
 from kstream.journal import durable
 from kstream.journal.format import (

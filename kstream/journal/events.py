@@ -33,11 +33,12 @@ import shutil
 import sqlite3
 import tempfile
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import field, replace
 from pathlib import Path
 from typing import Any
 
 from kstream import deepjson, paths
+from kstream.dataclass import dataclass
 from kstream.errors import UsageError
 from kstream.journal.format import (
     CHANGE_TYPES,

@@ -21,11 +21,12 @@ import itertools
 import json
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import field
 from pathlib import Path
 from typing import Literal
 
 from kstream.cluster.stream import Cancelled, Reader, Unit
+from kstream.dataclass import dataclass
 from kstream.errors import (
     ApiError,
     AuthError,

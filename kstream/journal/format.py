@@ -139,11 +139,12 @@ from __future__ import annotations
 import hashlib
 import json
 import struct
-from dataclasses import dataclass, field
+from dataclasses import field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Literal
 
+from kstream.dataclass import dataclass
 from kstream.store.format import FOOTER_TAG, MAGIC_FOOTER, MAGIC_MANIFEST, skippable
 
 JOURNAL_FORMAT = "kstream-journal"

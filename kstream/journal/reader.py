@@ -40,12 +40,13 @@ import sys
 import tempfile
 import weakref
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field, replace
+from dataclasses import field, replace
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import IO, Any
 
 from kstream import deepjson
+from kstream.dataclass import dataclass
 from kstream.errors import SnapshotError, UsageError
 from kstream.journal import files as journal_files
 from kstream.journal.files import JournalFiles

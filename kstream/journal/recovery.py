@@ -10,10 +10,11 @@ import json
 import os
 import struct
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import field
 from pathlib import Path
 from typing import IO
 
+from kstream.dataclass import dataclass
 from kstream.errors import SnapshotError
 from kstream.journal import durable
 from kstream.journal.format import (

@@ -47,10 +47,11 @@ import os
 import re
 import shutil
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from kstream.dataclass import dataclass
 from kstream.errors import AlreadyExists, OutputError, SnapshotError, UsageError
 from kstream.journal import durable
 from kstream.journal.format import (

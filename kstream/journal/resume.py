@@ -9,11 +9,11 @@ delivers again).
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
 from kstream.cluster.stream import Reader, Unit
+from kstream.dataclass import dataclass
 from kstream.errors import ApiError, KstreamError, UsageError
 from kstream.journal.crds import Replan
 from kstream.journal.directory import JournalMeta

@@ -12,9 +12,10 @@ import threading
 from array import array
 from collections import OrderedDict
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import field
 from typing import IO, Any
 
+from kstream.dataclass import dataclass
 from kstream.jsonlines import line_key
 from kstream.resources import guess_plural, split_api_version
 from kstream.store.format import Entry

@@ -6,9 +6,9 @@ parameters)."""
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
 from typing import Any
 
+from kstream.dataclass import dataclass
 from kstream.jsonlines import go_json
 from kstream.serve.catalog import Served
 

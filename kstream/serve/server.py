@@ -15,12 +15,12 @@ import os
 import re
 import shutil
 import subprocess
-from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+from kstream.dataclass import dataclass
 from kstream.errors import ServeError, SnapshotError, UsageError
 from kstream.serve.api import MAX_BODY, Api, ApiStatus, Request, Response
 

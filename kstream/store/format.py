@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import contextlib
 import struct
-from dataclasses import dataclass, field
+from dataclasses import field
 from typing import Any, Literal
+
+from kstream.dataclass import dataclass
 
 FORMAT = "kstream-archive"
 FORMAT_VERSION = 1

@@ -32,9 +32,9 @@ import os
 import threading
 from collections import deque
 from collections.abc import Iterator
-from dataclasses import dataclass
 from typing import IO, TYPE_CHECKING, Any, Literal
 
+from kstream.dataclass import dataclass
 from kstream.errors import (
     AlreadyExists,
     ConfigError,

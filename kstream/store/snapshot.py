@@ -29,10 +29,11 @@ import os
 import struct
 import sys
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import field
 from pathlib import Path
 from typing import IO, Any
 
+from kstream.dataclass import dataclass
 from kstream.errors import SnapshotError
 from kstream.store.format import (
     FOOTER_PAYLOAD,

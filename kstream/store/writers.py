@@ -38,10 +38,10 @@ import sys
 import tempfile
 import threading
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, Protocol
 
+from kstream.dataclass import dataclass
 from kstream.errors import OutputError, StdoutClosed
 from kstream.jsonlines import line_key
 from kstream.store.format import (
