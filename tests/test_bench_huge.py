@@ -21,7 +21,7 @@ def point(n: int, cpu_per_obj_us: float, rss_mb: float, seeded_from: int = 0) ->
                 "path": path,
                 "output": output,
                 "kind": "dump",
-                "kstream": not name.startswith("raw"),
+                "kstream": name.startswith("kstream"),
                 "server": "WatchList on",
                 "runs": [],
                 "chosen": {"wall": cpu * 2, "cpu": cpu, "rss": int(rss_mb * MB),
@@ -97,3 +97,19 @@ def test_make_bench_keeps_the_section(tmp_path: Path) -> None:
     newer = section.replace("2026-11-29T08:00:00", "2026-11-30T08:00:00")
     bench_report.put_section(out, bench_report.HUGE_START, bench_report.HUGE_END, newer)
     assert newer in out.read_text() and section not in out.read_text()
+
+
+def test_peer_and_readers_are_shown_but_not_judged() -> None:
+    """The Go peer and both raw readers have rows at every N (issue 26), in plain
+    type; only kstream's rows make the verdicts."""
+    lo, hi = point(100_000, 40, 40), point(300_000, 41, 42, 100_000)
+    for r in hi["rows"]:
+        if not r["kstream"]:  # dearer per object and bigger: not kstream's verdict
+            r["chosen"]["cpu"] *= 3
+            r["chosen"]["rss"] += 500 * MB
+    text = bench_huge.render(result(lo, hi))
+    assert "| Go client-go peer, server's bytes (json.RawMessage) | NDJSON |" in text
+    assert "| raw socket reader, fresh 256 KiB per read (the limit before 2026-12-07) |" in text
+    assert "| **kstream dump --secrets include** | NDJSON |" in text
+    assert "**Memory flat: yes.**" in text
+    assert "**Time per object the same: CPU yes, wall yes.**" in text
