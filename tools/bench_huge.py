@@ -92,7 +92,11 @@ def run(
     log: Callable[[str], None],
 ) -> dict[str, Any]:
     from tools import bench as b
+    from tools.bench_peer import build as build_peer
 
+    # `python -m tools.bench` builds the peer into its own __main__ module's PEER, not
+    # into this import of tools.bench (found cached after the first build)
+    b.PEER = build_peer()
     res: dict[str, Any] = {
         "started": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         "machine": b.machine(),
