@@ -42,7 +42,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import json
 import os
 import re
 import shutil
@@ -61,6 +60,7 @@ from kstream.journal.format import (
     SEGMENT_DIR,
     SegmentManifest,
     base_name,
+    check_meta,
     list_bases,
     list_segments,
     position_key,
@@ -414,20 +414,9 @@ def remote_positions(prefix: Location, stage: Path, sealed_tail: int | None) -> 
 
 
 def journal_meta(data: bytes, url: str) -> dict[str, Any]:
-    """journal.json's content, checked as `directory.read_meta` checks it."""
-    from kstream.journal.format import JOURNAL_FORMAT, JOURNAL_VERSION
-
-    try:
-        meta = json.loads(data)
-    except ValueError:
-        raise SnapshotError(f"{url}{META_NAME}: corrupted (not JSON)") from None
-    if not isinstance(meta, dict) or meta.get("format") != JOURNAL_FORMAT:
-        raise UsageError(f"{url} is not a kstream journal ({META_NAME} says otherwise)")
-    if meta.get("version") != JOURNAL_VERSION:
-        raise SnapshotError(
-            f"{url}{META_NAME}: journal format version {meta.get('version')} is not supported"
-        )
-    return meta
+    """journal.json's content (`data`, read from the prefix `url` or its stage),
+    checked as `directory.read_meta` checks it (`format.check_meta`)."""
+    return check_meta(data, f"{url}{META_NAME}", url, foreign=UsageError)
 
 
 def drop_stage(stage: Path, up: Uploader | None = None) -> None:
