@@ -20,8 +20,7 @@ replaced. So every key is written once and a versioned bucket holds one version
 of each.
 
 Local copies: the base and each sealed segment are removed from the stage once
-uploaded, unless `Uploader.keep_local` is set (a caller that needs them sets it
-and frees them with `Uploader.release()`).
+uploaded.
 
 Re-basing (`--rebase-every`, `--retain`): `RemoteStore` is the re-base's
 `rebase.Store` for the bucket: the fold reads the newest base and the segments
@@ -198,14 +197,12 @@ def file_sha256(path: Path) -> str:
 
 class Uploader:
     """The one way a complete, immutable file of the stage reaches the bucket
-    (`upload`), and what is kept of it locally (`keep_local`, `release`)."""
+    (`upload`); the base and each sealed segment are removed from the stage once
+    uploaded."""
 
-    def __init__(self, prefix: Location, stage: Path, keep_local: bool = False) -> None:
+    def __init__(self, prefix: Location, stage: Path) -> None:
         self.prefix = prefix
         self.stage = stage
-        # keep the base and the sealed segments in the stage after their upload
-        # (until `release`); False: each is removed once uploaded
-        self.keep_local = keep_local
         self.uploaded: list[str] = []  # names uploaded (or found uploaded) by this run
 
     def upload(self, local: Path, name: str) -> None:
@@ -235,21 +232,10 @@ class Uploader:
         self.uploaded.append(name)
 
     def segment_sealed(self, path: Path, m: SegmentManifest) -> None:
-        """JournalWriter's `on_sealed`: upload the segment, then (unless
-        `keep_local`) remove its local copy."""
+        """JournalWriter's `on_sealed`: upload the segment, then remove its
+        local copy."""
         self.upload(path, f"{SEGMENT_DIR}/{path.name}")
-        if not self.keep_local:
-            durable.unlink(path)
-
-    def release(self, upto: int) -> None:
-        """Remove the local copies of the uploaded sealed segments numbered up
-        to `upto` (and of the base): what a caller that set `keep_local` calls
-        once it no longer needs them."""
-        for n, path in list_segments(self.stage).items():
-            if n <= upto and f"{SEGMENT_DIR}/{path.name}" in self.uploaded:
-                durable.unlink(path)
-        if BASE_NAME in self.uploaded and (self.stage / BASE_NAME).exists():
-            durable.unlink(self.stage / BASE_NAME)
+        durable.unlink(path)
 
     def commit_base(self) -> None:
         """A new journal's base, then journal.json (the commit point)."""
@@ -257,7 +243,7 @@ class Uploader:
         if base.is_file():
             self.upload(base, BASE_NAME)
         self.upload(self.stage / META_NAME, META_NAME)
-        if not self.keep_local and base.is_file():
+        if base.is_file():
             durable.unlink(base)
 
     def push_staged(self) -> int | None:
@@ -421,14 +407,14 @@ def journal_meta(data: bytes, url: str) -> dict[str, Any]:
 
 def drop_stage(stage: Path, up: Uploader | None = None) -> None:
     """Remove the stage at the end of a run: with `up`, once everything it
-    held of the journal is in the bucket (a clean end, `keep_local` not set);
+    held of the journal is in the bucket (a clean end);
     without, only when it holds nothing of a journal (a run cut before its
     base). Whatever else it holds stays, for the next run."""
     from kstream.journal.format import LOCK_NAME
 
     with contextlib.suppress(OSError):
         if up is not None:
-            if up.keep_local or META_NAME not in up.uploaded:
+            if META_NAME not in up.uploaded:
                 return
             if list_bases(stage) or list_segments(stage):
                 return
