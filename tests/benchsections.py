@@ -12,15 +12,19 @@ from typing import Any
 
 from tools import bench_report
 
-MACHINE = ("cpu_model", "nproc", "ram_gb", "kernel", "python", "kstream", "commit",
-           "kube_apiserver", "etcd", "kubectl", "kubernetes_py", "urllib3", "zstandard")  # fmt: skip
+# the machine of a result, every field unknown
+MACHINE = dict.fromkeys(
+    ("cpu_model", "nproc", "ram_gb", "kernel", "python", "kstream", "commit",
+     "kube_apiserver", "etcd", "kubectl", "kubernetes_py", "urllib3", "zstandard"),
+    "-",
+)  # fmt: skip
 
 
 def empty_result() -> dict[str, Any]:
     """A `make bench` result with no size measured."""
     return {
         "started": "x",
-        "machine": dict.fromkeys(MACHINE, "-"),
+        "machine": dict(MACHINE),
         "load": {"start": [0.0, 0.0, 0.0]},
         "sizes": [],
     }
