@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from kstream.journal.format import parse_time
+from tests.benchsections import make_bench
 from tests.journalmaker import Journal, ev, obj
 from tools import bench_follow, bench_report
 
@@ -110,15 +111,7 @@ def test_s3_section_placed_after_the_follow_section_and_kept(tmp_path: Path) -> 
     )
     assert newer in out.read_text()
     # and so does `make bench`, which regenerates the rest
-    res = {
-        "started": "x",
-        "machine": {k: "-" for k in ("cpu_model", "nproc", "ram_gb", "kernel", "python", "kstream",
-                                     "commit", "kube_apiserver", "etcd", "kubectl", "kubernetes_py",
-                                     "urllib3", "zstandard")},
-        "load": {"start": [0.0, 0.0, 0.0]},
-        "sizes": [],
-    }  # fmt: skip
-    regenerated = bench_report.render(res, out.read_text())
+    regenerated = make_bench(out.read_text())
     assert newer in regenerated
     assert "newer follow table" in regenerated
     assert "old dump table" not in regenerated

@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from tests.benchsections import check_kept
 from tools import bench_huge, bench_report
 
 MB = 2**20
@@ -76,27 +77,11 @@ def test_failed_row_is_not_measured() -> None:
 
 
 def test_make_bench_keeps_the_section(tmp_path: Path) -> None:
-    out = tmp_path / "benchmarks.md"
-    out.write_text("# Benchmarks\n\nold generated text\n")
     section = bench_huge.render(result(point(100_000, 40, 40), point(300_000, 41, 42)))
-    bench_report.put_section(out, bench_report.HUGE_START, bench_report.HUGE_END, section)
-    assert out.read_text().count(bench_report.HUGE_START) == 1
-    res = {
-        "started": "x",
-        "machine": {k: "-" for k in ("cpu_model", "nproc", "ram_gb", "kernel", "python", "kstream",
-                                     "commit", "kube_apiserver", "etcd", "kubectl", "kubernetes_py",
-                                     "urllib3", "zstandard")},
-        "load": {"start": [0.0, 0.0, 0.0]},
-        "sizes": [],
-    }  # fmt: skip
-    regenerated = bench_report.render(res, out.read_text())
-    assert section in regenerated
-    assert "old generated text" not in regenerated
-    # and a second --huge run replaces it in place
-    out.write_text(regenerated)
-    newer = section.replace("2026-11-29T08:00:00", "2026-11-30T08:00:00")
-    bench_report.put_section(out, bench_report.HUGE_START, bench_report.HUGE_END, newer)
-    assert newer in out.read_text() and section not in out.read_text()
+    newer = section.replace("2026-11-29T08:00:00", "2026-11-30T08:00:00")  # a second --huge run
+    check_kept(
+        tmp_path / "benchmarks.md", bench_report.HUGE_START, bench_report.HUGE_END, section, newer
+    )
 
 
 def test_peer_and_readers_are_shown_but_not_judged() -> None:

@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from tests.benchsections import MACHINE
 from tools import bench_reader, bench_report
 
 REPO = Path(__file__).resolve().parents[1]
@@ -21,8 +22,6 @@ FRESH = "raw socket reader, fresh 256 KiB per read (the limit before 2026-12-07)
 PEER = "Go client-go peer, server's bytes (json.RawMessage)"
 INC = "kstream dump --secrets include"
 DEF = "kstream dump, Secrets redacted (default)"
-MACHINE = {k: "-" for k in ("cpu_model", "nproc", "ram_gb", "kernel", "python", "kstream", "commit",
-                            "kube_apiserver", "etcd", "kubectl", "kubernetes_py", "urllib3", "zstandard")}  # fmt: skip
 
 
 def row(name: str, path: str, output: str, wall: float, cpu: float, kind: str = "dump",

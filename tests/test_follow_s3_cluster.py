@@ -21,6 +21,7 @@ import pytest
 
 from kstream.journal.format import BASE_NAME, META_NAME, SEGMENT_DIR, list_segments, parse_time
 from tests.conftest import VENV_BIN, Cluster, kstream, one_line
+from tests.s3bucket import Bucket, s3_env, serve_bucket
 from tests.s3server import ADMIN, READER, WRITER, S3Server
 from tests.seed import namespace
 from tests.test_follow_cluster import (
@@ -39,45 +40,10 @@ pytestmark = pytest.mark.cluster
 BUCKET = "kstream-follow"
 
 
-class Store:
-    def __init__(self, server: S3Server) -> None:
-        import botocore.session
-
-        self.server = server
-        self.client = botocore.session.Session().create_client(
-            "s3",
-            endpoint_url=server.endpoint,
-            region_name="us-east-1",
-            aws_access_key_id=ADMIN.access_key,
-            aws_secret_access_key=ADMIN.secret_key,
-        )
-
-    def versions(self, prefix: str) -> dict[str, int]:
-        out: dict[str, int] = {}
-        r = self.client.list_object_versions(Bucket=BUCKET, Prefix=prefix)
-        for v in r.get("Versions") or []:
-            out[v["Key"]] = out.get(v["Key"], 0) + 1
-        return out
-
-    def download(self, prefix: str, to: Path) -> Path:
-        for key in self.versions(prefix):
-            p = to / key[len(prefix) :]
-            p.parent.mkdir(parents=True, exist_ok=True)
-            p.write_bytes(self.client.get_object(Bucket=BUCKET, Key=key)["Body"].read())
-        return to
-
-
 @pytest.fixture(scope="module")
-def store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Store]:
-    server = S3Server(tmp_path_factory.mktemp("seaweedfs"))
-    server.start()
-    try:
-        s = Store(server)
-        s.client.create_bucket(Bucket=BUCKET)
-        s.client.put_bucket_versioning(Bucket=BUCKET, VersioningConfiguration={"Status": "Enabled"})
-        yield s
-    finally:
-        server.stop()
+def store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Bucket]:
+    with serve_bucket(S3Server(tmp_path_factory.mktemp("seaweedfs")), BUCKET) as b:
+        yield b
 
 
 def popen(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
@@ -89,7 +55,7 @@ def popen(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[b
 
 def test_recorder_killed_under_churn_and_restarted(
     gadgets: Cluster,  # noqa: F811
-    store: Store,
+    store: Bucket,
     tmp_path: Path,
 ) -> None:
     cp = gadgets.cp
@@ -158,7 +124,7 @@ def test_recorder_killed_under_churn_and_restarted(
 
 
 def test_errors_of_a_journal_in_object_storage(
-    cluster: Cluster, store: Store, tmp_path: Path
+    cluster: Cluster, store: Bucket, tmp_path: Path
 ) -> None:
     kc = cluster.kubeconfig
     sel = ("-n", "default", "-r", "configmaps")
@@ -200,7 +166,7 @@ def test_errors_of_a_journal_in_object_storage(
     assert set(store.versions("one/").values()) == {1}
 
 
-def test_a_second_writer_is_refused_on_seaweedfs(store: Store, tmp_path: Path) -> None:
+def test_a_second_writer_is_refused_on_seaweedfs(store: Bucket, tmp_path: Path) -> None:
     from tests.test_journal_s3_crash import second_writer_refused
 
     second_writer_refused(store.server.env(ADMIN), store.client, BUCKET, tmp_path)
@@ -221,7 +187,7 @@ def test_resume_or_start_on_a_directory(cluster: Cluster, tmp_path: Path) -> Non
     assert [e.type for e in journal_events(j)] == ["GAP"]  # the time between the runs
 
 
-def test_rebase_and_retention_in_object_storage(cluster: Cluster, store: Store, tmp_path: Path) -> None:  # fmt: skip
+def test_rebase_and_retention_in_object_storage(cluster: Cluster, store: Bucket, tmp_path: Path) -> None:  # fmt: skip
     """`dump --follow -o s3://.../ --rebase-every 3s --retain 7s` under churn
     (SeaweedFS, versioned): bases uploaded once each, retention deletes the old
     keys (a delete marker beside their one version); every retained instant read
@@ -235,7 +201,6 @@ def test_rebase_and_retention_in_object_storage(cluster: Cluster, store: Store, 
     from kstream.journal.reader import open_journal
     from tests.seed import configmap
     from tests.test_journal_rebase_cluster import counts, now
-    from tests.test_journal_s3_crash import s3_env
 
     api = cluster.api
     ns = "rebase-s3"
@@ -301,32 +266,24 @@ def test_rebase_and_retention_in_object_storage(cluster: Cluster, store: Store, 
     assert len(kept) >= 3 and gone, (start, instants)
     s3 = store.server.env(ADMIN)
     for t in [*kept, start]:
-        assert counts_env(f"{url}@{t}", s3) == counts(f"{copy}/@{t}"), t
+        assert counts(f"{url}@{t}", s3) == counts(f"{copy}/@{t}"), t
         d = kstream("diff", f"{url}@{t}", f"{copy}/@{t}", env=s3)
         assert d.code == 0, (t, d.out, d.err)  # object by object
-    assert counts_env(url, s3) == counts(f"{copy}/")
+    assert counts(url, s3) == counts(f"{copy}/")
     one_line(kstream("count", f"{url}@{gone[0]}", env=s3), 2, "before the journal starts", start)
     assert kstream("count", f"{copy}/@{gone[-1]}").code == 0  # base 0's fold reads it still
     api.call("DELETE", f"/api/v1/namespaces/{ns}", ok=(200, 202, 404))
 
 
-def counts_env(target: str, env: dict[str, str]) -> set[tuple[str, int, int]]:
-    r = kstream("count", target, "-o", "json", env=env)
-    assert r.code == 0, r.err
-    return {(x["resource"], x["objects"], x["bytes"]) for x in json.loads(r.out)["rows"]}
-
-
-def test_object_lock_on_seaweedfs_deletes_nothing(store: Store, tmp_path: Path) -> None:
+def test_object_lock_on_seaweedfs_deletes_nothing(store: Bucket, tmp_path: Path) -> None:
     """SeaweedFS (the pinned version) implements S3 Object Lock: on a bucket made
     with it, GetObjectLockConfiguration says Enabled, and a re-basing writer (the
     fake server's, tests/crashjournal.py) uploads its bases, deletes nothing and
     says so once; on the versioned bucket without it the answer is the error
     taken as "not enabled"; credentials that may not ask get None (retention
     then notes it and deletes: a delete under Object Lock only adds a marker)."""
-    import types
-
     from kstream.store import objstore
-    from tests.test_journal_s3_crash import run, s3_env
+    from tests.test_journal_s3_crash import run
 
     locked = "kstream-locked"
     store.client.create_bucket(Bucket=locked, ObjectLockEnabledForBucket=True)
@@ -337,9 +294,8 @@ def test_object_lock_on_seaweedfs_deletes_nothing(store: Store, tmp_path: Path) 
     with s3_env(store.server.env(WRITER)):  # may not read the bucket's configuration
         assert objstore.object_lock_enabled(objstore.parse(f"s3://{locked}/j/")) is None
     said: list[str] = []
-    bucket = types.SimpleNamespace(env=admin)
     url = f"s3://{locked}/j/"
-    assert run(bucket, "s3new+rebase", tmp_path / "stage", url, said=said) == 0  # type: ignore[arg-type]
+    assert run(store, "s3new+rebase", tmp_path / "stage", url, said=said) == 0  # its server's env
     r = store.client.list_object_versions(Bucket=locked, Prefix="j/")
     keys = [v["Key"] for v in r.get("Versions") or []]
     assert not r.get("DeleteMarkers") and len(keys) == len(set(keys)), r

@@ -56,8 +56,10 @@ def shadow(j: Path, copy: Path, stop: threading.Event) -> None:
         stop.wait(0.1)
 
 
-def counts(target: str) -> set[tuple[str, int, int]]:
-    r = kstream("count", target, "-o", "json")
+def counts(target: str, env: dict[str, str] | None = None) -> set[tuple[str, int, int]]:
+    """(resource, objects, bytes) of each row of `kstream count TARGET` (`env`:
+    more environment, e.g. an S3 server's)."""
+    r = kstream("count", target, "-o", "json", env=env)
     assert r.code == 0, r.err
     return {(x["resource"], x["objects"], x["bytes"]) for x in json.loads(r.out)["rows"]}
 

@@ -29,6 +29,7 @@ import pytest
 from kstream.journal.format import CHANGE_TYPES, format_time
 from kstream.journal.reader import open_journal
 from tests.conftest import KUBECTL, VENV_BIN, Cluster, kstream, one_line
+from tests.s3bucket import download
 from tests.s3server import WRITER
 from tests.seed import configmap, namespace, secret
 from tests.test_objstore import BUCKET, S3, _fresh_proxy, needs_identities, s3
@@ -424,10 +425,7 @@ def test_a_journal_dump_follow_wrote_to_s3(
         cluster.api.call("PATCH", f"{cms}/cm-3", {"data": {"k": f"written {time.time()}"}})
     finally:
         assert p.wait(timeout=120) == 0, log.read_text()
-    copy = tmp_path / "copy"
-    for key in s3.keys("written/"):
-        (copy / key[len("written/") :]).parent.mkdir(parents=True, exist_ok=True)
-        (copy / key[len("written/") :]).write_bytes(s3.get(key))
+    copy = download(s3.client, BUCKET, "written/", tmp_path / "copy")
     assert any(k.startswith("written/segments/") for k in s3.keys("written/")), (
         s3.keys("written/"),
         log.read_text(),

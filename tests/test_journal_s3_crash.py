@@ -15,7 +15,6 @@ prefix fails at its first upload and replaces nothing.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import shutil
 import subprocess
@@ -29,7 +28,8 @@ import pytest
 from kstream.journal.durable import CRASH_EXIT
 from kstream.journal.format import BASE_NAME, META_NAME, SEGMENT_DIR, list_segments, position_key
 from tests import crashjournal as cj
-from tests.s3server import ADMIN, MotoServer
+from tests.s3bucket import Bucket, s3_env, serve_bucket
+from tests.s3server import MotoServer
 from tests.test_journal_crash_unit import changes_of, check_rebased, cli, expected, journal_events
 
 pytestmark = pytest.mark.cluster  # a local S3 server (moto), as tests/test_objstore.py
@@ -39,60 +39,10 @@ BUCKET = "kstream-journal"
 MAX_STEPS = 200
 
 
-class Bucket:
-    def __init__(self, server: MotoServer) -> None:
-        import botocore.session
-
-        self.server = server
-        self.env = server.env(ADMIN)
-        self.client = botocore.session.Session().create_client(
-            "s3",
-            endpoint_url=server.endpoint,
-            region_name="us-east-1",
-            aws_access_key_id=ADMIN.access_key,
-            aws_secret_access_key=ADMIN.secret_key,
-        )
-
-    def versions(self, prefix: str) -> dict[str, int]:
-        out: dict[str, int] = {}
-        pages = self.client.get_paginator("list_object_versions").paginate(
-            Bucket=BUCKET, Prefix=prefix
-        )
-        for page in pages:
-            for v in page.get("Versions") or []:
-                out[v["Key"]] = out.get(v["Key"], 0) + 1
-            for d in page.get("DeleteMarkers") or []:
-                out[d["Key"]] = out.get(d["Key"], 0) + 100
-        return out
-
-    def uploads(self, prefix: str) -> list[str]:
-        r = self.client.list_multipart_uploads(Bucket=BUCKET, Prefix=prefix)
-        return [u["Key"] for u in r.get("Uploads") or []]
-
-    def download(self, prefix: str, to: Path) -> Path:
-        """The prefix as a local journal directory (its keys not deleted)."""
-        to.mkdir(parents=True, exist_ok=True)
-        for key, n in self.versions(prefix).items():
-            if n >= 100:  # a delete marker: retention deleted it
-                continue
-            p = to / key[len(prefix) :]
-            p.parent.mkdir(parents=True, exist_ok=True)
-            body = self.client.get_object(Bucket=BUCKET, Key=key)["Body"].read()
-            p.write_bytes(body)
-        return to
-
-
 @pytest.fixture(scope="module")
 def bucket(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Bucket]:
-    server = MotoServer(tmp_path_factory.mktemp("moto"))
-    server.start()
-    try:
-        b = Bucket(server)
-        b.client.create_bucket(Bucket=BUCKET)
-        b.client.put_bucket_versioning(Bucket=BUCKET, VersioningConfiguration={"Status": "Enabled"})
+    with serve_bucket(MotoServer(tmp_path_factory.mktemp("moto")), BUCKET) as b:
         yield b
-    finally:
-        server.stop()
 
 
 def run(bucket: Bucket, what: str, stage: Path, url: str, crash: int = 0, trace: Path | None = None, said: list[str] | None = None) -> int:  # fmt: skip
@@ -209,25 +159,6 @@ def test_a_second_writer_fails_at_its_first_upload(bucket: Bucket, tmp_path: Pat
     first wrote is refused (the HEAD before it, and the conditional write
     itself), with one line naming the key; the first one's object is kept."""
     second_writer_refused(bucket.env, bucket.client, BUCKET, tmp_path)
-
-
-@contextlib.contextmanager
-def s3_env(env: dict[str, str]) -> Iterator[None]:
-    """This process's object storage is the test server (`env`), then as before."""
-    from kstream.store import objstore
-
-    old = {k: os.environ.get(k) for k in env}
-    os.environ.update(env)
-    objstore._client = None
-    try:
-        yield
-    finally:
-        objstore._client = None
-        for k, v in old.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
 
 
 def second_writer_refused(env: dict[str, str], client: Any, name: str, tmp_path: Path) -> None:
@@ -375,7 +306,7 @@ def test_object_lock_deletes_nothing(tmp_path: Path) -> None:
     server = MotoServer(tmp_path / "moto")
     server.start()
     try:
-        b = Bucket(server)
+        b = Bucket(server, BUCKET)
         b.client.create_bucket(Bucket=BUCKET, ObjectLockEnabledForBucket=True)
         b.client.create_bucket(Bucket="plain")
         with s3_env(b.env):

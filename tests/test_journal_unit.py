@@ -328,3 +328,102 @@ def test_journal_json_layout_and_key_check(tmp_path: Path) -> None:
     check_key(tmp_path, plain, None)
     with pytest.raises(UsageError, match="plain sha256: drop --secret-key-file"):
         check_key(tmp_path, plain, b"k")
+
+
+@pytest.mark.parametrize(
+    ("content", "cls", "message"),
+    [
+        (b"{not json", SnapshotError, "{p}: corrupted (not JSON)"),
+        (
+            b'{"format": "other"}',
+            "foreign",
+            "{j} is not a kstream journal (journal.json says otherwise)",
+        ),
+        (b"[1]", "foreign", "{j} is not a kstream journal (journal.json says otherwise)"),
+        (
+            b'{"format": "kstream-journal", "version": 2}',
+            SnapshotError,
+            "{p}: journal format version 2 is not supported (this kstream reads version 1)",
+        ),
+        (
+            b'{"format": "kstream-journal", "version": "1"}',
+            SnapshotError,
+            '{p}: journal format version "1" is not supported (this kstream reads version 1)',
+        ),
+        (
+            b'{"format": "kstream-journal", "version": 1, "server": "https://x"}',
+            SnapshotError,
+            "{p}: corrupted (server is not an object)",
+        ),
+        (
+            b'{"format": "kstream-journal", "version": 1, "options": []}',
+            SnapshotError,
+            "{p}: corrupted (options is not an object)",
+        ),
+        (
+            b'{"format": "kstream-journal", "version": 1, "context": 7}',
+            SnapshotError,
+            "{p}: corrupted (context is not a string)",
+        ),
+    ],
+)
+def test_journal_json_is_checked_alike_everywhere(
+    tmp_path: Path, content: bytes, cls: object, message: str
+) -> None:
+    """journal.json is checked by one function (`format.check_meta`) for the
+    writer's --resume of a directory (`directory.read_meta`), of a prefix in
+    object storage (`remote.journal_meta`) and for every reader (`open_journal`):
+    the same one-line message; a journal.json of another format is a usage error
+    (exit 2) where kstream would write, a corrupted input (exit 6) where it reads."""
+    from kstream.errors import UsageError
+    from kstream.journal.directory import read_meta
+    from kstream.journal.reader import open_journal
+    from kstream.journal.remote import journal_meta
+
+    j = tmp_path / "j"
+    j.mkdir()
+    (j / "journal.json").write_bytes(content)
+    p = j / "journal.json"
+    url = "s3://b/j/"
+    for call, where, journal, foreign in (
+        (lambda: read_meta(j), str(p), str(j), UsageError),
+        (lambda: journal_meta(content, url), f"{url}journal.json", url, UsageError),
+        (lambda: open_journal(str(j)), str(p), str(j), SnapshotError),
+    ):
+        want = foreign if cls == "foreign" else cls
+        with pytest.raises(SnapshotError if want is SnapshotError else UsageError) as e:
+            call()
+        assert type(e.value) is want
+        assert str(e.value) == message.format(p=where, j=journal)
+
+
+def test_a_segment_header_is_checked_alike_by_readers_and_recovery(tmp_path: Path) -> None:
+    """A segment's header is checked by one function (`format.read_segment_header`):
+    the readers and the recovery (`read_sealed_manifest`, `seal_open_segment`)
+    refuse a header that is not a kstream segment's with the same message; a
+    segment cut inside its header holds no event (open, and removed by the seal)."""
+    from kstream.journal.reader import _open_segment
+
+    w = JournalWriter(tmp_path)
+    w.write(ev(1))
+    w.close()
+    path = list_segments(tmp_path)[1]
+    good = path.read_bytes()
+    (n,) = struct.unpack("<I", good[4:8])
+    header = json.loads(good[8 : 8 + n])
+    bad = json.dumps(header | {"format": "other"}).encode().ljust(n)[:n]
+    assert len(bad) == n
+    path.write_bytes(good[:8] + bad + good[8 + n :])
+    for call in (
+        lambda: _open_segment(path, 1),
+        lambda: read_sealed_manifest(path),
+        lambda: seal_open_segment(path),
+    ):
+        with pytest.raises(SnapshotError) as e:
+            call()
+        assert str(e.value) == f"{path}: not a kstream journal segment"
+    assert path.exists()  # nothing removed
+    path.write_bytes(good[: 8 + n // 2])  # a crash cut it inside its header
+    assert read_sealed_manifest(path) is None
+    assert _open_segment(path, 1).header_end == -1
+    assert seal_open_segment(path) is None and not path.exists()

@@ -14,7 +14,6 @@ import subprocess
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -22,7 +21,8 @@ from kstream.journal.format import BASE_NAME, META_NAME, Event, list_segments
 from kstream.journal.recovery import segment_events
 from tests.conftest import KUBECTL, VENV_BIN, Cluster
 from tests.controlplane import free_port
-from tests.s3server import ADMIN, SERVERS, S3Server
+from tests.s3bucket import Bucket, serve_bucket
+from tests.s3server import SERVERS
 from tests.seed import configmap, namespace
 from tests.test_recorder_unit import (
     RECORDER,
@@ -139,47 +139,12 @@ def test_health_port_answers_while_following(cluster: Cluster, tmp_path: Path) -
 @pytest.fixture(scope="module", params=sorted(SERVERS))
 def s3(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[S3Server]:
+) -> Iterator[Bucket]:
     """A real S3 server (SeaweedFS, moto) with the recorder's bucket, as in
     tests/test_objstore.py (no proxy: nothing here counts requests)."""
     server = SERVERS[request.param](tmp_path_factory.mktemp(request.param))
-    server.start()
-    try:
-        _client(server).create_bucket(Bucket=BUCKET)
-        yield server
-    finally:
-        server.stop()
-
-
-def _client(server: S3Server) -> Any:
-    import botocore.session
-
-    env = server.env(ADMIN)
-    return botocore.session.Session().create_client(
-        "s3", endpoint_url=server.endpoint, region_name="us-east-1",
-        aws_access_key_id=env["AWS_ACCESS_KEY_ID"], aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"],
-    )  # fmt: skip
-
-
-def _keys(server: S3Server, prefix: str) -> list[str]:
-    keys: list[str] = []
-    for page in (
-        _client(server).get_paginator("list_objects_v2").paginate(Bucket=BUCKET, Prefix=prefix)
-    ):
-        keys += [o["Key"] for o in page.get("Contents") or []]
-    return sorted(keys)
-
-
-def _download(server: S3Server, prefix: str, to: Path) -> None:
-    """The journal's keys as the local journal directory they name (the contract:
-    the same names)."""
-    client = _client(server)
-    for key in _keys(server, prefix):
-        path = to / key[len(prefix) :]
-        if path.exists():  # a key is written once, never rewritten
-            continue
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(client.get_object(Bucket=BUCKET, Key=key)["Body"].read())
+    with serve_bucket(server, BUCKET, versioned=False) as b:
+        yield b
 
 
 def _added(segments: Path) -> set[str]:
@@ -193,7 +158,7 @@ def _added(segments: Path) -> set[str]:
 
 
 def test_the_containers_command_resumes_from_the_bucket(
-    cluster: Cluster, s3: S3Server, tmp_path: Path
+    cluster: Cluster, s3: Bucket, tmp_path: Path
 ) -> None:
     """The Deployment's args, its settings substituted (a 2 s rotate interval to see
     segments soon; the stage and the health port local), run against the control
@@ -209,11 +174,11 @@ def test_the_containers_command_resumes_from_the_bucket(
     args = expand(container(docs)["args"], values)
     prefix = "fleet-a/"
     assert args[args.index("-o") + 1] == f"s3://{BUCKET}/{prefix}"
-    env = _env(cluster, **s3.env(ADMIN))
+    env = _env(cluster, **s3.env)
     local = tmp_path / "journal"
 
     def uploaded(names: set[str]) -> bool:
-        _download(s3, prefix, local)
+        s3.download(prefix, local, new_only=True)  # a poll: what is new since
         return names <= _added(local / "segments")
 
     tag = os.urandom(3).hex()  # names of this test's objects (the cluster outlives it)
@@ -236,7 +201,7 @@ def test_the_containers_command_resumes_from_the_bucket(
         assert code == (-signal.SIGKILL if n == 1 else 0), log.read_text()
     out = log.read_text()
     assert "Traceback" not in out, out
-    _download(s3, prefix, local)
+    s3.download(prefix, local, new_only=True)
     assert (local / META_NAME).is_file() and (local / BASE_NAME).is_file()
     events = [Event.decode(line) for p in list_segments(local).values()
               for line in segment_events(p)]  # fmt: skip

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from kstream.dataclass import dataclass
-from kstream.errors import OutputError, SnapshotError, UsageError
+from kstream.errors import OutputError, UsageError
 from kstream.journal import durable
 from kstream.journal.format import (
     BASE_NAME,
@@ -30,6 +30,7 @@ from kstream.journal.format import (
     REBASE_DIR,
     SEGMENT_DIR,
     base_number,
+    check_meta,
     segment_number,
 )
 from kstream.journal.writer import guard
@@ -340,20 +341,16 @@ def check_key(target: Path | str, meta: JournalMeta, secret_key: bytes | None) -
 
 
 def read_meta(directory: Path) -> dict[str, Any]:
+    """journal.json of the journal `directory`, checked (`format.check_meta`);
+    UsageError where there is none or it is another format's."""
     p = Path(directory) / META_NAME
     try:
-        meta = json.loads(p.read_bytes())
+        data = p.read_bytes()
     except OSError as e:
         raise UsageError(
             f"{directory} is not a kstream journal: {META_NAME}: {e.strerror}"
         ) from None
-    except ValueError:
-        raise SnapshotError(f"{p}: corrupted (not JSON)") from None
-    if not isinstance(meta, dict) or meta.get("format") != JOURNAL_FORMAT:
-        raise UsageError(f"{directory} is not a kstream journal ({META_NAME} says otherwise)")
-    if meta.get("version") != JOURNAL_VERSION:
-        raise SnapshotError(f"{p}: journal format version {meta.get('version')} is not supported")
-    return meta
+    return check_meta(data, str(p), str(directory), foreign=UsageError)
 
 
 def write_meta(directory: Path, meta: dict[str, Any]) -> None:

@@ -142,10 +142,11 @@ import struct
 from dataclasses import field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Literal
+from typing import IO, Any, Literal
 
 from kstream.dataclass import dataclass
-from kstream.store.format import FOOTER_TAG, MAGIC_FOOTER, MAGIC_MANIFEST, skippable
+from kstream.errors import KstreamError, SnapshotError
+from kstream.store.format import FOOTER_TAG, MAGIC_FOOTER, MAGIC_HEADER, MAGIC_MANIFEST, skippable
 
 JOURNAL_FORMAT = "kstream-journal"
 JOURNAL_VERSION = 1
@@ -184,6 +185,86 @@ EVENT_TYPES = (
 )
 
 _OBJECT = b',"object":'
+
+
+# journal.json's optional fields and the JSON types they may have (null: absent)
+_META_TYPES: dict[str, tuple[type, str]] = {
+    "created": (str, "a string"),
+    "tool": (str, "a string"),
+    "context": (str, "a string"),
+    "server": (dict, "an object"),
+    "options": (dict, "an object"),
+}
+
+
+def check_meta(
+    data: bytes, where: str, journal: str, foreign: type[KstreamError] = SnapshotError
+) -> dict[str, Any]:
+    """journal.json's content, checked: the one check every reader and writer of
+    a journal makes (`directory.read_meta`, `reader.open_journal`, `--resume
+    s3://`). `data`: its bytes, read from `where` (how messages name the file);
+    `journal`: how messages name the journal. JSON of an object whose `format`
+    is this format's (else `foreign`: "JOURNAL is not a kstream journal", the
+    exception class each caller chooses), whose `version` this kstream reads, and
+    whose known fields have their types (SnapshotError otherwise). Unknown fields
+    are left alone (a newer writer's)."""
+    try:
+        meta = json.loads(data)
+    except ValueError:
+        raise SnapshotError(f"{where}: corrupted (not JSON)") from None
+    if not isinstance(meta, dict) or meta.get("format") != JOURNAL_FORMAT:
+        raise foreign(f"{journal} is not a kstream journal ({META_NAME} says otherwise)")
+    version = meta.get("version")
+    if type(version) is not int or version != JOURNAL_VERSION:
+        raise SnapshotError(
+            f"{where}: journal format version {json.dumps(version)} is not supported "
+            f"(this kstream reads version {JOURNAL_VERSION})"
+        )
+    for key, (kind, what) in _META_TYPES.items():
+        if meta.get(key) is not None and not isinstance(meta[key], kind):
+            raise SnapshotError(f"{where}: corrupted ({key} is not {what})")
+    return meta
+
+
+HEADER_LIMIT = 1 << 20  # a segment header is a few hundred bytes; larger is corruption
+
+
+def read_segment_header(
+    f: IO[bytes], where: str, number: int | None = None
+) -> tuple[int, bytes, dict[str, Any]] | None:
+    """A segment's header, read from the start of `f`, checked: the one check the
+    readers and the recovery make. (offset of the first frame, the header's bytes
+    (the footer's sha256 covers them with the manifest's), its fields); None when
+    the file ends inside it (a crash cut it there: the segment holds no event).
+    SnapshotError for one that is not a segment's header, is corrupted, of a
+    format version this kstream does not read, or (`number` given) says it is
+    another segment."""
+    f.seek(0)
+    hdr = f.read(8)
+    if len(hdr) < 8:
+        return None
+    magic, size = struct.unpack("<II", hdr)
+    if magic != MAGIC_HEADER or size > HEADER_LIMIT:
+        raise SnapshotError(f"{where}: not a kstream journal segment (corrupted header)")
+    body = f.read(size)
+    if len(body) < size:
+        return None
+    try:
+        head = json.loads(body)
+    except ValueError:
+        raise SnapshotError(f"{where}: corrupted segment header") from None
+    if not isinstance(head, dict) or head.get("format") != SEGMENT_FORMAT:
+        raise SnapshotError(f"{where}: not a kstream journal segment")
+    if head.get("version") != SEGMENT_VERSION:
+        raise SnapshotError(
+            f"{where}: segment format version {head.get('version')} is not supported "
+            f"(this kstream reads version {SEGMENT_VERSION})"
+        )
+    if number is not None and head.get("segment") != number:
+        raise SnapshotError(
+            f"{where}: its header says segment {head.get('segment')} (renamed or misplaced)"
+        )
+    return 8 + size, body, head
 
 
 def segment_name(n: int) -> str:

@@ -53,20 +53,19 @@ from kstream.journal.files import JournalFiles
 from kstream.journal.format import (
     BASE_NAME,
     BASES_DIR,
-    JOURNAL_FORMAT,
-    JOURNAL_VERSION,
     META_NAME,
     SEGMENT_DIR,
     SEGMENT_FORMAT,
-    SEGMENT_VERSION,
     Event,
     FrameRecord,
     SegmentManifest,
     base_name,
     base_number,
+    check_meta,
     format_time,
     gap_record,
     parse_time,
+    read_segment_header,
     segment_number,
     split_unit_resource,
     unit_resource,
@@ -76,7 +75,6 @@ from kstream.store.format import (
     FOOTER_SIZE,
     FOOTER_TAG,
     MAGIC_FOOTER,
-    MAGIC_HEADER,
     MAGIC_MANIFEST,
     READ_BUF,
     Entry,
@@ -186,36 +184,6 @@ class Segment:
         return self.manifest is not None
 
 
-def _read_header(f: IO[bytes], where: str, number: int) -> tuple[int, bytes] | None:
-    """(offset of the first frame, header bytes); None when the file ends inside it."""
-    f.seek(0)
-    hdr = f.read(8)
-    if len(hdr) < 8:
-        return None
-    magic, size = struct.unpack("<II", hdr)
-    if magic != MAGIC_HEADER or size > 1 << 20:
-        raise SnapshotError(f"{where}: not a kstream journal segment (corrupted header)")
-    body = f.read(size)
-    if len(body) < size:
-        return None
-    try:
-        head = json.loads(body)
-    except ValueError:
-        raise SnapshotError(f"{where}: corrupted segment header") from None
-    if not isinstance(head, dict) or head.get("format") != SEGMENT_FORMAT:
-        raise SnapshotError(f"{where}: not a kstream journal segment")
-    if head.get("version") != SEGMENT_VERSION:
-        raise SnapshotError(
-            f"{where}: segment format version {head.get('version')} is not supported "
-            f"(this kstream reads version {SEGMENT_VERSION})"
-        )
-    if head.get("segment") != number:
-        raise SnapshotError(
-            f"{where}: its header says segment {head.get('segment')} (renamed or misplaced)"
-        )
-    return 8 + size, body
-
-
 def _open_segment(
     path: str | os.PathLike[str], number: int, files: JournalFiles | None = None
 ) -> Segment:
@@ -229,10 +197,10 @@ def _open_segment(
     f = files.open(name)
     with f:
         end = f.seek(0, os.SEEK_END)
-        got = _read_header(f, where, number)
+        got = read_segment_header(f, where, number)
         if got is None:  # cut inside its header: open, empty
             return Segment(where, number, end, -1, files=files, name=name)
-        header_end, header = got
+        header_end, header, _ = got
         seg = Segment(where, number, end, header_end, files=files, name=name)
         if end < header_end + FOOTER_SIZE:
             return seg
@@ -631,18 +599,7 @@ def open_journal(
     seen: its GAP event is written when the gap ends, after `until`, so in a
     segment after that base."""
     files = journal_files.journal_files(path)
-    mpath = files.where(META_NAME)
-    try:
-        meta = json.loads(files.read(META_NAME))
-    except ValueError:
-        raise SnapshotError(f"{mpath}: not JSON (corrupted)") from None
-    if not isinstance(meta, dict) or meta.get("format") != JOURNAL_FORMAT:
-        raise SnapshotError(f"{mpath}: not a kstream journal")
-    if meta.get("version") != JOURNAL_VERSION:
-        raise SnapshotError(
-            f"{mpath}: journal format version {meta.get('version')} is not supported "
-            f"(this kstream reads version {JOURNAL_VERSION})"
-        )
+    meta = check_meta(files.read(META_NAME), files.where(META_NAME), path)
     bases = _bases(files)
     if not bases:
         raise SnapshotError(f"{path}: the journal has no base snapshot ({BASE_NAME})")

@@ -20,7 +20,6 @@ from kstream.journal import durable
 from kstream.journal.format import (
     POSITION_TYPES,
     READ_BUF,
-    SEGMENT_FORMAT,
     Event,
     FrameRecord,
     SegmentManifest,
@@ -29,6 +28,7 @@ from kstream.journal.format import (
     list_segments,
     now_time,
     position_key,
+    read_segment_header,
     sealing,
     segment_number,
 )
@@ -37,7 +37,6 @@ from kstream.store.format import (
     FOOTER_SIZE,
     FOOTER_TAG,
     MAGIC_FOOTER,
-    MAGIC_HEADER,
     MAGIC_MANIFEST,
     ZSTD_MAGIC,
 )
@@ -106,15 +105,12 @@ def read_sealed_manifest(path: Path) -> SegmentManifest | None:
 def read_manifest_of(f: IO[bytes], path: str) -> SegmentManifest | None:
     """`read_sealed_manifest` of a seekable file (a local one, or an object in
     object storage read by ranged GETs: `objstore.RemoteObject.reader()`)."""
-    head = _read_exact(f, 8)
-    if not head:
+    got = read_segment_header(f, path)
+    if got is None:  # cut inside its header: open (and holds no event)
         return None
-    magic, hsize = struct.unpack("<II", head)
-    header = _read_exact(f, hsize) if magic == MAGIC_HEADER and hsize < 1 << 20 else b""
-    if not header:
-        raise SnapshotError(f"{path}: not a kstream journal segment (bad header)")
+    header_end, header, _ = got
     end = f.seek(0, os.SEEK_END)
-    if end < 8 + hsize + FOOTER_SIZE:
+    if end < header_end + FOOTER_SIZE:
         return None
     f.seek(end - FOOTER_SIZE)
     footer = f.read(FOOTER_SIZE)
@@ -208,22 +204,14 @@ def _scan_frames(f: IO[bytes], start: int, end: int) -> Iterator[tuple[int, int,
 def seal_open_segment(path: Path) -> SegmentManifest | None:
     """Seal a segment left open by a crash: keep its whole frames, cut the rest,
     write manifest and footer. None when nothing of it was whole (it is removed)."""
-    with open(path, "r+b") as f:
-        head = _read_exact(f, 8)
-        magic, hsize = struct.unpack("<II", head) if head else (0, 0)
-        header = _read_exact(f, hsize) if magic == MAGIC_HEADER and hsize < 1 << 20 else b""
-        try:
-            meta = json.loads(header) if header else None
-        except ValueError:
-            meta = None
-        if not isinstance(meta, dict) or meta.get("format") != SEGMENT_FORMAT:
-            meta = None
-    if meta is None:  # cut before its header was whole: it holds no event
+    with open(path, "rb") as f:
+        got = read_segment_header(f, str(path))
+    if got is None:  # cut before its header was whole: it holds no event
         durable.unlink(path)
         return None
+    start, header, meta = got
     number = int(meta.get("segment") or segment_number(path.name) or 0)
     m = SegmentManifest(segment=number, created=str(meta.get("created") or ""), sealed="")
-    start = 8 + hsize
     with open(path, "r+b") as f:
         end = f.seek(0, os.SEEK_END)
         keep = start

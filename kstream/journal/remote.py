@@ -20,8 +20,7 @@ replaced. So every key is written once and a versioned bucket holds one version
 of each.
 
 Local copies: the base and each sealed segment are removed from the stage once
-uploaded, unless `Uploader.keep_local` is set (a caller that needs them sets it
-and frees them with `Uploader.release()`).
+uploaded.
 
 Re-basing (`--rebase-every`, `--retain`): `RemoteStore` is the re-base's
 `rebase.Store` for the bucket: the fold reads the newest base and the segments
@@ -42,7 +41,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import json
 import os
 import re
 import shutil
@@ -61,6 +59,7 @@ from kstream.journal.format import (
     SEGMENT_DIR,
     SegmentManifest,
     base_name,
+    check_meta,
     list_bases,
     list_segments,
     position_key,
@@ -198,14 +197,12 @@ def file_sha256(path: Path) -> str:
 
 class Uploader:
     """The one way a complete, immutable file of the stage reaches the bucket
-    (`upload`), and what is kept of it locally (`keep_local`, `release`)."""
+    (`upload`); the base and each sealed segment are removed from the stage once
+    uploaded."""
 
-    def __init__(self, prefix: Location, stage: Path, keep_local: bool = False) -> None:
+    def __init__(self, prefix: Location, stage: Path) -> None:
         self.prefix = prefix
         self.stage = stage
-        # keep the base and the sealed segments in the stage after their upload
-        # (until `release`); False: each is removed once uploaded
-        self.keep_local = keep_local
         self.uploaded: list[str] = []  # names uploaded (or found uploaded) by this run
 
     def upload(self, local: Path, name: str) -> None:
@@ -235,21 +232,10 @@ class Uploader:
         self.uploaded.append(name)
 
     def segment_sealed(self, path: Path, m: SegmentManifest) -> None:
-        """JournalWriter's `on_sealed`: upload the segment, then (unless
-        `keep_local`) remove its local copy."""
+        """JournalWriter's `on_sealed`: upload the segment, then remove its
+        local copy."""
         self.upload(path, f"{SEGMENT_DIR}/{path.name}")
-        if not self.keep_local:
-            durable.unlink(path)
-
-    def release(self, upto: int) -> None:
-        """Remove the local copies of the uploaded sealed segments numbered up
-        to `upto` (and of the base): what a caller that set `keep_local` calls
-        once it no longer needs them."""
-        for n, path in list_segments(self.stage).items():
-            if n <= upto and f"{SEGMENT_DIR}/{path.name}" in self.uploaded:
-                durable.unlink(path)
-        if BASE_NAME in self.uploaded and (self.stage / BASE_NAME).exists():
-            durable.unlink(self.stage / BASE_NAME)
+        durable.unlink(path)
 
     def commit_base(self) -> None:
         """A new journal's base, then journal.json (the commit point)."""
@@ -257,7 +243,7 @@ class Uploader:
         if base.is_file():
             self.upload(base, BASE_NAME)
         self.upload(self.stage / META_NAME, META_NAME)
-        if not self.keep_local and base.is_file():
+        if base.is_file():
             durable.unlink(base)
 
     def push_staged(self) -> int | None:
@@ -414,32 +400,21 @@ def remote_positions(prefix: Location, stage: Path, sealed_tail: int | None) -> 
 
 
 def journal_meta(data: bytes, url: str) -> dict[str, Any]:
-    """journal.json's content, checked as `directory.read_meta` checks it."""
-    from kstream.journal.format import JOURNAL_FORMAT, JOURNAL_VERSION
-
-    try:
-        meta = json.loads(data)
-    except ValueError:
-        raise SnapshotError(f"{url}{META_NAME}: corrupted (not JSON)") from None
-    if not isinstance(meta, dict) or meta.get("format") != JOURNAL_FORMAT:
-        raise UsageError(f"{url} is not a kstream journal ({META_NAME} says otherwise)")
-    if meta.get("version") != JOURNAL_VERSION:
-        raise SnapshotError(
-            f"{url}{META_NAME}: journal format version {meta.get('version')} is not supported"
-        )
-    return meta
+    """journal.json's content (`data`, read from the prefix `url` or its stage),
+    checked as `directory.read_meta` checks it (`format.check_meta`)."""
+    return check_meta(data, f"{url}{META_NAME}", url, foreign=UsageError)
 
 
 def drop_stage(stage: Path, up: Uploader | None = None) -> None:
     """Remove the stage at the end of a run: with `up`, once everything it
-    held of the journal is in the bucket (a clean end, `keep_local` not set);
+    held of the journal is in the bucket (a clean end);
     without, only when it holds nothing of a journal (a run cut before its
     base). Whatever else it holds stays, for the next run."""
     from kstream.journal.format import LOCK_NAME
 
     with contextlib.suppress(OSError):
         if up is not None:
-            if up.keep_local or META_NAME not in up.uploaded:
+            if META_NAME not in up.uploaded:
                 return
             if list_bases(stage) or list_segments(stage):
                 return
