@@ -87,7 +87,7 @@ class DumpJob:
         self.plan, reader = open_live(s.scope, s.live, warn, skip_secrets=s.secrets == "exclude")
         save_discovery_cache(self.plan.server, self.plan.discovery.resources)  # for completion
         header = {"created": self.started.isoformat(), "tool": f"kstream {__version__}"}
-        self.writer = open_writer(s.output, s.fmt, s.force, s.level, header)
+        self.writer = open_writer(s.output, s.fmt, s.force, s.level, header, warn)
         self.topts = TransformOptions(secrets=s.secrets, secret_key=s.secret_key, strip=s.strip)
         self.written: dict[int, Entry] = {}  # what reached the output, by unit index
         self.run = Run(

@@ -35,6 +35,7 @@ from kstream.exitcodes import ExitCode
 from kstream.selector import Scope
 from kstream.store.outputs import dir_target
 from kstream.store.snapshot import object_of
+from kstream.store.staging import Staging
 
 ExportFormat = Literal["yaml", "json"]
 INDEX_NAME = "kstream-export.index"
@@ -70,6 +71,7 @@ class ExportResult:
     placeholders: int = 0
     incomplete: list[str] = field(default_factory=list)
     problem: str = ""
+    notes: list[str] = field(default_factory=list)  # said on stderr, not with -q
 
     @property
     def exit_code(self) -> ExitCode:
@@ -215,12 +217,15 @@ def export(settings: ExportSettings) -> ExportResult:
     result.problem = snap.problem
     options = snap.manifest.options if snap.manifest is not None else None
     secrets_mode = options.secrets if options is not None else None
-    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.kstream-export-", dir=target.parent))
+    # stale staging directories of killed exports of this target go first
+    staged = Staging.make(target, export=True, note=result.notes.append)
+    staging = staged.path
     try:
         stage(snap, settings, secrets_mode, result, staging)
         commit(staging, target, result)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+        staged.release()
     return result
 
 

@@ -423,6 +423,53 @@ def test_interrupted_dump(
     )
 
 
+@pytest.mark.parametrize("fmt", ["snap.zst", "snap.ndjson", "snapdir"])
+def test_killed_dump_staging_removed_by_the_next_dump(
+    proxy: FaultProxy, tmp_path: Path, fmt: str
+) -> None:
+    """kill -9 while the Secrets stream stalls: the hidden staging directory
+    stays, nothing else. The next dump of the same name removes it (once it is
+    older than the grace period: made so here), says so in one note line,
+    writes a complete snapshot and leaves nothing hidden."""
+    target = tmp_path / fmt
+    out = str(target) + ("/" if fmt == "snapdir" else "")
+    proxy.add(Fault("stall", match="/secrets", after_bytes=500, stall_for=60))
+    env = {
+        "KUBECONFIG": str(proxy.kubeconfig(tmp_path / "kc")),
+        "PATH": "/usr/bin:/bin",
+        "HOME": "/root",
+    }
+    p = subprocess.Popen(
+        [str(VENV_BIN / "kstream"), "dump", "-o", out, "-q", "-n", NS, "-r", "configmaps,secrets",
+         "--timeout", "60"],
+        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        proxy.wait_for(lambda q: q.action == "stall" and q.body_bytes > 0, timeout=60)
+        p.send_signal(signal.SIGKILL)
+        p.wait(30)
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait(10)
+    assert p.returncode == -signal.SIGKILL
+    left = leftovers(tmp_path)
+    assert len(left) == 1 and left[0].startswith(f".{fmt}."), left
+    assert sorted(x.name for x in tmp_path.iterdir() if x.name.startswith(".")) == left
+    assert not [x for x in tmp_path.iterdir() if x.name.startswith(fmt)]  # no NAME, no .partial
+    old = time.time() - 3600
+    os.utime(tmp_path / left[0], (old, old))
+    r = kstream("dump", "-o", out, "-n", NS, "-r", "configmaps,secrets",
+                kubeconfig=proxy.cp.kubeconfig)  # fmt: skip
+    assert r.code == 0, r.err
+    notes = [ln for ln in r.err.splitlines() if ln.startswith("note: removed")]
+    assert len(notes) == 1 and "1 staging directory of killed runs" in notes[0], r.err
+    assert f"beside {target}" in notes[0]
+    assert leftovers(tmp_path) == []
+    names = [json.loads(ln)["metadata"]["name"] for ln in open_snapshot(out).lines()]
+    assert {n for n in names if n.startswith("cm-")} == {f"cm-{i:02d}" for i in range(N_CM)}
+
+
 # ------------------------------------------------------------------ bad snapshots: reader, count, diff
 
 

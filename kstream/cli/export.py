@@ -141,6 +141,8 @@ def report(result: ExportResult, quiet: bool) -> None:
     if result.problem:
         c.note_error(f"kstream: error: {result.problem}")
     if not quiet:
+        for line in result.notes:
+            c.note(line)
         c.note(
             f"exported {result.objects} objects to {d}: {result.written} files written, "
             f"{result.unchanged} unchanged, {result.removed} removed"

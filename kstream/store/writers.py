@@ -65,6 +65,7 @@ from kstream.store.outputs import (
     remote_listed,
     snapshot_dir_problem,
 )
+from kstream.store.staging import Staging
 
 COPY_BUF = 1024 * 1024
 # zstd's multithreaded compression, for the units of an archive past MT_AFTER bytes
@@ -295,6 +296,18 @@ class Writer:
         self.force = force
         self.entries: list[Entry] = []
         self.spool_dir = Path(".")
+        self.staging: Staging | None = None  # a local output's, beside its target
+
+    def _stage(self, target: Path, note: Callable[[str], None] | None) -> Path:
+        """This run's staging directory beside `target`, locked while it exists;
+        stale ones of killed runs removed first (`kstream/store/staging.py`)."""
+        self.staging = Staging.make(target, note=note)
+        return self.staging.path
+
+    def _unstage(self) -> None:
+        """The staging directory removed or renamed: its lock goes."""
+        if self.staging is not None:
+            self.staging.release()
 
     def new_spool(self, name: str, transform: Callable[[bytes], bytes] | None) -> Spool:
         return Spool(self.spool_dir / name, None, transform, self.checksums)
@@ -336,13 +349,18 @@ class ArchiveWriter(Writer):
     format = "zst"
 
     def __init__(
-        self, path: str, force: bool, level: int = 1, header: dict[str, Any] | None = None
+        self,
+        path: str,
+        force: bool,
+        level: int = 1,
+        header: dict[str, Any] | None = None,
+        note: Callable[[str], None] | None = None,
     ) -> None:
         super().__init__(path, force)
         self.level = level
         self.target = Path(path)
         check_target(self.target, force)
-        self.spool_dir = _dir_beside(self.target, ".kstream-tmp")
+        self.spool_dir = self._stage(self.target, note)
         self.tmp = self.spool_dir / "archive"
         fd = _write_guard(
             lambda: os.open(self.tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), str(self.target)
@@ -387,12 +405,14 @@ class ArchiveWriter(Writer):
         dest = _partial_name(self.target) if interrupted else self.target
         os.replace(self.tmp, dest)
         shutil.rmtree(self.spool_dir, ignore_errors=True)
+        self._unstage()
         return str(dest)
 
     def abort(self) -> None:
         with contextlib.suppress(Exception):
             self.out.close()
         shutil.rmtree(self.spool_dir, ignore_errors=True)
+        self._unstage()
 
 
 class NdjsonWriter(Writer):
@@ -401,7 +421,7 @@ class NdjsonWriter(Writer):
     format = "ndjson"
     checksums = False  # no manifest
 
-    def __init__(self, path: str, force: bool) -> None:
+    def __init__(self, path: str, force: bool, note: Callable[[str], None] | None = None) -> None:
         super().__init__(path, force)
         self.stdout = path == "-"
         if self.stdout:
@@ -411,7 +431,7 @@ class NdjsonWriter(Writer):
         else:
             self.target = Path(path)
             check_target(self.target, force)
-            self.spool_dir = _dir_beside(self.target, ".kstream-tmp")
+            self.spool_dir = self._stage(self.target, note)
             tmp = self.tmp = self.spool_dir / "out.ndjson"
             fd = _write_guard(
                 lambda: os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600),
@@ -521,6 +541,7 @@ class NdjsonWriter(Writer):
         dest = _partial_name(self.target) if interrupted else self.target
         os.replace(self.tmp, dest)
         shutil.rmtree(self.spool_dir, ignore_errors=True)
+        self._unstage()
         return str(dest)
 
     def abort(self) -> None:
@@ -530,6 +551,7 @@ class NdjsonWriter(Writer):
             with contextlib.suppress(Exception):
                 self.out.close()
         shutil.rmtree(self.spool_dir, ignore_errors=True)
+        self._unstage()
 
 
 @dataclass
@@ -588,11 +610,11 @@ class DirectoryWriter(Writer):
 
     format = "dir"
 
-    def __init__(self, path: str, force: bool) -> None:
+    def __init__(self, path: str, force: bool, note: Callable[[str], None] | None = None) -> None:
         super().__init__(path, force)
         self.target = dir_target(path)
         check_directory_target(self.target, force)
-        self.spool_dir = _dir_beside(self.target, ".kstream-tmp")
+        self.spool_dir = self._stage(self.target, note)
         os.chmod(self.spool_dir, 0o700)
 
     def append(self, entry: Entry, spool: Spool) -> None:
@@ -602,6 +624,12 @@ class DirectoryWriter(Writer):
         self.entries.append(entry)
 
     def finish(self, manifest: dict[str, Any], interrupted: bool) -> str:
+        try:
+            return self._finish(manifest, interrupted)
+        finally:
+            self._unstage()  # renamed (into place, to NAME.partial) or left for the user
+
+    def _finish(self, manifest: dict[str, Any], interrupted: bool) -> str:
         manifest = {**manifest, "resources": [e.to_json() for e in self.entries]}
         mpath = self.spool_dir / MANIFEST_NAME
         fd = _write_guard(
@@ -643,11 +671,19 @@ class DirectoryWriter(Writer):
 
     def abort(self) -> None:
         shutil.rmtree(self.spool_dir, ignore_errors=True)
+        self._unstage()
 
 
 def open_writer(
-    path: str, fmt: OutputFormat, force: bool, level: int, header: dict[str, Any]
+    path: str,
+    fmt: OutputFormat,
+    force: bool,
+    level: int,
+    header: dict[str, Any],
+    note: Callable[[str], None] | None = None,
 ) -> Writer:
+    """The writer of `path`; `note` hears of the staging directories of killed
+    runs it removed beside a local target (`kstream/store/staging.py`)."""
     from kstream.store.objstore import is_url
 
     if is_url(path):
@@ -657,10 +693,10 @@ def open_writer(
             return RemoteDirectoryWriter(path, force)
         return RemoteNdjsonWriter(path, force)
     if fmt == "zst":
-        return ArchiveWriter(path, force, level, header)
+        return ArchiveWriter(path, force, level, header, note)
     if fmt == "dir":
-        return DirectoryWriter(path, force)
-    return NdjsonWriter(path, force)
+        return DirectoryWriter(path, force, note)
+    return NdjsonWriter(path, force, note)
 
 
 # =========================================================================== object storage
