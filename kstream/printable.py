@@ -48,3 +48,12 @@ def json_text(text: str) -> str:
     if text.isascii():
         return text
     return _SURROGATE.sub(lambda m: _escape(m.group()), text)
+
+
+def human_bytes(n: float) -> str:
+    """A size as text outputs show it: "512 B", "4.0 KiB", ... "3.2 GiB"."""
+    for unit in ("B", "KiB", "MiB"):
+        if abs(n) < 1024:
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} GiB"

@@ -20,6 +20,7 @@ import subprocess
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -345,6 +346,22 @@ def proxy(objects: Cluster, proxy: FaultProxy) -> FaultProxy:
     return proxy
 
 
+def stalled_dump(
+    proxy: FaultProxy, tmp_path: Path, out: str, *args: str, **popen: Any
+) -> subprocess.Popen[bytes]:
+    """`kstream dump -o OUT -q` of this module's objects through the proxy, its
+    Secrets stream stalled after 500 bytes (for 60 s), as a child process."""
+    proxy.add(Fault("stall", match="/secrets", after_bytes=500, stall_for=60))
+    env = {
+        "KUBECONFIG": str(proxy.kubeconfig(tmp_path / "kc")),
+        "PATH": "/usr/bin:/bin",
+        "HOME": "/root",
+    }
+    argv = [str(VENV_BIN / "kstream"), "dump", "-o", out, *args, "-q", "-n", NS,
+            "-r", "configmaps,secrets", "--timeout", "60"]  # fmt: skip
+    return subprocess.Popen(argv, env=env, **popen)
+
+
 @pytest.mark.parametrize(("sig", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
 @pytest.mark.parametrize("fmt", ["snap.zst", "snap.ndjson", "snapdir"])
 def test_interrupted_dump(
@@ -361,17 +378,10 @@ def test_interrupted_dump(
     else:
         shutil.copy(good, target)
     before = digest(target)
-    proxy.add(Fault("stall", match="/secrets", after_bytes=500, stall_for=60))
-    env = {
-        "KUBECONFIG": str(proxy.kubeconfig(tmp_path / "kc")),
-        "PATH": "/usr/bin:/bin",
-        "HOME": "/root",
-    }
-    p = subprocess.Popen(
-        [str(VENV_BIN / "kstream"), "dump", "-o", str(target) + ("/" if fmt == "snapdir" else ""), "--force",
-         "-q", "-n", NS, "-r", "configmaps,secrets", "--timeout", "60"],
-        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-    )  # fmt: skip
+    out = str(target) + ("/" if fmt == "snapdir" else "")
+    p = stalled_dump(
+        proxy, tmp_path, out, "--force", stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
     try:
         proxy.wait_for(lambda q: q.action == "stall" and q.body_bytes > 0, timeout=60)
         proxy.wait_for(lambda q: "/configmaps" in q.path and q.marker, timeout=60)
@@ -433,17 +443,7 @@ def test_killed_dump_staging_removed_by_the_next_dump(
     writes a complete snapshot and leaves nothing hidden."""
     target = tmp_path / fmt
     out = str(target) + ("/" if fmt == "snapdir" else "")
-    proxy.add(Fault("stall", match="/secrets", after_bytes=500, stall_for=60))
-    env = {
-        "KUBECONFIG": str(proxy.kubeconfig(tmp_path / "kc")),
-        "PATH": "/usr/bin:/bin",
-        "HOME": "/root",
-    }
-    p = subprocess.Popen(
-        [str(VENV_BIN / "kstream"), "dump", "-o", out, "-q", "-n", NS, "-r", "configmaps,secrets",
-         "--timeout", "60"],
-        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
+    p = stalled_dump(proxy, tmp_path, out, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         proxy.wait_for(lambda q: q.action == "stall" and q.body_bytes > 0, timeout=60)
         p.send_signal(signal.SIGKILL)

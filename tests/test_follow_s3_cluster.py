@@ -200,12 +200,11 @@ def test_rebase_and_retention_in_object_storage(cluster: Cluster, store: Bucket,
 
     from kstream.journal.reader import open_journal
     from tests.seed import configmap
-    from tests.test_journal_rebase_cluster import counts, now
+    from tests.test_journal_rebase_cluster import churn, counts
 
     api = cluster.api
     ns = "rebase-s3"
     api.create(*namespace(ns), exist_ok=True)
-    cms = f"/api/v1/namespaces/{ns}/configmaps"
     for i in range(5):
         api.create(*configmap(ns, f"cm-{i}"), exist_ok=True)
     url = f"s3://{BUCKET}/rb/"
@@ -219,17 +218,7 @@ def test_rebase_and_retention_in_object_storage(cluster: Cluster, store: Bucket,
     instants: list[str] = []
     try:
         wait_until(lambda: f"rb/{META_NAME}" in store.versions("rb/"), 60, "journal.json")
-        for n in range(44):  # ~22 s of churn: several periods, retention at work
-            i = n % 7
-            if i == 5:
-                api.call("DELETE", f"{cms}/cm-{n % 5}", ok=(200, 202, 404))
-            elif i == 6:
-                api.create(*configmap(ns, f"cm-{(n - 1) % 5}"), exist_ok=True)
-            else:
-                api.call("PATCH", f"{cms}/cm-{i}", {"data": {"k": str(n)}}, ok=(200, 404))
-            time.sleep(0.5)
-            if n % 4 == 3:
-                instants.append(now())
+        churn(api, ns, instants)
         time.sleep(2.5)  # the last changes sealed and uploaded
     finally:
         p.send_signal(signal.SIGINT)

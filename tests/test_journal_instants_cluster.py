@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from kstream.journal.format import CHANGE_TYPES, format_time
+from kstream.journal.format import CHANGE_TYPES, now_time
 from kstream.journal.reader import open_journal
 from tests.conftest import VENV_BIN, Cluster, kstream
 from tests.seed import configmap, namespace, secret
@@ -39,12 +39,6 @@ def wait_for(pred: object, what: str, timeout: float = 60) -> None:
             return
         time.sleep(0.2)
     raise AssertionError(f"timed out waiting for {what}")
-
-
-def now() -> str:
-    from datetime import datetime, timezone
-
-    return format_time(datetime.now(timezone.utc))
 
 
 def count_rows(target: str) -> set[tuple[str, int, int]]:
@@ -78,7 +72,7 @@ def test_instants_of_a_followed_journal_equal_dumps(cluster: Cluster, tmp_path: 
         api.create(*configmap(NS, "cm-new"))
         api.call("PATCH", f"{secs}/s-0", {"stringData": {"password": "changed"}})
         wait_for(lambda: changes_in(j) >= 4, "batch 1 in the journal")
-        t1 = now()
+        t1 = now_time()
         d1 = tmp_path / "d1.ndjson.zst"
         assert (
             kstream("dump", "-q", "-o", str(d1), *SELECT, kubeconfig=cluster.kubeconfig).code == 0
@@ -89,7 +83,7 @@ def test_instants_of_a_followed_journal_equal_dumps(cluster: Cluster, tmp_path: 
         api.call("DELETE", f"{cms}/cm-new")
         api.create(*configmap(NS, "cm-1"))
         wait_for(lambda: changes_in(j) >= 7, "batch 2 in the journal")
-        t2 = now()
+        t2 = now_time()
         d2 = tmp_path / "d2.ndjson.zst"
         assert (
             kstream("dump", "-q", "-o", str(d2), *SELECT, kubeconfig=cluster.kubeconfig).code == 0

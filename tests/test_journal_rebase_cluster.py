@@ -16,8 +16,9 @@ from pathlib import Path
 
 import pytest
 
+from kstream.journal.format import now_time
 from tests.conftest import VENV_BIN, Cluster, kstream, one_line
-from tests.seed import configmap, namespace
+from tests.seed import Api, configmap, namespace
 
 pytestmark = pytest.mark.cluster
 
@@ -25,12 +26,22 @@ NS = "journal-rebase"
 SELECT = ("-n", NS, "-r", "configmaps")
 
 
-def now() -> str:
-    from datetime import datetime, timezone
-
-    from kstream.journal.format import format_time
-
-    return format_time(datetime.now(timezone.utc))
+def churn(api: Api, ns: str, instants: list[str]) -> None:
+    """~22 s of changes to the ConfigMaps cm-0..cm-4 of `ns` (patches, deletes,
+    creations again): several re-base periods, retention at work; an instant
+    noted every 2 s in `instants`."""
+    cms = f"/api/v1/namespaces/{ns}/configmaps"
+    for n in range(44):
+        i = n % 7
+        if i == 5:
+            api.call("DELETE", f"{cms}/cm-{n % 5}", ok=(200, 202, 404))
+        elif i == 6:
+            api.create(*configmap(ns, f"cm-{(n - 1) % 5}"), exist_ok=True)
+        else:
+            api.call("PATCH", f"{cms}/cm-{i}", {"data": {"k": str(n)}}, ok=(200, 404))
+        time.sleep(0.5)
+        if n % 4 == 3:
+            instants.append(now_time())
 
 
 def shadow(j: Path, copy: Path, stop: threading.Event) -> None:
@@ -69,7 +80,6 @@ def test_instants_after_rebase_and_retention_equal_the_fold_from_base_0(
 ) -> None:
     api = cluster.api
     api.create(*namespace(NS), exist_ok=True)
-    cms = f"/api/v1/namespaces/{NS}/configmaps"
     for i in range(5):
         api.create(*configmap(NS, f"cm-{i}"), exist_ok=True)
     j, copy = tmp_path / "journal", tmp_path / "shadow"
@@ -89,17 +99,7 @@ def test_instants_after_rebase_and_retention_equal_the_fold_from_base_0(
             assert time.monotonic() < deadline and p.poll() is None, log.read_text()
             time.sleep(0.1)
         linker.start()
-        for n in range(44):  # ~22 s of churn: several periods, retention at work
-            i = n % 7
-            if i == 5:
-                api.call("DELETE", f"{cms}/cm-{n % 5}", ok=(200, 202, 404))
-            elif i == 6:
-                api.create(*configmap(NS, f"cm-{(n - 1) % 5}"), exist_ok=True)
-            else:
-                api.call("PATCH", f"{cms}/cm-{i}", {"data": {"k": str(n)}}, ok=(200, 404))
-            time.sleep(0.5)
-            if n % 4 == 3:
-                instants.append(now())
+        churn(api, NS, instants)
         time.sleep(1.5)  # the last changes flushed
     finally:
         p.send_signal(signal.SIGINT)

@@ -26,7 +26,7 @@ from typing import Any
 
 import pytest
 
-from kstream.journal.format import CHANGE_TYPES, format_time
+from kstream.journal.format import CHANGE_TYPES, format_time, now_time
 from kstream.journal.reader import open_journal
 from tests.conftest import KUBECTL, VENV_BIN, Cluster, kstream, one_line
 from tests.s3bucket import download
@@ -56,12 +56,6 @@ def wait_for(pred: Any, what: str, timeout: float = 60) -> None:
             return
         time.sleep(0.2)
     raise AssertionError(f"timed out waiting for {what}")
-
-
-def now() -> str:
-    from datetime import datetime, timezone
-
-    return format_time(datetime.now(timezone.utc))
 
 
 def follow(cluster: Cluster, log: Path, *args: str) -> subprocess.Popen[bytes]:
@@ -106,7 +100,7 @@ def recorded(cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> Iter
         api.call("PATCH", f"/api/v1/namespaces/{NS}/secrets/s-0", {"stringData": {"p": "x"}})
         wait_for(lambda: changes_in(j) >= 4, "batch 1 in the journal")
         time.sleep(0.05)
-        t1 = now()
+        t1 = now_time()
         time.sleep(2.5)  # a segment boundary between t1 and batch 2
         # a large change (incompressible): the segments after t1 hold more frame
         # bytes than a few KB, so reading them whole would show
@@ -119,7 +113,7 @@ def recorded(cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> Iter
         stop(p, log)
     # while nothing follows: a change, then the resume opens a gap since the end
     time.sleep(0.5)
-    in_gap = now()
+    in_gap = now_time()
     api.create(*configmap(NS, "cm-1"))
     time.sleep(0.5)
     p = follow(cluster, log, "--resume", str(j), "--rotate-interval", "2s")
@@ -130,7 +124,7 @@ def recorded(cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> Iter
         time.sleep(0.5)
     finally:
         stop(p, log)
-    after = now()
+    after = now_time()
     journal = open_journal(str(j))
     assert all(s.sealed for s in journal.segments)
     assert len(journal.segments) >= 4, [s.path for s in journal.segments]

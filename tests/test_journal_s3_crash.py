@@ -19,7 +19,7 @@ import os
 import shutil
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -119,22 +119,47 @@ def test_crash_at_every_step_of_an_s3_resume(bucket: Bucket, tmp_path: Path) -> 
     names = trace.read_text().splitlines()
     frames = [i for i, ln in enumerate(names, 1) if " end frame " in ln]
     cut = frames[len(frames) // 2 + 1]
+
+    def staged(stage: Path, prefix: str) -> bool:
+        return bool(list_segments(stage))  # an open segment staged
+
+    resumed = crash_every_resume_step(
+        bucket, tmp_path, "res", ("s3new", "s3resume"), cut, staged, check_bucket
+    )
+    assert resumed >= 8
+
+
+def crash_every_resume_step(
+    bucket: Bucket,
+    tmp_path: Path,
+    key: str,
+    modes: tuple[str, str],
+    cut: int,
+    cut_left: Callable[[Path, str], bool],
+    check: Callable[[Bucket, str, Path, Path], None],
+) -> int:
+    """For m = 1, 2, ...: a new journal under KEY{m}/ killed at step `cut` (what
+    it left: `cut_left(stage, prefix)`), its resume killed before step m, then
+    resumed again with the same stage; `check` of the prefix after each (and
+    after the resume that ran to its end). The last step a resume crashed at."""
+    new, resume = modes
     resumed = 0
     for m in range(1, MAX_STEPS):
         stage = tmp_path / f"r{m}" / "stage"
-        url = f"s3://{BUCKET}/res{m}/"
+        prefix = f"{key}{m}/"
+        url = f"s3://{BUCKET}/{prefix}"
         stage.parent.mkdir()
-        assert run(bucket, "s3new", stage, url, crash=cut) == CRASH_EXIT
-        assert list_segments(stage)  # an open segment staged
-        code = run(bucket, "s3resume", stage, url, crash=m)
+        assert run(bucket, new, stage, url, crash=cut) == CRASH_EXIT
+        assert cut_left(stage, prefix)
+        code = run(bucket, resume, stage, url, crash=m)
         if code == 0:
-            check_bucket(bucket, f"res{m}/", stage, stage.parent)
+            check(bucket, prefix, stage, stage.parent)
             break
         assert code == CRASH_EXIT
         resumed = m
-        assert run(bucket, "s3resume", stage, url) == 0
-        check_bucket(bucket, f"res{m}/", stage, stage.parent)
-    assert resumed >= 8
+        assert run(bucket, resume, stage, url) == 0
+        check(bucket, prefix, stage, stage.parent)
+    return resumed
 
 
 def test_resume_on_a_new_machine_from_the_bucket_alone(bucket: Bucket, tmp_path: Path) -> None:
@@ -254,21 +279,14 @@ def test_crash_at_every_step_of_an_s3_resume_that_rebases(bucket: Bucket, tmp_pa
     assert run(bucket, "s3new+rebase", tmp_path / "s0", f"s3://{BUCKET}/rr0/", trace=trace) == 0
     frames = [i for i, ln in enumerate(trace.read_text().splitlines(), 1) if " end frame " in ln]
     cut = frames[len(frames) // 2]
-    resumed = 0
-    for m in range(1, MAX_STEPS):
-        stage = tmp_path / f"r{m}" / "stage"
-        url = f"s3://{BUCKET}/rr{m}/"
-        stage.parent.mkdir()
-        assert run(bucket, "s3new+rebase", stage, url, crash=cut) == CRASH_EXIT
-        assert any("/bases/" in k for k in bucket.versions(f"rr{m}/"))
-        code = run(bucket, "s3resume+rebase", stage, url, crash=m)
-        if code == 0:
-            check_bucket_rebased(bucket, f"rr{m}/", stage, stage.parent)
-            break
-        assert code == CRASH_EXIT
-        resumed = m
-        assert run(bucket, "s3resume+rebase", stage, url) == 0
-        check_bucket_rebased(bucket, f"rr{m}/", stage, stage.parent)
+
+    def rebased(stage: Path, prefix: str) -> bool:
+        return any("/bases/" in k for k in bucket.versions(prefix))
+
+    modes = ("s3new+rebase", "s3resume+rebase")
+    resumed = crash_every_resume_step(
+        bucket, tmp_path, "rr", modes, cut, rebased, check_bucket_rebased
+    )
     assert resumed >= 8
 
 

@@ -16,10 +16,11 @@ import pytest
 from rich.console import Console
 
 from kstream.cli import render
-from kstream.cli.render import ProgressView, human_bytes, human_count
+from kstream.cli.render import ProgressView, human_count
 from kstream.cluster.runner import Run
 from kstream.cluster.stream import Unit
 from kstream.errors import Interrupted
+from kstream.printable import human_bytes
 from kstream.resources import Resource
 
 LONG_NS = "some-long-namespace-name"

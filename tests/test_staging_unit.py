@@ -18,6 +18,7 @@ from typing import Any
 
 import pytest
 
+from kstream.printable import human_bytes
 from kstream.store import staging
 from kstream.store.format import Entry
 from kstream.store.snapshot import open_snapshot
@@ -175,7 +176,7 @@ def test_killed_writer_staging_removed_by_next_run(tmp_path: Path) -> None:
     assert dot_names(tmp_path) == []
     assert len(notes) == 1 and "removed 1 staging directory of killed runs" in notes[0]
     shown = notes[0].rsplit("(", 1)[1]
-    assert shown == f"{staging._size(size)} freed)"
+    assert shown == f"{human_bytes(size)} freed)"
     assert open_snapshot(dest).complete
 
 

@@ -60,7 +60,7 @@ from kstream.journal.format import (
 )
 from kstream.journal.rebase import Rebaser
 from tests.journalmaker import Journal, segment_bytes, write_base
-from tools.bench_journal import CM, cm, line
+from tools.bench_journal import CM, change, cm, line
 from tools.bench_report import INSTANT_END, INSTANT_START, put_section
 
 MB = 2**20
@@ -146,15 +146,7 @@ def build(
             seal()
             cur_slot = slot
         rv += 1
-        i = (n * 7919) % objects
-        if i in deleted:
-            typ = "ADDED"
-            deleted.discard(i)
-        elif n % 10 == 9:
-            typ = "DELETED"
-            deleted.add(i)
-        else:
-            typ = "MODIFIED"
+        i, typ = change(n, objects, deleted)
         frame.append(
             Event(
                 format_time(START + timedelta(seconds=t)), typ, CM, "", str(rv), line(cm(i, rv, n))

@@ -353,7 +353,8 @@ def table(result: CountResult, sort: str, width: int | None = None) -> tuple[Tab
     from rich.table import Table
     from rich.text import Text
 
-    from kstream.cli.render import human_bytes, human_count
+    from kstream.cli.render import human_count
+    from kstream.printable import human_bytes
 
     g = result.grouping
     est = result.estimate

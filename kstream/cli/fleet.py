@@ -17,7 +17,6 @@ from kstream.cli.render import (
     STATE_STYLE,
     Col,
     FitTable,
-    human_bytes,
     human_count,
     logfmt,
     plain_layout,
@@ -27,6 +26,7 @@ from kstream.cli.render import (
 from kstream.errors import UsageError
 from kstream.exitcodes import ExitCode
 from kstream.fleet import Fleet, Outcome, Stop, Target, dump_one, worst
+from kstream.printable import human_bytes
 
 if TYPE_CHECKING:
     from kstream.cluster.plan import LiveOptions

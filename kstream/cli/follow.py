@@ -21,7 +21,7 @@ import time
 from collections.abc import Sequence
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Group
 from rich.live import Live
@@ -62,6 +62,9 @@ from kstream.journal.health import HealthServer, stall_bound
 from kstream.journal.rebase import Rebaser
 from kstream.journal.resume import base_follows, cluster_identity, identity_json, resume
 from kstream.journal.writer import JournalWriter, guard
+
+if TYPE_CHECKING:
+    from kstream.journal.remote import Uploader
 
 PLAIN_EVERY = 10.0  # seconds between the plain progress lines (CI, not a terminal)
 
@@ -273,7 +276,7 @@ def _run_new(
     fopts: FollowOptions,
     quiet: bool,
     debug: bool,
-    up: Any = None,
+    up: Uploader | None = None,
 ) -> ExitCode:
     from dataclasses import replace
 

@@ -19,7 +19,7 @@ from kstream.cli.common import consoles, stderr_is_terminal
 from kstream.cluster.stream import FIELD_SELECTOR_REFUSED, Unit, refused_field_selector
 from kstream.dataclass import dataclass
 from kstream.exitcodes import ExitCode
-from kstream.printable import visible
+from kstream.printable import human_bytes, visible
 
 if TYPE_CHECKING:  # rich is imported where something is drawn: a quiet dump never is
     from rich.console import Console, ConsoleOptions, Group, RenderableType, RenderResult
@@ -123,14 +123,6 @@ def unit_notes(units: Sequence[Unit]) -> list[str]:
 
 
 # --------------------------------------------------------------------------- numbers
-
-
-def human_bytes(n: float) -> str:
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if abs(n) < 1024 or unit == "GiB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024
-    return f"{n:.1f} TiB"
 
 
 def human_count(n: float) -> str:

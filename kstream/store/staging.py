@@ -43,6 +43,7 @@ from pathlib import Path
 
 from kstream.dataclass import dataclass
 from kstream.errors import OutputError
+from kstream.printable import human_bytes
 
 GRACE = 10.0  # seconds: a younger unlocked staging directory may be a live run's, not yet locked
 TMP_SUFFIX = ".kstream-tmp"
@@ -64,7 +65,7 @@ class Cleaned:
         what = "directory" if self.removed == 1 else "directories"
         return (
             f"note: removed {self.removed} staging {what} of killed runs beside "
-            f"{target} ({_size(self.freed)} freed)"
+            f"{target} ({human_bytes(self.freed)} freed)"
         )
 
 
@@ -97,7 +98,8 @@ def remove_stale(target: Path, export: bool = False, now: float | None = None) -
         names = os.listdir(parent)
     except OSError:
         return done
-    if not export and any(_is_old_of(n, target.name) for n in names):
+    old = re.compile(re.escape(f".{target.name}.") + _RANDOM + re.escape(".kstream-old"))
+    if not export and any(old.fullmatch(n) for n in names):
         return done  # a directory swap was cut: its two halves are the user's
     now = time.time() if now is None else now
     uid = os.getuid()
@@ -124,13 +126,6 @@ def remove_stale(target: Path, export: bool = False, now: float | None = None) -
     return done
 
 
-def _is_old_of(name: str, target: str) -> bool:
-    return (
-        re.fullmatch(re.escape(f".{target}.") + _RANDOM + re.escape(".kstream-old"), name)
-        is not None
-    )
-
-
 def _tree_bytes(path: Path) -> int:
     total = 0
     for top, _, files in os.walk(path):
@@ -138,14 +133,6 @@ def _tree_bytes(path: Path) -> int:
             with contextlib.suppress(OSError):
                 total += os.lstat(os.path.join(top, f)).st_size
     return total
-
-
-def _size(n: float) -> str:
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if n < 1024 or unit == "GiB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024
-    return f"{n:.1f} GiB"
 
 
 class Staging:
